@@ -1,0 +1,53 @@
+"""Request dependencies as ``Annotated`` aliases; they raise domain errors, never HTTP ones."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from sqlalchemy.orm import Session
+
+from gis.settings import Settings
+
+
+def get_app_settings(request: Request) -> Settings:
+    """The settings the app was built with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A session per request; the route commits what it writes, anything else is rolled back."""
+    with request.app.state.sessionmaker() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+class Page:
+    """Limit/offset paging with a limit capped by ``GIS_MAX_PAGE_SIZE``."""
+
+    def __init__(self, limit: int, offset: int) -> None:
+        self.limit = limit
+        self.offset = offset
+
+
+def get_page(
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, description="Items per page")] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="Items to skip")] = 0,
+) -> Page:
+    """Paging parameters, checked against the configured maximum page size."""
+    from gis.errors import ValidationError
+
+    if limit > settings.max_page_size:
+        raise ValidationError(
+            f"limit must be at most {settings.max_page_size} (GIS_MAX_PAGE_SIZE); page with offset"
+        )
+    return Page(limit, offset)
+
+
+PageDep = Annotated[Page, Depends(get_page)]

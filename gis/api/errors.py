@@ -1,0 +1,92 @@
+"""One JSON error shape for the whole API: ``{"code": …, "detail": …}`` (plus optional fields)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gis.db import translate
+from gis.errors import GisError, status_code_for
+
+log = logging.getLogger("gis.api")
+
+
+class ErrorBody(BaseModel):
+    """What every error response carries."""
+
+    code: str
+    detail: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in (
+        (400, "Malformed request"),
+        (404, "Not found"),
+        (409, "Conflict"),
+        (413, "Body too large"),
+        (422, "Invalid values"),
+        (503, "Database unavailable: retry"),
+    )
+}
+
+
+def error_response(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+    """A JSON error response in the project's shape."""
+    headers = {"Retry-After": "5"} if status == 503 else None
+    return JSONResponse({"code": code, "detail": detail, **extra}, status, headers=headers)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+    return f"{location}: {error.get('msg', 'invalid')}" if location else str(error.get("msg"))
+
+
+async def _gis_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, GisError)
+    return error_response(status_code_for(error), error.code, error.detail, **error.extra)
+
+
+async def _validation_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    errors = [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg")), "type": str(e.get("type"))}
+        for e in error.errors()
+    ]
+    if any(e["type"] == "json_invalid" for e in errors):
+        return error_response(
+            400, "malformed_json", "the body is not valid JSON: " + _describe(errors[0])
+        )
+    detail = "; ".join(_describe(e) for e in errors[:5])
+    return error_response(422, "validation_error", detail, errors=errors)
+
+
+async def _http_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+    return error_response(
+        error.status_code, codes.get(error.status_code, "http_error"), str(error.detail)
+    )
+
+
+async def _database_error(_: Request, error: Exception) -> JSONResponse:
+    domain = translate(error)
+    if domain is None:
+        log.exception("unexpected database error", exc_info=error)
+        return error_response(500, "internal_error", "internal error; it has been logged")
+    return error_response(status_code_for(domain), domain.code, domain.detail)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error through the one shape."""
+    app.add_exception_handler(GisError, _gis_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(sa_exc.SQLAlchemyError, _database_error)

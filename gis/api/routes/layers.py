@@ -1,0 +1,136 @@
+"""Read-only reference layers: categories, regions and grids."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from gis.api.deps import SessionDep
+from gis.api.geojson import Feature, FeatureCollection, geometry_json
+from gis.layers import grids as grid_layer
+from gis.layers.categories import Platform, list_categories
+from gis.layers.regions import RegionLevel, get_region, list_regions
+
+router = APIRouter(tags=["layers"])
+
+
+class CategoryRead(BaseModel):
+    """A category of case and how it is handled."""
+
+    code: str
+    name_zh: str
+    name_en: str
+    platform: Platform
+    unit_type: str
+    time_limit_hours: float
+    working_hours: bool
+    priority: int
+
+
+@router.get("/categories", response_model=list[CategoryRead])
+def categories(
+    session: SessionDep, platform: Annotated[Platform | None, Query()] = None
+) -> list[CategoryRead]:
+    """The category catalog: category → platform → unit type, time limit, priority."""
+    return [
+        CategoryRead.model_validate(c, from_attributes=True)
+        for c in list_categories(session, platform=platform)
+    ]
+
+
+class RegionProperties(BaseModel):
+    """Properties of a region feature."""
+
+    code: str
+    name: str
+    name_en: str | None
+    level: RegionLevel
+    parent_code: str | None
+    households: int | None
+    population: int | None
+
+
+@router.get("/regions", response_model=FeatureCollection[RegionProperties])
+def regions(
+    session: SessionDep,
+    level: Annotated[RegionLevel | None, Query(description="city, county, town or village")] = None,
+    parent: Annotated[str | None, Query(max_length=12, description="Parent region code")] = None,
+) -> FeatureCollection[RegionProperties]:
+    """Administrative regions as GeoJSON (towns: ?level=town; a town's villages: ?parent=…)."""
+    rows = list_regions(session, level=level, parent_code=parent)
+    features = [
+        Feature[RegionProperties](
+            id=r.code,
+            geometry=geometry_json(r.geom),
+            properties=RegionProperties.model_validate(r, from_attributes=True),
+        )
+        for r in rows
+    ]
+    return FeatureCollection[RegionProperties](
+        features=features, number_matched=len(features), number_returned=len(features)
+    )
+
+
+@router.get("/regions/{code}", response_model=Feature[RegionProperties])
+def region(session: SessionDep, code: str) -> Feature[RegionProperties]:
+    """One region with its boundary."""
+    r = get_region(session, code)
+    return Feature[RegionProperties](
+        id=r.code,
+        geometry=geometry_json(r.geom),
+        properties=RegionProperties.model_validate(r, from_attributes=True),
+    )
+
+
+class GridProperties(BaseModel):
+    """Properties of a grid feature."""
+
+    code: str
+    version: int
+    name: str
+    village_code: str
+    town_code: str
+    households: int
+    population: int
+    valid_from: datetime
+    valid_to: datetime | None
+    members: list[str]
+
+
+@router.get("/grids", response_model=FeatureCollection[GridProperties])
+def grids(
+    session: SessionDep,
+    town: Annotated[str | None, Query(max_length=12, description="Town code")] = None,
+    village: Annotated[str | None, Query(max_length=12, description="Village code")] = None,
+    at: Annotated[
+        datetime | None, Query(description="The versions in force at this time (default: now)")
+    ] = None,
+) -> FeatureCollection[GridProperties]:
+    """Grids (网格) as GeoJSON, as they were at ``at``."""
+    rows = grid_layer.list_grids(session, at=at, town_code=town, village_code=village)
+    members = grid_layer.member_names_by_grid(session, [g.code for g in rows])
+    features = [
+        Feature[GridProperties](
+            id=g.code,
+            geometry=geometry_json(g.geom),
+            properties=GridProperties(
+                code=g.code,
+                version=g.version,
+                name=g.name,
+                village_code=g.village_code,
+                town_code=g.town_code,
+                households=g.households,
+                population=g.population,
+                valid_from=g.valid_from,
+                valid_to=g.valid_to,
+                members=members.get(g.code, []),
+            ),
+        )
+        for g in rows
+    ]
+    return FeatureCollection[GridProperties](
+        features=features, number_matched=len(features), number_returned=len(features)
+    )

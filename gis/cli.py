@@ -1,0 +1,97 @@
+"""The `gis` command: the same services as the API, from the shell."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from gis.errors import GisError
+from gis.settings import get_settings
+
+app = typer.Typer(
+    help="Grid-management GIS for grassroots-governance command rooms (全科网格 · 四个平台).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Provision and migrate the PostGIS database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console(stderr=True)
+
+
+def fail(error: GisError) -> typer.Exit:
+    """Print a domain error for a person and return the exit to raise."""
+    console.print(f"[red]error:[/red] {error.detail}")
+    return typer.Exit(code=2)
+
+
+@db_app.command("up")
+def db_up() -> None:
+    """Make GIS_DATABASE_URL reachable: install PostgreSQL/PostGIS/pgRouting if local, create
+    the database and its extensions."""
+    from gis import provision
+
+    try:
+        provision.up(get_settings().database_url, log=console.print)
+    except GisError as error:
+        raise fail(error) from error
+
+
+@db_app.command("migrate")
+def db_migrate(revision: str = typer.Option("head", help="Target revision")) -> None:
+    """Apply the schema migrations and sync the category catalog from data/."""
+    from gis.db import make_engine, session_scope
+    from gis.layers.categories import load_catalog
+    from gis.migrations.api import upgrade
+
+    settings = get_settings()
+    upgrade(settings.database_url, revision)
+    engine = make_engine(settings)
+    with session_scope(engine) as session:
+        written = load_catalog(session)
+    engine.dispose()
+    console.print(f"migrated to {revision}; {written} categories in the catalog")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str = typer.Argument(..., help="Target revision, e.g. base")) -> None:
+    """Revert the schema to an earlier revision (``base`` drops every table)."""
+    from gis.migrations.api import downgrade
+
+    downgrade(get_settings().database_url, revision)
+    console.print(f"downgraded to {revision}")
+
+
+@app.command("serve")
+def serve(
+    host: str | None = typer.Option(None, help="Address (default GIS_HOST)"),
+    port: int | None = typer.Option(None, help="Port (default GIS_PORT)"),
+    workers: int | None = typer.Option(None, help="Worker processes (default GIS_WORKERS)"),
+) -> None:
+    """Serve the API and the command-room maps (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    settings = get_settings()
+    host, port = host or settings.host, port or settings.port
+    console.print(f"serving on http://{host}:{port} (API docs at http://{host}:{port}/docs)")
+    uvicorn.run(
+        "gis.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers or settings.workers,
+        log_level="info",
+    )
+
+
+def _mount_optional() -> None:
+    """Sub-commands owned by their packages."""
+    from gis.sample.commands import app as sample_app
+
+    app.add_typer(sample_app, name="sample")
+
+
+_mount_optional()
+
+
+if __name__ == "__main__":
+    app()

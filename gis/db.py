@@ -1,0 +1,114 @@
+"""Engine, sessions and the one place where driver errors become domain errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from gis.errors import ConflictError, DatabaseUnavailableError, GisError, ValidationError
+from gis.settings import Settings, get_settings
+
+
+def make_engine(settings: Settings | None = None, *, url: str | None = None) -> Engine:
+    """One engine per process, with timeouts that make an outage fail fast instead of hang."""
+    settings = settings or get_settings()
+    return sa.create_engine(
+        url or settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout_s,
+        pool_pre_ping=True,
+        # A rollback on return is needed for correctness only if a connection comes back
+        # mid-transaction; sessions always end their transactions, so skip the extra round trip.
+        pool_reset_on_return="rollback",
+        connect_args={
+            "connect_timeout": settings.db_connect_timeout_s,
+            "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
+            "application_name": "gis",
+        },
+    )
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Sessions bound to ``engine``; objects stay usable after commit (routes shape replies)."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session whose transaction commits on success and rolls back on any error."""
+    with make_sessionmaker(engine)() as session:
+        try:
+            with translate_db_errors():
+                yield session
+                session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+_PG_UNIQUE_VIOLATION = "23505"
+_PG_FK_VIOLATION = "23503"
+_PG_CHECK_VIOLATION = "23514"
+_PG_NOT_NULL = "23502"
+_PG_EXCLUSION = "23P01"
+_PG_SERIALIZATION = "40001"
+_PG_INVALID_TEXT = "22P02"
+_PG_NUMERIC_OUT_OF_RANGE = "22003"
+_PG_QUERY_CANCELED = "57014"
+
+
+def translate(error: Exception) -> GisError | None:
+    """The domain error for a driver error, or ``None`` when it is a bug (a 500)."""
+    if isinstance(error, GisError):
+        return error
+    if isinstance(error, sa_exc.TimeoutError):  # pool exhausted: the server is slow or gone
+        return DatabaseUnavailableError(
+            "the database is overloaded or unreachable; retry in a few seconds"
+        )
+    if not isinstance(error, sa_exc.DBAPIError):
+        return None
+    state = _sqlstate(error)
+    if state == _PG_SERIALIZATION:
+        return ConflictError("a concurrent change won; retry the request")
+    if state == _PG_QUERY_CANCELED:
+        return DatabaseUnavailableError("the query took too long and was cancelled; retry later")
+    # Connection exceptions (08…) and operator intervention such as a shutdown (57…).
+    connection_lost = error.connection_invalidated or isinstance(error, sa_exc.OperationalError)
+    if connection_lost and (state is None or state.startswith(("08", "57"))):
+        return DatabaseUnavailableError("the database is unavailable; retry in a few seconds")
+    message = _primary_message(error)
+    if state == _PG_UNIQUE_VIOLATION:
+        return ConflictError(f"already exists: {message}")
+    if state in (_PG_FK_VIOLATION, _PG_CHECK_VIOLATION, _PG_NOT_NULL, _PG_EXCLUSION):
+        return ValidationError(f"rejected by the database: {message}")
+    if state in (_PG_INVALID_TEXT, _PG_NUMERIC_OUT_OF_RANGE):
+        return ValidationError(f"invalid value: {message}")
+    return None
+
+
+@contextmanager
+def translate_db_errors() -> Iterator[None]:
+    """Re-raise driver errors as domain errors; the only place that knows SQLSTATE codes."""
+    try:
+        yield
+    except sa_exc.SQLAlchemyError as error:
+        domain = translate(error)
+        if domain is None:
+            raise
+        raise domain from error
+
+
+def _sqlstate(error: sa_exc.DBAPIError) -> str | None:
+    return getattr(error.orig, "sqlstate", None)
+
+
+def _primary_message(error: sa_exc.DBAPIError) -> str:
+    diag = getattr(error.orig, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    return str(primary or error.orig).strip()

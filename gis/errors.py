@@ -1,0 +1,133 @@
+"""One error hierarchy for the whole service; the HTTP status of each lives in ``STATUS_CODES``.
+
+Services raise these; the API turns them into ``{"code": …, "detail": …}`` with the status from the
+table below, and the CLI prints ``detail``. Driver errors are translated in ``gis.db``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GisError(Exception):
+    """Base of every error the service reports to a user."""
+
+    code = "error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class BadRequestError(GisError):
+    """The request is malformed or asks for something impossible."""
+
+    code = "bad_request"
+
+
+class ValidationError(BadRequestError):
+    """The request is well formed but its values are not acceptable."""
+
+    code = "validation_error"
+
+
+class InvalidCoordinatesError(ValidationError):
+    """Coordinates are NaN, out of range or plausibly swapped."""
+
+    code = "invalid_coordinates"
+
+
+class UnknownCrsError(ValidationError):
+    """A coordinate reference system we do not accept."""
+
+    code = "unknown_crs"
+
+
+class InvalidGeometryError(ValidationError):
+    """A geometry that is invalid and cannot be repaired, or of the wrong type."""
+
+    code = "invalid_geometry"
+
+
+class UnknownCodeError(ValidationError):
+    """A code (category, platform, town, unit type…) that does not exist."""
+
+    code = "unknown_code"
+
+
+class NotFoundError(GisError):
+    """The addressed resource does not exist (or is outside the caller's jurisdiction)."""
+
+    code = "not_found"
+
+
+class ConflictError(GisError):
+    """The request conflicts with the current state (idempotency, versions, transitions)."""
+
+    code = "conflict"
+
+
+class InvalidTransitionError(ConflictError):
+    """A workflow action that is not allowed from the current state."""
+
+    code = "invalid_transition"
+
+
+class OutsideCoverageError(ValidationError):
+    """A point far outside every region the service knows."""
+
+    code = "outside_coverage"
+
+
+class PayloadTooLargeError(GisError):
+    """The request body is larger than allowed."""
+
+    code = "payload_too_large"
+
+
+class AuthenticationError(GisError):
+    """No valid credentials."""
+
+    code = "unauthorized"
+
+
+class PermissionDeniedError(GisError):
+    """Valid credentials without the right role."""
+
+    code = "forbidden"
+
+
+class DatabaseUnavailableError(GisError):
+    """PostgreSQL cannot be reached; the request may be retried."""
+
+    code = "database_unavailable"
+
+
+class ProvisioningError(GisError):
+    """The database server or PostGIS cannot be provided on this machine."""
+
+    code = "provisioning_error"
+
+
+# The HTTP status of every error class; the most specific class in an error's MRO wins.
+STATUS_CODES: dict[type[GisError], int] = {
+    GisError: 500,
+    BadRequestError: 400,
+    ValidationError: 422,
+    NotFoundError: 404,
+    ConflictError: 409,
+    PayloadTooLargeError: 413,
+    AuthenticationError: 401,
+    PermissionDeniedError: 403,
+    DatabaseUnavailableError: 503,
+    ProvisioningError: 503,
+}
+
+
+def status_code_for(error: GisError) -> int:
+    """The HTTP status for an error, from the most specific class listed in ``STATUS_CODES``."""
+    for klass in type(error).__mro__:
+        if klass in STATUS_CODES:
+            return STATUS_CODES[klass]
+    return 500

@@ -1,0 +1,44 @@
+"""Declarative base and the column types every layer shares."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from geoalchemy2 import Geometry
+from sqlalchemy.orm import DeclarativeBase
+
+SRID = 4326
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Base of every table; constraint names are stable so migrations can address them."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def geometry(kind: str) -> Geometry:
+    """A ``geom`` column type: EPSG:4326, with a GiST index created by the migration."""
+    return Geometry(kind, srid=SRID, spatial_index=True)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware (UTC)."""
+    return datetime.now(UTC)
+
+
+def check_in(column: str, values: type) -> sa.CheckConstraint:
+    """A CHECK constraint limiting ``column`` to the values of a ``StrEnum``."""
+    allowed = ", ".join(f"'{member.value}'" for member in values)  # type: ignore[attr-defined]
+    return sa.CheckConstraint(f"{column} IN ({allowed})", name=f"{column}_allowed")
+
+
+TZDateTime = sa.DateTime(timezone=True)

@@ -1,0 +1,55 @@
+"""Surveillance cameras (天眼) and their view sectors."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from geoalchemy2 import WKBElement
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gis.layers.base import Base, TZDateTime, check_in, geometry, utcnow
+
+
+class CameraKind(StrEnum):
+    """Fixed cameras see a sector; PTZ and dome cameras can turn to see a full circle."""
+
+    FIXED = "fixed"
+    PTZ = "ptz"
+    DOME = "dome"
+
+
+class CameraStatus(StrEnum):
+    """Whether the camera's feed is usable."""
+
+    ONLINE = "online"
+    OFFLINE = "offline"
+    MAINTENANCE = "maintenance"
+
+
+class Camera(Base):
+    """A camera at a point, looking along ``heading_deg`` with ``fov_deg`` up to ``range_m``."""
+
+    __tablename__ = "cameras"
+    __table_args__ = (
+        check_in("kind", CameraKind),
+        check_in("status", CameraStatus),
+        sa.CheckConstraint("heading_deg >= 0 AND heading_deg < 360", name="heading_range"),
+        sa.CheckConstraint("fov_deg > 0 AND fov_deg <= 360", name="fov_range"),
+        sa.CheckConstraint("range_m > 0 AND range_m <= 5000", name="range_m_range"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    kind: Mapped[str] = mapped_column(sa.String(10), default=CameraKind.FIXED.value)
+    status: Mapped[str] = mapped_column(sa.String(12), default=CameraStatus.ONLINE.value)
+    heading_deg: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    fov_deg: Mapped[float] = mapped_column(sa.Float, default=60.0)
+    range_m: Mapped[float] = mapped_column(sa.Float, default=100.0)
+    town_code: Mapped[str | None] = mapped_column(sa.ForeignKey("regions.code"), index=True)
+    geom: Mapped[WKBElement] = mapped_column(geometry("POINT"))
+    # The view sector, computed in metres from the fields above whenever they change.
+    view: Mapped[WKBElement] = mapped_column(geometry("POLYGON"))
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)

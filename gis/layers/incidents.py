@@ -1,0 +1,145 @@
+"""Incidents (cases) and their append-only event log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from geoalchemy2 import WKBElement
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from gis.errors import NotFoundError
+from gis.layers.base import Base, TZDateTime, check_in, geometry, utcnow
+from gis.layers.categories import Platform
+
+
+class IncidentStatus(StrEnum):
+    """States of a case; the workflow's transition table says which actions move between them."""
+
+    REPORTED = "reported"
+    ASSIGNED = "assigned"
+    ACCEPTED = "accepted"
+    IN_PROGRESS = "in_progress"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    RETURNED = "returned"
+    ESCALATED = "escalated"
+    CANCELLED = "cancelled"
+    DUPLICATE = "duplicate"
+
+
+# A case in one of these states needs no more work.
+FINAL_STATUSES = frozenset(
+    {IncidentStatus.CLOSED, IncidentStatus.CANCELLED, IncidentStatus.DUPLICATE}
+)
+OPEN_STATUSES = frozenset(set(IncidentStatus) - FINAL_STATUSES - {IncidentStatus.RESOLVED})
+
+
+class LocationQuality(StrEnum):
+    """How the case's point relates to the grids."""
+
+    INSIDE = "inside"  # strictly inside one grid
+    ON_EDGE = "on_edge"  # on a boundary shared by grids; the lowest code won
+    SNAPPED = "snapped"  # outside every grid but within the snap distance of one
+    OUTSIDE = "outside"  # farther out: the town's (or county's) unassigned queue
+
+
+class ReporterKind(StrEnum):
+    """Who reported the case."""
+
+    GRID_MEMBER = "grid_member"
+    CITIZEN = "citizen"
+    CAMERA = "camera"
+    HOTLINE = "hotline"
+    SYSTEM = "system"
+
+
+class Incident(Base):
+    """One case: where, what, who handles it, and by when."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        check_in("platform", Platform),
+        check_in("status", IncidentStatus),
+        check_in("location_quality", LocationQuality),
+        check_in("reporter_kind", ReporterKind),
+        sa.Index("ix_incidents_town_reported", "town_code", "reported_at"),
+        sa.Index("ix_incidents_category_reported", "category_code", "reported_at"),
+        sa.Index(
+            "ix_incidents_open_due",
+            "due_at",
+            postgresql_where=sa.text("status NOT IN ('closed', 'cancelled', 'duplicate')"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    category_code: Mapped[str] = mapped_column(sa.ForeignKey("categories.code"))
+    platform: Mapped[str] = mapped_column(sa.String(20))
+    status: Mapped[str] = mapped_column(sa.String(20), index=True)
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    reporter_kind: Mapped[str] = mapped_column(sa.String(20))
+    reporter_id: Mapped[str | None] = mapped_column(sa.String(100))
+    photos: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    # Stored in WGS84; what the reporter sent is kept beside it.
+    geom: Mapped[WKBElement] = mapped_column(geometry("POINT"))
+    source_crs: Mapped[str] = mapped_column(sa.String(16), default="EPSG:4326")
+    source_lon: Mapped[float] = mapped_column(sa.Float)
+    source_lat: Mapped[float] = mapped_column(sa.Float)
+    location_quality: Mapped[str] = mapped_column(sa.String(10))
+    grid_id: Mapped[int | None] = mapped_column(sa.ForeignKey("grids.id"))
+    grid_code: Mapped[str | None] = mapped_column(sa.String(20), index=True)
+    village_code: Mapped[str | None] = mapped_column(sa.ForeignKey("regions.code"))
+    town_code: Mapped[str | None] = mapped_column(sa.ForeignKey("regions.code"))
+    county_code: Mapped[str | None] = mapped_column(sa.ForeignKey("regions.code"))
+    member_id: Mapped[int | None] = mapped_column(sa.ForeignKey("grid_members.id"))
+    unit_id: Mapped[int | None] = mapped_column(sa.ForeignKey("responder_units.id"), index=True)
+    unit_distance_m: Mapped[float | None] = mapped_column(sa.Float)
+    unit_note: Mapped[str | None] = mapped_column(sa.Text)
+    occurred_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    reported_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    assigned_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    due_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    duplicate_of_id: Mapped[int | None] = mapped_column(sa.ForeignKey("incidents.id"))
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(200), unique=True)
+    request_hash: Mapped[str | None] = mapped_column(sa.String(64))
+
+
+class IncidentEvent(Base):
+    """One change to a case: who, when, from which state to which, and why. Never updated."""
+
+    __tablename__ = "incident_events"
+    __table_args__ = (sa.Index("ix_incident_events_incident_at", "incident_id", "at"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    incident_id: Mapped[int] = mapped_column(sa.ForeignKey("incidents.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(sa.String(100))
+    action: Mapped[str] = mapped_column(sa.String(30), index=True)
+    from_status: Mapped[str | None] = mapped_column(sa.String(20))
+    to_status: Mapped[str | None] = mapped_column(sa.String(20))
+    note: Mapped[str | None] = mapped_column(sa.Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+
+
+def get_incident(session: Session, incident_id: int) -> Incident:
+    """The incident with this id, or ``NotFoundError``."""
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        raise NotFoundError(f"no incident with id {incident_id}")
+    return incident
+
+
+def list_events(session: Session, incident_id: int) -> list[IncidentEvent]:
+    """The incident's events, oldest first."""
+    query = (
+        sa.select(IncidentEvent)
+        .where(IncidentEvent.incident_id == incident_id)
+        .order_by(IncidentEvent.at, IncidentEvent.id)
+    )
+    return list(session.scalars(query))

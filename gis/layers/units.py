@@ -1,0 +1,51 @@
+"""Responder units: police stations, market offices, enforcement squads, service centres…"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from geoalchemy2 import WKBElement
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gis.layers.base import Base, TZDateTime, check_in, geometry, utcnow
+from gis.layers.categories import Platform
+
+
+class UnitStatus(StrEnum):
+    """Whether a unit can take a case now."""
+
+    AVAILABLE = "available"
+    BUSY = "busy"
+    OFF_DUTY = "off_duty"
+
+
+class UnitType(StrEnum):
+    """Kinds of responder unit; the catalog maps categories to these."""
+
+    POLICE_STATION = "police_station"  # 派出所
+    TRAFFIC_POLICE = "traffic_police"  # 交警
+    EMERGENCY_TEAM = "emergency_team"  # 应急/防汛队
+    MARKET_OFFICE = "market_office"  # 市场监管所
+    ENFORCEMENT_SQUAD = "enforcement_squad"  # 综合执法中队
+    SERVICE_CENTRE = "service_centre"  # 便民服务中心
+
+
+class ResponderUnit(Base):
+    """A unit that handles cases, with the town (or county) it has jurisdiction over."""
+
+    __tablename__ = "responder_units"
+    __table_args__ = (check_in("platform", Platform), check_in("status", UnitStatus))
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    platform: Mapped[str] = mapped_column(sa.String(20), index=True)
+    unit_type: Mapped[str] = mapped_column(sa.String(50), index=True)
+    jurisdiction_code: Mapped[str] = mapped_column(sa.ForeignKey("regions.code"), index=True)
+    status: Mapped[str] = mapped_column(sa.String(10), default=UnitStatus.AVAILABLE.value)
+    phone: Mapped[str | None] = mapped_column(sa.String(32))
+    # Distances are ordered by geography; the migration adds a GiST index on geom::geography.
+    geom: Mapped[WKBElement] = mapped_column(geometry("POINT"))
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)

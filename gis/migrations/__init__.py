@@ -1,0 +1,1 @@
+"""Alembic migrations; run them with `gis db migrate` (see ``gis.migrations.api``)."""

@@ -1,0 +1,67 @@
+"""Typed settings, read from the environment (prefix ``GIS_``) and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/gis"
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; each is documented in the README."""
+
+    model_config = SettingsConfigDict(env_prefix="GIS_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL of the PostGIS database (driver postgresql+psycopg).",
+    )
+    db_pool_size: int = Field(10, ge=1, le=200, description="Connections kept in the pool.")
+    db_pool_timeout_s: float = Field(
+        5.0, gt=0, le=120, description="Seconds to wait for a pooled connection before 503."
+    )
+    db_connect_timeout_s: int = Field(
+        3, ge=1, le=60, description="Seconds to wait for PostgreSQL to accept a connection."
+    )
+    db_statement_timeout_ms: int = Field(
+        30_000, ge=100, description="Per-statement time limit inside the service (ms)."
+    )
+    host: str = Field("127.0.0.1", description="Address `gis serve` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `gis serve` listens on.")
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes for `gis serve`.")
+    snap_meters: float = Field(
+        50.0, ge=0, le=5_000, description="A point this close to a grid is snapped into it."
+    )
+    duplicate_radius_m: float = Field(
+        100.0, ge=0, le=10_000, description="Radius for possible-duplicate incidents."
+    )
+    duplicate_window_h: float = Field(
+        24.0, ge=0, le=24 * 365, description="Time window for possible-duplicate incidents."
+    )
+    max_body_bytes: int = Field(
+        1_000_000, ge=1_024, description="Largest request body accepted (bytes); larger is 413."
+    )
+    max_page_size: int = Field(1_000, ge=1, le=100_000, description="Largest page size allowed.")
+    overlap_tolerance_m2: float = Field(
+        1.0, ge=0, description="Overlap between grids tolerated by boundary validation (m²)."
+    )
+    tianditu_key: str | None = Field(None, description="Tianditu (天地图) basemap key, optional.")
+    sample_seed: int = Field(20261127, description="Seed of the demo county generator.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+            raise ValueError("GIS_DATABASE_URL must be a PostgreSQL URL (postgresql+psycopg://…)")
+        if value.startswith(("postgresql://", "postgres://")):
+            value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

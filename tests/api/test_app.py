@@ -1,0 +1,86 @@
+"""The app factory, the one error shape and the request guards."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gis.api import create_app
+from gis.settings import Settings
+
+
+def test_health_reports_postgis(client: Any) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json()["postgis"].startswith("3.")
+
+
+def test_unknown_route_uses_the_error_shape(client: Any) -> None:
+    response = client.get("/no-such-thing")
+    assert response.status_code == 404
+    assert set(response.json()) >= {"code", "detail"}
+
+
+def test_categories_come_from_the_catalog(client: Any) -> None:
+    body = client.get("/categories").json()
+    platforms = {c["platform"] for c in body}
+    assert platforms == {"governance", "market", "enforcement", "service"}
+    assert len(body) >= 20
+    only_market = client.get("/categories", params={"platform": "market"}).json()
+    assert only_market and all(c["platform"] == "market" for c in only_market)
+
+
+def test_unknown_platform_filter_is_422_with_reason(client: Any) -> None:
+    response = client.get("/categories", params={"platform": "fishing"})
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_error"
+    assert "platform" in response.json()["detail"]
+
+
+def test_oversized_body_is_413_before_parsing(settings: Settings) -> None:
+    from fastapi.testclient import TestClient
+
+    small = settings.model_copy(update={"max_body_bytes": 2048})
+    app = create_app(small)
+
+    @app.post("/echo")
+    def echo(body: dict[str, Any]) -> dict[str, Any]:
+        return body
+
+    with TestClient(app) as client:
+        response = client.post("/echo", content=b"{" + b" " * 4096 + b"}")
+        assert response.status_code == 413
+        assert response.json()["code"] == "payload_too_large"
+        assert client.post("/echo", json={"a": 1}).json() == {"a": 1}
+
+
+def test_malformed_json_is_400(settings: Settings) -> None:
+    from fastapi.testclient import TestClient
+
+    app = create_app(settings)
+
+    @app.post("/echo")
+    def echo(body: dict[str, Any]) -> dict[str, Any]:
+        return body
+
+    with TestClient(app) as client:
+        response = client.post(
+            "/echo", content=b'{"a": ', headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 400
+        assert response.json()["code"] == "malformed_json"
+
+
+def test_database_outage_is_503_with_retry_after(settings: Settings) -> None:
+    from fastapi.testclient import TestClient
+
+    dead = settings.model_copy(
+        update={
+            "database_url": "postgresql+psycopg://postgres@127.0.0.1:1/none",
+            "db_connect_timeout_s": 1,
+        }
+    )
+    with TestClient(create_app(dead)) as client:
+        response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["code"] == "database_unavailable"
+    assert response.headers["retry-after"] == "5"

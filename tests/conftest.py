@@ -1,0 +1,129 @@
+"""Test fixtures: a real PostGIS database per test session, a rolled-back transaction per test.
+
+The database named by ``GIS_TEST_DATABASE_URL`` (default: ``gis_test`` on the local server) is
+dropped, re-created and migrated at the start of every session. In CI (``CI=true``) a database
+that cannot be provided fails the run; elsewhere the database tests are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
+
+from gis import provision
+from gis.db import make_engine
+from gis.errors import GisError
+from gis.migrations.api import upgrade
+from gis.settings import Settings
+
+TEST_DATABASE_URL = os.environ.get(
+    "GIS_TEST_DATABASE_URL", "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/gis_test"
+)
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# The demo history ends here in tests, so figures do not depend on the day the suite runs.
+SAMPLE_END = datetime(2026, 11, 1, tzinfo=UTC)
+SAMPLE_SEED = 20261127
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    """A freshly created, migrated PostGIS database for this test session."""
+    try:
+        provision.up(TEST_DATABASE_URL, log=_quiet)
+        provision.drop_database(TEST_DATABASE_URL, log=_quiet)
+        provision.up(TEST_DATABASE_URL, log=_quiet)
+    except GisError as error:
+        if IN_CI:
+            pytest.fail(f"CI needs a PostGIS database: {error.detail}", pytrace=False)
+        pytest.skip(f"no PostGIS database: {error.detail}")
+    upgrade(TEST_DATABASE_URL)
+    return TEST_DATABASE_URL
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    """Settings pointing at the test database."""
+    return Settings(database_url=database_url, _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings) -> Iterator[Engine]:
+    """The engine of the test database."""
+    engine = make_engine(settings)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def demo(engine: Engine) -> dict[str, object]:
+    """The demo county, loaded and committed once per session; returns the load summary."""
+    from gis.sample import load_sample
+
+    with Session(engine) as session:
+        summary = load_sample(session, seed=SAMPLE_SEED, scale=1, end=SAMPLE_END, progress=False)
+        session.commit()
+    return dict(summary) if isinstance(summary, dict) else vars(summary)
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator[Connection]:
+    """A connection inside a transaction that is rolled back after the test."""
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        yield connection
+        if transaction.is_active:
+            transaction.rollback()
+
+
+@pytest.fixture
+def session(connection: Connection) -> Iterator[Session]:
+    """A session whose commits only release savepoints: nothing outlives the test."""
+    with Session(bind=connection, join_transaction_mode="create_savepoint") as session:
+        yield session
+
+
+def count(session: Session, table: str) -> int:
+    """Rows in a table (names come from tests, never from input)."""
+    return int(session.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+@pytest.fixture(scope="session", autouse=False)
+def catalog(engine: Engine) -> int:
+    """The category catalog from data/, committed once per session."""
+    from gis.layers.categories import load_catalog
+
+    with Session(engine) as session:
+        written = load_catalog(session)
+        session.commit()
+    return written
+
+
+@pytest.fixture
+def app(settings: Settings, session: Session, catalog: int) -> Iterator[object]:
+    """The API app, its sessions replaced by the test's rolled-back session."""
+    from gis.api import create_app
+    from gis.api.deps import get_session
+
+    application = create_app(settings)
+    application.dependency_overrides[get_session] = lambda: session
+    yield application
+
+
+@pytest.fixture
+def client(app: object) -> Iterator[object]:
+    """An HTTP client for the API (lifespan run, so the engine exists)."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as test_client:  # type: ignore[arg-type]
+        yield test_client
