@@ -37,7 +37,7 @@ def db_up() -> None:
 
 
 @db_app.command("migrate")
-def db_migrate(revision: str = typer.Option("head", help="Target revision")) -> None:
+def db_migrate(revision: str = typer.Option("heads", help="Target revision")) -> None:
     """Apply the schema migrations and sync the category catalog from data/."""
     from gis.db import make_engine, session_scope
     from gis.layers.categories import load_catalog
@@ -83,14 +83,16 @@ def serve(
     )
 
 
-def _mount_optional() -> None:
-    """Sub-commands owned by their packages."""
+def _mount_commands() -> None:
+    """Sub-commands owned by their packages and by the modules of ``gis.commands``."""
+    from gis.commands import register_all
     from gis.sample.commands import app as sample_app
 
     app.add_typer(sample_app, name="sample")
+    register_all(app)
 
 
-_mount_optional()
+_mount_commands()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 from gis import __version__
 from gis.api.errors import ERROR_RESPONSES, install_error_handlers
 from gis.api.middleware import BodySizeLimit
-from gis.api.routes import ROUTERS
+from gis.api.routes import discover_routers
 from gis.db import make_engine, make_sessionmaker
 from gis.settings import Settings, get_settings
 
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for router in ROUTERS:
+    for router in discover_routers():
         app.include_router(router)
 
     @app.get("/", include_in_schema=False)

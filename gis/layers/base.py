@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from geoalchemy2 import Geometry
@@ -42,3 +43,8 @@ def check_in(column: str, values: type) -> sa.CheckConstraint:
 
 
 TZDateTime = sa.DateTime(timezone=True)
+
+
+def query_point(lon: float, lat: float) -> sa.ColumnElement[Any]:
+    """A WGS84 point built server-side from bound parameters (never formatted into SQL)."""
+    return sa.func.ST_SetSRID(sa.func.ST_MakePoint(lon, lat), SRID)

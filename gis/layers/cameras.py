@@ -6,10 +6,10 @@ from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
-from geoalchemy2 import WKBElement
-from sqlalchemy.orm import Mapped, mapped_column
+from geoalchemy2 import Geography, WKBElement
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from gis.layers.base import Base, TZDateTime, check_in, geometry, utcnow
+from gis.layers.base import Base, TZDateTime, check_in, geometry, query_point, utcnow
 
 
 class CameraKind(StrEnum):
@@ -53,3 +53,23 @@ class Camera(Base):
     # The view sector, computed in metres from the fields above whenever they change.
     view: Mapped[WKBElement] = mapped_column(geometry("POLYGON"))
     updated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+
+
+def cameras_seeing(
+    session: Session, lon: float, lat: float, *, online_only: bool = True, limit: int = 20
+) -> list[tuple[Camera, float, float]]:
+    """Cameras whose view covers a WGS84 point: (camera, distance m, bearing camera→point),
+    nearest first."""
+    point = query_point(lon, lat)
+    distance = sa.func.ST_Distance(sa.cast(Camera.geom, Geography), sa.cast(point, Geography), True)
+    bearing = sa.func.degrees(
+        sa.func.ST_Azimuth(sa.cast(Camera.geom, Geography), sa.cast(point, Geography))
+    )
+    query = sa.select(Camera, distance, bearing).where(sa.func.ST_Covers(Camera.view, point))
+    if online_only:
+        query = query.where(Camera.status == CameraStatus.ONLINE.value)
+    query = query.order_by(distance, Camera.code).limit(limit)
+    return [
+        (camera, float(d), float(b) if b is not None else 0.0)
+        for camera, d, b in session.execute(query).all()
+    ]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
-from geoalchemy2 import WKBElement
-from sqlalchemy.orm import Mapped, mapped_column
+from geoalchemy2 import Geography, WKBElement
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from gis.layers.base import Base, TZDateTime, check_in, geometry, utcnow
+from gis.layers.base import Base, TZDateTime, check_in, geometry, query_point, utcnow
 from gis.layers.categories import Platform
 
 
@@ -49,3 +50,44 @@ class ResponderUnit(Base):
     # Distances are ordered by geography; the migration adds a GiST index on geom::geography.
     geom: Mapped[WKBElement] = mapped_column(geometry("POINT"))
     updated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+
+
+def nearest_units(
+    session: Session,
+    lon: float,
+    lat: float,
+    *,
+    k: int = 1,
+    unit_type: str | None = None,
+    platform: str | None = None,
+    jurisdiction_codes: Sequence[str] | None = None,
+    available_only: bool = True,
+) -> list[tuple[ResponderUnit, float]]:
+    """The ``k`` nearest units to a WGS84 point with their distance in metres, nearest first.
+
+    Candidates come from the KNN operator on ``geom::geography`` (served by its GiST index; the
+    sphere distance); they are re-ranked by the exact spheroid distance, which can swap two
+    units whose distances differ by less than ~0.3 %, so a few more than ``k`` are fetched.
+    """
+    point = sa.cast(query_point(lon, lat), Geography)
+    unit_geog = sa.cast(ResponderUnit.geom, Geography)
+    candidates = sa.select(
+        ResponderUnit.id.label("id"),
+        sa.func.ST_Distance(unit_geog, point, True).label("distance_m"),
+    )
+    if unit_type is not None:
+        candidates = candidates.where(ResponderUnit.unit_type == unit_type)
+    if platform is not None:
+        candidates = candidates.where(ResponderUnit.platform == platform)
+    if jurisdiction_codes is not None:
+        candidates = candidates.where(ResponderUnit.jurisdiction_code.in_(jurisdiction_codes))
+    if available_only:
+        candidates = candidates.where(ResponderUnit.status == UnitStatus.AVAILABLE.value)
+    inner = candidates.order_by(unit_geog.op("<->")(point)).limit(k + 5).subquery()
+    query = (
+        sa.select(ResponderUnit, inner.c.distance_m)
+        .join(inner, inner.c.id == ResponderUnit.id)
+        .order_by(inner.c.distance_m, ResponderUnit.id)
+        .limit(k)
+    )
+    return [(unit, float(distance)) for unit, distance in session.execute(query).all()]

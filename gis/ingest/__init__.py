@@ -1,0 +1,1 @@
+"""Readers of boundary and road files (geopandas/pyogrio + pyproj)."""

@@ -1,0 +1,1 @@
+"""Folium map builders: data in, HTML out (no database session)."""
