@@ -66,7 +66,7 @@ def engine(settings: Settings) -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="session")
-def demo(engine: Engine) -> dict[str, object]:
+def demo(engine: Engine, catalog: int) -> dict[str, object]:
     """The demo county, loaded and committed once per session; returns the load summary."""
     from gis.sample import load_sample
 
