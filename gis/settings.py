@@ -49,6 +49,12 @@ class Settings(BaseSettings):
         1.0, ge=0, description="Overlap between grids tolerated by boundary validation (m²)."
     )
     tianditu_key: str | None = Field(None, description="Tianditu (天地图) basemap key, optional.")
+    auth_required: bool = Field(
+        True, description="Endpoints need a bearer token (off only for local experiments)."
+    )
+    public_layers: bool = Field(
+        True, description="Grid boundaries, regions, categories and cameras readable without one."
+    )
     sample_seed: int = Field(20261127, description="Seed of the demo county generator.")
 
     @field_validator("database_url")

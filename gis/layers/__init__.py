@@ -8,8 +8,10 @@ from gis.layers.incidents import Incident, IncidentEvent
 from gis.layers.regions import Region
 from gis.layers.roads import Road
 from gis.layers.units import ResponderUnit
+from gis.layers.users import ApiToken, User
 
 __all__ = [
+    "ApiToken",
     "Base",
     "Camera",
     "Category",
@@ -21,4 +23,5 @@ __all__ = [
     "Region",
     "ResponderUnit",
     "Road",
+    "User",
 ]

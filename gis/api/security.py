@@ -1,0 +1,87 @@
+"""Access control in one place: who is calling (a bearer token), what their role allows, and
+which towns they see. Routes declare ``Depends(allow(...))``; services filter lists with
+``town_filter`` and single resources with ``check_town``, so a town's command room never sees
+another town's cases. Resources of other towns answer 404, exactly as if they did not exist."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from gis.api.deps import SessionDep, SettingsDep
+from gis.errors import AuthenticationError, NotFoundError, PermissionDeniedError
+from gis.layers.users import Role
+from gis.services.access import Principal, authenticate
+
+bearer = HTTPBearer(auto_error=False, description="An API token from `gis users add`")
+
+# Roles by what they do; admin may do everything.
+READ_CASES = (Role.GRID_MEMBER, Role.UNIT, Role.DISPATCHER, Role.COMMAND_ROOM, Role.COUNTY)
+REPORT = (Role.GRID_MEMBER, Role.DISPATCHER, Role.COMMAND_ROOM, Role.COUNTY)
+ACT_ON_CASES = (Role.GRID_MEMBER, Role.UNIT, Role.DISPATCHER, Role.COMMAND_ROOM, Role.COUNTY)
+WATCH = (Role.DISPATCHER, Role.COMMAND_ROOM, Role.COUNTY, Role.PLANNER)
+DISPATCH = (Role.DISPATCHER, Role.COMMAND_ROOM, Role.COUNTY)
+PLAN = (Role.PLANNER,)
+MANAGE_LAYERS = (Role.DISPATCHER, Role.COMMAND_ROOM, Role.COUNTY)
+
+
+def get_principal(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal | None:
+    """The caller, or ``None`` when the request carries no token."""
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    if credentials is None:
+        if request.headers.get("authorization"):
+            raise AuthenticationError("use the header 'Authorization: Bearer <token>'")
+        return None
+    principal = authenticate(session, credentials.credentials)
+    request.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal | None, Depends(get_principal)]
+
+
+def allow(*roles: Role, public: bool = False) -> Callable[..., Principal | None]:
+    """A dependency admitting ``roles`` (and admin); ``public`` also admits anonymous callers
+    when ``GIS_PUBLIC_LAYERS`` is on."""
+
+    def dependency(principal: PrincipalDep, settings: SettingsDep) -> Principal | None:
+        if principal is None:
+            if public and settings.public_layers:
+                return None
+            if not settings.auth_required:
+                return None
+            raise AuthenticationError(
+                "this endpoint needs a token: send 'Authorization: Bearer <token>' "
+                "(an admin makes one with `gis users add`)"
+            )
+        if principal.role is Role.ADMIN or principal.role in roles:
+            return principal
+        allowed = ", ".join(sorted(r.value for r in roles)) or "admin"
+        raise PermissionDeniedError(
+            f"role {principal.role.value} may not do this; allowed roles: {allowed}"
+        )
+
+    return dependency
+
+
+def check_town(principal: Principal | None, town_code: str | None, what: str) -> None:
+    """Raise ``NotFoundError`` for a resource outside the caller's towns (no existence leak)."""
+    if principal is not None and not principal.sees_town(town_code):
+        raise NotFoundError(f"no {what}")
+
+
+def town_filter(principal: Principal | None, column: Any) -> sa.ColumnElement[bool]:
+    """A WHERE clause keeping only rows of the caller's towns (true for county and admin)."""
+    if principal is None or principal.town_codes is None:
+        return sa.true()
+    return column.in_(sorted(principal.town_codes))

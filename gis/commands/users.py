@@ -1,0 +1,128 @@
+"""`gis users`: add, list and revoke API users and tokens; `demo` makes one per role."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gis.errors import GisError
+
+console = Console()
+users_app = typer.Typer(help="API users and their tokens (hashed at rest).", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Mount `gis users`."""
+    app.add_typer(users_app, name="users")
+
+
+def _fail(error: GisError) -> typer.Exit:
+    Console(stderr=True).print(f"[red]error:[/red] {error.detail}")
+    return typer.Exit(code=2)
+
+
+@users_app.command("add")
+def add(
+    name: str = typer.Argument(..., help="A unique user name"),
+    role: str = typer.Option(
+        ..., help="grid_member, unit, dispatcher, command_room, planner, county or admin"
+    ),
+    town: list[str] = typer.Option([], help="Town code of the jurisdiction (repeatable)"),
+    unit_id: int | None = typer.Option(None, help="For role unit: the responder unit's id"),
+    member_id: int | None = typer.Option(None, help="For role grid_member: the member's id"),
+    days: int = typer.Option(90, min=1, max=3650, help="Days until the token expires"),
+) -> None:
+    """Create a user and print its token (shown once: only its hash is kept)."""
+    from datetime import timedelta
+
+    from gis.db import make_engine, session_scope
+    from gis.errors import ValidationError
+    from gis.layers.users import Role
+    from gis.services import access
+    from gis.settings import get_settings
+
+    try:
+        parsed = Role(role)
+    except ValueError:
+        raise _fail(
+            ValidationError(f"unknown role {role!r}; one of: {', '.join(r.value for r in Role)}")
+        ) from None
+    engine = make_engine(get_settings())
+    try:
+        with session_scope(engine) as session:
+            user = access.add_user(
+                session,
+                name=name,
+                role=parsed,
+                town_codes=town,
+                unit_id=unit_id,
+                member_id=member_id,
+            )
+            token = access.issue_token(session, user, valid_for=timedelta(days=days))
+    except GisError as error:
+        raise _fail(error) from error
+    finally:
+        engine.dispose()
+    console.print(f"user {name} ({role}); token, valid {days} days:")
+    print(token)
+
+
+@users_app.command("list")
+def list_() -> None:
+    """List users with their role and towns."""
+    from gis.db import make_engine, session_scope
+    from gis.services import access
+    from gis.settings import get_settings
+
+    engine = make_engine(get_settings())
+    with session_scope(engine) as session:
+        table = Table("name", "role", "towns", "active")
+        for user in access.list_users(session):
+            table.add_row(
+                user.name, user.role, " ".join(user.town_codes) or "all", str(user.active)
+            )
+    engine.dispose()
+    console.print(table)
+
+
+@users_app.command("revoke")
+def revoke(name: str = typer.Argument(..., help="The user whose tokens to revoke")) -> None:
+    """Revoke every token of a user and deactivate it."""
+    from gis.db import make_engine, session_scope
+    from gis.services import access
+    from gis.settings import get_settings
+
+    engine = make_engine(get_settings())
+    try:
+        with session_scope(engine) as session:
+            revoked = access.revoke(session, name)
+    except GisError as error:
+        raise _fail(error) from error
+    finally:
+        engine.dispose()
+    console.print(f"revoked {revoked} token(s) of {name}")
+
+
+@users_app.command("demo")
+def demo(
+    town: str | None = typer.Option(None, help="Town of the town-scoped users (default: first)"),
+) -> None:
+    """(Re)create one demo user per role and print a ready token for each."""
+    from gis.db import make_engine, session_scope
+    from gis.services import access
+    from gis.settings import get_settings
+
+    engine = make_engine(get_settings())
+    try:
+        with session_scope(engine) as session:
+            tokens = access.demo_users(session, town_code=town)
+    except GisError as error:
+        raise _fail(error) from error
+    finally:
+        engine.dispose()
+    table = Table("user", "role", "towns", "token", title="Demo tokens (valid 30 days)")
+    for row in tokens:
+        table.add_row(row.name, row.role, row.towns, row.token)
+    console.print(table)
+    console.print("try: curl -H 'Authorization: Bearer <token>' http://127.0.0.1:8000/incidents")
