@@ -106,6 +106,13 @@ class Incident(Base):
     closed_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
     duplicate_of_id: Mapped[int | None] = mapped_column(sa.ForeignKey("incidents.id"))
+    # Workflow bookkeeping (gis.services.workflow keeps these in step with the event log).
+    overdue_at: Mapped[datetime | None] = mapped_column(TZDateTime)  # when the sweep flagged it
+    escalation_level: Mapped[int] = mapped_column(sa.SmallInteger, default=0, server_default="0")
+    escalated_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    extension_count: Mapped[int] = mapped_column(sa.SmallInteger, default=0, server_default="0")
+    reassign_count: Mapped[int] = mapped_column(sa.SmallInteger, default=0, server_default="0")
+    return_count: Mapped[int] = mapped_column(sa.SmallInteger, default=0, server_default="0")
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(200), unique=True)
     request_hash: Mapped[str | None] = mapped_column(sa.String(64))
 
@@ -114,7 +121,11 @@ class IncidentEvent(Base):
     """One change to a case: who, when, from which state to which, and why. Never updated."""
 
     __tablename__ = "incident_events"
-    __table_args__ = (sa.Index("ix_incident_events_incident_at", "incident_id", "at"),)
+    __table_args__ = (
+        sa.Index("ix_incident_events_incident_at", "incident_id", "at"),
+        # Statistics read the log by action (close, extend…) and per case in time order.
+        sa.Index("ix_incident_events_action_incident_at", "action", "incident_id", "at"),
+    )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     incident_id: Mapped[int] = mapped_column(sa.ForeignKey("incidents.id", ondelete="CASCADE"))

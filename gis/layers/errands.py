@@ -1,0 +1,199 @@
+"""Errand runners (跑小二): the service catalog and residents' errand requests with their events."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from geoalchemy2 import WKBElement
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from gis.errors import NotFoundError, UnknownCodeError, ValidationError
+from gis.layers.base import Base, TZDateTime, check_in, geometry, utcnow
+from gis.layers.categories import DATA_DIR
+from gis.layers.incidents import LocationQuality
+
+SERVICES_FILE = DATA_DIR / "services.json"
+
+
+class ApprovingLevel(StrEnum):
+    """Who approves a service: the village committee, the town, or a county bureau."""
+
+    VILLAGE = "village"
+    TOWN = "town"
+    COUNTY = "county"
+
+
+class ErrandStatus(StrEnum):
+    """States of an errand; gis.services.errands holds the transition table."""
+
+    REQUESTED = "requested"
+    COLLECTING = "collecting"
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+
+
+class Service(Base):
+    """One administrative service a grid member can (or cannot) run for a resident."""
+
+    __tablename__ = "services"
+    __table_args__ = (
+        check_in("approving_level", ApprovingLevel),
+        sa.CheckConstraint("time_limit_days > 0", name="positive_time_limit"),
+    )
+
+    code: Mapped[str] = mapped_column(sa.String(50), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(sa.String(100))
+    name_en: Mapped[str] = mapped_column(sa.String(200))
+    approving_level: Mapped[str] = mapped_column(sa.String(10))
+    approver: Mapped[str] = mapped_column(sa.String(200))
+    proxy_allowed: Mapped[bool] = mapped_column(sa.Boolean)
+    # Why a runner may not handle it (e.g. the applicant must appear in person).
+    proxy_note: Mapped[str | None] = mapped_column(sa.Text)
+    time_limit_days: Mapped[int] = mapped_column(sa.SmallInteger)
+    materials: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    description: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class Errand(Base):
+    """A resident's request, run by the grid member of the grid covering their home."""
+
+    __tablename__ = "errands"
+    __table_args__ = (
+        check_in("status", ErrandStatus),
+        check_in("location_quality", LocationQuality),
+        sa.CheckConstraint("applicant_trips >= 0", name="trips_not_negative"),
+        sa.Index("ix_errands_town_requested", "town_code", "requested_at"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    service_code: Mapped[str] = mapped_column(sa.ForeignKey("services.code"), index=True)
+    status: Mapped[str] = mapped_column(sa.String(20), index=True)
+    applicant_name: Mapped[str] = mapped_column(sa.String(100))
+    applicant_phone: Mapped[str] = mapped_column(sa.String(32))
+    geom: Mapped[WKBElement] = mapped_column(geometry("POINT"))
+    source_crs: Mapped[str] = mapped_column(sa.String(16), default="EPSG:4326")
+    source_lon: Mapped[float] = mapped_column(sa.Float)
+    source_lat: Mapped[float] = mapped_column(sa.Float)
+    location_quality: Mapped[str] = mapped_column(sa.String(10))
+    grid_id: Mapped[int | None] = mapped_column(sa.ForeignKey("grids.id"))
+    grid_code: Mapped[str | None] = mapped_column(sa.String(20), index=True)
+    village_code: Mapped[str | None] = mapped_column(sa.ForeignKey("regions.code"))
+    town_code: Mapped[str | None] = mapped_column(sa.ForeignKey("regions.code"))
+    county_code: Mapped[str | None] = mapped_column(sa.ForeignKey("regions.code"))
+    member_id: Mapped[int | None] = mapped_column(sa.ForeignKey("grid_members.id"), index=True)
+    note: Mapped[str | None] = mapped_column(sa.Text)
+    requested_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    due_at: Mapped[datetime] = mapped_column(TZDateTime)
+    submitted_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    # Trips the applicant made in person; 0 on delivery is a zero-trip (零跑腿) errand.
+    applicant_trips: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+
+
+class ErrandEvent(Base):
+    """One change to an errand: who, when, from which state to which, and why. Never updated."""
+
+    __tablename__ = "errand_events"
+    __table_args__ = (sa.Index("ix_errand_events_errand_at", "errand_id", "at"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    errand_id: Mapped[int] = mapped_column(sa.ForeignKey("errands.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(sa.String(100))
+    action: Mapped[str] = mapped_column(sa.String(30))
+    from_status: Mapped[str | None] = mapped_column(sa.String(20))
+    to_status: Mapped[str | None] = mapped_column(sa.String(20))
+    note: Mapped[str | None] = mapped_column(sa.Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+
+
+_SERVICE_FIELDS = {
+    "code",
+    "name_zh",
+    "name_en",
+    "approving_level",
+    "approver",
+    "proxy_allowed",
+    "proxy_note",
+    "time_limit_days",
+    "materials",
+    "description",
+}
+
+
+def read_services(path: Path = SERVICES_FILE) -> list[dict[str, Any]]:
+    """The services listed in the catalog file, checked field by field."""
+    rows: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["services"]
+    for row in rows:
+        code = row.get("code", "?")
+        missing = _SERVICE_FIELDS - {"proxy_note", "description"} - set(row)
+        if missing:
+            raise ValidationError(f"service {code}: missing {', '.join(sorted(missing))}")
+        unknown = set(row) - _SERVICE_FIELDS
+        if unknown:
+            raise ValidationError(f"service {code}: unknown fields {', '.join(sorted(unknown))}")
+        if row["approving_level"] not in set(ApprovingLevel):
+            raise UnknownCodeError(f"service {code}: unknown level {row['approving_level']!r}")
+        if not row["proxy_allowed"] and not row.get("proxy_note"):
+            raise ValidationError(f"service {code}: say in proxy_note why no runner may do it")
+        row.setdefault("proxy_note", None)
+        row.setdefault("description", None)
+    return rows
+
+
+def load_services(session: Session, path: Path = SERVICES_FILE) -> int:
+    """Insert or update every service of the catalog file; returns how many were written."""
+    rows = read_services(path)
+    statement = insert(Service).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=[Service.code],
+        set_={column: statement.excluded[column] for column in _SERVICE_FIELDS - {"code"}},
+    )
+    session.execute(statement)
+    return len(rows)
+
+
+def list_services(session: Session, *, proxy_allowed: bool | None = None) -> list[Service]:
+    """The service catalog, by code (optionally only those a runner may or may not handle)."""
+    query = sa.select(Service).order_by(Service.code)
+    if proxy_allowed is not None:
+        query = query.where(Service.proxy_allowed.is_(proxy_allowed))
+    return list(session.scalars(query))
+
+
+def get_service(session: Session, code: str) -> Service:
+    """The service with this code, or ``UnknownCodeError`` naming those that exist."""
+    service = session.get(Service, code)
+    if service is None:
+        known = session.scalars(sa.select(Service.code).order_by(Service.code)).all()
+        raise UnknownCodeError(f"unknown service {code!r}; known services: {', '.join(known)}")
+    return service
+
+
+def get_errand(session: Session, errand_id: int) -> Errand:
+    """The errand with this id, or ``NotFoundError``."""
+    errand = session.get(Errand, errand_id)
+    if errand is None:
+        raise NotFoundError(f"no errand with id {errand_id}")
+    return errand
+
+
+def list_errand_events(session: Session, errand_id: int) -> list[ErrandEvent]:
+    """The errand's events, oldest first."""
+    query = (
+        sa.select(ErrandEvent)
+        .where(ErrandEvent.errand_id == errand_id)
+        .order_by(ErrandEvent.at, ErrandEvent.id)
+    )
+    return list(session.scalars(query))
