@@ -1,0 +1,440 @@
+"""Report intake: a report in, and at once its grid, platform, unit and deadline, all saved.
+
+``report_incident`` is the one entry point (API, CLI, camera alerts). It validates and converts
+the coordinates in Python, reads the category, then runs ONE statement that locates the point
+(``gis.services.assignment.LOCATE_CTES``), picks the unit, inserts the incident and its first
+events and returns the whole reply. The caller owns the transaction.
+
+Idempotency: the insert is ``ON CONFLICT (idempotency_key) DO NOTHING``. A retry of a committed
+report inserts nothing and the first answer is read back; a concurrent retry waits on the unique
+index until the first commits, then does the same. The same key with a different body is 409.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl
+from sqlalchemy.orm import Session
+
+from gis.errors import (
+    ConflictError,
+    InvalidCoordinatesError,
+    NotFoundError,
+    ValidationError,
+)
+from gis.geo import Crs, check_lonlat, parse_crs, to_wgs84
+from gis.layers.categories import get_category
+from gis.layers.incidents import OPEN_STATUSES, LocationQuality, ReporterKind
+from gis.services.assignment import (
+    LOCATE_CTES,
+    POINT_SQL,
+    locate,
+    locate_params,
+)
+from gis.services.deadlines import due_at
+from gis.settings import Settings
+
+# A report may say it happened a little in the future: phone clocks drift.
+CLOCK_SKEW = timedelta(minutes=5)
+MAX_CAMERAS = 20
+MAX_DUPLICATES = 20
+
+
+class ReportLocation(BaseModel):
+    """Where the case is, in ``crs`` (default WGS84); lon first, as GeoJSON."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lon: float = Field(description="Longitude (east), degrees")
+    lat: float = Field(description="Latitude (north), degrees")
+    crs: str = Field(
+        "EPSG:4326",
+        max_length=32,
+        description="EPSG:4326 (default), EPSG:4490 (CGCS2000), GCJ-02 (Amap/Tencent) or BD-09",
+    )
+
+
+class Reporter(BaseModel):
+    """Who reports: a grid member, a citizen, a camera, the hotline or another system."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ReporterKind
+    id: str | None = Field(None, max_length=100, description="Member id, camera code, phone…")
+
+
+class IncidentReport(BaseModel):
+    """A report of a case, as sent by a phone, the hotline, a camera or another system."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category: str = Field(min_length=1, max_length=50, description="Category code (/categories)")
+    location: ReportLocation
+    description: str = Field("", max_length=4000)
+    reporter: Reporter
+    occurred_at: AwareDatetime | None = Field(
+        None, description="When it happened, with a UTC offset (e.g. 2026-11-27T09:30:00+08:00)"
+    )
+    photos: list[HttpUrl] = Field(
+        default_factory=list, max_length=20, description="http(s) URLs of photos"
+    )
+
+    def request_hash(self) -> str:
+        """A digest of the report's content, to tell a retry from a different request."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass
+class IncidentDetail:
+    """An incident with everything a reply shows: grid, places, member, unit, cameras…"""
+
+    id: int
+    status: str
+    category_code: str
+    category_name: str
+    platform: str
+    description: str
+    reporter_kind: str
+    reporter_id: str | None
+    photos: list[str]
+    lon: float
+    lat: float
+    source_crs: str
+    source_lon: float
+    source_lat: float
+    location_quality: str
+    snap_distance_m: float | None
+    grid_id: int | None
+    grid_code: str | None
+    grid_name: str | None
+    member_id: int | None
+    member_name: str | None
+    village_code: str | None
+    village_name: str | None
+    town_code: str | None
+    town_name: str | None
+    county_code: str | None
+    county_name: str | None
+    unit_id: int | None
+    unit_code: str | None
+    unit_name: str | None
+    unit_type: str | None
+    unit_phone: str | None
+    unit_distance_m: float | None
+    unit_note: str | None
+    occurred_at: datetime | None
+    reported_at: datetime
+    assigned_at: datetime | None
+    due_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    updated_at: datetime
+    request_hash: str | None
+    cameras: list[dict[str, Any]] = field(default_factory=list)
+    possible_duplicates: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    """The saved incident, and whether this call created it (False: an idempotent replay)."""
+
+    incident: IncidentDetail
+    created: bool
+
+
+_OPEN = ", ".join(f"'{s.value}'" for s in sorted(OPEN_STATUSES))
+
+
+def _reply_sql(source: str, where: str = "") -> str:
+    """The reply SELECT over ``source`` (the ``incidents`` table or the inserted row)."""
+    # One implementation for the intake reply, GET /incidents/{id} and idempotent replays:
+    # ``source`` is a table or CTE name and ``where`` a fixed condition, both module constants.
+    return f"""
+SELECT src.id, src.status, src.category_code, cat.name_zh AS category_name, src.platform,
+       src.description, src.reporter_kind, src.reporter_id, src.photos,
+       ST_X(src.geom) AS lon, ST_Y(src.geom) AS lat,
+       src.source_crs, src.source_lon, src.source_lat, src.location_quality,
+       CASE WHEN src.location_quality = 'snapped'
+            THEN ST_Distance(g.geom::geography, src.geom::geography) END AS snap_distance_m,
+       src.grid_id, g.code AS grid_code, g.name AS grid_name,
+       src.member_id, m.name AS member_name,
+       src.village_code, v.name AS village_name, src.town_code, t.name AS town_name,
+       src.county_code, c.name AS county_name,
+       src.unit_id, u.code AS unit_code, u.name AS unit_name, u.unit_type, u.phone AS unit_phone,
+       src.unit_distance_m, src.unit_note,
+       src.occurred_at, src.reported_at, src.assigned_at, src.due_at, src.resolved_at,
+       src.closed_at, src.updated_at, src.request_hash,
+       (SELECT COALESCE(json_agg(json_build_object(
+                    'id', s.id, 'code', s.code, 'name', s.name, 'kind', s.kind,
+                    'distance_m', s.d, 'bearing_deg', s.b) ORDER BY s.d, s.code), '[]'::json)
+          FROM (SELECT cam.id, cam.code, cam.name, cam.kind,
+                       ST_Distance(cam.geom::geography, src.geom::geography) AS d,
+                       degrees(ST_Azimuth(cam.geom::geography, src.geom::geography)) AS b
+                  FROM cameras AS cam
+                 WHERE ST_Covers(cam.view, src.geom) AND cam.status = 'online'
+                 ORDER BY d, cam.code
+                 LIMIT {MAX_CAMERAS}) AS s) AS cameras,
+       (SELECT COALESCE(json_agg(json_build_object(
+                    'id', s.id, 'status', s.status, 'distance_m', s.d,
+                    'reported_at', s.reported_at, 'grid_code', s.grid_code)
+                    ORDER BY s.d, s.id), '[]'::json)
+          FROM (SELECT o.id, o.status, o.reported_at, o.grid_code,
+                       ST_Distance(o.geom::geography, src.geom::geography) AS d
+                  FROM incidents AS o
+                 WHERE o.category_code = src.category_code AND o.id <> src.id
+                   AND o.status IN ({_OPEN})
+                   AND o.reported_at <= src.reported_at
+                   AND o.reported_at >= src.reported_at
+                       - make_interval(secs => CAST(:dup_window_s AS float8))
+                   AND ST_DWithin(o.geom::geography, src.geom::geography,
+                                  CAST(:dup_radius_m AS float8))
+                 ORDER BY d, o.id
+                 LIMIT {MAX_DUPLICATES}) AS s) AS possible_duplicates
+FROM {source} AS src
+JOIN categories AS cat ON cat.code = src.category_code
+LEFT JOIN grids AS g ON g.id = src.grid_id
+LEFT JOIN grid_members AS m ON m.id = src.member_id
+LEFT JOIN regions AS v ON v.code = src.village_code
+LEFT JOIN regions AS t ON t.code = src.town_code
+LEFT JOIN regions AS c ON c.code = src.county_code
+LEFT JOIN responder_units AS u ON u.id = src.unit_id
+{where}
+"""  # noqa: S608 -- only module constants are interpolated; values are bound parameters
+
+
+# Unit choice (属地管理): an available unit of the category's type with jurisdiction over the
+# town; else one with jurisdiction over the county (traffic police, say); else the nearest one
+# of any town of the same county. Nearest by the exact ellipsoidal distance; a county holds a
+# few dozen units of a type, so ranking them all is cheaper than a KNN probe per tier.
+_UNIT_GEOG = f"({POINT_SQL})::geography"
+_UNIT_CTE = f"""
+unit AS (
+    SELECT u.id, ST_Distance(u.geom::geography, {_UNIT_GEOG}) AS d,
+           CASE WHEN u.jurisdiction_code = loc.town_code THEN 0
+                WHEN u.jurisdiction_code = loc.county_code THEN 1
+                ELSE 2 END AS tier
+    FROM loc
+    JOIN responder_units AS u
+      ON u.unit_type = CAST(:unit_type AS text) AND u.status = 'available'
+     AND u.jurisdiction_code IN (
+            SELECT r.code FROM regions AS r
+             WHERE r.code = loc.town_code OR r.code = loc.county_code
+                OR r.parent_code = loc.county_code)
+    WHERE loc.covered
+    ORDER BY tier, d, u.id
+    LIMIT 1
+)"""  # noqa: S608 -- constants only
+
+_INTAKE_SQL = sa.text(
+    f"""
+WITH {LOCATE_CTES},
+{_UNIT_CTE},
+ins AS (
+    INSERT INTO incidents (
+        category_code, platform, status, description, reporter_kind, reporter_id, photos,
+        geom, source_crs, source_lon, source_lat, location_quality, grid_id, grid_code,
+        village_code, town_code, county_code, member_id, unit_id, unit_distance_m, unit_note,
+        occurred_at, reported_at, assigned_at, due_at, updated_at, idempotency_key,
+        request_hash)
+    SELECT CAST(:category AS text), CAST(:platform AS text),
+           CASE WHEN unit.id IS NULL THEN 'reported' ELSE 'assigned' END,
+           CAST(:description AS text), CAST(:reporter_kind AS text),
+           CAST(:reporter_id AS text), CAST(:photos AS jsonb),
+           {POINT_SQL}, CAST(:source_crs AS text), CAST(:source_lon AS float8),
+           CAST(:source_lat AS float8), loc.quality, loc.grid_id, loc.grid_code,
+           loc.village_code, loc.town_code, loc.county_code, loc.member_id, unit.id, unit.d,
+           CASE
+             WHEN unit.id IS NULL THEN format(
+               'no available %s unit with jurisdiction over %s or anywhere in its county; '
+               'waiting for the command room to assign one',
+               CAST(:unit_type AS text), COALESCE(loc.town_code, loc.county_code, 'this place'))
+             WHEN unit.tier = 1 THEN format(
+               'no available %s unit of town %s; the county unit was assigned',
+               CAST(:unit_type AS text), loc.town_code)
+             WHEN unit.tier = 2 THEN format(
+               'no available %s unit with jurisdiction over %s; the nearest one in county %s '
+               'was assigned', CAST(:unit_type AS text),
+               COALESCE(loc.town_code, loc.county_code), loc.county_code)
+           END,
+           CAST(:occurred_at AS timestamptz), CAST(:now AS timestamptz),
+           CASE WHEN unit.id IS NULL THEN NULL ELSE CAST(:now AS timestamptz) END,
+           CAST(:due_at AS timestamptz), CAST(:now AS timestamptz),
+           CAST(:idempotency_key AS text), CAST(:request_hash AS text)
+    FROM loc
+    LEFT JOIN unit ON true
+    WHERE loc.covered
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING *
+),
+events AS (
+    INSERT INTO incident_events (incident_id, at, actor, action, from_status, to_status, note,
+                                 data)
+    SELECT ins.id, ins.reported_at, e.actor, e.action, e.from_status, e.to_status, e.note,
+           e.data
+    FROM ins
+    CROSS JOIN LATERAL (VALUES
+        (1, CAST(:actor AS text), 'report', CAST(NULL AS text), 'reported', CAST(NULL AS text),
+         jsonb_build_object('source_crs', ins.source_crs, 'source_lon', ins.source_lon,
+                            'source_lat', ins.source_lat,
+                            'location_quality', ins.location_quality,
+                            'grid_code', ins.grid_code)),
+        (2, 'system', 'assign', 'reported', 'assigned', ins.unit_note,
+         jsonb_build_object('unit_id', ins.unit_id, 'distance_m', ins.unit_distance_m))
+    ) AS e(ord, actor, action, from_status, to_status, note, data)
+    WHERE e.ord = 1 OR ins.unit_id IS NOT NULL
+    ORDER BY e.ord
+)
+{_reply_sql("ins")}
+"""  # noqa: S608 -- only module constants are interpolated; values are bound parameters
+)
+
+_BY_ID_SQL = sa.text(_reply_sql("incidents", "WHERE src.id = :incident_id"))
+_BY_KEY_SQL = sa.text(_reply_sql("incidents", "WHERE src.idempotency_key = :idempotency_key"))
+_CATEGORY_SQL = sa.text(
+    "SELECT platform, unit_type, time_limit_hours, working_hours FROM categories WHERE code = :code"
+)
+
+
+def _detail(row: Any) -> IncidentDetail:
+    """An ``IncidentDetail`` from a row of the reply SELECT."""
+    return IncidentDetail(**row._asdict())
+
+
+def _duplicate_params(settings: Settings) -> dict[str, float]:
+    return {
+        "dup_radius_m": settings.duplicate_radius_m,
+        "dup_window_s": settings.duplicate_window_h * 3600.0,
+    }
+
+
+def checked_wgs84(lon: float, lat: float, crs_text: str | None) -> tuple[float, float, Crs]:
+    """Validate lon/lat given in ``crs_text`` and convert them to WGS84."""
+    crs = parse_crs(crs_text)
+    try:
+        check_lonlat(lon, lat)
+    except InvalidCoordinatesError as error:
+        # NaN and infinity cannot be written as JSON: keep the message, drop the raw values.
+        finite = {k: v for k, v in error.extra.items() if not _non_finite(v)}
+        raise InvalidCoordinatesError(error.detail, **finite) from None
+    wgs_lon, wgs_lat = to_wgs84(float(lon), float(lat), crs)
+    return wgs_lon, wgs_lat, crs
+
+
+def _non_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def report_incident(
+    session: Session,
+    report: IncidentReport,
+    *,
+    settings: Settings,
+    now: datetime | None = None,
+    idempotency_key: str | None = None,
+) -> IntakeResult:
+    """Save a report with its grid, platform, unit and deadline, and its first events."""
+    now = now or datetime.now(UTC)
+    lon, lat, crs = checked_wgs84(report.location.lon, report.location.lat, report.location.crs)
+    if report.occurred_at is not None and report.occurred_at > now + CLOCK_SKEW:
+        raise ValidationError(
+            f"occurred_at {report.occurred_at.isoformat()} is in the future "
+            f"(server time {now.isoformat(timespec='seconds')}); check the device clock"
+        )
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
+        raise ValidationError("Idempotency-Key must be 1 to 200 characters")
+    category = session.execute(_CATEGORY_SQL, {"code": report.category}).one_or_none()
+    if category is None:
+        get_category(session, report.category)  # raises UnknownCodeError listing the codes
+        raise NotFoundError(f"no category {report.category!r}")  # unreachable without a race
+    request_hash = report.request_hash()
+    reporter = report.reporter
+    params = {
+        **locate_params(
+            lon,
+            lat,
+            at=now,
+            snap_m=settings.snap_meters,
+            coverage_margin_m=settings.coverage_margin_m,
+        ),
+        **_duplicate_params(settings),
+        "unit_type": category.unit_type,
+        "category": report.category,
+        "platform": category.platform,
+        "description": report.description,
+        "reporter_kind": reporter.kind.value,
+        "reporter_id": reporter.id,
+        "actor": f"{reporter.kind.value}:{reporter.id}" if reporter.id else reporter.kind.value,
+        "photos": json.dumps([str(url) for url in report.photos]),
+        "source_crs": crs.value,
+        "source_lon": float(report.location.lon),
+        "source_lat": float(report.location.lat),
+        "occurred_at": report.occurred_at,
+        "now": now,
+        "due_at": due_at(now, category.time_limit_hours, working_hours=category.working_hours),
+        "idempotency_key": idempotency_key,
+        "request_hash": request_hash,
+    }
+    row = session.execute(_INTAKE_SQL, params).one_or_none()
+    if row is not None:
+        return IntakeResult(_detail(row), created=True)
+    if idempotency_key is not None:
+        first = find_incident_by_key(session, idempotency_key, settings=settings)
+        if first is not None:
+            if first.request_hash != request_hash:
+                raise ConflictError(
+                    f"Idempotency-Key {idempotency_key!r} was already used for a different "
+                    f"report (incident {first.id}); use a new key for a new report",
+                    incident_id=first.id,
+                )
+            return IntakeResult(first, created=False)
+    # Nothing inserted and no earlier report: the point is outside the service area.
+    locate(
+        session,
+        lon,
+        lat,
+        at=now,
+        snap_m=settings.snap_meters,
+        coverage_margin_m=settings.coverage_margin_m,
+    )
+    raise ConflictError("the report could not be saved because of a concurrent change; retry")
+
+
+def find_incident_by_key(
+    session: Session, idempotency_key: str, *, settings: Settings
+) -> IncidentDetail | None:
+    """The incident first saved under this idempotency key, or None."""
+    params = {"idempotency_key": idempotency_key, **_duplicate_params(settings)}
+    row = session.execute(_BY_KEY_SQL, params).one_or_none()
+    return None if row is None else _detail(row)
+
+
+def get_incident_detail(
+    session: Session, incident_id: int, *, settings: Settings
+) -> IncidentDetail:
+    """The incident with its assignment, cameras and possible duplicates, or ``NotFoundError``."""
+    params = {"incident_id": incident_id, **_duplicate_params(settings)}
+    row = session.execute(_BY_ID_SQL, params).one_or_none()
+    if row is None:
+        raise NotFoundError(f"no incident with id {incident_id}")
+    return _detail(row)
+
+
+__all__ = [
+    "IncidentDetail",
+    "IncidentReport",
+    "IntakeResult",
+    "LocationQuality",
+    "ReportLocation",
+    "Reporter",
+    "find_incident_by_key",
+    "get_incident_detail",
+    "report_incident",
+]
