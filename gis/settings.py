@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     snap_meters: float = Field(
         50.0, ge=0, le=5_000, description="A point this close to a grid is snapped into it."
     )
+    coverage_margin_m: float = Field(
+        50_000.0,
+        ge=0,
+        le=500_000,
+        description="A report outside every town but this close to one (metres) goes to that "
+        "town's queue as `outside`; farther is 422 outside_coverage.",
+    )
     duplicate_radius_m: float = Field(
         100.0, ge=0, le=10_000, description="Radius for possible-duplicate incidents."
     )
