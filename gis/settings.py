@@ -55,12 +55,60 @@ class Settings(BaseSettings):
     overlap_tolerance_m2: float = Field(
         1.0, ge=0, description="Overlap between grids tolerated by boundary validation (m²)."
     )
+    plan_balance_threshold: float = Field(
+        0.30,
+        gt=0,
+        le=10,
+        description="A proposed grid whose households, population or 12-month incidents deviate "
+        "from its village mean by more than this fraction is flagged (0.30 = ±30 %).",
+    )
+    plan_warnings_block: bool = Field(
+        False, description="Boundary-plan warnings (repairs, imbalance…) also block apply."
+    )
+    plan_lock_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="How long applying a plan waits for a concurrent change to the same "
+        "village to finish before answering 409 (s).",
+    )
     tianditu_key: str | None = Field(None, description="Tianditu (天地图) basemap key, optional.")
+    dispatch_max_outside_m: float = Field(
+        20_000.0,
+        gt=0,
+        description="A unit (AVL) or camera position farther than this from every town is "
+        "rejected (m).",
+    )
+    route_snap_speed_kmh: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="Speed of the off-road leg between a point and its nearest road (km/h).",
+    )
+    route_max_snap_m: float = Field(
+        1_000.0,
+        gt=0,
+        le=20_000,
+        description="A point farther than this from every road is unreachable by road (m).",
+    )
+    route_margin_m: float = Field(
+        3_000.0,
+        ge=0,
+        le=100_000,
+        description="Roads this far beyond the box around incident and candidate units are "
+        "searched for routes (m).",
+    )
     auth_required: bool = Field(
         True, description="Endpoints need a bearer token (off only for local experiments)."
     )
     public_layers: bool = Field(
         True, description="Grid boundaries, regions, categories and cameras readable without one."
+    )
+    sla_escalate_after_h: float = Field(
+        24.0,
+        ge=0,
+        le=24 * 365,
+        description="The SLA sweep escalates an open case overdue by more than this (hours).",
     )
     sample_seed: int = Field(20261127, description="Seed of the demo county generator.")
 

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from geoalchemy2 import Geography, WKBElement
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from gis.errors import NotFoundError
 from gis.layers.base import Base, TZDateTime, check_in, geometry, query_point, utcnow
 from gis.layers.categories import Platform
 
@@ -50,6 +51,74 @@ class ResponderUnit(Base):
     # Distances are ordered by geography; the migration adds a GiST index on geom::geography.
     geom: Mapped[WKBElement] = mapped_column(geometry("POINT"))
     updated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+
+
+class UnitPosition(Base):
+    """One AVL fix of a unit: the track kept beside the unit's current position. Never updated."""
+
+    __tablename__ = "unit_positions"
+    __table_args__ = (sa.Index("ix_unit_positions_unit_recorded", "unit_id", "recorded_at"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(sa.ForeignKey("responder_units.id", ondelete="CASCADE"))
+    geom: Mapped[WKBElement] = mapped_column(geometry("POINT"))
+    source_crs: Mapped[str] = mapped_column(sa.String(16), default="EPSG:4326")
+    # When the device took the fix, and when the service received it (AVL can arrive late).
+    recorded_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+
+
+def get_unit(session: Session, unit_id: int) -> ResponderUnit:
+    """The unit with this id, or ``NotFoundError``."""
+    unit = session.get(ResponderUnit, unit_id)
+    if unit is None:
+        raise NotFoundError(f"no responder unit with id {unit_id}")
+    return unit
+
+
+def list_units(
+    session: Session,
+    *,
+    platform: str | None = None,
+    unit_type: str | None = None,
+    status: str | None = None,
+    jurisdiction_code: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> tuple[list[ResponderUnit], int]:
+    """Units matching the filters, by code, with the total number matching."""
+    query = sa.select(ResponderUnit)
+    if platform is not None:
+        query = query.where(ResponderUnit.platform == platform)
+    if unit_type is not None:
+        query = query.where(ResponderUnit.unit_type == unit_type)
+    if status is not None:
+        query = query.where(ResponderUnit.status == status)
+    if jurisdiction_code is not None:
+        query = query.where(ResponderUnit.jurisdiction_code == jurisdiction_code)
+    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
+    query = query.order_by(ResponderUnit.code).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query)), int(total)
+
+
+def latest_fix_at(session: Session, unit_id: int) -> datetime | None:
+    """When the newest AVL fix of a unit was taken, if it has any."""
+    return session.scalar(
+        sa.select(sa.func.max(UnitPosition.recorded_at)).where(UnitPosition.unit_id == unit_id)
+    )
+
+
+def unit_track(
+    session: Session, unit_id: int, *, since: datetime | None = None, limit: int = 1000
+) -> list[UnitPosition]:
+    """A unit's AVL fixes, oldest first (optionally only those taken since ``since``)."""
+    query = sa.select(UnitPosition).where(UnitPosition.unit_id == unit_id)
+    if since is not None:
+        query = query.where(UnitPosition.recorded_at >= since)
+    query = query.order_by(UnitPosition.recorded_at.desc(), UnitPosition.id.desc()).limit(limit)
+    return list(reversed(list(session.scalars(query))))
 
 
 def nearest_units(

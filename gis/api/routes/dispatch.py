@@ -1,0 +1,80 @@
+"""Dispatch: the units nearest to a place or to a case, by distance or by drive time."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from gis.api.deps import SessionDep, SettingsDep
+from gis.api.schemas.dispatch import NearestRead, SuggestedUnitsRead
+from gis.services import dispatch
+from gis.services.dispatch import RankBy
+from gis.services.routing import RouteOptions
+
+router = APIRouter(tags=["dispatch"])
+
+KQuery = Annotated[int, Query(description="How many units (1–50)")]
+ByQuery = Annotated[
+    RankBy, Query(description="distance (geodesic) or drive_time (over the road network)")
+]
+AvailableQuery = Annotated[bool, Query(description="Only units whose status is available")]
+
+
+@router.get("/dispatch/nearest", response_model=NearestRead)
+def nearest(
+    session: SessionDep,
+    settings: SettingsDep,
+    lon: Annotated[float, Query(description="Longitude of the place, in `crs`")],
+    lat: Annotated[float, Query(description="Latitude of the place, in `crs`")],
+    crs: Annotated[
+        str | None, Query(max_length=32, description="EPSG:4326 (default), GCJ-02, BD-09…")
+    ] = None,
+    platform: Annotated[str | None, Query(max_length=40, description="Platform key")] = None,
+    unit_type: Annotated[str | None, Query(max_length=60, description="Unit type")] = None,
+    k: KQuery = 5,
+    available_only: AvailableQuery = True,
+    by: ByQuery = RankBy.DISTANCE,
+) -> NearestRead:
+    """The k units nearest to a place, with distance and (by drive time) ETA and route length."""
+    wgs_lon, wgs_lat = dispatch.wgs84_point(lon, lat, crs)
+    result = dispatch.nearest_responders(
+        session,
+        lon=wgs_lon,
+        lat=wgs_lat,
+        platform=dispatch.parse_platform(platform),
+        unit_type=dispatch.parse_unit_type(unit_type),
+        k=k,
+        available_only=available_only,
+        by=by,
+        options=RouteOptions.from_settings(settings),
+    )
+    return NearestRead.of(result)
+
+
+@router.get("/incidents/{incident_id}/suggested-units", response_model=SuggestedUnitsRead)
+def suggested_units(
+    session: SessionDep,
+    settings: SettingsDep,
+    incident_id: int,
+    k: KQuery = 5,
+    available_only: AvailableQuery = True,
+    by: ByQuery = RankBy.DISTANCE,
+) -> SuggestedUnitsRead:
+    """Units of the type the case's category needs, nearest (or fastest) first."""
+    incident, result = dispatch.suggested_units(
+        session,
+        incident_id,
+        k=k,
+        available_only=available_only,
+        by=by,
+        options=RouteOptions.from_settings(settings),
+    )
+    base = NearestRead.of(result)
+    return SuggestedUnitsRead(
+        **base.model_dump(),
+        incident_id=incident.id,
+        category_code=incident.category_code,
+        town_code=incident.town_code,
+        current_unit_id=incident.unit_id,
+    )

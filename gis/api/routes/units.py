@@ -1,0 +1,103 @@
+"""Responder units: the live layer (GeoJSON), status changes and AVL position fixes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from gis.api.deps import PageDep, SessionDep, SettingsDep
+from gis.api.geojson import Feature, FeatureCollection, geometry_json
+from gis.api.schemas.dispatch import FixProperties, UnitProperties, UnitRead, UnitUpdate
+from gis.geo import parse_crs
+from gis.layers import units as unit_layer
+from gis.services import dispatch
+
+router = APIRouter(tags=["units"])
+
+
+@router.get("/units", response_model=FeatureCollection[UnitProperties])
+def units(
+    session: SessionDep,
+    page: PageDep,
+    platform: Annotated[str | None, Query(max_length=40, description="Platform key")] = None,
+    type_: Annotated[
+        str | None, Query(alias="type", max_length=60, description="Unit type")
+    ] = None,
+    status: Annotated[
+        str | None, Query(max_length=20, description="available, busy or off_duty")
+    ] = None,
+    town: Annotated[
+        str | None, Query(max_length=12, description="Jurisdiction (town or county) code")
+    ] = None,
+) -> FeatureCollection[UnitProperties]:
+    """Responder units as GeoJSON points, by code, with filters."""
+    platform_key = dispatch.parse_platform(platform)
+    unit_type = dispatch.parse_unit_type(type_)
+    unit_status = dispatch.parse_status(status)
+    rows, total = unit_layer.list_units(
+        session,
+        platform=platform_key.value if platform_key else None,
+        unit_type=unit_type.value if unit_type else None,
+        status=unit_status.value if unit_status else None,
+        jurisdiction_code=town,
+        limit=page.limit,
+        offset=page.offset,
+    )
+    features = [
+        Feature[UnitProperties](
+            id=u.id,
+            geometry=geometry_json(u.geom),
+            properties=UnitProperties.model_validate(u, from_attributes=True),
+        )
+        for u in rows
+    ]
+    return FeatureCollection[UnitProperties](
+        features=features, number_matched=total, number_returned=len(features)
+    )
+
+
+@router.patch("/units/{unit_id}", response_model=UnitRead)
+def update_unit(
+    session: SessionDep, settings: SettingsDep, unit_id: int, body: UnitUpdate
+) -> UnitRead:
+    """Change a unit's status and/or record an AVL position fix (kept in its track)."""
+    position = None
+    source_crs = parse_crs(body.crs)
+    if body.lon is not None and body.lat is not None:
+        position = dispatch.wgs84_point(body.lon, body.lat, body.crs)
+    unit, moved = dispatch.update_unit(
+        session,
+        unit_id,
+        status=body.status,
+        position=position,
+        source_crs=source_crs.value,
+        recorded_at=body.recorded_at,
+        max_outside_m=settings.dispatch_max_outside_m,
+    )
+    session.commit()
+    return UnitRead.of(unit, moved=moved)
+
+
+@router.get("/units/{unit_id}/track", response_model=FeatureCollection[FixProperties])
+def unit_track(
+    session: SessionDep,
+    unit_id: int,
+    since: Annotated[datetime | None, Query(description="Only fixes taken since then")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="Newest fixes to return")] = 1000,
+) -> FeatureCollection[FixProperties]:
+    """A unit's AVL track, oldest fix first."""
+    unit_layer.get_unit(session, unit_id)
+    fixes = unit_layer.unit_track(session, unit_id, since=since, limit=limit)
+    features = [
+        Feature[FixProperties](
+            id=f.id,
+            geometry=geometry_json(f.geom),
+            properties=FixProperties.model_validate(f, from_attributes=True),
+        )
+        for f in fixes
+    ]
+    return FeatureCollection[FixProperties](
+        features=features, number_matched=len(features), number_returned=len(features)
+    )

@@ -1,0 +1,147 @@
+"""Request and response bodies of the dispatch and unit endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from geoalchemy2.shape import to_shape
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gis.layers.units import ResponderUnit, UnitStatus
+from gis.services.dispatch import NearestResult, RankBy, RankedUnit
+
+
+class UnitProperties(BaseModel):
+    """Properties of a responder unit feature."""
+
+    id: int
+    code: str
+    name: str
+    platform: str
+    unit_type: str
+    status: str
+    jurisdiction_code: str
+    phone: str | None
+    updated_at: datetime
+
+
+class NearestUnit(BaseModel):
+    """One unit in a nearest-units answer."""
+
+    id: int
+    code: str
+    name: str
+    platform: str
+    unit_type: str
+    status: str
+    jurisdiction_code: str
+    phone: str | None
+    lon: float
+    lat: float
+    distance_m: float = Field(description="Geodesic (WGS84 ellipsoid) straight-line distance")
+    reachable: bool | None = Field(
+        None, description="by=drive_time: whether a road route was found (null: not routed)"
+    )
+    eta_s: float | None = Field(None, description="by=drive_time: drive time in seconds")
+    route_m: float | None = Field(
+        None, description="by=drive_time: route length in metres, off-road legs included"
+    )
+    snap_m: float | None = Field(None, description="by=drive_time: unit's distance to its road")
+
+    @classmethod
+    def of(cls, ranked: RankedUnit) -> NearestUnit:
+        """The response item for a ranked unit."""
+        unit = ranked.unit
+        point = to_shape(unit.geom)
+        return cls(
+            id=unit.id,
+            code=unit.code,
+            name=unit.name,
+            platform=unit.platform,
+            unit_type=unit.unit_type,
+            status=unit.status,
+            jurisdiction_code=unit.jurisdiction_code,
+            phone=unit.phone,
+            lon=point.x,
+            lat=point.y,
+            distance_m=round(ranked.distance_m, 2),
+            reachable=ranked.reachable,
+            eta_s=None if ranked.eta_s is None else round(ranked.eta_s, 1),
+            route_m=None if ranked.route_m is None else round(ranked.route_m, 1),
+            snap_m=None if ranked.snap_m is None else round(ranked.snap_m, 1),
+        )
+
+
+class NearestRead(BaseModel):
+    """The units nearest to a place, nearest (or fastest) first."""
+
+    lon: float = Field(description="The place in WGS84")
+    lat: float
+    by: RankBy
+    candidates: int = Field(description="Units considered (routed, for drive_time)")
+    units: list[NearestUnit]
+
+    @classmethod
+    def of(cls, result: NearestResult) -> NearestRead:
+        """The response for a service result."""
+        return cls(
+            lon=result.lon,
+            lat=result.lat,
+            by=result.by,
+            candidates=result.candidates,
+            units=[NearestUnit.of(r) for r in result.units],
+        )
+
+
+class SuggestedUnitsRead(NearestRead):
+    """Units suggested for an existing case: of its category's type, nearest first."""
+
+    incident_id: int
+    category_code: str
+    town_code: str | None
+    current_unit_id: int | None
+
+
+class UnitUpdate(BaseModel):
+    """A status change and/or an AVL position fix."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: UnitStatus | None = None
+    lon: float | None = Field(None, description="Longitude, in `crs`")
+    lat: float | None = Field(None, description="Latitude, in `crs`")
+    crs: str | None = Field(None, max_length=32, description="Default EPSG:4326")
+    recorded_at: datetime | None = Field(
+        None, description="When the device took the fix (timezone-aware; default: now)"
+    )
+
+    @model_validator(mode="after")
+    def _position_is_a_pair(self) -> UnitUpdate:
+        if (self.lon is None) != (self.lat is None):
+            raise ValueError("give both lon and lat for a position, or neither")
+        if self.recorded_at is not None and self.recorded_at.tzinfo is None:
+            raise ValueError("recorded_at needs a timezone, e.g. 2026-11-27T08:00:00+08:00")
+        return self
+
+
+class UnitRead(UnitProperties):
+    """A unit after an update, with its position in WGS84."""
+
+    lon: float
+    lat: float
+    moved: bool = Field(description="Whether this fix moved the unit (older fixes only log)")
+
+    @classmethod
+    def of(cls, unit: ResponderUnit, *, moved: bool) -> UnitRead:
+        """The response for an updated unit."""
+        point = to_shape(unit.geom)
+        props = UnitProperties.model_validate(unit, from_attributes=True)
+        return cls(**props.model_dump(), lon=point.x, lat=point.y, moved=moved)
+
+
+class FixProperties(BaseModel):
+    """Properties of one AVL fix of a unit's track."""
+
+    recorded_at: datetime
+    received_at: datetime
+    source_crs: str

@@ -1,0 +1,278 @@
+"""Dispatch: who can get to a place first (by distance or by drive time), and unit tracking."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from geoalchemy2 import Geography
+from geoalchemy2.shape import from_shape, to_shape
+from shapely.geometry import Point
+from sqlalchemy.orm import Session
+
+from gis.errors import OutsideCoverageError, UnknownCodeError, ValidationError
+from gis.geo import check_lonlat, parse_crs, to_wgs84
+from gis.layers.base import query_point, utcnow
+from gis.layers.categories import Platform, get_category
+from gis.layers.incidents import Incident, get_incident
+from gis.layers.regions import Region, RegionLevel
+from gis.layers.units import (
+    ResponderUnit,
+    UnitPosition,
+    UnitStatus,
+    UnitType,
+    get_unit,
+    latest_fix_at,
+    nearest_units,
+)
+from gis.services.routing import RouteOptions, drive_times
+
+MAX_K = 50
+# Drive time is computed for this many straight-line-nearest candidates per unit asked for:
+# the fastest unit is almost always among the few nearest, and each extra one costs routing.
+CANDIDATES_PER_K = 4
+MIN_CANDIDATES = 20
+MAX_CANDIDATES = 200
+DEFAULT_MAX_OUTSIDE_M = 20_000.0
+
+
+class RankBy(StrEnum):
+    """How nearest units are ranked."""
+
+    DISTANCE = "distance"
+    DRIVE_TIME = "drive_time"
+
+
+@dataclass(frozen=True)
+class RankedUnit:
+    """A unit with its straight-line distance and, when ranked by drive time, its route."""
+
+    unit: ResponderUnit
+    distance_m: float
+    reachable: bool | None = None
+    eta_s: float | None = None
+    route_m: float | None = None
+    snap_m: float | None = None
+
+
+@dataclass(frozen=True)
+class NearestResult:
+    """The answer to "who is nearest to this place"."""
+
+    lon: float
+    lat: float
+    by: RankBy
+    units: list[RankedUnit]
+    candidates: int  # how many units were considered (routed, for drive time)
+
+
+def parse_platform(value: str | None) -> Platform | None:
+    """A platform key, or ``UnknownCodeError`` listing the four."""
+    if value is None:
+        return None
+    try:
+        return Platform(value.strip().lower())
+    except ValueError:
+        known = ", ".join(p.value for p in Platform)
+        raise UnknownCodeError(f"unknown platform {value!r}; known platforms: {known}") from None
+
+
+def parse_unit_type(value: str | None) -> UnitType | None:
+    """A unit type, or ``UnknownCodeError`` listing the known ones."""
+    if value is None:
+        return None
+    try:
+        return UnitType(value.strip().lower())
+    except ValueError:
+        known = ", ".join(t.value for t in UnitType)
+        raise UnknownCodeError(f"unknown unit type {value!r}; known unit types: {known}") from None
+
+
+def parse_status(value: str | None) -> UnitStatus | None:
+    """A unit status, or ``ValidationError`` listing the three."""
+    if value is None:
+        return None
+    try:
+        return UnitStatus(value.strip().lower())
+    except ValueError:
+        known = ", ".join(s.value for s in UnitStatus)
+        raise ValidationError(f"unknown unit status {value!r}; use one of: {known}") from None
+
+
+def check_k(k: int) -> None:
+    """Reject a result size outside 1–50."""
+    if not 1 <= k <= MAX_K:
+        raise ValidationError(f"k must be between 1 and {MAX_K}, got {k}")
+
+
+def wgs84_point(lon: float, lat: float, crs: str | None) -> tuple[float, float]:
+    """Validate a lon/lat pair given in ``crs`` and return it in WGS84."""
+    check_lonlat(lon, lat)
+    wgs_lon, wgs_lat = to_wgs84(float(lon), float(lat), parse_crs(crs))
+    return float(wgs_lon), float(wgs_lat)
+
+
+def nearest_responders(
+    session: Session,
+    *,
+    lon: float,
+    lat: float,
+    platform: Platform | None = None,
+    unit_type: UnitType | None = None,
+    k: int = 5,
+    available_only: bool = True,
+    by: RankBy = RankBy.DISTANCE,
+    options: RouteOptions | None = None,
+) -> NearestResult:
+    """The ``k`` units nearest to a WGS84 point, by geodesic distance or by drive time.
+
+    By drive time, the straight-line-nearest candidates are routed and re-ranked; reachable
+    units come first by ETA, then the unreachable ones by distance (ETA null).
+    """
+    check_k(k)
+    filters = {
+        "unit_type": unit_type.value if unit_type else None,
+        "platform": platform.value if platform else None,
+        "available_only": available_only,
+    }
+    if by is RankBy.DISTANCE:
+        found = nearest_units(session, lon, lat, k=k, **filters)  # type: ignore[arg-type]
+        ranked = [RankedUnit(unit, distance) for unit, distance in found]
+        return NearestResult(lon, lat, by, ranked, len(found))
+
+    pool = min(max(CANDIDATES_PER_K * k, MIN_CANDIDATES), MAX_CANDIDATES)
+    found = nearest_units(session, lon, lat, k=pool, **filters)  # type: ignore[arg-type]
+    routes = drive_times(session, lon, lat, [unit.id for unit, _ in found], options=options)
+    ranked = [
+        RankedUnit(
+            unit,
+            distance,
+            routes[unit.id].reachable,
+            routes[unit.id].eta_s,
+            routes[unit.id].route_m,
+            routes[unit.id].snap_m,
+        )
+        for unit, distance in found
+    ]
+    ranked.sort(
+        key=lambda r: (
+            not r.reachable,
+            r.eta_s if r.eta_s is not None else 0.0,
+            r.distance_m,
+            r.unit.id,
+        )
+    )
+    return NearestResult(lon, lat, by, ranked[:k], len(found))
+
+
+def incident_lonlat(incident: Incident) -> tuple[float, float]:
+    """The WGS84 lon/lat of an incident."""
+    point = to_shape(incident.geom)
+    return float(point.x), float(point.y)
+
+
+def suggested_units(
+    session: Session,
+    incident_id: int,
+    *,
+    k: int = 5,
+    available_only: bool = True,
+    by: RankBy = RankBy.DISTANCE,
+    options: RouteOptions | None = None,
+) -> tuple[Incident, NearestResult]:
+    """The units of the type an incident's category needs, nearest to it first."""
+    check_k(k)
+    incident = get_incident(session, incident_id)
+    category = get_category(session, incident.category_code)
+    lon, lat = incident_lonlat(incident)
+    unit_type = parse_unit_type(category.unit_type)
+    result = nearest_responders(
+        session,
+        lon=lon,
+        lat=lat,
+        unit_type=unit_type,
+        platform=Platform(category.platform),
+        k=k,
+        available_only=available_only,
+        by=by,
+        options=options,
+    )
+    return incident, result
+
+
+def check_near_county(
+    session: Session, lon: float, lat: float, *, max_outside_m: float = DEFAULT_MAX_OUTSIDE_M
+) -> None:
+    """Reject a WGS84 position farther than ``max_outside_m`` from every town.
+
+    With no towns loaded there is nothing to judge by, and the position is accepted.
+    """
+    towns = sa.select(Region.code).where(Region.level == RegionLevel.TOWN.value)
+    if session.scalar(sa.select(sa.exists(towns))) is not True:
+        return
+    near = towns.where(
+        sa.func.ST_DWithin(
+            sa.cast(Region.geom, Geography),
+            sa.cast(query_point(lon, lat), Geography),
+            max_outside_m,
+        )
+    )
+    within = session.scalar(sa.select(sa.exists(near)))
+    if not within:
+        raise OutsideCoverageError(
+            f"position lon={lon:.6f}, lat={lat:.6f} is more than {max_outside_m / 1000:g} km from "
+            "every town of the county; check the coordinates and their crs",
+            lon=lon,
+            lat=lat,
+        )
+
+
+def update_unit(
+    session: Session,
+    unit_id: int,
+    *,
+    status: UnitStatus | None = None,
+    position: tuple[float, float] | None = None,
+    source_crs: str = "EPSG:4326",
+    recorded_at: datetime | None = None,
+    max_outside_m: float = DEFAULT_MAX_OUTSIDE_M,
+) -> tuple[ResponderUnit, bool]:
+    """Change a unit's status and/or position (an AVL fix, WGS84); returns (unit, moved).
+
+    Every fix is appended to the unit's track; a fix older than the newest one already stored
+    (AVL can arrive out of order) joins the track but does not move the unit.
+    """
+    if status is None and position is None:
+        raise ValidationError("nothing to change: give a status and/or a position (lon, lat)")
+    unit = get_unit(session, unit_id)
+    now = utcnow()
+    moved = False
+    if position is not None:
+        lon, lat = position
+        check_near_county(session, lon, lat, max_outside_m=max_outside_m)
+        taken_at = recorded_at or now
+        if taken_at > now:
+            raise ValidationError(
+                f"recorded_at {taken_at.isoformat()} is in the future; send the device's fix time"
+            )
+        newest = latest_fix_at(session, unit_id)
+        geom = from_shape(Point(lon, lat), srid=4326)
+        session.add(
+            UnitPosition(
+                unit_id=unit_id,
+                geom=geom,
+                source_crs=source_crs,
+                recorded_at=taken_at,
+                received_at=now,
+            )
+        )
+        if newest is None or taken_at >= newest:
+            unit.geom = geom
+            moved = True
+    if status is not None:
+        unit.status = status.value
+    unit.updated_at = now
+    session.flush()
+    return unit, moved
