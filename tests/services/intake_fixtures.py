@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+import pytest
+import sqlalchemy as sa
 from geoalchemy2.shape import from_shape
 from shapely.geometry import MultiPolygon, Point, box
 from sqlalchemy.orm import Session
@@ -23,8 +26,10 @@ from sqlalchemy.orm import Session
 from gis.geo import sector_polygon
 from gis.layers.cameras import Camera
 from gis.layers.grids import Grid, GridMember, GridMemberGrid
+from gis.layers.incidents import Incident
 from gis.layers.regions import Region
 from gis.layers.units import ResponderUnit
+from gis.services.intake import IncidentReport
 
 COUNTY = "990100"
 TOWN_1 = "990100001000"
@@ -172,3 +177,43 @@ def build_area(session: Session) -> Area:
         units={key: unit.id for key, unit in units.items()},
         camera=camera.id,
     )
+
+
+@pytest.fixture
+def area(session: Session, catalog: int) -> Area:
+    """The hand-made county in the test's transaction (with the category catalog)."""
+    return build_area(session)
+
+
+def make_report(
+    lon: float,
+    lat: float,
+    *,
+    category: str = "public_security_hazard",
+    crs: str = "EPSG:4326",
+    **extra: Any,
+) -> IncidentReport:
+    """A citizen's report at (lon, lat)."""
+    return IncidentReport.model_validate(
+        {
+            "category": category,
+            "location": {"lon": lon, "lat": lat, "crs": crs},
+            "reporter": {"kind": "citizen", "id": "13900000000"},
+            **extra,
+        }
+    )
+
+
+def delete_area(session: Session) -> None:
+    """Remove a committed copy of the area and every incident in it (for multi-connection tests)."""
+    session.execute(sa.delete(Incident).where(Incident.county_code == COUNTY))
+    session.execute(sa.delete(Camera).where(Camera.code.like("T-%")))
+    session.execute(sa.delete(ResponderUnit).where(ResponderUnit.code.like("T-%")))
+    members = sa.select(GridMember.id).where(GridMember.town_code.in_([TOWN_1, TOWN_2]))
+    session.execute(sa.delete(GridMemberGrid).where(GridMemberGrid.member_id.in_(members)))
+    session.execute(sa.delete(GridMember).where(GridMember.town_code.in_([TOWN_1, TOWN_2])))
+    session.execute(sa.delete(Grid).where(Grid.code.in_([GRID_A, GRID_B, GRID_C, GRID_D])))
+    for level in ("village", "town", "county"):
+        session.execute(
+            sa.delete(Region).where(Region.code.like(f"{COUNTY}%"), Region.level == level)
+        )

@@ -1,0 +1,156 @@
+"""Intake: report a case and get back, at once, its grid, platform, unit and deadline."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
+
+from gis.api.deps import PageDep, SessionDep, SettingsDep
+from gis.api.geojson import Feature, FeatureCollection
+from gis.api.schemas.incidents import IncidentCreate, IncidentProperties, IncidentRead
+from gis.db import translate_db_errors
+from gis.errors import ValidationError
+from gis.layers.categories import Platform
+from gis.layers.incidents import IncidentStatus
+from gis.services.intake import (
+    IncidentFilter,
+    get_incident_detail,
+    list_incidents,
+    report_incident,
+)
+
+router = APIRouter(tags=["incidents"])
+
+REPLAY_HEADER = "Idempotent-Replayed"
+
+
+@router.post(
+    "/incidents",
+    response_model=IncidentRead,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        201: {"description": "Saved and assigned (or the first answer to a retried key)"},
+        409: {"description": "The Idempotency-Key was used for a different report"},
+    },
+)
+def create_incident(
+    body: IncidentCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            max_length=200,
+            description="Any unique string per report; a retry with the same key and body "
+            "returns the first answer and writes nothing",
+        ),
+    ] = None,
+) -> IncidentRead:
+    """Report a case: it is saved with its grid, platform, unit and deadline in one go."""
+    with translate_db_errors():
+        result = report_incident(session, body, settings=settings, idempotency_key=idempotency_key)
+        session.commit()
+    response.headers["Location"] = f"/incidents/{result.incident.id}"
+    if not result.created:
+        # The first answer again (Stripe's convention: same status, a header says it is a replay).
+        response.headers[REPLAY_HEADER] = "true"
+    return IncidentRead.from_detail(result.incident)
+
+
+@router.get("/incidents/{incident_id}", response_model=IncidentRead)
+def read_incident(
+    session: SessionDep,
+    settings: SettingsDep,
+    incident_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+) -> IncidentRead:
+    """One incident with its assignment, the cameras that see it and possible duplicates."""
+    with translate_db_errors():
+        return IncidentRead.from_detail(
+            get_incident_detail(session, incident_id, settings=settings)
+        )
+
+
+def parse_bbox(
+    bbox: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="minlon,minlat,maxlon,maxlat in WGS84",
+            examples=["118.80,28.90,118.95,29.00"],
+        ),
+    ] = None,
+) -> tuple[float, float, float, float] | None:
+    """A WGS84 bounding box from ``minlon,minlat,maxlon,maxlat``."""
+    if bbox is None:
+        return None
+    parts = bbox.split(",")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise ValidationError(
+            f"bbox must be four finite numbers minlon,minlat,maxlon,maxlat: {bbox!r}"
+        )
+    minlon, minlat, maxlon, maxlat = values
+    if not (-180 <= minlon < maxlon <= 180 and -90 <= minlat < maxlat <= 90):
+        raise ValidationError(
+            "bbox must be minlon,minlat,maxlon,maxlat with min < max, lon in [-180, 180] and "
+            f"lat in [-90, 90]: {bbox!r}"
+        )
+    return minlon, minlat, maxlon, maxlat
+
+
+BboxDep = Annotated[tuple[float, float, float, float] | None, Depends(parse_bbox)]
+
+
+@router.get("/incidents", response_model=FeatureCollection[IncidentProperties])
+def incidents(
+    session: SessionDep,
+    page: PageDep,
+    bbox: BboxDep,
+    status_: Annotated[
+        list[IncidentStatus] | None,
+        Query(alias="status", description="One or more statuses (repeat the parameter)"),
+    ] = None,
+    platform: Annotated[Platform | None, Query()] = None,
+    town: Annotated[str | None, Query(max_length=12, description="Town code")] = None,
+    grid: Annotated[str | None, Query(max_length=20, description="Grid code")] = None,
+    category: Annotated[str | None, Query(max_length=50, description="Category code")] = None,
+    since: Annotated[
+        datetime | None, Query(description="Reported at or after (with offset)")
+    ] = None,
+    until: Annotated[datetime | None, Query(description="Reported before (with offset)")] = None,
+) -> FeatureCollection[IncidentProperties]:
+    """Incidents as a GeoJSON FeatureCollection, newest first, filtered and paged."""
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise ValidationError(f"{name} needs a UTC offset, e.g. 2026-11-01T00:00:00+08:00")
+    filters = IncidentFilter(
+        statuses=tuple(s.value for s in status_ or ()),
+        platform=platform.value if platform else None,
+        town_code=town,
+        grid_code=grid,
+        category=category,
+        since=since,
+        until=until,
+        bbox=bbox,
+    )
+    with translate_db_errors():
+        rows, total = list_incidents(session, filters, limit=page.limit, offset=page.offset)
+    features = [
+        Feature[IncidentProperties](
+            id=r.id,
+            geometry={"type": "Point", "coordinates": [r.lon, r.lat]},
+            properties=IncidentProperties.model_validate(r, from_attributes=True),
+        )
+        for r in rows
+    ]
+    return FeatureCollection[IncidentProperties](
+        features=features, number_matched=total, number_returned=len(features)
+    )

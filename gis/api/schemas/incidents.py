@@ -1,0 +1,252 @@
+"""Request and reply models of intake: ``IncidentCreate`` in, ``IncidentRead`` out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gis.layers.incidents import LocationQuality
+from gis.services.assignment import Location
+from gis.services.intake import IncidentDetail, IncidentReport
+
+
+class IncidentCreate(IncidentReport):
+    """A report: category code, a point (lon/lat in ``crs``), who reports, what and photos."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "category": "cooking_fume",
+                    "location": {"lon": 118.8741, "lat": 28.9417, "crs": "GCJ-02"},
+                    "description": "楼下餐馆油烟直排 — cooking fumes vented at street level",
+                    "reporter": {"kind": "grid_member", "id": "M-0231"},
+                    "occurred_at": "2026-11-27T09:30:00+08:00",
+                    "photos": ["https://example.org/p/1.jpg"],
+                }
+            ]
+        },
+    )
+
+
+class LonLat(BaseModel):
+    """A WGS84 point (EPSG:4326), lon first."""
+
+    lon: float
+    lat: float
+
+
+class SourcePoint(BaseModel):
+    """The point as the reporter sent it, in its coordinate system."""
+
+    crs: str
+    lon: float
+    lat: float
+
+
+class Named(BaseModel):
+    """A code and its name (village, town, county, category)."""
+
+    code: str
+    name: str | None
+
+
+class MemberRef(BaseModel):
+    """The grid member (网格员) serving a grid."""
+
+    id: int
+    name: str | None
+
+
+class GridRef(BaseModel):
+    """The grid a point belongs to, with its member."""
+
+    id: int
+    code: str
+    name: str | None
+    member: MemberRef | None
+
+
+class UnitRef(BaseModel):
+    """The responder unit a case is assigned to, and how far it is (metres, ellipsoidal)."""
+
+    id: int
+    code: str | None
+    name: str | None
+    type: str | None
+    phone: str | None
+    distance_m: float | None
+
+
+class CameraRef(BaseModel):
+    """A camera whose view covers the point: distance and bearing from the camera."""
+
+    id: int
+    code: str
+    name: str
+    kind: str
+    distance_m: float
+    bearing_deg: float | None
+
+
+class DuplicateRef(BaseModel):
+    """An open incident of the same category nearby and recent: possibly the same case."""
+
+    id: int
+    status: str
+    distance_m: float
+    reported_at: datetime
+    grid_code: str | None
+
+
+class Reporter(BaseModel):
+    """Who reported."""
+
+    kind: str
+    id: str | None
+
+
+def _named(code: str | None, name: str | None) -> Named | None:
+    return None if code is None else Named(code=code, name=name)
+
+
+def _grid(
+    grid_id: int | None,
+    code: str | None,
+    name: str | None,
+    member_id: int | None,
+    member_name: str | None,
+) -> GridRef | None:
+    if grid_id is None or code is None:
+        return None
+    member = None if member_id is None else MemberRef(id=member_id, name=member_name)
+    return GridRef(id=grid_id, code=code, name=name, member=member)
+
+
+class IncidentRead(BaseModel):
+    """An incident with its assignment: grid, platform, unit, deadline, cameras, duplicates."""
+
+    id: int
+    status: str
+    category: Named
+    platform: str
+    description: str
+    reporter: Reporter
+    photos: list[str]
+    location: LonLat = Field(description="Where it is, WGS84 as stored")
+    source: SourcePoint = Field(description="The point as sent, before conversion")
+    location_quality: LocationQuality
+    snap_distance_m: float | None = Field(description="Metres to the grid when snapped")
+    grid: GridRef | None = Field(description="Null when the point is outside every grid")
+    village: Named | None
+    town: Named | None = Field(description="The town whose queue holds the case")
+    county: Named | None
+    unit: UnitRef | None = Field(description="Null when no unit could be assigned: see unit_note")
+    unit_note: str | None = Field(description="Why no unit, or why a fallback unit")
+    occurred_at: datetime | None
+    reported_at: datetime
+    assigned_at: datetime | None
+    due_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    updated_at: datetime
+    cameras: list[CameraRef]
+    possible_duplicates: list[DuplicateRef]
+
+    @classmethod
+    def from_detail(cls, d: IncidentDetail) -> IncidentRead:
+        """The reply for an incident read by the intake service."""
+        unit = None
+        if d.unit_id is not None:
+            unit = UnitRef(
+                id=d.unit_id,
+                code=d.unit_code,
+                name=d.unit_name,
+                type=d.unit_type,
+                phone=d.unit_phone,
+                distance_m=d.unit_distance_m,
+            )
+        return cls(
+            id=d.id,
+            status=d.status,
+            category=Named(code=d.category_code, name=d.category_name),
+            platform=d.platform,
+            description=d.description,
+            reporter=Reporter(kind=d.reporter_kind, id=d.reporter_id),
+            photos=d.photos,
+            location=LonLat(lon=d.lon, lat=d.lat),
+            source=SourcePoint(crs=d.source_crs, lon=d.source_lon, lat=d.source_lat),
+            location_quality=LocationQuality(d.location_quality),
+            snap_distance_m=d.snap_distance_m,
+            grid=_grid(d.grid_id, d.grid_code, d.grid_name, d.member_id, d.member_name),
+            village=_named(d.village_code, d.village_name),
+            town=_named(d.town_code, d.town_name),
+            county=_named(d.county_code, d.county_name),
+            unit=unit,
+            unit_note=d.unit_note,
+            occurred_at=d.occurred_at,
+            reported_at=d.reported_at,
+            assigned_at=d.assigned_at,
+            due_at=d.due_at,
+            resolved_at=d.resolved_at,
+            closed_at=d.closed_at,
+            updated_at=d.updated_at,
+            cameras=[CameraRef.model_validate(c) for c in d.cameras],
+            possible_duplicates=[DuplicateRef.model_validate(p) for p in d.possible_duplicates],
+        )
+
+
+class IncidentProperties(BaseModel):
+    """Properties of an incident in a GeoJSON list."""
+
+    id: int
+    status: str
+    category: str
+    platform: str
+    description: str
+    location_quality: LocationQuality
+    grid_code: str | None
+    village_code: str | None
+    town_code: str | None
+    county_code: str | None
+    unit_id: int | None
+    reported_at: datetime
+    due_at: datetime | None
+    closed_at: datetime | None
+
+
+class LocateRead(BaseModel):
+    """Where a point belongs as of ``at``: grid, village, town, county and grid member."""
+
+    location: LonLat = Field(description="The point in WGS84")
+    source: SourcePoint
+    at: datetime = Field(description="The grid versions in force at this instant were used")
+    quality: LocationQuality
+    snap_distance_m: float | None
+    outside_distance_m: float | None = Field(
+        description="Metres to the queue's town when outside every town (0 inside a town)"
+    )
+    grid: GridRef | None
+    village: Named | None
+    town: Named | None
+    county: Named | None
+
+    @classmethod
+    def from_location(
+        cls, loc: Location, *, lon: float, lat: float, source: SourcePoint, at: datetime
+    ) -> LocateRead:
+        """The reply for a located point."""
+        return cls(
+            location=LonLat(lon=lon, lat=lat),
+            source=source,
+            at=at,
+            quality=loc.quality,
+            snap_distance_m=loc.snap_distance_m,
+            outside_distance_m=loc.outside_distance_m,
+            grid=_grid(loc.grid_id, loc.grid_code, loc.grid_name, loc.member_id, loc.member_name),
+            village=_named(loc.village_code, loc.village_name),
+            town=_named(loc.town_code, loc.town_name),
+            county=_named(loc.county_code, loc.county_name),
+        )
