@@ -1,0 +1,103 @@
+"""The case workflow over HTTP: actions on a case, its event log, and the SLA sweep."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
+
+from gis.api.deps import SessionDep, SettingsDep
+from gis.api.schemas.workflow import (
+    ActionCreate,
+    ActionRead,
+    CaseState,
+    EventRead,
+    EventsRead,
+    SweepCreate,
+    SweepRead,
+)
+from gis.api.security import ACT_ON_CASES, READ_CASES, allow, check_town
+from gis.layers.base import utcnow
+from gis.layers.incidents import get_incident, list_events
+from gis.layers.users import Role
+from gis.services import sla, workflow
+from gis.services.access import Principal
+
+router = APIRouter(tags=["workflow"])
+
+IncidentId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Incident id")]
+
+
+@router.post("/incidents/{incident_id}/actions", response_model=ActionRead)
+def act(
+    session: SessionDep,
+    incident_id: IncidentId,
+    body: ActionCreate,
+    principal: Annotated[Principal | None, Depends(allow(*ACT_ON_CASES))],
+) -> ActionRead:
+    """Apply a workflow action (accept, start, resolve, close, return, reassign, extend…).
+
+    An action the case's state does not allow is 409 `invalid_transition` with
+    `allowed_actions`; missing or bad fields for the action are 422; nothing is written.
+    """
+    check_town(principal, get_incident(session, incident_id).town_code, "incident")
+    result = workflow.apply_action(
+        session,
+        incident_id,
+        body.action,
+        # A token names the actor; the body's actor is for unauthenticated local setups.
+        actor=principal.name if principal is not None else (body.actor or ""),
+        note=body.note,
+        reason=body.reason,
+        unit_id=body.unit_id,
+        due_at=body.due_at,
+        duplicate_of=body.duplicate_of,
+    )
+    reply = ActionRead(
+        incident=CaseState.model_validate(result.incident),
+        event=EventRead.model_validate(result.event),
+        allowed_actions=result.allowed_actions,
+    )
+    session.commit()
+    return reply
+
+
+@router.get("/incidents/{incident_id}/events", response_model=EventsRead)
+def events(
+    session: SessionDep,
+    incident_id: IncidentId,
+    principal: Annotated[Principal | None, Depends(allow(*READ_CASES))],
+) -> EventsRead:
+    """The case's log, oldest first, with its state and the actions allowed now."""
+    incident = get_incident(session, incident_id)
+    check_town(principal, incident.town_code, "incident")
+    return EventsRead(
+        incident=CaseState.model_validate(incident),
+        allowed_actions=workflow.allowed_actions(incident.status),
+        events=[EventRead.model_validate(e) for e in list_events(session, incident_id)],
+    )
+
+
+@router.post("/sla/sweep", response_model=SweepRead)
+def sla_sweep(
+    session: SessionDep,
+    settings: SettingsDep,
+    body: SweepCreate,
+    _: Annotated[Principal | None, Depends(allow(Role.COUNTY))],
+) -> SweepRead:
+    """Flag open cases past their deadline and escalate those overdue too long (county-wide)."""
+    threshold = (
+        settings.sla_escalate_after_h
+        if body.escalate_after_hours is None
+        else body.escalate_after_hours
+    )
+    result = sla.sweep(session, now=body.now or utcnow(), escalate_after_hours=threshold)
+    session.commit()
+    return SweepRead(
+        now=result.now,
+        escalate_after_hours=result.escalate_after_hours,
+        flagged=len(result.flagged_ids),
+        escalated=len(result.escalated_ids),
+        flagged_ids=result.flagged_ids,
+        escalated_ids=result.escalated_ids,
+    )
