@@ -1,0 +1,1187 @@
+"""Boundary plans: validate a proposed redraw, measure workload balance and impact, apply it safely.
+
+A plan redraws the grids of one village (or of every village of a town). Its life:
+
+1. The planner reads the scope's current grids and their **version token** (``scope_version``):
+   a hash of the ids of the grid versions in force in the scope. Any change to the scope's grids
+   (a new version, a new grid, a retired grid, by a plan or an import) gives a new token, which a
+   bare "max version" number would not (retiring a grid does not raise any version).
+2. ``create_plan`` stores the proposal with its report: **validation** (geometry repaired or
+   rejected, overlaps, gaps, grids outside their village, multi-piece grids, duplicate or taken
+   codes, unknown members), **balance** (households, population, incidents in 12 months and
+   cameras per grid against the village mean) and **impact** (open cases that would change grid,
+   historic cases that keep theirs, cameras and members affected).
+3. ``apply_plan`` runs in the caller's transaction: it locks the scope (its region rows, then its
+   current grids, ``FOR UPDATE``), refuses with ``ConflictError`` (409) when the token moved,
+   re-validates against the locked state and refuses with ``PlanInvalidError`` (422) on errors,
+   then retires the old versions (``valid_to = now``), writes the new ones (``valid_from = now``,
+   so "the grid at time T" is always exactly one version), moves the open cases set-based
+   (``gis.services.reassign``) and links the members. Two applies on one token: one wins, the
+   other waits on the lock and then sees a new token.
+
+Areas are geodesic (m², on the WGS84 ellipsoid via pyproj), never square degrees.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import shapely
+import sqlalchemy as sa
+from geoalchemy2.shape import from_shape, to_shape
+from pyproj import Geod
+from shapely.geometry import MultiPolygon, Polygon, mapping, shape
+from shapely.geometry.base import BaseGeometry
+from shapely.validation import explain_validity
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session
+
+from gis.errors import (
+    ConflictError,
+    InvalidCoordinatesError,
+    InvalidGeometryError,
+    NotFoundError,
+    ValidationError,
+)
+from gis.geo import check_lonlat
+from gis.layers.base import SRID, utcnow
+from gis.layers.grids import Grid, GridMember, GridMemberGrid
+from gis.layers.incidents import FINAL_STATUSES
+from gis.layers.plans import GridChange, GridChangeKind, Plan, PlanScope, PlanStatus, get_plan
+from gis.layers.regions import Region, RegionLevel
+from gis.services import reassign
+from gis.settings import Settings
+
+_GEOD = Geod(ellps="WGS84")
+_FINAL = sorted(status.value for status in FINAL_STATUSES)
+MAX_GRIDS_PER_PLAN = 2_000
+MAX_LISTED = 1_000  # moved cases / cameras listed in a report; the totals are always exact
+
+
+class PlanInvalidError(ValidationError):
+    """The plan's validation has errors (or blocking warnings), so it cannot be applied."""
+
+    code = "plan_invalid"
+
+
+# --- geometry helpers ---------------------------------------------------------------------------
+
+
+def area_m2(geom: BaseGeometry | None) -> float:
+    """Geodesic area of a lon/lat geometry in square metres (0 for empty or non-areal)."""
+    if geom is None or geom.is_empty:
+        return 0.0
+    area, _ = _GEOD.geometry_area_perimeter(geom)
+    return abs(float(area))
+
+
+def polygonal(geom: BaseGeometry | None) -> MultiPolygon:
+    """The polygonal parts of any geometry (collections from overlay included) as a MultiPolygon."""
+    if geom is None or geom.is_empty:
+        return MultiPolygon()
+    parts = [p for p in shapely.get_parts(geom) if isinstance(p, Polygon) and not p.is_empty]
+    nested = [
+        q
+        for p in shapely.get_parts(geom)
+        if not isinstance(p, Polygon)
+        for q in shapely.get_parts(polygonal_collection(p))
+    ]
+    return MultiPolygon([*parts, *nested])
+
+
+def polygonal_collection(geom: BaseGeometry) -> MultiPolygon:
+    """Polygons inside a MultiPolygon or GeometryCollection (one level down)."""
+    if isinstance(geom, MultiPolygon):
+        return geom
+    if isinstance(geom, Polygon):
+        return MultiPolygon([geom])
+    polys = [p for p in shapely.get_parts(geom) if isinstance(p, Polygon)]
+    return MultiPolygon(polys)
+
+
+def geojson(geom: BaseGeometry | None) -> dict[str, Any] | None:
+    """A GeoJSON geometry dict (full precision: JSON floats round-trip exactly), or None."""
+    if geom is None or geom.is_empty:
+        return None
+    return dict(mapping(geom))
+
+
+def repair(geom: BaseGeometry) -> tuple[MultiPolygon, str | None]:
+    """A valid MultiPolygon for ``geom`` and the reason it needed repair (None if valid)."""
+    if geom.is_valid:
+        return polygonal(geom), None
+    reason = explain_validity(geom)
+    fixed = polygonal(shapely.make_valid(geom))
+    return fixed, reason
+
+
+# --- the proposal -------------------------------------------------------------------------------
+
+
+@dataclass
+class ProposedGrid:
+    """One grid of a proposal, its geometry repaired if it had to be."""
+
+    index: int
+    code: str
+    name: str
+    geom: MultiPolygon
+    village_code: str | None = None
+    households: int | None = None
+    population: int | None = None
+    member_ids: list[int] = field(default_factory=list)
+    allow_multipart: bool = False
+    repaired_from: dict[str, Any] | None = None
+    repair_reason: str | None = None
+
+    def feature(self) -> dict[str, Any]:
+        """The normalised GeoJSON feature stored in the plan."""
+        return {
+            "type": "Feature",
+            "id": self.code,
+            "geometry": geojson(self.geom),
+            "properties": {
+                "code": self.code,
+                "name": self.name,
+                "village": self.village_code,
+                "households": self.households,
+                "population": self.population,
+                "members": self.member_ids,
+                "allow_multipart": self.allow_multipart,
+            },
+        }
+
+
+def _int_or_none(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError(f"{what} must be a whole number ≥ 0, got {value!r}")
+    return value
+
+
+def _members(value: Any, what: str) -> list[int]:
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in items):
+        raise ValidationError(f"{what} must be a grid-member id or a list of ids, got {value!r}")
+    return sorted(set(items))
+
+
+def _check_coordinates(geom: BaseGeometry, what: str) -> None:
+    coords = shapely.get_coordinates(geom)
+    if coords.size == 0:
+        raise InvalidGeometryError(f"{what}: the geometry is empty")
+    if not bool(shapely.is_valid_input(geom)) or not all(
+        math.isfinite(float(v)) for v in coords.flat
+    ):
+        raise InvalidCoordinatesError(f"{what}: coordinates must be finite numbers")
+    min_lon, min_lat, max_lon, max_lat = geom.bounds
+    try:
+        check_lonlat(min_lon, min_lat)
+        check_lonlat(max_lon, max_lat)
+    except InvalidCoordinatesError as error:
+        raise InvalidCoordinatesError(f"{what}: {error.detail}") from error
+
+
+def parse_proposal(
+    collection: dict[str, Any], *, allow_multipart: bool = False
+) -> list[ProposedGrid]:
+    """Read a GeoJSON FeatureCollection of proposed grids (WGS84), repairing what can be repaired.
+
+    Structural problems (not polygons, NaN, out-of-range or swapped coordinates, missing code)
+    raise at once: they cannot be shown on a map. Geometric ones (self-intersections…) are
+    repaired here and reported by ``validate``.
+    """
+    features = collection.get("features")
+    if collection.get("type") != "FeatureCollection" or not isinstance(features, list):
+        raise ValidationError("proposed must be a GeoJSON FeatureCollection with a features list")
+    if not features:
+        raise ValidationError("proposed has no features: a plan needs at least one grid")
+    if len(features) > MAX_GRIDS_PER_PLAN:
+        raise ValidationError(f"a plan may propose at most {MAX_GRIDS_PER_PLAN} grids")
+    grids = []
+    for index, feature in enumerate(features):
+        what = f"feature {index}"
+        if not isinstance(feature, dict) or feature.get("type") != "Feature":
+            raise ValidationError(f"{what} is not a GeoJSON Feature")
+        props = feature.get("properties") or {}
+        code = props.get("code", feature.get("id"))
+        if not isinstance(code, str) or not code.strip() or len(code.strip()) > 20:
+            raise ValidationError(f"{what}: properties.code must be a text of 1–20 characters")
+        code = code.strip()
+        what = f"feature {index} (grid {code})"
+        name = props.get("name") or code
+        if not isinstance(name, str) or len(name) > 100:
+            raise ValidationError(
+                f"{what}: properties.name must be a text of at most 100 characters"
+            )
+        village = props.get("village")
+        if village is not None and (not isinstance(village, str) or len(village) > 12):
+            raise ValidationError(f"{what}: properties.village must be a village code")
+        raw = feature.get("geometry")
+        if not isinstance(raw, dict) or raw.get("type") not in {"Polygon", "MultiPolygon"}:
+            raise InvalidGeometryError(f"{what}: the geometry must be a Polygon or MultiPolygon")
+        try:
+            geom = shape(raw)
+        except (
+            ValueError,
+            TypeError,
+            AttributeError,
+            IndexError,
+            shapely.errors.GEOSException,
+        ) as e:
+            raise InvalidGeometryError(f"{what}: unreadable geometry ({e})") from e
+        _check_coordinates(geom, what)
+        fixed, reason = repair(geom)
+        grids.append(
+            ProposedGrid(
+                index=index,
+                code=code,
+                name=name,
+                geom=fixed,
+                village_code=village,
+                households=_int_or_none(props.get("households"), f"{what}: households"),
+                population=_int_or_none(props.get("population"), f"{what}: population"),
+                member_ids=_members(props.get("member", props.get("members")), f"{what}: member"),
+                allow_multipart=allow_multipart or bool(props.get("allow_multipart", False)),
+                repaired_from=geojson(geom) if reason else None,
+                repair_reason=reason,
+            )
+        )
+    return grids
+
+
+def proposal_from_plan(plan: Plan) -> list[ProposedGrid]:
+    """The stored (already repaired) proposal of a plan."""
+    grids = parse_proposal(plan.proposed, allow_multipart=plan.allow_multipart)
+    # Repairs were reported when the plan was made; keep them in the report at apply time.
+    repairs = {
+        issue["grids"][0]: issue
+        for issue in plan.validation.get("issues", [])
+        if issue["kind"] == "repaired"
+    }
+    for grid in grids:
+        if grid.code in repairs:
+            grid.repaired_from = repairs[grid.code].get("original")
+            grid.repair_reason = repairs[grid.code].get("reason")
+    return grids
+
+
+# --- the scope ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Scope:
+    """The region a plan redraws and the villages in it."""
+
+    level: PlanScope
+    code: str
+    town_code: str
+    geom: MultiPolygon
+    villages: dict[str, MultiPolygon]
+
+
+def load_scope(session: Session, level: PlanScope, code: str) -> Scope:
+    """The village (or town) a plan redraws, with its villages' boundaries."""
+    region = session.get(Region, code)
+    if region is None or region.level != level.value:
+        raise NotFoundError(f"no {level.value} with code {code!r}")
+    geom = polygonal(to_shape(region.geom))
+    if level is PlanScope.VILLAGE:
+        if region.parent_code is None:
+            raise ValidationError(f"village {code} has no town; fix the regions first")
+        return Scope(level, code, region.parent_code, geom, {code: geom})
+    villages = session.scalars(
+        sa.select(Region).where(
+            Region.parent_code == code, Region.level == RegionLevel.VILLAGE.value
+        )
+    ).all()
+    return Scope(level, code, code, geom, {v.code: polygonal(to_shape(v.geom)) for v in villages})
+
+
+def _scope_grid_filter(scope: Scope) -> sa.ColumnElement[bool]:
+    if scope.level is PlanScope.VILLAGE:
+        return Grid.village_code == scope.code
+    return Grid.town_code == scope.code
+
+
+def current_grids(session: Session, scope: Scope, *, lock: bool = False) -> list[Grid]:
+    """The scope's grid versions in force, by code (row-locked when ``lock``)."""
+    query = sa.select(Grid).where(Grid.valid_to.is_(None), _scope_grid_filter(scope))
+    if lock:
+        # Lock in id order so concurrent lockers never deadlock.
+        ids = session.scalars(
+            sa.select(Grid.id)
+            .where(Grid.valid_to.is_(None), _scope_grid_filter(scope))
+            .order_by(Grid.id)
+            .with_for_update()
+        ).all()
+        query = sa.select(Grid).where(Grid.id.in_(ids)).execution_options(populate_existing=True)
+    return sorted(session.scalars(query), key=lambda g: g.code)
+
+
+def version_token(grids: list[Grid]) -> str:
+    """The version token of a set of grid versions: a hash of their ids (order-free)."""
+    text = ",".join(str(i) for i in sorted(g.id for g in grids))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def scope_version(session: Session, level: PlanScope, code: str) -> tuple[str, list[Grid]]:
+    """The current version token of a scope and its current grids (the planner's starting point)."""
+    scope = load_scope(session, level, code)
+    grids = current_grids(session, scope)
+    return version_token(grids), grids
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def _issue(
+    kind: str,
+    severity: str,
+    grids: list[str],
+    message: str,
+    *,
+    geometry: BaseGeometry | None = None,
+    area: float | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "severity": severity,
+        "grids": grids,
+        "message": message,
+        "area_m2": None if area is None else round(area, 3),
+        "geometry": geojson(geometry),
+        **extra,
+    }
+
+
+def _assign_villages(scope: Scope, grids: list[ProposedGrid]) -> list[dict[str, Any]]:
+    """Give each grid its village: the scope's village, or (town plans) the one it overlaps most."""
+    issues = []
+    for grid in grids:
+        if scope.level is PlanScope.VILLAGE:
+            if grid.village_code not in (None, scope.code):
+                issues.append(
+                    _issue(
+                        "wrong_village",
+                        "error",
+                        [grid.code],
+                        f"grid {grid.code} names village {grid.village_code} but the plan "
+                        f"redraws village {scope.code}",
+                    )
+                )
+            grid.village_code = scope.code
+            continue
+        if grid.village_code is not None:
+            if grid.village_code not in scope.villages:
+                issues.append(
+                    _issue(
+                        "wrong_village",
+                        "error",
+                        [grid.code],
+                        f"village {grid.village_code} of grid {grid.code} is not in town "
+                        f"{scope.code}",
+                    )
+                )
+                grid.village_code = None
+            continue
+        best = max(
+            scope.villages.items(),
+            key=lambda item: grid.geom.intersection(item[1]).area,
+            default=None,
+        )
+        if best is not None and grid.geom.intersects(best[1]):
+            grid.village_code = best[0]
+        else:
+            issues.append(
+                _issue(
+                    "outside",
+                    "error",
+                    [grid.code],
+                    f"grid {grid.code} overlaps no village of town {scope.code}",
+                    geometry=grid.geom,
+                    area=area_m2(grid.geom),
+                )
+            )
+    return issues
+
+
+def validate(
+    session: Session,
+    scope: Scope,
+    grids: list[ProposedGrid],
+    *,
+    settings: Settings,
+) -> list[dict[str, Any]]:
+    """Every problem of a proposal, each with the geometry that shows it; errors block apply."""
+    tolerance = settings.overlap_tolerance_m2
+    issues: list[dict[str, Any]] = []
+    for grid in grids:
+        if grid.repair_reason:
+            if grid.geom.is_empty:
+                issues.append(
+                    _issue(
+                        "invalid_geometry",
+                        "error",
+                        [grid.code],
+                        f"grid {grid.code} is invalid ({grid.repair_reason}) and has no area "
+                        "left after repair; redraw it",
+                        original=grid.repaired_from,
+                        reason=grid.repair_reason,
+                    )
+                )
+            else:
+                issues.append(
+                    _issue(
+                        "repaired",
+                        "warning",
+                        [grid.code],
+                        f"grid {grid.code} was invalid ({grid.repair_reason}); it was repaired "
+                        "(geometry = the repaired shape, original = what was sent)",
+                        geometry=grid.geom,
+                        area=area_m2(grid.geom),
+                        original=grid.repaired_from,
+                        reason=grid.repair_reason,
+                    )
+                )
+        elif grid.geom.is_empty or area_m2(grid.geom) <= tolerance:
+            issues.append(
+                _issue(
+                    "invalid_geometry",
+                    "error",
+                    [grid.code],
+                    f"grid {grid.code} has no area; draw a polygon",
+                )
+            )
+    # Codes: unique in the plan, and not used by a current grid elsewhere (codes are county-wide).
+    by_code: dict[str, list[ProposedGrid]] = defaultdict(list)
+    for grid in grids:
+        by_code[grid.code].append(grid)
+    for code, same in sorted(by_code.items()):
+        if len(same) > 1:
+            issues.append(
+                _issue(
+                    "duplicate_code",
+                    "error",
+                    [code],
+                    f"code {code} is used by {len(same)} proposed grids (features "
+                    f"{', '.join(str(g.index) for g in same)}); codes must be unique",
+                )
+            )
+    taken = session.execute(
+        sa.select(Grid.code, Grid.village_code).where(
+            Grid.valid_to.is_(None),
+            Grid.code.in_(list(by_code)),
+            sa.not_(_scope_grid_filter(scope)),
+        )
+    ).all()
+    for taken_code, village in taken:
+        issues.append(
+            _issue(
+                "code_taken",
+                "error",
+                [taken_code],
+                f"code {taken_code} belongs to a current grid of village {village}, outside "
+                "this plan",
+            )
+        )
+    issues.extend(_assign_villages(scope, grids))
+    issues.extend(_member_issues(session, scope, grids))
+    drawable = [g for g in grids if not g.geom.is_empty]
+    # Multi-piece grids: a grid member patrols one area.
+    for grid in drawable:
+        pieces = sorted(grid.geom.geoms, key=area_m2, reverse=True)
+        real = [p for p in pieces if area_m2(p) > tolerance]
+        if len(real) > 1:
+            detached = MultiPolygon(real[1:])
+            severity = "warning" if grid.allow_multipart else "error"
+            issues.append(
+                _issue(
+                    "multi_piece",
+                    severity,
+                    [grid.code],
+                    f"grid {grid.code} has {len(real)} separate pieces (geometry = the pieces "
+                    "detached from the largest)"
+                    + (
+                        "; allowed for this grid"
+                        if grid.allow_multipart
+                        else "; set allow_multipart if that is intended"
+                    ),
+                    geometry=detached,
+                    area=area_m2(detached),
+                    pieces=len(real),
+                )
+            )
+    # Overlaps between proposed grids.
+    tree = shapely.STRtree([g.geom for g in drawable])
+    left, right = tree.query([g.geom for g in drawable], predicate="intersects")
+    for i, j in zip(left.tolist(), right.tolist(), strict=True):
+        if i >= j:
+            continue
+        a, b = drawable[i], drawable[j]
+        overlap = polygonal(a.geom.intersection(b.geom))
+        area = area_m2(overlap)
+        if area > tolerance:
+            issues.append(
+                _issue(
+                    "overlap",
+                    "error",
+                    sorted([a.code, b.code]),
+                    f"grids {a.code} and {b.code} overlap by {area:,.1f} m² "
+                    f"(tolerance {tolerance} m², GIS_OVERLAP_TOLERANCE_M2)",
+                    geometry=overlap,
+                    area=area,
+                )
+            )
+    # Grids outside their village.
+    for grid in drawable:
+        village_geom = scope.villages.get(grid.village_code or "")
+        if village_geom is None:
+            continue
+        outside = polygonal(grid.geom.difference(village_geom))
+        area = area_m2(outside)
+        if area > tolerance:
+            issues.append(
+                _issue(
+                    "outside",
+                    "error",
+                    [grid.code],
+                    f"{area:,.1f} m² of grid {grid.code} lies outside village {grid.village_code}",
+                    geometry=outside,
+                    area=area,
+                )
+            )
+    # Gaps: the union of the grids must equal the scope.
+    union = shapely.union_all([g.geom for g in drawable]) if drawable else MultiPolygon()
+    targets = (
+        {scope.code: scope.geom}
+        if scope.level is PlanScope.VILLAGE
+        else {code: geom for code, geom in scope.villages.items()}
+    )
+    for code, target in sorted(targets.items()):
+        gap = polygonal(target.difference(union))
+        area = area_m2(gap)
+        if area > tolerance:
+            pieces = [p for p in gap.geoms if area_m2(p) > tolerance / 10]
+            issues.append(
+                _issue(
+                    "gap",
+                    "error",
+                    [],
+                    f"{area:,.1f} m² of village {code} is in no proposed grid "
+                    f"({len(pieces)} piece(s)); the grids must cover the village",
+                    geometry=MultiPolygon(pieces) if pieces else gap,
+                    area=area,
+                    village=code,
+                )
+            )
+    return issues
+
+
+def _member_issues(
+    session: Session, scope: Scope, grids: list[ProposedGrid]
+) -> list[dict[str, Any]]:
+    wanted = sorted({m for g in grids for m in g.member_ids})
+    if not wanted:
+        return []
+    found = {
+        m.id: m for m in session.scalars(sa.select(GridMember).where(GridMember.id.in_(wanted)))
+    }
+    issues = []
+    for grid in grids:
+        for member_id in grid.member_ids:
+            member = found.get(member_id)
+            if member is None:
+                issues.append(
+                    _issue(
+                        "unknown_member",
+                        "error",
+                        [grid.code],
+                        f"grid member {member_id} of grid {grid.code} does not exist",
+                    )
+                )
+            elif not member.active:
+                issues.append(
+                    _issue(
+                        "inactive_member",
+                        "warning",
+                        [grid.code],
+                        f"grid member {member_id} ({member.name}) of grid {grid.code} is inactive",
+                    )
+                )
+            elif member.town_code != scope.town_code:
+                issues.append(
+                    _issue(
+                        "member_other_town",
+                        "warning",
+                        [grid.code],
+                        f"grid member {member_id} ({member.name}) belongs to town "
+                        f"{member.town_code}, not {scope.town_code}",
+                    )
+                )
+    return issues
+
+
+# --- balance and impact -------------------------------------------------------------------------
+
+_PROPOSED_CTE = """
+proposed AS (
+    SELECT t.code, ST_SetSRID(ST_GeomFromWKB(t.wkb), 4326) AS geom
+      FROM unnest(CAST(:codes AS text[]), CAST(:wkbs AS bytea[])) AS t(code, wkb)
+)
+"""
+
+
+def _proposed_params(grids: list[ProposedGrid]) -> dict[str, Any]:
+    drawable = [g for g in grids if not g.geom.is_empty]
+    return {
+        "codes": [g.code for g in drawable],
+        "wkbs": [shapely.to_wkb(g.geom) for g in drawable],
+    }
+
+
+def balance(
+    session: Session,
+    scope: Scope,
+    grids: list[ProposedGrid],
+    *,
+    settings: Settings,
+    now: datetime,
+) -> dict[str, Any]:
+    """Workload per proposed grid and its deviation from its village's mean."""
+    params = _proposed_params(grids)
+    rows = session.execute(
+        sa.text(
+            f"""
+            WITH {_PROPOSED_CTE}
+            SELECT p.code,
+                   (SELECT count(*) FROM incidents i
+                     WHERE ST_Covers(p.geom, i.geom) AND i.reported_at >= :since) AS incidents,
+                   (SELECT count(*) FROM cameras c WHERE ST_Covers(p.geom, c.geom)) AS cameras,
+                   (SELECT COALESCE(sum(g.households * ST_Area(ST_Intersection(g.geom, p.geom)::geography)
+                                        / NULLIF(ST_Area(g.geom::geography), 0)), 0)
+                      FROM grids g WHERE g.valid_to IS NULL AND ST_Intersects(g.geom, p.geom)) AS hh,
+                   (SELECT COALESCE(sum(g.population * ST_Area(ST_Intersection(g.geom, p.geom)::geography)
+                                        / NULLIF(ST_Area(g.geom::geography), 0)), 0)
+                      FROM grids g WHERE g.valid_to IS NULL AND ST_Intersects(g.geom, p.geom)) AS pop
+              FROM proposed p
+            """  # noqa: E501, S608
+        ),
+        {**params, "since": now - timedelta(days=365)},
+    ).all()
+    measured = {r.code: r for r in rows}
+    threshold = settings.plan_balance_threshold
+    per_grid: list[dict[str, Any]] = []
+    for grid in grids:
+        row = measured.get(grid.code)
+        entry: dict[str, Any] = {
+            "code": grid.code,
+            "village": grid.village_code,
+            "area_m2": round(area_m2(grid.geom), 1),
+            "households": grid.households
+            if grid.households is not None
+            else round(float(row.hh) if row else 0.0),
+            "households_estimated": grid.households is None,
+            "population": grid.population
+            if grid.population is not None
+            else round(float(row.pop) if row else 0.0),
+            "population_estimated": grid.population is None,
+            "incidents_12m": int(row.incidents) if row else 0,
+            "cameras": int(row.cameras) if row else 0,
+            "members": grid.member_ids,
+        }
+        per_grid.append(entry)
+    metrics = ("households", "population", "incidents_12m", "cameras")
+    by_village: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
+    for entry in per_grid:
+        by_village[entry["village"]].append(entry)
+    means: dict[str, dict[str, float]] = {}
+    for village, entries in by_village.items():
+        mean = {m: sum(e[m] for e in entries) / len(entries) for m in metrics}
+        means[village or ""] = {m: round(v, 2) for m, v in mean.items()}
+        for entry in entries:
+            entry["deviation"] = {
+                m: (round(entry[m] / mean[m] - 1.0, 3) if mean[m] > 0 else None) for m in metrics
+            }
+            # Cameras are equipment, not work: they are shown but do not flag a grid.
+            entry["flagged"] = sorted(
+                m
+                for m in ("households", "population", "incidents_12m")
+                if entry["deviation"][m] is not None and abs(entry["deviation"][m]) > threshold
+            )
+    return {"threshold": threshold, "village_means": means, "grids": per_grid}
+
+
+def impact(
+    session: Session, scope: Scope, grids: list[ProposedGrid], current: list[Grid]
+) -> dict[str, Any]:
+    """What the plan would change: cases, cameras, members, grid codes."""
+    params = {
+        **_proposed_params(grids),
+        "area": shapely.to_wkb(scope.geom),
+        "old_codes": [g.code for g in current],
+        "final": _FINAL,
+    }
+    case_rows = session.execute(
+        sa.text(
+            f"""
+            WITH {_PROPOSED_CTE},
+            cases AS (
+                SELECT i.id, i.status, i.grid_code, i.geom, (i.status <> ALL(:final)) AS is_open
+                  FROM incidents i
+                 WHERE ST_Intersects(i.geom, ST_SetSRID(ST_GeomFromWKB(:area), 4326))
+                    OR i.grid_code = ANY(:old_codes)
+            )
+            SELECT c.id, c.status, c.is_open, c.grid_code AS from_code, n.code AS to_code,
+                   ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat
+              FROM cases c
+              LEFT JOIN LATERAL (
+                    SELECT p.code FROM proposed p WHERE ST_Covers(p.geom, c.geom)
+                     ORDER BY p.code LIMIT 1) n ON TRUE
+             WHERE n.code IS DISTINCT FROM c.grid_code
+             ORDER BY c.id
+            """  # noqa: S608
+        ),
+        params,
+    ).all()
+    open_moves = [r for r in case_rows if r.is_open]
+    historic = [r for r in case_rows if not r.is_open]
+    camera_rows = session.execute(
+        sa.text(
+            f"""
+            WITH {_PROPOSED_CTE}
+            SELECT c.code, c.name, o.code AS from_code, n.code AS to_code
+              FROM cameras c
+              LEFT JOIN LATERAL (
+                    SELECT g.code FROM grids g
+                     WHERE g.valid_to IS NULL AND ST_Covers(g.geom, c.geom)
+                     ORDER BY g.code LIMIT 1) o ON TRUE
+              LEFT JOIN LATERAL (
+                    SELECT p.code FROM proposed p WHERE ST_Covers(p.geom, c.geom)
+                     ORDER BY p.code LIMIT 1) n ON TRUE
+             WHERE ST_Intersects(c.geom, ST_SetSRID(ST_GeomFromWKB(:area), 4326))
+               AND n.code IS DISTINCT FROM o.code
+             ORDER BY c.code
+            """  # noqa: S608
+        ),
+        params,
+    ).all()
+    old_by_code = {g.code: g for g in current}
+    new_codes = {g.code for g in grids}
+    changed = []
+    unchanged = []
+    for grid in grids:
+        old = old_by_code.get(grid.code)
+        if old is None:
+            continue
+        if _same_grid(old, grid):
+            unchanged.append(grid.code)
+        else:
+            changed.append(grid.code)
+    return {
+        "grids": {
+            "added": sorted(new_codes - set(old_by_code)),
+            "retired": sorted(set(old_by_code) - new_codes),
+            "changed": sorted(changed),
+            "unchanged": sorted(unchanged),
+        },
+        "open_cases_moving": len(open_moves),
+        "moves": [
+            {
+                "incident_id": r.id,
+                "status": r.status,
+                "from": r.from_code,
+                "to": r.to_code,
+                "lon": float(r.lon),
+                "lat": float(r.lat),
+            }
+            for r in open_moves[:MAX_LISTED]
+        ],
+        "historic_cases_keeping_grid": len(historic),
+        "cameras_changing_grid": len(camera_rows),
+        "cameras": [
+            {"code": r.code, "name": r.name, "from": r.from_code, "to": r.to_code}
+            for r in camera_rows[:MAX_LISTED]
+        ],
+        "members": _member_impact(session, grids, current),
+    }
+
+
+def _member_impact(
+    session: Session, grids: list[ProposedGrid], current: list[Grid]
+) -> list[dict[str, Any]]:
+    """Members whose set of grids changes: retired grids lose their links, named members gain."""
+    proposed_codes = {g.code for g in grids}
+    retired = {g.code for g in current} - proposed_codes
+    codes = sorted({g.code for g in current} | proposed_codes)
+    links = session.execute(
+        sa.select(GridMemberGrid.member_id, GridMemberGrid.grid_code).where(
+            GridMemberGrid.grid_code.in_(codes)
+        )
+    ).all()
+    before: dict[int, set[str]] = defaultdict(set)
+    for member_id, code in links:
+        before[member_id].add(code)
+    after = {m: c - retired for m, c in before.items()}
+    for grid in grids:
+        if grid.member_ids:
+            for member_codes in after.values():
+                member_codes.discard(grid.code)
+            for member_id in grid.member_ids:
+                after.setdefault(member_id, set()).add(grid.code)
+    names = dict(
+        session.execute(
+            sa.select(GridMember.id, GridMember.name).where(GridMember.id.in_(list(after)))
+        ).all()
+    )
+    return [
+        {
+            "member_id": member_id,
+            "name": names.get(member_id),
+            "before": sorted(before.get(member_id, set())),
+            "after": sorted(after[member_id]),
+        }
+        for member_id in sorted(after)
+        if after[member_id] != before.get(member_id, set())
+    ]
+
+
+def _same_grid(old: Grid, new: ProposedGrid) -> bool:
+    """True when a proposed grid equals the current version (no new version is needed)."""
+    if old.name != new.name:
+        return False
+    if new.households is not None and new.households != old.households:
+        return False
+    if new.population is not None and new.population != old.population:
+        return False
+    old_geom = shapely.normalize(to_shape(old.geom))
+    return bool(old_geom.equals_exact(shapely.normalize(new.geom), 1e-9)) or bool(
+        old_geom.equals(new.geom)
+    )
+
+
+# --- the plan -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Evaluation:
+    """Validation, balance and impact of a proposal against the scope as it is now."""
+
+    issues: list[dict[str, Any]]
+    balance: dict[str, Any]
+    impact: dict[str, Any]
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        """Issues that block apply."""
+        return [i for i in self.issues if i["severity"] == "error"]
+
+    @property
+    def warnings(self) -> list[dict[str, Any]]:
+        """Issues shown to the planner that do not block apply (unless configured to)."""
+        return [i for i in self.issues if i["severity"] == "warning"]
+
+    def validation(self) -> dict[str, Any]:
+        """The JSON stored in ``plans.validation``."""
+        return {
+            "valid": not self.errors,
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+            "issues": self.issues,
+        }
+
+
+def evaluate(
+    session: Session,
+    scope: Scope,
+    grids: list[ProposedGrid],
+    current: list[Grid],
+    *,
+    settings: Settings,
+    now: datetime,
+) -> Evaluation:
+    """Validate a proposal and measure its balance and impact."""
+    issues = validate(session, scope, grids, settings=settings)
+    report = balance(session, scope, grids, settings=settings, now=now)
+    for entry in report["grids"]:
+        if entry["flagged"]:
+            devs = ", ".join(f"{m} {entry['deviation'][m]:+.0%}" for m in entry["flagged"])
+            issues.append(
+                _issue(
+                    "imbalanced",
+                    "warning",
+                    [entry["code"]],
+                    f"grid {entry['code']} deviates from its village mean beyond "
+                    f"±{settings.plan_balance_threshold:.0%}: {devs}",
+                )
+            )
+    return Evaluation(issues, report, impact(session, scope, grids, current))
+
+
+def create_plan(
+    session: Session,
+    *,
+    scope_level: PlanScope,
+    scope_code: str,
+    proposed: dict[str, Any],
+    based_on_version: str,
+    actor: str,
+    settings: Settings,
+    allow_multipart: bool = False,
+    title: str | None = None,
+    now: datetime | None = None,
+) -> Plan:
+    """Validate and store a draft plan; 409 if ``based_on_version`` is not the scope's token."""
+    now = now or utcnow()
+    scope = load_scope(session, scope_level, scope_code)
+    grids = parse_proposal(proposed, allow_multipart=allow_multipart)
+    current = current_grids(session, scope)
+    token = version_token(current)
+    if based_on_version != token:
+        raise ConflictError(
+            f"the grids of {scope_level.value} {scope_code} changed: based_on_version "
+            f"{based_on_version!r} is not the current {token!r}; start again from "
+            f"GET /plans/base/{scope_code}",
+            current_version=token,
+        )
+    evaluation = evaluate(session, scope, grids, current, settings=settings, now=now)
+    plan = Plan(
+        scope_level=scope_level.value,
+        scope_code=scope_code,
+        title=title,
+        proposed={"type": "FeatureCollection", "features": [g.feature() for g in grids]},
+        allow_multipart=allow_multipart,
+        based_on_version=token,
+        status=PlanStatus.DRAFT.value,
+        validation=evaluation.validation(),
+        balance=evaluation.balance,
+        impact=evaluation.impact,
+        created_by=actor,
+        created_at=now,
+    )
+    session.add(plan)
+    session.flush()
+    return plan
+
+
+def lock_scope(session: Session, scope: Scope, lock_timeout_s: float) -> None:
+    """Serialise changes to one scope: lock its region rows (town and villages), in code order."""
+    session.execute(
+        sa.text("SELECT set_config('lock_timeout', :ms, true)"),
+        {"ms": f"{int(lock_timeout_s * 1000)}ms"},
+    )
+    codes = sorted({scope.code, *scope.villages})
+    session.execute(
+        sa.select(Region.code).where(Region.code.in_(codes)).order_by(Region.code).with_for_update()
+    ).all()
+
+
+def apply_plan(
+    session: Session,
+    plan_id: int,
+    *,
+    actor: str,
+    settings: Settings,
+    now: datetime | None = None,
+) -> Plan:
+    """Apply a draft plan in the caller's transaction (409 stale or not draft, 422 invalid)."""
+    now = now or utcnow()
+    # Lock order: the scope's region rows first, then the plan row, then the grids. Every apply
+    # (and import) of a scope takes the region lock first, so they queue there instead of
+    # deadlocking on each other's plan rows (apply marks the other drafts superseded).
+    scope_of = get_plan(session, plan_id)
+    scope = load_scope(session, PlanScope(scope_of.scope_level), scope_of.scope_code)
+    try:
+        lock_scope(session, scope, settings.plan_lock_timeout_s)
+        plan = get_plan(session, plan_id, for_update=True)
+        if plan.status != PlanStatus.DRAFT.value:
+            raise ConflictError(
+                f"plan {plan_id} is {plan.status}; only a draft plan can be applied"
+            )
+        current = current_grids(session, scope, lock=True)
+    except sa_exc.OperationalError as error:
+        if getattr(error.orig, "sqlstate", None) == "55P03":  # lock_not_available
+            raise ConflictError(
+                f"another change to the grids of {scope.code} is being applied right now; "
+                "retry in a moment"
+            ) from error
+        raise
+    token = version_token(current)
+    if token != plan.based_on_version:
+        raise ConflictError(
+            f"the grids of {plan.scope_level} {plan.scope_code} changed since plan {plan_id} was "
+            f"made (based_on_version {plan.based_on_version!r}, now {token!r}); make a new plan",
+            current_version=token,
+        )
+    grids = proposal_from_plan(plan)
+    evaluation = evaluate(session, scope, grids, current, settings=settings, now=now)
+    blocking = evaluation.errors + (evaluation.warnings if settings.plan_warnings_block else [])
+    if blocking:
+        summary = "; ".join(i["message"] for i in blocking[:5])
+        raise PlanInvalidError(
+            f"plan {plan_id} cannot be applied: {len(blocking)} blocking issue(s): {summary}",
+            issues=[{k: v for k, v in i.items() if k != "geometry"} for i in blocking[:50]],
+        )
+    created, retired = _write_versions(session, plan, scope, grids, current, actor=actor, now=now)
+    _link_members(
+        session, grids, retired_codes=sorted({g.code for g in current} - {g.code for g in grids})
+    )
+    moved = reassign.reassign_cases(
+        session,
+        actor=actor,
+        reason=f"grid boundaries redrawn by plan {plan.id}",
+        scope=reassign.CaseScope(
+            area_wkb=shapely.to_wkb(scope.geom),
+            grid_codes=sorted({g.code for g in current} | {g.code for g in grids}),
+        ),
+        snap_m=settings.snap_meters,
+        plan_id=plan.id,
+        now=now,
+    )
+    # Other drafts on the same base can no longer apply; say so instead of letting them 409.
+    session.execute(
+        sa.update(Plan)
+        .where(
+            Plan.scope_code == plan.scope_code,
+            Plan.status == PlanStatus.DRAFT.value,
+            Plan.id != plan.id,
+        )
+        .values(status=PlanStatus.SUPERSEDED.value)
+    )
+    plan.status = PlanStatus.APPLIED.value
+    plan.applied_by = actor
+    plan.applied_at = now
+    plan.validation = evaluation.validation()
+    plan.balance = evaluation.balance
+    plan.impact = evaluation.impact
+    plan.result = {
+        "created": created,
+        "retired": retired,
+        "cases": {k: v for k, v in moved.as_dict().items() if k != "moves"},
+        "moves": moved.moves[:MAX_LISTED],
+        "version": None,
+    }
+    session.flush()
+    plan.result = {**plan.result, "version": version_token(current_grids(session, scope))}
+    session.flush()
+    return plan
+
+
+def _next_versions(session: Session, codes: list[str]) -> dict[str, int]:
+    rows = session.execute(
+        sa.select(Grid.code, sa.func.max(Grid.version))
+        .where(Grid.code.in_(codes))
+        .group_by(Grid.code)
+    ).all()
+    return {code: int(v) + 1 for code, v in rows}
+
+
+def _write_versions(
+    session: Session,
+    plan: Plan,
+    scope: Scope,
+    grids: list[ProposedGrid],
+    current: list[Grid],
+    *,
+    actor: str,
+    now: datetime,
+) -> tuple[list[str], list[str]]:
+    """Retire changed/removed versions and insert the new ones; unchanged grids stay as they are."""
+    old_by_code = {g.code: g for g in current}
+    keep = {g.code for g in grids if g.code in old_by_code and _same_grid(old_by_code[g.code], g)}
+    retiring = [g for g in current if g.code not in keep]
+    for old in retiring:
+        old.valid_to = now
+        session.add(
+            GridChange(
+                grid_id=old.id,
+                code=old.code,
+                version=old.version,
+                change=GridChangeKind.RETIRED.value,
+                at=now,
+                actor=actor,
+                plan_id=plan.id,
+                source="plan",
+                note=f"plan {plan.id}",
+            )
+        )
+    # The partial unique index on current codes is checked per statement: retire first.
+    session.flush()
+    versions = _next_versions(session, [g.code for g in grids])
+    created = []
+    for grid in grids:
+        if grid.code in keep:
+            continue
+        previous = old_by_code.get(grid.code)
+        row = Grid(
+            code=grid.code,
+            version=versions.get(grid.code, 1),
+            name=grid.name,
+            village_code=grid.village_code,
+            town_code=scope.town_code,
+            households=grid.households
+            if grid.households is not None
+            else (previous.households if previous is not None else 0),
+            population=grid.population
+            if grid.population is not None
+            else (previous.population if previous is not None else 0),
+            geom=from_shape(grid.geom, srid=SRID),
+            valid_from=now,
+            valid_to=None,
+            created_by=actor,
+            created_at=now,
+            note=f"plan {plan.id}",
+        )
+        session.add(row)
+        session.flush()
+        session.add(
+            GridChange(
+                grid_id=row.id,
+                code=row.code,
+                version=row.version,
+                change=GridChangeKind.CREATED.value,
+                at=now,
+                actor=actor,
+                plan_id=plan.id,
+                source="plan",
+                note=f"plan {plan.id}",
+            )
+        )
+        created.append(f"{row.code} v{row.version}")
+    session.flush()
+    return created, [f"{g.code} v{g.version}" for g in retiring]
+
+
+def _link_members(session: Session, grids: list[ProposedGrid], *, retired_codes: list[str]) -> None:
+    """Members named in the plan serve their grids; grids that no longer exist lose their links."""
+    if retired_codes:
+        session.execute(
+            sa.delete(GridMemberGrid).where(GridMemberGrid.grid_code.in_(retired_codes))
+        )
+    for grid in grids:
+        if not grid.member_ids:
+            continue
+        session.execute(sa.delete(GridMemberGrid).where(GridMemberGrid.grid_code == grid.code))
+        for member_id in grid.member_ids:
+            session.add(GridMemberGrid(member_id=member_id, grid_code=grid.code))
+    session.flush()
+
+
+def reject_plan(session: Session, plan_id: int, *, actor: str) -> Plan:
+    """Mark a draft plan rejected (it stays for the record)."""
+    plan = get_plan(session, plan_id, for_update=True)
+    if plan.status != PlanStatus.DRAFT.value:
+        raise ConflictError(f"plan {plan_id} is {plan.status}; only a draft plan can be rejected")
+    plan.status = PlanStatus.REJECTED.value
+    plan.result = {"rejected_by": actor, "rejected_at": utcnow().isoformat()}
+    session.flush()
+    return plan

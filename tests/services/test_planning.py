@@ -1,0 +1,432 @@
+"""Boundary plans: validation with geometries, balance, impact, and an all-or-nothing apply."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from shapely.geometry import Polygon, box, shape
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from gis.errors import ConflictError
+from gis.layers.grids import Grid, GridMemberGrid, list_grids
+from gis.layers.incidents import Incident, IncidentEvent
+from gis.layers.plans import GridChange, PlanScope, PlanStatus
+from gis.services import planning
+from gis.settings import Settings
+from tests.services.planfixtures import (
+    EAST,
+    MID,
+    NORTH,
+    SOUTH,
+    WEST,
+    Village,
+    collection,
+    feature,
+    make_village,
+    thirds,
+)
+
+NOW = datetime.fromisoformat("2026-11-01T08:00:00+00:00")
+
+
+@pytest.fixture
+def village(session: Session, catalog: int) -> Village:
+    """The hand-made village, inside the test's rolled-back transaction."""
+    return make_village(session)
+
+
+def _plan(
+    session: Session, settings: Settings, village: Village, proposed: dict[str, Any], **kw: Any
+) -> Any:
+    token, _ = planning.scope_version(session, PlanScope.VILLAGE, village.village)
+    return planning.create_plan(
+        session,
+        scope_level=PlanScope.VILLAGE,
+        scope_code=village.village,
+        proposed=proposed,
+        based_on_version=token,
+        actor="planner-zhao",
+        settings=settings,
+        now=NOW,
+        **kw,
+    )
+
+
+def _issues(plan: Any, kind: str) -> list[dict[str, Any]]:
+    return [i for i in plan.validation["issues"] if i["kind"] == kind]
+
+
+def _same_area(geometry: dict[str, Any], expected: Any, tolerance_m2: float = 1.0) -> bool:
+    """Whether a reported geometry is the expected shape (symmetric difference under 1 m²)."""
+    return planning.area_m2(shape(geometry).symmetric_difference(expected)) < tolerance_m2
+
+
+def test_valid_plan_has_no_errors_and_shows_moving_cases_cameras_and_balance(
+    session: Session, settings: Settings, village: Village
+) -> None:
+    plan = _plan(session, settings, village, thirds(village))
+    assert plan.validation["valid"], plan.validation["issues"]
+    impact = plan.impact
+    assert impact["grids"] == {
+        "added": [f"{village.village}-M"],
+        "retired": [],
+        "changed": sorted([village.east, village.west]),
+        "unchanged": [],
+    }
+    moves = {m["incident_id"]: (m["from"], m["to"]) for m in impact["moves"]}
+    assert moves == {village.cases["open_west_moving"]: (village.west, f"{village.village}-M")}
+    assert impact["historic_cases_keeping_grid"] == 1
+    assert impact["cameras"][0]["from"] == village.west
+    assert impact["cameras"][0]["to"] == f"{village.village}-M"
+    by_code = {g["code"]: g for g in plan.balance["grids"]}
+    assert by_code[f"{village.village}-M"]["households"] == 140
+    assert by_code[f"{village.village}-M"]["cameras"] == 1
+    assert by_code[f"{village.village}-M"]["incidents_12m"] == 2
+    assert plan.balance["village_means"][village.village]["households"] == pytest.approx(
+        400 / 3, abs=0.01
+    )
+
+
+def test_valid_plan_applies_new_versions_moves_open_cases_and_keeps_history(
+    session: Session, settings: Settings, village: Village
+) -> None:
+    plan = _plan(session, settings, village, thirds(village, member=village.member_w))
+    applied = planning.apply_plan(
+        session, plan.id, actor="planner-zhao", settings=settings, now=NOW
+    )
+    assert applied.status == PlanStatus.APPLIED.value
+    assert applied.applied_at == NOW
+
+    current = {g.code: g for g in list_grids(session, village_code=village.village)}
+    assert set(current) == {village.west, village.east, f"{village.village}-M"}
+    assert current[village.west].version == 2 and current[village.east].version == 2
+    assert current[f"{village.village}-M"].version == 1
+    assert all(g.valid_from == NOW and g.created_by == "planner-zhao" for g in current.values())
+    before = list_grids(session, village_code=village.village, at=NOW - timedelta(seconds=1))
+    assert sorted((g.code, g.version, g.valid_to) for g in before) == sorted(
+        [(village.west, 1, NOW), (village.east, 1, NOW)]
+    )
+    assert len(list_grids(session, village_code=village.village, at=NOW)) == 3
+
+    moving = session.get(Incident, village.cases["open_west_moving"])
+    assert moving is not None
+    session.refresh(moving)
+    assert moving.grid_code == f"{village.village}-M"
+    assert moving.grid_id == current[f"{village.village}-M"].id
+    assert moving.status == "assigned"
+    assert moving.member_id == village.member_w
+    event = session.scalars(
+        sa.select(IncidentEvent).where(IncidentEvent.incident_id == moving.id)
+    ).one()
+    assert event.action == "reassign_grid"
+    assert event.from_status == event.to_status == "assigned"
+    assert event.data["from_grid"] == village.west
+    assert event.data["to_grid"] == f"{village.village}-M"
+    assert event.data["plan_id"] == plan.id
+
+    staying = session.get(Incident, village.cases["open_west_staying"])
+    assert staying is not None
+    session.refresh(staying)
+    assert (staying.grid_code, staying.grid_id) == (village.west, current[village.west].id)
+    closed = session.get(Incident, village.cases["closed_west_moving"])
+    assert closed is not None
+    session.refresh(closed)
+    assert closed.grid_code == village.west and closed.grid_id != current[village.west].id
+
+    # Members: the named member now serves all three grids; the other lost the east grid.
+    links = set(
+        session.execute(sa.select(GridMemberGrid.member_id, GridMemberGrid.grid_code)).all()
+    )
+    assert {(village.member_w, c) for c in current} <= links
+    assert (village.member_e, village.east) not in links
+    changes = session.scalars(
+        sa.select(GridChange).where(GridChange.code == village.west).order_by(GridChange.id)
+    ).all()
+    assert [(c.change, c.version, c.actor) for c in changes] == [
+        ("retired", 1, "planner-zhao"),
+        ("created", 2, "planner-zhao"),
+    ]
+
+
+def test_applying_twice_or_after_the_grids_changed_is_a_conflict(
+    session: Session, settings: Settings, village: Village
+) -> None:
+    first = _plan(session, settings, village, thirds(village))
+    second = _plan(session, settings, village, thirds(village))
+    planning.apply_plan(session, first.id, actor="a", settings=settings, now=NOW)
+    with pytest.raises(ConflictError, match="only a draft"):
+        planning.apply_plan(session, first.id, actor="a", settings=settings, now=NOW)
+    # The other draft on the same base was superseded by the apply.
+    session.refresh(second)
+    assert second.status == PlanStatus.SUPERSEDED.value
+    with pytest.raises(ConflictError, match="changed"):
+        planning.create_plan(
+            session,
+            scope_level=PlanScope.VILLAGE,
+            scope_code=village.village,
+            proposed=thirds(village),
+            based_on_version=first.based_on_version,
+            actor="a",
+            settings=settings,
+        )
+
+
+def test_overlap_is_reported_with_the_overlapping_strip(
+    session: Session, settings: Settings, village: Village
+) -> None:
+    # West grid reaches 0.001° (≈ 97 m) into the east one.
+    plan = _plan(
+        session,
+        settings,
+        village,
+        collection(
+            feature(village.west, box(WEST, SOUTH, MID + 0.001, NORTH)),
+            feature(village.east, box(MID, SOUTH, EAST, NORTH)),
+        ),
+    )
+    (overlap,) = _issues(plan, "overlap")
+    assert overlap["severity"] == "error"
+    assert overlap["grids"] == sorted([village.west, village.east])
+    expected = box(MID, SOUTH, MID + 0.001, NORTH)
+    assert _same_area(overlap["geometry"], expected)
+    assert overlap["area_m2"] == pytest.approx(planning.area_m2(expected), rel=1e-3)
+    assert not plan.validation["valid"]
+
+
+def test_overlap_within_the_tolerance_is_not_an_error(
+    session: Session, settings: Settings, village: Village
+) -> None:
+    # A 5e-9° sliver (≈ 0.5 mm × 1.1 km ≈ 0.5 m²) is digitising noise, under the 1 m² default.
+    plan = _plan(
+        session,
+        settings,
+        village,
+        collection(
+            feature(village.west, box(WEST, SOUTH, MID + 5e-9, NORTH)),
+            feature(village.east, box(MID, SOUTH, EAST, NORTH)),
+        ),
+    )
+    assert not _issues(plan, "overlap")
+
+
+def test_gap_is_reported_with_its_area_and_polygon(
+    session: Session, settings: Settings, village: Village
+) -> None:
+    plan = _plan(
+        session,
+        settings,
+        village,
+        collection(
+            feature(village.west, box(WEST, SOUTH, MID - 0.001, NORTH)),
+            feature(village.east, box(MID, SOUTH, EAST, NORTH)),
+        ),
+    )
+    (gap,) = _issues(plan, "gap")
+    expected = box(MID - 0.001, SOUTH, MID, NORTH)
+    assert gap["severity"] == "error" and gap["village"] == village.village
+    assert _same_area(gap["geometry"], expected)
+    assert gap["area_m2"] == pytest.approx(planning.area_m2(expected), rel=1e-3)
+
+
+def test_grid_reaching_outside_its_village_is_reported_with_the_outside_part(
+    session: Session, settings: Settings, village: Village
+) -> None:
+    plan = _plan(
+        session,
+        settings,
+        village,
+        collection(
+            feature(village.west, box(WEST - 0.002, SOUTH, MID, NORTH)),
+            feature(village.east, box(MID, SOUTH, EAST, NORTH)),
+        ),
+    )
+    (outside,) = _issues(plan, "outside")
+    assert outside["grids"] == [village.west]
+    assert _same_area(outside["geometry"], box(WEST - 0.002, SOUTH, WEST, NORTH))
+
+
+def test_multi_piece_grid_is_an_error_unless_allowed(
+    session: Session, settings: Settings, village: Village
+) -> None:
+    # The east grid also claims a detached island in the west half.
+    island = box(WEST + 0.001, SOUTH + 0.001, WEST + 0.002, SOUTH + 0.002)
+    east = box(MID, SOUTH, EAST, NORTH).union(island)
+    west = box(WEST, SOUTH, MID, NORTH).difference(island)
+    proposal = collection(feature(village.west, west), feature(village.east, east))
+    plan = _plan(session, settings, village, proposal)
+    (piece,) = _issues(plan, "multi_piece")
+    assert piece["severity"] == "error" and piece["grids"] == [village.east]
+    assert piece["pieces"] == 2
+    assert _same_area(piece["geometry"], island)
+    allowed = _plan(session, settings, village, proposal, allow_multipart=True)
+    (piece,) = _issues(allowed, "multi_piece")
+    assert piece["severity"] == "warning"
+    assert allowed.validation["valid"]
+
+
+def test_self_intersecting_grid_is_repaired_and_the_repair_is_shown(
+    session: Session, settings: Settings, village: Village
+) -> None:
+    # A "bow-tie" over the west half: the crossing edges make it invalid.
+    bowtie = Polygon([(WEST, SOUTH), (MID, NORTH), (MID, SOUTH), (WEST, NORTH), (WEST, SOUTH)])
+    plan = _plan(
+        session,
+        settings,
+        village,
+        collection(
+            feature(village.west, bowtie), feature(village.east, box(MID, SOUTH, EAST, NORTH))
+        ),
+    )
+    (repaired,) = _issues(plan, "repaired")
+    assert repaired["severity"] == "warning"
+    assert "Self-intersection" in repaired["reason"]
+    assert shape(repaired["original"]).equals(bowtie)
+    fixed = shape(repaired["geometry"])
+    assert fixed.is_valid and len(fixed.geoms) == 2  # the two triangles of the tie
+    # What the repair leaves is itself wrong here: two pieces and a gap where the tie narrows.
+    assert _issues(plan, "multi_piece") and _issues(plan, "gap")
+
+
+def test_grid_without_area_is_an_invalid_geometry_error(
+    session: Session, settings: Settings, village: Village
+) -> None:
+    flat = Polygon([(WEST, SOUTH), (MID, SOUTH), (EAST, SOUTH), (WEST, SOUTH)])
+    plan = _plan(
+        session,
+        settings,
+        village,
+        collection(
+            feature(village.west, flat), feature(village.east, box(WEST, SOUTH, EAST, NORTH))
+        ),
+    )
+    (invalid,) = _issues(plan, "invalid_geometry")
+    assert invalid["severity"] == "error" and invalid["grids"] == [village.west]
+
+
+def test_duplicate_and_taken_codes_are_errors(
+    session: Session, settings: Settings, village: Village
+) -> None:
+    other = make_village(session, prefix="330899002")
+    plan = _plan(
+        session,
+        settings,
+        village,
+        collection(
+            feature(village.west, box(WEST, SOUTH, MID, NORTH)),
+            feature(village.west, box(MID, SOUTH, EAST, 28.905)),
+            feature(other.east, box(MID, 28.905, EAST, NORTH)),
+        ),
+    )
+    assert _issues(plan, "duplicate_code")[0]["grids"] == [village.west]
+    assert _issues(plan, "code_taken")[0]["grids"] == [other.east]
+
+
+def test_unbalanced_grid_is_flagged_beyond_the_threshold(
+    session: Session, settings: Settings, village: Village
+) -> None:
+    plan = _plan(
+        session,
+        settings,
+        village,
+        collection(
+            feature(village.west, box(WEST, SOUTH, MID, NORTH), households=300),
+            feature(village.east, box(MID, SOUTH, EAST, NORTH), households=100),
+        ),
+    )
+    flagged = {g["code"]: g for g in plan.balance["grids"]}
+    assert flagged[village.west]["deviation"]["households"] == pytest.approx(0.5)
+    assert "households" in flagged[village.west]["flagged"]
+    assert {i["grids"][0] for i in _issues(plan, "imbalanced")} == {village.west, village.east}
+    assert plan.validation["valid"]  # imbalance warns, it does not block
+
+
+def test_plan_with_errors_is_refused_at_apply(
+    session: Session, settings: Settings, village: Village
+) -> None:
+    plan = _plan(
+        session,
+        settings,
+        village,
+        collection(feature(village.west, box(WEST, SOUTH, MID, NORTH))),
+    )
+    with pytest.raises(planning.PlanInvalidError, match="in no proposed grid"):
+        planning.apply_plan(session, plan.id, actor="a", settings=settings, now=NOW)
+    assert len(list_grids(session, village_code=village.village)) == 2
+
+
+def test_unknown_member_is_an_error(session: Session, settings: Settings, village: Village) -> None:
+    plan = _plan(session, settings, village, thirds(village, member=999_999))
+    assert _issues(plan, "unknown_member")
+
+
+def test_two_concurrent_applies_on_the_same_version_exactly_one_succeeds(
+    engine: Engine, settings: Settings, catalog: int
+) -> None:
+    prefix = "330899077"
+    with Session(engine) as setup:
+        village = make_village(setup, prefix=prefix)
+        token, _ = planning.scope_version(setup, PlanScope.VILLAGE, village.village)
+        plans = [
+            planning.create_plan(
+                setup,
+                scope_level=PlanScope.VILLAGE,
+                scope_code=village.village,
+                proposed=thirds(village),
+                based_on_version=token,
+                actor=f"planner-{n}",
+                settings=settings,
+            ).id
+            for n in range(2)
+        ]
+        setup.commit()
+    barrier = threading.Barrier(2)
+    outcomes: dict[int, str] = {}
+
+    def apply(plan_id: int) -> None:
+        with Session(engine) as session:
+            barrier.wait()
+            try:
+                planning.apply_plan(session, plan_id, actor="t", settings=settings)
+                session.commit()
+                outcomes[plan_id] = "applied"
+            except ConflictError as error:
+                session.rollback()
+                outcomes[plan_id] = f"conflict: {error.detail}"
+
+    try:
+        threads = [threading.Thread(target=apply, args=(p,)) for p in plans]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert sorted(o.split(":")[0] for o in outcomes.values()) == ["applied", "conflict"]
+        with Session(engine) as check:
+            current = check.scalars(
+                sa.select(Grid).where(Grid.village_code == village.village, Grid.valid_to.is_(None))
+            ).all()
+            assert len(current) == 3
+    finally:
+        _drop_village(engine, prefix)
+
+
+def _drop_village(engine: Engine, prefix: str) -> None:
+    """Remove the committed test village and everything that points at it."""
+    like = {"p": f"{prefix}%"}
+    with engine.begin() as connection:
+        for statement in (
+            "DELETE FROM incidents WHERE village_code LIKE :p",
+            "DELETE FROM grid_member_grids WHERE grid_code LIKE :p",
+            "DELETE FROM grid_members WHERE town_code LIKE :p",
+            "DELETE FROM cameras WHERE town_code LIKE :p",
+            "DELETE FROM grid_changes WHERE code LIKE :p",
+            "DELETE FROM plans WHERE scope_code LIKE :p",
+            "DELETE FROM grids WHERE village_code LIKE :p",
+            "DELETE FROM regions WHERE code LIKE :p AND level = 'village'",
+            "DELETE FROM regions WHERE code LIKE :p",
+        ):
+            connection.execute(sa.text(statement), like)
