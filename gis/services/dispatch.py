@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -12,7 +13,12 @@ from geoalchemy2.shape import from_shape, to_shape
 from shapely.geometry import Point
 from sqlalchemy.orm import Session
 
-from gis.errors import OutsideCoverageError, UnknownCodeError, ValidationError
+from gis.errors import (
+    InvalidCoordinatesError,
+    OutsideCoverageError,
+    UnknownCodeError,
+    ValidationError,
+)
 from gis.geo import check_lonlat, parse_crs, to_wgs84
 from gis.layers.base import query_point, utcnow
 from gis.layers.categories import Platform, get_category
@@ -109,6 +115,9 @@ def check_k(k: int) -> None:
 
 def wgs84_point(lon: float, lat: float, crs: str | None) -> tuple[float, float]:
     """Validate a lon/lat pair given in ``crs`` and return it in WGS84."""
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        # Checked here without the numbers attached: NaN in the error body is not valid JSON.
+        raise InvalidCoordinatesError(f"coordinates must be finite numbers, got {lon}, {lat}")
     check_lonlat(lon, lat)
     wgs_lon, wgs_lat = to_wgs84(float(lon), float(lat), parse_crs(crs))
     return float(wgs_lon), float(wgs_lat)

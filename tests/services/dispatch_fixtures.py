@@ -8,19 +8,24 @@ Codes start with 99 so they never clash with the demo's.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import shapely
 from geoalchemy2.shape import from_shape
 from pyproj import Geod, Transformer
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
+from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from gis.api.security import get_principal
 from gis.layers.cameras import Camera
 from gis.layers.grids import Grid
 from gis.layers.regions import Region
 from gis.layers.roads import Road
 from gis.layers.units import ResponderUnit
+from gis.layers.users import Role
+from gis.services.access import Principal
 
 ORIGIN_LON, ORIGIN_LAT = 117.5, 30.5
 COUNTY = "990100"
@@ -165,7 +170,16 @@ __all__ = [
     "add_road",
     "add_unit",
     "camera_kwargs",
+    "client_as",
     "lonlat",
     "to_utm",
     "to_wgs",
 ]
+
+
+def client_as(app: Any, role: Role, *, unit_id: int | None = None) -> TestClient:
+    """A test client acting as a principal with ``role`` (no token needed)."""
+    app.dependency_overrides[get_principal] = lambda: Principal(
+        user_id=None, name=f"test-{role.value}", role=role, unit_id=unit_id
+    )
+    return TestClient(app)

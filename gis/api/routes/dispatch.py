@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from gis.api.deps import SessionDep, SettingsDep
 from gis.api.schemas.dispatch import NearestRead, SuggestedUnitsRead
+from gis.api.security import DISPATCH, allow, check_town
+from gis.layers.incidents import get_incident
 from gis.services import dispatch
+from gis.services.access import Principal
 from gis.services.dispatch import RankBy
 from gis.services.routing import RouteOptions
 
 router = APIRouter(tags=["dispatch"])
+
+Dispatcher = Annotated[Principal | None, Depends(allow(*DISPATCH))]
 
 KQuery = Annotated[int, Query(description="How many units (1–50)")]
 ByQuery = Annotated[
@@ -25,6 +30,7 @@ AvailableQuery = Annotated[bool, Query(description="Only units whose status is a
 def nearest(
     session: SessionDep,
     settings: SettingsDep,
+    _: Dispatcher,
     lon: Annotated[float, Query(description="Longitude of the place, in `crs`")],
     lat: Annotated[float, Query(description="Latitude of the place, in `crs`")],
     crs: Annotated[
@@ -56,12 +62,14 @@ def nearest(
 def suggested_units(
     session: SessionDep,
     settings: SettingsDep,
-    incident_id: int,
+    principal: Dispatcher,
+    incident_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="Incident id")],
     k: KQuery = 5,
     available_only: AvailableQuery = True,
     by: ByQuery = RankBy.DISTANCE,
 ) -> SuggestedUnitsRead:
     """Units of the type the case's category needs, nearest (or fastest) first."""
+    check_town(principal, get_incident(session, incident_id).town_code, "incident")
     incident, result = dispatch.suggested_units(
         session,
         incident_id,

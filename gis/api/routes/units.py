@@ -5,22 +5,32 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from gis.api.deps import PageDep, SessionDep, SettingsDep
 from gis.api.geojson import Feature, FeatureCollection, geometry_json
 from gis.api.schemas.dispatch import FixProperties, UnitProperties, UnitRead, UnitUpdate
+from gis.api.security import DISPATCH, WATCH, allow
+from gis.errors import PermissionDeniedError
 from gis.geo import parse_crs
 from gis.layers import units as unit_layer
+from gis.layers.users import Role
 from gis.services import dispatch
+from gis.services.access import Principal
 
 router = APIRouter(tags=["units"])
+
+UnitId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Unit id")]
+Watcher = Annotated[Principal | None, Depends(allow(*WATCH, *DISPATCH))]
+# A unit's own device reports its position and status; dispatchers may change any unit.
+Updater = Annotated[Principal | None, Depends(allow(*DISPATCH, Role.UNIT))]
 
 
 @router.get("/units", response_model=FeatureCollection[UnitProperties])
 def units(
     session: SessionDep,
     page: PageDep,
+    _: Watcher,
     platform: Annotated[str | None, Query(max_length=40, description="Platform key")] = None,
     type_: Annotated[
         str | None, Query(alias="type", max_length=60, description="Unit type")
@@ -60,9 +70,15 @@ def units(
 
 @router.patch("/units/{unit_id}", response_model=UnitRead)
 def update_unit(
-    session: SessionDep, settings: SettingsDep, unit_id: int, body: UnitUpdate
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Updater,
+    unit_id: UnitId,
+    body: UnitUpdate,
 ) -> UnitRead:
     """Change a unit's status and/or record an AVL position fix (kept in its track)."""
+    if principal is not None and principal.role is Role.UNIT and principal.unit_id != unit_id:
+        raise PermissionDeniedError("a unit's token may only update that unit")
     position = None
     source_crs = parse_crs(body.crs)
     if body.lon is not None and body.lat is not None:
@@ -83,7 +99,8 @@ def update_unit(
 @router.get("/units/{unit_id}/track", response_model=FeatureCollection[FixProperties])
 def unit_track(
     session: SessionDep,
-    unit_id: int,
+    _: Watcher,
+    unit_id: UnitId,
     since: Annotated[datetime | None, Query(description="Only fixes taken since then")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000, description="Newest fixes to return")] = 1000,
 ) -> FeatureCollection[FixProperties]:
