@@ -11,11 +11,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import shapely
+from fastapi.testclient import TestClient
 from geoalchemy2.shape import from_shape
 from pyproj import Geod, Transformer
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
-from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from gis.api.security import get_principal
