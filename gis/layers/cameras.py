@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from geoalchemy2 import Geography, WKBElement
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from gis.errors import NotFoundError
 from gis.layers.base import Base, TZDateTime, check_in, geometry, query_point, utcnow
 
 
@@ -73,3 +74,40 @@ def cameras_seeing(
         (camera, float(d), float(b) if b is not None else 0.0)
         for camera, d, b in session.execute(query).all()
     ]
+
+
+def find_camera(session: Session, code: str) -> Camera | None:
+    """The camera with this code, if any."""
+    return session.scalar(sa.select(Camera).where(Camera.code == code))
+
+
+def get_camera(session: Session, code: str) -> Camera:
+    """The camera with this code, or ``NotFoundError``."""
+    camera = find_camera(session, code)
+    if camera is None:
+        raise NotFoundError(f"no camera with code {code!r}")
+    return camera
+
+
+def list_cameras(
+    session: Session,
+    *,
+    town_code: str | None = None,
+    status: str | None = None,
+    kind: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> tuple[list[Camera], int]:
+    """Cameras matching the filters, by code, with the total number matching."""
+    query = sa.select(Camera)
+    if town_code is not None:
+        query = query.where(Camera.town_code == town_code)
+    if status is not None:
+        query = query.where(Camera.status == status)
+    if kind is not None:
+        query = query.where(Camera.kind == kind)
+    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
+    query = query.order_by(Camera.code).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query)), int(total)
