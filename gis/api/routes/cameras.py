@@ -1,0 +1,199 @@
+"""Cameras (天眼): the layer, what can see a place, editing cameras, and camera-raised cases."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
+from geoalchemy2.shape import to_shape
+
+from gis.api.deps import PageDep, SessionDep, SettingsDep
+from gis.api.geojson import Feature, FeatureCollection, geometry_json
+from gis.api.routes.incidents import REPLAY_HEADER
+from gis.api.schemas.cameras import (
+    AlertCreate,
+    CameraCreate,
+    CameraProperties,
+    CameraRead,
+    CameraUpdate,
+    SeeingCamera,
+    SeeingRead,
+)
+from gis.api.schemas.incidents import IncidentRead
+from gis.api.security import DISPATCH, MANAGE_LAYERS, WATCH, allow
+from gis.db import translate_db_errors
+from gis.errors import ValidationError
+from gis.geo import parse_crs
+from gis.layers.cameras import Camera, CameraKind, CameraStatus, cameras_seeing, list_cameras
+from gis.services import cameras as camera_service
+from gis.services.access import Principal
+from gis.services.dispatch import wgs84_point
+
+router = APIRouter(tags=["cameras"])
+
+CameraCode = Annotated[str, Path(min_length=1, max_length=40, description="Camera code")]
+Watcher = Annotated[Principal | None, Depends(allow(*WATCH))]
+Editor = Annotated[Principal | None, Depends(allow(*MANAGE_LAYERS))]
+Operator = Annotated[Principal | None, Depends(allow(*DISPATCH))]
+
+
+def _read(camera: Camera) -> CameraRead:
+    """The full reply for one camera."""
+    point = to_shape(camera.geom)
+    props = CameraProperties.model_validate(camera, from_attributes=True)
+    return CameraRead(
+        **props.model_dump(), lon=point.x, lat=point.y, view=geometry_json(camera.view)
+    )
+
+
+@router.get("/cameras", response_model=FeatureCollection[CameraProperties])
+def cameras(
+    session: SessionDep,
+    page: PageDep,
+    _: Watcher,
+    town: Annotated[str | None, Query(max_length=12, description="Town code")] = None,
+    status_: Annotated[CameraStatus | None, Query(alias="status")] = None,
+    kind: Annotated[CameraKind | None, Query()] = None,
+    geometry: Annotated[
+        Literal["location", "view"],
+        Query(description="Feature geometry: the camera's point or its view polygon"),
+    ] = "location",
+) -> FeatureCollection[CameraProperties]:
+    """Cameras as GeoJSON (points, or view sectors with ?geometry=view), by code."""
+    rows, total = list_cameras(
+        session,
+        town_code=town,
+        status=status_.value if status_ else None,
+        kind=kind.value if kind else None,
+        limit=page.limit,
+        offset=page.offset,
+    )
+    features = [
+        Feature[CameraProperties](
+            id=c.code,
+            geometry=geometry_json(c.view if geometry == "view" else c.geom),
+            properties=CameraProperties.model_validate(c, from_attributes=True),
+        )
+        for c in rows
+    ]
+    return FeatureCollection[CameraProperties](
+        features=features, number_matched=total, number_returned=len(features)
+    )
+
+
+@router.get("/cameras/seeing", response_model=SeeingRead)
+def seeing(
+    session: SessionDep,
+    _: Watcher,
+    lon: Annotated[float, Query(description="Longitude of the place, in `crs`")],
+    lat: Annotated[float, Query(description="Latitude of the place, in `crs`")],
+    crs: Annotated[str | None, Query(max_length=32, description="Default EPSG:4326")] = None,
+    online_only: Annotated[bool, Query(description="Only cameras whose feed is up")] = True,
+) -> SeeingRead:
+    """Cameras whose view covers a place, nearest first, with the bearing camera → place."""
+    wgs_lon, wgs_lat = wgs84_point(lon, lat, crs)
+    found = cameras_seeing(session, wgs_lon, wgs_lat, online_only=online_only)
+    items = []
+    for camera, distance, bearing in found:
+        point = to_shape(camera.geom)
+        items.append(
+            SeeingCamera(
+                code=camera.code,
+                name=camera.name,
+                kind=camera.kind,
+                status=camera.status,
+                lon=point.x,
+                lat=point.y,
+                distance_m=round(distance, 2),
+                bearing_deg=round(bearing % 360.0, 2),
+            )
+        )
+    return SeeingRead(lon=wgs_lon, lat=wgs_lat, cameras=items)
+
+
+@router.get("/cameras/{code}", response_model=CameraRead)
+def camera(session: SessionDep, _: Watcher, code: CameraCode) -> CameraRead:
+    """One camera with its view polygon."""
+    return _read(camera_service.get_camera(session, code))
+
+
+@router.post("/cameras", response_model=CameraRead, status_code=status.HTTP_201_CREATED)
+def create_camera(
+    session: SessionDep, settings: SettingsDep, _: Editor, body: CameraCreate
+) -> CameraRead:
+    """Add a camera; its view sector is computed in metres. A used code is 409."""
+    lon, lat = wgs84_point(body.lon, body.lat, body.crs)
+    with translate_db_errors():
+        created = camera_service.create_camera(
+            session,
+            code=body.code,
+            name=body.name,
+            lon=lon,
+            lat=lat,
+            kind=body.kind,
+            status=body.status,
+            heading_deg=body.heading_deg,
+            fov_deg=body.fov_deg,
+            range_m=body.range_m,
+            town_code=body.town_code,
+            max_outside_m=settings.dispatch_max_outside_m,
+        )
+        session.commit()
+    return _read(created)
+
+
+@router.patch("/cameras/{code}", response_model=CameraRead)
+def update_camera(
+    session: SessionDep, settings: SettingsDep, _: Editor, code: CameraCode, body: CameraUpdate
+) -> CameraRead:
+    """Change a camera (aim, range, kind, status, position…); its view follows."""
+    changes = body.model_dump(exclude_unset=True)
+    crs = changes.pop("crs", None)
+    parse_crs(crs)
+    if changes.get("lon") is not None and changes.get("lat") is not None:
+        changes["lon"], changes["lat"] = wgs84_point(changes["lon"], changes["lat"], crs)
+    for name, value in list(changes.items()):
+        if value is None and name != "town_code":
+            raise ValidationError(f"{name} cannot be null; leave it out to keep it")
+    with translate_db_errors():
+        updated = camera_service.update_camera(
+            session, code, changes, max_outside_m=settings.dispatch_max_outside_m
+        )
+        session.commit()
+    return _read(updated)
+
+
+@router.post(
+    "/cameras/{code}/alerts",
+    response_model=IncidentRead,
+    status_code=status.HTTP_201_CREATED,
+    responses={201: {"description": "The case, saved and assigned like any report"}},
+)
+def raise_alert(
+    session: SessionDep,
+    settings: SettingsDep,
+    _: Operator,
+    code: CameraCode,
+    body: AlertCreate,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", max_length=200, description="Retry-safe key"),
+    ] = None,
+) -> IncidentRead:
+    """Raise a case from a camera: it is reported at the centre of the camera's view."""
+    with translate_db_errors():
+        result = camera_service.raise_alert(
+            session,
+            code,
+            category=body.category,
+            note=body.note,
+            settings=settings,
+            idempotency_key=idempotency_key,
+        )
+        session.commit()
+    response.headers["Location"] = f"/incidents/{result.incident.id}"
+    if not result.created:
+        # Intake's convention for a retried key: the first answer, flagged as a replay.
+        response.headers[REPLAY_HEADER] = "true"
+    return IncidentRead.from_detail(result.incident)
