@@ -110,6 +110,12 @@ class ProvisioningError(GisError):
     code = "provisioning_error"
 
 
+class MapAssetsMissingError(GisError):
+    """The local copies of the map libraries (Leaflet and plugins) have not been fetched."""
+
+    code = "map_assets_missing"
+
+
 # The HTTP status of every error class; the most specific class in an error's MRO wins.
 STATUS_CODES: dict[type[GisError], int] = {
     GisError: 500,
@@ -122,6 +128,7 @@ STATUS_CODES: dict[type[GisError], int] = {
     PermissionDeniedError: 403,
     DatabaseUnavailableError: 503,
     ProvisioningError: 503,
+    MapAssetsMissingError: 503,
 }
 
 

@@ -73,6 +73,17 @@ class Settings(BaseSettings):
         "village to finish before answering 409 (s).",
     )
     tianditu_key: str | None = Field(None, description="Tianditu (天地图) basemap key, optional.")
+    map_assets_dir: str | None = Field(
+        None,
+        description="Folder of the Leaflet/plugin files the map pages load (`gis map assets` "
+        "fills it from the npm registry); default ~/.cache/gis/map-assets.",
+    )
+    map_assets: str = Field(
+        "auto",
+        pattern="^(auto|local|cdn)$",
+        description="Where map pages load Leaflet from: local (served by this service at "
+        "/maps/assets; 503 until fetched), cdn (public CDNs), auto (local once fetched).",
+    )
     dispatch_max_outside_m: float = Field(
         20_000.0,
         gt=0,

@@ -1,0 +1,119 @@
+"""Map pages for the command room (HTML), and the Leaflet files they load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse, HTMLResponse
+
+from gis.api.deps import SessionDep, SettingsDep
+from gis.api.errors import ERROR_RESPONSES
+from gis.api.schemas.maps import (
+    DEFAULTS,
+    BasemapQuery,
+    CategoryQuery,
+    CellQuery,
+    MaxMarkersQuery,
+    MetricQuery,
+    PlatformQuery,
+    SinceQuery,
+    StepQuery,
+    TownQuery,
+    UntilQuery,
+    VillageQuery,
+)
+from gis.api.security import WATCH, allow, check_town
+from gis.errors import NotFoundError
+from gis.layers.regions import RegionLevel, get_region
+from gis.maps import Basemap, GridMetric, build_command_room_map, build_village_grids_map, render
+from gis.maps.assets import assets_dir_for, choose_assets_url
+from gis.maps.base import check_basemap
+from gis.services import mapdata
+from gis.services.access import Principal
+from gis.settings import Settings
+
+router = APIRouter(prefix="/maps", tags=["maps"])
+WatchDep = Annotated[Principal | None, Depends(allow(*WATCH))]
+# Library files never change under a versioned folder name, so browsers may keep them a day.
+ASSET_CACHE = "public, max-age=86400"
+
+
+def _assets_url(request: Request, settings: Settings) -> str | None:
+    local = request.scope.get("root_path", "") + "/maps/assets"
+    return choose_assets_url(settings.map_assets, assets_dir_for(settings.map_assets_dir), local)
+
+
+def _page(html: str) -> HTMLResponse:
+    # Live data: the command room reloads, it must not see a cached page.
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/command-room", response_class=HTMLResponse, responses=ERROR_RESPONSES)
+def command_room(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: WatchDep,
+    town: TownQuery,
+    since: SinceQuery = None,
+    until: UntilQuery = None,
+    platform: PlatformQuery = None,
+    category: CategoryQuery = None,
+    basemap: BasemapQuery = Basemap.OSM,
+    metric: MetricQuery = GridMetric.LOAD,
+    cell_m: CellQuery = DEFAULTS["cell_m"],
+    step: StepQuery = mapdata.TimeStep.AUTO,
+    max_markers: MaxMarkersQuery = int(DEFAULTS["max_markers"]),
+) -> HTMLResponse:
+    """The command-room map of a town: heat, time view, grids, open/overdue cases, units,
+    cameras (高家镇 综合信息指挥室)."""
+    check_town(principal, town, f"town with code {town!r}")
+    check_basemap(basemap, settings.tianditu_key)
+    assets_url = _assets_url(request, settings)
+    data = mapdata.command_room_data(
+        session,
+        town_code=town,
+        since=since,
+        until=until,
+        platform=platform.value if platform else None,
+        category=category,
+        cell_m=cell_m,
+        step=step,
+        max_markers=max_markers,
+    )
+    m = build_command_room_map(
+        data, basemap=basemap, metric=metric, tianditu_key=settings.tianditu_key
+    )
+    return _page(render(m, assets_url=assets_url))
+
+
+@router.get("/grids", response_class=HTMLResponse, responses=ERROR_RESPONSES)
+def village_grids(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: WatchDep,
+    village: VillageQuery,
+    basemap: BasemapQuery = Basemap.OSM,
+) -> HTMLResponse:
+    """A village's grids with labels and members: the printable planner's map."""
+    region = get_region(session, village, level=RegionLevel.VILLAGE)
+    check_town(principal, region.parent_code, f"village with code {village!r}")
+    check_basemap(basemap, settings.tianditu_key)
+    assets_url = _assets_url(request, settings)
+    data = mapdata.village_grids_data(session, village_code=village)
+    m = build_village_grids_map(data, basemap=basemap, tianditu_key=settings.tianditu_key)
+    return _page(render(m, assets_url=assets_url))
+
+
+@router.get("/assets/{path:path}", include_in_schema=False)
+def asset(path: str, settings: SettingsDep) -> FileResponse:
+    """A Leaflet or plugin file fetched by `gis map assets`."""
+    base = assets_dir_for(settings.map_assets_dir).resolve()
+    target = (base / path).resolve()
+    # resolve() follows "..": anything that lands outside the folder does not exist here.
+    if not target.is_relative_to(base) or not target.is_file():
+        raise NotFoundError(f"no map asset {path!r}")
+    return FileResponse(Path(target), headers={"Cache-Control": ASSET_CACHE})

@@ -1,0 +1,55 @@
+"""Query parameters of the map pages, described once for the API and its OpenAPI page."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Query
+
+from gis.layers.categories import Platform
+from gis.maps.base import Basemap
+from gis.maps.command_room import GridMetric
+from gis.services.mapdata import (
+    DEFAULT_CELL_M,
+    DEFAULT_MAX_MARKERS,
+    MAX_CELL_M,
+    MIN_CELL_M,
+    TimeStep,
+)
+
+TownQuery = Annotated[str, Query(min_length=1, max_length=12, description="Town code (乡镇)")]
+VillageQuery = Annotated[
+    str, Query(min_length=1, max_length=12, description="Village code (行政村/社区)")
+]
+SinceQuery = Annotated[
+    datetime | None,
+    Query(description="Start of the period (ISO 8601; no zone = China time). Default: until − 30d"),
+]
+UntilQuery = Annotated[
+    datetime | None, Query(description="End of the period, exclusive. Default: now")
+]
+PlatformQuery = Annotated[Platform | None, Query(description="Only this platform's cases")]
+CategoryQuery = Annotated[
+    str | None, Query(max_length=50, description="Only this category's cases (a catalog code)")
+]
+BasemapQuery = Annotated[
+    Basemap,
+    Query(description="osm; tianditu / tianditu_satellite (need GIS_TIANDITU_KEY); amap (GCJ-02)"),
+]
+MetricQuery = Annotated[
+    GridMetric,
+    Query(description="Grid colour: load (cases per 1,000 households), closure or on_time rate"),
+]
+CellQuery = Annotated[
+    float, Query(ge=MIN_CELL_M, le=MAX_CELL_M, description="Heatmap cell size in metres")
+]
+StepQuery = Annotated[
+    TimeStep, Query(description="Frames of the time view: day, week, or auto (day up to 62 d)")
+]
+MaxMarkersQuery = Annotated[
+    int,
+    Query(ge=0, le=20_000, description="Most open (and, separately, overdue) cases drawn"),
+]
+
+DEFAULTS = {"cell_m": DEFAULT_CELL_M, "max_markers": DEFAULT_MAX_MARKERS}

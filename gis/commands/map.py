@@ -1,0 +1,134 @@
+"""`gis map`: the command-room and village maps written to HTML files, and the Leaflet files."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from gis.errors import GisError
+
+console = Console(stderr=True)
+map_app = typer.Typer(help="Command-room maps as HTML files (Folium).", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Mount `gis map`."""
+    app.add_typer(map_app, name="map")
+
+
+def _fail(error: GisError) -> typer.Exit:
+    console.print(f"[red]error:[/red] {error.detail}")
+    return typer.Exit(code=2)
+
+
+def _write(html: str, output: Path) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(html, encoding="utf-8")
+    console.print(f"wrote {output} ({len(html.encode()) / 1024:,.0f} kB)")
+
+
+@map_app.command("command-room")
+def command_room(
+    town: str = typer.Option(..., help="Town code (乡镇)"),
+    output: Path = typer.Option(Path("command-room.html"), "-o", "--output", help="HTML file"),
+    since: datetime | None = typer.Option(None, help="Period start (no zone = China time)"),
+    until: datetime | None = typer.Option(None, help="Period end, exclusive (default now)"),
+    platform: str | None = typer.Option(None, help="governance, market, enforcement, service"),
+    category: str | None = typer.Option(None, help="A category code from the catalog"),
+    basemap: str = typer.Option("osm", help="osm, tianditu, tianditu_satellite, amap"),
+    metric: str = typer.Option("load", help="Grid colour: load, closure or on_time"),
+    cell_m: float = typer.Option(250.0, help="Heatmap cell size (m)"),
+    step: str = typer.Option("auto", help="Time view frames: auto, day, week"),
+    max_markers: int = typer.Option(2000, help="Most open (and overdue) cases drawn"),
+    assets_url: str | None = typer.Option(
+        None, help="Load Leaflet from here (e.g. http://host:8000/maps/assets) instead of CDNs"
+    ),
+) -> None:
+    """Write the command-room map of a town (heat, grids, open cases, units, cameras)."""
+    from gis.db import make_engine, session_scope
+    from gis.errors import ValidationError
+    from gis.maps import GridMetric, build_command_room_map, parse_basemap, render
+    from gis.maps.base import check_basemap
+    from gis.services.mapdata import TimeStep, command_room_data
+    from gis.settings import get_settings
+
+    settings = get_settings()
+    engine = make_engine(settings)
+    try:
+        chosen = parse_basemap(basemap)
+        check_basemap(chosen, settings.tianditu_key)
+        try:
+            grid_metric, time_step = GridMetric(metric), TimeStep(step)
+        except ValueError as error:
+            raise ValidationError(
+                f"{error}; metric: load, closure, on_time; step: auto, day, week"
+            ) from None
+        with session_scope(engine) as session:
+            data = command_room_data(
+                session,
+                town_code=town,
+                since=since,
+                until=until,
+                platform=platform,
+                category=category,
+                cell_m=cell_m,
+                step=time_step,
+                max_markers=max_markers,
+            )
+        m = build_command_room_map(
+            data, basemap=chosen, metric=grid_metric, tianditu_key=settings.tianditu_key
+        )
+        _write(render(m, assets_url=assets_url), output)
+    except GisError as error:
+        raise _fail(error) from error
+    finally:
+        engine.dispose()
+
+
+@map_app.command("grids")
+def grids(
+    village: str = typer.Option(..., help="Village code (行政村/社区)"),
+    output: Path = typer.Option(Path("grids.html"), "-o", "--output", help="HTML file"),
+    basemap: str = typer.Option("osm", help="osm, tianditu, tianditu_satellite, amap"),
+    assets_url: str | None = typer.Option(None, help="Load Leaflet from here instead of CDNs"),
+) -> None:
+    """Write a village's grid map with labels and members (for printing)."""
+    from gis.db import make_engine, session_scope
+    from gis.maps import build_village_grids_map, parse_basemap, render
+    from gis.maps.base import check_basemap
+    from gis.services.mapdata import village_grids_data
+    from gis.settings import get_settings
+
+    settings = get_settings()
+    engine = make_engine(settings)
+    try:
+        chosen = parse_basemap(basemap)
+        check_basemap(chosen, settings.tianditu_key)
+        with session_scope(engine) as session:
+            data = village_grids_data(session, village_code=village)
+        m = build_village_grids_map(data, basemap=chosen, tianditu_key=settings.tianditu_key)
+        _write(render(m, assets_url=assets_url), output)
+    except GisError as error:
+        raise _fail(error) from error
+    finally:
+        engine.dispose()
+
+
+@map_app.command("assets")
+def assets(
+    force: bool = typer.Option(False, help="Fetch again even when present"),
+    directory: Path | None = typer.Option(None, "--dir", help="Default: GIS_MAP_ASSETS_DIR"),
+) -> None:
+    """Fetch Leaflet and the plugins the maps use from the npm registry, for /maps/assets."""
+    from gis.maps.assets import assets_dir_for, fetch_assets
+    from gis.settings import get_settings
+
+    target = directory or assets_dir_for(get_settings().map_assets_dir)
+    try:
+        fetched = fetch_assets(target, force=force, log=console.print)
+    except GisError as error:
+        raise _fail(error) from error
+    console.print(f"map assets ready in {target} ({len(fetched)} packages fetched now)")

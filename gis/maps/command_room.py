@@ -1,0 +1,413 @@
+"""The command room's map of one town: heat, time view, grids by load or closure, open and overdue
+cases, units and cameras, each a layer the room can switch on and off."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+import folium
+from folium import plugins
+
+from gis.layers.categories import PLATFORM_NAMES_ZH, Platform
+from gis.maps.base import (
+    Basemap,
+    Projector,
+    add_basemap,
+    add_layer_control,
+    add_panel,
+    esc,
+    new_map,
+    projector_for,
+)
+from gis.maps.data import CameraView, Capped, CommandRoomData, GridStat, UnitPoint
+
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+
+HEAT_LAYER = "热力图 Heatmap"
+TIME_LAYER = "时序热力 Heatmap over time"
+GRIDS_LAYER = "网格 Grids"
+OPEN_LAYER = "未结案件 Open cases"
+OVERDUE_LAYER = "超期案件 Overdue cases"
+UNITS_LAYER = "处置力量 Units"
+CAMERAS_LAYER = "天眼 Cameras"
+BOUNDARY_LAYER = "镇界 Town boundary"
+LAYERS = (
+    BOUNDARY_LAYER,
+    GRIDS_LAYER,
+    HEAT_LAYER,
+    TIME_LAYER,
+    OPEN_LAYER,
+    OVERDUE_LAYER,
+    UNITS_LAYER,
+    CAMERAS_LAYER,
+)
+
+PLATFORM_COLOURS = {
+    Platform.GOVERNANCE.value: "#1f77b4",
+    Platform.MARKET.value: "#2ca02c",
+    Platform.ENFORCEMENT.value: "#ff7f0e",
+    Platform.SERVICE.value: "#9467bd",
+}
+OVERDUE_RING = "#d00000"
+UNIT_STATUS = {  # status -> (awesome-markers colour, label)
+    "available": ("green", "可调度 available"),
+    "busy": ("orange", "忙 busy"),
+    "off_duty": ("gray", "休 off duty"),
+}
+UNIT_ICONS = {
+    "police_station": "shield-halved",
+    "traffic_police": "car",
+    "emergency_team": "life-ring",
+    "market_office": "store",
+    "enforcement_squad": "gavel",
+    "service_centre": "house",
+}
+CAMERA_STATUS = {
+    "online": ("#1565c0", "在线 online"),
+    "offline": ("#757575", "离线 offline"),
+    "maintenance": ("#f9a825", "维护 maintenance"),
+}
+# Five equal-interval classes; a higher load is worse, a higher rate is better.
+LOAD_PALETTE = ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026")
+RATE_PALETTE = tuple(reversed(LOAD_PALETTE))
+NO_DATA = "#d9d9d9"
+
+
+class GridMetric(StrEnum):
+    """What colours the grids."""
+
+    LOAD = "load"  # cases per 1,000 households
+    CLOSURE = "closure"  # 办结率
+    ON_TIME = "on_time"  # 按期办结率
+
+
+METRIC_LABELS = {
+    GridMetric.LOAD: "每千户案件 Cases per 1,000 households",
+    GridMetric.CLOSURE: "办结率 Closure rate",
+    GridMetric.ON_TIME: "按期办结率 On-time rate",
+}
+
+
+def _metric(grid: GridStat, metric: GridMetric) -> float | None:
+    if metric is GridMetric.LOAD:
+        return grid.per_1000_households
+    if metric is GridMetric.CLOSURE:
+        return grid.closure_rate
+    return grid.on_time_rate
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def _when(value: datetime | None) -> str:
+    return "—" if value is None else value.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
+
+
+def _classes(values: list[float]) -> list[float]:
+    """Upper edges of five equal-interval classes over the values (all equal: one class)."""
+    low, high = min(values), max(values)
+    if high <= low:
+        return [high] * 5
+    step = (high - low) / 5
+    return [low + step * (i + 1) for i in range(5)]
+
+
+def _colour(value: float | None, edges: list[float], palette: tuple[str, ...]) -> str:
+    if value is None:
+        return NO_DATA
+    for edge, colour in zip(edges, palette, strict=True):
+        if value <= edge + 1e-12:
+            return colour
+    return palette[-1]
+
+
+def _format_value(value: float, metric: GridMetric) -> str:
+    return f"{value:.1f}" if metric is GridMetric.LOAD else _pct(value)
+
+
+def _grids_layer(
+    m: folium.Map, grids: list[GridStat], metric: GridMetric, project: Projector
+) -> str:
+    """The choropleth; returns its legend HTML."""
+    palette = LOAD_PALETTE if metric is GridMetric.LOAD else RATE_PALETTE
+    values = [v for v in (_metric(g, metric) for g in grids) if v is not None]
+    edges = _classes(values) if values else []
+    features = []
+    for grid in grids:
+        value = _metric(grid, metric)
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": project.geometry(grid.geom),
+                "properties": {
+                    "code": grid.code,
+                    "name": grid.name,
+                    "members": "、".join(grid.members) or "—",
+                    "households": grid.households,
+                    "total": grid.total,
+                    "per_1000": "—"
+                    if grid.per_1000_households is None
+                    else f"{grid.per_1000_households:.1f}",
+                    "closure": _pct(grid.closure_rate),
+                    "on_time": _pct(grid.on_time_rate),
+                    "open": grid.open,
+                    "overdue": grid.overdue,
+                    "fill": _colour(value, edges, palette) if edges else NO_DATA,
+                },
+            }
+        )
+    fields = [
+        "code",
+        "name",
+        "members",
+        "households",
+        "total",
+        "per_1000",
+        "closure",
+        "on_time",
+        "open",
+        "overdue",
+    ]
+    aliases = [
+        "网格 Grid",
+        "名称 Name",
+        "网格员 Member",
+        "户数 Households",
+        "案件 Cases",
+        "每千户 Per 1,000 hh",
+        "办结率 Closure",
+        "按期率 On time",
+        "未结 Open",
+        "超期 Overdue",
+    ]
+    folium.GeoJson(
+        {"type": "FeatureCollection", "features": features},
+        name=GRIDS_LAYER,
+        style_function=lambda f: {
+            "fillColor": f["properties"]["fill"],
+            "color": "#444444",
+            "weight": 1,
+            "fillOpacity": 0.45,
+        },
+        highlight_function=lambda _: {"weight": 3, "color": "#000000"},
+        tooltip=folium.GeoJsonTooltip(fields=fields, aliases=aliases, sticky=True),
+        smooth_factor=0.5,
+    ).add_to(m)
+    rows = []
+    lower = min(values) if values else 0.0
+    for edge, colour in zip(edges, palette, strict=True):
+        label = f"{_format_value(lower, metric)} – {_format_value(edge, metric)}"
+        rows.append(_swatch(colour, label, square=True))
+        lower = edge
+    rows.append(_swatch(NO_DATA, "无数据 no data", square=True))
+    return f"<b>{esc(METRIC_LABELS[metric])}</b><br>" + "".join(rows)
+
+
+def _swatch(colour: str, label: str, *, square: bool = False, ring: str | None = None) -> str:
+    radius = "2px" if square else "50%"
+    border = f"2px solid {ring}" if ring else "1px solid #555"
+    return (
+        f'<span style="display:inline-block;width:11px;height:11px;margin-right:4px;'
+        f'vertical-align:-1px;background:{colour};border:{border};border-radius:{radius}"></span>'
+        f"{esc(label)}<br>"
+    )
+
+
+def _heat_layers(m: folium.Map, data: CommandRoomData, project: Projector) -> None:
+    if data.heat:
+        peak = max(cell.count for cell in data.heat)
+        latlons = project.points([c.lon for c in data.heat], [c.lat for c in data.heat])
+        points = [
+            [lat, lon, round(cell.count / peak, 4)]
+            for (lat, lon), cell in zip(latlons, data.heat, strict=True)
+        ]
+    else:
+        points = []
+    plugins.HeatMap(points, name=HEAT_LAYER, radius=18, blur=14, min_opacity=0.3).add_to(m)
+    frame_peak = max((c.count for f in data.frames for c in f.cells), default=1)
+    frames = []
+    for frame in data.frames:
+        latlons = project.points([c.lon for c in frame.cells], [c.lat for c in frame.cells])
+        frames.append(
+            [
+                [lat, lon, round(cell.count / frame_peak, 4)]
+                for (lat, lon), cell in zip(latlons, frame.cells, strict=True)
+            ]
+        )
+    plugins.HeatMapWithTime(
+        frames,
+        index=[frame.label for frame in data.frames],
+        name=TIME_LAYER,
+        radius=22,
+        min_opacity=0.2,
+        max_opacity=0.8,
+        auto_play=False,
+        show=False,
+        position="bottomright",
+    ).add_to(m)
+
+
+# Each row: lat, lon, fill colour, border colour, popup HTML. One small JS function draws them
+# all, which keeps a few thousand markers to a few hundred kilobytes (a folium Marker per case
+# would be ~1 kB each).
+_CASE_CALLBACK = """
+var callback = function (row) {
+    var marker = L.circleMarker(new L.LatLng(row[0], row[1]), {
+        radius: 7, fillColor: row[2], color: row[3], weight: row[3] === '#ffffff' ? 1 : 3,
+        fillOpacity: 0.9
+    });
+    marker.bindPopup(row[4], {maxWidth: 320});
+    return marker;
+};
+"""
+
+
+def _case_layer(m: folium.Map, name: str, cases: Capped, project: Projector) -> None:
+    latlons = project.points([c.lon for c in cases.items], [c.lat for c in cases.items])
+    rows = []
+    for (lat, lon), case in zip(latlons, cases.items, strict=True):
+        platform_zh = PLATFORM_NAMES_ZH.get(Platform(case.platform), case.platform)
+        popup = (
+            f"<b>{esc(case.category_zh)}</b> {esc(case.category_en)}<br>"
+            f"平台 Platform: {esc(platform_zh)} {esc(case.platform)}<br>"
+            f"状态 Status: {esc(case.status)}<br>"
+            f"期限 Deadline: {esc(_when(case.due_at))}"
+            + (' <b style="color:#d00000">超期 overdue</b>' if case.overdue else "")
+            + f"<br>单位 Unit: {esc(case.unit_name or '—')}<br>"
+            f"#{case.id} · 网格 {esc(case.grid_code or '—')} · 上报 {esc(_when(case.reported_at))}"
+        )
+        fill = PLATFORM_COLOURS.get(case.platform, "#000000")
+        rows.append([lat, lon, fill, OVERDUE_RING if case.overdue else "#ffffff", popup])
+    plugins.FastMarkerCluster(
+        rows, callback=_CASE_CALLBACK, name=name, disableClusteringAtZoom=17
+    ).add_to(m)
+
+
+def _units_layer(m: folium.Map, units: list[UnitPoint], project: Projector) -> None:
+    group = folium.FeatureGroup(name=UNITS_LAYER)
+    for unit in units:
+        colour, status = UNIT_STATUS.get(unit.status, ("black", unit.status))
+        lat, lon = project.point(unit.lon, unit.lat)
+        folium.Marker(
+            [lat, lon],
+            icon=folium.Icon(
+                color=colour, icon=UNIT_ICONS.get(unit.unit_type, "circle"), prefix="fa"
+            ),
+            tooltip=f"{esc(unit.name)} · {esc(status)}",
+            popup=folium.Popup(
+                f"<b>{esc(unit.name)}</b><br>{esc(unit.unit_type)} · {esc(unit.platform)}<br>"
+                f"状态 Status: {esc(status)}<br>{esc(unit.code)}",
+                max_width=280,
+            ),
+        ).add_to(group)
+    group.add_to(m)
+
+
+def _cameras_layer(m: folium.Map, cameras: list[CameraView], project: Projector) -> None:
+    features = [
+        {
+            "type": "Feature",
+            "geometry": project.geometry(camera.view),
+            "properties": {
+                "code": camera.code,
+                "name": camera.name,
+                "status": CAMERA_STATUS.get(camera.status, ("#000000", camera.status))[1],
+                "colour": CAMERA_STATUS.get(camera.status, ("#000000", camera.status))[0],
+            },
+        }
+        for camera in cameras
+    ]
+    folium.GeoJson(
+        {"type": "FeatureCollection", "features": features},
+        name=CAMERAS_LAYER,
+        style_function=lambda f: {
+            "fillColor": f["properties"]["colour"],
+            "color": f["properties"]["colour"],
+            "weight": 1,
+            "fillOpacity": 0.3,
+        },
+        tooltip=folium.GeoJsonTooltip(
+            fields=["code", "name", "status"], aliases=["天眼 Camera", "名称 Name", "状态 Status"]
+        ),
+    ).add_to(m)
+
+
+def _legend(data: CommandRoomData, grids_legend: str) -> str:
+    parts = [grids_legend, "<b>平台 Platform</b><br>"]
+    for platform, colour in PLATFORM_COLOURS.items():
+        parts.append(_swatch(colour, f"{PLATFORM_NAMES_ZH[Platform(platform)]} {platform}"))
+    parts.append(_swatch("#ffffff", "超期 overdue", ring=OVERDUE_RING))
+    parts.append("<b>处置力量 Units</b><br>")
+    for _, (colour, label) in UNIT_STATUS.items():
+        parts.append(_swatch(colour, label))
+    parts.append("<b>天眼 Cameras</b><br>")
+    for colour, label in CAMERA_STATUS.values():
+        parts.append(_swatch(colour, label, square=True))
+    for capped, what in ((data.open_cases, "未结 open"), (data.overdue_cases, "超期 overdue")):
+        if capped.truncated:
+            parts.append(
+                f'<span style="color:#b00020">显示 showing {len(capped.items):,} / '
+                f"{capped.total:,} {what}（最紧急 most urgent first）</span><br>"
+            )
+    return "".join(parts)
+
+
+def _title(data: CommandRoomData) -> str:
+    town = data.town
+    english = f" — {esc(town.name_en)} command room" if town.name_en else " — command room"
+    filters = [
+        f"{esc(label)}: {esc(value)}"
+        for label, value in (("平台 platform", data.platform), ("类别 category", data.category))
+        if value
+    ]
+    since = data.since.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
+    until = data.until.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
+    return (
+        '<div style="font-size:17px;font-weight:600">'
+        f"{esc(town.name)} 综合信息指挥室{english}</div>"
+        f"<div>{since} – {until} (UTC+8) · 案件 cases {data.total_incidents:,} · "
+        f"未结 open {data.open_cases.total:,} · 超期 overdue {data.overdue_cases.total:,}"
+        + (" · " + " · ".join(filters) if filters else "")
+        + "</div>"
+    )
+
+
+def build_command_room_map(
+    data: CommandRoomData,
+    *,
+    basemap: Basemap = Basemap.OSM,
+    metric: GridMetric = GridMetric.LOAD,
+    tianditu_key: str | None = None,
+) -> folium.Map:
+    """The command-room map of one town from its data (no database access here)."""
+    project = projector_for(basemap)
+    m = new_map(project.bounds(data.town.bounds))
+    add_basemap(m, basemap, tianditu_key=tianditu_key)
+    folium.GeoJson(
+        {"type": "Feature", "geometry": project.geometry(data.town.geom), "properties": {}},
+        name=BOUNDARY_LAYER,
+        style_function=lambda _: {"color": "#222222", "weight": 3, "fill": False, "dashArray": "6"},
+    ).add_to(m)
+    grids_legend = _grids_layer(m, data.grids, metric, project)
+    _heat_layers(m, data, project)
+    _case_layer(m, OPEN_LAYER, data.open_cases, project)
+    _case_layer(m, OVERDUE_LAYER, data.overdue_cases, project)
+    _units_layer(m, data.units, project)
+    _cameras_layer(m, data.cameras, project)
+    add_layer_control(m)
+    add_panel(
+        m,
+        _title(data),
+        css="top:10px;left:50%;transform:translateX(-50%);text-align:center",
+        element_id="gis-title",
+    )
+    add_panel(
+        m,
+        _legend(data, grids_legend),
+        css="bottom:28px;left:10px;max-height:60vh;overflow:auto",
+        element_id="gis-legend",
+    )
+    return m

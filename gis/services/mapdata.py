@@ -1,0 +1,533 @@
+"""The queries behind the command-room maps: everything is aggregated in PostGIS.
+
+A town can hold a million cases; the page must stay a few hundred kilobytes. So the heatmap is a
+count per square cell (sized in metres at the town's latitude) computed by ``GROUP BY`` in the
+database, the grid figures are one aggregate per grid, and the open-case markers are capped.
+The rates here are plain SQL over the incidents table (closed = ``closed_at`` set; on time =
+``closed_at <= due_at``), kept in this module on purpose so the maps do not wait on the
+statistics service.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from geoalchemy2.shape import to_shape
+from shapely import from_wkb
+from sqlalchemy.orm import Session
+
+from gis.errors import ValidationError
+from gis.geo import geodesic_distance_m
+from gis.layers.cameras import Camera
+from gis.layers.categories import Category, Platform, get_category
+from gis.layers.grids import Grid, GridMember, GridMemberGrid
+from gis.layers.incidents import OPEN_STATUSES, Incident
+from gis.layers.regions import Region, RegionLevel, get_region
+from gis.layers.units import ResponderUnit
+from gis.maps.data import (
+    Area,
+    CameraView,
+    Capped,
+    CommandRoomData,
+    GridInfo,
+    GridStat,
+    HeatCell,
+    HeatFrame,
+    OpenCase,
+    UnitPoint,
+    VillageGridsData,
+)
+
+# Command rooms count days and weeks in China Standard Time, whatever the server's zone.
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+DEFAULT_PERIOD = timedelta(days=30)
+DEFAULT_CELL_M = 250.0
+MIN_CELL_M, MAX_CELL_M = 25.0, 5_000.0
+# The time view bins twice as coarsely: it carries one set of cells per frame.
+TIME_CELL_FACTOR = 2.0
+MAX_FRAMES = 200
+# Days up to which the automatic time step is a day; longer periods go by week.
+AUTO_DAILY_MAX_DAYS = 62
+DEFAULT_MAX_MARKERS = 2_000
+# Grid outlines are simplified to about a metre: invisible on screen, and the page shrinks.
+SIMPLIFY_DEG = 0.00001
+_OPEN = sorted(status.value for status in OPEN_STATUSES)
+
+
+class TimeStep(StrEnum):
+    """Frames of the time view."""
+
+    AUTO = "auto"
+    DAY = "day"
+    WEEK = "week"
+
+
+@dataclass(frozen=True)
+class Period:
+    """A half-open interval [since, until) of report times, both timezone-aware."""
+
+    since: datetime
+    until: datetime
+
+
+def as_aware(value: datetime) -> datetime:
+    """A timezone-aware time; a naive one is read as China Standard Time (the users' clock)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=LOCAL_TZ)
+
+
+def resolve_period(
+    since: datetime | None, until: datetime | None, *, now: datetime | None = None
+) -> Period:
+    """The period asked for: defaults to the 30 days up to now; ``until`` must follow ``since``."""
+    now = as_aware(now) if now is not None else datetime.now(UTC)
+    end = as_aware(until) if until is not None else now
+    start = as_aware(since) if since is not None else end - DEFAULT_PERIOD
+    if end <= start:
+        raise ValidationError(
+            f"until ({end.isoformat()}) must be after since ({start.isoformat()}); "
+            "swap them or widen the period"
+        )
+    return Period(start, end)
+
+
+def get_town_area(session: Session, code: str) -> Area:
+    """The town with this code as an ``Area``, or ``NotFoundError``."""
+    region = get_region(session, code, level=RegionLevel.TOWN)
+    return Area(region.code, region.name, region.name_en, to_shape(region.geom))
+
+
+def _metres_per_degree(lon: float, lat: float) -> tuple[float, float]:
+    """Metres per degree of longitude and of latitude at a point (geodesic, WGS84)."""
+    step = 0.01
+    per_lon = geodesic_distance_m(lon, lat, lon + step, lat) / step
+    per_lat = geodesic_distance_m(lon, lat, lon, lat + step) / step
+    return per_lon, per_lat
+
+
+@dataclass(frozen=True)
+class _Binning:
+    """A lon/lat lattice whose cells are ``cell_m`` metres square at the town's latitude."""
+
+    x0: float
+    y0: float
+    dx: float
+    dy: float
+
+    @classmethod
+    def for_area(cls, area: Area, cell_m: float) -> _Binning:
+        minx, miny, maxx, maxy = area.bounds
+        per_lon, per_lat = _metres_per_degree((minx + maxx) / 2, (miny + maxy) / 2)
+        return cls(minx, miny, cell_m / per_lon, cell_m / per_lat)
+
+    def columns(self) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]]:
+        """Integer cell indexes of an incident, computed in the database."""
+        ix = sa.func.floor((sa.func.ST_X(Incident.geom) - self.x0) / self.dx)
+        iy = sa.func.floor((sa.func.ST_Y(Incident.geom) - self.y0) / self.dy)
+        return sa.cast(ix, sa.Integer).label("ix"), sa.cast(iy, sa.Integer).label("iy")
+
+    def centre(self, ix: int, iy: int) -> tuple[float, float]:
+        """The lon/lat of a cell's centre, rounded to ~0.1 m (smaller pages, same picture)."""
+        return (
+            round(self.x0 + (ix + 0.5) * self.dx, 6),
+            round(self.y0 + (iy + 0.5) * self.dy, 6),
+        )
+
+
+def _incident_filters(
+    town_code: str, platform: str | None, category: str | None
+) -> list[sa.ColumnElement[bool]]:
+    filters: list[sa.ColumnElement[bool]] = [Incident.town_code == town_code]
+    if platform is not None:
+        filters.append(Incident.platform == platform)
+    if category is not None:
+        filters.append(Incident.category_code == category)
+    return filters
+
+
+def _in_period(period: Period) -> list[sa.ColumnElement[bool]]:
+    return [Incident.reported_at >= period.since, Incident.reported_at < period.until]
+
+
+def heat_cells(
+    session: Session,
+    *,
+    area: Area,
+    period: Period,
+    cell_m: float = DEFAULT_CELL_M,
+    platform: str | None = None,
+    category: str | None = None,
+) -> list[HeatCell]:
+    """Incidents of the period counted per square cell of ``cell_m`` metres, in PostGIS."""
+    binning = _Binning.for_area(area, cell_m)
+    ix, iy = binning.columns()
+    query = (
+        sa.select(ix, iy, sa.func.count().label("n"))
+        .where(*_incident_filters(area.code, platform, category), *_in_period(period))
+        .group_by(sa.text("1"), sa.text("2"))
+        .order_by(sa.text("1"), sa.text("2"))
+    )
+    return [HeatCell(*binning.centre(x, y), int(n)) for x, y, n in session.execute(query)]
+
+
+def choose_step(period: Period, step: TimeStep) -> TimeStep:
+    """Day or week frames: ``auto`` picks days for periods up to two months."""
+    if step is not TimeStep.AUTO:
+        return step
+    days = (period.until - period.since).total_seconds() / 86_400
+    return TimeStep.DAY if days <= AUTO_DAILY_MAX_DAYS else TimeStep.WEEK
+
+
+def _frame_starts(period: Period, step: TimeStep) -> list[datetime]:
+    """Local midnights (days) or Mondays (weeks) whose frame overlaps the period."""
+    first = period.since.astimezone(LOCAL_TZ).replace(hour=0, minute=0, second=0, microsecond=0)
+    if step is TimeStep.WEEK:
+        first -= timedelta(days=first.weekday())
+    stride = timedelta(days=7 if step is TimeStep.WEEK else 1)
+    starts: list[datetime] = []
+    current = first
+    while current < period.until:
+        starts.append(current)
+        if len(starts) > MAX_FRAMES:
+            raise ValidationError(
+                f"the time view would have more than {MAX_FRAMES} {step.value} frames; "
+                "shorten the period or use step=week"
+            )
+        # Add days on the local calendar (China has no DST, but stay correct anyway).
+        current = (current.replace(tzinfo=None) + stride).replace(tzinfo=LOCAL_TZ)
+    return starts
+
+
+def heat_frames(
+    session: Session,
+    *,
+    area: Area,
+    period: Period,
+    step: TimeStep,
+    cell_m: float = DEFAULT_CELL_M,
+    platform: str | None = None,
+    category: str | None = None,
+) -> list[HeatFrame]:
+    """Counts per cell and per local day or week for the time view; every frame is present."""
+    if step is TimeStep.AUTO:
+        raise ValueError("resolve the step with choose_step first")
+    starts = _frame_starts(period, step)
+    binning = _Binning.for_area(area, cell_m * TIME_CELL_FACTOR)
+    ix, iy = binning.columns()
+    local = sa.func.timezone(str(LOCAL_TZ), Incident.reported_at)
+    bucket = sa.func.date_trunc(step.value, local).label("bucket")
+    query = (
+        sa.select(bucket, ix, iy, sa.func.count().label("n"))
+        .where(*_incident_filters(area.code, platform, category), *_in_period(period))
+        .group_by(sa.text("1"), sa.text("2"), sa.text("3"))
+        .order_by(sa.text("1"), sa.text("2"), sa.text("3"))
+    )
+    cells: dict[datetime, list[HeatCell]] = {start.replace(tzinfo=None): [] for start in starts}
+    for when, x, y, n in session.execute(query):
+        cells.setdefault(when, []).append(HeatCell(*binning.centre(x, y), int(n)))
+    return [HeatFrame(when.strftime("%Y-%m-%d"), found) for when, found in sorted(cells.items())]
+
+
+def _members_by_grid(session: Session, codes: list[str]) -> dict[str, list[str]]:
+    query = (
+        sa.select(GridMemberGrid.grid_code, GridMember.name)
+        .join(GridMember, GridMember.id == GridMemberGrid.member_id)
+        .where(GridMemberGrid.grid_code.in_(codes), GridMember.active.is_(True))
+        .order_by(GridMemberGrid.grid_code, GridMember.id)
+    )
+    names: dict[str, list[str]] = {}
+    for code, name in session.execute(query):
+        names.setdefault(code, []).append(name)
+    return names
+
+
+def _simplified_wkb() -> sa.ColumnElement[Any]:
+    return sa.func.ST_AsBinary(sa.func.ST_SimplifyPreserveTopology(Grid.geom, SIMPLIFY_DEG))
+
+
+def grid_stats(
+    session: Session,
+    *,
+    town_code: str,
+    period: Period,
+    now: datetime,
+    platform: str | None = None,
+    category: str | None = None,
+) -> list[GridStat]:
+    """Every current grid of the town with its cases of the period and its open cases now."""
+    filters = _incident_filters(town_code, platform, category)
+    period_stats = (
+        sa.select(
+            Incident.grid_code.label("code"),
+            sa.func.count().label("total"),
+            sa.func.count(Incident.closed_at).label("closed"),
+            sa.func.count().filter(Incident.closed_at <= Incident.due_at).label("on_time"),
+        )
+        .where(*filters, *_in_period(period))
+        .group_by(Incident.grid_code)
+        .subquery()
+    )
+    open_stats = (
+        sa.select(
+            Incident.grid_code.label("code"),
+            sa.func.count().label("open"),
+            sa.func.count().filter(Incident.due_at < now).label("overdue"),
+        )
+        .where(*filters, Incident.status.in_(_OPEN), Incident.reported_at < period.until)
+        .group_by(Incident.grid_code)
+        .subquery()
+    )
+    query = (
+        sa.select(
+            Grid.code,
+            Grid.name,
+            _simplified_wkb(),
+            Grid.households,
+            sa.func.coalesce(period_stats.c.total, 0),
+            sa.func.coalesce(period_stats.c.closed, 0),
+            sa.func.coalesce(period_stats.c.on_time, 0),
+            sa.func.coalesce(open_stats.c.open, 0),
+            sa.func.coalesce(open_stats.c.overdue, 0),
+        )
+        .outerjoin(period_stats, period_stats.c.code == Grid.code)
+        .outerjoin(open_stats, open_stats.c.code == Grid.code)
+        .where(Grid.town_code == town_code, Grid.valid_to.is_(None))
+        .order_by(Grid.code)
+    )
+    rows = session.execute(query).all()
+    members = _members_by_grid(session, [row[0] for row in rows])
+    return [
+        GridStat(
+            code=code,
+            name=name,
+            geom=from_wkb(bytes(wkb)),
+            households=int(households or 0),
+            members=members.get(code, []),
+            total=int(total),
+            closed=int(closed),
+            on_time=int(on_time),
+            open=int(open_),
+            overdue=int(overdue),
+        )
+        for code, name, wkb, households, total, closed, on_time, open_, overdue in rows
+    ]
+
+
+def open_cases(
+    session: Session,
+    *,
+    town_code: str,
+    until: datetime,
+    now: datetime,
+    overdue: bool,
+    limit: int = DEFAULT_MAX_MARKERS,
+    platform: str | None = None,
+    category: str | None = None,
+) -> Capped:
+    """Cases open now (reported before ``until``), overdue or not, most urgent first, capped."""
+    late = sa.and_(Incident.due_at.is_not(None), Incident.due_at < now)
+    where = [
+        *_incident_filters(town_code, platform, category),
+        Incident.status.in_(_OPEN),
+        Incident.reported_at < until,
+        late if overdue else sa.not_(late),
+    ]
+    total = int(session.execute(sa.select(sa.func.count()).where(*where)).scalar_one())
+    query = (
+        sa.select(
+            Incident.id,
+            sa.func.ST_X(Incident.geom),
+            sa.func.ST_Y(Incident.geom),
+            Incident.platform,
+            Category.name_zh,
+            Category.name_en,
+            Incident.status,
+            Incident.reported_at,
+            Incident.due_at,
+            ResponderUnit.name,
+            Incident.grid_code,
+        )
+        .join(Category, Category.code == Incident.category_code)
+        .outerjoin(ResponderUnit, ResponderUnit.id == Incident.unit_id)
+        .where(*where)
+        .order_by(Incident.due_at.asc().nulls_last(), Incident.id)
+        .limit(limit)
+    )
+    items = [
+        OpenCase(
+            id=int(row[0]),
+            lon=round(float(row[1]), 6),
+            lat=round(float(row[2]), 6),
+            platform=row[3],
+            category_zh=row[4],
+            category_en=row[5],
+            status=row[6],
+            reported_at=row[7],
+            due_at=row[8],
+            unit_name=row[9],
+            grid_code=row[10],
+            overdue=overdue,
+        )
+        for row in session.execute(query)
+    ]
+    return Capped(items, total)
+
+
+def _town_envelope(town_code: str) -> sa.ScalarSelect[Any]:
+    return (
+        sa.select(sa.func.ST_Envelope(Region.geom))
+        .where(Region.code == town_code)
+        .scalar_subquery()
+    )
+
+
+def town_units(session: Session, *, town_code: str) -> list[UnitPoint]:
+    """Units with jurisdiction over the town or standing within its bounding box, by code."""
+    query = (
+        sa.select(
+            ResponderUnit.code,
+            ResponderUnit.name,
+            ResponderUnit.unit_type,
+            ResponderUnit.platform,
+            ResponderUnit.status,
+            sa.func.ST_X(ResponderUnit.geom),
+            sa.func.ST_Y(ResponderUnit.geom),
+        )
+        .where(
+            sa.or_(
+                ResponderUnit.jurisdiction_code == town_code,
+                sa.func.ST_Intersects(ResponderUnit.geom, _town_envelope(town_code)),
+            )
+        )
+        .order_by(ResponderUnit.code)
+    )
+    return [
+        UnitPoint(code, name, unit_type, platform_, status, round(lon, 6), round(lat, 6))
+        for code, name, unit_type, platform_, status, lon, lat in session.execute(query)
+    ]
+
+
+def town_cameras(session: Session, *, town_code: str) -> list[CameraView]:
+    """Cameras of the town or within its bounding box, with their view sectors, by code."""
+    query = (
+        sa.select(
+            Camera.code,
+            Camera.name,
+            Camera.status,
+            sa.func.ST_X(Camera.geom),
+            sa.func.ST_Y(Camera.geom),
+            sa.func.ST_AsBinary(Camera.view),
+        )
+        .where(
+            sa.or_(
+                Camera.town_code == town_code,
+                sa.func.ST_Intersects(Camera.geom, _town_envelope(town_code)),
+            )
+        )
+        .order_by(Camera.code)
+    )
+    return [
+        CameraView(code, name, status, round(lon, 6), round(lat, 6), from_wkb(bytes(view)))
+        for code, name, status, lon, lat, view in session.execute(query)
+    ]
+
+
+def _check_filters(session: Session, platform: str | None, category: str | None) -> None:
+    if platform is not None and platform not in set(Platform):
+        from gis.errors import UnknownCodeError
+
+        known = ", ".join(p.value for p in Platform)
+        raise UnknownCodeError(f"unknown platform {platform!r}; known platforms: {known}")
+    if category is not None:
+        found = get_category(session, category)
+        if platform is not None and found.platform != platform:
+            raise ValidationError(
+                f"category {category!r} belongs to platform {found.platform!r}, not {platform!r}; "
+                "drop one of the two filters"
+            )
+
+
+def command_room_data(
+    session: Session,
+    *,
+    town_code: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    platform: str | None = None,
+    category: str | None = None,
+    cell_m: float = DEFAULT_CELL_M,
+    step: TimeStep = TimeStep.AUTO,
+    max_markers: int = DEFAULT_MAX_MARKERS,
+    now: datetime | None = None,
+) -> CommandRoomData:
+    """Everything the command-room map of a town shows, aggregated in PostGIS."""
+    now = as_aware(now) if now is not None else datetime.now(UTC)
+    period = resolve_period(since, until, now=now)
+    if not MIN_CELL_M <= cell_m <= MAX_CELL_M:
+        raise ValidationError(f"cell_m must be between {MIN_CELL_M:g} and {MAX_CELL_M:g} metres")
+    if max_markers < 0:
+        raise ValidationError("max_markers must be zero or more")
+    _check_filters(session, platform, category)
+    area = get_town_area(session, town_code)
+    chosen = choose_step(period, step)
+    common: dict[str, Any] = {"platform": platform, "category": category}
+    heat = heat_cells(session, area=area, period=period, cell_m=cell_m, **common)
+    frames = heat_frames(session, area=area, period=period, step=chosen, cell_m=cell_m, **common)
+    grids = grid_stats(session, town_code=area.code, period=period, now=now, **common)
+    cases = {
+        late: open_cases(
+            session,
+            town_code=area.code,
+            until=period.until,
+            now=now,
+            overdue=late,
+            limit=max_markers,
+            **common,
+        )
+        for late in (False, True)
+    }
+    return CommandRoomData(
+        town=area,
+        since=period.since,
+        until=period.until,
+        now=now,
+        platform=platform,
+        category=category,
+        cell_m=cell_m,
+        heat=heat,
+        time_step=chosen.value,
+        frames=frames,
+        grids=grids,
+        open_cases=cases[False],
+        overdue_cases=cases[True],
+        units=town_units(session, town_code=area.code),
+        cameras=town_cameras(session, town_code=area.code),
+        total_incidents=sum(cell.count for cell in heat),
+    )
+
+
+def village_grids_data(session: Session, *, village_code: str) -> VillageGridsData:
+    """A village's current grids with households, population and members."""
+    village = get_region(session, village_code, level=RegionLevel.VILLAGE)
+    town_name = ""
+    if village.parent_code is not None:
+        town_name = get_region(session, village.parent_code).name
+    query = (
+        sa.select(Grid.code, Grid.name, _simplified_wkb(), Grid.households, Grid.population)
+        .where(Grid.village_code == village.code, Grid.valid_to.is_(None))
+        .order_by(Grid.code)
+    )
+    rows = session.execute(query).all()
+    members = _members_by_grid(session, [row[0] for row in rows])
+    grids = [
+        GridInfo(
+            code, name, from_wkb(bytes(wkb)), int(hh or 0), int(pop or 0), members.get(code, [])
+        )
+        for code, name, wkb, hh, pop in rows
+    ]
+    area = Area(village.code, village.name, village.name_en, to_shape(village.geom))
+    return VillageGridsData(village=area, town_name=town_name, grids=grids)
