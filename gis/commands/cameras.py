@@ -1,0 +1,78 @@
+"""`gis cameras coverage`: how much of each grid the online cameras see, worst first."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gis.errors import GisError
+
+console = Console(stderr=True)
+cameras_app = typer.Typer(help="Surveillance cameras (天眼).", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Mount `gis cameras`."""
+    app.add_typer(cameras_app, name="cameras")
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+@cameras_app.command("coverage")
+def coverage(
+    town: str | None = typer.Option(None, help="Only the grids of this town (code)"),
+    limit: int = typer.Option(0, min=0, help="Rows to print (0: all)"),
+) -> None:
+    """Print each current grid's share of area and of road length inside an online camera
+    view, worst covered first (areas and lengths in metres, in each grid's UTM zone)."""
+    from rich.progress import Progress
+
+    from gis.db import make_engine, session_scope
+    from gis.services.cameras import coverage_by_grid
+    from gis.settings import get_settings
+
+    engine = make_engine(get_settings())
+    try:
+        with session_scope(engine) as session, Progress(console=console) as bar:
+            task = bar.add_task("grids", total=None)
+
+            def advance(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            rows = coverage_by_grid(session, town_code=town, progress=advance)
+    except GisError as error:
+        console.print(f"[red]error:[/red] {error.detail}")
+        raise typer.Exit(code=2) from error
+    finally:
+        engine.dispose()
+
+    table = Table(title=f"camera coverage{f' of town {town}' if town else ''}, worst first")
+    for column, justify in (
+        ("grid", "left"),
+        ("name", "left"),
+        ("town", "left"),
+        ("cameras", "right"),
+        ("area km²", "right"),
+        ("area seen", "right"),
+        ("road km", "right"),
+        ("road seen", "right"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in rows[:limit] if limit else rows:
+        table.add_row(
+            row.grid_code,
+            row.grid_name,
+            row.town_code,
+            str(row.cameras),
+            f"{row.area_m2 / 1e6:.3f}",
+            _share(row.area_share),
+            f"{row.road_m / 1000:.2f}",
+            _share(row.road_share),
+        )
+    Console().print(table)
+    if rows:
+        mean = sum(r.area_share for r in rows) / len(rows)
+        console.print(f"{len(rows)} grids; mean area seen {mean:.1%}")
