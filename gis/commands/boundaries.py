@@ -1,0 +1,218 @@
+"""`gis boundaries import|export` and `gis reassign`: boundary files and bulk re-assignment."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gis.errors import GisError
+
+console = Console(stderr=True)
+boundaries_app = typer.Typer(
+    help="Import and export town, village and grid boundaries (GeoJSON, Shapefile, GeoPackage).",
+    no_args_is_help=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Mount `gis boundaries` and `gis reassign`."""
+    app.add_typer(boundaries_app, name="boundaries")
+    app.command("reassign")(reassign)
+
+
+def _fail(error: GisError) -> typer.Exit:
+    console.print(f"[red]error:[/red] {error.detail}")
+    return typer.Exit(code=2)
+
+
+@boundaries_app.command("import")
+def import_boundaries(
+    file: Path = typer.Argument(..., help="GeoJSON, Shapefile (.shp) or GeoPackage (.gpkg)"),
+    level: str = typer.Option(..., help="county, town, village or grid"),
+    parent: str | None = typer.Option(
+        None, help="Parent code for every feature (default: --parent-field, else most overlap)"
+    ),
+    crs: str | None = typer.Option(
+        None,
+        help="The file's real CRS, overriding its .prj: EPSG:4545 (CGCS2000 GK CM 120E), "
+        "EPSG:4490, GCJ-02 (Amap/DataV files), BD-09…",
+    ),
+    code_field: str | None = typer.Option(None, help="Field with the code (default: code/adcode)"),
+    name_field: str | None = typer.Option(None, help="Field holding the name (default: name)"),
+    parent_field: str | None = typer.Option(None, help="Field holding each feature's parent code"),
+    households_field: str | None = typer.Option(None, help="Field with households (grids)"),
+    population_field: str | None = typer.Option(None, help="Field with residents"),
+    layer: str | None = typer.Option(None, help="Layer of a multi-layer GeoPackage"),
+    encoding: str | None = typer.Option(None, help="Text encoding of a Shapefile (UTF-8, GBK…)"),
+    actor: str = typer.Option("import", help="Recorded as the author of new grid versions"),
+    show: int = typer.Option(20, help="Rows listed per outcome"),
+    commit: bool = typer.Option(False, "--commit", help="Write the changes (default: dry run)"),
+) -> None:
+    """Compare a boundary file with the database and print what would be added, changed and
+    retired; write it only with --commit (grids get new dated versions; open cases follow)."""
+    from gis.db import make_engine, session_scope
+    from gis.ingest.boundaries import Level, commit_import, plan_import, read_boundaries
+    from gis.settings import get_settings
+
+    try:
+        chosen = Level(level)
+    except ValueError:
+        raise typer.BadParameter("level must be county, town, village or grid") from None
+    settings = get_settings()
+    engine = make_engine(settings)
+    try:
+        read = read_boundaries(
+            file,
+            crs=crs,
+            code_field=code_field,
+            name_field=name_field,
+            parent_field=parent_field,
+            households_field=households_field,
+            population_field=population_field,
+            layer=layer,
+            encoding=encoding,
+            progress=True,
+        )
+        console.print(
+            f"read {len(read.features) + len(read.rejected)} features from {file} "
+            f"(CRS: {read.source_crs}; the file declares {read.declared_crs or 'none'})"
+        )
+        with session_scope(engine) as session:
+            plan = plan_import(session, read, level=chosen, parent=parent)
+            _print_plan(read, plan, show)
+            if not commit:
+                console.print("[yellow]dry run[/yellow]: nothing written; add --commit to write")
+                session.rollback()
+                return
+            written = commit_import(
+                session, plan, actor=actor, lock_timeout_s=settings.plan_lock_timeout_s
+            )
+        console.print(f"[green]committed[/green]: {written}")
+    except GisError as error:
+        raise _fail(error) from error
+    finally:
+        engine.dispose()
+
+
+def _print_plan(read: object, plan: object, show: int) -> None:
+    from gis.ingest.boundaries import ImportPlan, ReadResult
+
+    assert isinstance(read, ReadResult) and isinstance(plan, ImportPlan)
+    table = Table(title=f"{plan.level.value} import", show_lines=False)
+    table.add_column("outcome")
+    table.add_column("count", justify="right")
+    table.add_column("examples")
+
+    def sample(items: list[str]) -> str:
+        return ", ".join(items[:show]) + (" …" if len(items) > show else "")
+
+    table.add_row("added", str(len(plan.added)), sample([f.code for f in plan.added]))
+    table.add_row(
+        "changed",
+        str(len(plan.changed)),
+        sample([f"{f.code} ({'+'.join(what)})" for f, what in plan.changed]),
+    )
+    table.add_row("unchanged", str(len(plan.unchanged)), "")
+    retire_note = (
+        "retired" if plan.level.value == "grid" else "missing (kept: regions are not versioned)"
+    )
+    table.add_row(retire_note, str(len(plan.retired)), sample([c for c, _ in plan.retired]))
+    table.add_row("repaired", str(len(read.repaired)), "")
+    table.add_row("rejected", str(len(read.rejected) + len(plan.unplaced)), "")
+    console.print(table)
+    for problem in [*read.repaired, *read.rejected, *plan.unplaced][: show * 3]:
+        console.print(f"  feature {problem.index} ({problem.code or 'no code'}): {problem.reason}")
+
+
+@boundaries_app.command("export")
+def export_boundaries(
+    level: str = typer.Option(..., help="county, town, village or grid"),
+    output: Path = typer.Option(..., "-o", "--output", help="File to write"),
+    fmt: str = typer.Option("geojson", "--format", help="geojson, gpkg or shp"),
+    parent: str | None = typer.Option(None, help="Only the children of this code"),
+    at: datetime | None = typer.Option(None, help="Grids in force at this instant (default now)"),
+) -> None:
+    """Write boundaries (WGS84) to a file; grids as of --at."""
+    from gis.db import make_engine, session_scope
+    from gis.ingest.boundaries import Level, export_frame, write_frame
+    from gis.settings import get_settings
+
+    try:
+        chosen = Level(level)
+    except ValueError:
+        raise typer.BadParameter("level must be county, town, village or grid") from None
+    engine = make_engine(get_settings())
+    try:
+        with session_scope(engine) as session:
+            frame = export_frame(session, chosen, parent=parent, at=at)
+        write_frame(frame, output, fmt)
+    except GisError as error:
+        raise _fail(error) from error
+    finally:
+        engine.dispose()
+    console.print(f"wrote {len(frame)} {chosen.value} boundaries to {output}")
+
+
+def reassign(
+    town: str | None = typer.Option(None, help="Only cases of this town (default: all)"),
+    historic_table: str | None = typer.Option(
+        None,
+        help="Also compute the grid of every closed case under today's grids, into this new "
+        "table (analysis only: historic cases keep their grid)",
+    ),
+    actor: str = typer.Option("reassign", help="Recorded on each case event"),
+    commit: bool = typer.Option(False, "--commit", help="Write the changes (default: dry run)"),
+) -> None:
+    """Re-assign open cases to the grids in force now (set-based), e.g. after a county reload."""
+    import time
+
+    from gis.db import make_engine, session_scope
+    from gis.layers.regions import RegionLevel, get_region
+    from gis.services import reassign as service
+    from gis.settings import get_settings
+
+    settings = get_settings()
+    engine = make_engine(settings)
+    try:
+        with session_scope(engine) as session:
+            scope = service.CaseScope()
+            if town is not None:
+                from geoalchemy2.shape import to_shape
+                from shapely import to_wkb
+
+                region = get_region(session, town, level=RegionLevel.TOWN)
+                scope = service.CaseScope(area_wkb=to_wkb(to_shape(region.geom)))
+            started = time.perf_counter()
+            with console.status("joining cases to grids…"):
+                service.compute_assignments(
+                    session,
+                    scope=scope,
+                    include_historic=historic_table is not None,
+                    snap_m=settings.snap_meters,
+                )
+                if historic_table is not None:
+                    kept = service.keep_analysis_table(session, historic_table)
+                    console.print(f"kept {kept:,} rows in table {historic_table}")
+                result = service.write_back(
+                    session, actor=actor, reason="bulk re-assignment to the current grids"
+                )
+            seconds = time.perf_counter() - started
+            console.print(
+                f"{result.considered:,} open cases: {result.moved:,} change grid, "
+                f"{result.version_only:,} only the grid version, {result.snapped:,} snapped, "
+                f"{result.unassigned:,} outside every grid; historic cases that would change: "
+                f"{result.historic_would_move:,} ({seconds:.1f} s)"
+            )
+            if not commit:
+                session.rollback()
+                console.print("[yellow]dry run[/yellow]: rolled back; add --commit to write")
+                return
+    except GisError as error:
+        raise _fail(error) from error
+    finally:
+        engine.dispose()
+    console.print("[green]committed[/green]")

@@ -1,0 +1,712 @@
+"""Boundary files in, boundary files out: counties, towns, villages and grids in any CRS.
+
+Reading (``read_boundaries``) is pure: GeoJSON, Shapefile or GeoPackage via pyogrio, every
+geometry converted to WGS84 lon/lat and checked. Then ``plan_import`` compares the file with the
+database (added / changed / retired) and ``commit_import`` writes it; a grid that changes gets a
+new dated version (the old one ``valid_to = now``, the new one ``valid_from = now``), never an
+in-place edit, so "which grid covered this point on date D" stays answerable.
+
+Coordinate systems. The file's declared CRS is used unless ``crs`` overrides it, because real
+files lie: Amap/DataV-derived boundaries are GCJ-02 even when their ``.prj`` says WGS 84.
+- EPSG codes (CGCS2000 EPSG:4490 and its Gauss–Krüger projections such as EPSG:4545 "3-degree
+  GK CM 120E" or EPSG:4544 "CM 117E", UTM…) go through pyproj.
+- GCJ-02 and BD-09 are not datums pyproj knows: their lon/lat are converted by ``gis.geo``.
+- Whatever comes out must lie in China; if not, the message says which CRS to try.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+import sqlalchemy as sa
+from geoalchemy2.shape import from_shape
+from pyproj import CRS
+from pyproj.exceptions import CRSError
+from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry.base import BaseGeometry
+from shapely.validation import explain_validity
+from sqlalchemy.orm import Session
+from tqdm import tqdm
+
+from gis.errors import UnknownCodeError, UnknownCrsError, ValidationError
+from gis.geo import Crs, parse_crs, to_wgs84_fn, transform_geometry
+from gis.layers.base import SRID, utcnow
+from gis.layers.grids import Grid
+from gis.layers.plans import GridChange, GridChangeKind
+from gis.layers.regions import Region
+
+# Rough bounding box of China (as in gis.geo): converted boundaries must fall inside it.
+_CHINA = (72.0, 0.8, 137.9, 55.9)
+CODE_FIELDS = ("code", "adcode", "CODE", "ADCODE", "gid", "id", "编码", "代码")
+NAME_FIELDS = ("name", "NAME", "Name", "名称", "mc", "MC")
+FORMATS = {"geojson": "GeoJSON", "gpkg": "GPKG", "shp": "ESRI Shapefile"}
+PROGRESS_ABOVE = 2_000  # features; smaller files finish before a bar would be readable
+
+
+class Level(StrEnum):
+    """What a boundary file holds."""
+
+    COUNTY = "county"
+    TOWN = "town"
+    VILLAGE = "village"
+    GRID = "grid"
+
+
+# The level each level's features belong to (their parent).
+PARENT_LEVEL = {Level.TOWN: "county", Level.VILLAGE: "town", Level.GRID: "village"}
+
+
+@dataclass
+class BoundaryFeature:
+    """One boundary from a file, in WGS84, valid, polygonal."""
+
+    index: int
+    code: str
+    name: str
+    geom: MultiPolygon
+    parent_code: str | None = None
+    households: int | None = None
+    population: int | None = None
+    repair: str | None = None
+
+
+@dataclass
+class Problem:
+    """A feature that was repaired or rejected, and why."""
+
+    index: int
+    code: str | None
+    reason: str
+
+
+@dataclass
+class ReadResult:
+    """What was read from a boundary file."""
+
+    path: Path
+    source_crs: str
+    declared_crs: str | None
+    features: list[BoundaryFeature]
+    repaired: list[Problem] = field(default_factory=list)
+    rejected: list[Problem] = field(default_factory=list)
+
+
+def describe_crs(text: str) -> tuple[str, Crs | CRS]:
+    """Parse a --crs value: GCJ-02/BD-09/WGS84/CGCS2000 names, or anything pyproj knows."""
+    try:
+        return parse_crs(text).value, parse_crs(text)
+    except UnknownCrsError:
+        pass
+    try:
+        crs = CRS.from_user_input(text.strip())
+    except CRSError as error:
+        raise UnknownCrsError(
+            f"unknown CRS {text!r}: give an EPSG code (EPSG:4545 for CGCS2000 / 3-degree "
+            "Gauss-Kruger CM 120E, EPSG:4490 for CGCS2000 lon/lat), GCJ-02 or BD-09"
+        ) from error
+    return crs.to_string(), crs
+
+
+def _pick_field(
+    columns: Sequence[str], wanted: str | None, candidates: Iterable[str], what: str
+) -> str:
+    if wanted is not None:
+        if wanted not in columns:
+            raise ValidationError(
+                f"the file has no field {wanted!r} for the {what}; fields: {', '.join(columns)}"
+            )
+        return wanted
+    for name in candidates:
+        if name in columns:
+            return name
+    raise ValidationError(
+        f"cannot tell which field holds the {what}; pass --{what}-field "
+        f"(fields: {', '.join(columns)})"
+    )
+
+
+def _default_encoding(path: Path) -> str | None:
+    """Shapefiles without a .cpg are read as UTF-8 (Chinese data is UTF-8 or GBK, never Latin-1,
+    which is GDAL's guess)."""
+    if path.suffix.lower() == ".shp" and not path.with_suffix(".cpg").exists():
+        return "UTF-8"
+    return None
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # adcodes stored as numbers
+    text = str(value).strip()
+    return text or None
+
+
+def _as_count(value: Any) -> int | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        return None
+    return count if count >= 0 else None
+
+
+def read_boundaries(
+    path: Path,
+    *,
+    crs: str | None = None,
+    code_field: str | None = None,
+    name_field: str | None = None,
+    parent_field: str | None = None,
+    households_field: str | None = None,
+    population_field: str | None = None,
+    layer: str | None = None,
+    encoding: str | None = None,
+    progress: bool = False,
+) -> ReadResult:
+    """Read a GeoJSON/Shapefile/GeoPackage of boundaries into valid WGS84 MultiPolygons."""
+    import pyogrio
+
+    path = Path(path)
+    if not path.exists():
+        raise ValidationError(f"no such file: {path}")
+    try:
+        frame = pyogrio.read_dataframe(
+            path, layer=layer, encoding=encoding or _default_encoding(path)
+        )
+    except Exception as error:  # pyogrio raises DataSourceError, DataLayerError, OSError…
+        raise ValidationError(f"cannot read {path}: {error}") from error
+    declared = frame.crs.to_string() if frame.crs is not None else None
+    columns = [str(c) for c in frame.columns if c != "geometry"]
+    code_col = _pick_field(columns, code_field, CODE_FIELDS, "code")
+    name_col = _pick_field(columns, name_field, (*NAME_FIELDS, code_col), "name")
+    for wanted in (parent_field, households_field, population_field):
+        if wanted is not None:
+            _pick_field(columns, wanted, (), "field")
+
+    geoms = np.asarray(frame.geometry.values, dtype=object)
+    source, convert = _converter(frame.crs, crs, geoms)
+    result = ReadResult(path=path, source_crs=source, declared_crs=declared, features=[])
+    rows = frame.drop(columns="geometry").to_dict("records")
+    iterator: Iterable[tuple[int, dict[str, Any]]] = enumerate(rows)
+    if progress and len(rows) > PROGRESS_ABOVE:
+        iterator = tqdm(iterator, total=len(rows), unit="feature", desc=f"checking {path.name}")
+    for index, row in iterator:
+        code = _as_text(row.get(code_col))
+        if code is None:
+            result.rejected.append(Problem(index, None, f"no value in field {code_col!r}"))
+            continue
+        if len(code) > 20:
+            result.rejected.append(Problem(index, code, "the code is longer than 20 characters"))
+            continue
+        checked = _checked_geometry(geoms[index], convert)
+        if isinstance(checked, str):
+            result.rejected.append(Problem(index, code, checked))
+            continue
+        geom, repair = checked
+        if repair:
+            result.repaired.append(Problem(index, code, repair))
+        result.features.append(
+            BoundaryFeature(
+                index=index,
+                code=code,
+                name=(_as_text(row.get(name_col)) or code)[:100],
+                geom=geom,
+                parent_code=_as_text(row.get(parent_field)) if parent_field else None,
+                households=_as_count(row.get(households_field)) if households_field else None,
+                population=_as_count(row.get(population_field)) if population_field else None,
+                repair=repair,
+            )
+        )
+    duplicates = [c for c, n in Counter(f.code for f in result.features).items() if n > 1]
+    if duplicates:
+        for feature in [f for f in result.features if f.code in set(duplicates)]:
+            result.rejected.append(
+                Problem(feature.index, feature.code, "the code appears more than once in the file")
+            )
+        result.features = [f for f in result.features if f.code not in set(duplicates)]
+    return result
+
+
+def _converter(declared: CRS | None, override: str | None, geoms: np.ndarray) -> tuple[str, Any]:
+    """The CRS to read the file in and a function converting one geometry to WGS84."""
+    if override is not None:
+        label, crs = describe_crs(override)
+    elif declared is not None:
+        label, crs = declared.to_string(), declared
+    else:
+        label, crs = "EPSG:4326 (assumed: the file declares no CRS)", Crs.WGS84
+    if isinstance(crs, Crs):
+        fn = to_wgs84_fn(crs)
+        return label, lambda g: transform_geometry(g, fn)
+    if crs.equals(CRS.from_epsg(SRID)):
+        return label, lambda g: g
+    from pyproj import Transformer
+    from pyproj.exceptions import ProjError
+
+    try:
+        transformer = Transformer.from_crs(crs, CRS.from_epsg(SRID), always_xy=True)
+    except ProjError as error:
+        raise UnknownCrsError(
+            f"cannot convert from {label} to WGS84 ({error}); give an EPSG code of China "
+            "(EPSG:4545 CGCS2000 GK CM 120E, EPSG:4490…), GCJ-02 or BD-09"
+        ) from error
+
+    def project(geom: BaseGeometry) -> BaseGeometry:
+        result: BaseGeometry = shapely.transform(
+            geom,
+            lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])),
+        )
+        return result
+
+    return label, project
+
+
+def _checked_geometry(raw: Any, convert: Any) -> tuple[MultiPolygon, str | None] | str:
+    """The WGS84, valid, 2-D polygonal geometry of a feature, or why it is rejected."""
+    if raw is None or raw.is_empty:
+        return "the feature has no geometry"
+    if raw.geom_type not in {"Polygon", "MultiPolygon"}:
+        return f"{raw.geom_type} geometry: boundaries must be polygons"
+    geom = convert(shapely.force_2d(raw))
+    coords = shapely.get_coordinates(geom)
+    if not np.isfinite(coords).all():
+        return "coordinates are not finite after conversion (wrong --crs?)"
+    min_x, min_y, max_x, max_y = geom.bounds
+    if not (
+        _CHINA[0] <= min_x and max_x <= _CHINA[2] and _CHINA[1] <= min_y and max_y <= _CHINA[3]
+    ):
+        hint = (
+            "the coordinates look projected (metres): pass --crs EPSG:45xx (CGCS2000 GK)"
+            if max(abs(min_x), abs(max_x)) > 180
+            else "pass the right --crs"
+        )
+        return (
+            f"after conversion the feature lies at lon {min_x:.4f}..{max_x:.4f}, "
+            f"lat {min_y:.4f}..{max_y:.4f}, outside China; {hint}"
+        )
+    if geom.is_valid:
+        return _polygonal(geom), None
+    reason = explain_validity(geom)
+    fixed = _polygonal(shapely.make_valid(geom))
+    if fixed.is_empty:
+        return f"invalid geometry ({reason}) with no area left after repair"
+    return fixed, f"repaired: {reason}"
+
+
+def _polygonal(geom: BaseGeometry) -> MultiPolygon:
+    parts: list[Polygon] = []
+    for part in shapely.get_parts(geom):
+        if isinstance(part, Polygon):
+            parts.append(part)
+        elif isinstance(part, MultiPolygon) or part.geom_type == "GeometryCollection":
+            parts.extend(p for p in shapely.get_parts(part) if isinstance(p, Polygon))
+    return MultiPolygon([p for p in parts if not p.is_empty])
+
+
+# --- comparing with the database ----------------------------------------------------------------
+
+
+@dataclass
+class ImportPlan:
+    """What committing a file would do."""
+
+    level: Level
+    added: list[BoundaryFeature] = field(default_factory=list)
+    changed: list[tuple[BoundaryFeature, list[str]]] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    retired: list[tuple[str, str]] = field(default_factory=list)
+    parents: list[str] = field(default_factory=list)
+    unplaced: list[Problem] = field(default_factory=list)
+
+    def summary(self) -> dict[str, int]:
+        """Counts by outcome."""
+        return {
+            "added": len(self.added),
+            "changed": len(self.changed),
+            "unchanged": len(self.unchanged),
+            "retired": len(self.retired),
+            "unplaced": len(self.unplaced),
+        }
+
+
+def same_geometry(a: BaseGeometry, b: BaseGeometry) -> bool:
+    """Equal shapes: vertex-for-vertex within 1e-9° (~0.1 mm), or topologically equal."""
+    na, nb = shapely.normalize(a), shapely.normalize(b)
+    return bool(na.equals_exact(nb, 1e-9)) or bool(a.equals(b))
+
+
+def _parents_by_overlap(
+    session: Session, features: list[BoundaryFeature], level: str
+) -> dict[str, str]:
+    """For features without a parent: the region of ``level`` each overlaps most (one query)."""
+    if not features:
+        return {}
+    rows = session.execute(
+        sa.text(
+            """
+            SELECT f.code, best.code AS parent
+              FROM unnest(CAST(:codes AS text[]), CAST(:wkbs AS bytea[])) AS f(code, wkb)
+              CROSS JOIN LATERAL (
+                    SELECT r.code FROM regions r
+                     WHERE r.level = :level
+                       AND ST_Intersects(r.geom, ST_SetSRID(ST_GeomFromWKB(f.wkb), 4326))
+                     ORDER BY ST_Area(ST_Intersection(
+                                r.geom, ST_SetSRID(ST_GeomFromWKB(f.wkb), 4326))) DESC, r.code
+                     LIMIT 1) best
+            """
+        ),
+        {
+            "codes": [f.code for f in features],
+            "wkbs": [shapely.to_wkb(f.geom) for f in features],
+            "level": level,
+        },
+    ).all()
+    return {code: parent for code, parent in rows}
+
+
+def plan_import(
+    session: Session, read: ReadResult, *, level: Level, parent: str | None = None
+) -> ImportPlan:
+    """Compare a read file with the database: what would be added, changed and retired."""
+    plan = ImportPlan(level=level)
+    features = read.features
+    if level is not Level.GRID:
+        # Region codes are the 6-digit (county) or 12-digit statistical codes.
+        too_long = [f for f in features if len(f.code) > 12]
+        plan.unplaced.extend(
+            Problem(f.index, f.code, "region codes have at most 12 characters") for f in too_long
+        )
+        features = [f for f in features if len(f.code) <= 12]
+    if level is not Level.COUNTY:
+        parent_level = PARENT_LEVEL[level]
+        if parent is not None:
+            region = session.get(Region, parent)
+            if region is None or region.level != parent_level:
+                raise UnknownCodeError(f"--parent {parent} is not a {parent_level} code")
+            for feature in features:
+                feature.parent_code = parent
+        missing = [f for f in features if f.parent_code is None]
+        found = _parents_by_overlap(session, missing, parent_level)
+        for feature in missing:
+            feature.parent_code = found.get(feature.code)
+        known = set(
+            session.scalars(
+                sa.select(Region.code).where(
+                    Region.code.in_({f.parent_code for f in features if f.parent_code}),
+                    Region.level == parent_level,
+                )
+            )
+        )
+        for feature in features:
+            if feature.parent_code not in known:
+                plan.unplaced.append(
+                    Problem(
+                        feature.index,
+                        feature.code,
+                        f"no {parent_level} {feature.parent_code or '(none overlaps it)'}; "
+                        "pass --parent or --parent-field, or import the parents first",
+                    )
+                )
+        features = [f for f in features if f.parent_code in known]
+        plan.parents = sorted(known)
+    if level is Level.GRID:
+        _compare_grids(session, plan, features)
+    else:
+        _compare_regions(session, plan, features, level)
+    return plan
+
+
+def _compare_regions(
+    session: Session, plan: ImportPlan, features: list[BoundaryFeature], level: Level
+) -> None:
+    query = sa.select(Region).where(Region.level == level.value)
+    if plan.parents:
+        query = query.where(
+            sa.or_(
+                Region.parent_code.in_(plan.parents), Region.code.in_([f.code for f in features])
+            )
+        )
+    else:
+        query = query.where(Region.code.in_([f.code for f in features]))
+    existing = {r.code: r for r in session.scalars(query)}
+    from geoalchemy2.shape import to_shape
+
+    for feature in features:
+        old = existing.get(feature.code)
+        if old is None:
+            plan.added.append(feature)
+            continue
+        what = []
+        if old.name != feature.name:
+            what.append("name")
+        if not same_geometry(to_shape(old.geom), feature.geom):
+            what.append("geometry")
+        if feature.parent_code is not None and old.parent_code != feature.parent_code:
+            what.append("parent")
+        if what:
+            plan.changed.append((feature, what))
+        else:
+            plan.unchanged.append(feature.code)
+    codes = {f.code for f in features}
+    plan.retired = sorted((c, r.name) for c, r in existing.items() if c not in codes)
+
+
+def _compare_grids(session: Session, plan: ImportPlan, features: list[BoundaryFeature]) -> None:
+    from geoalchemy2.shape import to_shape
+
+    codes = [f.code for f in features]
+    existing = {
+        g.code: g
+        for g in session.scalars(
+            sa.select(Grid).where(
+                Grid.valid_to.is_(None),
+                sa.or_(Grid.village_code.in_(plan.parents), Grid.code.in_(codes)),
+            )
+        )
+    }
+    for feature in features:
+        old = existing.get(feature.code)
+        if old is None:
+            plan.added.append(feature)
+            continue
+        what = []
+        if old.name != feature.name:
+            what.append("name")
+        if old.village_code != feature.parent_code:
+            what.append("village")
+        if feature.households is not None and feature.households != old.households:
+            what.append("households")
+        if feature.population is not None and feature.population != old.population:
+            what.append("population")
+        if not same_geometry(to_shape(old.geom), feature.geom):
+            what.append("geometry")
+        if what:
+            plan.changed.append((feature, what))
+        else:
+            plan.unchanged.append(feature.code)
+    seen = set(codes)
+    plan.retired = sorted((c, g.name) for c, g in existing.items() if c not in seen)
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def commit_import(
+    session: Session,
+    plan: ImportPlan,
+    *,
+    actor: str,
+    now: datetime | None = None,
+    lock_timeout_s: float = 10.0,
+) -> dict[str, int]:
+    """Write an import plan in the caller's transaction (grids: new dated versions)."""
+    now = now or utcnow()
+    if plan.level is Level.GRID:
+        return _commit_grids(session, plan, actor=actor, now=now, lock_timeout_s=lock_timeout_s)
+    for feature in plan.added:
+        session.add(
+            Region(
+                code=feature.code,
+                name=feature.name,
+                level=plan.level.value,
+                parent_code=feature.parent_code,
+                households=feature.households,
+                population=feature.population,
+                geom=from_shape(feature.geom, srid=SRID),
+            )
+        )
+    for feature, _ in plan.changed:
+        region = session.get(Region, feature.code)
+        assert region is not None
+        region.name = feature.name
+        region.geom = from_shape(feature.geom, srid=SRID)
+        if feature.parent_code is not None:
+            region.parent_code = feature.parent_code
+        if feature.households is not None:
+            region.households = feature.households
+        if feature.population is not None:
+            region.population = feature.population
+    session.flush()
+    # Regions are not versioned and cases point at them: missing ones are reported, not deleted.
+    return {**plan.summary(), "retired": 0}
+
+
+def _commit_grids(
+    session: Session, plan: ImportPlan, *, actor: str, now: datetime, lock_timeout_s: float
+) -> dict[str, int]:
+    from gis.services import reassign
+
+    # The same lock as a plan apply, so an import and an apply on one village never interleave.
+    session.execute(
+        sa.text("SELECT set_config('lock_timeout', :ms, true)"),
+        {"ms": f"{int(lock_timeout_s * 1000)}ms"},
+    )
+    session.execute(
+        sa.select(Region.code)
+        .where(Region.code.in_(plan.parents))
+        .order_by(Region.code)
+        .with_for_update()
+    ).all()
+    towns = dict(
+        session.execute(
+            sa.select(Region.code, Region.parent_code).where(Region.code.in_(plan.parents))
+        ).all()
+    )
+    touched = [f.code for f, _ in plan.changed] + [code for code, _ in plan.retired]
+    old_rows = session.scalars(
+        sa.select(Grid)
+        .where(Grid.valid_to.is_(None), Grid.code.in_(touched))
+        .order_by(Grid.id)
+        .with_for_update()
+    ).all()
+    old_by_code = {g.code: g for g in old_rows}
+    for grid in old_rows:
+        grid.valid_to = now
+        session.add(_change(grid, GridChangeKind.RETIRED, actor, now))
+    session.flush()
+    writing = [*plan.added, *(f for f, _ in plan.changed)]
+    versions = dict(
+        session.execute(
+            sa.select(Grid.code, sa.func.max(Grid.version))
+            .where(Grid.code.in_([f.code for f in writing]))
+            .group_by(Grid.code)
+        ).all()
+    )
+    iterator: Iterable[BoundaryFeature] = writing
+    if len(writing) > PROGRESS_ABOVE:
+        iterator = tqdm(writing, unit="grid", desc="writing grid versions")
+    new_rows = []
+    for feature in iterator:
+        previous = old_by_code.get(feature.code)
+        village = feature.parent_code or (previous.village_code if previous else None)
+        if village is None or towns.get(village) is None:
+            raise ValidationError(f"grid {feature.code}: village {village} has no town")
+        row = Grid(
+            code=feature.code,
+            version=int(versions.get(feature.code) or 0) + 1,
+            name=feature.name,
+            village_code=village,
+            town_code=towns[village],
+            households=feature.households
+            if feature.households is not None
+            else (previous.households if previous else 0),
+            population=feature.population
+            if feature.population is not None
+            else (previous.population if previous else 0),
+            geom=from_shape(feature.geom, srid=SRID),
+            valid_from=now,
+            created_by=actor,
+            created_at=now,
+            note="import",
+        )
+        session.add(row)
+        new_rows.append(row)
+    session.flush()
+    session.add_all(_change(row, GridChangeKind.CREATED, actor, now) for row in new_rows)
+    session.flush()
+    codes = sorted({*touched, *(f.code for f in plan.added)})
+    # Open cases follow the new boundaries at once (set-based); a county-wide reload re-assigns
+    # everything in one join instead of a huge OR-filter.
+    scope = (
+        reassign.CaseScope()
+        if len(codes) > 1_000
+        else reassign.CaseScope(
+            area_wkb=shapely.to_wkb(shapely.union_all([f.geom for f in writing]))
+            if writing
+            else None,
+            grid_codes=codes,
+        )
+    )
+    moved = reassign.reassign_cases(
+        session, actor=actor, reason="grid boundaries re-imported", scope=scope, now=now
+    )
+    return {**plan.summary(), "cases_moved": moved.moved, "cases_unassigned": moved.unassigned}
+
+
+def _change(grid: Grid, kind: GridChangeKind, actor: str, now: datetime) -> GridChange:
+    return GridChange(
+        grid_id=grid.id,
+        code=grid.code,
+        version=grid.version,
+        change=kind.value,
+        at=now,
+        actor=actor,
+        source="import",
+        note="boundary import",
+    )
+
+
+# --- export -------------------------------------------------------------------------------------
+
+
+def export_frame(
+    session: Session, level: Level, *, parent: str | None = None, at: datetime | None = None
+) -> Any:
+    """The boundaries of ``level`` (grids: the versions in force at ``at``) as a GeoDataFrame."""
+    import geopandas as gpd
+
+    if level is Level.GRID:
+        query = sa.select(
+            Grid.code,
+            Grid.name,
+            Grid.village_code.label("parent"),
+            Grid.version,
+            Grid.town_code.label("town"),
+            Grid.households,
+            Grid.population,
+            sa.func.to_char(Grid.valid_from, 'YYYY-MM-DD"T"HH24:MI:SSOF').label("valid_from"),
+            sa.func.ST_AsBinary(Grid.geom).label("wkb"),
+        ).order_by(Grid.code)
+        if at is None:
+            query = query.where(Grid.valid_to.is_(None))
+        else:
+            query = query.where(
+                Grid.valid_from <= at, sa.or_(Grid.valid_to.is_(None), Grid.valid_to > at)
+            )
+        if parent is not None:
+            query = query.where(sa.or_(Grid.village_code == parent, Grid.town_code == parent))
+    else:
+        query = (
+            sa.select(
+                Region.code,
+                Region.name,
+                Region.parent_code.label("parent"),
+                Region.households,
+                Region.population,
+                sa.func.ST_AsBinary(Region.geom).label("wkb"),
+            )
+            .where(Region.level == level.value)
+            .order_by(Region.code)
+        )
+        if parent is not None:
+            query = query.where(Region.parent_code == parent)
+    rows = [dict(r._mapping) for r in session.execute(query)]
+    geoms = [shapely.from_wkb(bytes(r.pop("wkb"))) for r in rows]
+    return gpd.GeoDataFrame(rows, geometry=geoms, crs=f"EPSG:{SRID}")
+
+
+def write_frame(frame: Any, path: Path, fmt: str) -> None:
+    """Write a GeoDataFrame as GeoJSON, GeoPackage or Shapefile (UTF-8, with a .cpg)."""
+    if fmt not in FORMATS:
+        raise ValidationError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    if frame.empty:
+        raise ValidationError("nothing to export: no boundaries match")
+    options: dict[str, Any] = {}
+    if fmt == "shp":
+        options["encoding"] = "UTF-8"
+    if fmt == "geojson":
+        # 15 significant digits: the stored doubles survive the round trip (~1e-13°).
+        options["layer_options"] = {"COORDINATE_PRECISION": 15, "RFC7946": "NO"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_file(path, driver=FORMATS[fmt], engine="pyogrio", **options)
