@@ -97,16 +97,16 @@ def make_village(session: Session, prefix: str = "330899001") -> Village:
     grids = {g.code: g for g in session.query(Grid).filter(Grid.village_code == village)}
     cases = {
         # lon 118.8030 is in the west half now and in the middle third of a 3-way split.
-        "open_west_moving": _case(
+        "open_west_moving": add_case(
             session, 118.8040, 28.905, "assigned", grids[west], members[0].id
         ),
-        "open_west_staying": _case(
+        "open_west_staying": add_case(
             session, 118.8010, 28.905, "in_progress", grids[west], members[0].id
         ),
-        "closed_west_moving": _case(
+        "closed_west_moving": add_case(
             session, 118.8040, 28.906, "closed", grids[west], members[0].id
         ),
-        "open_east_staying": _case(
+        "open_east_staying": add_case(
             session, 118.8090, 28.905, "reported", grids[east], members[1].id
         ),
     }
@@ -126,7 +126,10 @@ def make_village(session: Session, prefix: str = "330899001") -> Village:
     return Village(town, village, west, east, members[0].id, members[1].id, cases)
 
 
-def _case(session: Session, lon: float, lat: float, status: str, grid: Grid, member_id: int) -> int:
+def add_case(
+    session: Session, lon: float, lat: float, status: str, grid: Grid, member_id: int
+) -> int:
+    """Insert a case at (lon, lat) assigned to ``grid`` and ``member_id``; returns its id."""
     incident = Incident(
         category_code=CATEGORY,
         platform="governance",

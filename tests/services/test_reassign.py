@@ -1,0 +1,187 @@
+"""Set-based re-assignment: open cases follow the grids in force, historic ones keep theirs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+import shapely
+import sqlalchemy as sa
+from geoalchemy2.shape import from_shape
+from shapely.geometry import MultiPolygon, Point, box
+from sqlalchemy.orm import Session
+
+from gis.errors import ValidationError
+from gis.layers.grids import Grid
+from gis.layers.incidents import Incident, IncidentEvent
+from gis.services import reassign
+from tests.services.planfixtures import (
+    EAST,
+    MID,
+    NORTH,
+    SOUTH,
+    WEST,
+    Village,
+    add_case,
+    make_village,
+)
+
+T1 = datetime.fromisoformat("2026-11-10T00:00:00+00:00")
+AREA = shapely.to_wkb(box(WEST - 0.01, SOUTH - 0.01, EAST + 0.01, NORTH + 0.01))
+
+
+@pytest.fixture
+def village(session: Session, catalog: int) -> Village:
+    """The hand-made village."""
+    return make_village(session)
+
+
+def _redraw(
+    session: Session, village: Village, cuts: dict[str, tuple[float, float]]
+) -> dict[str, Grid]:
+    """Retire the current grids and put in vertical strips {code: (west, east)} from T1."""
+    for grid in session.scalars(
+        sa.select(Grid).where(Grid.village_code == village.village, Grid.valid_to.is_(None))
+    ):
+        grid.valid_to = T1
+    session.flush()
+    new = {}
+    for code, (west, east) in cuts.items():
+        version = 1 + int(
+            session.scalar(
+                sa.select(sa.func.coalesce(sa.func.max(Grid.version), 0)).where(Grid.code == code)
+            )
+            or 0
+        )
+        grid = Grid(
+            code=code,
+            version=version,
+            name=code,
+            village_code=village.village,
+            town_code=village.town,
+            geom=from_shape(MultiPolygon([box(west, SOUTH, east, NORTH)]), srid=4326),
+            valid_from=T1,
+            created_by="test",
+        )
+        session.add(grid)
+        new[code] = grid
+    session.flush()
+    return new
+
+
+def _incident(session: Session, incident_id: int) -> Incident:
+    incident = session.get(Incident, incident_id)
+    assert incident is not None
+    session.refresh(incident)
+    return incident
+
+
+def test_open_cases_follow_new_grids_and_historic_cases_keep_theirs(
+    session: Session, village: Village
+) -> None:
+    # The west grid shrinks to the western 0.003°; the east grid takes the rest.
+    new = _redraw(
+        session, village, {village.west: (WEST, WEST + 0.003), village.east: (WEST + 0.003, EAST)}
+    )
+    result = reassign.reassign_cases(
+        session, actor="tester", reason="reload", scope=reassign.CaseScope(area_wkb=AREA), now=T1
+    )
+    assert result.considered == 3  # the closed case is not considered
+    assert result.moved == 1 and result.version_only == 2
+    moved = _incident(session, village.cases["open_west_moving"])
+    assert (moved.grid_code, moved.grid_id) == (village.east, new[village.east].id)
+    assert moved.member_id == village.member_e and moved.status == "assigned"
+    stayed = _incident(session, village.cases["open_west_staying"])
+    assert (stayed.grid_code, stayed.grid_id) == (village.west, new[village.west].id)
+    closed = _incident(session, village.cases["closed_west_moving"])
+    assert closed.grid_code == village.west and closed.grid_id != new[village.west].id
+    events = session.scalars(
+        sa.select(IncidentEvent).where(
+            IncidentEvent.incident_id.in_(village.cases.values()),
+            IncidentEvent.action == reassign.REASSIGN_ACTION,
+        )
+    ).all()
+    assert [(e.incident_id, e.data["from_grid"], e.data["to_grid"]) for e in events] == [
+        (moved.id, village.west, village.east)
+    ]
+    assert events[0].data["to_member"] == village.member_e and events[0].actor == "tester"
+
+
+def test_point_on_a_shared_edge_goes_to_the_lowest_code(session: Session, village: Village) -> None:
+    grids = {
+        g.code: g
+        for g in session.scalars(sa.select(Grid).where(Grid.village_code == village.village))
+    }
+    on_edge = add_case(session, MID, 28.905, "reported", grids[village.east], village.member_e)
+    reassign.reassign_cases(session, actor="t", reason="r", scope=reassign.CaseScope(area_wkb=AREA))
+    incident = _incident(session, on_edge)
+    assert incident.grid_code == min(village.west, village.east)  # "…-E" < "…-W"
+    assert incident.location_quality == "on_edge"
+
+
+def test_points_outside_every_grid_snap_when_near_and_lose_their_grid_when_far(
+    session: Session, village: Village
+) -> None:
+    grids = {
+        g.code: g
+        for g in session.scalars(sa.select(Grid).where(Grid.village_code == village.village))
+    }
+    # ≈ 20 m east of the village edge (inside the 50 m snap distance) and ≈ 480 m east.
+    near = add_case(
+        session, EAST + 0.0002, 28.905, "reported", grids[village.east], village.member_e
+    )
+    far = add_case(session, EAST + 0.005, 28.905, "reported", grids[village.east], village.member_e)
+    result = reassign.reassign_cases(
+        session, actor="t", reason="r", scope=reassign.CaseScope(area_wkb=AREA), snap_m=50.0
+    )
+    assert (_incident(session, near).grid_code, _incident(session, near).location_quality) == (
+        village.east,
+        "snapped",
+    )
+    lost = _incident(session, far)
+    assert (lost.grid_code, lost.grid_id, lost.location_quality) == (None, None, "outside")
+    assert lost.town_code == village.town  # still in the town's unassigned queue
+    assert result.snapped == 1 and result.unassigned == 1
+
+
+def test_historic_cases_are_computed_for_analysis_but_never_written(
+    session: Session, village: Village
+) -> None:
+    _redraw(
+        session, village, {village.west: (WEST, WEST + 0.003), village.east: (WEST + 0.003, EAST)}
+    )
+    reassign.compute_assignments(
+        session, scope=reassign.CaseScope(area_wkb=AREA), include_historic=True
+    )
+    kept = reassign.keep_analysis_table(session, "plans_test_analysis")
+    assert kept == 4
+    row = session.execute(
+        sa.text(
+            "SELECT from_code, to_code, is_open FROM plans_test_analysis WHERE incident_id = :i"
+        ),
+        {"i": village.cases["closed_west_moving"]},
+    ).one()
+    assert (row.from_code, row.to_code, row.is_open) == (village.west, village.east, False)
+    result = reassign.write_back(session, actor="t", reason="r")
+    assert result.historic_would_move == 1 and result.moved == 1
+    assert _incident(session, village.cases["closed_west_moving"]).grid_code == village.west
+    with pytest.raises(ValidationError, match="exists already"):
+        reassign.keep_analysis_table(session, "plans_test_analysis")
+    with pytest.raises(ValidationError, match="lower-case"):
+        reassign.keep_analysis_table(session, "incidents; DROP TABLE grids")
+
+
+def test_point_inside_after_snap_is_marked_inside_again(session: Session, village: Village) -> None:
+    grids = {
+        g.code: g
+        for g in session.scalars(sa.select(Grid).where(Grid.village_code == village.village))
+    }
+    incident_id = add_case(
+        session, 118.8095, 28.905, "reported", grids[village.east], village.member_e
+    )
+    session.execute(
+        sa.update(Incident).where(Incident.id == incident_id).values(location_quality="snapped")
+    )
+    reassign.reassign_cases(session, actor="t", reason="r", scope=reassign.CaseScope(area_wkb=AREA))
+    assert _incident(session, incident_id).location_quality == "inside"
+    assert Point(118.8095, 28.905).within(box(MID, SOUTH, EAST, NORTH))
