@@ -93,10 +93,9 @@ class _Access:
 
 _SNAP_SQL = sa.text(
     """
-    SELECT p.key, r.id, r.source, r.target, r.oneway, r.length_m,
-           r.length_m / (r.speed_kmh / 3.6) AS cost_s,
-           ST_LineLocatePoint(ST_Transform(r.geom, :srid), ST_Transform(p.geom, :srid)) AS fraction,
-           ST_Distance(r.geom::geography, p.geom::geography) AS snap_m,
+    SELECT p.key, r.id, r.source, r.target, r.oneway, r.length_m, r.cost_s, r.snap_m,
+           ST_LineLocatePoint(ST_Transform(r.geom, :srid), ST_Transform(p.geom, :srid))
+             AS fraction,
            ST_X(p.geom) AS lon, ST_Y(p.geom) AS lat
     FROM (
         SELECT 0 AS key, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS geom
@@ -104,10 +103,18 @@ _SNAP_SQL = sa.text(
         SELECT u.id, u.geom FROM responder_units u WHERE u.id = ANY(:unit_ids)
     ) AS p
     CROSS JOIN LATERAL (
-        SELECT r.* FROM roads r
-        WHERE r.source IS NOT NULL AND r.target IS NOT NULL
-        -- Geography KNN: exact sphere distance, served by ix_roads_geog.
-        ORDER BY r.geom::geography <-> p.geom::geography, r.id
+        -- A few candidates by geography KNN (sphere; an index scan on ix_roads_geog only when
+        -- ordered by the operator alone), then the exact nearest, ties by id.
+        SELECT c.*, ST_Distance(c.geom::geography, p.geom::geography) AS snap_m
+        FROM (
+            SELECT r.id, r.source, r.target, r.oneway, r.length_m, r.geom,
+                   r.length_m / (r.speed_kmh / 3.6) AS cost_s
+            FROM roads r
+            WHERE r.source IS NOT NULL AND r.target IS NOT NULL
+            ORDER BY r.geom::geography <-> p.geom::geography
+            LIMIT 4
+        ) AS c
+        ORDER BY snap_m, c.id
         LIMIT 1
     ) AS r
     """

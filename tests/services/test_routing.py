@@ -180,3 +180,36 @@ def test_roads_without_topology_are_ignored_by_routing(session: Session) -> None
     lon, lat = lonlat(0, 0)
     assert not drive_times(session, lon, lat, [unit.id], options=OPTIONS)[unit.id].reachable
     assert session.get(Road, road.id) is not None
+
+
+def test_demo_county_drive_times_obey_physical_bounds(
+    session: Session, demo: dict[str, object]
+) -> None:
+    import random
+
+    import sqlalchemy as sa
+
+    from gis.layers.regions import Region
+
+    towns = session.execute(
+        sa.select(
+            sa.func.ST_X(sa.func.ST_PointOnSurface(Region.geom)),
+            sa.func.ST_Y(sa.func.ST_PointOnSurface(Region.geom)),
+        ).where(Region.level == "village")
+    ).all()
+    fastest_mps = session.execute(sa.text("SELECT max(speed_kmh) / 3.6 FROM roads")).scalar_one()
+    rng = random.Random(11)
+    reachable = 0
+    for lon, lat in rng.sample(towns, min(10, len(towns))):
+        result = dispatch.nearest_responders(
+            session, lon=lon, lat=lat, k=5, by=RankBy.DRIVE_TIME, available_only=False
+        )
+        for ranked in result.units:
+            if not ranked.reachable:
+                continue
+            reachable += 1
+            assert ranked.eta_s is not None and ranked.route_m is not None
+            # No route is shorter than the geodesic, nor faster than the fastest road allows.
+            assert ranked.route_m >= ranked.distance_m - 1.0
+            assert ranked.eta_s >= ranked.distance_m / fastest_mps - 1.0
+    assert reachable > 0
