@@ -4,15 +4,16 @@ transaction, with helpers that write cases and their history the way intake and 
 Around 111.0°E, 31.0°N, far from the demo county and from the intake fixtures:
 
     town T1 = [111.00, 111.02] x [31.00, 31.01]      town T2 = [111.02, 111.04] x [31.00, 31.01]
-      grid G1 = [111.00, 111.01] x [31.00, 31.01]      grid G3 = T2 (one grid)
-      grid G2 = [111.01, 111.02] x [31.00, 31.01]
+      grid G1 = [111.00, 111.01] x [31.00, 31.01]      grid G3 = [111.02, 111.035] x [31.00, 31.01]
+      grid G2 = [111.01, 111.02] x [31.00, 31.01]      [111.035, 111.04] has no grid
     members: M1 serves G1, M2 serves G2, M3 serves G3.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from geoalchemy2.shape import from_shape
 from shapely.geometry import MultiPolygon, Point, box
@@ -22,6 +23,7 @@ from gis.layers.grids import Grid, GridMember, GridMemberGrid
 from gis.layers.incidents import Incident, IncidentEvent
 from gis.layers.regions import Region
 from gis.layers.units import ResponderUnit
+from gis.services.workflow import apply_action
 
 COUNTY = "980100"
 TOWN_1 = "980100001000"
@@ -30,6 +32,7 @@ VILLAGE_1 = "980100001001"
 VILLAGE_2 = "980100002001"
 G1, G2, G3 = "W1-G1", "W1-G2", "W2-G3"
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # Monday 09:00 in Shanghai
 GRID_CENTRES = {G1: (111.005, 31.005), G2: (111.015, 31.005), G3: (111.03, 31.005)}
 GRID_TOWN = {G1: (VILLAGE_1, TOWN_1), G2: (VILLAGE_1, TOWN_1), G3: (VILLAGE_2, TOWN_2)}
 
@@ -75,7 +78,7 @@ def build_county(session: Session) -> County:
     for code, bounds in (
         (G1, (111.00, 31.00, 111.01, 31.01)),
         (G2, (111.01, 31.00, 111.02, 31.01)),
-        (G3, (111.02, 31.00, 111.04, 31.01)),
+        (G3, (111.02, 31.00, 111.035, 31.01)),  # T2's east strip has no grid
     ):
         village, town = GRID_TOWN[code]
         session.add(
@@ -192,3 +195,100 @@ def add_case(
         )
     session.flush()
     return incident
+
+
+def hours_after(hours: float, start: datetime = T0) -> datetime:
+    return start + timedelta(hours=hours)
+
+
+def run_steps(
+    session: Session,
+    case_id: int,
+    steps: list[tuple[float, str, dict[str, Any]]],
+    start: datetime = T0,
+) -> None:
+    for hours, action, extra in steps:
+        apply_action(
+            session, case_id, action, actor="tester", now=hours_after(hours, start), **extra
+        )
+
+
+def closed_flow(resolve: float, close: float) -> list[tuple[float, str, dict[str, Any]]]:
+    return [(0.5, "accept", {}), (1, "start", {}), (resolve, "resolve", {}), (close, "close", {})]
+
+
+def build_history(session: Session) -> dict[str, int]:
+    """The hand-made history described in tests/services/test_stats.py; name → incident id."""
+    county = build_county(session)
+    ids: dict[str, int] = {}
+
+    def case(name: str, grid: str, *, at: datetime = T0, due_h: float = 72, **kw: Any) -> int:
+        incident = add_case(
+            session, county, grid=grid, reported_at=at, due_at=hours_after(due_h, at), **kw
+        )
+        ids[name] = incident.id
+        return incident.id
+
+    run_steps(session, case("A", G1), closed_flow(10, 12))
+    run_steps(session, case("B", G1), closed_flow(80, 90))
+    run_steps(
+        session,
+        case("C", G1),
+        [
+            (0.5, "accept", {}),
+            (1, "start", {}),
+            (48, "extend", {"reason": "survey", "due_at": hours_after(120)}),
+            (100, "resolve", {}),
+            (110, "close", {}),
+        ],
+    )
+    run_steps(
+        session,
+        case("D", G1),
+        [
+            (0.5, "accept", {}),
+            (1, "start", {}),
+            (5, "resolve", {}),
+            (6, "return", {"reason": "no photo"}),
+            (7, "start", {}),
+            (20, "resolve", {}),
+            (24, "close", {}),
+        ],
+    )
+    run_steps(
+        session, case("E", G1), [*closed_flow(8, 10), (30, "reopen", {"reason": "it recurred"})]
+    )
+    run_steps(session, case("G", G1), [(2, "mark_duplicate", {"duplicate_of": ids["A"]})])
+    run_steps(session, case("H", G1), [(1, "cancel", {"reason": "prank call"})])
+    feb = datetime(2026, 2, 20, 1, 0, tzinfo=UTC)
+    run_steps(session, case("L", G1, at=feb), closed_flow(3, 4), start=feb)
+    run_steps(
+        session,
+        case("F", G2),
+        [
+            (
+                1,
+                "reassign",
+                {"reason": "a scam, not a dispute", "unit_id": county.units["market_t1"]},
+            ),
+            (2, "accept", {}),
+            (3, "start", {}),
+            (30, "resolve", {}),
+            (40, "close", {}),
+        ],
+    )
+    late_march = datetime(2026, 3, 28, 1, 0, tzinfo=UTC)
+    run_steps(
+        session, case("I", G2, at=late_march, due_h=720), [(1, "accept", {})], start=late_march
+    )
+    run_steps(session, case("J", G2), [(0.5, "accept", {}), (1, "start", {}), (70, "resolve", {})])
+    squad = {"unit": "squad_t2", "platform": "enforcement", "category": "cooking_fume"}
+    run_steps(session, case("K", G3, **squad), closed_flow(5, 6))
+    m_at = datetime(2026, 3, 30, 1, 0, tzinfo=UTC)
+    run_steps(
+        session,
+        case("M", G3, at=m_at, **squad),
+        [(1, "accept", {}), (60, "start", {}), (70, "resolve", {}), (80, "close", {})],
+        start=m_at,
+    )
+    return ids

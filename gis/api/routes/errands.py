@@ -1,0 +1,140 @@
+"""Errand runners (跑小二) over HTTP: the service catalog, requests, and their progress."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Path, Query, Response, status
+from sqlalchemy.orm import Session
+
+from gis.api.deps import SessionDep, SettingsDep
+from gis.api.schemas.errands import (
+    ErrandActionCreate,
+    ErrandCreate,
+    ErrandEventRead,
+    ErrandRead,
+    Member,
+    ServiceRead,
+)
+from gis.api.security import ACT_ON_CASES, READ_CASES, REPORT, allow, check_town
+from gis.layers.errands import Errand, get_errand, get_service, list_errand_events, list_services
+from gis.layers.grids import GridMember
+from gis.services import errands as errand_service
+from gis.services.access import Principal
+
+router = APIRouter(tags=["errands"])
+
+ErrandId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Errand id")]
+
+
+@router.get("/services", response_model=list[ServiceRead])
+def services(
+    session: SessionDep,
+    _: Annotated[Principal | None, Depends(allow(*READ_CASES, public=True))],
+    proxy_allowed: Annotated[
+        bool | None, Query(description="Only those a runner may (true) or may not (false) run")
+    ] = None,
+) -> list[ServiceRead]:
+    """The service catalog: materials, approving level, time limit, whether a runner may run it."""
+    return [
+        ServiceRead.model_validate(s) for s in list_services(session, proxy_allowed=proxy_allowed)
+    ]
+
+
+def errand_read(session: Session, errand: Errand) -> ErrandRead:
+    """The reply for an errand, with its member, home point and log."""
+    lon, lat = session.execute(
+        sa.select(sa.func.ST_X(Errand.geom), sa.func.ST_Y(Errand.geom)).where(
+            Errand.id == errand.id
+        )
+    ).one()
+    member = None if errand.member_id is None else session.get(GridMember, errand.member_id)
+    return ErrandRead(
+        id=errand.id,
+        service=errand.service_code,
+        service_name=get_service(session, errand.service_code).name_zh,
+        status=errand.status,
+        applicant_name=errand.applicant_name,
+        applicant_phone=errand.applicant_phone,
+        home={"lon": lon, "lat": lat},
+        location_quality=errand.location_quality,
+        grid_code=errand.grid_code,
+        village_code=errand.village_code,
+        town_code=errand.town_code,
+        member=None
+        if member is None
+        else Member(id=member.id, name=member.name, phone=member.phone),
+        requested_at=errand.requested_at,
+        due_at=errand.due_at,
+        submitted_at=errand.submitted_at,
+        decided_at=errand.decided_at,
+        delivered_at=errand.delivered_at,
+        applicant_trips=errand.applicant_trips,
+        allowed_actions=errand_service.allowed_errand_actions(errand.status),
+        events=[ErrandEventRead.model_validate(e) for e in list_errand_events(session, errand.id)],
+    )
+
+
+@router.post("/errands", response_model=ErrandRead, status_code=status.HTTP_201_CREATED)
+def create_errand(
+    session: SessionDep,
+    settings: SettingsDep,
+    body: ErrandCreate,
+    response: Response,
+    principal: Annotated[Principal | None, Depends(allow(*REPORT))],
+) -> ErrandRead:
+    """Request an errand: it goes to the grid member of the grid covering the applicant's home
+    (outside every grid: the town's queue). A service that needs the applicant in person is 422."""
+    errand = errand_service.request_errand(
+        session,
+        errand_service.ErrandRequest(
+            service=body.service,
+            applicant_name=body.applicant_name,
+            applicant_phone=body.applicant_phone,
+            lon=body.home.lon,
+            lat=body.home.lat,
+            crs=body.home.crs,
+            note=body.note,
+        ),
+        settings=settings,
+        actor=principal.name if principal is not None else "hotline",
+    )
+    reply = errand_read(session, errand)
+    session.commit()
+    response.headers["Location"] = f"/errands/{errand.id}"
+    return reply
+
+
+@router.get("/errands/{errand_id}", response_model=ErrandRead)
+def read_errand(
+    session: SessionDep,
+    errand_id: ErrandId,
+    principal: Annotated[Principal | None, Depends(allow(*READ_CASES))],
+) -> ErrandRead:
+    """One errand with its log."""
+    errand = get_errand(session, errand_id)
+    check_town(principal, errand.town_code, "errand")
+    return errand_read(session, errand)
+
+
+@router.post("/errands/{errand_id}/actions", response_model=ErrandRead)
+def act_on_errand(
+    session: SessionDep,
+    errand_id: ErrandId,
+    body: ErrandActionCreate,
+    principal: Annotated[Principal | None, Depends(allow(*ACT_ON_CASES))],
+) -> ErrandRead:
+    """collect → submit → approve | reject → deliver (with applicant_trips), or cancel."""
+    check_town(principal, get_errand(session, errand_id).town_code, "errand")
+    result = errand_service.apply_errand_action(
+        session,
+        errand_id,
+        body.action,
+        actor=principal.name if principal is not None else (body.actor or ""),
+        note=body.note,
+        applicant_trips=body.applicant_trips,
+    )
+    reply = errand_read(session, result.errand)
+    session.commit()
+    return reply

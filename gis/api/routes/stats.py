@@ -1,0 +1,195 @@
+"""Closure statistics (办结率, 按期办结率, 返工率…) as JSON or CSV, computed from the event log."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from gis.api.deps import SessionDep
+from gis.api.schemas.stats import StatsTable
+from gis.api.security import WATCH, allow
+from gis.errors import NotFoundError
+from gis.layers.base import utcnow
+from gis.services import stats
+from gis.services.access import Principal
+from gis.services.deadlines import SHANGHAI
+
+router = APIRouter(prefix="/stats", tags=["statistics"])
+
+Format = Literal["json", "csv"]
+_CSV = "text/csv"
+
+
+class Window:
+    """The cohort window, the outcome clock and the reply format of a statistics request."""
+
+    def __init__(
+        self,
+        request: Request,
+        start: Annotated[
+            datetime | None,
+            Query(alias="from", description="Cases received from (default: 1 January, CST)"),
+        ] = None,
+        end: Annotated[
+            datetime | None, Query(alias="to", description="…until before (default: now)")
+        ] = None,
+        as_of: Annotated[
+            datetime | None, Query(description="Read outcomes up to this time (default: now)")
+        ] = None,
+        format: Annotated[
+            Format | None, Query(description="json (default) or csv; or send Accept: text/csv")
+        ] = None,
+    ) -> None:
+        now = utcnow()
+        self.end = end or now
+        self.start = start or datetime(self.end.astimezone(SHANGHAI).year, 1, 1, tzinfo=SHANGHAI)
+        if self.start >= self.end:
+            self.start = self.end - timedelta(days=1) if start is None else self.start
+        self.as_of = as_of or now
+        accept = request.headers.get("accept", "")
+        self.format: Format = format or ("csv" if _CSV in accept else "json")
+
+
+WindowDep = Annotated[Window, Depends(Window)]
+Watcher = Annotated[Principal | None, Depends(allow(*WATCH))]
+
+
+def _towns(principal: Principal | None, town: str | None) -> tuple[str, ...] | None:
+    """The towns a request may count: the asked one, within the caller's jurisdiction."""
+    if principal is None or principal.town_codes is None:
+        return None if town is None else (town,)
+    if town is None:
+        return tuple(sorted(principal.town_codes))
+    if town not in principal.town_codes:
+        raise NotFoundError(f"no town {town!r} in your jurisdiction")
+    return (town,)
+
+
+def _reply(
+    window: Window, group_by: Sequence[str], columns: Sequence[str], rows: list[dict[str, Any]]
+) -> StatsTable | Response:
+    if window.format == "csv":
+        # A byte-order mark so that spreadsheet programs read the Chinese text as UTF-8.
+        body = "\ufeff" + stats.to_csv(rows, columns)
+        return Response(body, media_type="text/csv; charset=utf-8")
+    return StatsTable(
+        start=window.start,
+        end=window.end,
+        as_of=window.as_of,
+        group_by=list(group_by),
+        columns=list(columns),
+        rows=[{key: row.get(key) for key in columns} for row in rows],
+    )
+
+
+_CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {_CSV: {}}, "description": "JSON, or CSV with ?format=csv"}
+}
+
+
+@router.get("/cases", response_model=StatsTable, responses=_CSV_RESPONSE)
+def case_stats(
+    session: SessionDep,
+    window: WindowDep,
+    principal: Watcher,
+    group_by: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Comma-separated: " + ", ".join(stats.DIMENSIONS),
+            examples=["town,month,platform"],
+        ),
+    ] = None,
+    town: Annotated[str | None, Query(max_length=12, description="Only this town")] = None,
+    platform: Annotated[str | None, Query(max_length=20, description="Only this platform")] = None,
+    category: Annotated[str | None, Query(max_length=50, description="Only this category")] = None,
+) -> StatsTable | Response:
+    """Received, closed, 办结率, 按期办结率, 返工率, extensions, overdue, time to close."""
+    dims = stats.parse_group_by(group_by)
+    query = stats.StatsQuery(
+        window.start,
+        window.end,
+        window.as_of,
+        group_by=dims,
+        town_codes=_towns(principal, town),
+        platform=platform,
+        category=category,
+    )
+    rows = stats.case_figures(session, query)
+    columns = [stats.DIMENSION_COLUMNS[d] for d in dims] + list(stats.METRICS)
+    return _reply(window, dims, columns, rows)
+
+
+TownDep = Annotated[str | None, Query(max_length=12, description="Only this town")]
+TOWN_COLUMNS = [
+    "town_code",
+    "town_name",
+    "received",
+    "closed",
+    "closure_rate",
+    "on_time_rate",
+    "overdue_open",
+    "summary",
+]
+GRID_COLUMNS = ["grid_code", "received", "closed", "closure_rate", "on_time_rate", "overdue_open"]
+
+
+@router.get("/towns", response_model=StatsTable, responses=_CSV_RESPONSE)
+def town_stats(
+    session: SessionDep, window: WindowDep, principal: Watcher, town: TownDep = None
+) -> StatsTable | Response:
+    """Per-town figures with the sentence towns publish (受理 N 件，办结率 x%)."""
+    rows = stats.town_summaries(
+        session,
+        start=window.start,
+        end=window.end,
+        as_of=window.as_of,
+        town_codes=_towns(principal, town),
+    )
+    return _reply(window, ["town"], TOWN_COLUMNS, rows)
+
+
+@router.get("/grids", response_model=StatsTable, responses=_CSV_RESPONSE)
+def grid_stats(
+    session: SessionDep, window: WindowDep, principal: Watcher, town: TownDep = None
+) -> StatsTable | Response:
+    """Per-grid figures for the command-room choropleth (closure and on-time rates)."""
+    rows = stats.grid_figures(
+        session,
+        start=window.start,
+        end=window.end,
+        as_of=window.as_of,
+        town_codes=_towns(principal, town),
+    )
+    return _reply(window, ["grid"], GRID_COLUMNS, rows)
+
+
+@router.get("/errands", response_model=StatsTable, responses=_CSV_RESPONSE)
+def errand_stats(
+    session: SessionDep,
+    window: WindowDep,
+    principal: Watcher,
+    group_by: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Comma-separated: " + ", ".join(stats.ERRAND_DIMENSIONS),
+            examples=["town,service"],
+        ),
+    ] = None,
+    town: TownDep = None,
+) -> StatsTable | Response:
+    """Errands (跑小二): requested, delivered, zero-trip share (零跑腿), time to delivery."""
+    dims = stats.parse_errand_group_by(group_by)
+    rows = stats.errand_figures(
+        session,
+        start=window.start,
+        end=window.end,
+        group_by=dims,
+        town_codes=_towns(principal, town),
+    )
+    columns = [stats.ERRAND_DIMENSIONS[d][1] for d in dims] + list(stats.ERRAND_METRICS)
+    return _reply(window, dims, columns, rows)

@@ -1,0 +1,178 @@
+"""`gis stats`: the closure figures (办结率, 按期办结率…) as a table, CSV or JSON."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import typer
+from rich.console import Console
+
+stats_app = typer.Typer(
+    help="Closure statistics computed from the event log.", no_args_is_help=True
+)
+
+FROM_HELP = "Cases received from, ISO 8601 (default: 1 January this year, CST)"
+TO_HELP = "…until before, ISO 8601 (default: now)"
+AS_OF_HELP = "Read outcomes up to this time (default: now)"
+FORMAT_HELP = "table, csv or json"
+
+
+def register(app: typer.Typer) -> None:
+    """Mount `gis stats`."""
+    app.add_typer(stats_app, name="stats")
+
+
+def _moment(text: str | None, name: str) -> datetime | None:
+    from gis.errors import ValidationError
+    from gis.services.deadlines import SHANGHAI
+
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"--{name} {text!r} is not ISO 8601 (e.g. 2026-03-01)") from None
+    # A bare date or time is read as China Standard Time, as the towns read their reports.
+    return moment if moment.tzinfo else moment.replace(tzinfo=SHANGHAI)
+
+
+def _run(
+    kind: str,
+    *,
+    group_by: str | None,
+    start: str | None,
+    end: str | None,
+    as_of: str | None,
+    town: str | None,
+    platform: str | None,
+    output: str,
+) -> None:
+    import json
+
+    from rich.table import Table
+
+    from gis.db import make_engine, session_scope
+    from gis.errors import GisError, ValidationError
+    from gis.layers.base import utcnow
+    from gis.services import stats
+    from gis.services.deadlines import SHANGHAI
+    from gis.settings import get_settings
+
+    err = Console(stderr=True)
+    engine = make_engine(get_settings())
+    try:
+        if output not in ("table", "csv", "json"):
+            raise ValidationError(f"--format {output!r}: use table, csv or json")
+        now = utcnow()
+        stop = _moment(end, "to") or now
+        begin = _moment(start, "from") or datetime(
+            stop.astimezone(SHANGHAI).year, 1, 1, tzinfo=SHANGHAI
+        )
+        clock = _moment(as_of, "as-of") or now
+        towns = None if town is None else (town,)
+        with session_scope(engine) as session:
+            if kind == "cases":
+                dims = stats.parse_group_by(group_by)
+                query = stats.StatsQuery(
+                    begin, stop, clock, group_by=dims, town_codes=towns, platform=platform
+                )
+                rows = stats.case_figures(session, query)
+                columns = [stats.DIMENSION_COLUMNS[d] for d in dims] + list(stats.METRICS)
+            elif kind == "towns":
+                rows = stats.town_summaries(
+                    session, start=begin, end=stop, as_of=clock, town_codes=towns
+                )
+                columns = ["town_code", "town_name", "received", "closed", "closure_rate"]
+                columns += ["on_time_rate", "overdue_open", "summary"]
+            else:
+                rows = stats.errand_figures(
+                    session,
+                    start=begin,
+                    end=stop,
+                    group_by=stats.parse_errand_group_by(group_by),
+                    town_codes=towns,
+                )
+                columns = list(rows[0]) if rows else []
+    except GisError as error:
+        err.print(f"[red]error:[/red] {error.detail}")
+        raise typer.Exit(code=2) from error
+    finally:
+        engine.dispose()
+    out = Console()
+    if output == "csv":
+        typer.echo(stats.to_csv(rows, columns), nl=False)
+    elif output == "json":
+        typer.echo(json.dumps([{c: r.get(c) for c in columns} for r in rows], default=str))
+    elif kind == "towns":
+        for row in rows:
+            out.print(row["summary"])
+    else:
+        table = Table(*columns)
+        for row in rows:
+            table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        out.print(table)
+
+
+@stats_app.command("cases")
+def cases(
+    group_by: str | None = typer.Option(None, help="e.g. town,month,platform"),
+    start: str | None = typer.Option(None, "--from", help=FROM_HELP),
+    end: str | None = typer.Option(None, "--to", help=TO_HELP),
+    as_of: str | None = typer.Option(None, help=AS_OF_HELP),
+    town: str | None = typer.Option(None, help="Only this town (code)"),
+    platform: str | None = typer.Option(None, help="Only this platform"),
+    output: str = typer.Option("table", "--format", help=FORMAT_HELP),
+) -> None:
+    """Received, closed, 办结率, 按期办结率, 返工率, extensions, overdue, time to close."""
+    _run(
+        "cases",
+        group_by=group_by,
+        start=start,
+        end=end,
+        as_of=as_of,
+        town=town,
+        platform=platform,
+        output=output,
+    )
+
+
+@stats_app.command("towns")
+def towns(
+    start: str | None = typer.Option(None, "--from", help=FROM_HELP),
+    end: str | None = typer.Option(None, "--to", help=TO_HELP),
+    as_of: str | None = typer.Option(None, help=AS_OF_HELP),
+    town: str | None = typer.Option(None, help="Only this town (code)"),
+    output: str = typer.Option("table", "--format", help=FORMAT_HELP),
+) -> None:
+    """One line per town, as the towns report it: 受理 N 件，办结率 x%."""
+    _run(
+        "towns",
+        group_by=None,
+        start=start,
+        end=end,
+        as_of=as_of,
+        town=town,
+        platform=None,
+        output=output,
+    )
+
+
+@stats_app.command("errands")
+def errands(
+    group_by: str | None = typer.Option(None, help="e.g. town,service"),
+    start: str | None = typer.Option(None, "--from", help=FROM_HELP),
+    end: str | None = typer.Option(None, "--to", help=TO_HELP),
+    town: str | None = typer.Option(None, help="Only this town (code)"),
+    output: str = typer.Option("table", "--format", help=FORMAT_HELP),
+) -> None:
+    """Errands (跑小二): requested, delivered, zero-trip share, time to delivery."""
+    _run(
+        "errands",
+        group_by=group_by,
+        start=start,
+        end=end,
+        as_of=None,
+        town=town,
+        platform=None,
+        output=output,
+    )

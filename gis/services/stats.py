@@ -1,0 +1,453 @@
+"""Closure statistics of the four platforms, computed in SQL from the event log.
+
+Definitions (docs/workflow.md has them with examples). The cohort is the cases *received* in
+``[start, end)`` — their ``report`` event, whose time intake also writes to
+``incidents.reported_at`` in the same statement, which is what the window filters on so that a
+month's table reads one month of events. Every outcome is read from the events at or before
+``as_of``:
+
+- received: cases in the cohort; cancelled, duplicate: their ``cancel`` / ``mark_duplicate``
+  event happened; valid = received − cancelled − duplicate.
+- closed: the last ``close`` is later than the last ``reopen`` (or there is none).
+- closure_rate (办结率) = closed / valid.
+- on_time (按期办结): closed, and the last close is at or before the deadline in force then —
+  the ``due_at`` of the last ``extend`` before it, else the original deadline.
+  on_time_rate (按期办结率) = on_time / closed.
+- rework_rate (返工率) = cases with a ``return`` or ``reopen`` / cases resolved at least once.
+- extension_rate = cases with an ``extend`` / valid.
+- overdue_open: valid, neither closed nor awaiting verification (resolved after the last
+  return), and the deadline in force at ``as_of`` has passed.
+- hours_to_close (median, p90): from the report to the last close, over closed cases.
+
+Grouping attributes (platform, town, unit…) are the case's current ones: a reassigned case
+counts for the unit that has it now.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from gis.errors import ValidationError
+from gis.layers.categories import PLATFORM_NAMES_ZH, Platform
+
+# Grouping dimensions: name → SQL expression over the ``facts`` CTE.
+# A whitelist: only these identifiers ever reach the SQL text.
+_LOCAL = "(reported_at AT TIME ZONE 'Asia/Shanghai')"
+DIMENSIONS: Mapping[str, str] = {
+    "platform": "platform",
+    "town": "town_code",
+    "village": "village_code",
+    "grid": "grid_code",
+    "unit": "unit_id",
+    "member": "member_id",
+    "category": "category_code",
+    "day": f"date_trunc('day', {_LOCAL})::date",
+    "week": f"date_trunc('week', {_LOCAL})::date",
+    "month": f"date_trunc('month', {_LOCAL})::date",
+}
+DIMENSION_COLUMNS: Mapping[str, str] = {
+    "platform": "platform",
+    "town": "town_code",
+    "village": "village_code",
+    "grid": "grid_code",
+    "unit": "unit_id",
+    "member": "member_id",
+    "category": "category_code",
+    "day": "day",
+    "week": "week",
+    "month": "month",
+}
+METRICS = (
+    "received",
+    "cancelled",
+    "duplicate",
+    "valid",
+    "closed",
+    "closure_rate",
+    "closed_on_time",
+    "on_time_rate",
+    "resolved_ever",
+    "reworked",
+    "rework_rate",
+    "extended",
+    "extension_rate",
+    "reassigned",
+    "escalated",
+    "overdue_open",
+    "median_hours_to_close",
+    "p90_hours_to_close",
+)
+
+_CASE_FIGURES_SQL = """
+WITH cases AS (
+    SELECT i.id, i.platform, i.town_code, i.village_code, i.grid_code, i.unit_id, i.member_id,
+           i.category_code, i.reported_at, i.due_at
+    FROM incidents AS i
+    WHERE i.reported_at >= :start AND i.reported_at < :end {case_filters}
+), ev AS (
+    SELECT e.incident_id,
+           max(e.at) FILTER (WHERE e.action = 'close') AS last_close,
+           max(e.at) FILTER (WHERE e.action = 'reopen') AS last_reopen,
+           max(e.at) FILTER (WHERE e.action = 'resolve') AS last_resolve,
+           max(e.at) FILTER (WHERE e.action IN ('return', 'reopen')) AS last_return,
+           bool_or(e.action = 'cancel') AS cancelled,
+           bool_or(e.action = 'mark_duplicate') AS duplicate,
+           bool_or(e.action = 'extend') AS extended,
+           bool_or(e.action = 'reassign') AS reassigned,
+           bool_or(e.action = 'escalate') AS escalated,
+           bool_or(e.action IN ('return', 'reopen')) AS reworked
+    FROM incident_events AS e
+    JOIN cases AS c ON c.id = e.incident_id
+    WHERE e.at <= :as_of
+    GROUP BY e.incident_id
+), last_extension AS (
+    SELECT DISTINCT ON (e.incident_id) e.incident_id, (e.data ->> 'due_at')::timestamptz AS due_at
+    FROM incident_events AS e JOIN cases AS c ON c.id = e.incident_id
+    WHERE e.action = 'extend' AND e.at <= :as_of
+    ORDER BY e.incident_id, e.at DESC, e.id DESC
+), first_extension AS (
+    SELECT DISTINCT ON (e.incident_id) e.incident_id,
+           (e.data ->> 'previous_due_at')::timestamptz AS original_due_at
+    FROM incident_events AS e JOIN cases AS c ON c.id = e.incident_id
+    WHERE e.action = 'extend'
+    ORDER BY e.incident_id, e.at, e.id
+), facts AS (
+    SELECT c.*, ev.*,
+           ev.last_close IS NOT NULL
+               AND (ev.last_reopen IS NULL OR ev.last_reopen < ev.last_close) AS is_closed,
+           NOT (ev.cancelled OR ev.duplicate) AS is_valid,
+           ev.last_resolve IS NOT NULL AS was_resolved,
+           COALESCE(le.due_at, fe.original_due_at, c.due_at) AS due_in_force
+    FROM cases AS c
+    JOIN ev ON ev.incident_id = c.id
+    LEFT JOIN last_extension AS le ON le.incident_id = c.id
+    LEFT JOIN first_extension AS fe ON fe.incident_id = c.id
+)
+SELECT {dimensions}
+       count(*) AS received,
+       count(*) FILTER (WHERE cancelled) AS cancelled,
+       count(*) FILTER (WHERE duplicate) AS duplicate,
+       count(*) FILTER (WHERE is_valid) AS valid,
+       count(*) FILTER (WHERE is_closed) AS closed,
+       count(*) FILTER (WHERE is_closed AND last_close <= due_in_force) AS closed_on_time,
+       count(*) FILTER (WHERE is_valid AND was_resolved) AS resolved_ever,
+       count(*) FILTER (WHERE is_valid AND was_resolved AND reworked) AS reworked,
+       count(*) FILTER (WHERE is_valid AND extended) AS extended,
+       count(*) FILTER (WHERE is_valid AND reassigned) AS reassigned,
+       count(*) FILTER (WHERE is_valid AND escalated) AS escalated,
+       count(*) FILTER (
+           WHERE is_valid AND NOT is_closed
+             AND NOT (last_resolve IS NOT NULL
+                      AND (last_return IS NULL OR last_return < last_resolve))
+             AND due_in_force < :as_of
+       ) AS overdue_open,
+       percentile_cont(0.5) WITHIN GROUP (
+           ORDER BY extract(epoch FROM last_close - reported_at) / 3600
+       ) FILTER (WHERE is_closed) AS median_hours_to_close,
+       percentile_cont(0.9) WITHIN GROUP (
+           ORDER BY extract(epoch FROM last_close - reported_at) / 3600
+       ) FILTER (WHERE is_closed) AS p90_hours_to_close
+FROM facts
+{group_by}
+{order_by}
+"""
+
+
+@dataclass(frozen=True)
+class StatsQuery:
+    """What to count: the cohort window, the clock of the outcomes, filters and grouping."""
+
+    start: datetime
+    end: datetime
+    as_of: datetime
+    group_by: tuple[str, ...] = ()
+    town_codes: tuple[str, ...] | None = None  # None: every town
+    platform: str | None = None
+    category: str | None = None
+
+
+def parse_group_by(text: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Grouping dimensions from ``"town,month"`` (or a list), checked against the whitelist."""
+    if text is None:
+        return ()
+    parts = text.split(",") if isinstance(text, str) else list(text)
+    names = tuple(part.strip() for part in parts if part.strip())
+    unknown = [name for name in names if name not in DIMENSIONS]
+    if unknown:
+        raise ValidationError(
+            f"unknown grouping {', '.join(unknown)}; group by any of: {', '.join(DIMENSIONS)}"
+        )
+    if len(set(names)) != len(names):
+        raise ValidationError("each grouping may appear once")
+    return names
+
+
+def _check_window(query: StatsQuery) -> None:
+    for name in ("start", "end", "as_of"):
+        moment = getattr(query, name)
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise ValidationError(f"{name} {moment.isoformat()} has no time zone; add +08:00 or Z")
+    if query.end <= query.start:
+        raise ValidationError("the window is empty: 'to' must be after 'from'")
+    if query.platform is not None and query.platform not in set(Platform):
+        known = ", ".join(p.value for p in Platform)
+        raise ValidationError(f"unknown platform {query.platform!r}; one of: {known}")
+
+
+def case_figures_sql(query: StatsQuery) -> tuple[sa.TextClause, dict[str, Any]]:
+    """The SQL and parameters of ``case_figures`` (for benchmarks and EXPLAIN)."""
+    _check_window(query)
+    params: dict[str, Any] = {"start": query.start, "end": query.end, "as_of": query.as_of}
+    filters = []
+    if query.town_codes is not None:
+        filters.append("AND i.town_code = ANY(:towns)")
+        params["towns"] = list(query.town_codes)
+    if query.platform is not None:
+        filters.append("AND i.platform = :platform")
+        params["platform"] = query.platform
+    if query.category is not None:
+        filters.append("AND i.category_code = :category")
+        params["category"] = query.category
+    columns = [DIMENSION_COLUMNS[name] for name in query.group_by]
+    dimensions = "".join(
+        f"{DIMENSIONS[name]} AS {DIMENSION_COLUMNS[name]}, " for name in query.group_by
+    )
+    positions = ", ".join(str(i + 1) for i in range(len(columns)))
+    text = _CASE_FIGURES_SQL.format(
+        case_filters=" ".join(filters),
+        dimensions=dimensions,
+        group_by=f"GROUP BY {positions}" if columns else "",
+        order_by=f"ORDER BY {positions}" if columns else "",
+    )
+    return sa.text(text), params
+
+
+def case_figures(session: Session, query: StatsQuery) -> list[dict[str, Any]]:
+    """One row per group: the dimensions, then every figure of ``METRICS``."""
+    statement, params = case_figures_sql(query)
+    rows = []
+    for row in session.execute(statement, params).mappings():
+        out = dict(row)
+        out["closure_rate"] = _ratio(out["closed"], out["valid"])
+        out["on_time_rate"] = _ratio(out["closed_on_time"], out["closed"])
+        out["rework_rate"] = _ratio(out["reworked"], out["resolved_ever"])
+        out["extension_rate"] = _ratio(out["extended"], out["valid"])
+        for key in ("median_hours_to_close", "p90_hours_to_close"):
+            out[key] = None if out[key] is None else round(float(out[key]), 2)
+        rows.append(out)
+    return rows
+
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return None if not denominator else round(numerator / denominator, 4)
+
+
+def grid_figures(
+    session: Session,
+    *,
+    start: datetime,
+    end: datetime,
+    as_of: datetime,
+    town_codes: tuple[str, ...] | None = None,
+) -> list[dict[str, Any]]:
+    """Per-grid rows for the command-room choropleth: grid_code, received, closed,
+    closure_rate, on_time_rate, overdue_open (cases outside every grid are left out)."""
+    query = StatsQuery(start, end, as_of, group_by=("grid",), town_codes=town_codes)
+    keys = ("grid_code", "received", "closed", "closure_rate", "on_time_rate", "overdue_open")
+    return [
+        {key: row[key] for key in keys}
+        for row in case_figures(session, query)
+        if row["grid_code"] is not None
+    ]
+
+
+def town_summaries(
+    session: Session,
+    *,
+    start: datetime,
+    end: datetime,
+    as_of: datetime,
+    town_codes: tuple[str, ...] | None = None,
+) -> list[dict[str, Any]]:
+    """Per-town figures with the sentence towns publish ("受理 7,766 件，办结率 99.8%")."""
+    query = StatsQuery(start, end, as_of, group_by=("town",), town_codes=town_codes)
+    rows = case_figures(session, query)
+    codes = [row["town_code"] for row in rows if row["town_code"] is not None]
+    names: dict[str, str] = dict(
+        session.execute(
+            sa.text("SELECT code, name FROM regions WHERE code = ANY(:codes)"), {"codes": codes}
+        ).all()
+    )
+    out = []
+    for row in rows:
+        name = names.get(row["town_code"], "未归属乡镇")
+        out.append(
+            {
+                "town_code": row["town_code"],
+                "town_name": name,
+                "received": row["received"],
+                "closed": row["closed"],
+                "closure_rate": row["closure_rate"],
+                "on_time_rate": row["on_time_rate"],
+                "overdue_open": row["overdue_open"],
+                "summary": town_sentence(name, row),
+            }
+        )
+    return out
+
+
+def town_sentence(name: str, row: Mapping[str, Any]) -> str:
+    """ "甲镇：受理 7,766 件，办结 7,750 件，办结率 99.8%，按期办结率 97.2%"."""
+    parts = [f"{name}：受理 {row['received']:,} 件", f"办结 {row['closed']:,} 件"]
+    if row["closure_rate"] is not None:
+        parts.append(f"办结率 {row['closure_rate'] * 100:.1f}%")
+    if row["on_time_rate"] is not None:
+        parts.append(f"按期办结率 {row['on_time_rate'] * 100:.1f}%")
+    return "，".join(parts)
+
+
+def platform_label(platform: str) -> str:
+    """The Chinese name of a platform key, or the key itself."""
+    try:
+        return PLATFORM_NAMES_ZH[Platform(platform)]
+    except ValueError:
+        return platform
+
+
+def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """Rows as CSV text with a header line (UTF-8, opens in spreadsheet programs)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: "" if row.get(key) is None else row.get(key) for key in columns})
+    return buffer.getvalue()
+
+
+# Errands (跑小二): grouping dimensions over the ``facts`` CTE below.
+_ERRAND_LOCAL = "(requested_at AT TIME ZONE 'Asia/Shanghai')"
+ERRAND_DIMENSIONS: Mapping[str, tuple[str, str]] = {
+    "town": ("town_code", "town_code"),
+    "village": ("village_code", "village_code"),
+    "grid": ("grid_code", "grid_code"),
+    "member": ("member_id", "member_id"),
+    "service": ("service_code", "service_code"),
+    "day": (f"date_trunc('day', {_ERRAND_LOCAL})::date", "day"),
+    "week": (f"date_trunc('week', {_ERRAND_LOCAL})::date", "week"),
+    "month": (f"date_trunc('month', {_ERRAND_LOCAL})::date", "month"),
+}
+ERRAND_METRICS = (
+    "requested",
+    "cancelled",
+    "in_queue",
+    "approved",
+    "rejected",
+    "delivered",
+    "zero_trip",
+    "zero_trip_share",
+    "delivered_on_time",
+    "on_time_rate",
+    "median_hours_to_delivery",
+    "p90_hours_to_delivery",
+)
+
+_ERRAND_FIGURES_SQL = """
+WITH cohort AS (
+    SELECT r.id, r.town_code, r.village_code, r.grid_code, r.member_id, r.service_code,
+           r.requested_at, r.due_at
+    FROM errands AS r
+    WHERE r.requested_at >= :start AND r.requested_at < :end {filters}
+), facts AS (
+    SELECT c.*,
+           max(e.at) FILTER (WHERE e.action = 'deliver') AS delivered_at,
+           max((e.data ->> 'applicant_trips')::int) FILTER (WHERE e.action = 'deliver') AS trips,
+           bool_or(e.action = 'approve') AS approved,
+           bool_or(e.action = 'reject') AS rejected,
+           bool_or(e.action = 'cancel') AS cancelled
+    FROM cohort AS c JOIN errand_events AS e ON e.errand_id = c.id
+    GROUP BY c.id, c.town_code, c.village_code, c.grid_code, c.member_id, c.service_code,
+             c.requested_at, c.due_at
+)
+SELECT {dimensions}
+       count(*) AS requested,
+       count(*) FILTER (WHERE cancelled) AS cancelled,
+       count(*) FILTER (WHERE member_id IS NULL) AS in_queue,
+       count(*) FILTER (WHERE approved) AS approved,
+       count(*) FILTER (WHERE rejected) AS rejected,
+       count(delivered_at) AS delivered,
+       count(*) FILTER (WHERE delivered_at IS NOT NULL AND trips = 0) AS zero_trip,
+       count(*) FILTER (WHERE delivered_at <= due_at) AS delivered_on_time,
+       percentile_cont(0.5) WITHIN GROUP (
+           ORDER BY extract(epoch FROM delivered_at - requested_at) / 3600
+       ) AS median_hours_to_delivery,
+       percentile_cont(0.9) WITHIN GROUP (
+           ORDER BY extract(epoch FROM delivered_at - requested_at) / 3600
+       ) AS p90_hours_to_delivery
+FROM facts
+{group_by}
+{order_by}
+"""
+
+
+def parse_errand_group_by(text: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Errand grouping dimensions from ``"town,service"``, checked against the whitelist."""
+    if text is None:
+        return ()
+    parts = text.split(",") if isinstance(text, str) else list(text)
+    names = tuple(part.strip() for part in parts if part.strip())
+    unknown = [name for name in names if name not in ERRAND_DIMENSIONS]
+    if unknown or len(set(names)) != len(names):
+        raise ValidationError(
+            f"bad errand grouping {', '.join(unknown) or 'repeated'}; group by any of: "
+            f"{', '.join(ERRAND_DIMENSIONS)}, each once"
+        )
+    return names
+
+
+def errand_figures(
+    session: Session,
+    *,
+    start: datetime,
+    end: datetime,
+    group_by: tuple[str, ...] = (),
+    town_codes: tuple[str, ...] | None = None,
+) -> list[dict[str, Any]]:
+    """Errands requested in ``[start, end)``: delivered, zero-trip share (零跑腿: delivered
+    with ``applicant_trips`` = 0, over delivered), on-time delivery, hours to delivery."""
+    for name, moment in (("start", start), ("end", end)):
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise ValidationError(f"{name} {moment.isoformat()} has no time zone; add +08:00 or Z")
+    if end <= start:
+        raise ValidationError("the window is empty: 'to' must be after 'from'")
+    params: dict[str, Any] = {"start": start, "end": end}
+    filters = ""
+    if town_codes is not None:
+        filters = "AND r.town_code = ANY(:towns)"
+        params["towns"] = list(town_codes)
+    positions = ", ".join(str(i + 1) for i in range(len(group_by)))
+    text = _ERRAND_FIGURES_SQL.format(
+        filters=filters,
+        dimensions="".join(
+            f"{ERRAND_DIMENSIONS[g][0]} AS {ERRAND_DIMENSIONS[g][1]}, " for g in group_by
+        ),
+        group_by=f"GROUP BY {positions}" if group_by else "",
+        order_by=f"ORDER BY {positions}" if group_by else "",
+    )
+    rows = []
+    for row in session.execute(sa.text(text), params).mappings():
+        out = dict(row)
+        out["zero_trip_share"] = _ratio(out["zero_trip"], out["delivered"])
+        out["on_time_rate"] = _ratio(out["delivered_on_time"], out["delivered"])
+        for key in ("median_hours_to_delivery", "p90_hours_to_delivery"):
+            out[key] = None if out[key] is None else round(float(out[key]), 2)
+        columns = [ERRAND_DIMENSIONS[g][1] for g in group_by] + list(ERRAND_METRICS)
+        rows.append({key: out[key] for key in columns})
+    return rows

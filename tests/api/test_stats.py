@@ -1,0 +1,104 @@
+"""Statistics over HTTP: JSON and CSV, grouping, town jurisdiction, bad parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from gis.api.security import get_principal
+from gis.layers.users import Role
+from gis.services.access import Principal
+from tests.services.workflow_fixtures import G1, TOWN_1, TOWN_2, build_history
+
+WINDOW = {"from": "2026-03-01T00:00:00Z", "to": "2026-04-01T00:00:00Z"}
+AS_OF = {**WINDOW, "as_of": "2026-04-01T00:00:00Z"}
+
+
+@pytest.fixture
+def history(session: Session, catalog: int) -> dict[str, int]:
+    return build_history(session)
+
+
+def _client(app: Any, principal: Principal) -> Iterator[TestClient]:
+    app.dependency_overrides[get_principal] = lambda: principal
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def county_room(app: Any) -> Iterator[TestClient]:
+    yield from _client(app, Principal(user_id=None, name="county", role=Role.COUNTY))
+
+
+@pytest.fixture
+def town_2_room(app: Any) -> Iterator[TestClient]:
+    principal = Principal(
+        user_id=None, name="乙镇指挥室", role=Role.COMMAND_ROOM, town_codes=frozenset({TOWN_2})
+    )
+    yield from _client(app, principal)
+
+
+def test_cases_grouped_by_platform_as_json(county_room: TestClient, history: dict) -> None:
+    reply = county_room.get("/stats/cases", params={**AS_OF, "group_by": "platform"})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["group_by"] == ["platform"]
+    assert body["columns"][:3] == ["platform", "received", "cancelled"]
+    rows = {row["platform"]: row for row in body["rows"]}
+    assert rows["governance"]["closure_rate"] == 0.5714
+    assert rows["market"]["reassigned"] == 1
+
+
+def test_csv_by_parameter_and_by_accept_header(county_room: TestClient, history: dict) -> None:
+    by_param = county_room.get("/stats/towns", params={**AS_OF, "format": "csv"})
+    by_header = county_room.get("/stats/towns", params=AS_OF, headers={"Accept": "text/csv"})
+    assert by_param.headers["content-type"].startswith("text/csv")
+    assert by_param.text == by_header.text
+    lines = by_param.text.lstrip("\ufeff").splitlines()
+    assert lines[0] == (
+        "town_code,town_name,received,closed,closure_rate,on_time_rate,overdue_open,summary"
+    )
+    assert "甲镇：受理 10 件，办结 5 件，办结率 62.5%" in lines[1]
+
+
+def test_grids_for_the_choropleth(county_room: TestClient, history: dict) -> None:
+    rows = county_room.get("/stats/grids", params=AS_OF).json()["rows"]
+    assert rows[0] == {
+        "grid_code": G1,
+        "received": 7,
+        "closed": 4,
+        "closure_rate": 0.8,
+        "on_time_rate": 0.75,
+        "overdue_open": 1,
+    }
+
+
+def test_a_town_room_sees_only_its_town(town_2_room: TestClient, history: dict) -> None:
+    rows = town_2_room.get("/stats/cases", params={**AS_OF, "group_by": "town"}).json()["rows"]
+    assert [row["town_code"] for row in rows] == [TOWN_2]
+    other = town_2_room.get("/stats/towns", params={**AS_OF, "town": TOWN_1})
+    assert other.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ({"group_by": "colour"}, "unknown grouping"),
+        ({"from": "2026-05-01T00:00:00Z", "to": "2026-04-01T00:00:00Z"}, "empty"),
+        ({"platform": "weather"}, "unknown platform"),
+        ({"from": "yesterday"}, "from"),
+        ({"format": "xlsx"}, "format"),
+    ],
+)
+def test_bad_parameters_are_422(county_room: TestClient, params: dict, fragment: str) -> None:
+    reply = county_room.get("/stats/cases", params={**AS_OF, **params})
+    assert reply.status_code == 422, reply.text
+    assert fragment in reply.json()["detail"]
+
+
+def test_statistics_need_a_token(client: TestClient) -> None:
+    assert client.get("/stats/cases").status_code == 401
