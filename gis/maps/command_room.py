@@ -254,14 +254,14 @@ def _heat_layers(m: folium.Map, data: CommandRoomData, project: Projector) -> No
 # all, which keeps a few thousand markers to a few hundred kilobytes (a folium Marker per case
 # would be ~1 kB each).
 _CASE_CALLBACK = """
-var callback = function (row) {
+function (row) {
     var marker = L.circleMarker(new L.LatLng(row[0], row[1]), {
         radius: 7, fillColor: row[2], color: row[3], weight: row[3] === '#ffffff' ? 1 : 3,
         fillOpacity: 0.9
     });
     marker.bindPopup(row[4], {maxWidth: 320});
     return marker;
-};
+}
 """
 
 

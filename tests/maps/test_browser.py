@@ -1,0 +1,186 @@
+"""End to end: a real uvicorn server on a loopback port serves the command-room page and its
+Leaflet files; headless Chromium opens it, Leaflet draws, the layers are there and no script
+fails. Skipped locally without Chromium or Playwright; in CI (CI=true) that is a failure.
+
+The network is closed here, so the page loads Leaflet and the plugins from the service itself
+(``/maps/assets``, fetched from the npm registry by ``gis map assets``); every other request
+(map tiles) is aborted by the test, and those failed loads are not script errors.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session
+
+from gis.api import create_app
+from gis.api.deps import get_session
+from gis.errors import GisError
+from gis.maps import command_room as cr
+from gis.maps.assets import assets_dir_for, assets_ready, fetch_assets
+from gis.settings import Settings
+from tests.maps.town import TOWN, VILLAGE_1, build_town
+
+pytestmark = pytest.mark.browser
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"CI needs the browser test: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def assets_dir() -> Path:
+    """The fetched Leaflet files (fetched now from the npm registry if missing)."""
+    directory = assets_dir_for(os.environ.get("GIS_MAP_ASSETS_DIR"))
+    if not assets_ready(directory):
+        try:
+            fetch_assets(directory, log=lambda _: None)
+        except GisError as error:
+            _unavailable(f"map assets cannot be fetched: {error.detail}")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium driven over CDP by Playwright."""
+    if CHROMIUM is None:
+        _unavailable("chromium is not installed (scripts/test-deps.sh installs it)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed (pip install -e .[dev])")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def server(settings: Settings, session: Session, catalog: int, assets_dir: Path) -> Iterator[str]:
+    """uvicorn serving the app on a free loopback port; its sessions are the test's session."""
+    import uvicorn
+
+    build_town(session)
+    app = create_app(
+        settings.model_copy(
+            update={
+                "auth_required": False,
+                "map_assets": "local",
+                "map_assets_dir": str(assets_dir),
+            }
+        )
+    )
+    app.dependency_overrides[get_session] = lambda: session
+    port = _free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", workers=1)
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not uv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    uv.should_exit = True
+    thread.join(timeout=10)
+
+
+def _open(browser: Any, url: str, origin: str) -> tuple[Any, list[str]]:
+    """A page at ``url`` with outside requests aborted; returns it and the script errors."""
+    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
+
+    def on_console(message: Any) -> None:
+        # A tile the closed network refused is a failed load, not a script error.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            errors.append(f"console: {message.text}")
+
+    page.on("console", on_console)
+    page.route(
+        "**/*",
+        lambda route: (
+            route.continue_()
+            if route.request.url.startswith(origin)
+            else route.abort("internetdisconnected")
+        ),
+    )
+    response = page.goto(url, wait_until="load")
+    assert response is not None and response.status == 200
+    return page, errors
+
+
+def test_command_room_page_draws_in_chromium_with_every_layer_and_no_script_error(
+    browser: Any, server: str, tmp_path: Path
+) -> None:
+    url = (
+        f"{server}/maps/command-room?town={TOWN}"
+        "&since=2026-10-01T00:00:00%2B08:00&until=2026-11-01T00:00:00%2B08:00"
+    )
+    page, errors = _open(browser, url, server)
+    page.wait_for_selector(".leaflet-control-layers", timeout=15_000)
+    # Leaflet drew: panes, the vector canvas (grids, cameras), unit markers and clusters.
+    page.wait_for_selector(".leaflet-overlay-pane canvas", state="attached", timeout=15_000)
+    page.wait_for_selector(".awesome-marker", state="attached", timeout=15_000)
+    labels = page.locator(".leaflet-control-layers-overlays label").all_inner_texts()
+    assert [label.strip() for label in labels] == list(cr.LAYERS)
+    assert page.locator(".leaflet-marker-pane .awesome-marker").count() == 2  # the two units
+    # The case markers are drawn on the canvas: ask Leaflet how many each cluster layer holds.
+    clustered = page.evaluate(
+        "Object.keys(window).filter(k => k.startsWith('fast_marker_cluster_'))"
+        ".map(k => window[k].getLayers().length)"
+    )
+    assert clustered == [2, 2]  # open, overdue
+    heat_points = page.evaluate(
+        "Object.keys(window).filter(k => /^heat_map_\\d+$/.test(k) && window[k]._latlngs)"
+        ".map(k => window[k]._latlngs.length)"
+    )
+    assert heat_points == [6]
+    assert "高家镇 综合信息指挥室 — Gaojia command room" in page.inner_text("#gis-title")
+    # Switch the time view on: the time-dimension plugin must run without errors too.
+    page.get_by_text(cr.TIME_LAYER).click()
+    page.wait_for_selector(".timecontrol-play", timeout=10_000)
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(tmp_path / "command-room.png"))
+    assert (tmp_path / "command-room.png").stat().st_size > 10_000
+    assert errors == []
+    page.close()
+
+
+def test_village_grids_page_draws_its_labels(browser: Any, server: str, tmp_path: Path) -> None:
+    page, errors = _open(browser, f"{server}/maps/grids?village={VILLAGE_1}", server)
+    page.wait_for_selector(".leaflet-control-layers", timeout=15_000)
+    page.wait_for_selector(".leaflet-div-icon, .empty", state="attached", timeout=15_000)
+    text = page.inner_text(".leaflet-marker-pane")
+    assert "G1" in text and "李一" in text and "王二" in text
+    page.screenshot(path=str(tmp_path / "village-grids.png"))
+    assert errors == []
+    page.close()
