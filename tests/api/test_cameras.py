@@ -100,10 +100,12 @@ def test_duplicate_code_is_409_and_unknown_camera_404(admin: TestClient) -> None
 def test_camera_layer_is_geojson_points_or_views(admin: TestClient) -> None:
     new_camera(admin, "99H-4", 0, 0, kind="dome", range_m=50)
     new_camera(admin, "99H-5", 100, 0, status="offline")
-    points = admin.get("/cameras", params={"status": "online"}).json()
+    points = admin.get("/cameras", params={"status": "online", "town": "990100001000"}).json()
     assert [f["id"] for f in points["features"]] == ["99H-4"]
     assert points["features"][0]["geometry"]["type"] == "Point"
-    views = admin.get("/cameras", params={"geometry": "view", "kind": "dome"}).json()
+    views = admin.get(
+        "/cameras", params={"geometry": "view", "kind": "dome", "town": "990100001000"}
+    ).json()
     assert views["features"][0]["geometry"]["type"] == "Polygon"
 
 

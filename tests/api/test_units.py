@@ -11,7 +11,14 @@ from sqlalchemy.orm import Session
 
 from gis.layers.users import Role
 from tests.conftest import count
-from tests.services.dispatch_fixtures import OTHER_TOWN, add_regions, add_unit, client_as, lonlat
+from tests.services.dispatch_fixtures import (
+    OTHER_TOWN,
+    TOWN,
+    add_regions,
+    add_unit,
+    client_as,
+    lonlat,
+)
 
 
 @pytest.fixture
@@ -44,9 +51,9 @@ def test_units_are_geojson_filtered_by_platform_type_status_and_town(
         assert all(f["geometry"]["type"] == "Point" for f in body["features"])
         return [f["id"] for f in body["features"]]
 
-    assert ids(platform="market") == [units["market"]]
-    assert units["police"] in ids(type="police_station", status="available")
-    assert units["busy"] not in ids(type="police_station", status="available")
+    assert ids(platform="market", town=TOWN) == [units["market"]]
+    assert units["police"] in ids(type="police_station", status="available", town=TOWN)
+    assert units["busy"] not in ids(type="police_station", status="available", town=TOWN)
     assert ids(town=OTHER_TOWN) == [units["other_town"]]
     bad = dispatcher.get("/units", params={"status": "asleep"})
     assert bad.status_code == 422 and "available, busy, off_duty" in bad.json()["detail"]

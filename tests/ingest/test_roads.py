@@ -208,6 +208,8 @@ def test_cli_import_is_a_dry_run_without_commit(
     from gis.cli import app
     from gis.settings import get_settings
 
+    with engine.connect() as connection:
+        before = connection.execute(sa.text("SELECT count(*) FROM roads")).scalar_one()
     monkeypatch.setenv("GIS_DATABASE_URL", database_url)
     get_settings.cache_clear()
     try:
@@ -220,4 +222,4 @@ def test_cli_import_is_a_dry_run_without_commit(
     finally:
         get_settings.cache_clear()
     with engine.connect() as connection:
-        assert connection.execute(sa.text("SELECT count(*) FROM roads")).scalar_one() == 0
+        assert connection.execute(sa.text("SELECT count(*) FROM roads")).scalar_one() == before
