@@ -1,0 +1,1 @@
+"""Benchmark of the dispatch queries: nearest units by distance and by drive time."""

@@ -1,0 +1,5 @@
+"""``python -m bench.dispatch``: see ``bench/dispatch/run.py``."""
+
+from bench.dispatch.run import main
+
+main()
