@@ -8,7 +8,6 @@ from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
-from geoalchemy2 import Geography
 from geoalchemy2.shape import from_shape, to_shape
 from shapely.geometry import Point
 from sqlalchemy.orm import Session
@@ -20,10 +19,9 @@ from gis.errors import (
     ValidationError,
 )
 from gis.geo import check_lonlat, parse_crs, to_wgs84
-from gis.layers.base import query_point, utcnow
+from gis.layers.base import utcnow
 from gis.layers.categories import Platform, get_category
 from gis.layers.incidents import Incident, get_incident
-from gis.layers.regions import Region, RegionLevel
 from gis.layers.units import (
     ResponderUnit,
     UnitPosition,
@@ -211,6 +209,25 @@ def suggested_units(
     return incident, result
 
 
+# One statement: are there towns at all, and is one within the distance? The geometry box test
+# (degrees, widened generously: 1° of longitude is at least 0.5° of latitude's length below 60°)
+# only lets the GiST index discard far towns; the decision is the geography distance.
+_NEAR_TOWN_SQL = sa.text(
+    """
+    SELECT EXISTS (SELECT 1 FROM regions WHERE level = 'town') AS any_town,
+           EXISTS (
+               SELECT 1 FROM regions
+               WHERE level = 'town'
+                 AND geom && ST_Expand(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326),
+                                       2.0 * CAST(:max_m AS float8) / 111320.0)
+                 AND ST_DWithin(geom::geography,
+                                ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography,
+                                CAST(:max_m AS float8))
+           ) AS near
+    """
+)
+
+
 def check_near_county(
     session: Session, lon: float, lat: float, *, max_outside_m: float = DEFAULT_MAX_OUTSIDE_M
 ) -> None:
@@ -218,17 +235,10 @@ def check_near_county(
 
     With no towns loaded there is nothing to judge by, and the position is accepted.
     """
-    towns = sa.select(Region.code).where(Region.level == RegionLevel.TOWN.value)
-    if session.scalar(sa.select(sa.exists(towns))) is not True:
+    row = session.execute(_NEAR_TOWN_SQL, {"lon": lon, "lat": lat, "max_m": max_outside_m}).one()
+    if not row.any_town:
         return
-    near = towns.where(
-        sa.func.ST_DWithin(
-            sa.cast(Region.geom, Geography),
-            sa.cast(query_point(lon, lat), Geography),
-            max_outside_m,
-        )
-    )
-    within = session.scalar(sa.select(sa.exists(near)))
+    within = row.near
     if not within:
         raise OutsideCoverageError(
             f"position lon={lon:.6f}, lat={lat:.6f} is more than {max_outside_m / 1000:g} km from "
