@@ -38,7 +38,7 @@ def import_boundaries(
     ),
     crs: str | None = typer.Option(
         None,
-        help="The file's real CRS, overriding its .prj: EPSG:4545 (CGCS2000 GK CM 120E), "
+        help="The file's real CRS, overriding its .prj: EPSG:4549 (CGCS2000 GK CM 120E), "
         "EPSG:4490, GCJ-02 (Amap/DataV files), BD-09…",
     ),
     code_field: str | None = typer.Option(None, help="Field with the code (default: code/adcode)"),

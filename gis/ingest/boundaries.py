@@ -8,8 +8,9 @@ in-place edit, so "which grid covered this point on date D" stays answerable.
 
 Coordinate systems. The file's declared CRS is used unless ``crs`` overrides it, because real
 files lie: Amap/DataV-derived boundaries are GCJ-02 even when their ``.prj`` says WGS 84.
-- EPSG codes (CGCS2000 EPSG:4490 and its Gauss–Krüger projections such as EPSG:4545 "3-degree
-  GK CM 120E" or EPSG:4544 "CM 117E", UTM…) go through pyproj.
+- EPSG codes (CGCS2000 EPSG:4490 and its Gauss–Krüger projections: around Quzhou EPSG:4549
+  "3-degree GK CM 120E" or EPSG:4548 "CM 117E", or the zone-prefixed EPSG:4528 "zone 40"; UTM…)
+  go through pyproj. (EPSG:4545 is CM 108E, far west of Zhejiang: a common mix-up.)
 - GCJ-02 and BD-09 are not datums pyproj knows: their lon/lat are converted by ``gis.geo``.
 - Whatever comes out must lie in China; if not, the message says which CRS to try.
 """
@@ -110,7 +111,7 @@ def describe_crs(text: str) -> tuple[str, Crs | CRS]:
         crs = CRS.from_user_input(text.strip())
     except CRSError as error:
         raise UnknownCrsError(
-            f"unknown CRS {text!r}: give an EPSG code (EPSG:4545 for CGCS2000 / 3-degree "
+            f"unknown CRS {text!r}: give an EPSG code (EPSG:4549 for CGCS2000 / 3-degree "
             "Gauss-Kruger CM 120E, EPSG:4490 for CGCS2000 lon/lat), GCJ-02 or BD-09"
         ) from error
     return crs.to_string(), crs
@@ -259,7 +260,7 @@ def _converter(declared: CRS | None, override: str | None, geoms: np.ndarray) ->
     except ProjError as error:
         raise UnknownCrsError(
             f"cannot convert from {label} to WGS84 ({error}); give an EPSG code of China "
-            "(EPSG:4545 CGCS2000 GK CM 120E, EPSG:4490…), GCJ-02 or BD-09"
+            "(EPSG:4549 CGCS2000 GK CM 120E, EPSG:4490…), GCJ-02 or BD-09"
         ) from error
 
     def project(geom: BaseGeometry) -> BaseGeometry:
@@ -287,7 +288,8 @@ def _checked_geometry(raw: Any, convert: Any) -> tuple[MultiPolygon, str | None]
         _CHINA[0] <= min_x and max_x <= _CHINA[2] and _CHINA[1] <= min_y and max_y <= _CHINA[3]
     ):
         hint = (
-            "the coordinates look projected (metres): pass --crs EPSG:45xx (CGCS2000 GK)"
+            "the coordinates look projected (metres): pass --crs with the file's projection, "
+            "e.g. EPSG:4549 (CGCS2000 GK CM 120E)"
             if max(abs(min_x), abs(max_x)) > 180
             else "pass the right --crs"
         )

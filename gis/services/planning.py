@@ -738,8 +738,11 @@ def impact(
             cases AS (
                 SELECT i.id, i.status, i.grid_code, i.geom, (i.status <> ALL(:final)) AS is_open
                   FROM incidents i
-                 WHERE ST_Intersects(i.geom, ST_SetSRID(ST_GeomFromWKB(:area), 4326))
-                    OR i.grid_code = ANY(:old_codes)
+                 WHERE i.id IN (
+                       SELECT id FROM incidents
+                        WHERE ST_Intersects(geom, ST_SetSRID(ST_GeomFromWKB(:area), 4326))
+                       UNION
+                       SELECT id FROM incidents WHERE grid_code = ANY(:old_codes))
             )
             SELECT c.id, c.status, c.is_open, c.grid_code AS from_code, n.code AS to_code,
                    ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat
@@ -910,6 +913,9 @@ def evaluate(
     now: datetime,
 ) -> Evaluation:
     """Validate a proposal and measure its balance and impact."""
+    # These few statements are cheap but their estimated cost triggers JIT compilation, which
+    # costs more than the statements themselves (bench/plans); off for this transaction only.
+    session.execute(sa.text("SELECT set_config('jit', 'off', true)"))
     issues = validate(session, scope, grids, settings=settings)
     report = balance(session, scope, grids, settings=settings, now=now)
     for entry in report["grids"]:

@@ -74,12 +74,22 @@ def _case_filter(scope: CaseScope, alias: str) -> str:
     """SQL predicate selecting the cases of ``scope`` (parameters ``area``, ``codes``)."""
     if scope.everything:
         return "TRUE"
+    # A UNION of two index scans (GiST on geom, btree on grid_code), not an OR, which would
+    # defeat both indexes and scan every case of the county for a one-village redraw.
     parts = []
     if scope.area_wkb is not None:
-        parts.append(f"ST_Intersects({alias}.geom, ST_GeomFromWKB(:area, 4326))")
+        parts.append(
+            "SELECT id FROM incidents WHERE ST_Intersects(geom, ST_GeomFromWKB(:area, 4326))"
+        )
     if scope.grid_codes:
-        parts.append(f"{alias}.grid_code = ANY(:codes)")
-    return "(" + " OR ".join(parts) + ")"
+        parts.append("SELECT id FROM incidents WHERE grid_code = ANY(:codes)")
+    return f"{alias}.id IN ({' UNION '.join(parts)})"
+
+
+def _no_jit(session: Session) -> None:
+    """Turn JIT off for this transaction: compiling these few big statements costs 0.2–1 s
+    each, more than it saves (measured by bench/plans), and dominates small re-assignments."""
+    session.execute(sa.text("SELECT set_config('jit', 'off', true)"))
 
 
 def compute_assignments(
@@ -99,6 +109,7 @@ def compute_assignments(
         raise ValidationError(f"table name {table!r} must be lower-case letters, digits and _")
     status_filter = "" if include_historic else "AND i.status <> ALL(:final)"
     where = _case_filter(scope, "i")
+    _no_jit(session)
     session.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
     # Grids are the outer side of the join: each current polygon probes the cases' GiST index.
     # DISTINCT ON with ORDER BY code is the fixed tie-break for points on a shared edge; the
@@ -123,6 +134,9 @@ def compute_assignments(
         ),
         {"final": _FINAL, "area": scope.area_wkb, "codes": list(scope.grid_codes)},
     )
+    # Index first: the anti-join below and the keyed write-back both look rows up by case id.
+    session.execute(sa.text(f"CREATE INDEX ON {table} (incident_id)"))
+    session.execute(sa.text(f"ANALYZE {table}"))
     # Cases no current grid covers: few, so a per-case nearest-neighbour probe is fine here.
     session.execute(
         sa.text(
@@ -163,8 +177,6 @@ def compute_assignments(
             """  # noqa: S608
         )
     )
-    session.execute(sa.text(f"CREATE INDEX ON {table} (incident_id)"))
-    session.execute(sa.text(f"ANALYZE {table}"))
     count_sql = f"SELECT count(*) FROM {table}"  # noqa: S608
     return int(session.execute(sa.text(count_sql)).scalar_one())
 
@@ -183,6 +195,7 @@ def write_back(
     if not _TABLE_NAME.match(table):
         raise ValidationError(f"table name {table!r} must be lower-case letters, digits and _")
     now = now or utcnow()
+    _no_jit(session)
     result = ReassignResult()
     counts = session.execute(
         sa.text(

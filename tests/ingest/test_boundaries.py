@@ -73,23 +73,30 @@ KNOWN = Polygon(
 )
 
 
+@pytest.mark.parametrize(
+    "epsg",
+    [
+        "EPSG:4549",  # CGCS2000 / 3-degree Gauss-Kruger CM 120E (Quzhou's usual zone)
+        "EPSG:4548",  # CM 117E, the zone just west
+        "EPSG:4528",  # zone 40 (CM 120E) with the zone number prefixed to the easting
+    ],
+)
 def test_projected_cgcs2000_gauss_kruger_file_lands_on_the_known_coordinates(
-    tmp_path: Path,
+    tmp_path: Path, epsg: str
 ) -> None:
-    # CGCS2000 / 3-degree Gauss-Kruger CM 120E, as Chinese surveying offices deliver it.
-    to_gk = Transformer.from_crs("EPSG:4490", "EPSG:4545", always_xy=True)
+    to_gk = Transformer.from_crs("EPSG:4490", epsg, always_xy=True)
     projected = shapely.transform(
         KNOWN, lambda xy: np.column_stack(to_gk.transform(xy[:, 0], xy[:, 1]))
     )
     assert projected.bounds[0] > 100_000  # metres, not degrees
     path = _write(
         gpd.GeoDataFrame(
-            {"code": ["330802001000"], "name": ["样例街道"]}, geometry=[projected], crs="EPSG:4545"
+            {"code": ["330802001000"], "name": ["样例街道"]}, geometry=[projected], crs=epsg
         ),
         tmp_path / "gk.gpkg",
     )
     read = read_boundaries(path)
-    assert read.declared_crs == "EPSG:4545" and not read.rejected
+    assert read.declared_crs == epsg and not read.rejected
     (feature,) = read.features
     landed = feature.geom.geoms[0]
     worst = max(
@@ -108,8 +115,9 @@ def test_projected_file_without_crs_is_rejected_with_a_hint(tmp_path: Path) -> N
     )
     read = read_boundaries(path)
     (problem,) = read.rejected
-    assert "outside China" in problem.reason and "--crs EPSG:45" in problem.reason
-    assert read_boundaries(path, crs="EPSG:4545").features  # told the truth, it reads
+    assert "outside China" in problem.reason and "--crs EPSG:4549" in problem.reason
+    landed = read_boundaries(path, crs="EPSG:4549").features[0].geom  # told the truth, it reads
+    assert 120.0 < landed.centroid.x < 120.01 and 28.9 < landed.centroid.y < 28.95
 
 
 def test_unknown_crs_is_refused_with_the_accepted_ones(tmp_path: Path) -> None:

@@ -1,0 +1,1 @@
+"""Benchmark of the planner tools (bulk re-assignment, village redraw)."""

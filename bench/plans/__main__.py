@@ -1,0 +1,5 @@
+"""``python -m bench.plans``."""
+
+from bench.plans.run import main
+
+main()
