@@ -275,3 +275,38 @@ def test_oversized_body_is_413_and_writes_nothing(
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"
     assert count(session, "incidents") == before
+
+
+def test_real_sessions_commit_the_report_in_autocommit(
+    engine: Any, settings: Settings, catalog: int
+) -> None:
+    """Without the test session override: the app's own sessions, as in production."""
+    import sqlalchemy as sa
+
+    from gis.api import create_app
+    from gis.layers.incidents import Incident
+    from tests.services.intake_fixtures import build_area, delete_area
+
+    with Session(engine) as setup:
+        build_area(setup)
+        setup.commit()
+    try:
+        with TestClient(create_app(settings)) as real:
+            headers = {"Idempotency-Key": "real-1"}
+            first = real.post("/incidents", json=body(), headers=headers)
+            again = real.post("/incidents", json=body(), headers=headers)
+            located = real.get("/locate", params={"lon": 110.005, "lat": 30.005})
+            listed = real.get("/incidents", params={"town": TOWN_1})
+            fetched = real.get(f"/incidents/{first.json()['id']}")
+        assert (first.status_code, again.status_code) == (201, 201)
+        assert again.json()["id"] == first.json()["id"]
+        assert located.json()["grid"]["code"] == GRID_A
+        assert [f["id"] for f in listed.json()["features"]] == [first.json()["id"]]
+        assert fetched.json()["id"] == first.json()["id"]
+        with Session(engine) as check:
+            saved = check.scalars(sa.select(Incident).where(Incident.idempotency_key == "real-1"))
+            assert len(saved.all()) == 1
+    finally:
+        with Session(engine) as cleanup:
+            delete_area(cleanup)
+            cleanup.commit()

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from gis.api.deps import SessionDep, SettingsDep
+from gis.api.routes.incidents import use_autocommit
 from gis.api.schemas.incidents import LocateRead, SourcePoint
 from gis.db import translate_db_errors
 from gis.errors import ValidationError
@@ -36,6 +37,7 @@ def locate_point(
         raise ValidationError("at needs a UTC offset, e.g. 2026-01-01T00:00:00+08:00")
     wgs_lon, wgs_lat, parsed = checked_wgs84(lon, lat, crs)
     when = at or datetime.now(UTC)
+    use_autocommit(session)
     with translate_db_errors():
         found = locate(
             session,

@@ -1,0 +1,5 @@
+"""``python -m bench.intake``."""
+
+from bench.intake.run import main
+
+main()

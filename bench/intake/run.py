@@ -1,0 +1,231 @@
+"""Intake and locate through real HTTP (uvicorn + wrk) against a bare asyncpg baseline.
+
+    python -m bench.intake --database-url postgresql+psycopg://postgres:postgres@127.0.0.1:5432/gis_bench
+
+Starts two uvicorn servers (one worker each): the service (``gis.api.app:create_app``) and the
+bare ASGI + asyncpg app of ``bench/intake/bare.py`` running the same SQL. Then, for POST
+/incidents and GET /locate, drives each with ``wrk`` (concurrency 32, bounded time) and prints
+throughput, p50/p99 and the ratio service / baseline. Incidents written by the run are deleted
+at the end (reporter id ``bench-intake``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+DEFAULT_URL = "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/gis_bench"
+REPORTER_ID = "bench-intake"
+
+
+@dataclass
+class Result:
+    """One wrk run."""
+
+    target: str
+    endpoint: str
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve(app: str, env: dict[str, str]) -> Iterator[str]:
+    """Run ``uvicorn --factory app`` (one worker) until the block ends; yields its base URL."""
+    port = _free_port()
+    command = [
+        sys.executable, "-m", "uvicorn", "--factory", app, "--host", "127.0.0.1",
+        "--port", str(port), "--workers", "1", "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(base + "/locate?lon=0&lat=0", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError(f"{app} did not start")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS[unit]
+
+
+def wrk(
+    base: str, script: str, *, seconds: int, connections: int, threads: int
+) -> dict[str, float]:
+    """Run wrk with a Lua script; returns requests/s, p50, p99 (ms), requests and errors."""
+    command = [
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
+        "--timeout", "5s", "-s", str(HERE / script), base,
+    ]  # fmt: skip
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
+    if not (p50 and p99 and rps and total):
+        raise RuntimeError(f"unexpected wrk output:\n{out}")
+    errors = int(non2xx.group(1)) if non2xx else 0
+    if socket_errors:
+        errors += sum(int(g) for g in socket_errors.groups())
+    return {
+        "requests_per_s": float(rps.group(1)),
+        "p50_ms": _ms(p50.group(1)),
+        "p99_ms": _ms(p99.group(1)),
+        "requests": int(total.group(1)),
+        "errors": errors,
+    }
+
+
+def sample_points(engine: sa.Engine, n: int, path: Path) -> int:
+    """Write ``n`` random points inside current grids (seeded) to ``path``; returns grid count."""
+    with engine.connect() as conn:
+        grids = conn.scalar(sa.text("SELECT count(*) FROM grids WHERE valid_to IS NULL"))
+        rows = conn.execute(
+            sa.text(
+                """
+                SELECT ST_X(p), ST_Y(p) FROM (
+                  SELECT (ST_Dump(ST_GeneratePoints(geom, 1, 7))).geom AS p
+                  FROM (SELECT geom FROM grids WHERE valid_to IS NULL
+                        ORDER BY md5(code) LIMIT :n) AS g) AS s
+                """
+            ),
+            {"n": n},
+        ).all()
+    path.write_text("".join(f"{lon:.7f} {lat:.7f}\n" for lon, lat in rows))
+    return int(grids or 0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark and print the table and the ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database-url", default=os.environ.get("GIS_DATABASE_URL", DEFAULT_URL))
+    parser.add_argument("--seconds", type=int, default=15, help="measured seconds per run")
+    parser.add_argument("--warmup", type=int, default=3, help="warm-up seconds per run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--points", type=int, default=2000)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+
+    engine = sa.create_engine(args.database_url)
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        points = tmp / "points.txt"
+        grids = sample_points(engine, args.points, points)
+        with engine.connect() as conn:
+            units = conn.scalar(sa.text("SELECT count(*) FROM responder_units"))
+            incidents = conn.scalar(sa.text("SELECT count(*) FROM incidents"))
+            categories = conn.scalars(sa.text("SELECT code FROM categories ORDER BY code")).all()
+        if grids == 0 or not categories:
+            sys.exit("the database has no grids or no categories: load the demo county first")
+        print(
+            f"database: {grids:,} grids, {units:,} units, {incidents:,} incidents; "
+            f"{args.points} points; wrk -c{args.connections} -t{args.threads} "
+            f"{args.seconds}s (+{args.warmup}s warm-up); {os.cpu_count()} cores"
+        )
+        os.environ["BENCH_POINTS"] = str(points)
+        os.environ["BENCH_CATEGORIES"] = ",".join(categories)
+        service = stack.enter_context(
+            serve("gis.api.app:create_app", {"GIS_DATABASE_URL": args.database_url})
+        )
+        bare = stack.enter_context(
+            serve("bench.intake.bare:create_app", {"BENCH_DATABASE_URL": args.database_url})
+        )
+        results: list[Result] = []
+        try:
+            for endpoint, script in (
+                ("POST /incidents", "intake.lua"),
+                ("GET /locate", "locate.lua"),
+            ):
+                for target, base in (("bare asyncpg", bare), ("service", service)):
+                    wrk(
+                        base,
+                        script,
+                        seconds=args.warmup,
+                        connections=args.connections,
+                        threads=args.threads,
+                    )
+                    measured = wrk(
+                        base,
+                        script,
+                        seconds=args.seconds,
+                        connections=args.connections,
+                        threads=args.threads,
+                    )
+                    results.append(Result(target, endpoint, **measured))  # type: ignore[arg-type]
+                    r = results[-1]
+                    print(
+                        f"  {endpoint:16} {target:13} {r.requests_per_s:8.0f} req/s  "
+                        f"p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms  "
+                        f"errors {r.errors}",
+                        flush=True,
+                    )
+        finally:
+            with engine.begin() as conn:
+                deleted = conn.execute(
+                    sa.text("DELETE FROM incidents WHERE reporter_id = :r"), {"r": REPORTER_ID}
+                ).rowcount
+            print(f"cleaned up {deleted:,} benchmark incidents")
+    engine.dispose()
+    print()
+    targets = {"POST /incidents": 0.5, "GET /locate": 0.7}
+    for endpoint, target in targets.items():
+        by = {r.target: r for r in results if r.endpoint == endpoint}
+        if {"service", "bare asyncpg"} <= set(by):
+            ratio = by["service"].requests_per_s / by["bare asyncpg"].requests_per_s
+            verdict = "meets" if ratio >= target else "MISSES"
+            print(
+                f"{endpoint}: service/baseline throughput = {ratio:.2f} ({verdict} >= {target}); "
+                f"service p99 {by['service'].p99_ms:.1f} ms"
+            )
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
+
+
+if __name__ == "__main__":
+    main()
