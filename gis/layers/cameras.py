@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
+from typing import Any
 
 import sqlalchemy as sa
 from geoalchemy2 import Geography, WKBElement
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gis.errors import NotFoundError
-from gis.layers.base import Base, TZDateTime, check_in, geometry, query_point, utcnow
+from gis.layers.base import Base, TZDateTime, check_in, geometry, utcnow
 
 
 class CameraKind(StrEnum):
@@ -56,12 +58,16 @@ class Camera(Base):
     updated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
 
 
-def cameras_seeing(
-    session: Session, lon: float, lat: float, *, online_only: bool = True, limit: int = 20
-) -> list[tuple[Camera, float, float]]:
-    """Cameras whose view covers a WGS84 point: (camera, distance m, bearing camera→point),
-    nearest first."""
-    point = query_point(lon, lat)
+@lru_cache(maxsize=2)
+def _seeing_query(online_only: bool) -> sa.Select[Any]:
+    """The cameras-seeing statement, built once with bound parameters (building it per call
+    costs more than running it)."""
+    point = sa.func.ST_SetSRID(
+        sa.func.ST_MakePoint(
+            sa.bindparam("lon", type_=sa.Float), sa.bindparam("lat", type_=sa.Float)
+        ),
+        4326,
+    )
     distance = sa.func.ST_Distance(sa.cast(Camera.geom, Geography), sa.cast(point, Geography), True)
     bearing = sa.func.degrees(
         sa.func.ST_Azimuth(sa.cast(Camera.geom, Geography), sa.cast(point, Geography))
@@ -69,10 +75,18 @@ def cameras_seeing(
     query = sa.select(Camera, distance, bearing).where(sa.func.ST_Covers(Camera.view, point))
     if online_only:
         query = query.where(Camera.status == CameraStatus.ONLINE.value)
-    query = query.order_by(distance, Camera.code).limit(limit)
+    return query.order_by(distance, Camera.code).limit(sa.bindparam("limit", type_=sa.Integer))
+
+
+def cameras_seeing(
+    session: Session, lon: float, lat: float, *, online_only: bool = True, limit: int = 20
+) -> list[tuple[Camera, float, float]]:
+    """Cameras whose view covers a WGS84 point: (camera, distance m, bearing camera→point),
+    nearest first."""
+    params = {"lon": float(lon), "lat": float(lat), "limit": limit}
     return [
         (camera, float(d), float(b) if b is not None else 0.0)
-        for camera, d, b in session.execute(query).all()
+        for camera, d, b in session.execute(_seeing_query(online_only), params).all()
     ]
 
 
