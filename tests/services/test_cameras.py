@@ -225,3 +225,24 @@ def test_coverage_by_grid_lists_worst_first(session: Session, county: None) -> N
     assert rows[0].area_share == 0 and rows[1].area_share > 0.4
     with pytest.raises(NotFoundError):
         cameras.grid_coverage(session, "99G-NOPE")
+
+
+def test_cli_coverage_prints_a_table_and_refuses_unknown_towns(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from gis.cli import app
+    from gis.settings import get_settings
+
+    monkeypatch.setenv("GIS_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        result = runner.invoke(app, ["cameras", "coverage", "--limit", "5"])
+        assert result.exit_code == 0, result.output
+        assert "worst first" in result.output
+        unknown = runner.invoke(app, ["cameras", "coverage", "--town", "nowhere"])
+        assert unknown.exit_code == 2 and "unknown town" in unknown.output
+    finally:
+        get_settings.cache_clear()
