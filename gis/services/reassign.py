@@ -87,9 +87,11 @@ def _case_filter(scope: CaseScope, alias: str) -> str:
 
 
 def _no_jit(session: Session) -> None:
-    """Turn JIT off for this transaction: compiling these few big statements costs 0.2–1 s
-    each, more than it saves (measured by bench/plans), and dominates small re-assignments."""
+    """Tune this transaction for a few big statements: JIT off (compiling them costs 0.2–1 s
+    each, more than it saves, and dominates small re-assignments; measured by bench/plans) and
+    enough sort memory that the DISTINCT ON of a county's cases does not spill to disk."""
     session.execute(sa.text("SELECT set_config('jit', 'off', true)"))
+    session.execute(sa.text("SELECT set_config('work_mem', '256MB', true)"))
 
 
 def compute_assignments(
