@@ -3,6 +3,7 @@ cases, units and cameras, each a layer the room can switch on and off."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -193,12 +194,15 @@ def _grids_layer(
             "fillOpacity": 0.45,
         },
         highlight_function=lambda _: {"weight": 3, "color": "#000000"},
-        tooltip=folium.GeoJsonTooltip(fields=fields, aliases=aliases, sticky=True),
+        # folium refuses a tooltip naming fields when there are no features to carry them.
+        tooltip=folium.GeoJsonTooltip(fields=fields, aliases=aliases, sticky=True)
+        if features
+        else None,
         smooth_factor=0.5,
     ).add_to(m)
     rows = []
     lower = min(values) if values else 0.0
-    for edge, colour in zip(edges, palette, strict=True):
+    for edge, colour in zip(edges, palette, strict=False):  # no edges without values
         label = f"{_format_value(lower, metric)} – {_format_value(edge, metric)}"
         rows.append(_swatch(colour, label, square=True))
         lower = edge
@@ -250,39 +254,80 @@ def _heat_layers(m: folium.Map, data: CommandRoomData, project: Projector) -> No
     ).add_to(m)
 
 
-# Each row: lat, lon, fill colour, border colour, popup HTML. One small JS function draws them
-# all, which keeps a few thousand markers to a few hundred kilobytes (a folium Marker per case
-# would be ~1 kB each).
+# The cases of a layer travel as short rows [lat, lon, kind, unit, id, grid, deadline]; "kind"
+# (platform + category + status, a few dozen combinations) and "unit" index lookup tables, and
+# popups are assembled in the browser when opened. That keeps 2,000 markers near 130 kB, where a
+# folium Marker with its own popup per case costs ~1 kB each.
 _CASE_CALLBACK = """
-function (row) {
-    var marker = L.circleMarker(new L.LatLng(row[0], row[1]), {
-        radius: 7, fillColor: row[2], color: row[3], weight: row[3] === '#ffffff' ? 1 : 3,
-        fillOpacity: 0.9
-    });
-    marker.bindPopup(row[4], {maxWidth: 320});
-    return marker;
-}
+(function () {
+    var kinds = %(kinds)s;
+    var units = %(units)s;
+    var overdue = %(overdue)s;
+    return function (row) {
+        var kind = kinds[row[2]];
+        var marker = L.circleMarker(new L.LatLng(row[0], row[1]), {
+            radius: 7, fillColor: kind[0], color: overdue ? '%(ring)s' : '#ffffff',
+            weight: overdue ? 3 : 1, fillOpacity: 0.9
+        });
+        marker.bindPopup(function () {
+            return kind[1] + '期限 Deadline: ' + row[6]
+                + (overdue ? ' <b style="color:%(ring)s">超期 overdue</b>' : '')
+                + '<br>单位 Unit: ' + (row[3] < 0 ? '—' : units[row[3]])
+                + '<br>#' + row[4] + ' · 网格 Grid ' + row[5];
+        }, {maxWidth: 320});
+        return marker;
+    };
+})()
 """
 
 
-def _case_layer(m: folium.Map, name: str, cases: Capped, project: Projector) -> None:
+def _script_json(value: object) -> str:
+    """JSON to embed in a <script>: compact, Chinese kept as is, no closing tag possible."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+
+
+def _case_layer(m: folium.Map, name: str, cases: Capped, overdue: bool, project: Projector) -> None:
     latlons = project.points([c.lon for c in cases.items], [c.lat for c in cases.items])
-    rows = []
-    for (lat, lon), case in zip(latlons, cases.items, strict=True):
-        platform_zh = PLATFORM_NAMES_ZH.get(Platform(case.platform), case.platform)
-        popup = (
-            f"<b>{esc(case.category_zh)}</b> {esc(case.category_en)}<br>"
-            f"平台 Platform: {esc(platform_zh)} {esc(case.platform)}<br>"
-            f"状态 Status: {esc(case.status)}<br>"
-            f"期限 Deadline: {esc(_when(case.due_at))}"
-            + (' <b style="color:#d00000">超期 overdue</b>' if case.overdue else "")
-            + f"<br>单位 Unit: {esc(case.unit_name or '—')}<br>"
-            f"#{case.id} · 网格 {esc(case.grid_code or '—')} · 上报 {esc(_when(case.reported_at))}"
+    kinds: dict[tuple[str, str, str, str], int] = {}
+    units: dict[str, int] = {}
+    for case in cases.items:
+        kinds.setdefault((case.platform, case.category_zh, case.category_en, case.status), 0)
+        if case.unit_name:
+            units.setdefault(case.unit_name, 0)
+    # Sorted, so the tables (and the page) do not depend on the order rows came in.
+    kind_index = {key: i for i, key in enumerate(sorted(kinds))}
+    unit_index = {key: i for i, key in enumerate(sorted(units))}
+    kind_table = []
+    for platform, category_zh, category_en, status in sorted(kinds):
+        platform_zh = PLATFORM_NAMES_ZH.get(Platform(platform), platform)
+        kind_table.append(
+            [
+                PLATFORM_COLOURS.get(platform, "#000000"),
+                f"<b>{esc(category_zh)}</b> {esc(category_en)}<br>"
+                f"平台 Platform: {esc(platform_zh)} {esc(platform)}<br>"
+                f"状态 Status: {esc(status)}<br>",
+            ]
         )
-        fill = PLATFORM_COLOURS.get(case.platform, "#000000")
-        rows.append([lat, lon, fill, OVERDUE_RING if case.overdue else "#ffffff", popup])
+    rows = [
+        [
+            lat,
+            lon,
+            kind_index[(case.platform, case.category_zh, case.category_en, case.status)],
+            unit_index[case.unit_name] if case.unit_name else -1,
+            case.id,
+            esc(case.grid_code or "—"),
+            _when(case.due_at),
+        ]
+        for (lat, lon), case in zip(latlons, cases.items, strict=True)
+    ]
+    callback = _CASE_CALLBACK % {
+        "kinds": _script_json(kind_table),
+        "units": _script_json([esc(name) for name in sorted(units)]),
+        "overdue": "true" if overdue else "false",
+        "ring": OVERDUE_RING,
+    }
     plugins.FastMarkerCluster(
-        rows, callback=_CASE_CALLBACK, name=name, disableClusteringAtZoom=17
+        rows, callback=callback, name=name, disableClusteringAtZoom=17
     ).add_to(m)
 
 
@@ -331,7 +376,9 @@ def _cameras_layer(m: folium.Map, cameras: list[CameraView], project: Projector)
         },
         tooltip=folium.GeoJsonTooltip(
             fields=["code", "name", "status"], aliases=["天眼 Camera", "名称 Name", "状态 Status"]
-        ),
+        )
+        if features
+        else None,
     ).add_to(m)
 
 
@@ -393,8 +440,8 @@ def build_command_room_map(
     ).add_to(m)
     grids_legend = _grids_layer(m, data.grids, metric, project)
     _heat_layers(m, data, project)
-    _case_layer(m, OPEN_LAYER, data.open_cases, project)
-    _case_layer(m, OVERDUE_LAYER, data.overdue_cases, project)
+    _case_layer(m, OPEN_LAYER, data.open_cases, False, project)
+    _case_layer(m, OVERDUE_LAYER, data.overdue_cases, True, project)
     _units_layer(m, data.units, project)
     _cameras_layer(m, data.cameras, project)
     add_layer_control(m)

@@ -70,7 +70,9 @@ def build_village_grids_map(
             "weight": 2,
             "fillOpacity": 0.45,
         },
-        tooltip=folium.GeoJsonTooltip(
+        tooltip=None
+        if not features
+        else folium.GeoJsonTooltip(
             fields=["code", "name", "members", "households", "population"],
             aliases=[
                 "网格 Grid",

@@ -153,27 +153,6 @@ def _in_period(period: Period) -> list[sa.ColumnElement[bool]]:
     return [Incident.reported_at >= period.since, Incident.reported_at < period.until]
 
 
-def heat_cells(
-    session: Session,
-    *,
-    area: Area,
-    period: Period,
-    cell_m: float = DEFAULT_CELL_M,
-    platform: str | None = None,
-    category: str | None = None,
-) -> list[HeatCell]:
-    """Incidents of the period counted per square cell of ``cell_m`` metres, in PostGIS."""
-    binning = _Binning.for_area(area, cell_m)
-    ix, iy = binning.columns()
-    query = (
-        sa.select(ix, iy, sa.func.count().label("n"))
-        .where(*_incident_filters(area.code, platform, category), *_in_period(period))
-        .group_by(sa.text("1"), sa.text("2"))
-        .order_by(sa.text("1"), sa.text("2"))
-    )
-    return [HeatCell(*binning.centre(x, y), int(n)) for x, y, n in session.execute(query)]
-
-
 def choose_step(period: Period, step: TimeStep) -> TimeStep:
     """Day or week frames: ``auto`` picks days for periods up to two months."""
     if step is not TimeStep.AUTO:
@@ -182,8 +161,10 @@ def choose_step(period: Period, step: TimeStep) -> TimeStep:
     return TimeStep.DAY if days <= AUTO_DAILY_MAX_DAYS else TimeStep.WEEK
 
 
-def _frame_starts(period: Period, step: TimeStep) -> list[datetime]:
+def frame_starts(period: Period, step: TimeStep) -> list[datetime]:
     """Local midnights (days) or Mondays (weeks) whose frame overlaps the period."""
+    if step is TimeStep.AUTO:
+        raise ValueError("resolve the step with choose_step first")
     first = period.since.astimezone(LOCAL_TZ).replace(hour=0, minute=0, second=0, microsecond=0)
     if step is TimeStep.WEEK:
         first -= timedelta(days=first.weekday())
@@ -202,7 +183,7 @@ def _frame_starts(period: Period, step: TimeStep) -> list[datetime]:
     return starts
 
 
-def heat_frames(
+def heat_layers(
     session: Session,
     *,
     area: Area,
@@ -211,25 +192,45 @@ def heat_frames(
     cell_m: float = DEFAULT_CELL_M,
     platform: str | None = None,
     category: str | None = None,
-) -> list[HeatFrame]:
-    """Counts per cell and per local day or week for the time view; every frame is present."""
-    if step is TimeStep.AUTO:
-        raise ValueError("resolve the step with choose_step first")
-    starts = _frame_starts(period, step)
-    binning = _Binning.for_area(area, cell_m * TIME_CELL_FACTOR)
+) -> tuple[list[HeatCell], list[HeatFrame]]:
+    """Cases of the period per ``cell_m`` cell (the heatmap) and per coarser cell and local day
+    or week (the time view; every frame present), from one aggregate over the period's rows."""
+    starts = frame_starts(period, step)
+    stride_s = (7 if step is TimeStep.WEEK else 1) * 86_400
+    binning = _Binning.for_area(area, cell_m)
     ix, iy = binning.columns()
-    local = sa.func.timezone(str(LOCAL_TZ), Incident.reported_at)
-    bucket = sa.func.date_trunc(step.value, local).label("bucket")
+    # Frame number by arithmetic on the epoch: the same as date_trunc in China time (no DST
+    # there) and several times cheaper per row, which matters at a million rows.
+    bucket = sa.cast(
+        sa.func.floor(
+            # date_part is double precision; extract() is numeric since PostgreSQL 14 (slow).
+            (sa.func.date_part("epoch", Incident.reported_at) - starts[0].timestamp()) / stride_s
+        ),
+        sa.Integer,
+    ).label("bucket")
     query = (
         sa.select(bucket, ix, iy, sa.func.count().label("n"))
         .where(*_incident_filters(area.code, platform, category), *_in_period(period))
         .group_by(sa.text("1"), sa.text("2"), sa.text("3"))
-        .order_by(sa.text("1"), sa.text("2"), sa.text("3"))
     )
-    cells: dict[datetime, list[HeatCell]] = {start.replace(tzinfo=None): [] for start in starts}
-    for when, x, y, n in session.execute(query):
-        cells.setdefault(when, []).append(HeatCell(*binning.centre(x, y), int(n)))
-    return [HeatFrame(when.strftime("%Y-%m-%d"), found) for when, found in sorted(cells.items())]
+    fine: dict[tuple[int, int], int] = {}
+    coarse: list[dict[tuple[int, int], int]] = [{} for _ in starts]
+    factor = int(TIME_CELL_FACTOR)
+    for frame, x, y, n in session.execute(query):
+        fine[(x, y)] = fine.get((x, y), 0) + n
+        cells = coarse[min(max(frame, 0), len(starts) - 1)]
+        key = (x // factor, y // factor)
+        cells[key] = cells.get(key, 0) + n
+    coarse_binning = _Binning(binning.x0, binning.y0, binning.dx * factor, binning.dy * factor)
+    heat = [HeatCell(*binning.centre(x, y), n) for (x, y), n in sorted(fine.items())]
+    frames = [
+        HeatFrame(
+            start.strftime("%Y-%m-%d"),
+            [HeatCell(*coarse_binning.centre(x, y), n) for (x, y), n in sorted(cells.items())],
+        )
+        for start, cells in zip(starts, coarse, strict=True)
+    ]
+    return heat, frames
 
 
 def _members_by_grid(session: Session, codes: list[str]) -> dict[str, list[str]]:
@@ -436,6 +437,17 @@ def town_cameras(session: Session, *, town_code: str) -> list[CameraView]:
     ]
 
 
+def towns_with_cases(session: Session) -> list[str]:
+    """Codes of the towns that have at least one case, in code order."""
+    has_cases = sa.exists().where(Incident.town_code == Region.code)
+    query = (
+        sa.select(Region.code)
+        .where(Region.level == RegionLevel.TOWN.value, has_cases)
+        .order_by(Region.code)
+    )
+    return list(session.scalars(query))
+
+
 def _check_filters(session: Session, platform: str | None, category: str | None) -> None:
     if platform is not None and platform not in set(Platform):
         from gis.errors import UnknownCodeError
@@ -475,8 +487,9 @@ def command_room_data(
     area = get_town_area(session, town_code)
     chosen = choose_step(period, step)
     common: dict[str, Any] = {"platform": platform, "category": category}
-    heat = heat_cells(session, area=area, period=period, cell_m=cell_m, **common)
-    frames = heat_frames(session, area=area, period=period, step=chosen, cell_m=cell_m, **common)
+    heat, frames = heat_layers(
+        session, area=area, period=period, step=chosen, cell_m=cell_m, **common
+    )
     grids = grid_stats(session, town_code=area.code, period=period, now=now, **common)
     cases = {
         late: open_cases(

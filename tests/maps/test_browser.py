@@ -164,6 +164,16 @@ def test_command_room_page_draws_in_chromium_with_every_layer_and_no_script_erro
         ".map(k => window[k]._latlngs.length)"
     )
     assert heat_points == [6]
+    # Open the popup of the most urgent overdue case: assembled in the browser from the tables.
+    page.evaluate(
+        "Object.keys(window).filter(k => k.startsWith('fast_marker_cluster_'))"
+        ".map(k => window[k])[1].getLayers()[0].openPopup()"
+    )
+    popup = page.inner_text(".leaflet-popup-content")
+    assert "噪声扰民" in popup or "noise" in popup.lower()
+    assert "状态 Status: accepted" in popup and "超期 overdue" in popup
+    assert "期限 Deadline: 2026-10-10 09:00" in popup and "网格 Grid G3" in popup
+    page.keyboard.press("Escape")
     assert "高家镇 综合信息指挥室 — Gaojia command room" in page.inner_text("#gis-title")
     # Switch the time view on: the time-dimension plugin must run without errors too.
     page.get_by_text(cr.TIME_LAYER).click()

@@ -3,6 +3,7 @@ determinism, basemaps and the GCJ-02 shift."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -190,15 +191,17 @@ def test_grid_tooltip_carries_code_member_counts_and_rates(
     )
 
 
-def test_popups_carry_category_status_deadline_and_unit(
+def test_case_markers_carry_category_status_deadline_and_unit(
     session: Session, town: dict[str, int]
 ) -> None:
     layer = _layer(build_command_room_map(_data(session)), cr.OPEN_LAYER)
-    popups = [row[4] for row in layer.data]
-    market = next(p for p in popups if "食品" in p or "food" in p.lower())
-    assert "状态 Status: in_progress" in market
-    assert "期限 Deadline: 2099-01-01 08:00" in market
-    assert "高家市场监管所" in market
+    assert isinstance(layer, plugins.FastMarkerCluster)
+    market = next(row for row in layer.data if row[5] == "G2")
+    assert market[6] == "2099-01-01 08:00"  # the deadline, China time
+    # Category, platform and status come from the kind table, the unit from the unit table.
+    assert "<b>食品安全<\\/b> Food safety<br>平台 Platform: 市场监管 market" in layer.callback
+    assert "状态 Status: in_progress" in layer.callback
+    assert '"高家市场监管所"' in layer.callback
 
 
 def test_names_from_the_database_are_escaped(session: Session, town: dict[str, int]) -> None:
@@ -252,3 +255,14 @@ def test_village_map_labels_each_grid_with_its_members(
     counts = feature_counts(m)
     assert counts["网格 Grids"] == 2 and counts["标注 Labels"] == 2
     assert _fit_bounds(m) == [[29.0, 111.0], [29.03, 111.02]]
+
+
+def test_a_town_without_grids_cameras_units_or_cases_still_renders(
+    session: Session, town: dict[str, int]
+) -> None:
+    data = dataclasses.replace(
+        _data(session, category="land_dispute"), grids=[], cameras=[], units=[]
+    )
+    m = build_command_room_map(data)
+    assert set(feature_counts(m).values()) == {0, 1}  # only the town boundary has a feature
+    assert "高家镇" in render(m)
