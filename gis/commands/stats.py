@@ -13,7 +13,7 @@ stats_app = typer.Typer(
 
 FROM_HELP = "Cases received from, ISO 8601 (default: 1 January this year, CST)"
 TO_HELP = "…until before, ISO 8601 (default: now)"
-AS_OF_HELP = "Read outcomes up to this time (default: now)"
+AS_OF_HELP = "Read outcomes exactly up to this time (default: the last `gis stats refresh`)"
 FORMAT_HELP = "table, csv or json"
 
 
@@ -68,7 +68,7 @@ def _run(
         begin = _moment(start, "from") or datetime(
             stop.astimezone(SHANGHAI).year, 1, 1, tzinfo=SHANGHAI
         )
-        clock = _moment(as_of, "as-of") or now
+        clock = _moment(as_of, "as-of")  # None: the stored facts as of their last refresh
         towns = None if town is None else (town,)
         with session_scope(engine) as session:
             if kind == "cases":
@@ -175,4 +175,26 @@ def errands(
         town=town,
         platform=None,
         output=output,
+    )
+
+
+@stats_app.command("refresh")
+def refresh() -> None:
+    """Recompute the stored per-case facts from the event log (cron: every few minutes)."""
+    import time
+
+    from gis.db import make_engine, session_scope
+    from gis.services import stats
+    from gis.settings import get_settings
+
+    engine = make_engine(get_settings())
+    started = time.perf_counter()
+    try:
+        with session_scope(engine) as session:
+            refreshed_at = stats.refresh_facts(session)
+    finally:
+        engine.dispose()
+    Console().print(
+        f"facts refreshed as of {refreshed_at.isoformat(timespec='seconds')} "
+        f"in {time.perf_counter() - started:.1f} s"
     )

@@ -86,51 +86,78 @@ METRICS = (
     "p90_hours_to_close",
 )
 
-_CASE_FIGURES_SQL = """
+_EXACT_FACTS_SQL = """
 WITH cases AS (
     SELECT i.id, i.platform, i.town_code, i.village_code, i.grid_code, i.unit_id, i.member_id,
            i.category_code, i.reported_at, i.due_at
     FROM incidents AS i
-    WHERE i.reported_at >= :start AND i.reported_at < :end {case_filters}
-), ev AS (
-    SELECT e.incident_id,
-           max(e.at) FILTER (WHERE e.action = 'close') AS last_close,
-           max(e.at) FILTER (WHERE e.action = 'reopen') AS last_reopen,
-           max(e.at) FILTER (WHERE e.action = 'resolve') AS last_resolve,
-           max(e.at) FILTER (WHERE e.action IN ('return', 'reopen')) AS last_return,
-           bool_or(e.action = 'cancel') AS cancelled,
-           bool_or(e.action = 'mark_duplicate') AS duplicate,
-           bool_or(e.action = 'extend') AS extended,
-           bool_or(e.action = 'reassign') AS reassigned,
-           bool_or(e.action = 'escalate') AS escalated,
-           bool_or(e.action IN ('return', 'reopen')) AS reworked
-    FROM incident_events AS e
-    JOIN cases AS c ON c.id = e.incident_id
-    WHERE e.at <= :as_of
-    GROUP BY e.incident_id
+    WHERE i.reported_at >= :start AND i.reported_at < :end AND i.reported_at <= :as_of
+          {case_filters}
+), closes AS (
+    -- Read per action through the (action, incident_id, at) index: only the events that
+    -- decide an outcome, not the report/assign/accept/start that every case has.
+    SELECT incident_id, max(at) AS last_close FROM incident_events
+    WHERE action = 'close' AND at >= :start AND at <= :as_of GROUP BY incident_id
+), resolves AS (
+    SELECT incident_id, max(at) AS last_resolve FROM incident_events
+    WHERE action = 'resolve' AND at >= :start AND at <= :as_of GROUP BY incident_id
+), rare AS (
+    SELECT incident_id,
+           max(at) FILTER (WHERE action = 'reopen') AS last_reopen,
+           max(at) FILTER (WHERE action IN ('return', 'reopen')) AS last_return,
+           bool_or(action = 'cancel') AS cancelled,
+           bool_or(action = 'mark_duplicate') AS duplicate,
+           bool_or(action = 'extend') AS extended,
+           bool_or(action = 'reassign') AS reassigned,
+           bool_or(action = 'escalate') AS escalated,
+           bool_or(action IN ('return', 'reopen')) AS reworked
+    FROM incident_events
+    WHERE action IN ('reopen', 'return', 'cancel', 'mark_duplicate', 'extend', 'reassign',
+                     'escalate')
+      AND at >= :start AND at <= :as_of
+    GROUP BY incident_id
 ), last_extension AS (
-    SELECT DISTINCT ON (e.incident_id) e.incident_id, (e.data ->> 'due_at')::timestamptz AS due_at
-    FROM incident_events AS e JOIN cases AS c ON c.id = e.incident_id
-    WHERE e.action = 'extend' AND e.at <= :as_of
-    ORDER BY e.incident_id, e.at DESC, e.id DESC
+    SELECT DISTINCT ON (incident_id) incident_id, (data ->> 'due_at')::timestamptz AS due_at
+    FROM incident_events
+    WHERE action = 'extend' AND at >= :start AND at <= :as_of
+    ORDER BY incident_id, at DESC, id DESC
 ), first_extension AS (
-    SELECT DISTINCT ON (e.incident_id) e.incident_id,
-           (e.data ->> 'previous_due_at')::timestamptz AS original_due_at
-    FROM incident_events AS e JOIN cases AS c ON c.id = e.incident_id
-    WHERE e.action = 'extend'
-    ORDER BY e.incident_id, e.at, e.id
+    SELECT DISTINCT ON (incident_id) incident_id,
+           (data ->> 'previous_due_at')::timestamptz AS original_due_at
+    FROM incident_events
+    WHERE action = 'extend' AND at >= :start
+    ORDER BY incident_id, at, id
 ), facts AS (
-    SELECT c.*, ev.*,
-           ev.last_close IS NOT NULL
-               AND (ev.last_reopen IS NULL OR ev.last_reopen < ev.last_close) AS is_closed,
-           NOT (ev.cancelled OR ev.duplicate) AS is_valid,
-           ev.last_resolve IS NOT NULL AS was_resolved,
+    SELECT c.*, cl.last_close, rs.last_resolve, r.last_return,
+           COALESCE(r.cancelled, false) AS cancelled,
+           COALESCE(r.duplicate, false) AS duplicate,
+           COALESCE(r.extended, false) AS extended,
+           COALESCE(r.reassigned, false) AS reassigned,
+           COALESCE(r.escalated, false) AS escalated,
+           COALESCE(r.reworked, false) AS reworked,
+           cl.last_close IS NOT NULL
+               AND (r.last_reopen IS NULL OR r.last_reopen < cl.last_close) AS is_closed,
+           NOT COALESCE(r.cancelled OR r.duplicate, false) AS is_valid,
+           rs.last_resolve IS NOT NULL AS was_resolved,
            COALESCE(le.due_at, fe.original_due_at, c.due_at) AS due_in_force
     FROM cases AS c
-    JOIN ev ON ev.incident_id = c.id
+    LEFT JOIN closes AS cl ON cl.incident_id = c.id
+    LEFT JOIN resolves AS rs ON rs.incident_id = c.id
+    LEFT JOIN rare AS r ON r.incident_id = c.id
     LEFT JOIN last_extension AS le ON le.incident_id = c.id
     LEFT JOIN first_extension AS fe ON fe.incident_id = c.id
 )
+"""
+
+# The same facts as of the last refresh (migration 0005b), for the default "as of now" figures.
+_STORED_FACTS_SQL = """
+WITH facts AS (
+    SELECT * FROM incident_facts AS i
+    WHERE i.reported_at >= :start AND i.reported_at < :end {case_filters}
+)
+"""
+
+_FIGURES_SQL = """
 SELECT {dimensions}
        count(*) AS received,
        count(*) FILTER (WHERE cancelled) AS cancelled,
@@ -167,7 +194,8 @@ class StatsQuery:
 
     start: datetime
     end: datetime
-    as_of: datetime
+    # None: as of the last refresh of the stored facts (fast); a time: exact, from the events.
+    as_of: datetime | None
     group_by: tuple[str, ...] = ()
     town_codes: tuple[str, ...] | None = None  # None: every town
     platform: str | None = None
@@ -193,7 +221,7 @@ def parse_group_by(text: str | Sequence[str] | None) -> tuple[str, ...]:
 def _check_window(query: StatsQuery) -> None:
     for name in ("start", "end", "as_of"):
         moment = getattr(query, name)
-        if moment.tzinfo is None or moment.utcoffset() is None:
+        if moment is not None and (moment.tzinfo is None or moment.utcoffset() is None):
             raise ValidationError(f"{name} {moment.isoformat()} has no time zone; add +08:00 or Z")
     if query.end <= query.start:
         raise ValidationError("the window is empty: 'to' must be after 'from'")
@@ -202,10 +230,16 @@ def _check_window(query: StatsQuery) -> None:
         raise ValidationError(f"unknown platform {query.platform!r}; one of: {known}")
 
 
-def case_figures_sql(query: StatsQuery) -> tuple[sa.TextClause, dict[str, Any]]:
-    """The SQL and parameters of ``case_figures`` (for benchmarks and EXPLAIN)."""
+def case_figures_sql(
+    query: StatsQuery, *, refreshed_at: datetime | None = None
+) -> tuple[sa.TextClause, dict[str, Any]]:
+    """The SQL and parameters of ``case_figures``: exact from the events when the query has an
+    ``as_of``, else from the stored facts refreshed at ``refreshed_at``."""
     _check_window(query)
-    params: dict[str, Any] = {"start": query.start, "end": query.end, "as_of": query.as_of}
+    as_of = query.as_of if query.as_of is not None else refreshed_at
+    if as_of is None:
+        raise ValidationError("give as_of, or refresh the stored facts first (gis stats refresh)")
+    params: dict[str, Any] = {"start": query.start, "end": query.end, "as_of": as_of}
     filters = []
     if query.town_codes is not None:
         filters.append("AND i.town_code = ANY(:towns)")
@@ -221,7 +255,8 @@ def case_figures_sql(query: StatsQuery) -> tuple[sa.TextClause, dict[str, Any]]:
         f"{DIMENSIONS[name]} AS {DIMENSION_COLUMNS[name]}, " for name in query.group_by
     )
     positions = ", ".join(str(i + 1) for i in range(len(columns)))
-    text = _CASE_FIGURES_SQL.format(
+    facts = _EXACT_FACTS_SQL if query.as_of is not None else _STORED_FACTS_SQL
+    text = (facts + _FIGURES_SQL).format(
         case_filters=" ".join(filters),
         dimensions=dimensions,
         group_by=f"GROUP BY {positions}" if columns else "",
@@ -230,9 +265,48 @@ def case_figures_sql(query: StatsQuery) -> tuple[sa.TextClause, dict[str, Any]]:
     return sa.text(text), params
 
 
+def last_refresh(session: Session) -> datetime | None:
+    """When the stored facts (``incident_facts``) were last refreshed from the events."""
+    return session.scalar(
+        sa.text("SELECT refreshed_at FROM stats_refreshes WHERE name = 'incident_facts'")
+    )
+
+
+def refresh_facts(session: Session) -> datetime:
+    """Recompute the stored facts from the events; returns the time they are as of.
+
+    CONCURRENTLY: readers keep the previous facts until the new ones are in. The time is taken
+    before the refresh starts, so every event up to it is counted.
+    """
+    stamp: datetime = session.scalar(sa.text("SELECT clock_timestamp()"))
+    session.execute(sa.text("SET LOCAL jit = off"))
+    session.execute(sa.text("REFRESH MATERIALIZED VIEW CONCURRENTLY incident_facts"))
+    session.execute(
+        sa.text(
+            "INSERT INTO stats_refreshes (name, refreshed_at) VALUES ('incident_facts', :at) "
+            "ON CONFLICT (name) DO UPDATE SET refreshed_at = excluded.refreshed_at"
+        ),
+        {"at": stamp},
+    )
+    return stamp
+
+
+def figures_as_of(session: Session, query: StatsQuery) -> datetime:
+    """The time the figures of ``query`` are as of: its ``as_of`` or the last refresh."""
+    if query.as_of is not None:
+        return query.as_of
+    refreshed = last_refresh(session)
+    if refreshed is None:
+        raise ValidationError("the stored facts were never refreshed: run gis stats refresh")
+    return refreshed
+
+
 def case_figures(session: Session, query: StatsQuery) -> list[dict[str, Any]]:
     """One row per group: the dimensions, then every figure of ``METRICS``."""
-    statement, params = case_figures_sql(query)
+    refreshed = None if query.as_of is not None else figures_as_of(session, query)
+    statement, params = case_figures_sql(query, refreshed_at=refreshed)
+    # JIT compilation costs ~2 s on this aggregate and saves far less: off for this transaction.
+    session.execute(sa.text("SET LOCAL jit = off"))
     rows = []
     for row in session.execute(statement, params).mappings():
         out = dict(row)
@@ -255,7 +329,7 @@ def grid_figures(
     *,
     start: datetime,
     end: datetime,
-    as_of: datetime,
+    as_of: datetime | None,
     town_codes: tuple[str, ...] | None = None,
 ) -> list[dict[str, Any]]:
     """Per-grid rows for the command-room choropleth: grid_code, received, closed,
@@ -274,7 +348,7 @@ def town_summaries(
     *,
     start: datetime,
     end: datetime,
-    as_of: datetime,
+    as_of: datetime | None,
     town_codes: tuple[str, ...] | None = None,
 ) -> list[dict[str, Any]]:
     """Per-town figures with the sentence towns publish ("受理 7,766 件，办结率 99.8%")."""

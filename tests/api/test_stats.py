@@ -102,3 +102,21 @@ def test_bad_parameters_are_422(county_room: TestClient, params: dict, fragment:
 
 def test_statistics_need_a_token(client: TestClient) -> None:
     assert client.get("/stats/cases").status_code == 401
+
+
+def test_without_as_of_the_figures_come_from_the_last_refresh(
+    county_room: TestClient, history: dict
+) -> None:
+    refreshed = county_room.post("/stats/refresh")
+    assert refreshed.status_code == 200, refreshed.text
+    reply = county_room.get("/stats/cases", params={**WINDOW, "group_by": "platform"}).json()
+    assert reply["as_of"] == refreshed.json()["refreshed_at"]
+    exact = county_room.get(
+        "/stats/cases",
+        params={**WINDOW, "group_by": "platform", "as_of": reply["as_of"]},
+    ).json()
+    assert reply["rows"] == exact["rows"]
+
+
+def test_refresh_is_for_the_county(town_2_room: TestClient) -> None:
+    assert town_2_room.post("/stats/refresh").status_code == 403

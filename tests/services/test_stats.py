@@ -35,10 +35,13 @@ from gis.services.stats import (
     StatsQuery,
     case_figures,
     grid_figures,
+    last_refresh,
     parse_group_by,
+    refresh_facts,
     to_csv,
     town_summaries,
 )
+from gis.services.workflow import apply_action
 from tests.services.workflow_fixtures import (
     G1,
     G2,
@@ -252,3 +255,26 @@ def test_on_time_uses_the_deadline_in_force_at_the_close(session: Session, catal
     )
     [now] = case_figures(session, StatsQuery(*window, hours_after(300, may)))
     assert (now["closed"], now["closed_on_time"], now["extended"], now["reworked"]) == (1, 1, 1, 1)
+
+
+@pytest.mark.parametrize("group_by", [(), ("platform",), ("town", "month"), ("grid", "unit")])
+def test_stored_facts_give_the_exact_figures_as_of_their_refresh(
+    session: Session, history: dict[str, int], group_by: tuple[str, ...]
+) -> None:
+    refreshed_at = refresh_facts(session)
+    assert last_refresh(session) == refreshed_at
+    stored = case_figures(session, StatsQuery(MARCH, APRIL, None, group_by=group_by))
+    exact = case_figures(session, StatsQuery(MARCH, APRIL, refreshed_at, group_by=group_by))
+    assert stored == exact
+    assert sum(row["received"] for row in stored) == 12
+
+
+def test_stored_facts_lag_until_the_next_refresh(session: Session, history: dict[str, int]) -> None:
+    refresh_facts(session)
+    before = case_figures(session, StatsQuery(MARCH, APRIL, None))[0]
+    apply_action(session, history["J"], "close", actor="command")  # J was awaiting verification
+    assert case_figures(session, StatsQuery(MARCH, APRIL, None))[0] == before
+    refresh_facts(session)
+    assert (
+        case_figures(session, StatsQuery(MARCH, APRIL, None))[0]["closed"] == before["closed"] + 1
+    )

@@ -7,12 +7,15 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from gis.api.deps import SessionDep
 from gis.api.schemas.stats import StatsTable
 from gis.api.security import WATCH, allow
 from gis.errors import NotFoundError
 from gis.layers.base import utcnow
+from gis.layers.users import Role
 from gis.services import stats
 from gis.services.access import Principal
 from gis.services.deadlines import SHANGHAI
@@ -37,7 +40,11 @@ class Window:
             datetime | None, Query(alias="to", description="…until before (default: now)")
         ] = None,
         as_of: Annotated[
-            datetime | None, Query(description="Read outcomes up to this time (default: now)")
+            datetime | None,
+            Query(
+                description="Read outcomes exactly from the events up to this time; without it, "
+                "from the stored facts as of their last refresh (fast; see POST /stats/refresh)"
+            ),
         ] = None,
         format: Annotated[
             Format | None, Query(description="json (default) or csv; or send Accept: text/csv")
@@ -48,7 +55,7 @@ class Window:
         self.start = start or datetime(self.end.astimezone(SHANGHAI).year, 1, 1, tzinfo=SHANGHAI)
         if self.start >= self.end:
             self.start = self.end - timedelta(days=1) if start is None else self.start
-        self.as_of = as_of or now
+        self.as_of = as_of
         accept = request.headers.get("accept", "")
         self.format: Format = format or ("csv" if _CSV in accept else "json")
 
@@ -69,7 +76,11 @@ def _towns(principal: Principal | None, town: str | None) -> tuple[str, ...] | N
 
 
 def _reply(
-    window: Window, group_by: Sequence[str], columns: Sequence[str], rows: list[dict[str, Any]]
+    window: Window,
+    as_of: datetime,
+    group_by: Sequence[str],
+    columns: Sequence[str],
+    rows: list[dict[str, Any]],
 ) -> StatsTable | Response:
     if window.format == "csv":
         # A byte-order mark so that spreadsheet programs read the Chinese text as UTF-8.
@@ -78,7 +89,7 @@ def _reply(
     return StatsTable(
         start=window.start,
         end=window.end,
-        as_of=window.as_of,
+        as_of=as_of,
         group_by=list(group_by),
         columns=list(columns),
         rows=[{key: row.get(key) for key in columns} for row in rows],
@@ -118,9 +129,14 @@ def case_stats(
         platform=platform,
         category=category,
     )
+    as_of = stats.figures_as_of(session, query)
     rows = stats.case_figures(session, query)
     columns = [stats.DIMENSION_COLUMNS[d] for d in dims] + list(stats.METRICS)
-    return _reply(window, dims, columns, rows)
+    return _reply(window, as_of, dims, columns, rows)
+
+
+def _as_of(session: Session, window: Window) -> datetime:
+    return stats.figures_as_of(session, stats.StatsQuery(window.start, window.end, window.as_of))
 
 
 TownDep = Annotated[str | None, Query(max_length=12, description="Only this town")]
@@ -149,7 +165,7 @@ def town_stats(
         as_of=window.as_of,
         town_codes=_towns(principal, town),
     )
-    return _reply(window, ["town"], TOWN_COLUMNS, rows)
+    return _reply(window, _as_of(session, window), ["town"], TOWN_COLUMNS, rows)
 
 
 @router.get("/grids", response_model=StatsTable, responses=_CSV_RESPONSE)
@@ -164,7 +180,7 @@ def grid_stats(
         as_of=window.as_of,
         town_codes=_towns(principal, town),
     )
-    return _reply(window, ["grid"], GRID_COLUMNS, rows)
+    return _reply(window, _as_of(session, window), ["grid"], GRID_COLUMNS, rows)
 
 
 @router.get("/errands", response_model=StatsTable, responses=_CSV_RESPONSE)
@@ -192,4 +208,20 @@ def errand_stats(
         town_codes=_towns(principal, town),
     )
     columns = [stats.ERRAND_DIMENSIONS[d][1] for d in dims] + list(stats.ERRAND_METRICS)
-    return _reply(window, dims, columns, rows)
+    return _reply(window, window.end, dims, columns, rows)
+
+
+class RefreshRead(BaseModel):
+    """When the stored facts are now as of."""
+
+    refreshed_at: datetime
+
+
+@router.post("/refresh", response_model=RefreshRead)
+def refresh(
+    session: SessionDep, _: Annotated[Principal | None, Depends(allow(Role.COUNTY))]
+) -> RefreshRead:
+    """Recompute the stored per-case facts from the event log (run it every few minutes)."""
+    refreshed_at = stats.refresh_facts(session)
+    session.commit()
+    return RefreshRead(refreshed_at=refreshed_at)

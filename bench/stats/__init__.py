@@ -1,0 +1,1 @@
+"""Benchmark of the closure statistics (town x month x platform from the event log)."""

@@ -1,0 +1,5 @@
+"""``python -m bench.stats``."""
+
+from bench.stats.run import main
+
+main()

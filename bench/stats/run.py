@@ -1,0 +1,224 @@
+"""The town × month × platform closure table, from the event log, against a pandas baseline.
+
+    python -m bench.stats --database-url postgresql+psycopg://postgres:postgres@127.0.0.1:5432/gis_bench
+
+Runs ``gis.services.stats.case_figures`` grouped by town, month and platform over the whole
+history (as of the last event) ``--repeat`` times and prints the median and worst time. In the
+same run, the baseline fetches the cases and their events into pandas (COPY, numeric columns
+only) and computes the same figures there; the fetch and the computation are timed apart. The
+two results are compared group by group (received, closed, on time, reworked, extended,
+overdue), so the benchmark also checks the SQL against an independent implementation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from gis.db import make_engine
+from gis.services import stats
+from gis.settings import Settings
+
+DEFAULT_URL = "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/gis_bench"
+ACTIONS = ("report", "close", "reopen", "resolve", "return", "cancel", "mark_duplicate", "extend")
+CODE = {name: i for i, name in enumerate(ACTIONS)}
+SHANGHAI_OFFSET_S = 8 * 3600
+KEYS = ["town_code", "month", "platform"]
+CHECKED = ["received", "valid", "closed", "closed_on_time", "reworked", "extended", "overdue_open"]
+
+
+def _copy(engine: sa.Engine, sql: str, dtype: dict[str, str] | None = None) -> pd.DataFrame:
+    """Rows of ``sql`` through COPY … TO STDOUT (CSV) into a DataFrame."""
+    buffer = io.BytesIO()
+    with engine.connect() as connection:
+        raw: Any = connection.connection.dbapi_connection
+        with raw.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT WITH CSV HEADER") as copy:
+            for block in copy:
+                buffer.write(block)
+    buffer.seek(0)
+    return pd.read_csv(buffer, na_values=[""], keep_default_na=False, dtype=dtype)
+
+
+def fetch(engine: sa.Engine, as_of: datetime) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Cases, their events (numeric action codes) and their extensions, as of ``as_of``."""
+    stamp = f"'{as_of.isoformat()}'::timestamptz"
+    cases = _copy(
+        engine,
+        "SELECT id, town_code, platform, extract(epoch FROM reported_at)::bigint AS reported, "
+        "extract(epoch FROM due_at)::bigint AS due FROM incidents",
+        dtype={"town_code": "str", "platform": "str"},
+    )
+    when = " ".join(f"WHEN '{name}' THEN {code}" for name, code in CODE.items())
+    events = _copy(
+        engine,
+        f"SELECT incident_id, extract(epoch FROM at)::bigint AS t, "
+        f"CASE action {when} ELSE -1 END AS action FROM incident_events WHERE at <= {stamp}",
+    )
+    extensions = _copy(
+        engine,
+        "SELECT incident_id, extract(epoch FROM at)::bigint AS t, "
+        "extract(epoch FROM (data ->> 'due_at')::timestamptz)::bigint AS due, "
+        "extract(epoch FROM (data ->> 'previous_due_at')::timestamptz)::bigint AS previous "
+        "FROM incident_events WHERE action = 'extend'",
+    )
+    return cases, events, extensions
+
+
+def pandas_figures(
+    cases: pd.DataFrame, events: pd.DataFrame, extensions: pd.DataFrame, as_of: datetime
+) -> pd.DataFrame:
+    """The same figures as the SQL, computed in pandas from the fetched rows."""
+    now = int(as_of.timestamp())
+
+    def last(code: int) -> pd.Series:
+        return events.loc[events.action == code].groupby("incident_id").t.max()
+
+    def any_of(*codes: int) -> pd.Series:
+        hit = events.loc[events.action.isin(codes), "incident_id"].unique()
+        return pd.Series(True, index=hit)
+
+    facts = pd.DataFrame(index=pd.Index(events.incident_id.unique(), name="id"))
+    facts["last_close"] = last(CODE["close"])
+    facts["last_reopen"] = last(CODE["reopen"])
+    facts["last_resolve"] = last(CODE["resolve"])
+    facts["last_return"] = (
+        events.loc[events.action.isin([CODE["return"], CODE["reopen"]])]
+        .groupby("incident_id")
+        .t.max()
+    )
+    for name, codes in (
+        ("cancelled", (CODE["cancel"],)),
+        ("duplicate", (CODE["mark_duplicate"],)),
+        ("extended", (CODE["extend"],)),
+        ("reworked", (CODE["return"], CODE["reopen"])),
+    ):
+        facts[name] = any_of(*codes).reindex(facts.index, fill_value=False).astype(bool)
+    facts = facts.join(cases.set_index("id"), how="inner")
+    within = extensions.loc[extensions.t <= now].sort_values(["incident_id", "t"])
+    facts["last_ext_due"] = within.groupby("incident_id").due.last()
+    first = extensions.sort_values(["incident_id", "t"]).groupby("incident_id").previous.first()
+    facts["first_ext_previous"] = first
+    facts["due_in_force"] = (
+        facts.last_ext_due.fillna(facts.first_ext_previous).fillna(facts.due).astype("float64")
+    )
+    closed = facts.last_close.notna() & (
+        facts.last_reopen.isna() | (facts.last_reopen < facts.last_close)
+    )
+    valid = ~(facts.cancelled | facts.duplicate)
+    resolved = facts.last_resolve.notna()
+    waiting = resolved & (facts.last_return.isna() | (facts.last_return < facts.last_resolve))
+    frame = pd.DataFrame(
+        {
+            "town_code": facts.town_code,
+            "month": pd.to_datetime(facts.reported + SHANGHAI_OFFSET_S, unit="s")
+            .dt.to_period("M")
+            .dt.start_time.dt.date,
+            "platform": facts.platform,
+            "received": 1,
+            "valid": valid,
+            "closed": closed,
+            "closed_on_time": closed & (facts.last_close <= facts.due_in_force),
+            "reworked": valid & resolved & facts.reworked,
+            "extended": valid & facts.extended,
+            "overdue_open": valid & ~closed & ~waiting & (facts.due_in_force < now),
+            "hours": np.where(closed, (facts.last_close - facts.reported) / 3600, np.nan),
+        }
+    )
+    grouped = frame.groupby(KEYS)
+    out = grouped[CHECKED].sum()
+    out["median_hours_to_close"] = grouped.hours.median()
+    out["closure_rate"] = (out.closed / out.valid.where(out.valid > 0)).round(4)
+    return out.reset_index()
+
+
+def _time(run: Any) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = run()
+    return time.perf_counter() - start, result
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark and print the table of timings and the ratio."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default=DEFAULT_URL)
+    parser.add_argument("--repeat", type=int, default=5, help="Runs of the SQL table")
+    parser.add_argument("--baseline-repeat", type=int, default=1, help="Runs of the baseline")
+    args = parser.parse_args(argv)
+
+    settings = Settings(database_url=args.database_url, db_statement_timeout_ms=600_000)
+    engine = make_engine(settings)
+    with engine.connect() as connection:
+        n_cases, n_events, first, last_at = connection.execute(
+            sa.text(
+                "SELECT (SELECT count(*) FROM incidents), (SELECT count(*) FROM incident_events),"
+                " (SELECT min(reported_at) FROM incidents), (SELECT max(at) FROM incident_events)"
+            )
+        ).one()
+    if not n_cases:
+        sys.exit(f"no incidents in {args.database_url}: load the demo first (gis sample load)")
+    print(f"{n_cases:,} cases, {n_events:,} events, {first:%Y-%m-%d} … {last_at:%Y-%m-%d}")
+    query = stats.StatsQuery(
+        start=first,
+        end=last_at + timedelta(seconds=1),
+        as_of=last_at,
+        group_by=("town", "month", "platform"),
+    )
+
+    timings = []
+    rows: list[dict[str, Any]] = []
+    for _ in range(args.repeat):
+        with Session(engine) as session:
+            elapsed, rows = _time(lambda s=session: stats.case_figures(s, query))
+        timings.append(elapsed)
+    print(
+        f"SQL  town×month×platform: {len(rows)} rows; median {statistics.median(timings):.3f} s, "
+        f"worst {max(timings):.3f} s over {len(timings)} runs"
+    )
+
+    fetches, computes = [], []
+    table = pd.DataFrame()
+    for _ in range(args.baseline_repeat):
+        fetched_s, fetched = _time(lambda: fetch(engine, last_at))
+        computed_s, table = _time(lambda f=fetched: pandas_figures(*f, as_of=last_at))
+        fetches.append(fetched_s)
+        computes.append(computed_s)
+        del fetched
+    baseline = statistics.median(fetches) + statistics.median(computes)
+    print(
+        f"pandas baseline: fetch {statistics.median(fetches):.3f} s + compute "
+        f"{statistics.median(computes):.3f} s = {baseline:.3f} s; {len(table)} rows"
+    )
+    ours = statistics.median(timings)
+    print(f"ratio baseline / SQL: {baseline / ours:.1f}× (SQL is faster when > 1)")
+
+    sql = pd.DataFrame(rows)[KEYS + CHECKED]
+    merged = sql.merge(table[KEYS + CHECKED], on=KEYS, how="outer", suffixes=("_sql", "_pd"))
+    mismatched = [
+        column
+        for column in CHECKED
+        if not (merged[f"{column}_sql"].fillna(-1) == merged[f"{column}_pd"].fillna(-1)).all()
+    ]
+    if mismatched:
+        print(f"MISMATCH between SQL and pandas in: {', '.join(mismatched)}")
+        sys.exit(1)
+    print(f"SQL and pandas agree on {', '.join(CHECKED)} in all {len(merged)} groups")
+    totals = sql[["received", "valid", "closed"]].sum()
+    print(
+        f"county: 受理 {totals.received:,} 件，办结 {totals.closed:,} 件，"
+        f"办结率 {totals.closed / totals.valid * 100:.1f}%"
+    )
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
