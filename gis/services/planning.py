@@ -129,7 +129,7 @@ class ProposedGrid:
 
     index: int
     code: str
-    name: str
+    name: str | None  # None: keep the current grid's name (or the code for a new grid)
     geom: MultiPolygon
     village_code: str | None = None
     households: int | None = None
@@ -217,8 +217,8 @@ def parse_proposal(
             raise ValidationError(f"{what}: properties.code must be a text of 1–20 characters")
         code = code.strip()
         what = f"feature {index} (grid {code})"
-        name = props.get("name") or code
-        if not isinstance(name, str) or len(name) > 100:
+        name = props.get("name") or None
+        if name is not None and (not isinstance(name, str) or len(name) > 100):
             raise ValidationError(
                 f"{what}: properties.name must be a text of at most 100 characters"
             )
@@ -860,7 +860,7 @@ def _member_impact(
 
 def _same_grid(old: Grid, new: ProposedGrid) -> bool:
     """True when a proposed grid equals the current version (no new version is needed)."""
-    if old.name != new.name:
+    if new.name is not None and old.name != new.name:
         return False
     if new.households is not None and new.households != old.households:
         return False
@@ -1037,7 +1037,13 @@ def apply_plan(
             f"plan {plan_id} cannot be applied: {len(blocking)} blocking issue(s): {summary}",
             issues=[{k: v for k, v in i.items() if k != "geometry"} for i in blocking[:50]],
         )
-    created, retired = _write_versions(session, plan, scope, grids, current, actor=actor, now=now)
+    estimates = {
+        entry["code"]: (int(entry["households"]), int(entry["population"]))
+        for entry in evaluation.balance["grids"]
+    }
+    created, retired = _write_versions(
+        session, plan, scope, grids, current, actor=actor, now=now, estimates=estimates
+    )
     _link_members(
         session, grids, retired_codes=sorted({g.code for g in current} - {g.code for g in grids})
     )
@@ -1100,6 +1106,7 @@ def _write_versions(
     *,
     actor: str,
     now: datetime,
+    estimates: dict[str, tuple[int, int]],
 ) -> tuple[list[str], list[str]]:
     """Retire changed/removed versions and insert the new ones; unchanged grids stay as they are."""
     old_by_code = {g.code: g for g in current}
@@ -1131,15 +1138,16 @@ def _write_versions(
         row = Grid(
             code=grid.code,
             version=versions.get(grid.code, 1),
-            name=grid.name,
+            name=grid.name or (previous.name if previous is not None else grid.code),
             village_code=grid.village_code,
             town_code=scope.town_code,
+            # Omitted counts take the balance's area-weighted estimate for the new shape.
             households=grid.households
             if grid.households is not None
-            else (previous.households if previous is not None else 0),
+            else estimates.get(grid.code, (0, 0))[0],
             population=grid.population
             if grid.population is not None
-            else (previous.population if previous is not None else 0),
+            else estimates.get(grid.code, (0, 0))[1],
             geom=from_shape(grid.geom, srid=SRID),
             valid_from=now,
             valid_to=None,

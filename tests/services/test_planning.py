@@ -430,3 +430,48 @@ def _drop_village(engine: Engine, prefix: str) -> None:
             "DELETE FROM regions WHERE code LIKE :p",
         ):
             connection.execute(sa.text(statement), like)
+
+
+def test_town_plan_redraws_every_village_and_places_grids_by_overlap(
+    session: Session, settings: Settings, village: Village
+) -> None:
+    from geoalchemy2.shape import from_shape
+    from shapely.geometry import MultiPolygon
+
+    from gis.layers.regions import Region
+
+    second = "330899001002"
+    session.add(
+        Region(
+            code=second,
+            name="二村",
+            level="village",
+            parent_code=village.town,
+            geom=from_shape(MultiPolygon([box(EAST, SOUTH, EAST + 0.01, NORTH)]), srid=4326),
+        )
+    )
+    session.flush()
+    token, current = planning.scope_version(session, PlanScope.TOWN, village.town)
+    assert {g.code for g in current} == {village.west, village.east}
+    plan = planning.create_plan(
+        session,
+        scope_level=PlanScope.TOWN,
+        scope_code=village.town,
+        proposed=collection(
+            feature(village.west, box(WEST, SOUTH, MID, NORTH)),
+            feature(village.east, box(MID, SOUTH, EAST, NORTH)),
+            feature(f"{second}-01", box(EAST, SOUTH, EAST + 0.01, NORTH), name="二村一格"),
+        ),
+        based_on_version=token,
+        actor="planner-zhao",
+        settings=settings,
+        now=NOW,
+    )
+    assert plan.validation["valid"], plan.validation["issues"]
+    # Unchanged grids (same shape; no name given keeps the current name) keep their version.
+    assert plan.impact["grids"]["unchanged"] == sorted([village.east, village.west])
+    planning.apply_plan(session, plan.id, actor="planner-zhao", settings=settings, now=NOW)
+    new = session.scalars(sa.select(Grid).where(Grid.code == f"{second}-01")).one()
+    assert (new.village_code, new.town_code, new.name) == (second, village.town, "二村一格")
+    kept = session.scalars(sa.select(Grid).where(Grid.code == village.west)).one()
+    assert (kept.version, kept.valid_to) == (1, None)
