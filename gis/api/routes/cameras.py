@@ -31,7 +31,10 @@ from gis.services.dispatch import wgs84_point
 
 router = APIRouter(tags=["cameras"])
 
-CameraCode = Annotated[str, Path(min_length=1, max_length=40, description="Camera code")]
+CODE_PATTERN = r"^[A-Za-z0-9_.\-]+$"
+CameraCode = Annotated[
+    str, Path(min_length=1, max_length=40, pattern=CODE_PATTERN, description="Camera code")
+]
 Watcher = Annotated[Principal | None, Depends(allow(*WATCH))]
 Editor = Annotated[Principal | None, Depends(allow(*MANAGE_LAYERS))]
 Operator = Annotated[Principal | None, Depends(allow(*DISPATCH))]
@@ -51,7 +54,9 @@ def cameras(
     session: SessionDep,
     page: PageDep,
     _: Watcher,
-    town: Annotated[str | None, Query(max_length=12, description="Town code")] = None,
+    town: Annotated[
+        str | None, Query(max_length=12, pattern=CODE_PATTERN, description="Town code")
+    ] = None,
     status_: Annotated[CameraStatus | None, Query(alias="status")] = None,
     kind: Annotated[CameraKind | None, Query()] = None,
     geometry: Annotated[

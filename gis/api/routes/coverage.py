@@ -19,7 +19,10 @@ router = APIRouter(tags=["cameras"])
 def coverage(
     session: SessionDep,
     _: Annotated[Principal | None, Depends(allow(*WATCH))],
-    code: Annotated[str, Path(min_length=1, max_length=20, description="Grid code")],
+    code: Annotated[
+        str,
+        Path(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9_.\-]+$", description="Grid code"),
+    ],
 ) -> CoverageRead:
     """Share of the grid's area and road length inside an online camera view, and the blind
     spots (the uncovered part) as GeoJSON; measured in metres in the grid's UTM zone."""

@@ -39,7 +39,12 @@ def units(
         str | None, Query(max_length=20, description="available, busy or off_duty")
     ] = None,
     town: Annotated[
-        str | None, Query(max_length=12, description="Jurisdiction (town or county) code")
+        str | None,
+        Query(
+            max_length=12,
+            pattern=r"^[A-Za-z0-9_.\-]+$",
+            description="Jurisdiction (town or county) code",
+        ),
     ] = None,
 ) -> FeatureCollection[UnitProperties]:
     """Responder units as GeoJSON points, by code, with filters."""

@@ -34,7 +34,10 @@ class CameraRead(CameraProperties):
     view: dict[str, Any] | None
 
 
-_CODE = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.\-]+$")
+_CODE_PATTERN = r"^[A-Za-z0-9_.\-]+$"
+_CODE = Field(min_length=1, max_length=40, pattern=_CODE_PATTERN)
+# Any text without NUL characters, which PostgreSQL text cannot hold.
+_TEXT = r"^[^\x00]*$"
 
 
 class CameraCreate(BaseModel):
@@ -43,7 +46,7 @@ class CameraCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     code: str = _CODE
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, pattern=_TEXT)
     lon: float = Field(description="Longitude, in `crs`")
     lat: float = Field(description="Latitude, in `crs`")
     crs: str | None = Field(None, max_length=32, description="Default EPSG:4326")
@@ -55,7 +58,7 @@ class CameraCreate(BaseModel):
     )
     range_m: float = Field(100.0, description="(0, 5000] metres")
     town_code: str | None = Field(
-        None, max_length=12, description="Default: the town containing the camera"
+        None, max_length=12, pattern=_CODE_PATTERN, description="Default: the town containing it"
     )
 
 
@@ -64,7 +67,7 @@ class CameraUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, min_length=1, max_length=100)
+    name: str | None = Field(None, min_length=1, max_length=100, pattern=_TEXT)
     lon: float | None = None
     lat: float | None = None
     crs: str | None = Field(None, max_length=32)
@@ -73,7 +76,7 @@ class CameraUpdate(BaseModel):
     heading_deg: float | None = None
     fov_deg: float | None = None
     range_m: float | None = None
-    town_code: str | None = Field(None, max_length=12)
+    town_code: str | None = Field(None, max_length=12, pattern=_CODE_PATTERN)
 
 
 class SeeingCamera(BaseModel):
@@ -102,8 +105,10 @@ class AlertCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    category: str = Field(min_length=1, max_length=50, description="Category code")
-    note: str = Field("", max_length=4000, description="What the operator saw")
+    category: str = Field(
+        min_length=1, max_length=50, pattern=_CODE_PATTERN, description="Category code"
+    )
+    note: str = Field("", max_length=4000, pattern=_TEXT, description="What the operator saw")
 
 
 class CoverageRead(BaseModel):
