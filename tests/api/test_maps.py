@@ -181,3 +181,44 @@ def test_pages_need_a_token_when_auth_is_on(
     with TestClient(application) as client:
         response = client.get("/maps/command-room", params={"town": OTHER_TOWN})
     _error(response, 401, "unauthorized")
+
+
+def _token(session: Session, role: str, towns: list[str]) -> str:
+    from gis.layers.users import Role
+    from gis.services import access
+
+    user = access.add_user(session, name=f"maps-{role}", role=Role(role), town_codes=towns)
+    return access.issue_token(session, user)
+
+
+def test_a_command_room_sees_its_town_and_not_another(
+    settings: Settings, session: Session, catalog: int
+) -> None:
+    build_town(session)
+    token = _token(session, "command_room", [OTHER_TOWN])
+    application = create_app(settings.model_copy(update={"auth_required": True}))
+    application.dependency_overrides[get_session] = lambda: session
+    headers = {"Authorization": f"Bearer {token}"}
+    with TestClient(application) as client:
+        own = client.get("/maps/command-room", params={"town": OTHER_TOWN}, headers=headers)
+        other = client.get("/maps/command-room", params={"town": TOWN}, headers=headers)
+        village = client.get("/maps/grids", params={"village": VILLAGE_1}, headers=headers)
+    assert own.status_code == 200 and "别镇 综合信息指挥室" in own.text
+    _error(other, 404, "not_found")
+    _error(village, 404, "not_found")
+
+
+def test_a_grid_member_may_not_open_the_command_room(
+    settings: Settings, session: Session, catalog: int
+) -> None:
+    build_town(session)
+    token = _token(session, "grid_member", [TOWN])
+    application = create_app(settings.model_copy(update={"auth_required": True}))
+    application.dependency_overrides[get_session] = lambda: session
+    with TestClient(application) as client:
+        response = client.get(
+            "/maps/command-room",
+            params={"town": TOWN},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    _error(response, 403, "forbidden")

@@ -1,0 +1,80 @@
+"""`gis map`: the command-room and village maps written to files, on the demo county."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
+
+from gis.cli import app
+from gis.settings import get_settings
+from tests.conftest import SAMPLE_END
+
+
+@pytest.fixture
+def cli_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The CLI pointed at the test database (its settings are cached per process)."""
+    monkeypatch.setenv("GIS_DATABASE_URL", database_url)
+    monkeypatch.delenv("GIS_TIANDITU_KEY", raising=False)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def _first(engine: Engine, level: str) -> str:
+    with engine.connect() as connection:
+        return str(
+            connection.execute(
+                sa.text("SELECT min(code) FROM regions WHERE level = :level"), {"level": level}
+            ).scalar_one()
+        )
+
+
+def test_command_room_map_is_written_for_a_demo_town(
+    demo: dict[str, object], engine: Engine, cli_env: None, tmp_path: Path
+) -> None:
+    town = _first(engine, "town")
+    output = tmp_path / "room.html"
+    result = CliRunner().invoke(
+        app,
+        [
+            "map", "command-room", "--town", town, "--until", SAMPLE_END.isoformat(),
+            "--metric", "closure", "-o", str(output),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    html = output.read_text(encoding="utf-8")
+    assert "综合信息指挥室" in html and "L.heatLayer(" in html and "办结率 Closure rate" in html
+
+
+def test_village_grid_map_is_written(
+    demo: dict[str, object], engine: Engine, cli_env: None, tmp_path: Path
+) -> None:
+    output = tmp_path / "village.html"
+    village = _first(engine, "village")
+    result = CliRunner().invoke(app, ["map", "grids", "--village", village, "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    assert "网格图" in output.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--town", "000000000000"], "no town"),
+        (["--town", "x", "--basemap", "google"], "unknown basemap"),
+        (["--town", "x", "--basemap", "tianditu"], "GIS_TIANDITU_KEY"),
+        (["--town", "x", "--metric", "pretty"], "metric: load, closure, on_time"),
+    ],
+)
+def test_bad_input_exits_2_with_the_reason_and_writes_nothing(
+    cli_env: None, tmp_path: Path, arguments: list[str], message: str
+) -> None:
+    output = tmp_path / "room.html"
+    result = CliRunner().invoke(app, ["map", "command-room", *arguments, "-o", str(output)])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+    assert not output.exists()
