@@ -19,8 +19,10 @@ from gis.api.schemas.plans import (
     PlanSummary,
 )
 from gis.api.security import PLAN, WATCH, allow, check_town
+from gis.errors import NotFoundError
 from gis.layers.grids import list_grids
 from gis.layers.plans import Plan, PlanScope, PlanStatus, get_plan, list_plans
+from gis.layers.regions import Region
 from gis.maps.base import parse_basemap, render
 from gis.maps.plan import plan_map, preview_from_plan
 from gis.services import planning
@@ -52,7 +54,11 @@ def _read(plan: Plan) -> PlanRead:
 
 
 def _scope_town(session: SessionDep, level: PlanScope, code: str) -> str:
-    return planning.load_scope(session, level, code).town_code
+    """The town a village/town scope belongs to (for jurisdiction), or NotFoundError."""
+    region = session.get(Region, code)
+    if region is None or region.level != level.value:
+        raise NotFoundError(f"no {level.value} with code {code!r}")
+    return region.code if level is PlanScope.TOWN else str(region.parent_code)
 
 
 @router.get("/base/{code}", response_model=PlanBase)
