@@ -225,3 +225,10 @@ def test_planning_needs_a_token_and_the_planner_role(app: Any, village: Village)
 def test_unknown_grid_history_is_404(planner: TestClient) -> None:
     response = planner.get("/grids/NO-SUCH-GRID/history")
     assert response.status_code == 404 and response.json()["code"] == "not_found"
+
+
+def test_grids_as_of_a_time_without_offset_is_422(planner: TestClient, village: Village) -> None:
+    response = planner.get(
+        "/grids", params={"village": village.village, "at": "2026-06-01T00:00:00"}
+    )
+    assert response.status_code == 422 and "UTC offset" in response.json()["detail"]

@@ -110,6 +110,11 @@ def grids(
     ] = None,
 ) -> FeatureCollection[GridProperties]:
     """Grids (网格) as GeoJSON, as they were at ``at``."""
+    if at is not None and at.tzinfo is None:
+        # A naive time would be read in the server's zone: 8 hours off for a Quzhou user.
+        from gis.errors import ValidationError
+
+        raise ValidationError("at needs a UTC offset, e.g. 2026-01-01T00:00:00+08:00")
     rows = grid_layer.list_grids(session, at=at, town_code=town, village_code=village)
     members = grid_layer.member_names_by_grid(session, [g.code for g in rows])
     features = [
