@@ -183,7 +183,17 @@ def frame_starts(period: Period, step: TimeStep) -> list[datetime]:
     return starts
 
 
-def heat_layers(
+@dataclass(frozen=True)
+class PeriodFigures:
+    """What one pass over the period's cases yields: heat, time frames and per-grid figures."""
+
+    heat: list[HeatCell]
+    frames: list[HeatFrame]
+    # grid code -> (cases, closed, closed on time)
+    grids: dict[str | None, tuple[int, int, int]]
+
+
+def period_figures(
     session: Session,
     *,
     area: Area,
@@ -192,35 +202,50 @@ def heat_layers(
     cell_m: float = DEFAULT_CELL_M,
     platform: str | None = None,
     category: str | None = None,
-) -> tuple[list[HeatCell], list[HeatFrame]]:
-    """Cases of the period per ``cell_m`` cell (the heatmap) and per coarser cell and local day
-    or week (the time view; every frame present), from one aggregate over the period's rows."""
+) -> PeriodFigures:
+    """Cases of the period per ``cell_m`` cell (the heatmap), per coarser cell and local day or
+    week (the time view; every frame present) and per grid, from ONE aggregate in PostGIS.
+
+    At a million cases the cost is reading the period's rows, so they are read once: grouped by
+    frame, cell and grid (a few tens of thousands of groups), then summed three ways here.
+    """
     starts = frame_starts(period, step)
     stride_s = (7 if step is TimeStep.WEEK else 1) * 86_400
     binning = _Binning.for_area(area, cell_m)
     ix, iy = binning.columns()
     # Frame number by arithmetic on the epoch: the same as date_trunc in China time (no DST
-    # there) and several times cheaper per row, which matters at a million rows.
+    # there) and several times cheaper per row. date_part is double precision; extract() is
+    # numeric since PostgreSQL 14, and slow.
     bucket = sa.cast(
         sa.func.floor(
-            # date_part is double precision; extract() is numeric since PostgreSQL 14 (slow).
             (sa.func.date_part("epoch", Incident.reported_at) - starts[0].timestamp()) / stride_s
         ),
         sa.Integer,
     ).label("bucket")
     query = (
-        sa.select(bucket, ix, iy, sa.func.count().label("n"))
+        sa.select(
+            bucket,
+            ix,
+            iy,
+            Incident.grid_code,
+            sa.func.count(),
+            sa.func.count(Incident.closed_at),
+            sa.func.count().filter(Incident.closed_at <= Incident.due_at),
+        )
         .where(*_incident_filters(area.code, platform, category), *_in_period(period))
-        .group_by(sa.text("1"), sa.text("2"), sa.text("3"))
+        .group_by(sa.text("1"), sa.text("2"), sa.text("3"), Incident.grid_code)
     )
     fine: dict[tuple[int, int], int] = {}
     coarse: list[dict[tuple[int, int], int]] = [{} for _ in starts]
+    grids: dict[str | None, tuple[int, int, int]] = {}
     factor = int(TIME_CELL_FACTOR)
-    for frame, x, y, n in session.execute(query):
+    for frame, x, y, grid, n, closed, on_time in session.execute(query):
         fine[(x, y)] = fine.get((x, y), 0) + n
         cells = coarse[min(max(frame, 0), len(starts) - 1)]
         key = (x // factor, y // factor)
         cells[key] = cells.get(key, 0) + n
+        total0, closed0, on_time0 = grids.get(grid, (0, 0, 0))
+        grids[grid] = (total0 + n, closed0 + closed, on_time0 + on_time)
     coarse_binning = _Binning(binning.x0, binning.y0, binning.dx * factor, binning.dy * factor)
     heat = [HeatCell(*binning.centre(x, y), n) for (x, y), n in sorted(fine.items())]
     frames = [
@@ -230,7 +255,7 @@ def heat_layers(
         )
         for start, cells in zip(starts, coarse, strict=True)
     ]
-    return heat, frames
+    return PeriodFigures(heat, frames, grids)
 
 
 def _members_by_grid(session: Session, codes: list[str]) -> dict[str, list[str]]:
@@ -256,29 +281,23 @@ def grid_stats(
     town_code: str,
     period: Period,
     now: datetime,
+    figures: PeriodFigures,
     platform: str | None = None,
     category: str | None = None,
 ) -> list[GridStat]:
-    """Every current grid of the town with its cases of the period and its open cases now."""
-    filters = _incident_filters(town_code, platform, category)
-    period_stats = (
-        sa.select(
-            Incident.grid_code.label("code"),
-            sa.func.count().label("total"),
-            sa.func.count(Incident.closed_at).label("closed"),
-            sa.func.count().filter(Incident.closed_at <= Incident.due_at).label("on_time"),
-        )
-        .where(*filters, *_in_period(period))
-        .group_by(Incident.grid_code)
-        .subquery()
-    )
+    """Every current grid of the town with its cases of the period (from ``figures``) and its
+    cases open now."""
     open_stats = (
         sa.select(
             Incident.grid_code.label("code"),
             sa.func.count().label("open"),
             sa.func.count().filter(Incident.due_at < now).label("overdue"),
         )
-        .where(*filters, Incident.status.in_(_OPEN), Incident.reported_at < period.until)
+        .where(
+            *_incident_filters(town_code, platform, category),
+            Incident.status.in_(_OPEN),
+            Incident.reported_at < period.until,
+        )
         .group_by(Incident.grid_code)
         .subquery()
     )
@@ -288,34 +307,33 @@ def grid_stats(
             Grid.name,
             _simplified_wkb(),
             Grid.households,
-            sa.func.coalesce(period_stats.c.total, 0),
-            sa.func.coalesce(period_stats.c.closed, 0),
-            sa.func.coalesce(period_stats.c.on_time, 0),
             sa.func.coalesce(open_stats.c.open, 0),
             sa.func.coalesce(open_stats.c.overdue, 0),
         )
-        .outerjoin(period_stats, period_stats.c.code == Grid.code)
         .outerjoin(open_stats, open_stats.c.code == Grid.code)
         .where(Grid.town_code == town_code, Grid.valid_to.is_(None))
         .order_by(Grid.code)
     )
     rows = session.execute(query).all()
     members = _members_by_grid(session, [row[0] for row in rows])
-    return [
-        GridStat(
-            code=code,
-            name=name,
-            geom=from_wkb(bytes(wkb)),
-            households=int(households or 0),
-            members=members.get(code, []),
-            total=int(total),
-            closed=int(closed),
-            on_time=int(on_time),
-            open=int(open_),
-            overdue=int(overdue),
+    stats = []
+    for code, name, wkb, households, open_, overdue in rows:
+        total, closed, on_time = figures.grids.get(code, (0, 0, 0))
+        stats.append(
+            GridStat(
+                code=code,
+                name=name,
+                geom=from_wkb(bytes(wkb)),
+                households=int(households or 0),
+                members=members.get(code, []),
+                total=total,
+                closed=closed,
+                on_time=on_time,
+                open=int(open_),
+                overdue=int(overdue),
+            )
         )
-        for code, name, wkb, households, total, closed, on_time, open_, overdue in rows
-    ]
+    return stats
 
 
 def open_cases(
@@ -487,10 +505,12 @@ def command_room_data(
     area = get_town_area(session, town_code)
     chosen = choose_step(period, step)
     common: dict[str, Any] = {"platform": platform, "category": category}
-    heat, frames = heat_layers(
+    figures = period_figures(
         session, area=area, period=period, step=chosen, cell_m=cell_m, **common
     )
-    grids = grid_stats(session, town_code=area.code, period=period, now=now, **common)
+    grids = grid_stats(
+        session, town_code=area.code, period=period, now=now, figures=figures, **common
+    )
     cases = {
         late: open_cases(
             session,
@@ -511,15 +531,15 @@ def command_room_data(
         platform=platform,
         category=category,
         cell_m=cell_m,
-        heat=heat,
+        heat=figures.heat,
         time_step=chosen.value,
-        frames=frames,
+        frames=figures.frames,
         grids=grids,
         open_cases=cases[False],
         overdue_cases=cases[True],
         units=town_units(session, town_code=area.code),
         cameras=town_cameras(session, town_code=area.code),
-        total_incidents=sum(cell.count for cell in heat),
+        total_incidents=sum(cell.count for cell in figures.heat),
     )
 
 
