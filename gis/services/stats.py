@@ -40,7 +40,6 @@ from gis.layers.categories import PLATFORM_NAMES_ZH, Platform
 
 # Grouping dimensions: name → SQL expression over the ``facts`` CTE.
 # A whitelist: only these identifiers ever reach the SQL text.
-_LOCAL = "(reported_at AT TIME ZONE 'Asia/Shanghai')"
 DIMENSIONS: Mapping[str, str] = {
     "platform": "platform",
     "town": "town_code",
@@ -49,9 +48,10 @@ DIMENSIONS: Mapping[str, str] = {
     "unit": "unit_id",
     "member": "member_id",
     "category": "category_code",
-    "day": f"date_trunc('day', {_LOCAL})::date",
-    "week": f"date_trunc('week', {_LOCAL})::date",
-    "month": f"date_trunc('month', {_LOCAL})::date",
+    # Calendar periods in China Standard Time (weeks start on Monday), columns of ``facts``.
+    "day": "reported_day",
+    "week": "reported_week",
+    "month": "reported_month",
 }
 DIMENSION_COLUMNS: Mapping[str, str] = {
     "platform": "platform",
@@ -128,7 +128,15 @@ WITH cases AS (
     WHERE action = 'extend' AND at >= :start
     ORDER BY incident_id, at, id
 ), facts AS (
-    SELECT c.*, cl.last_close, rs.last_resolve, r.last_return,
+    SELECT c.*,
+           (c.reported_at AT TIME ZONE 'Asia/Shanghai')::date AS reported_day,
+           date_trunc('week', c.reported_at AT TIME ZONE 'Asia/Shanghai')::date AS reported_week,
+           date_trunc('month', c.reported_at AT TIME ZONE 'Asia/Shanghai')::date AS reported_month,
+           CASE WHEN cl.last_close IS NOT NULL
+                     AND (r.last_reopen IS NULL OR r.last_reopen < cl.last_close)
+                THEN extract(epoch FROM cl.last_close - c.reported_at) / 3600 END
+               AS hours_to_close,
+           cl.last_close, rs.last_resolve, r.last_return,
            COALESCE(r.cancelled, false) AS cancelled,
            COALESCE(r.duplicate, false) AS duplicate,
            COALESCE(r.extended, false) AS extended,
@@ -176,12 +184,9 @@ SELECT {dimensions}
                       AND (last_return IS NULL OR last_return < last_resolve))
              AND due_in_force < :as_of
        ) AS overdue_open,
-       percentile_cont(0.5) WITHIN GROUP (
-           ORDER BY extract(epoch FROM last_close - reported_at) / 3600
-       ) FILTER (WHERE is_closed) AS median_hours_to_close,
-       percentile_cont(0.9) WITHIN GROUP (
-           ORDER BY extract(epoch FROM last_close - reported_at) / 3600
-       ) FILTER (WHERE is_closed) AS p90_hours_to_close
+       -- One sort per group for both percentiles; hours_to_close is null unless closed.
+       percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY hours_to_close)
+           AS hours_to_close_percentiles
 FROM facts
 {group_by}
 {order_by}
@@ -314,8 +319,9 @@ def case_figures(session: Session, query: StatsQuery) -> list[dict[str, Any]]:
         out["on_time_rate"] = _ratio(out["closed_on_time"], out["closed"])
         out["rework_rate"] = _ratio(out["reworked"], out["resolved_ever"])
         out["extension_rate"] = _ratio(out["extended"], out["valid"])
-        for key in ("median_hours_to_close", "p90_hours_to_close"):
-            out[key] = None if out[key] is None else round(float(out[key]), 2)
+        median, p90 = out.pop("hours_to_close_percentiles") or (None, None)
+        out["median_hours_to_close"] = None if median is None else round(float(median), 2)
+        out["p90_hours_to_close"] = None if p90 is None else round(float(p90), 2)
         rows.append(out)
     return rows
 

@@ -48,6 +48,14 @@ WITH closes AS (
 )
 SELECT i.id AS incident_id, i.platform, i.town_code, i.village_code, i.grid_code, i.unit_id,
        i.member_id, i.category_code, i.reported_at,
+       -- Calendar periods in China Standard Time, stored: computing them per row per query
+       -- costs more than the rest of the aggregate.
+       (i.reported_at AT TIME ZONE 'Asia/Shanghai')::date AS reported_day,
+       date_trunc('week', i.reported_at AT TIME ZONE 'Asia/Shanghai')::date AS reported_week,
+       date_trunc('month', i.reported_at AT TIME ZONE 'Asia/Shanghai')::date AS reported_month,
+       CASE WHEN cl.last_close IS NOT NULL
+                 AND (r.last_reopen IS NULL OR r.last_reopen < cl.last_close)
+            THEN extract(epoch FROM cl.last_close - i.reported_at) / 3600 END AS hours_to_close,
        cl.last_close, rs.last_resolve, r.last_return,
        COALESCE(r.cancelled, false) AS cancelled,
        COALESCE(r.duplicate, false) AS duplicate,
