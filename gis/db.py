@@ -58,8 +58,6 @@ _PG_CHECK_VIOLATION = "23514"
 _PG_NOT_NULL = "23502"
 _PG_EXCLUSION = "23P01"
 _PG_SERIALIZATION = "40001"
-_PG_INVALID_TEXT = "22P02"
-_PG_NUMERIC_OUT_OF_RANGE = "22003"
 _PG_QUERY_CANCELED = "57014"
 
 
@@ -87,7 +85,9 @@ def translate(error: Exception) -> GisError | None:
         return ConflictError(f"already exists: {message}")
     if state in (_PG_FK_VIOLATION, _PG_CHECK_VIOLATION, _PG_NOT_NULL, _PG_EXCLUSION):
         return ValidationError(f"rejected by the database: {message}")
-    if state in (_PG_INVALID_TEXT, _PG_NUMERIC_OUT_OF_RANGE):
+    if isinstance(error, sa_exc.DataError) or (state or "").startswith("22"):
+        # Class 22 (data exception) and the driver's own refusals, such as a NUL character in
+        # text, are always about the values the client sent.
         return ValidationError(f"invalid value: {message}")
     return None
 

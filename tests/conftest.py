@@ -127,3 +127,13 @@ def client(app: object) -> Iterator[object]:
 
     with TestClient(app) as test_client:  # type: ignore[arg-type]
         yield test_client
+
+
+@pytest.fixture
+def admin_headers(session: Session) -> dict[str, str]:
+    """An Authorization header of a fresh admin user (rolled back with the test)."""
+    from gis.layers.users import Role
+    from gis.services import access
+
+    user = access.add_user(session, name="test-admin", role=Role.ADMIN)
+    return {"Authorization": f"Bearer {access.issue_token(session, user)}"}

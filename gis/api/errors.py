@@ -19,16 +19,20 @@ log = logging.getLogger("gis.api")
 
 
 class ErrorBody(BaseModel):
-    """What every error response carries."""
+    """What every error response carries (some add fields, e.g. ``errors`` or ``allowed``)."""
 
     code: str
     detail: str
 
 
+# Documented inline as JSON, so routes that answer HTML (maps) still document JSON errors.
+_ERROR_CONTENT = {"application/json": {"schema": ErrorBody.model_json_schema()}}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": description}
+    status: {"content": _ERROR_CONTENT, "description": description}
     for status, description in (
         (400, "Malformed request"),
+        (401, "No valid token"),
+        (403, "Role not allowed"),
         (404, "Not found"),
         (409, "Conflict"),
         (413, "Body too large"),
