@@ -49,6 +49,10 @@ AWESOME_MARKERS = NpmPackage("drmonty-leaflet-awesome-markers", "2.0.2")
 MARKERCLUSTER = NpmPackage("leaflet.markercluster", "1.1.0")
 ISO8601 = NpmPackage("iso8601-js-period", "0.2.1")
 TIMEDIMENSION = NpmPackage("leaflet-timedimension", "1.1.1")
+# leaflet-timedimension's CSS takes its button icons (Glyphicons Halflings) from a Bootstrap 3 CDN;
+# locally they come from Bootstrap 3's own font files (3.3.7: a superset of 3.0's glyphs).
+GLYPHICONS = NpmPackage("bootstrap", "3.3.7")
+GLYPHICONS_FONT = f"{GLYPHICONS.folder}/dist/fonts/glyphicons-halflings-regular"
 PACKAGES = (
     LEAFLET,
     JQUERY,
@@ -58,6 +62,7 @@ PACKAGES = (
     MARKERCLUSTER,
     ISO8601,
     TIMEDIMENSION,
+    GLYPHICONS,
 )
 # Scripts folium ships inside its Python package (folium/templates/), copied at fetch time.
 FOLIUM_FOLDER = f"folium@{folium.__version__}"
@@ -124,7 +129,10 @@ def default_assets_dir() -> Path:
 
 def missing_files(assets_dir: Path) -> list[str]:
     """The manifest's files not present under ``assets_dir`` (empty when all are there)."""
-    wanted = sorted({path for path in LOCAL_PATHS.values() if path is not None})
+    wanted = sorted(
+        {path for path in LOCAL_PATHS.values() if path is not None}
+        | {f"{GLYPHICONS_FONT}.woff2", f"{GLYPHICONS_FONT}.woff"}
+    )
     return [path for path in wanted if not (assets_dir / path).is_file()]
 
 
@@ -213,6 +221,15 @@ def _localised(links: list[tuple[str, str]], base: str) -> list[tuple[str, str]]
 def use_local_assets(root: Element, base_url: str) -> None:
     """Point every script and stylesheet of a map at ``base_url`` instead of public CDNs."""
     base = base_url.rstrip("/")
+    # In the body, so it comes after (and overrides) the CDN @font-face of the plugin's CSS.
+    root.html.add_child(  # type: ignore[attr-defined]
+        Element(
+            "<style>@font-face{font-family:'Glyphicons Halflings';"
+            f"src:url('{base}/{GLYPHICONS_FONT}.woff2') format('woff2'),"
+            f"url('{base}/{GLYPHICONS_FONT}.woff') format('woff')}}</style>"
+        ),
+        name="gis_glyphicons",
+    )
     for element in _walk(root):
         for attribute in ("default_js", "default_css"):
             links = getattr(element, attribute, None)

@@ -160,9 +160,9 @@ def test_assets_are_served_from_the_folder_and_nothing_outside_it(
 def test_auto_mode_uses_local_assets_once_fetched(
     settings: Settings, session: Session, catalog: int, tmp_path: Path
 ) -> None:
-    from gis.maps.assets import LOCAL_PATHS
+    from gis.maps.assets import missing_files
 
-    for path in {p for p in LOCAL_PATHS.values() if p}:
+    for path in missing_files(tmp_path):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text("")
     build_town(session)

@@ -225,6 +225,9 @@ def test_local_assets_replace_every_cdn_link(session: Session, town: dict[str, i
     assert "cdn.jsdelivr.net" not in html and "cdnjs.cloudflare.com" not in html
     assert "code.jquery.com" not in html and "netdna.bootstrapcdn.com" not in html
     assert '<script src="/maps/assets/leaflet@1.9.3/dist/leaflet.js">' in html
+    assert (
+        "url('/maps/assets/bootstrap@3.3.7/dist/fonts/glyphicons-halflings-regular.woff2')" in html
+    )
     # Other maps built afterwards still default to the CDNs (instance attributes only).
     assert "cdn.jsdelivr.net" in render(build_command_room_map(_data(session)))
     assert all(url.startswith("https://") for url in LOCAL_PATHS)
