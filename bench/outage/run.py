@@ -149,7 +149,7 @@ def main() -> int:
     ensure_cluster(args.port)
     provision.up(url, log=lambda m: print(m, file=sys.stderr))
     upgrade(url)
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(url, pool_pre_ping=True)
     from sqlalchemy.orm import Session
 
     from gis.layers.categories import load_catalog
