@@ -84,3 +84,20 @@ def test_database_outage_is_503_with_retry_after(settings: Settings) -> None:
     assert response.status_code == 503
     assert response.json()["code"] == "database_unavailable"
     assert response.headers["retry-after"] == "5"
+
+
+def test_public_layers_are_readable_without_a_token_only_when_allowed(
+    settings: Settings, session: Any, catalog: int
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from gis.api.deps import get_session
+
+    for public, expected in ((True, 200), (False, 401)):
+        app = create_app(settings.model_copy(update={"public_layers": public}))
+        app.dependency_overrides[get_session] = lambda: session
+        with TestClient(app) as client:
+            response = client.get("/categories")
+        assert response.status_code == expected, response.text
+        if expected == 401:
+            assert "Bearer" in response.json()["detail"]

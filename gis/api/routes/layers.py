@@ -5,16 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from gis.api.deps import SessionDep
 from gis.api.geojson import Feature, FeatureCollection, geometry_json
+from gis.api.security import allow
 from gis.layers import grids as grid_layer
 from gis.layers.categories import Platform, list_categories
 from gis.layers.regions import RegionLevel, get_region, list_regions
+from gis.layers.users import Role
 
-router = APIRouter(tags=["layers"])
+# Reference layers: every role reads them, and anyone when GIS_PUBLIC_LAYERS is on.
+router = APIRouter(tags=["layers"], dependencies=[Depends(allow(*Role, public=True))])
 
 
 class CategoryRead(BaseModel):
