@@ -137,15 +137,15 @@ def _nearest_query(
             sa.func.ST_MakePoint(
                 sa.bindparam("lon", type_=sa.Float), sa.bindparam("lat", type_=sa.Float)
             ),
-            4326,
+            # Constants, not parameters: the planner must see the SRID and the spheroid flag.
+            sa.literal_column("4326"),
         ),
         Geography,
     )
     unit_geog = sa.cast(ResponderUnit.geom, Geography)
-    candidates = sa.select(
-        ResponderUnit.id.label("id"),
-        sa.func.ST_Distance(unit_geog, point, True).label("distance_m"),
-    )
+    # The spheroid distance is computed outside, for the few candidates only: inside, a plan
+    # that scans the table would compute it for every unit before the top-N sort.
+    candidates = sa.select(ResponderUnit.id.label("id"))
     if by_type:
         candidates = candidates.where(
             ResponderUnit.unit_type == sa.bindparam("unit_type", type_=sa.String)
@@ -165,10 +165,11 @@ def _nearest_query(
         .limit(sa.bindparam("pool", type_=sa.Integer))
         .subquery()
     )
+    distance = sa.func.ST_Distance(unit_geog, point, sa.true()).label("distance_m")
     return (
-        sa.select(ResponderUnit, inner.c.distance_m)
+        sa.select(ResponderUnit, distance)
         .join(inner, inner.c.id == ResponderUnit.id)
-        .order_by(inner.c.distance_m, ResponderUnit.id)
+        .order_by(distance, ResponderUnit.id)
         .limit(sa.bindparam("k", type_=sa.Integer))
     )
 
