@@ -246,3 +246,22 @@ def test_cli_coverage_prints_a_table_and_refuses_unknown_towns(
         assert unknown.exit_code == 2 and "unknown town" in unknown.output
     finally:
         get_settings.cache_clear()
+
+
+def test_demo_county_coverage_is_consistent(session: Session, demo: dict[str, object]) -> None:
+    import sqlalchemy as sa
+
+    town = session.execute(
+        sa.text("SELECT code FROM regions WHERE level = 'town' ORDER BY code LIMIT 1")
+    ).scalar_one()
+    rows = cameras.coverage_by_grid(session, town_code=town)
+    assert rows and all(r.town_code == town for r in rows)
+    shares = [r.area_share for r in rows]
+    assert shares == sorted(shares)  # worst first
+    assert all(0 <= s <= 1 for s in shares) and any(s > 0 for s in shares)
+    for row in rows[:3] + rows[-3:]:
+        full = cameras.grid_coverage(session, row.grid_code)
+        blind = to_utm(shapely.from_wkb(full.blind_spots))
+        # Blind spots and the seen part add up to the grid (areas in metres, UTM 50N here).
+        assert blind.area + full.covered_m2 == pytest.approx(full.area_m2, rel=1e-3)
+        assert full.covered_road_m <= full.road_m + 1e-6
