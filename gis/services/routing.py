@@ -20,6 +20,7 @@ that is a bridge or a tunnel.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -358,21 +359,19 @@ def node_lines(lines: Sequence[LineString], *, tolerance: float) -> list[tuple[i
                 line_coords.insert(segment + 1, end)
             for _, _, end in inserts[index]:
                 users.setdefault(_vertex_key(*end), set()).add(index)
+        # A vertex used by another line is a junction; one repeated within the line closes a
+        # loop there.
+        seen_here = Counter(line_coords)
         cut_at = {
             position
             for position, (x, y) in enumerate(line_coords)
-            if len(users[_vertex_key(x, y)]) > 1 or _repeats(line_coords, position)
+            if len(users[_vertex_key(x, y)]) > 1 or seen_here[(x, y)] > 1
         }
         for piece in _cut(line_coords, cut_at):
             line = LineString(piece)
             if line.length > 0:
                 pieces.append((index, line))
     return pieces
-
-
-def _repeats(coords: list[tuple[float, float]], position: int) -> bool:
-    """Whether an interior vertex occurs again in the same line (a loop closes there)."""
-    return 0 < position < len(coords) - 1 and coords.count(coords[position]) > 1
 
 
 def _locate(

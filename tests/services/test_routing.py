@@ -213,3 +213,9 @@ def test_demo_county_drive_times_obey_physical_bounds(
             assert ranked.route_m >= ranked.distance_m - 1.0
             assert ranked.eta_s >= ranked.distance_m / fastest_mps - 1.0
     assert reachable > 0
+
+
+def test_node_lines_splits_a_line_where_it_loops_back_on_itself() -> None:
+    lollipop = LineString([(0, 0), (10, 0), (20, 10), (20, -10), (10, 0)])
+    pieces = [list(piece.coords) for _, piece in node_lines([lollipop], tolerance=0.5)]
+    assert pieces == [[(0, 0), (10, 0)], [(10, 0), (20, 10), (20, -10), (10, 0)]]
