@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -36,7 +38,7 @@ def coverage(
 
     engine = make_engine(get_settings())
     try:
-        with session_scope(engine) as session, Progress(console=console) as bar:
+        with session_scope(engine) as session, Progress(console=console, transient=True) as bar:
             task = bar.add_task("grids", total=None)
 
             def advance(done: int, total: int) -> None:
@@ -50,17 +52,11 @@ def coverage(
         engine.dispose()
 
     table = Table(title=f"camera coverage{f' of town {town}' if town else ''}, worst first")
-    for column, justify in (
-        ("grid", "left"),
-        ("name", "left"),
-        ("town", "left"),
-        ("cameras", "right"),
-        ("area km²", "right"),
-        ("area seen", "right"),
-        ("road km", "right"),
-        ("road seen", "right"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    table.add_column("grid", no_wrap=True)
+    table.add_column("name", max_width=20, overflow="ellipsis", no_wrap=True)
+    table.add_column("town", no_wrap=True)
+    for column in ("cameras", "area km²", "area seen", "road km", "road seen"):
+        table.add_column(column, justify="right", no_wrap=True)
     for row in rows[:limit] if limit else rows:
         table.add_row(
             row.grid_code,
@@ -72,7 +68,9 @@ def coverage(
             f"{row.road_m / 1000:.2f}",
             _share(row.road_share),
         )
-    Console().print(table)
+    # Codes must not be cut: when piped (no terminal width), print wide enough for them.
+    out = Console() if sys.stdout.isatty() else Console(width=140)
+    out.print(table)
     if rows:
         mean = sum(r.area_share for r in rows) / len(rows)
         console.print(f"{len(rows)} grids; mean area seen {mean:.1%}")
