@@ -142,7 +142,9 @@ _PATHS_SQL = sa.text(
         ),
         CAST(:from_nodes AS bigint[]), CAST(:to_nodes AS bigint[]), true
     ) AS d
-    JOIN roads r ON r.id = d.edge
+    -- One primary-key lookup per path row (LIMIT 1 keeps the planner from turning this into a
+    -- hash join that would scan every road of the province).
+    CROSS JOIN LATERAL (SELECT rd.length_m FROM roads rd WHERE rd.id = d.edge LIMIT 1) AS r
     GROUP BY d.start_vid, d.end_vid
     """
 )
