@@ -2,11 +2,12 @@
 
     python -m bench.stats --database-url postgresql+psycopg://postgres:postgres@127.0.0.1:5432/gis_bench
 
-Runs ``gis.services.stats.case_figures`` grouped by town, month and platform over the whole
-history (as of the last event) ``--repeat`` times and prints the median and worst time. In the
-same run, the baseline fetches the cases and their events into pandas (COPY, numeric columns
-only) and computes the same figures there; the fetch and the computation are timed apart. The
-two results are compared group by group (received, closed, on time, reworked, extended,
+Refreshes the stored per-case facts once (timed), then runs ``gis.services.stats.case_figures``
+grouped by town, month and platform over the whole history: from the stored facts (the default
+path, ``--repeat`` runs) and exactly from the events as of the last event (``--exact-repeat``
+runs). In the same run, the baseline fetches the cases and their events into pandas (COPY,
+numeric columns only) and computes the same figures there; fetch and computation are timed
+apart. The results are compared group by group (received, closed, on time, reworked, extended,
 overdue), so the benchmark also checks the SQL against an independent implementation.
 """
 
@@ -14,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import statistics
 import sys
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -141,10 +144,46 @@ def pandas_figures(
     return out.reset_index()
 
 
+def _backend_cpu_s(session: Session) -> float | None:
+    """CPU seconds used so far by this session's PostgreSQL backend (local server, Linux)."""
+    pid = session.scalar(sa.text("SELECT pg_backend_pid()"))
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def serial_cpu_s(engine: sa.Engine, query: stats.StatsQuery) -> float | None:
+    """Backend CPU seconds of one run without parallel workers: a figure the other engineers'
+    load on a shared machine does not change (wall times do)."""
+    with Session(engine) as session:
+        session.execute(sa.text("SET max_parallel_workers_per_gather = 0"))
+        before = _backend_cpu_s(session)
+        stats.case_figures(session, query)
+        after = _backend_cpu_s(session)
+    return None if before is None or after is None else after - before
+
+
 def _time(run: Any) -> tuple[float, Any]:
     start = time.perf_counter()
     result = run()
     return time.perf_counter() - start, result
+
+
+def _agree(sql: pd.DataFrame, table: pd.DataFrame, columns: list[str], name: str) -> None:
+    """Stop with an error unless the SQL rows and the pandas rows agree on ``columns``."""
+    merged = sql[KEYS + columns].merge(
+        table[KEYS + columns], on=KEYS, how="outer", suffixes=("_sql", "_pd")
+    )
+    mismatched = [
+        column
+        for column in columns
+        if not (merged[f"{column}_sql"].fillna(-1) == merged[f"{column}_pd"].fillna(-1)).all()
+    ]
+    if mismatched:
+        sys.exit(f"MISMATCH between SQL ({name}) and pandas in: {', '.join(mismatched)}")
+    print(f"SQL ({name}) and pandas agree on {', '.join(columns)} in all {len(merged)} groups")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -152,6 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default=DEFAULT_URL)
     parser.add_argument("--repeat", type=int, default=5, help="Runs of the SQL table")
+    parser.add_argument("--exact-repeat", type=int, default=2, help="Runs of the exact SQL")
     parser.add_argument("--baseline-repeat", type=int, default=1, help="Runs of the baseline")
     args = parser.parse_args(argv)
 
@@ -167,23 +207,46 @@ def main(argv: list[str] | None = None) -> None:
     if not n_cases:
         sys.exit(f"no incidents in {args.database_url}: load the demo first (gis sample load)")
     print(f"{n_cases:,} cases, {n_events:,} events, {first:%Y-%m-%d} … {last_at:%Y-%m-%d}")
-    query = stats.StatsQuery(
-        start=first,
-        end=last_at + timedelta(seconds=1),
-        as_of=last_at,
-        group_by=("town", "month", "platform"),
+    print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores)")
+    group_by = ("town", "month", "platform")
+    end = last_at + timedelta(seconds=1)
+
+    def timed_runs(
+        query: stats.StatsQuery, repeat: int
+    ) -> tuple[list[float], list[dict[str, Any]]]:
+        timings, rows = [], []
+        for _ in range(repeat):
+            with Session(engine) as session:
+                elapsed, rows = _time(lambda s=session: stats.case_figures(s, query))
+            timings.append(elapsed)
+        return timings, rows
+
+    with Session(engine) as session:
+        refresh_s, _ = _time(lambda: stats.refresh_facts(session))
+        session.commit()
+    print(f"refresh of the stored facts (gis stats refresh): {refresh_s:.3f} s")
+
+    stored_query = stats.StatsQuery(first, end, None, group_by=group_by)
+    stored_t, stored_rows = timed_runs(stored_query, args.repeat)
+    stored = statistics.median(stored_t)
+    print(
+        f"SQL, stored facts (default): {len(stored_rows)} rows; median {stored:.3f} s, "
+        f"worst {max(stored_t):.3f} s over {len(stored_t)} runs"
+    )
+    cpu = serial_cpu_s(engine, stored_query)
+    if cpu is not None:
+        print(f"SQL, stored facts: {cpu:.2f} s of backend CPU in one serial run")
+    exact_query = stats.StatsQuery(first, end, last_at, group_by=group_by)
+    exact_t, rows = timed_runs(exact_query, args.exact_repeat)
+    exact = statistics.median(exact_t)
+    print(
+        f"SQL, exact from the events (as_of given): median {exact:.3f} s, "
+        f"worst {max(exact_t):.3f} s over {len(exact_t)} runs"
     )
 
-    timings = []
-    rows: list[dict[str, Any]] = []
-    for _ in range(args.repeat):
-        with Session(engine) as session:
-            elapsed, rows = _time(lambda s=session: stats.case_figures(s, query))
-        timings.append(elapsed)
-    print(
-        f"SQL  town×month×platform: {len(rows)} rows; median {statistics.median(timings):.3f} s, "
-        f"worst {max(timings):.3f} s over {len(timings)} runs"
-    )
+    cpu = serial_cpu_s(engine, exact_query)
+    if cpu is not None:
+        print(f"SQL, exact: {cpu:.2f} s of backend CPU in one serial run")
 
     fetches, computes = [], []
     table = pd.DataFrame()
@@ -198,25 +261,20 @@ def main(argv: list[str] | None = None) -> None:
         f"pandas baseline: fetch {statistics.median(fetches):.3f} s + compute "
         f"{statistics.median(computes):.3f} s = {baseline:.3f} s; {len(table)} rows"
     )
-    ours = statistics.median(timings)
-    print(f"ratio baseline / SQL: {baseline / ours:.1f}× (SQL is faster when > 1)")
+    print(
+        f"ratios: pandas / stored {baseline / stored:.1f}x, pandas / exact {baseline / exact:.1f}x,"
+        f" exact / stored {exact / stored:.1f}x (> 1: the first is slower)"
+    )
+    _agree(pd.DataFrame(stored_rows), table, [c for c in CHECKED if c != "overdue_open"], "stored")
 
-    sql = pd.DataFrame(rows)[KEYS + CHECKED]
-    merged = sql.merge(table[KEYS + CHECKED], on=KEYS, how="outer", suffixes=("_sql", "_pd"))
-    mismatched = [
-        column
-        for column in CHECKED
-        if not (merged[f"{column}_sql"].fillna(-1) == merged[f"{column}_pd"].fillna(-1)).all()
-    ]
-    if mismatched:
-        print(f"MISMATCH between SQL and pandas in: {', '.join(mismatched)}")
-        sys.exit(1)
-    print(f"SQL and pandas agree on {', '.join(CHECKED)} in all {len(merged)} groups")
+    sql = pd.DataFrame(rows)
+    _agree(sql, table, CHECKED, "exact")
     totals = sql[["received", "valid", "closed"]].sum()
     print(
         f"county: 受理 {totals.received:,} 件，办结 {totals.closed:,} 件，"
         f"办结率 {totals.closed / totals.valid * 100:.1f}%"
     )
+    print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     engine.dispose()
 
 

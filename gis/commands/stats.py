@@ -179,7 +179,11 @@ def errands(
 
 
 @stats_app.command("refresh")
-def refresh() -> None:
+def refresh(
+    full: bool = typer.Option(
+        False, help="Rewrite in sorted order (readers wait); e.g. nightly, to keep it fast"
+    ),
+) -> None:
     """Recompute the stored per-case facts from the event log (cron: every few minutes)."""
     import time
 
@@ -191,7 +195,7 @@ def refresh() -> None:
     started = time.perf_counter()
     try:
         with session_scope(engine) as session:
-            refreshed_at = stats.refresh_facts(session)
+            refreshed_at = stats.refresh_facts(session, full=full)
     finally:
         engine.dispose()
     Console().print(

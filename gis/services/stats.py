@@ -277,15 +277,18 @@ def last_refresh(session: Session) -> datetime | None:
     )
 
 
-def refresh_facts(session: Session) -> datetime:
+def refresh_facts(session: Session, *, full: bool = False) -> datetime:
     """Recompute the stored facts from the events; returns the time they are as of.
 
-    CONCURRENTLY: readers keep the previous facts until the new ones are in. The time is taken
-    before the refresh starts, so every event up to it is counted.
+    By default CONCURRENTLY: readers keep the previous facts until the new ones are in, and only
+    changed cases are rewritten. ``full`` rewrites the view in its sorted order (readers wait
+    meanwhile), which keeps the town × month table fast after many concurrent refreshes. The
+    time is taken before the refresh starts, so every event up to it is counted.
     """
     stamp: datetime = session.scalar(sa.text("SELECT clock_timestamp()"))
     session.execute(sa.text("SET LOCAL jit = off"))
-    session.execute(sa.text("REFRESH MATERIALIZED VIEW CONCURRENTLY incident_facts"))
+    mode = "" if full else " CONCURRENTLY"
+    session.execute(sa.text(f"REFRESH MATERIALIZED VIEW{mode} incident_facts"))
     session.execute(
         sa.text(
             "INSERT INTO stats_refreshes (name, refreshed_at) VALUES ('incident_facts', :at) "

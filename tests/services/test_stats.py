@@ -257,11 +257,14 @@ def test_on_time_uses_the_deadline_in_force_at_the_close(session: Session, catal
     assert (now["closed"], now["closed_on_time"], now["extended"], now["reworked"]) == (1, 1, 1, 1)
 
 
-@pytest.mark.parametrize("group_by", [(), ("platform",), ("town", "month"), ("grid", "unit")])
+@pytest.mark.parametrize(
+    ("group_by", "full"),
+    [((), False), (("platform",), True), (("town", "month"), False), (("grid", "unit"), False)],
+)
 def test_stored_facts_give_the_exact_figures_as_of_their_refresh(
-    session: Session, history: dict[str, int], group_by: tuple[str, ...]
+    session: Session, history: dict[str, int], group_by: tuple[str, ...], full: bool
 ) -> None:
-    refreshed_at = refresh_facts(session)
+    refreshed_at = refresh_facts(session, full=full)
     assert last_refresh(session) == refreshed_at
     stored = case_figures(session, StatsQuery(MARCH, APRIL, None, group_by=group_by))
     exact = case_figures(session, StatsQuery(MARCH, APRIL, refreshed_at, group_by=group_by))
