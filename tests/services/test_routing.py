@@ -219,3 +219,66 @@ def test_node_lines_splits_a_line_where_it_loops_back_on_itself() -> None:
     lollipop = LineString([(0, 0), (10, 0), (20, 10), (20, -10), (10, 0)])
     pieces = [list(piece.coords) for _, piece in node_lines([lollipop], tolerance=0.5)]
     assert pieces == [[(0, 0), (10, 0)], [(10, 0), (20, 10), (20, -10), (10, 0)]]
+
+
+def test_drive_times_agree_with_pgr_withpoints_on_random_places(
+    session: Session, graph: dict[str, int]
+) -> None:
+    """An independent check of the partial-segment and one-way arithmetic: pgRouting's own
+    ``pgr_withPoints`` routes from the same snapped points over the forward graph."""
+    import random
+
+    import sqlalchemy as sa
+
+    from gis.services.routing import snap_places
+
+    rng = random.Random(3)
+    units = [
+        add_unit(session, f"99WP{i:02d}", rng.uniform(-100, 3100), rng.uniform(-80, 1080))
+        for i in range(12)
+    ]
+    ids = [u.id for u in units]
+    checked = 0
+    for _ in range(4):
+        lon, lat = lonlat(rng.uniform(0, 3000), rng.uniform(-50, 50))
+        ours = drive_times(session, lon, lat, ids, options=OPTIONS)
+        place, snaps = snap_places(session, lon, lat, ids, max_snap_m=OPTIONS.max_snap_m)
+        assert place is not None
+        points = [(0, place)] + [(unit_id, snap) for unit_id, snap in snaps.items()]
+        values = ", ".join(
+            f"({index + 1}, {snap.edge}, {snap.fraction!r}, 'b')"
+            for index, (_, snap) in enumerate(points)
+        )
+        edges_sql = (
+            "SELECT id, source, target, length_m / (speed_kmh / 3.6) AS cost, "
+            "CASE WHEN oneway THEN -1 ELSE length_m / (speed_kmh / 3.6) END AS reverse_cost "
+            "FROM roads WHERE source IS NOT NULL"
+        )
+        points_sql = (
+            f"SELECT pid, edge_id, fraction, side::char AS side FROM (VALUES {values}) "
+            "AS p(pid, edge_id, fraction, side)"
+        )
+        rows = session.execute(
+            sa.text(
+                "SELECT start_pid, agg_cost FROM pgr_withPoints(CAST(:edges AS text), "
+                "CAST(:points AS text), CAST(:starts AS bigint[]), -1, true, 'b', false)"
+            ),
+            {
+                "edges": edges_sql,
+                "points": points_sql,
+                "starts": [-(index + 1) for index in range(1, len(points))],
+            },
+        ).all()
+        theirs = {points[-int(pid) - 1][0]: float(cost) for pid, cost in rows}
+        for unit_id, snap in snaps.items():
+            walk = (snap.snap_m + place.snap_m) / WALK
+            if not 0 < snap.fraction < 1:
+                # pgr_withPoints turns a point at a segment's end into that vertex and reports
+                # its route under the vertex, not the point: nothing to compare by pid.
+                continue
+            checked += 1
+            if unit_id in theirs:
+                assert ours[unit_id].eta_s == pytest.approx(theirs[unit_id] + walk, abs=0.01)
+            else:
+                assert not ours[unit_id].reachable, (unit_id, snap, ours[unit_id])
+    assert checked > 20
