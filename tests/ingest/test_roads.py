@@ -223,3 +223,20 @@ def test_cli_import_is_a_dry_run_without_commit(
         get_settings.cache_clear()
     with engine.connect() as connection:
         assert connection.execute(sa.text("SELECT count(*) FROM roads")).scalar_one() == before
+
+
+def test_shapefile_with_prj_imports_and_without_prj_needs_crs(
+    session: Session, tmp_path: Path
+) -> None:
+    line = LineString([lonlat(0, 0), lonlat(0, 400)])
+    frame = gpd.GeoDataFrame(
+        {"highway": ["secondary"], "maxspeed": ["40"]}, geometry=[line], crs=4326
+    )
+    frame.to_file(tmp_path / "roads.shp")
+    report = import_roads(session, tmp_path / "roads.shp")
+    (road,) = roads(session)
+    assert report.lines == 1 and road.speed_kmh == 40.0
+    (tmp_path / "roads.prj").unlink()
+    with pytest.raises(ValidationError, match="pass --crs"):
+        import_roads(session, tmp_path / "roads.shp")
+    assert import_roads(session, tmp_path / "roads.shp", crs="EPSG:4326").lines == 1
