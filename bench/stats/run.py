@@ -233,6 +233,10 @@ def main(argv: list[str] | None = None) -> None:
         f"SQL, stored facts (default): {len(stored_rows)} rows; median {stored:.3f} s, "
         f"worst {max(stored_t):.3f} s over {len(stored_t)} runs"
     )
+    for other in (("grid",), ("category", "week"), ("unit",)):
+        other_t, other_rows = timed_runs(stats.StatsQuery(first, end, None, group_by=other), 1)
+        name = "×".join(other)
+        print(f"SQL, stored facts by {name}: {len(other_rows)} rows in {other_t[0]:.3f} s")
     cpu = serial_cpu_s(engine, stored_query)
     if cpu is not None:
         print(f"SQL, stored facts: {cpu:.2f} s of backend CPU in one serial run")
