@@ -475,3 +475,76 @@ def test_town_plan_redraws_every_village_and_places_grids_by_overlap(
     assert (new.village_code, new.town_code, new.name) == (second, village.town, "二村一格")
     kept = session.scalars(sa.select(Grid).where(Grid.code == village.west)).one()
     assert (kept.version, kept.valid_to) == (1, None)
+
+
+def test_merging_two_demo_grids_is_valid_and_moves_exactly_their_open_cases(
+    session: Session, settings: Settings, demo: dict[str, object]
+) -> None:
+    from geoalchemy2.shape import to_shape
+    from shapely.geometry import mapping
+
+    from gis.layers.incidents import FINAL_STATUSES
+
+    # A demo village with at least two grids: merge its first two into one.
+    village_code = session.execute(
+        sa.select(Grid.village_code)
+        .where(Grid.valid_to.is_(None))
+        .group_by(Grid.village_code)
+        .having(sa.func.count() >= 2)
+        .order_by(Grid.village_code)
+        .limit(1)
+    ).scalar_one()
+    token, grids = planning.scope_version(session, PlanScope.VILLAGE, village_code)
+    first, second, *rest = grids
+    merged = to_shape(first.geom).union(to_shape(second.geom))
+    features = [
+        {
+            "type": "Feature",
+            "geometry": dict(mapping(merged)),
+            "properties": {"code": first.code, "allow_multipart": True},
+        }
+    ] + [
+        {
+            "type": "Feature",
+            "geometry": dict(mapping(to_shape(g.geom))),
+            "properties": {"code": g.code},
+        }
+        for g in rest
+    ]
+    plan = planning.create_plan(
+        session,
+        scope_level=PlanScope.VILLAGE,
+        scope_code=village_code,
+        proposed={"type": "FeatureCollection", "features": features},
+        based_on_version=token,
+        actor="planner",
+        settings=settings,
+        now=NOW,
+    )
+    errors = [i for i in plan.validation["issues"] if i["severity"] == "error"]
+    assert not errors, errors
+    assert plan.impact["grids"]["retired"] == [second.code]
+    assert plan.impact["grids"]["unchanged"] == sorted(g.code for g in rest)
+    open_in_second = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Incident)
+        .where(
+            Incident.grid_code == second.code,
+            Incident.status.not_in([s.value for s in FINAL_STATUSES]),
+        )
+    )
+    moving = plan.impact["moves"]
+    assert {m["to"] for m in moving} <= {first.code}
+    assert len(moving) == open_in_second
+    planning.apply_plan(session, plan.id, actor="planner", settings=settings, now=NOW)
+    assert (
+        session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Incident)
+            .where(
+                Incident.grid_code == second.code,
+                Incident.status.not_in([s.value for s in FINAL_STATUSES]),
+            )
+        )
+        == 0
+    )
