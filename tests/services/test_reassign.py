@@ -185,3 +185,26 @@ def test_point_inside_after_snap_is_marked_inside_again(session: Session, villag
     reassign.reassign_cases(session, actor="t", reason="r", scope=reassign.CaseScope(area_wkb=AREA))
     assert _incident(session, incident_id).location_quality == "inside"
     assert Point(118.8095, 28.905).within(box(MID, SOUTH, EAST, NORTH))
+
+
+def test_cli_reassign_is_a_dry_run_unless_commit(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from gis.commands import boundaries
+    from gis.settings import get_settings
+
+    monkeypatch.setenv("GIS_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    app = typer.Typer()
+    boundaries.register(app)
+    try:
+        result = CliRunner().invoke(app, ["reassign"])
+        assert result.exit_code == 0, result.output
+        assert "open cases" in result.output and "dry run" in result.output
+        bad = CliRunner().invoke(app, ["reassign", "--town", "999999999999"])
+        assert bad.exit_code == 2 and "no town" in bad.output
+    finally:
+        get_settings.cache_clear()
