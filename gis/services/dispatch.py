@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
 from geoalchemy2.shape import from_shape, to_shape
-from shapely.geometry import Point
+from shapely.geometry import LineString, Point
 from sqlalchemy.orm import Session
 
 from gis.errors import (
@@ -31,7 +31,7 @@ from gis.layers.units import (
     latest_fix_at,
     nearest_units,
 )
-from gis.services.routing import RouteOptions, drive_times
+from gis.services.routing import RouteOptions, drive_times, route_lines
 
 MAX_K = 50
 # Drive time is computed for this many straight-line-nearest candidates per unit asked for:
@@ -59,6 +59,7 @@ class RankedUnit:
     eta_s: float | None = None
     route_m: float | None = None
     snap_m: float | None = None
+    route: LineString | None = None  # WGS84, when asked for
 
 
 @dataclass(frozen=True)
@@ -132,11 +133,13 @@ def nearest_responders(
     available_only: bool = True,
     by: RankBy = RankBy.DISTANCE,
     options: RouteOptions | None = None,
+    with_routes: bool = False,
 ) -> NearestResult:
     """The ``k`` units nearest to a WGS84 point, by geodesic distance or by drive time.
 
     By drive time, the straight-line-nearest candidates are routed and re-ranked; reachable
-    units come first by ETA, then the unreachable ones by distance (ETA null).
+    units come first by ETA, then the unreachable ones by distance (ETA null). With
+    ``with_routes`` the returned reachable units carry their route as a line.
     """
     check_k(k)
     filters = {
@@ -171,7 +174,11 @@ def nearest_responders(
             r.unit.id,
         )
     )
-    return NearestResult(lon, lat, by, ranked[:k], len(found))
+    ranked = ranked[:k]
+    if with_routes:
+        lines = route_lines(session, [routes[r.unit.id] for r in ranked])
+        ranked = [replace(r, route=lines.get(r.unit.id)) for r in ranked]
+    return NearestResult(lon, lat, by, ranked, len(found))
 
 
 def incident_lonlat(incident: Incident) -> tuple[float, float]:
@@ -188,6 +195,7 @@ def suggested_units(
     available_only: bool = True,
     by: RankBy = RankBy.DISTANCE,
     options: RouteOptions | None = None,
+    with_routes: bool = False,
 ) -> tuple[Incident, NearestResult]:
     """The units of the type an incident's category needs, nearest to it first."""
     check_k(k)
@@ -205,6 +213,7 @@ def suggested_units(
         available_only=available_only,
         by=by,
         options=options,
+        with_routes=with_routes,
     )
     return incident, result
 

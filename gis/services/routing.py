@@ -22,13 +22,16 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
+import shapely
 import sqlalchemy as sa
 from pyproj import Transformer
 from shapely import STRtree
 from shapely.geometry import LineString, Point
+from shapely.ops import substring
 from sqlalchemy.orm import Session
 
 from gis.geo import utm_crs_for
@@ -73,6 +76,18 @@ class Snap:
 
 
 @dataclass(frozen=True)
+class Legs:
+    """How a unit's best route is made: its snap, the place's snap, and the road edges between
+    (driving order, each entered at ``nodes[i]``); no edges when it stays on one segment."""
+
+    unit: Snap
+    place: Snap
+    start_node: int | None  # the node the unit drives to first (None: same segment)
+    edges: tuple[int, ...]
+    end_node: int | None  # the node the place is reached from
+
+
+@dataclass(frozen=True)
 class DriveTime:
     """The drive from one unit to the place; ``eta_s``/``route_m`` are None when unreachable."""
 
@@ -81,6 +96,7 @@ class DriveTime:
     eta_s: float | None
     route_m: float | None
     snap_m: float | None  # the unit's off-road leg
+    legs: Legs | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -128,7 +144,8 @@ _SNAP_SQL = sa.text(
 _PATHS_SQL = sa.text(
     """
     SELECT d.start_vid AS from_node, d.end_vid AS to_node,
-           sum(d.cost) AS cost_s, sum(r.length_m) AS length_m
+           sum(d.cost) AS cost_s, sum(r.length_m) AS length_m,
+           array_agg(d.edge ORDER BY d.path_seq) AS edges
     FROM pgr_dijkstra(
         format(
             'SELECT id, target AS source, source AS target,'
@@ -263,8 +280,13 @@ def drive_times(
     to_nodes = sorted({a.node for accesses in leave.values() for a in accesses})
     from_nodes = sorted({a.node for a in arrive})
     xmin, ymin, xmax, ymax = _search_box([place, *snaps.values()], options.margin_m)
-    paths: dict[tuple[int, int], tuple[float, float]] = {
-        (int(row.from_node), int(row.to_node)): (float(row.cost_s), float(row.length_m))
+    # (incident-side node, unit-side node) -> (seconds, metres, edges from the incident side)
+    paths: dict[tuple[int, int], tuple[float, float, tuple[int, ...]]] = {
+        (int(row.from_node), int(row.to_node)): (
+            float(row.cost_s),
+            float(row.length_m),
+            tuple(int(edge) for edge in row.edges),
+        )
         for row in session.execute(
             _PATHS_SQL,
             {
@@ -279,11 +301,14 @@ def drive_times(
     }
     # pgRouting returns no row for a path from a node to itself.
     for node in set(from_nodes) & set(to_nodes):
-        paths[(node, node)] = (0.0, 0.0)
+        paths[(node, node)] = (0.0, 0.0, ())
 
     result = dict(unreachable)
     for unit_id, snap in snaps.items():
-        best: tuple[float, float] | None = _same_segment(snap, place)
+        best: tuple[float, float, Legs] | None = None
+        along = _same_segment(snap, place)
+        if along is not None:
+            best = (along[0], along[1], Legs(snap, place, None, (), None))
         for first in leave[unit_id]:
             for last in arrive:
                 path = paths.get((last.node, first.node))
@@ -291,7 +316,9 @@ def drive_times(
                     continue
                 cost = first.cost_s + path[0] + last.cost_s
                 if best is None or cost < best[0]:
-                    best = (cost, first.length_m + path[1] + last.length_m)
+                    # Found over the reversed graph: driving order is the other way round.
+                    legs = Legs(snap, place, first.node, path[2][::-1], last.node)
+                    best = (cost, first.length_m + path[1] + last.length_m, legs)
         if best is None:
             continue
         off_road_m = snap.snap_m + place.snap_m
@@ -301,8 +328,64 @@ def drive_times(
             best[0] + off_road_m / walk_mps,
             best[1] + off_road_m,
             snap.snap_m,
+            best[2],
         )
     return result
+
+
+def route_lines(session: Session, times: Iterable[DriveTime]) -> dict[int, LineString]:
+    """The route of each reachable drive as a WGS84 line: off-road leg, the rest of the unit's
+    segment, the roads, the part of the place's segment, and the last off-road leg."""
+    chosen = [t for t in times if t.legs is not None]
+    wanted = {e for t in chosen for e in t.legs.edges}  # type: ignore[union-attr]
+    wanted |= {t.legs.unit.edge for t in chosen} | {t.legs.place.edge for t in chosen}  # type: ignore[union-attr]
+    roads = {
+        int(row.id): (int(row.source), int(row.target), shapely.from_wkb(row.wkb))
+        for row in session.execute(
+            sa.text(
+                "SELECT id, source, target, ST_AsBinary(geom) AS wkb FROM roads "
+                "WHERE id = ANY(:ids)"
+            ),
+            {"ids": sorted(wanted)},
+        )
+    }
+    return {t.unit_id: _route_line(t.legs, roads) for t in chosen}  # type: ignore[arg-type]
+
+
+def _part(line: LineString, start: float, end: float) -> list[tuple[float, float]]:
+    """Coordinates of a line between two normalised positions (end < start runs backwards)."""
+    piece = substring(line, start, end, normalized=True)
+    if piece.is_empty:
+        return []
+    return [(float(c[0]), float(c[1])) for c in piece.coords]
+
+
+def _route_line(legs: Legs, roads: dict[int, tuple[int, int, LineString]]) -> LineString:
+    """Chain the pieces of one route into a line (see ``route_lines``)."""
+    unit, place = legs.unit, legs.place
+    coords: list[tuple[float, float]] = [(unit.lon, unit.lat)]
+    unit_line = roads[unit.edge][2]
+    if legs.start_node is None:  # along one segment
+        coords += _part(unit_line, unit.fraction, place.fraction)
+    else:
+        source, _, _ = roads[unit.edge]
+        coords += _part(unit_line, unit.fraction, 0.0 if legs.start_node == source else 1.0)
+        node = legs.start_node
+        for edge in legs.edges:
+            edge_source, edge_target, line = roads[edge]
+            forward = edge_source == node
+            piece = list(line.coords) if forward else list(line.coords)[::-1]
+            coords += [(float(c[0]), float(c[1])) for c in piece]
+            node = edge_target if forward else edge_source
+        place_source, _, place_line = roads[place.edge]
+        start = 0.0 if legs.end_node == place_source else 1.0
+        coords += _part(place_line, start, place.fraction)
+    coords.append((place.lon, place.lat))
+    # Drop repeated points where pieces meet.
+    chain = [coords[0]] + [c for previous, c in pairwise(coords) if c != previous]
+    if len(chain) == 1:
+        chain.append(chain[0])
+    return LineString(chain)
 
 
 # --- topology -------------------------------------------------------------------------------

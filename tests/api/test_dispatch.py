@@ -126,3 +126,23 @@ def test_suggested_units_use_the_category_unit_type(
     assert body["units"][0]["id"] == place["market"]
     assert all(u["unit_type"] == "market_office" for u in body["units"])
     assert dispatcher.get("/incidents/999999999/suggested-units").status_code == 404
+
+
+def test_nearest_by_drive_time_can_include_the_route(
+    dispatcher: TestClient, place: dict[str, int]
+) -> None:
+    lon, lat = lonlat(0, 0)
+    params = {
+        "lon": lon,
+        "lat": lat,
+        "unit_type": "police_station",
+        "by": "drive_time",
+        "k": 1,
+        "include_route": "true",
+    }
+    first = dispatcher.get("/dispatch/nearest", params=params).json()["units"][0]
+    assert first["route"]["type"] == "LineString"
+    assert first["route"]["coordinates"][0] == pytest.approx(list(lonlat(500, 0)))
+    assert first["route"]["coordinates"][-1] == pytest.approx([lon, lat])
+    plain = dispatcher.get("/dispatch/nearest", params={**params, "include_route": "false"})
+    assert plain.json()["units"][0]["route"] is None

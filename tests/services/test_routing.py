@@ -282,3 +282,50 @@ def test_drive_times_agree_with_pgr_withpoints_on_random_places(
             else:
                 assert not ours[unit_id].reachable, (unit_id, snap, ours[unit_id])
     assert checked > 20
+
+
+def _geodesic_length(line: LineString) -> float:
+    from pyproj import Geod
+
+    return float(Geod(ellps="WGS84").geometry_length(line))
+
+
+def test_route_lines_follow_the_chosen_roads(session: Session, graph: dict[str, int]) -> None:
+    from gis.services.routing import route_lines
+
+    lon, lat = lonlat(500, 0)
+    times = drive_times(session, lon, lat, list(graph.values()), options=OPTIONS)
+    lines = route_lines(session, times.values())
+    assert graph["island"] not in lines  # unreachable: no route
+    for name in ("at_c", "at_d", "at_e", "off_road"):
+        line = lines[graph[name]]
+        time = times[graph[name]]
+        # Starts at the unit, ends at the incident, and is as long as the reported route.
+        assert line.coords[-1] == pytest.approx((lon, lat))
+        assert _geodesic_length(line) == pytest.approx(time.route_m, abs=METRES), name
+    # D's fastest way is the diagonal to C, then west: the line passes through C.
+    via_c = lines[graph["at_d"]]
+    assert via_c.coords[0] == pytest.approx(lonlat(1000, 1000))
+    assert any(c == pytest.approx(lonlat(2000, 0)) for c in via_c.coords)
+    # The off-road unit's line starts 100 m north of the road, at the unit.
+    assert lines[graph["off_road"]].coords[0] == pytest.approx(lonlat(1500, 100))
+
+
+def test_route_along_the_incident_segment(session: Session, graph: dict[str, int]) -> None:
+    from gis.services.routing import route_lines
+
+    unit = add_unit(session, "99R-AB2", 900, 0)
+    lon, lat = lonlat(500, 0)
+    times = drive_times(session, lon, lat, [unit.id], options=OPTIONS)
+    line = route_lines(session, times.values())[unit.id]
+    assert _geodesic_length(line) == pytest.approx(400, abs=METRES)
+
+
+def test_nearest_with_routes_returns_lines_for_reachable_units_only(
+    session: Session, graph: dict[str, int]
+) -> None:
+    lon, lat = lonlat(500, 0)
+    result = dispatch.nearest_responders(
+        session, lon=lon, lat=lat, k=5, by=RankBy.DRIVE_TIME, options=OPTIONS, with_routes=True
+    )
+    assert [r.route is not None for r in result.units] == [True, True, True, True, False]

@@ -24,6 +24,9 @@ ByQuery = Annotated[
     RankBy, Query(description="distance (geodesic) or drive_time (over the road network)")
 ]
 AvailableQuery = Annotated[bool, Query(description="Only units whose status is available")]
+RouteQuery = Annotated[
+    bool, Query(description="With by=drive_time: each reachable unit's route as GeoJSON")
+]
 
 
 @router.get("/dispatch/nearest", response_model=NearestRead)
@@ -41,6 +44,7 @@ def nearest(
     k: KQuery = 5,
     available_only: AvailableQuery = True,
     by: ByQuery = RankBy.DISTANCE,
+    include_route: RouteQuery = False,
 ) -> NearestRead:
     """The k units nearest to a place, with distance and (by drive time) ETA and route length."""
     wgs_lon, wgs_lat = dispatch.wgs84_point(lon, lat, crs)
@@ -54,6 +58,7 @@ def nearest(
         available_only=available_only,
         by=by,
         options=RouteOptions.from_settings(settings),
+        with_routes=include_route,
     )
     return NearestRead.of(result)
 
@@ -67,6 +72,7 @@ def suggested_units(
     k: KQuery = 5,
     available_only: AvailableQuery = True,
     by: ByQuery = RankBy.DISTANCE,
+    include_route: RouteQuery = False,
 ) -> SuggestedUnitsRead:
     """Units of the type the case's category needs, nearest (or fastest) first."""
     check_town(principal, get_incident(session, incident_id).town_code, "incident")
@@ -77,6 +83,7 @@ def suggested_units(
         available_only=available_only,
         by=by,
         options=RouteOptions.from_settings(settings),
+        with_routes=include_route,
     )
     base = NearestRead.of(result)
     return SuggestedUnitsRead(

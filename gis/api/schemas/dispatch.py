@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from geoalchemy2.shape import to_shape
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from shapely.geometry import mapping
 
 from gis.layers.units import ResponderUnit, UnitStatus
 from gis.services.dispatch import NearestResult, RankBy, RankedUnit
@@ -47,6 +49,9 @@ class NearestUnit(BaseModel):
         None, description="by=drive_time: route length in metres, off-road legs included"
     )
     snap_m: float | None = Field(None, description="by=drive_time: unit's distance to its road")
+    route: dict[str, Any] | None = Field(
+        None, description="by=drive_time&include_route=true: the route, a GeoJSON LineString"
+    )
 
     @classmethod
     def of(cls, ranked: RankedUnit) -> NearestUnit:
@@ -69,6 +74,7 @@ class NearestUnit(BaseModel):
             eta_s=None if ranked.eta_s is None else round(ranked.eta_s, 1),
             route_m=None if ranked.route_m is None else round(ranked.route_m, 1),
             snap_m=None if ranked.snap_m is None else round(ranked.snap_m, 1),
+            route=None if ranked.route is None else dict(mapping(ranked.route)),
         )
 
 
