@@ -281,3 +281,19 @@ def test_stored_facts_lag_until_the_next_refresh(session: Session, history: dict
     assert (
         case_figures(session, StatsQuery(MARCH, APRIL, None))[0]["closed"] == before["closed"] + 1
     )
+
+
+def test_demo_county_reads_like_the_towns_reports(session: Session, demo: object) -> None:
+    # The generated year (intake, workflow and the demo generator share the action names):
+    # thousands of cases per town, closure rates above 99 %, on time mostly, a little rework.
+    start, end = datetime(2025, 11, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
+    rows = town_summaries(session, start=start, end=end, as_of=end)
+    assert len(rows) == 5
+    for row in rows:
+        assert row["received"] > 1_000
+        assert 0.99 <= row["closure_rate"] < 1.0
+        assert 0.9 <= row["on_time_rate"] < 1.0
+        assert row["summary"].startswith(f"{row['town_name']}：受理 {row['received']:,} 件")
+    [total] = case_figures(session, StatsQuery(start, end, end))
+    assert 0.005 < total["rework_rate"] < 0.05
+    assert 0.0 < total["extension_rate"] < 0.03
