@@ -513,7 +513,6 @@ def commit_import(
     lock_timeout_s: float = 10.0,
 ) -> dict[str, int]:
     """Write an import plan in the caller's transaction (grids: new dated versions)."""
-    now = now or utcnow()
     if plan.level is Level.GRID:
         return _commit_grids(session, plan, actor=actor, now=now, lock_timeout_s=lock_timeout_s)
     for feature in plan.added:
@@ -545,7 +544,12 @@ def commit_import(
 
 
 def _commit_grids(
-    session: Session, plan: ImportPlan, *, actor: str, now: datetime, lock_timeout_s: float
+    session: Session,
+    plan: ImportPlan,
+    *,
+    actor: str,
+    now: datetime | None,
+    lock_timeout_s: float,
 ) -> dict[str, int]:
     from gis.services import reassign
 
@@ -560,6 +564,8 @@ def _commit_grids(
         .order_by(Region.code)
         .with_for_update()
     ).all()
+    # Read the clock under the lock, so this change is never dated before one it waited for.
+    now = now or utcnow()
     towns = dict(
         session.execute(
             sa.select(Region.code, Region.parent_code).where(Region.code.in_(plan.parents))

@@ -1000,7 +1000,6 @@ def apply_plan(
     now: datetime | None = None,
 ) -> Plan:
     """Apply a draft plan in the caller's transaction (409 stale or not draft, 422 invalid)."""
-    now = now or utcnow()
     # Lock order: the scope's region rows first, then the plan row, then the grids. Every apply
     # (and import) of a scope takes the region lock first, so they queue there instead of
     # deadlocking on each other's plan rows (apply marks the other drafts superseded).
@@ -1021,6 +1020,9 @@ def apply_plan(
                 "retry in a moment"
             ) from error
         raise
+    # The clock is read once the locks are held: a change that waited for another must not be
+    # dated before it (valid_to > valid_from would fail, and history would run backwards).
+    now = now or utcnow()
     token = version_token(current)
     if token != plan.based_on_version:
         raise ConflictError(
