@@ -321,3 +321,65 @@ def test_actor_is_required(session: Session, county: County) -> None:
     incident = _case_in(session, county, "assigned")
     with pytest.raises(ValidationError, match="actor"):
         apply_action(session, incident.id, "accept", actor=" ", now=LATER)
+
+
+def test_two_concurrent_accepts_one_wins_the_other_is_refused(engine: object, catalog: int) -> None:
+    # Committed data and two real transactions: the row lock makes the second see the first.
+    import threading
+
+    from sqlalchemy import delete
+
+    from gis.layers.grids import Grid, GridMember, GridMemberGrid
+    from gis.layers.incidents import IncidentEvent
+    from gis.layers.regions import Region
+    from gis.layers.units import ResponderUnit
+
+    with Session(engine) as setup:  # type: ignore[arg-type]
+        county = build_county(setup)
+        case_id = add_case(setup, county, grid=G1, reported_at=T0, due_at=T0 + timedelta(1)).id
+        setup.commit()
+    outcomes: list[str] = []
+    first_locked = threading.Event()
+
+    def accept(name: str, hold: bool) -> None:
+        with Session(engine) as session:  # type: ignore[arg-type]
+            try:
+                apply_action(session, case_id, "accept", actor=name, now=LATER)
+                if hold:
+                    first_locked.set()
+                    threading.Event().wait(0.5)  # keep the lock while the other one queues
+                session.commit()
+                outcomes.append("accepted")
+            except InvalidTransitionError:
+                session.rollback()
+                outcomes.append("refused")
+
+    try:
+        first = threading.Thread(target=accept, args=("first", True))
+        first.start()
+        first_locked.wait(10)
+        second = threading.Thread(target=accept, args=("second", False))
+        second.start()
+        first.join(10)
+        second.join(10)
+        assert sorted(outcomes) == ["accepted", "refused"]
+        with Session(engine) as check:  # type: ignore[arg-type]
+            accepts = [e for e in list_events(check, case_id) if e.action == "accept"]
+            assert [e.actor for e in accepts] == ["first"]
+    finally:
+        with Session(engine) as cleanup:  # type: ignore[arg-type]
+            cleanup.execute(delete(IncidentEvent).where(IncidentEvent.incident_id == case_id))
+            cleanup.execute(delete(Incident).where(Incident.id == case_id))
+            cleanup.execute(
+                delete(GridMemberGrid).where(GridMemberGrid.member_id.in_(county.members.values()))
+            )
+            cleanup.execute(delete(GridMember).where(GridMember.id.in_(county.members.values())))
+            cleanup.execute(
+                delete(ResponderUnit).where(ResponderUnit.id.in_(county.units.values()))
+            )
+            cleanup.execute(delete(Grid).where(Grid.code.in_(["W1-G1", "W1-G2", "W2-G3"])))
+            for level in ("village", "town", "county"):
+                cleanup.execute(
+                    delete(Region).where(Region.level == level, Region.code.like("9801%"))
+                )
+            cleanup.commit()
