@@ -344,6 +344,11 @@ class ImportPlan:
 
 def same_geometry(a: BaseGeometry, b: BaseGeometry) -> bool:
     """Equal shapes: vertex-for-vertex within 1e-9° (~0.1 mm), or topologically equal."""
+    # Compare like with like: a Polygon and the MultiPolygon of it are the same boundary.
+    if isinstance(a, Polygon):
+        a = MultiPolygon([a])
+    if isinstance(b, Polygon):
+        b = MultiPolygon([b])
     na, nb = shapely.normalize(a), shapely.normalize(b)
     return bool(na.equals_exact(nb, 1e-9)) or bool(a.equals(b))
 

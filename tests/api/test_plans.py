@@ -136,6 +136,8 @@ def test_plan_with_a_gap_is_stored_but_apply_is_422(planner: TestClient, village
     assert not created.json()["valid"]
     gap = next(i for i in created.json()["validation"]["issues"] if i["kind"] == "gap")
     assert gap["geometry"]["type"] == "MultiPolygon" and gap["area_m2"] > 500_000
+    page = planner.get(f"/plans/{created.json()['id']}/map")
+    assert page.status_code == 200 and "#d32f2f" in page.text  # the gap, in red
     refused = planner.post(f"/plans/{created.json()['id']}/apply")
     assert refused.status_code == 422
     assert refused.json()["code"] == "plan_invalid"

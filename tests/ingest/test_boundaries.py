@@ -147,6 +147,24 @@ def test_gcj02_override_moves_a_polygon_back_by_the_gcj_offset(tmp_path: Path) -
     assert 500 < offset < 700  # the GCJ-02 offset around Quzhou is ~590 m
 
 
+def test_bd09_and_cgcs2000_lonlat_files_land_on_the_known_polygon(tmp_path: Path) -> None:
+    from gis.geo import wgs84_to_bd09
+
+    ring = np.array(KNOWN.exterior.coords)
+    lon, lat = wgs84_to_bd09(ring[:, 0], ring[:, 1])
+    baidu = _write(
+        gpd.GeoDataFrame({"code": ["B"]}, geometry=[Polygon(zip(lon, lat, strict=True))]),
+        tmp_path / "baidu.geojson",
+    )
+    assert same_geometry(read_boundaries(baidu, crs="BD-09").features[0].geom, KNOWN)
+    cgcs = _write(
+        gpd.GeoDataFrame({"code": ["C"]}, geometry=[KNOWN], crs="EPSG:4490"), tmp_path / "c.gpkg"
+    )
+    read = read_boundaries(cgcs)
+    assert read.declared_crs == "EPSG:4490"
+    assert read.features[0].geom.symmetric_difference(KNOWN).area < 1e-14  # centimetres
+
+
 def test_amap_shapefile_read_as_gcj02_puts_every_quzhou_town_in_its_county(
     session: Session,
 ) -> None:
