@@ -177,6 +177,11 @@ def get_service(session: Session, code: str) -> Service:
     service = session.get(Service, code)
     if service is None:
         known = session.scalars(sa.select(Service.code).order_by(Service.code)).all()
+        if not known:
+            raise UnknownCodeError(
+                f"unknown service {code!r}: the service catalog is empty; load data/services.json "
+                "(gis.layers.errands.load_services, run by `gis db migrate`)"
+            )
         raise UnknownCodeError(f"unknown service {code!r}; known services: {', '.join(known)}")
     return service
 
