@@ -81,27 +81,17 @@ def area_m2(geom: BaseGeometry | None) -> float:
 
 
 def polygonal(geom: BaseGeometry | None) -> MultiPolygon:
-    """The polygonal parts of any geometry (collections from overlay included) as a MultiPolygon."""
+    """The polygonal parts of any geometry (overlay and make_valid results included)."""
     if geom is None or geom.is_empty:
         return MultiPolygon()
-    parts = [p for p in shapely.get_parts(geom) if isinstance(p, Polygon) and not p.is_empty]
-    nested = [
-        q
-        for p in shapely.get_parts(geom)
-        if not isinstance(p, Polygon)
-        for q in shapely.get_parts(polygonal_collection(p))
-    ]
-    return MultiPolygon([*parts, *nested])
-
-
-def polygonal_collection(geom: BaseGeometry) -> MultiPolygon:
-    """Polygons inside a MultiPolygon or GeometryCollection (one level down)."""
-    if isinstance(geom, MultiPolygon):
-        return geom
-    if isinstance(geom, Polygon):
-        return MultiPolygon([geom])
-    polys = [p for p in shapely.get_parts(geom) if isinstance(p, Polygon)]
-    return MultiPolygon(polys)
+    polygons: list[Polygon] = []
+    for part in shapely.get_parts(geom):
+        if isinstance(part, Polygon):
+            if not part.is_empty:
+                polygons.append(part)
+        elif hasattr(part, "geoms"):  # a MultiPolygon inside a GeometryCollection
+            polygons.extend(polygonal(part).geoms)
+    return MultiPolygon(polygons)
 
 
 def geojson(geom: BaseGeometry | None) -> dict[str, Any] | None:
