@@ -548,3 +548,38 @@ def test_merging_two_demo_grids_is_valid_and_moves_exactly_their_open_cases(
         )
         == 0
     )
+
+
+def test_apply_waiting_too_long_for_a_concurrent_change_is_a_conflict(
+    engine: Engine, settings: Settings, catalog: int
+) -> None:
+    prefix = "330899078"
+    impatient = settings.model_copy(update={"plan_lock_timeout_s": 0.3})
+    with Session(engine) as setup:
+        village = make_village(setup, prefix=prefix)
+        token, _ = planning.scope_version(setup, PlanScope.VILLAGE, village.village)
+        plan_id = planning.create_plan(
+            setup,
+            scope_level=PlanScope.VILLAGE,
+            scope_code=village.village,
+            proposed=thirds(village),
+            based_on_version=token,
+            actor="p",
+            settings=settings,
+        ).id
+        setup.commit()
+    try:
+        with Session(engine) as holder, Session(engine) as waiter:
+            # Another change (an import, say) holds the village.
+            holder.execute(
+                sa.text("SELECT code FROM regions WHERE code = :c FOR UPDATE"),
+                {"c": village.village},
+            )
+            with pytest.raises(ConflictError, match="retry in a moment"):
+                planning.apply_plan(waiter, plan_id, actor="p", settings=impatient)
+            waiter.rollback()
+            holder.rollback()
+        with Session(engine) as check:
+            assert len(list_grids(check, village_code=village.village)) == 2
+    finally:
+        _drop_village(engine, prefix)
