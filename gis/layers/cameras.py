@@ -8,11 +8,12 @@ from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
-from geoalchemy2 import Geography, WKBElement
+from geoalchemy2 import WKBElement
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gis.errors import NotFoundError
 from gis.layers.base import Base, TZDateTime, check_in, geometry, utcnow
+from gis.layers.units import GEOGRAPHY
 
 
 class CameraKind(StrEnum):
@@ -68,9 +69,9 @@ def _seeing_query(online_only: bool) -> sa.Select[Any]:
         ),
         4326,
     )
-    distance = sa.func.ST_Distance(sa.cast(Camera.geom, Geography), sa.cast(point, Geography), True)
+    distance = sa.func.ST_Distance(sa.cast(Camera.geom, GEOGRAPHY), sa.cast(point, GEOGRAPHY), True)
     bearing = sa.func.degrees(
-        sa.func.ST_Azimuth(sa.cast(Camera.geom, Geography), sa.cast(point, Geography))
+        sa.func.ST_Azimuth(sa.cast(Camera.geom, GEOGRAPHY), sa.cast(point, GEOGRAPHY))
     )
     query = sa.select(Camera, distance, bearing).where(sa.func.ST_Covers(Camera.view, point))
     if online_only:
