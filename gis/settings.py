@@ -115,6 +115,13 @@ class Settings(BaseSettings):
     public_layers: bool = Field(
         True, description="Grid boundaries, regions, categories and cameras readable without one."
     )
+    stats_stale_after_s: float = Field(
+        900.0,
+        ge=0,
+        le=7 * 86_400,
+        description="Statistics without as_of come from the stored facts (gis stats refresh) "
+        "unless these are older than this (seconds); then they are computed exactly as of now.",
+    )
     sla_escalate_after_h: float = Field(
         24.0,
         ge=0,

@@ -48,6 +48,7 @@ def _run(
     output: str,
 ) -> None:
     import json
+    from datetime import timedelta
 
     from rich.table import Table
 
@@ -68,9 +69,17 @@ def _run(
         begin = _moment(start, "from") or datetime(
             stop.astimezone(SHANGHAI).year, 1, 1, tzinfo=SHANGHAI
         )
-        clock = _moment(as_of, "as-of")  # None: the stored facts as of their last refresh
+        settings = get_settings()
+        clock = _moment(as_of, "as-of")
         towns = None if town is None else (town,)
         with session_scope(engine) as session:
+            # None: the stored facts, unless they are stale (then exact as of now).
+            clock = stats.choose_as_of(
+                session,
+                clock,
+                now=now,
+                stale_after=timedelta(seconds=settings.stats_stale_after_s),
+            )
             if kind == "cases":
                 dims = stats.parse_group_by(group_by)
                 query = stats.StatsQuery(

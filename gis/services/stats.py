@@ -29,7 +29,7 @@ import csv
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -297,6 +297,19 @@ def refresh_facts(session: Session, *, full: bool = False) -> datetime:
         {"at": stamp},
     )
     return stamp
+
+
+def choose_as_of(
+    session: Session, requested: datetime | None, *, now: datetime, stale_after: timedelta
+) -> datetime | None:
+    """The ``as_of`` to query with: the requested time; else ``None`` (the stored facts) when
+    they are fresher than ``stale_after``; else ``now`` (exact, slower, never silently stale)."""
+    if requested is not None:
+        return requested
+    refreshed = last_refresh(session)
+    if refreshed is None or refreshed < now - stale_after:
+        return now
+    return None
 
 
 def figures_as_of(session: Session, query: StatsQuery) -> datetime:

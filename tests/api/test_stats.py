@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
@@ -120,3 +122,19 @@ def test_without_as_of_the_figures_come_from_the_last_refresh(
 
 def test_refresh_is_for_the_county(town_2_room: TestClient) -> None:
     assert town_2_room.post("/stats/refresh").status_code == 403
+
+
+def test_stale_stored_facts_are_not_served_silently(
+    county_room: TestClient, session: Session, history: dict
+) -> None:
+    # Never refreshed since long ago: the figures are computed exactly as of now instead.
+    session.execute(sa.text("UPDATE stats_refreshes SET refreshed_at = '2020-01-01T00:00:00Z'"))
+    reply = county_room.get("/stats/cases", params=WINDOW).json()
+    as_of = datetime.fromisoformat(reply["as_of"])
+    assert abs(as_of - datetime.now(UTC)) < timedelta(minutes=5)
+    assert reply["rows"][0]["received"] == 12
+
+
+def test_months_are_dates_in_json(county_room: TestClient, history: dict) -> None:
+    rows = county_room.get("/stats/cases", params={**AS_OF, "group_by": "month"}).json()["rows"]
+    assert [row["month"] for row in rows] == ["2026-03-01"]

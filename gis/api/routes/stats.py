@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from gis.api.deps import SessionDep
+from gis.api.deps import SessionDep, SettingsDep
 from gis.api.schemas.stats import StatsTable
 from gis.api.security import WATCH, allow
 from gis.errors import NotFoundError
@@ -32,6 +32,8 @@ class Window:
     def __init__(
         self,
         request: Request,
+        session: SessionDep,
+        settings: SettingsDep,
         start: Annotated[
             datetime | None,
             Query(alias="from", description="Cases received from (default: 1 January, CST)"),
@@ -43,7 +45,8 @@ class Window:
             datetime | None,
             Query(
                 description="Read outcomes exactly from the events up to this time; without it, "
-                "from the stored facts as of their last refresh (fast; see POST /stats/refresh)"
+                "from the stored facts as of their last refresh (fast; POST /stats/refresh), or "
+                "exactly as of now when those are older than GIS_STATS_STALE_AFTER_S"
             ),
         ] = None,
         format: Annotated[
@@ -55,7 +58,9 @@ class Window:
         self.start = start or datetime(self.end.astimezone(SHANGHAI).year, 1, 1, tzinfo=SHANGHAI)
         if self.start >= self.end:
             self.start = self.end - timedelta(days=1) if start is None else self.start
-        self.as_of = as_of
+        self.as_of = stats.choose_as_of(
+            session, as_of, now=now, stale_after=timedelta(seconds=settings.stats_stale_after_s)
+        )
         accept = request.headers.get("accept", "")
         self.format: Format = format or ("csv" if _CSV in accept else "json")
 
