@@ -416,3 +416,12 @@ def test_geojson_written_by_export_is_plain_wgs84(
     (feature,) = data["features"]
     assert feature["properties"]["code"] == village.village
     assert shapely.geometry.shape(feature["geometry"]).equals(box(WEST, SOUTH, EAST, NORTH))
+
+
+def test_datav_province_file_repairs_exactly_the_two_invalid_cities() -> None:
+    read = read_boundaries(realdata("datav/330000_full.json"), crs="GCJ-02", code_field="adcode")
+    # The README: 宁波市 330200 and 舟山市 330900 self-intersect; the other nine are valid.
+    assert sorted(p.code or "" for p in read.repaired) == ["330200", "330900"]
+    assert all("Self-intersection" in p.reason for p in read.repaired)
+    assert not read.rejected and len(read.features) == 11
+    assert all(f.geom.is_valid for f in read.features)
