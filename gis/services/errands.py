@@ -2,7 +2,8 @@
 
 States: requested → collecting (the member collects the papers) → submitted (to the approver) →
 approved | rejected → delivered (the result is brought back). ``cancel`` ends an errand before it
-is submitted. Every change appends an ``errand_events`` row; the caller commits.
+is submitted; ``assign`` gives it to a member (from the town queue, or a handover). Every change
+appends an ``errand_events`` row; the caller commits.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from gis.errors import InvalidTransitionError, NotFoundError, ValidationError
 from gis.layers.base import query_point, utcnow
 from gis.layers.errands import Errand, ErrandEvent, ErrandStatus, get_service
+from gis.layers.grids import GridMember
 from gis.services.assignment import locate
 from gis.services.deadlines import DEFAULT_CALENDAR, WorkingCalendar
 from gis.services.intake import checked_wgs84
@@ -31,6 +33,7 @@ class ErrandAction(StrEnum):
     """What can happen to an errand."""
 
     REQUEST = "request"
+    ASSIGN = "assign"
     COLLECT = "collect"
     SUBMIT = "submit"
     APPROVE = "approve"
@@ -42,6 +45,9 @@ class ErrandAction(StrEnum):
 # THE errand transition table: action → {state before → state after}.
 TRANSITIONS: Mapping[ErrandAction, Mapping[ErrandStatus | None, ErrandStatus]] = {
     ErrandAction.REQUEST: {None: E.REQUESTED},
+    # The command room gives a queued errand (home outside every grid) to a member, or hands
+    # one over while the papers are still being collected; the state does not change.
+    ErrandAction.ASSIGN: {E.REQUESTED: E.REQUESTED, E.COLLECTING: E.COLLECTING},
     ErrandAction.COLLECT: {E.REQUESTED: E.COLLECTING},
     ErrandAction.SUBMIT: {E.COLLECTING: E.SUBMITTED},
     ErrandAction.APPROVE: {E.SUBMITTED: E.APPROVED},
@@ -205,6 +211,7 @@ def apply_errand_action(
     actor: str,
     note: str | None = None,
     applicant_trips: int | None = None,
+    member_id: int | None = None,
     now: datetime | None = None,
 ) -> ErrandActionResult:
     """Move an errand along its table; ``deliver`` records how many trips the applicant made."""
@@ -234,6 +241,16 @@ def apply_errand_action(
         data["applicant_trips"] = applicant_trips
     elif applicant_trips is not None:
         raise ValidationError("applicant_trips is recorded on deliver only")
+    if known is ErrandAction.ASSIGN:
+        member = None if member_id is None else session.get(GridMember, member_id)
+        if member is None or not member.active:
+            raise ValidationError("assign needs member_id: an active grid member")
+        if member.id == errand.member_id:
+            raise ValidationError(f"the errand is already with member {member.id}")
+        data.update(from_member_id=errand.member_id, member_id=member.id)
+        errand.member_id = member.id
+    elif member_id is not None:
+        raise ValidationError("member_id is given on assign only")
     if known is ErrandAction.SUBMIT:
         errand.submitted_at = now
     elif known in (ErrandAction.APPROVE, ErrandAction.REJECT):

@@ -53,7 +53,7 @@ def test_request_is_routed_and_runs_to_delivery(hotline: TestClient, county: Cou
     errand = reply.json()
     assert errand["member"]["id"] == county.members[G2]
     assert errand["grid_code"] == G2
-    assert errand["allowed_actions"] == ["collect", "cancel"]
+    assert errand["allowed_actions"] == ["assign", "collect", "cancel"]
     assert reply.headers["location"] == f"/errands/{errand['id']}"
     for action in ("collect", "submit", "approve"):
         step = hotline.post(f"/errands/{errand['id']}/actions", json={"action": action})
@@ -103,7 +103,7 @@ def test_out_of_order_action_is_409(hotline: TestClient, county: County) -> None
         f"/errands/{errand['id']}/actions", json={"action": "deliver", "applicant_trips": 0}
     )
     assert reply.status_code == 409
-    assert reply.json()["allowed_actions"] == ["collect", "cancel"]
+    assert reply.json()["allowed_actions"] == ["assign", "collect", "cancel"]
 
 
 def test_unknown_errand_is_404(hotline: TestClient, county: County) -> None:

@@ -132,8 +132,8 @@ def test_mainland_numbers_are_accepted(phone: str) -> None:
 @pytest.mark.parametrize(
     ("status", "allowed"),
     [
-        ("requested", ["collect", "cancel"]),
-        ("collecting", ["submit", "cancel"]),
+        ("requested", ["assign", "collect", "cancel"]),
+        ("collecting", ["assign", "submit", "cancel"]),
         ("submitted", ["approve", "reject"]),
         ("approved", ["deliver"]),
         ("rejected", ["deliver"]),
@@ -169,7 +169,7 @@ def test_errand_actions_out_of_order_are_409(
     session: Session, county: County, settings: Settings
 ) -> None:
     errand = _ask(session, settings, 111.015, 31.005)
-    with pytest.raises(InvalidTransitionError, match="allowed actions: collect, cancel"):
+    with pytest.raises(InvalidTransitionError, match="allowed actions: assign, collect, cancel"):
         _walk(session, errand.id, [(1, "deliver", {"applicant_trips": 0})])
     with pytest.raises(ValidationError, match="reason"):
         _walk(session, errand.id, [(1, "cancel", {})])
@@ -227,3 +227,15 @@ def test_errand_figures_count_zero_trips_and_time_to_delivery(
     }
     assert by_grid[G3]["zero_trip_share"] == 0.0
     assert by_grid[G2]["requested"] == 2
+
+
+def test_queued_errand_is_assigned_to_a_member(
+    session: Session, county: County, settings: Settings
+) -> None:
+    errand = _ask(session, settings, 111.038, 31.005)
+    with pytest.raises(ValidationError, match="member_id"):
+        _walk(session, errand.id, [(1, "assign", {})])
+    _walk(session, errand.id, [(1, "assign", {"member_id": county.members[G3]})])
+    assert (errand.status, errand.member_id) == ("requested", county.members[G3])
+    with pytest.raises(ValidationError, match="already"):
+        _walk(session, errand.id, [(2, "assign", {"member_id": county.members[G3]})])

@@ -134,6 +134,7 @@ def act_on_errand(
         actor=principal.name if principal is not None else (body.actor or ""),
         note=body.note,
         applicant_trips=body.applicant_trips,
+        member_id=body.member_id,
     )
     reply = errand_read(session, result.errand)
     session.commit()

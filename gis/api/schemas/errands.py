@@ -53,13 +53,15 @@ class ErrandActionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     action: str = Field(
-        max_length=30, description="collect, submit, approve, reject, deliver or cancel"
+        max_length=30,
+        description="assign, collect, submit, approve, reject, deliver or cancel",
     )
     actor: str | None = Field(None, max_length=100, description="Who acts (without a token)")
     note: str | None = Field(None, max_length=2_000, description="Required for reject, cancel")
     applicant_trips: int | None = Field(
         None, ge=0, le=50, description="deliver: trips the applicant made in person (0 = 零跑腿)"
     )
+    member_id: int | None = Field(None, ge=1, description="assign: the grid member taking it")
 
 
 class Member(BaseModel):
