@@ -77,8 +77,9 @@ class Snap:
 
 @dataclass(frozen=True)
 class Legs:
-    """How a unit's best route is made: its snap, the place's snap, and the road edges between
-    (driving order, each entered at ``nodes[i]``); no edges when it stays on one segment."""
+    """How a unit's best route is made: its snap, the place's snap, the node it drives to first,
+    the road edges in driving order and the node it reaches the place's segment from (both
+    nodes None when it stays on one segment)."""
 
     unit: Snap
     place: Snap
