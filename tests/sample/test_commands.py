@@ -1,0 +1,48 @@
+"""`gis sample …`: the boundary files regenerate identically; a load never overwrites data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gis.sample.boundaries import BOUNDARIES_DIR, LAYER_FILES
+from gis.sample.commands import app
+from gis.settings import get_settings
+from tests.conftest import SAMPLE_SEED
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def settings_of_test_database(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The CLI's settings pointed at the test database for one test."""
+    monkeypatch.setenv("GIS_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_boundaries_command_writes_the_committed_files(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["boundaries", "--seed", str(SAMPLE_SEED), "--path", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    for layer in LAYER_FILES:
+        written = (tmp_path / f"{layer}.geojson").read_bytes()
+        assert written == (BOUNDARIES_DIR / f"{layer}.geojson").read_bytes()
+
+
+def test_load_command_refuses_a_database_that_holds_data(
+    demo: dict[str, object], settings_of_test_database: None
+) -> None:
+    result = runner.invoke(app, ["load", "--seed", str(SAMPLE_SEED), "--no-progress"])
+    assert result.exit_code == 2
+    assert "already holds data" in result.output
+    assert "--replace" in result.output
+
+
+def test_load_command_rejects_a_bad_end_date() -> None:
+    result = runner.invoke(app, ["load", "--end", "yesterday", "--no-progress"])
+    assert result.exit_code == 2
+    assert "ISO date" in result.output
