@@ -9,7 +9,9 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 import folium
+from branca.element import MacroElement
 from folium import plugins
+from folium.template import Template
 
 from gis.layers.categories import PLATFORM_NAMES_ZH, Platform
 from gis.maps.base import (
@@ -220,7 +222,9 @@ def _swatch(colour: str, label: str, *, square: bool = False, ring: str | None =
     )
 
 
-def _heat_layers(m: folium.Map, data: CommandRoomData, project: Projector) -> None:
+def _heat_layers(
+    m: folium.Map, data: CommandRoomData, project: Projector
+) -> plugins.HeatMapWithTime:
     if data.heat:
         peak = max(cell.count for cell in data.heat)
         latlons = project.points([c.lon for c in data.heat], [c.lat for c in data.heat])
@@ -241,7 +245,7 @@ def _heat_layers(m: folium.Map, data: CommandRoomData, project: Projector) -> No
                 for (lat, lon), cell in zip(latlons, frame.cells, strict=True)
             ]
         )
-    plugins.HeatMapWithTime(
+    time_view = plugins.HeatMapWithTime(
         frames,
         index=[frame.label for frame in data.frames],
         name=TIME_LAYER,
@@ -251,7 +255,36 @@ def _heat_layers(m: folium.Map, data: CommandRoomData, project: Projector) -> No
         auto_play=False,
         show=False,
         position="bottomright",
-    ).add_to(m)
+    )
+    time_view.add_to(m)
+    return time_view
+
+
+class _ShowWithLayer(MacroElement):
+    """Shows the time view's slider only while its layer is switched on."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        (function () {
+            var map = {{ this.map.get_name() }};
+            var layer = {{ this.layer.get_name() }};
+            var control = {{ this.layer._control_name }};
+            function sync() {
+                control.getContainer().style.display = map.hasLayer(layer) ? '' : 'none';
+            }
+            map.on('overlayadd overlayremove', sync);
+            sync();
+        })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, m: folium.Map, layer: plugins.HeatMapWithTime) -> None:
+        super().__init__()
+        self._name = "ShowWithLayer"
+        self.map = m
+        self.layer = layer
 
 
 # The cases of a layer travel as short rows [lat, lon, kind, unit, id, grid, deadline]; "kind"
@@ -439,12 +472,14 @@ def build_command_room_map(
         style_function=lambda _: {"color": "#222222", "weight": 3, "fill": False, "dashArray": "6"},
     ).add_to(m)
     grids_legend = _grids_layer(m, data.grids, metric, project)
-    _heat_layers(m, data, project)
+    time_view = _heat_layers(m, data, project)
     _case_layer(m, OPEN_LAYER, data.open_cases, False, project)
     _case_layer(m, OVERDUE_LAYER, data.overdue_cases, True, project)
     _units_layer(m, data.units, project)
     _cameras_layer(m, data.cameras, project)
     add_layer_control(m)
+    # After the layer control, whose events it listens to.
+    _ShowWithLayer(m, time_view).add_to(m)
     add_panel(
         m,
         _title(data),
@@ -454,7 +489,7 @@ def build_command_room_map(
     add_panel(
         m,
         _legend(data, grids_legend),
-        css="bottom:28px;left:10px;max-height:60vh;overflow:auto",
+        css="bottom:52px;left:10px;max-height:60vh;overflow:auto",
         element_id="gis-legend",
     )
     return m

@@ -93,7 +93,9 @@ def build_village_grids_map(
             [lat, lon],
             icon=folium.DivIcon(
                 html=(
-                    '<div style="transform:translate(-50%,-50%);white-space:nowrap;'
+                    # inline-block: shrink to the text, so the -50% shift centres it.
+                    '<div style="display:inline-block;transform:translate(-50%,-50%);'
+                    "white-space:nowrap;"
                     "text-align:center;font:12px/1.3 sans-serif;text-shadow:0 0 3px #fff,"
                     f'0 0 3px #fff"><b>{esc(grid.code)}</b><br>{esc(grid.name)}<br>'
                     f"{esc(members)}</div>"
