@@ -303,9 +303,17 @@ _CATEGORY_SQL = sa.text(
 )
 
 
+_JSON_FIELDS = ("photos", "cameras", "possible_duplicates")
+
+
 def _detail(row: Any) -> IncidentDetail:
     """An ``IncidentDetail`` from a row of the reply SELECT."""
-    return IncidentDetail(**row._asdict())
+    values = row._asdict()
+    for name in _JSON_FIELDS:
+        # psycopg decodes json/jsonb; asyncpg hands over the text.
+        if isinstance(values[name], str):
+            values[name] = json.loads(values[name])
+    return IncidentDetail(**values)
 
 
 def _duplicate_params(settings: Settings) -> dict[str, float]:

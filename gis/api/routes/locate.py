@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from gis.api.deps import SessionDep, SettingsDep
-from gis.api.routes.incidents import use_autocommit
+from gis.api.deps import SessionDep
+from gis.api.routes.incidents import AppSettingsDep, use_autocommit
 from gis.api.schemas.incidents import LocateRead, SourcePoint
 from gis.db import translate_db_errors
 from gis.errors import ValidationError
@@ -21,7 +21,7 @@ router = APIRouter(tags=["locate"])
 @router.get("/locate", response_model=LocateRead)
 def locate_point(
     session: SessionDep,
-    settings: SettingsDep,
+    settings: AppSettingsDep,
     lon: Annotated[float, Query(description="Longitude in `crs`")],
     lat: Annotated[float, Query(description="Latitude in `crs`")],
     crs: Annotated[
