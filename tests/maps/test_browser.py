@@ -176,9 +176,9 @@ def test_command_room_page_draws_in_chromium_with_every_layer_and_no_script_erro
     page.keyboard.press("Escape")
     assert "高家镇 综合信息指挥室 — Gaojia command room" in page.inner_text("#gis-title")
     # The time view starts off, its slider hidden; switched on, the plugin must run cleanly.
-    assert page.locator(".timecontrol-play").is_hidden()
+    assert page.locator(".timecontrol-play.play").is_hidden()
     page.get_by_text(cr.TIME_LAYER).click()
-    page.wait_for_selector(".timecontrol-play", timeout=10_000)
+    page.wait_for_selector(".timecontrol-play.play", timeout=10_000)
     page.wait_for_timeout(300)
     page.screenshot(path=str(tmp_path / "command-room.png"))
     assert (tmp_path / "command-room.png").stat().st_size > 10_000
