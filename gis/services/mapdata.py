@@ -10,6 +10,7 @@ statistics service.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -48,8 +49,13 @@ LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 DEFAULT_PERIOD = timedelta(days=30)
 DEFAULT_CELL_M = 250.0
 MIN_CELL_M, MAX_CELL_M = 25.0, 5_000.0
-# The time view bins twice as coarsely: it carries one set of cells per frame.
-TIME_CELL_FACTOR = 2.0
+# The time view bins at least twice as coarsely: it carries one set of cells per frame.
+TIME_CELL_FACTOR = 2
+# Most (frame, cell) pairs the time view ships; past that its cells double until it fits, so a
+# year of a million cases cannot blow the page up (~25 bytes a pair: about 1.5 MB at most).
+TIME_VIEW_BUDGET = 60_000
+# Most heatmap cells over the town's bounding box; a smaller cell_m is refused.
+MAX_HEAT_CELLS = 40_000
 MAX_FRAMES = 200
 # Days up to which the automatic time step is a day; longer periods go by week.
 AUTO_DAILY_MAX_DAYS = 62
@@ -193,6 +199,23 @@ class PeriodFigures:
     grids: dict[str | None, tuple[int, int, int]]
 
 
+def _coarsen(
+    per_frame: list[dict[tuple[int, int], int]], factor: int, budget: int
+) -> tuple[int, list[dict[tuple[int, int], int]]]:
+    """Merge cells ``factor`` x ``factor`` (doubling the factor) until the pairs fit ``budget``."""
+    while True:
+        coarse: list[dict[tuple[int, int], int]] = []
+        for cells in per_frame:
+            merged: dict[tuple[int, int], int] = {}
+            for (x, y), n in cells.items():
+                key = (x // factor, y // factor)
+                merged[key] = merged.get(key, 0) + n
+            coarse.append(merged)
+        if sum(len(cells) for cells in coarse) <= budget or factor >= 1024:
+            return factor, coarse
+        factor *= 2
+
+
 def period_figures(
     session: Session,
     *,
@@ -202,6 +225,7 @@ def period_figures(
     cell_m: float = DEFAULT_CELL_M,
     platform: str | None = None,
     category: str | None = None,
+    time_budget: int = TIME_VIEW_BUDGET,
 ) -> PeriodFigures:
     """Cases of the period per ``cell_m`` cell (the heatmap), per coarser cell and local day or
     week (the time view; every frame present) and per grid, from ONE aggregate in PostGIS.
@@ -236,16 +260,15 @@ def period_figures(
         .group_by(sa.text("1"), sa.text("2"), sa.text("3"), Incident.grid_code)
     )
     fine: dict[tuple[int, int], int] = {}
-    coarse: list[dict[tuple[int, int], int]] = [{} for _ in starts]
+    per_frame: list[dict[tuple[int, int], int]] = [{} for _ in starts]
     grids: dict[str | None, tuple[int, int, int]] = {}
-    factor = int(TIME_CELL_FACTOR)
     for frame, x, y, grid, n, closed, on_time in session.execute(query):
         fine[(x, y)] = fine.get((x, y), 0) + n
-        cells = coarse[min(max(frame, 0), len(starts) - 1)]
-        key = (x // factor, y // factor)
-        cells[key] = cells.get(key, 0) + n
+        cells = per_frame[min(max(frame, 0), len(starts) - 1)]
+        cells[(x, y)] = cells.get((x, y), 0) + n
         total0, closed0, on_time0 = grids.get(grid, (0, 0, 0))
         grids[grid] = (total0 + n, closed0 + closed, on_time0 + on_time)
+    factor, coarse = _coarsen(per_frame, TIME_CELL_FACTOR, time_budget)
     coarse_binning = _Binning(binning.x0, binning.y0, binning.dx * factor, binning.dy * factor)
     heat = [HeatCell(*binning.centre(x, y), n) for (x, y), n in sorted(fine.items())]
     frames = [
@@ -455,6 +478,20 @@ def town_cameras(session: Session, *, town_code: str) -> list[CameraView]:
     ]
 
 
+def _check_cell_count(area: Area, cell_m: float) -> None:
+    """Refuse a cell so small that the town's heatmap would carry too many cells."""
+    minx, miny, maxx, maxy = area.bounds
+    per_lon, per_lat = _metres_per_degree((minx + maxx) / 2, (miny + maxy) / 2)
+    width_m, height_m = (maxx - minx) * per_lon, (maxy - miny) * per_lat
+    cells = (width_m / cell_m + 1) * (height_m / cell_m + 1)
+    if cells > MAX_HEAT_CELLS:
+        smallest = math.ceil(math.sqrt(width_m * height_m / MAX_HEAT_CELLS) * 1.05)
+        raise ValidationError(
+            f"cell_m={cell_m:g} would cut this town ({width_m / 1000:.1f} x "
+            f"{height_m / 1000:.1f} km) into ~{cells:,.0f} cells; use cell_m >= {smallest}"
+        )
+
+
 def towns_with_cases(session: Session) -> list[str]:
     """Codes of the towns that have at least one case, in code order."""
     has_cases = sa.exists().where(Incident.town_code == Region.code)
@@ -503,6 +540,7 @@ def command_room_data(
         raise ValidationError("max_markers must be zero or more")
     _check_filters(session, platform, category)
     area = get_town_area(session, town_code)
+    _check_cell_count(area, cell_m)
     chosen = choose_step(period, step)
     common: dict[str, Any] = {"platform": platform, "category": category}
     figures = period_figures(

@@ -13,6 +13,8 @@ from gis.services.mapdata import (
     TimeStep,
     choose_step,
     command_room_data,
+    get_town_area,
+    period_figures,
     resolve_period,
     village_grids_data,
 )
@@ -192,3 +194,29 @@ def test_village_grids_carry_members_households_and_population(
         ("G1", ["李一"], 100, 300),
         ("G2", ["王二"], 200, 600),
     ]
+
+
+def test_time_view_cells_grow_until_the_frames_fit_the_budget(
+    session: Session, town: dict[str, int]
+) -> None:
+    area = get_town_area(session, TOWN)
+    period = resolve_period(SINCE, UNTIL)
+    roomy = period_figures(session, area=area, period=period, step=TimeStep.DAY)
+    tight = period_figures(session, area=area, period=period, step=TimeStep.DAY, time_budget=1)
+    assert sum(len(f.cells) for f in roomy.frames) == 6  # two cases share a cell on 5 October
+    # Six days have cases, so a budget of one pair is never met: the cells grow to their limit,
+    # where each day's cases fall in a single cell.
+    assert all(len(f.cells) <= 1 for f in tight.frames)
+    assert sum(c.count for f in tight.frames for c in f.cells) == EXPECTED.period_total
+    assert tight.heat == roomy.heat  # the heatmap keeps its cell size
+
+
+def test_a_cell_too_small_for_the_town_is_refused_with_the_smallest_allowed(
+    session: Session, town: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gis.services import mapdata
+
+    monkeypatch.setattr(mapdata, "MAX_HEAT_CELLS", 100)
+    with pytest.raises(ValidationError, match=r"use cell_m >= \d+"):
+        _data(session, cell_m=100)
+    _data(session, cell_m=500)  # 8 x 7 cells: fine
