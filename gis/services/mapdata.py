@@ -52,14 +52,16 @@ MIN_CELL_M, MAX_CELL_M = 25.0, 5_000.0
 # The time view bins at least twice as coarsely: it carries one set of cells per frame.
 TIME_CELL_FACTOR = 2
 # Most (frame, cell) pairs the time view ships; past that its cells double until it fits, so a
-# year of a million cases cannot blow the page up (~25 bytes a pair: about 1.5 MB at most).
-TIME_VIEW_BUDGET = 60_000
-# Most heatmap cells over the town's bounding box; a smaller cell_m is refused.
-MAX_HEAT_CELLS = 40_000
+# year of a million cases cannot blow the page up (~32 bytes a pair: about 1 MB at most).
+TIME_VIEW_BUDGET = 30_000
+# Most heatmap cells over the town's bounding box (~0.8 MB); a smaller cell_m is refused.
+MAX_HEAT_CELLS = 25_000
 MAX_FRAMES = 200
 # Days up to which the automatic time step is a day; longer periods go by week.
 AUTO_DAILY_MAX_DAYS = 62
 DEFAULT_MAX_MARKERS = 2_000
+# ~65 bytes a marker: 5,000 open plus 5,000 overdue stay near 0.65 MB.
+MAX_MARKERS = 5_000
 # Grid outlines are simplified to about a metre: invisible on screen, and the page shrinks.
 SIMPLIFY_DEG = 0.00001
 _OPEN = sorted(status.value for status in OPEN_STATUSES)
@@ -536,8 +538,8 @@ def command_room_data(
     period = resolve_period(since, until, now=now)
     if not MIN_CELL_M <= cell_m <= MAX_CELL_M:
         raise ValidationError(f"cell_m must be between {MIN_CELL_M:g} and {MAX_CELL_M:g} metres")
-    if max_markers < 0:
-        raise ValidationError("max_markers must be zero or more")
+    if not 0 <= max_markers <= MAX_MARKERS:
+        raise ValidationError(f"max_markers must be between 0 and {MAX_MARKERS}")
     _check_filters(session, platform, category)
     area = get_town_area(session, town_code)
     _check_cell_count(area, cell_m)

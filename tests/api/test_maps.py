@@ -109,6 +109,7 @@ def test_tianditu_with_a_key_serves_its_tiles(
         ({"since": "yesterday"}, 422, "validation_error"),
         ({"step": "hour"}, 422, "validation_error"),
         ({"max_markers": "-1"}, 422, "validation_error"),
+        ({"max_markers": "5001"}, 422, "validation_error"),
         ({"since": "2024-01-01", "until": "2026-01-01", "step": "day"}, 422, "validation_error"),
     ],
 )

@@ -14,6 +14,7 @@ from gis.services.mapdata import (
     DEFAULT_CELL_M,
     DEFAULT_MAX_MARKERS,
     MAX_CELL_M,
+    MAX_MARKERS,
     MIN_CELL_M,
     TimeStep,
 )
@@ -49,7 +50,7 @@ StepQuery = Annotated[
 ]
 MaxMarkersQuery = Annotated[
     int,
-    Query(ge=0, le=20_000, description="Most open (and, separately, overdue) cases drawn"),
+    Query(ge=0, le=MAX_MARKERS, description="Most open (and, separately, overdue) cases drawn"),
 ]
 
 DEFAULTS = {"cell_m": DEFAULT_CELL_M, "max_markers": DEFAULT_MAX_MARKERS}
