@@ -33,7 +33,11 @@ def _client(app: Any, principal: Principal) -> Iterator[TestClient]:
 
 @pytest.fixture
 def county_room(app: Any) -> Iterator[TestClient]:
-    yield from _client(app, Principal(user_id=None, name="county", role=Role.COUNTY))
+    # Scoped to the hand-made towns: the demo county may share the database.
+    principal = Principal(
+        user_id=None, name="county", role=Role.COUNTY, town_codes=frozenset({TOWN_1, TOWN_2})
+    )
+    yield from _client(app, principal)
 
 
 @pytest.fixture

@@ -45,8 +45,10 @@ def test_sweep_flags_overdue_and_escalates_past_the_threshold(
             now=NOW - timedelta(days=4, minutes=-minutes),
         )
     result = sweep(session, now=NOW, escalate_after_hours=24)
-    assert result.flagged_ids == sorted([just_late.id, very_late.id])
-    assert result.escalated_ids == [very_late.id]
+    # Only the hand-made cases are checked: the demo county may share the database.
+    mine = {on_time.id, just_late.id, very_late.id, resolved_late.id}
+    assert mine & set(result.flagged_ids) == {just_late.id, very_late.id}
+    assert mine & set(result.escalated_ids) == {very_late.id}
     session.refresh(on_time)
     session.refresh(just_late)
     session.refresh(very_late)
@@ -77,9 +79,10 @@ def test_a_second_sweep_at_the_same_time_does_nothing(session: Session, county: 
 def test_the_clock_decides_what_is_late(session: Session, county: County) -> None:
     case = _case(session, county, due_in_hours=-2)
     earlier = sweep(session, now=NOW - timedelta(hours=3), escalate_after_hours=0)
-    assert (earlier.flagged_ids, earlier.escalated_ids) == ([], [])
+    assert case.id not in earlier.flagged_ids + earlier.escalated_ids
     later = sweep(session, now=NOW + timedelta(hours=23), escalate_after_hours=24)
-    assert (later.flagged_ids, later.escalated_ids) == ([case.id], [case.id])
+    assert case.id in later.flagged_ids
+    assert case.id in later.escalated_ids
 
 
 def test_extension_clears_the_overdue_flag(session: Session, county: County) -> None:
@@ -97,7 +100,7 @@ def test_extension_clears_the_overdue_flag(session: Session, county: County) -> 
     )
     assert case.overdue_at is None
     result = sweep(session, now=NOW + timedelta(days=1), escalate_after_hours=24)
-    assert result.flagged_ids == []
+    assert case.id not in result.flagged_ids
 
 
 def test_naive_clock_is_refused(session: Session) -> None:
