@@ -6,7 +6,7 @@ Every coordinate here is WGS84 lon/lat; the builders shift them for a GCJ-02 bas
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from shapely.geometry.base import BaseGeometry
@@ -152,7 +152,6 @@ class CommandRoomData:
     units: list[UnitPoint]
     cameras: list[CameraView]
     total_incidents: int = 0
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

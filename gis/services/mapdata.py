@@ -22,7 +22,7 @@ from geoalchemy2.shape import to_shape
 from shapely import from_wkb
 from sqlalchemy.orm import Session
 
-from gis.errors import ValidationError
+from gis.errors import UnknownCodeError, ValidationError
 from gis.geo import geodesic_distance_m
 from gis.layers.cameras import Camera
 from gis.layers.categories import Category, Platform, get_category
@@ -507,8 +507,6 @@ def towns_with_cases(session: Session) -> list[str]:
 
 def _check_filters(session: Session, platform: str | None, category: str | None) -> None:
     if platform is not None and platform not in set(Platform):
-        from gis.errors import UnknownCodeError
-
         known = ", ".join(p.value for p in Platform)
         raise UnknownCodeError(f"unknown platform {platform!r}; known platforms: {known}")
     if category is not None:
