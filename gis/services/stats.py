@@ -95,12 +95,17 @@ WITH cases AS (
           {case_filters}
 ), closes AS (
     -- Read per action through the (action, incident_id, at) index: only the events that
-    -- decide an outcome, not the report/assign/accept/start that every case has.
+    -- decide an outcome, not the report/assign/accept/start that every case has; only those
+    -- of the cohort (a town or a month: index probes instead of a scan of every close).
     SELECT incident_id, max(at) AS last_close FROM incident_events
-    WHERE action = 'close' AND at >= :start AND at <= :as_of GROUP BY incident_id
+    WHERE action = 'close' AND at >= :start AND at <= :as_of
+      AND incident_id IN (SELECT id FROM cases)
+    GROUP BY incident_id
 ), resolves AS (
     SELECT incident_id, max(at) AS last_resolve FROM incident_events
-    WHERE action = 'resolve' AND at >= :start AND at <= :as_of GROUP BY incident_id
+    WHERE action = 'resolve' AND at >= :start AND at <= :as_of
+      AND incident_id IN (SELECT id FROM cases)
+    GROUP BY incident_id
 ), rare AS (
     SELECT incident_id,
            max(at) FILTER (WHERE action = 'reopen') AS last_reopen,
@@ -114,18 +119,19 @@ WITH cases AS (
     FROM incident_events
     WHERE action IN ('reopen', 'return', 'cancel', 'mark_duplicate', 'extend', 'reassign',
                      'escalate')
-      AND at >= :start AND at <= :as_of
+      AND at >= :start AND at <= :as_of AND incident_id IN (SELECT id FROM cases)
     GROUP BY incident_id
 ), last_extension AS (
     SELECT DISTINCT ON (incident_id) incident_id, (data ->> 'due_at')::timestamptz AS due_at
     FROM incident_events
     WHERE action = 'extend' AND at >= :start AND at <= :as_of
+      AND incident_id IN (SELECT id FROM cases)
     ORDER BY incident_id, at DESC, id DESC
 ), first_extension AS (
     SELECT DISTINCT ON (incident_id) incident_id,
            (data ->> 'previous_due_at')::timestamptz AS original_due_at
     FROM incident_events
-    WHERE action = 'extend' AND at >= :start
+    WHERE action = 'extend' AND at >= :start AND incident_id IN (SELECT id FROM cases)
     ORDER BY incident_id, at, id
 ), facts AS (
     SELECT c.*,
