@@ -86,6 +86,11 @@ class GridMetric(StrEnum):
     ON_TIME = "on_time"  # 按期办结率
 
 
+METRIC_SHORT = {
+    GridMetric.LOAD: "每千户 load",
+    GridMetric.CLOSURE: "办结率 closure",
+    GridMetric.ON_TIME: "按期率 on time",
+}
 METRIC_LABELS = {
     GridMetric.LOAD: "每千户案件 Cases per 1,000 households",
     GridMetric.CLOSURE: "办结率 Closure rate",
@@ -131,16 +136,32 @@ def _format_value(value: float, metric: GridMetric) -> str:
     return f"{value:.1f}" if metric is GridMetric.LOAD else _pct(value)
 
 
-def _grids_layer(
-    m: folium.Map, grids: list[GridStat], metric: GridMetric, project: Projector
-) -> str:
-    """The choropleth; returns its legend HTML."""
+def _metric_scale(grids: list[GridStat], metric: GridMetric) -> tuple[dict[str, str], str]:
+    """Each grid's fill for one metric, and that metric's legend rows."""
     palette = LOAD_PALETTE if metric is GridMetric.LOAD else RATE_PALETTE
     values = [v for v in (_metric(g, metric) for g in grids) if v is not None]
     edges = _classes(values) if values else []
+    fills = {
+        grid.code: _colour(_metric(grid, metric), edges, palette) if edges else NO_DATA
+        for grid in grids
+    }
+    rows = []
+    lower = min(values) if values else 0.0
+    for edge, colour in zip(edges, palette, strict=False):  # no edges without values
+        label = f"{_format_value(lower, metric)} – {_format_value(edge, metric)}"
+        rows.append(_swatch(colour, label, square=True))
+        lower = edge
+    rows.append(_swatch(NO_DATA, "无数据 no data", square=True))
+    return fills, "".join(rows)
+
+
+def _grids_layer(
+    m: folium.Map, grids: list[GridStat], metric: GridMetric, project: Projector
+) -> tuple[folium.GeoJson, str]:
+    """The choropleth, with every metric's colours so the page can switch; and its legend."""
+    scales = {each: _metric_scale(grids, each) for each in GridMetric}
     features = []
     for grid in grids:
-        value = _metric(grid, metric)
         features.append(
             {
                 "type": "Feature",
@@ -158,7 +179,8 @@ def _grids_layer(
                     "on_time": _pct(grid.on_time_rate),
                     "open": grid.open,
                     "overdue": grid.overdue,
-                    "fill": _colour(value, edges, palette) if edges else NO_DATA,
+                    "fill": scales[metric][0][grid.code],
+                    **{f"fill_{each.value}": scales[each][0][grid.code] for each in GridMetric},
                 },
             }
         )
@@ -186,7 +208,7 @@ def _grids_layer(
         "未结 Open",
         "超期 Overdue",
     ]
-    folium.GeoJson(
+    layer = folium.GeoJson(
         {"type": "FeatureCollection", "features": features},
         name=GRIDS_LAYER,
         style_function=lambda f: {
@@ -201,15 +223,46 @@ def _grids_layer(
         if features
         else None,
         smooth_factor=0.5,
-    ).add_to(m)
-    rows = []
-    lower = min(values) if values else 0.0
-    for edge, colour in zip(edges, palette, strict=False):  # no edges without values
-        label = f"{_format_value(lower, metric)} – {_format_value(edge, metric)}"
-        rows.append(_swatch(colour, label, square=True))
-        lower = edge
-    rows.append(_swatch(NO_DATA, "无数据 no data", square=True))
-    return f"<b>{esc(METRIC_LABELS[metric])}</b><br>" + "".join(rows)
+    )
+    layer.add_to(m)
+    # A switch between the three colourings, and one legend block per metric (one shown).
+    switch = "".join(
+        f'<label style="margin-right:6px"><input type="radio" name="gis-metric" '
+        f'value="{each.value}"{" checked" if each is metric else ""} '
+        f'onchange="gisSetMetric(this.value)"> {esc(METRIC_SHORT[each])}</label>'
+        for each in GridMetric
+    )
+    hidden = ' style="display:none"'
+    blocks = "".join(
+        f'<div class="gis-metric" data-metric="{each.value}"{"" if each is metric else hidden}>'
+        f"<b>{esc(METRIC_LABELS[each])}</b><br>{scales[each][1]}</div>"
+        for each in GridMetric
+    )
+    return layer, f'<div id="gis-metric-switch">{switch}</div>{blocks}'
+
+
+class _MetricSwitch(MacroElement):
+    """Recolours the grids by the chosen metric and shows that metric's legend, in the page."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        window.gisSetMetric = function (metric) {
+            {{ this.layer.get_name() }}.setStyle(function (feature) {
+                return {fillColor: feature.properties['fill_' + metric]};
+            });
+            document.querySelectorAll('.gis-metric').forEach(function (block) {
+                block.style.display = block.dataset.metric === metric ? '' : 'none';
+            });
+        };
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, layer: folium.GeoJson) -> None:
+        super().__init__()
+        self._name = "MetricSwitch"
+        self.layer = layer
 
 
 def _swatch(colour: str, label: str, *, square: bool = False, ring: str | None = None) -> str:
@@ -471,7 +524,8 @@ def build_command_room_map(
         name=BOUNDARY_LAYER,
         style_function=lambda _: {"color": "#222222", "weight": 3, "fill": False, "dashArray": "6"},
     ).add_to(m)
-    grids_legend = _grids_layer(m, data.grids, metric, project)
+    grids, grids_legend = _grids_layer(m, data.grids, metric, project)
+    _MetricSwitch(grids).add_to(m)
     time_view = _heat_layers(m, data, project)
     _case_layer(m, OPEN_LAYER, data.open_cases, False, project)
     _case_layer(m, OVERDUE_LAYER, data.overdue_cases, True, project)

@@ -175,6 +175,19 @@ def test_command_room_page_draws_in_chromium_with_every_layer_and_no_script_erro
     assert "期限 Deadline: 2026-10-10 09:00" in popup and "网格 Grid G3" in popup
     page.keyboard.press("Escape")
     assert "高家镇 综合信息指挥室 — Gaojia command room" in page.inner_text("#gis-title")
+    # Recolour the grids by closure rate in the page: every grid takes its closure colour and
+    # the legend shows that scale instead of the load one.
+    page.check("input[name=gis-metric][value=closure]")
+    recoloured = page.evaluate(
+        "(() => { const k = Object.keys(window).find(k => k.startsWith('geo_json_') && "
+        "window[k].getLayers && window[k].getLayers().some(l => l.feature && "
+        "l.feature.properties.fill_closure)); const ls = window[k].getLayers(); "
+        "return ls.length > 0 && ls.every(l => l.options.fillColor === "
+        "l.feature.properties.fill_closure); })()"
+    )
+    assert recoloured is True
+    assert page.is_visible(".gis-metric[data-metric=closure]")
+    assert page.is_hidden(".gis-metric[data-metric=load]")
     # The time view starts off, its slider hidden; switched on, the plugin must run cleanly.
     assert page.locator(".timecontrol-play.play").is_hidden()
     page.get_by_text(cr.TIME_LAYER).click()

@@ -269,3 +269,19 @@ def test_a_town_without_grids_cameras_units_or_cases_still_renders(
     m = build_command_room_map(data)
     assert set(feature_counts(m).values()) == {0, 1}  # only the town boundary has a feature
     assert "高家镇" in render(m)
+
+
+def test_the_page_can_switch_the_grid_colouring_between_the_three_metrics(
+    session: Session, town: dict[str, int]
+) -> None:
+    m = build_command_room_map(_data(session), metric=GridMetric.CLOSURE)
+    grids = _layer(m, cr.GRIDS_LAYER)
+    g2 = next(f["properties"] for f in grids.data["features"] if f["properties"]["code"] == "G2")
+    assert g2["fill"] == g2["fill_closure"] == cr.RATE_PALETTE[0]
+    assert g2["fill_on_time"] == cr.NO_DATA
+    assert g2["fill_load"] in cr.LOAD_PALETTE
+    html = render(m)
+    assert "window.gisSetMetric = function (metric)" in html
+    assert '<div class="gis-metric" data-metric="closure"><b>办结率 Closure rate</b>' in html
+    assert '<div class="gis-metric" data-metric="load" style="display:none">' in html
+    assert 'value="closure" checked' in html
