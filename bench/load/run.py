@@ -1,0 +1,254 @@
+"""Bounded load run on loopback over a realistic mix of requests.
+
+Serves the API with uvicorn (``--workers``) on the demo county of ``--database-url`` and sends,
+from ``--concurrency`` asyncio clients for ``--seconds``, a mix of: report intake (POST
+/incidents), locate, nearest responders, a town's statistics and a command-room map. Prints, per
+endpoint and overall, requests, errors (anything that is not the expected status), throughput and
+p50/p99 latency; exits non-zero if any request failed.
+
+    python -m bench.load.run --database-url postgresql+psycopg://…/gis_load --seconds 60
+
+The database must hold the demo county (``gis sample load``); an admin token is made for the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+# (name, weight): what a command room's day looks like — mostly reports and lookups.
+MIX = [
+    ("intake", 35),
+    ("locate", 25),
+    ("nearest", 20),
+    ("stats", 15),
+    ("map", 5),
+]
+
+
+@dataclass
+class Results:
+    """Latencies and failures per endpoint."""
+
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    failures: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+
+def free_port() -> int:
+    """A free loopback TCP port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def prepare(url: str) -> tuple[str, list[tuple[float, float]], list[str]]:
+    """An admin token, points inside grids, and town codes from the database."""
+    from gis.layers.users import Role
+    from gis.services import access
+
+    engine = sa.create_engine(url)
+    with Session(engine) as session:
+        session.execute(sa.text("DELETE FROM users WHERE name = 'bench-load'"))
+        token = access.issue_token(
+            session, access.add_user(session, name="bench-load", role=Role.ADMIN)
+        )
+        points = [
+            (float(x), float(y))
+            for x, y in session.execute(
+                sa.text(
+                    "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p FROM grids "
+                    "WHERE valid_to IS NULL ORDER BY md5(code) LIMIT 500) AS s"
+                )
+            )
+        ]
+        towns = list(
+            session.scalars(
+                sa.text("SELECT code FROM regions WHERE level = 'town' ORDER BY code LIMIT 5")
+            )
+        )
+        session.commit()
+    engine.dispose()
+    if not points or not towns:
+        raise SystemExit("the database holds no demo county: run `gis sample load` first")
+    return token, points, towns
+
+
+def request_for(
+    kind: str, rng: random.Random, points: list[tuple[float, float]], towns: list[str]
+) -> tuple[str, str, dict[str, object], int]:
+    """(method, path, httpx kwargs, expected status) for one request of ``kind``."""
+    lon, lat = rng.choice(points)
+    if kind == "intake":
+        body = {
+            "category": rng.choice(
+                [
+                    "cooking_fume",
+                    "road_hazard",
+                    "food_safety",
+                    "neighbour_dispute",
+                    "document_errand",
+                ]
+            ),
+            "location": {"lon": lon, "lat": lat},
+            "description": "load test",
+            "reporter": {"kind": "grid_member", "id": "bench"},
+        }
+        return (
+            "POST",
+            "/incidents",
+            {"json": body, "headers": {"Idempotency-Key": str(uuid.uuid4())}},
+            201,
+        )
+    if kind == "locate":
+        return "GET", "/locate", {"params": {"lon": lon, "lat": lat}}, 200
+    if kind == "nearest":
+        return (
+            "GET",
+            "/dispatch/nearest",
+            {"params": {"lon": lon, "lat": lat, "k": 5, "platform": "governance"}},
+            200,
+        )
+    if kind == "stats":
+        return (
+            "GET",
+            "/stats/cases",
+            {"params": {"group_by": "platform", "town": rng.choice(towns)}},
+            200,
+        )
+    return "GET", "/maps/command-room", {"params": {"town": rng.choice(towns)}}, 200
+
+
+async def client(
+    worker: int,
+    base: str,
+    token: str,
+    points: list[tuple[float, float]],
+    towns: list[str],
+    deadline: float,
+    results: Results,
+) -> None:
+    """Send requests back to back until the deadline."""
+    rng = random.Random(worker)
+    kinds = [k for k, _ in MIX]
+    weights = [w for _, w in MIX]
+    async with httpx.AsyncClient(
+        base_url=base, timeout=60, headers={"Authorization": f"Bearer {token}"}
+    ) as http:
+        while time.monotonic() < deadline:
+            kind = rng.choices(kinds, weights)[0]
+            method, path, kwargs, expected = request_for(kind, rng, points, towns)
+            started = time.perf_counter()
+            try:
+                response = await http.request(method, path, **kwargs)  # type: ignore[arg-type]
+                status, text = response.status_code, response.text[:200]
+            except httpx.HTTPError as error:
+                status, text = -1, repr(error)
+            results.latencies[kind].append(time.perf_counter() - started)
+            if status != expected:
+                results.failures[kind].append(f"{status}: {text}")
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-quantile (0–1) of values, in milliseconds."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def main() -> int:
+    """Run the load and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    token, points, towns = prepare(args.database_url)
+    port = free_port()
+    env = {**os.environ, "GIS_DATABASE_URL": args.database_url, "GIS_DB_POOL_SIZE": "20"}
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "gis.api.app:create_app",
+            "--factory",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        results = Results()
+        started = time.monotonic()
+        deadline = started + args.seconds
+
+        async def run_all() -> None:
+            await asyncio.gather(
+                *(
+                    client(i, base, token, points, towns, deadline, results)
+                    for i in range(args.concurrency)
+                )
+            )
+
+        asyncio.run(run_all())
+        elapsed = time.monotonic() - started
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    print(
+        f"concurrency {args.concurrency}, {args.seconds:.0f} s, {args.workers} workers, "
+        f"{os.cpu_count()} cores"
+    )
+    print(f"{'endpoint':<10}{'requests':>10}{'errors':>8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
+    everything: list[float] = []
+    errors = 0
+    for kind, _ in MIX:
+        values = results.latencies[kind]
+        everything += values
+        errors += len(results.failures[kind])
+        if values:
+            print(
+                f"{kind:<10}{len(values):>10}{len(results.failures[kind]):>8}"
+                f"{len(values) / elapsed:>9.1f}{pct(values, 0.5):>9.1f}{pct(values, 0.99):>9.1f}"
+            )
+    print(
+        f"{'all':<10}{len(everything):>10}{errors:>8}{len(everything) / elapsed:>9.1f}"
+        f"{pct(everything, 0.5):>9.1f}{pct(everything, 0.99):>9.1f}"
+    )
+    print(f"median of all: {statistics.median(everything) * 1000:.1f} ms")
+    for kind, failures in results.failures.items():
+        for failure in failures[:3]:
+            print(f"FAIL {kind}: {failure}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
