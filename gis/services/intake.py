@@ -213,23 +213,27 @@ LEFT JOIN responder_units AS u ON u.id = src.unit_id
 # Unit choice (属地管理): an available unit of the category's type with jurisdiction over the
 # town; else one with jurisdiction over the county (traffic police, say); else the nearest one
 # of any town of the same county. Nearest by the exact ellipsoidal distance; a county holds a
-# few dozen units of a type, so ranking them all is cheaper than a KNN probe per tier.
+# few dozen units of a type, so ranking them all is cheaper than a KNN probe per tier. The
+# jurisdictions are listed first (index lookups) and joined to the units by code: a filter
+# ``jurisdiction_code IN (... OR ...)`` made PostgreSQL rescan regions for every unit.
 _UNIT_GEOG = f"({POINT_SQL})::geography"
 _UNIT_CTE = f"""
 unit AS (
-    SELECT u.id, ST_Distance(u.geom::geography, {_UNIT_GEOG}) AS d,
-           CASE WHEN u.jurisdiction_code = loc.town_code THEN 0
-                WHEN u.jurisdiction_code = loc.county_code THEN 1
-                ELSE 2 END AS tier
+    SELECT u.id, ST_Distance(u.geom::geography, {_UNIT_GEOG}) AS d, j.tier
     FROM loc
+    CROSS JOIN LATERAL (
+        SELECT loc.town_code AS code, 0 AS tier WHERE loc.town_code IS NOT NULL
+        UNION ALL
+        SELECT loc.county_code, 1 WHERE loc.county_code IS NOT NULL
+        UNION ALL
+        SELECT r.code, 2 FROM regions AS r
+         WHERE r.parent_code = loc.county_code AND r.code IS DISTINCT FROM loc.town_code
+    ) AS j
     JOIN responder_units AS u
-      ON u.unit_type = CAST(:unit_type AS text) AND u.status = 'available'
-     AND u.jurisdiction_code IN (
-            SELECT r.code FROM regions AS r
-             WHERE r.code = loc.town_code OR r.code = loc.county_code
-                OR r.parent_code = loc.county_code)
+      ON u.jurisdiction_code = j.code AND u.unit_type = CAST(:unit_type AS text)
+     AND u.status = 'available'
     WHERE loc.covered
-    ORDER BY tier, d, u.id
+    ORDER BY j.tier, d, u.id
     LIMIT 1
 )"""  # noqa: S608 -- constants only
 
