@@ -29,20 +29,29 @@ PLAN = (Role.PLANNER,)
 MANAGE_LAYERS = (Role.DISPATCHER, Role.COMMAND_ROOM, Role.COUNTY)
 
 
+# A browser opening a map page cannot send a bearer header: /login puts the token in this
+# HttpOnly cookie instead, and it is accepted wherever the header is.
+TOKEN_COOKIE = "gis_token"
+
+
 def get_principal(
     request: Request,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal | None:
-    """The caller, or ``None`` when the request carries no token."""
+    """The caller (bearer header, else the login cookie), or ``None`` without a token."""
     cached = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
-    if credentials is None:
-        if request.headers.get("authorization"):
-            raise AuthenticationError("use the header 'Authorization: Bearer <token>'")
+    if credentials is not None:
+        token = credentials.credentials
+    elif request.headers.get("authorization"):
+        raise AuthenticationError("use the header 'Authorization: Bearer <token>'")
+    elif request.cookies.get(TOKEN_COOKIE):
+        token = request.cookies[TOKEN_COOKIE]
+    else:
         return None
-    principal = authenticate(session, credentials.credentials)
+    principal = authenticate(session, token)
     request.state.principal = principal
     return principal
 

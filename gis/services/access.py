@@ -198,3 +198,10 @@ def demo_users(session: Session, *, town_code: str | None = None) -> list[DemoTo
         token = issue_token(session, user, valid_for=timedelta(days=30))
         tokens.append(DemoToken(user.name, role.value, town_code if scoped else "all", token))
     return tokens
+
+
+def token_expiry(session: Session, token: str) -> datetime | None:
+    """When a token expires (``None``: never)."""
+    return session.scalar(
+        sa.select(ApiToken.expires_at).where(ApiToken.token_hash == hash_token(token))
+    )
