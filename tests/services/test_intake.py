@@ -341,3 +341,54 @@ def test_occurred_at_in_the_future_is_rejected(
         report_incident(session, report, settings=settings, now=NOW)
     slightly = make_report(110.005, 30.005, occurred_at=(NOW + timedelta(minutes=2)).isoformat())
     assert report_incident(session, slightly, settings=settings, now=NOW).created
+
+
+def test_reports_in_the_demo_county_follow_jurisdiction_and_nearest_unit(
+    demo: dict[str, object], session: Session, settings: Settings
+) -> None:
+    """On the realistic demo county: grid by ST_Covers, unit by tier then geodesic distance."""
+    geod = Geod(ellps="WGS84")
+    points = session.execute(
+        sa.text(
+            "SELECT ST_X(p), ST_Y(p) FROM (SELECT (ST_Dump(ST_GeneratePoints(geom, 1, 11))).geom"
+            " AS p FROM grids WHERE valid_to IS NULL ORDER BY md5(code) LIMIT 30) AS s"
+        )
+    ).all()
+    units = session.execute(
+        sa.text(
+            "SELECT u.id, u.unit_type, u.jurisdiction_code, r.parent_code, ST_X(u.geom),"
+            " ST_Y(u.geom) FROM responder_units u JOIN regions r ON r.code = u.jurisdiction_code"
+            " WHERE u.status = 'available'"
+        )
+    ).all()
+    categories = ["public_security_hazard", "traffic_accident", "food_safety", "cooking_fume"]
+    for i, (lon, lat) in enumerate(points):
+        category = categories[i % len(categories)]
+        d = report_incident(
+            session, make_report(lon, lat, category=category), settings=settings
+        ).incident
+        covering = session.execute(
+            sa.text(
+                "SELECT code FROM grids WHERE valid_to IS NULL AND ST_Covers(geom,"
+                " ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) ORDER BY code LIMIT 1"
+            ),
+            {"lon": lon, "lat": lat},
+        ).scalar_one()
+        assert d.grid_code == covering and d.location_quality in ("inside", "on_edge")
+        unit_type = session.execute(
+            sa.text("SELECT unit_type FROM categories WHERE code = :c"), {"c": category}
+        ).scalar_one()
+        of_type = [u for u in units if u.unit_type == unit_type]
+        tiers = (
+            [u for u in of_type if u.jurisdiction_code == d.town_code],
+            [u for u in of_type if u.jurisdiction_code == d.county_code],
+            [u for u in of_type if u.parent_code == d.county_code],
+        )
+        eligible = next((tier for tier in tiers if tier), [])
+        if not eligible:
+            assert d.unit_id is None and d.unit_note
+            continue
+        distances = [geod.inv(lon, lat, u[4], u[5])[2] for u in eligible]
+        best = int(np.argmin(distances))
+        assert d.unit_id == eligible[best].id
+        assert d.unit_distance_m == pytest.approx(distances[best], abs=0.001)
