@@ -1,0 +1,80 @@
+"""`gis report` from the shell: prints the assignment, replays a key, explains bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from gis.layers.incidents import Incident
+from gis.settings import Settings, get_settings
+from tests.services.intake_fixtures import GRID_A, build_area, delete_area
+
+
+@pytest.fixture
+def committed_area(
+    engine: Engine, settings: Settings, catalog: int, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """The hand-made county committed (the CLI opens its own sessions), removed afterwards."""
+    monkeypatch.setenv("GIS_DATABASE_URL", settings.database_url)
+    get_settings.cache_clear()
+    with Session(engine) as setup:
+        build_area(setup)
+        setup.commit()
+    try:
+        yield
+    finally:
+        with Session(engine) as cleanup:
+            delete_area(cleanup)
+            cleanup.commit()
+        get_settings.cache_clear()
+
+
+def _run(*args: str) -> Any:
+    from gis.cli import app
+
+    return CliRunner().invoke(app, ["report", *args], env={"COLUMNS": "120"})
+
+
+def test_report_prints_grid_unit_and_deadline_and_a_key_replays(
+    committed_area: None, engine: Engine
+) -> None:
+    args = ("--category", "public_security_hazard", "--lon", "110.005", "--lat", "30.005")
+    first = _run(*args, "--key", "cli-1")
+    assert first.exit_code == 0, first.output
+    assert GRID_A in first.output and "一号镇派出所" in first.output
+    assert "assigned" in first.output and "due" in first.output
+    again = _run(*args, "--key", "cli-1")
+    assert again.exit_code == 0 and "already reported with this key" in again.output
+    with Session(engine) as check:
+        n = check.scalar(sa.select(sa.func.count()).where(Incident.idempotency_key == "cli-1"))
+    assert n == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--category", "ufo", "--lon", "110.005", "--lat", "30.005"), "cooking_fume"),
+        (("--category", "cooking_fume", "--lon", "30.005", "--lat", "110.005"), "swapped"),
+        (("--category", "cooking_fume", "--lon", "nan", "--lat", "30"), "finite"),
+        (
+            ("--category", "cooking_fume", "--lon", "110", "--lat", "30", "--crs", "x"),
+            "coordinate reference system",
+        ),
+        (
+            ("--category", "cooking_fume", "--lon", "110", "--lat", "30", "--reporter-kind", "x"),
+            "reporter.kind",
+        ),
+    ],
+)
+def test_bad_input_exits_2_with_the_reason(
+    committed_area: None, args: tuple[str, ...], message: str
+) -> None:
+    result = _run(*args)
+    assert result.exit_code == 2
+    assert message in result.output
