@@ -38,18 +38,23 @@ def db_up() -> None:
 
 @db_app.command("migrate")
 def db_migrate(revision: str = typer.Option("heads", help="Target revision")) -> None:
-    """Apply the schema migrations and sync the category catalog from data/."""
+    """Apply the schema migrations and sync the catalogs from data/ (categories, services)."""
     from gis.db import make_engine, session_scope
     from gis.layers.categories import load_catalog
+    from gis.layers.errands import load_services
     from gis.migrations.api import upgrade
 
     settings = get_settings()
     upgrade(settings.database_url, revision)
     engine = make_engine(settings)
     with session_scope(engine) as session:
-        written = load_catalog(session)
+        categories = load_catalog(session)
+        services = load_services(session)
     engine.dispose()
-    console.print(f"migrated to {revision}; {written} categories in the catalog")
+    console.print(
+        f"migrated to {revision}; {categories} categories and {services} errand services "
+        "in the catalogs"
+    )
 
 
 @db_app.command("downgrade")

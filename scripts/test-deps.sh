@@ -3,10 +3,18 @@
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-  echo "installing chromium for the browser tests" >&2
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
+# Chromium for the browser tests, a CJK font so screenshots show the Chinese labels, and npm
+# to fetch Leaflet for the locally served map pages.
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing ${missing[*]} for the browser tests" >&2
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" \
     || { $SUDO apt-get update && $SUDO env DEBIAN_FRONTEND=noninteractive \
-         apt-get install -y --no-install-recommends chromium; } \
-    || echo "could not install chromium; the browser tests will fail in CI" >&2
+         apt-get install -y --no-install-recommends "${missing[@]}"; } \
+    || echo "could not install ${missing[*]}; the browser tests will fail in CI" >&2
 fi
+# Leaflet and its plugins, fetched once from the npm registry for the locally served map pages.
+.venv/bin/gis map assets >/dev/null || echo "could not fetch the map assets (npm)" >&2

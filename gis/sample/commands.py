@@ -43,8 +43,12 @@ def load(
         False, help="Empty the layer tables first (TRUNCATE … CASCADE) instead of refusing."
     ),
     progress: bool = typer.Option(True, help="Show progress bars on stderr."),
+    if_empty: bool = typer.Option(
+        False, help="Do nothing if the database already holds regions (for `make demo`)."
+    ),
 ) -> None:
     """Load the demo county (regions, grids, members, units, roads, cameras, a year of cases)."""
+    import sqlalchemy as sa
     from sqlalchemy.orm import Session
 
     from gis.db import make_engine, translate_db_errors
@@ -56,6 +60,9 @@ def load(
     engine = make_engine(settings)
     try:
         with Session(engine) as session, translate_db_errors():
+            if if_empty and session.scalar(sa.text("SELECT EXISTS (SELECT 1 FROM regions)")):
+                console.print("the database already holds a county; keeping it (--replace reloads)")
+                return
             summary = load_sample(
                 session,
                 seed=settings.sample_seed if seed is None else seed,

@@ -46,3 +46,11 @@ def test_load_command_rejects_a_bad_end_date() -> None:
     result = runner.invoke(app, ["load", "--end", "yesterday", "--no-progress"])
     assert result.exit_code == 2
     assert "ISO date" in result.output
+
+
+def test_load_if_empty_keeps_a_loaded_county(
+    demo: dict[str, object], settings_of_test_database: None
+) -> None:
+    result = runner.invoke(app, ["load", "--if-empty", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "keeping it" in result.output
