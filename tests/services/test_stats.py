@@ -312,3 +312,18 @@ def test_demo_county_reads_like_the_towns_reports(session: Session, demo: object
     [total] = case_figures(session, StatsQuery(start, end, end))
     assert 0.005 < total["rework_rate"] < 0.05
     assert 0.0 < total["extension_rate"] < 0.03
+
+
+def test_both_ways_of_reading_the_events_agree(
+    session: Session, history: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small cohorts probe the events case by case, large ones scan each deciding action.
+    from gis.services import stats
+
+    query = StatsQuery(MARCH, APRIL, APRIL, group_by=("town", "platform"), town_codes=OURS)
+    monkeypatch.setattr(stats, "SMALL_COHORT", 10**9)
+    probed = case_figures(session, query)
+    monkeypatch.setattr(stats, "SMALL_COHORT", 0)
+    scanned = case_figures(session, query)
+    assert probed == scanned
+    assert sum(row["closed"] for row in scanned) == 6
