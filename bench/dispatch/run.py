@@ -9,7 +9,7 @@ of the current grids (each grid's point on surface), k=5, any status:
   with the geodesic distance, nothing else;
 - ``nearest by distance``: ``gis.services.dispatch.nearest_responders`` (SQLAlchemy session,
   KNN candidates re-ranked by the spheroid distance, ORM objects);
-- ``nearest by drive time``: the same with ``by=drive_time`` (20 candidates snapped to the
+- ``nearest by drive time``: the same with ``by=drive_time`` (30 candidates snapped to the
   road network and routed with pgRouting);
 - ``drive time, routing only``: ``gis.services.routing.drive_times`` for the same 20 candidates
   (the share of the cost that is pgRouting).
