@@ -113,3 +113,11 @@ def test_unit_token_may_only_update_its_own_unit(app: Any, units: dict[str, int]
         assert device.patch(f"/units/{units['police']}", json={"status": "busy"}).status_code == 200
         other = device.patch(f"/units/{units['market']}", json={"status": "busy"})
         assert other.status_code == 403
+
+
+def test_one_unit_reads_back_its_position(dispatcher: TestClient, units: dict[str, int]) -> None:
+    reply = dispatcher.get(f"/units/{units['police']}")
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["code"] == "99UA-POL"
+    assert (reply.json()["lon"], reply.json()["lat"]) == pytest.approx(lonlat(0, 0))
+    assert dispatcher.get("/units/999999").status_code == 404

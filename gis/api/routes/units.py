@@ -73,6 +73,12 @@ def units(
     )
 
 
+@router.get("/units/{unit_id}", response_model=UnitRead)
+def unit(session: SessionDep, _: Watcher, unit_id: UnitId) -> UnitRead:
+    """One unit with its status and current position."""
+    return UnitRead.of(unit_layer.get_unit(session, unit_id), moved=False)
+
+
 @router.patch("/units/{unit_id}", response_model=UnitRead)
 def update_unit(
     session: SessionDep,

@@ -135,7 +135,9 @@ class UnitRead(UnitProperties):
 
     lon: float
     lat: float
-    moved: bool = Field(description="Whether this fix moved the unit (older fixes only log)")
+    moved: bool = Field(
+        description="After a PATCH: whether its fix moved the unit (older fixes are only logged)"
+    )
 
     @classmethod
     def of(cls, unit: ResponderUnit, *, moved: bool) -> UnitRead:
