@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -42,10 +43,24 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _json_safe(value: Any) -> Any:
+    """Values JSON can carry: an error about a NaN must not fail to serialise the NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
 def error_response(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
     """A JSON error response in the project's shape."""
     headers = {"Retry-After": "5"} if status == 503 else None
-    return JSONResponse({"code": code, "detail": detail, **extra}, status, headers=headers)
+    body = _json_safe({"code": code, "detail": detail, **extra})
+    return JSONResponse(body, status, headers=headers)
 
 
 def _describe(error: dict[str, Any]) -> str:

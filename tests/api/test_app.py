@@ -101,3 +101,25 @@ def test_public_layers_are_readable_without_a_token_only_when_allowed(
         assert response.status_code == expected, response.text
         if expected == 401:
             assert "Bearer" in response.json()["detail"]
+
+
+def test_an_error_carrying_nan_still_serialises(settings: Settings) -> None:
+    from fastapi.testclient import TestClient
+
+    from gis.errors import InvalidCoordinatesError
+
+    app = create_app(settings)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise InvalidCoordinatesError("lon is not finite", lon=float("nan"), box=[float("inf")])
+
+    with TestClient(app) as client:
+        response = client.get("/boom")
+    assert response.status_code == 422
+    assert response.json() == {
+        "code": "invalid_coordinates",
+        "detail": "lon is not finite",
+        "lon": "nan",
+        "box": ["inf"],
+    }
