@@ -56,10 +56,10 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
-def error_response(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
-    """A JSON error response in the project's shape."""
+def error_response(status: int, code: str, detail: str, /, **extra: Any) -> JSONResponse:
+    """A JSON error response in the project's shape; ``extra`` never overrides code or detail."""
     headers = {"Retry-After": "5"} if status == 503 else None
-    body = _json_safe({"code": code, "detail": detail, **extra})
+    body = _json_safe({**extra, "code": code, "detail": detail})
     return JSONResponse(body, status, headers=headers)
 
 

@@ -123,3 +123,20 @@ def test_an_error_carrying_nan_still_serialises(settings: Settings) -> None:
         "lon": "nan",
         "box": ["inf"],
     }
+
+
+def test_error_extras_named_like_the_shape_do_not_break_it(settings: Settings) -> None:
+    from fastapi.testclient import TestClient
+
+    from gis.errors import ConflictError
+
+    app = create_app(settings)
+
+    @app.get("/clash")
+    def clash() -> None:
+        raise ConflictError("not now", status="closed", code="sneaky")
+
+    with TestClient(app) as client:
+        response = client.get("/clash")
+    assert response.status_code == 409
+    assert response.json() == {"code": "conflict", "detail": "not now", "status": "closed"}
