@@ -73,6 +73,15 @@ class Incident(Base):
             "due_at",
             postgresql_where=sa.text("status NOT IN ('closed', 'cancelled', 'duplicate')"),
         ),
+        # GET /incidents pages newest first without a filter (migration 0002).
+        sa.Index("ix_incidents_reported_id", "reported_at", "id"),
+        # The self-referencing FK is checked on every delete; unindexed, each check scanned the
+        # table (migration 0002).
+        sa.Index(
+            "ix_incidents_duplicate_of_id",
+            "duplicate_of_id",
+            postgresql_where=sa.text("duplicate_of_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
