@@ -94,3 +94,25 @@ def town_filter(principal: Principal | None, column: Any) -> sa.ColumnElement[bo
     if principal is None or principal.town_codes is None:
         return sa.true()
     return column.in_(sorted(principal.town_codes))
+
+
+def check_case(principal: Principal | None, case: Any, what: str = "incident") -> None:
+    """Raise ``NotFoundError`` for a case (anything with town_code, grid_code and unit_id) that
+    is not the caller's: another town's, another grid's for a grid member, another unit's for a
+    unit."""
+    if principal is not None and not principal.sees_case(
+        case.town_code, case.grid_code, case.unit_id
+    ):
+        raise NotFoundError(f"no {what}")
+
+
+def case_filter(principal: Principal | None, table: Any) -> sa.ColumnElement[bool]:
+    """The WHERE clause of ``check_case`` for lists of cases (``table`` has the same columns)."""
+    if principal is None:
+        return sa.true()
+    clause = town_filter(principal, table.town_code)
+    if principal.role is Role.GRID_MEMBER:
+        clause = sa.and_(clause, table.grid_code.in_(sorted(principal.grid_codes or ())))
+    elif principal.role is Role.UNIT:
+        clause = sa.and_(clause, table.unit_id == principal.unit_id)
+    return clause

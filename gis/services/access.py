@@ -32,6 +32,8 @@ class Principal:
     town_codes: frozenset[str] | None = None
     unit_id: int | None = None
     member_id: int | None = None
+    # For grid members: the grid codes they serve, the only cases they see and act on.
+    grid_codes: frozenset[str] | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     def sees_town(self, town_code: str | None) -> bool:
@@ -39,6 +41,17 @@ class Principal:
         if self.town_codes is None:
             return True
         return town_code is not None and town_code in self.town_codes
+
+    def sees_case(self, town_code: str | None, grid_code: str | None, unit_id: int | None) -> bool:
+        """Whether a case is this principal's: its town, and for a grid member its grids, for
+        a unit the cases assigned to it."""
+        if not self.sees_town(town_code):
+            return False
+        if self.role is Role.GRID_MEMBER:
+            return grid_code is not None and grid_code in (self.grid_codes or frozenset())
+        if self.role is Role.UNIT:
+            return unit_id is not None and unit_id == self.unit_id
+        return True
 
 
 def hash_token(token: str) -> str:
@@ -140,6 +153,17 @@ def authenticate(session: Session, token: str, *, now: datetime | None = None) -
     if api_token.expires_at is not None and api_token.expires_at <= now:
         raise AuthenticationError("this token has expired; ask an admin for a new one")
     role = Role(user.role)
+    grid_codes = None
+    if role is Role.GRID_MEMBER:
+        from gis.layers.grids import GridMemberGrid
+
+        grid_codes = frozenset(
+            session.scalars(
+                sa.select(GridMemberGrid.grid_code).where(
+                    GridMemberGrid.member_id == user.member_id
+                )
+            )
+        )
     return Principal(
         user_id=user.id,
         name=user.name,
@@ -147,6 +171,7 @@ def authenticate(session: Session, token: str, *, now: datetime | None = None) -
         town_codes=frozenset(user.town_codes) if role in TOWN_SCOPED else None,
         unit_id=user.unit_id,
         member_id=user.member_id,
+        grid_codes=grid_codes,
     )
 
 

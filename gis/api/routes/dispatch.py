@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from gis.api.deps import SessionDep, SettingsDep
 from gis.api.schemas.dispatch import NearestRead, SuggestedUnitsRead
-from gis.api.security import DISPATCH, allow, check_town
+from gis.api.security import DISPATCH, allow, check_case
 from gis.layers.incidents import get_incident
 from gis.services import dispatch
 from gis.services.access import Principal
@@ -75,7 +75,7 @@ def suggested_units(
     include_route: RouteQuery = False,
 ) -> SuggestedUnitsRead:
     """Units of the type the case's category needs, nearest (or fastest) first."""
-    check_town(principal, get_incident(session, incident_id).town_code, "incident")
+    check_case(principal, get_incident(session, incident_id))
     incident, result = dispatch.suggested_units(
         session,
         incident_id,

@@ -16,7 +16,7 @@ from gis.api.schemas.workflow import (
     SweepCreate,
     SweepRead,
 )
-from gis.api.security import ACT_ON_CASES, READ_CASES, allow, check_town
+from gis.api.security import ACT_ON_CASES, READ_CASES, allow, check_case
 from gis.layers.base import utcnow
 from gis.layers.incidents import get_incident, list_events
 from gis.layers.users import Role
@@ -40,7 +40,7 @@ def act(
     An action the case's state does not allow is 409 `invalid_transition` with
     `allowed_actions`; missing or bad fields for the action are 422; nothing is written.
     """
-    check_town(principal, get_incident(session, incident_id).town_code, "incident")
+    check_case(principal, get_incident(session, incident_id))
     result = workflow.apply_action(
         session,
         incident_id,
@@ -70,7 +70,7 @@ def events(
 ) -> EventsRead:
     """The case's log, oldest first, with its state and the actions allowed now."""
     incident = get_incident(session, incident_id)
-    check_town(principal, incident.town_code, "incident")
+    check_case(principal, incident)
     return EventsRead(
         incident=CaseState.model_validate(incident),
         allowed_actions=workflow.allowed_actions(incident.status),
