@@ -467,6 +467,8 @@ class IncidentFilter:
     since: datetime | None = None
     until: datetime | None = None
     bbox: tuple[float, float, float, float] | None = None
+    # Whose cases the caller may see (built by the access layer); None: everyone's.
+    scope: sa.ColumnElement[bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -514,6 +516,8 @@ def list_incidents(
     if filters.bbox is not None:
         envelope = sa.func.ST_MakeEnvelope(*filters.bbox, 4326)
         conditions.append(inc.geom.op("&&")(envelope))
+    if filters.scope is not None:
+        conditions.append(filters.scope)
     total = session.execute(sa.select(sa.func.count()).select_from(inc).where(*conditions))
     query = (
         sa.select(

@@ -238,3 +238,31 @@ def test_expired_and_revoked_tokens_are_401(
     access.revoke(session, "matrix-old")
     response = client.get(f"/incidents/{own.incident}/events", headers=headers)
     assert response.status_code == 401 and "revoked" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("role", "field"),
+    [("grid_member", "grid_code"), ("command_room", "town_code"), ("unit", "unit_id")],
+)
+def test_case_lists_hold_only_the_callers_cases(
+    client: Any, session: Session, places: tuple[Place, Place], role: str, field: str
+) -> None:
+    own = places[0]
+    headers = _headers(session, role, own)
+    reply = client.get("/incidents", params={"limit": 1000}, headers=headers)
+    assert reply.status_code == 200, reply.text
+    features = reply.json()["features"]
+    expected = {"grid_code": own.grid, "town_code": own.town, "unit_id": own.unit}[field]
+    assert features, "the caller should see some cases"
+    assert {f["properties"][field] for f in features} == {expected}
+    # And the other town's case is not readable one by one either.
+    assert client.get(f"/incidents/{places[1].incident}", headers=headers).status_code == 404
+
+
+def test_county_lists_every_town(
+    client: Any, session: Session, places: tuple[Place, Place]
+) -> None:
+    headers = _headers(session, "county", places[0])
+    reply = client.get("/incidents", params={"limit": 1000}, headers=headers)
+    towns = {f["properties"]["town_code"] for f in reply.json()["features"]}
+    assert len(towns) >= 2

@@ -31,8 +31,9 @@ def body(lon: float = 110.005, lat: float = 30.005, **extra: Any) -> dict[str, A
 
 
 @pytest.fixture
-def api(client: Any, area: Area) -> Any:
-    """The test client, with the hand-made county in the test's transaction."""
+def api(client: Any, area: Area, admin_headers: dict[str, str]) -> Any:
+    """The test client, as an admin, with the hand-made county in the test's transaction."""
+    client.headers.update(admin_headers)
     return client
 
 
@@ -256,14 +257,16 @@ def test_too_long_idempotency_key_is_422(api: Any) -> None:
 
 
 @pytest.fixture
-def small_client(settings: Settings, session: Session, catalog: int) -> Iterator[Any]:
+def small_client(
+    settings: Settings, session: Session, catalog: int, admin_headers: dict[str, str]
+) -> Iterator[Any]:
     """A client whose body limit is 2 kB."""
     from gis.api import create_app
     from gis.api.deps import get_session
 
     app = create_app(settings.model_copy(update={"max_body_bytes": 2048}))
     app.dependency_overrides[get_session] = lambda: session
-    with TestClient(app) as test_client:
+    with TestClient(app, headers=admin_headers) as test_client:
         yield test_client
 
 
@@ -285,13 +288,17 @@ def test_real_sessions_commit_the_report_in_autocommit(
 
     from gis.api import create_app
     from gis.layers.incidents import Incident
+    from gis.layers.users import Role, User
+    from gis.services import access
     from tests.services.intake_fixtures import build_area, delete_area
 
     with Session(engine) as setup:
         build_area(setup)
+        token = access.issue_token(setup, access.add_user(setup, name="real-1", role=Role.ADMIN))
         setup.commit()
     try:
-        with TestClient(create_app(settings)) as real:
+        auth = {"Authorization": f"Bearer {token}"}
+        with TestClient(create_app(settings), headers=auth) as real:
             headers = {"Idempotency-Key": "real-1"}
             first = real.post("/incidents", json=body(), headers=headers)
             again = real.post("/incidents", json=body(), headers=headers)
@@ -309,4 +316,5 @@ def test_real_sessions_commit_the_report_in_autocommit(
     finally:
         with Session(engine) as cleanup:
             delete_area(cleanup)
+            cleanup.execute(sa.delete(User).where(User.name == "real-1"))
             cleanup.commit()

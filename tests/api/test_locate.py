@@ -16,8 +16,9 @@ __all__ = ["area"]
 
 
 @pytest.fixture
-def api(client: Any, area: Area) -> Any:
-    """The test client, with the hand-made county in the test's transaction."""
+def api(client: Any, area: Area, admin_headers: dict[str, str]) -> Any:
+    """The test client, as an admin, with the hand-made county in the test's transaction."""
+    client.headers.update(admin_headers)
     return client
 
 

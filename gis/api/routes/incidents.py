@@ -13,10 +13,12 @@ from sqlalchemy.orm import Session
 from gis.api.deps import PageDep, SessionDep
 from gis.api.geojson import Feature, FeatureCollection
 from gis.api.schemas.incidents import IncidentCreate, IncidentProperties, IncidentRead
+from gis.api.security import READ_CASES, REPORT, allow, case_filter, check_case
 from gis.db import translate_db_errors
 from gis.errors import ValidationError
 from gis.layers.categories import Platform
-from gis.layers.incidents import IncidentStatus
+from gis.layers.incidents import Incident, IncidentStatus
+from gis.services.access import Principal
 from gis.services.intake import (
     IncidentFilter,
     get_incident_detail,
@@ -68,6 +70,7 @@ def create_incident(
     session: SessionDep,
     settings: AppSettingsDep,
     response: Response,
+    _: Annotated[Principal | None, Depends(allow(*REPORT))],
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -95,11 +98,13 @@ def read_incident(
     session: SessionDep,
     settings: AppSettingsDep,
     incident_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    principal: Annotated[Principal | None, Depends(allow(*READ_CASES))],
 ) -> IncidentRead:
     """One incident with its assignment, the cameras that see it and possible duplicates."""
     use_autocommit(session)
     with translate_db_errors():
         detail = get_incident_detail(session, incident_id, settings=settings)
+    check_case(principal, detail)
     return IncidentRead.from_detail(detail)
 
 
@@ -142,6 +147,7 @@ def incidents(
     session: SessionDep,
     page: PageDep,
     bbox: BboxDep,
+    principal: Annotated[Principal | None, Depends(allow(*READ_CASES))],
     status_: Annotated[
         list[IncidentStatus] | None,
         Query(alias="status", description="One or more statuses (repeat the parameter)"),
@@ -168,6 +174,7 @@ def incidents(
         since=since,
         until=until,
         bbox=bbox,
+        scope=case_filter(principal, Incident),
     )
     use_autocommit(session)
     with translate_db_errors():

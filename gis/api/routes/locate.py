@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from gis.api.deps import SessionDep
 from gis.api.routes.incidents import AppSettingsDep, use_autocommit
 from gis.api.schemas.incidents import LocateRead, SourcePoint
+from gis.api.security import allow
 from gis.db import translate_db_errors
 from gis.errors import ValidationError
+from gis.layers.users import Role
+from gis.services.access import Principal
 from gis.services.assignment import locate
 from gis.services.intake import checked_wgs84
 
@@ -22,6 +25,8 @@ router = APIRouter(tags=["locate"])
 def locate_point(
     session: SessionDep,
     settings: AppSettingsDep,
+    # Every role may look a point up; it names the grid member, so not anonymous callers.
+    _: Annotated[Principal | None, Depends(allow(*Role))],
     lon: Annotated[float, Query(description="Longitude in `crs`")],
     lat: Annotated[float, Query(description="Latitude in `crs`")],
     crs: Annotated[
