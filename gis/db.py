@@ -23,8 +23,8 @@ def make_engine(settings: Settings | None = None, *, url: str | None = None) -> 
         max_overflow=settings.db_pool_size,
         pool_timeout=settings.db_pool_timeout_s,
         pool_pre_ping=True,
-        # A rollback on return is needed for correctness only if a connection comes back
-        # mid-transaction; sessions always end their transactions, so skip the extra round trip.
+        # Roll back whatever a returned connection still holds: cheap insurance against a
+        # transaction left open by a bug (the hot paths run in autocommit and skip it).
         pool_reset_on_return="rollback",
         connect_args={
             "connect_timeout": settings.db_connect_timeout_s,
@@ -59,6 +59,7 @@ _PG_NOT_NULL = "23502"
 _PG_EXCLUSION = "23P01"
 _PG_SERIALIZATION = "40001"
 _PG_QUERY_CANCELED = "57014"
+_PG_LOCK_NOT_AVAILABLE = "55P03"
 
 
 def translate(error: Exception) -> GisError | None:
@@ -74,6 +75,8 @@ def translate(error: Exception) -> GisError | None:
     state = _sqlstate(error)
     if state == _PG_SERIALIZATION:
         return ConflictError("a concurrent change won; retry the request")
+    if state == _PG_LOCK_NOT_AVAILABLE:
+        return ConflictError("the record is being changed by someone else; retry shortly")
     if state == _PG_QUERY_CANCELED:
         return DatabaseUnavailableError("the query took too long and was cancelled; retry later")
     # Connection exceptions (08…) and operator intervention such as a shutdown (57…).

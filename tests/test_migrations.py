@@ -75,3 +75,18 @@ def test_distance_ordered_layers_have_a_geography_index(engine: sa.Engine) -> No
         ).scalars()
         tables = {d.split(" ON ")[1].split()[0].removeprefix("public.") for d in definitions}
     assert {"responder_units", "incidents", "grids"} <= tables
+
+
+def test_models_and_migrations_agree(engine: sa.Engine) -> None:
+    """Autogenerate against the migrated database finds nothing to change."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from gis.migrations.env_helpers import include_object
+
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"include_object": include_object, "compare_type": True}
+        )
+        diff = compare_metadata(context, Base.metadata)
+    assert diff == [], diff

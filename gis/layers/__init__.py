@@ -3,11 +3,13 @@
 from gis.layers.base import Base
 from gis.layers.cameras import Camera
 from gis.layers.categories import Category
+from gis.layers.errands import Errand, ErrandEvent, Service
 from gis.layers.grids import Grid, GridMember, GridMemberGrid
 from gis.layers.incidents import Incident, IncidentEvent
+from gis.layers.plans import GridChange, Plan
 from gis.layers.regions import Region
 from gis.layers.roads import Road
-from gis.layers.units import ResponderUnit
+from gis.layers.units import ResponderUnit, UnitPosition
 from gis.layers.users import ApiToken, User
 
 __all__ = [
@@ -15,13 +17,19 @@ __all__ = [
     "Base",
     "Camera",
     "Category",
+    "Errand",
+    "ErrandEvent",
     "Grid",
+    "GridChange",
     "GridMember",
     "GridMemberGrid",
     "Incident",
     "IncidentEvent",
+    "Plan",
     "Region",
     "ResponderUnit",
     "Road",
+    "Service",
+    "UnitPosition",
     "User",
 ]

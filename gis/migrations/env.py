@@ -7,16 +7,10 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 
 from gis.layers import Base
+from gis.migrations.env_helpers import include_object
 
 config = context.config
 target_metadata = Base.metadata
-
-
-def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
-    """Leave PostGIS/pgRouting's own tables alone."""
-    if type_ == "table" and name in {"spatial_ref_sys"}:
-        return False
-    return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
 
 
 def run_migrations_online() -> None:

@@ -1,0 +1,27 @@
+"""What autogenerate compares: our tables, not PostGIS's, nor the indexes only SQL declares."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from geoalchemy2 import alembic_helpers
+
+# Expression and materialized-view indexes live in migrations only (SQLAlchemy cannot
+# reflect ``(geom::geography)`` expressions back into the models).
+SQL_ONLY_INDEXES = frozenset(
+    {"ix_responder_units_geog", "ix_incidents_geog", "ix_grids_geog", "ix_roads_geog"}
+)
+# PostGIS's table, Alembic's, and the refresh log of the statistics' materialized view (raw SQL
+# in migration 0005b, read and written only by gis.services.stats).
+FOREIGN_TABLES = frozenset({"spatial_ref_sys", "alembic_version", "stats_refreshes"})
+
+
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """Alembic's filter: skip PostGIS/pgRouting tables and SQL-only indexes."""
+    if type_ == "table" and name in FOREIGN_TABLES:
+        return False
+    if type_ == "index" and name in SQL_ONLY_INDEXES:
+        return False
+    return bool(alembic_helpers.include_object(obj, name, type_, reflected, compare_to))
