@@ -7,7 +7,8 @@ one stage never shifts another's numbers); ``end`` only moves the year of histor
 Scale 1 (the demo): the towns 高家镇 and 大洲镇 (衢江区), 球川镇 (常山县), 贺村镇 (江山市) and
 华埠镇 (开化县) at their approximate real locations, each an irregular 60–150 km² outline split
 into 10–25 villages and each village into 1–4 grids of ~300–500 households, read from the
-committed ``data/boundaries/*.geojson`` (regenerate with ``gis sample boundaries``). One grid
+committed ``data/boundaries/*.geojson`` when ``seed`` is the one they record (the settings'
+default; regenerate them with ``gis sample boundaries``), generated otherwise. One grid
 member per grid; per town a service centre, police station, market-supervision office and
 law-enforcement squad, per county a traffic-police brigade and an emergency/flood team; roads;
 50–150 cameras per town; ~8,000 cases per town over the year, with their event logs.

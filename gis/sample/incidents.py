@@ -12,9 +12,14 @@ daytime curve (Beijing time). The profile is laid on a fixed reference year and 
 moved to end at ``end``, so ``end`` shifts the time axis and changes nothing else.
 
 Life: report → assign → accept → start → resolve → close, with the time to close drawn as a
-fraction of the time limit (lognormal, ~5 % late); ~2 % are returned once for rework and ~1 %
-extended. Events after ``end`` have not happened yet, so recent cases are open in various states;
-~0.2 % of older cases are stuck open.
+fraction of the time limit (lognormal, ~5 % late); ~2 % are returned once for rework (resolve →
+return → start → resolve) and ~1 % extended (``extend``, state unchanged, ``data.due_at`` the new
+deadline, which is also the case's ``due_at``). Events after ``end`` have not happened yet, so
+recent cases are open in various states; ~0.2 % of older cases are stuck open. ``due_at`` is
+``reported_at`` plus the category's time limit in calendar hours (``working_hours`` is not
+applied). Event actors: ``grid_member:<member id>``, ``camera:<camera code>``,
+``hotline:12345`` or ``citizen`` for the report; ``command_room:<town code>`` for assign, extend,
+return and close; ``unit:<unit code>`` for accept, start and resolve.
 """
 
 from __future__ import annotations

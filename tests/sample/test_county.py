@@ -50,7 +50,8 @@ def test_summary_matches_the_tables(demo: dict[str, object], session: Session) -
     ):
         assert demo[key] == count(session, table), key
     assert demo["towns"] == 5
-    assert demo["seconds"] < 30  # type: ignore[operator]
+    # The load time is reported in the summary, not asserted: performance is measured in bench/.
+    assert demo["seconds"] > 0  # type: ignore[operator]
 
 
 def test_regions_are_a_city_four_counties_five_towns_and_their_villages(
