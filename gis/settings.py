@@ -109,6 +109,13 @@ class Settings(BaseSettings):
         description="Roads this far beyond the box around incident and candidate units are "
         "searched for routes (m).",
     )
+    token_cache_s: float = Field(
+        10.0,
+        ge=0,
+        le=300,
+        description="Seconds a checked token is trusted without asking the database again "
+        "(0: every request). A revoked token stops working within this time.",
+    )
     auth_required: bool = Field(
         True, description="Endpoints need a bearer token (off only for local experiments)."
     )

@@ -54,7 +54,9 @@ def database_url() -> str:
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     """Settings pointing at the test database."""
-    return Settings(database_url=database_url, _env_file=None)  # type: ignore[call-arg]
+    # Tokens are checked on every request here, so revocation tests see it at once; the cache
+    # has a test of its own.
+    return Settings(database_url=database_url, token_cache_s=0, _env_file=None)  # type: ignore[call-arg]
 
 
 @pytest.fixture(scope="session")

@@ -36,5 +36,9 @@ function request()
     ["Content-Type"] = "application/json",
     ["Idempotency-Key"] = "bench-" .. thread_tag .. "-" .. counter,
   }
+  -- wrk.format does not merge these with the -H headers, so carry the token over ourselves.
+  for name, value in pairs(wrk.headers) do
+    if headers[name] == nil then headers[name] = value end
+  end
   return wrk.format("POST", "/incidents", headers, body)
 end

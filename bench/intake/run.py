@@ -113,6 +113,9 @@ def wrk(
         "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
         "--timeout", "5s", "-s", str(HERE / script), base,
     ]  # fmt: skip
+    token = os.environ.get("BENCH_TOKEN")
+    if token:  # the service checks it on every request, as in production; the bare app ignores it
+        command[1:1] = ["-H", f"Authorization: Bearer {token}"]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
     p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
@@ -176,6 +179,21 @@ def sample_points(engine: sa.Engine, n: int, path: Path) -> int:
     return int(grids or 0)
 
 
+def bench_token(engine: sa.Engine) -> str:
+    """A fresh admin token for the run (the user is replaced each time)."""
+    from sqlalchemy.orm import Session
+
+    from gis.layers.users import Role, User
+    from gis.services import access
+
+    with Session(engine) as session:
+        session.execute(sa.delete(User).where(User.name == "bench-intake"))
+        user = access.add_user(session, name="bench-intake", role=Role.ADMIN)
+        token = access.issue_token(session, user)
+        session.commit()
+    return token
+
+
 def delete_bench_incidents(engine: sa.Engine) -> int:
     """Delete the incidents (and events) this benchmark wrote; returns how many."""
     with engine.begin() as conn:
@@ -226,6 +244,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{args.seconds}s (+{args.warmup}s warm-up); {os.cpu_count()} cores"
         )
         os.environ["BENCH_POINTS"] = str(points)
+        os.environ["BENCH_TOKEN"] = bench_token(engine)
         os.environ["BENCH_CATEGORIES"] = ",".join(categories)
         service = stack.enter_context(
             serve("gis.api.app:create_app", {"GIS_DATABASE_URL": args.database_url})

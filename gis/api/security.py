@@ -5,6 +5,7 @@ another town's cases. Resources of other towns answer 404, exactly as if they di
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -15,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from gis.api.deps import SessionDep, SettingsDep
 from gis.errors import AuthenticationError, NotFoundError, PermissionDeniedError
 from gis.layers.users import Role
-from gis.services.access import Principal, authenticate
+from gis.services.access import Principal, authenticate, hash_token
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `gis users add`")
 
@@ -51,9 +52,39 @@ def get_principal(
         token = request.cookies[TOKEN_COOKIE]
     else:
         return None
-    principal = authenticate(session, token)
+    principal = _cached(request, token)
+    if principal is None:
+        principal = authenticate(session, token)
+        _remember(request, token, principal)
     request.state.principal = principal
     return principal
+
+
+def _cache(request: Request) -> dict[str, tuple[float, Principal]]:
+    cache: dict[str, tuple[float, Principal]] | None = getattr(
+        request.app.state, "token_cache", None
+    )
+    if cache is None:
+        cache = request.app.state.token_cache = {}
+    return cache
+
+
+def _cached(request: Request, token: str) -> Principal | None:
+    """A principal checked less than GIS_TOKEN_CACHE_S ago: saves a query on every request."""
+    hit = _cache(request).get(hash_token(token))
+    if hit is None or hit[0] < time.monotonic():
+        return None
+    return hit[1]
+
+
+def _remember(request: Request, token: str, principal: Principal) -> None:
+    ttl = request.app.state.settings.token_cache_s
+    if ttl <= 0:
+        return
+    cache = _cache(request)
+    if len(cache) > 10_000:  # bounded: drop everything rather than grow without end
+        cache.clear()
+    cache[hash_token(token)] = (time.monotonic() + ttl, principal)
 
 
 PrincipalDep = Annotated[Principal | None, Depends(get_principal)]

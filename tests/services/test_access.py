@@ -17,7 +17,7 @@ from gis.api.security import allow, check_town
 from gis.errors import AuthenticationError, NotFoundError, ValidationError
 from gis.layers.base import utcnow
 from gis.layers.regions import Region
-from gis.layers.users import ApiToken, Role
+from gis.layers.users import ApiToken, Role, User
 from gis.services import access
 from gis.services.access import Principal
 
@@ -144,3 +144,28 @@ def test_check_town_hides_other_towns() -> None:
     check_town(principal, "1", "case")
     with pytest.raises(NotFoundError):
         check_town(principal, "2", "case")
+
+
+def test_token_cache_trusts_a_checked_token_for_its_ttl_only(
+    settings: Any, session: Session, towns: None
+) -> None:
+    from gis.api import create_app
+    from gis.api.deps import get_session
+
+    user = access.add_user(session, name="cached", role=Role.COUNTY)
+    token = access.issue_token(session, user)
+    headers = {"Authorization": f"Bearer {token}"}
+    for ttl, after_revoke in ((60.0, 200), (0.0, 401)):
+        app = create_app(settings.model_copy(update={"token_cache_s": ttl}))
+        app.dependency_overrides[get_session] = lambda: session
+
+        @app.get("/who")
+        def who(principal: Annotated[Principal | None, Depends(allow(Role.COUNTY))]) -> str:
+            return principal.name if principal else ""
+
+        session.execute(sa.update(ApiToken).values(revoked_at=None))
+        with TestClient(app) as client:
+            assert client.get("/who", headers=headers).json() == "cached"
+            access.revoke(session, "cached")
+            assert client.get("/who", headers=headers).status_code == after_revoke, ttl
+        session.execute(sa.update(User).values(active=True))
