@@ -19,6 +19,7 @@ db: $(BIN)/gis
 ## demo: the whole product on the demo county at http://127.0.0.1:8000 (docs at /docs)
 demo: db
 	$(BIN)/gis sample load --if-empty
+	$(BIN)/gis stats refresh
 	$(BIN)/gis map assets || echo "map pages will load Leaflet from public CDNs instead" >&2
 	$(BIN)/gis users demo
 	$(BIN)/gis serve
