@@ -6,11 +6,12 @@ another town's cases. Resources of other towns answer 404, exactly as if they di
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gis.api.deps import SessionDep, SettingsDep
@@ -35,7 +36,7 @@ MANAGE_LAYERS = (Role.DISPATCHER, Role.COMMAND_ROOM, Role.COUNTY)
 TOKEN_COOKIE = "gis_token"
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -54,7 +55,8 @@ def get_principal(
         return None
     principal = _cached(request, token)
     if principal is None:
-        principal = authenticate(session, token)
+        # The database is asked only on a cache miss, and then off the event loop.
+        principal = await run_in_threadpool(authenticate, session, token)
         _remember(request, token, principal)
     request.state.principal = principal
     return principal
@@ -90,11 +92,14 @@ def _remember(request: Request, token: str, principal: Principal) -> None:
 PrincipalDep = Annotated[Principal | None, Depends(get_principal)]
 
 
-def allow(*roles: Role, public: bool = False) -> Callable[..., Principal | None]:
+def allow(
+    *roles: Role, public: bool = False
+) -> Callable[..., Coroutine[Any, Any, Principal | None]]:
     """A dependency admitting ``roles`` (and admin); ``public`` also admits anonymous callers
     when ``GIS_PUBLIC_LAYERS`` is on."""
 
-    def dependency(principal: PrincipalDep, settings: SettingsDep) -> Principal | None:
+    # async: it does no I/O, and a sync dependency would cost a worker-thread hand-off.
+    async def dependency(principal: PrincipalDep, settings: SettingsDep) -> Principal | None:
         if principal is None:
             if public and settings.public_layers:
                 return None
