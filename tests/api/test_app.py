@@ -140,3 +140,14 @@ def test_error_extras_named_like_the_shape_do_not_break_it(settings: Settings) -
         response = client.get("/clash")
     assert response.status_code == 409
     assert response.json() == {"code": "conflict", "detail": "not now", "status": "closed"}
+
+
+def test_page_size_is_capped_with_a_reason(client: Any, admin_headers: dict[str, str]) -> None:
+    too_many = client.get("/incidents", params={"limit": 1001}, headers=admin_headers)
+    assert too_many.status_code == 422
+    assert "GIS_MAX_PAGE_SIZE" in too_many.json()["detail"]
+    assert (
+        client.get("/incidents", params={"limit": 1000}, headers=admin_headers).status_code == 200
+    )
+    negative = client.get("/incidents", params={"offset": -1}, headers=admin_headers)
+    assert negative.status_code == 422
