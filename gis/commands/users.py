@@ -121,8 +121,12 @@ def demo(
         raise _fail(error) from error
     finally:
         engine.dispose()
-    table = Table("user", "role", "towns", "token", title="Demo tokens (valid 30 days)")
+    # Plain lines, not a table: a table would cut the tokens to the terminal's width.
+    console.print("Demo tokens (valid 30 days) — role, towns, token:")
     for row in tokens:
-        table.add_row(row.name, row.role, row.towns, row.token)
-    console.print(table)
-    console.print("try: curl -H 'Authorization: Bearer <token>' http://127.0.0.1:8000/incidents")
+        print(f"{row.role:<13} {row.towns:<13} {row.token}")
+    port = get_settings().port
+    console.print(
+        f"try: curl -H 'Authorization: Bearer <token>' http://127.0.0.1:{port}/incidents — "
+        f"or log in at http://127.0.0.1:{port}/login with the command_room token"
+    )
