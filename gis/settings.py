@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     db_connect_timeout_s: int = Field(
         3, ge=1, le=60, description="Seconds to wait for PostgreSQL to accept a connection."
     )
+    db_pre_ping: bool = Field(
+        False,
+        description="Test each pooled connection with a round trip before use (costs one per "
+        "request; without it a request that meets a dead connection gets a 503).",
+    )
     db_statement_timeout_ms: int = Field(
         30_000, ge=100, description="Per-statement time limit inside the service (ms)."
     )
