@@ -17,10 +17,7 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from collections import defaultdict
@@ -29,6 +26,8 @@ from dataclasses import dataclass, field
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+
+from bench.server import serve
 
 # (name, weight): what a command room's day looks like — mostly reports and lookups.
 MIX = [
@@ -46,13 +45,6 @@ class Results:
 
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     failures: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-
-
-def free_port() -> int:
-    """A free loopback TCP port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def prepare(url: str) -> tuple[str, list[tuple[float, float]], list[str]]:
@@ -178,33 +170,8 @@ def main() -> int:
     args = parser.parse_args()
 
     token, points, towns = prepare(args.database_url)
-    port = free_port()
-    env = {**os.environ, "GIS_DATABASE_URL": args.database_url, "GIS_DB_POOL_SIZE": "20"}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "gis.api.app:create_app",
-            "--factory",
-            "--port",
-            str(port),
-            "--workers",
-            str(args.workers),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+    env = {"GIS_DATABASE_URL": args.database_url, "GIS_DB_POOL_SIZE": "20"}
+    with serve(env, workers=args.workers) as base:
         results = Results()
         started = time.monotonic()
         deadline = started + args.seconds
@@ -219,9 +186,6 @@ def main() -> int:
 
         asyncio.run(run_all())
         elapsed = time.monotonic() - started
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
     print(
         f"concurrency {args.concurrency}, {args.seconds:.0f} s, {args.workers} workers, "

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from datetime import UTC, datetime
 import httpx
 import sqlalchemy as sa
 
+from bench.server import serve
 from gis import provision
 from gis.migrations.api import upgrade
 
@@ -73,13 +73,6 @@ def cluster_start() -> None:
 def cluster_stop() -> None:
     """Stop the drill cluster immediately (fast mode: connections are cut)."""
     _run("pg_ctlcluster", "--skip-systemctl-redirect", PG_VERSION, CLUSTER, "stop", "-m", "fast")
-
-
-def free_port() -> int:
-    """A free loopback TCP port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -176,36 +169,12 @@ def main() -> int:
         before = int(session.scalar(sa.text("SELECT count(*) FROM incidents")) or 0)
         session.commit()
 
-    port = free_port()
     env = {
-        **os.environ,
         "GIS_DATABASE_URL": url,
         "GIS_DB_CONNECT_TIMEOUT_S": "2",
         "GIS_DB_POOL_TIMEOUT_S": "2",
     }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "gis.api.app:create_app",
-            "--factory",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+    with serve(env) as base:
         tally, stop, down = Tally(), threading.Event(), threading.Event()
         headers = {"Authorization": f"Bearer {token}"}
         threads = [
@@ -238,9 +207,6 @@ def main() -> int:
         stop.set()
         for thread in threads:
             thread.join(timeout=40)
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
     with engine.connect() as connection:
         stored = set(
