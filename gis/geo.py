@@ -317,7 +317,10 @@ def transform_geometry(geom: BaseGeometry, fn: LonLatFn) -> BaseGeometry:
         new_x, new_y = fn(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
         return (new_x, new_y) if z is None else (new_x, new_y, z)
 
-    result: BaseGeometry = shapely.transform(geom, _xy, include_z=None, interleaved=False)
+    # The shapely stubs only model the interleaved (one-array) form of the transformation.
+    result: BaseGeometry = shapely.transform(  # type: ignore[call-overload]
+        geom, _xy, include_z=None, interleaved=False
+    )
     return result
 
 

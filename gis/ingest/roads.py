@@ -181,7 +181,8 @@ def _converter(file_crs: CRS | None, crs_option: str | None) -> tuple[Callable[.
 
     transformer = Transformer.from_crs(file_crs, wgs84, always_xy=True)
     return (
-        lambda geom: shapely.transform(geom, transformer.transform, interleaved=False),
+        # The shapely stubs only model the interleaved (one-array) form of the transformation.
+        lambda geom: shapely.transform(geom, transformer.transform, interleaved=False),  # type: ignore[arg-type]
         file_crs.to_string(),
     )
 
@@ -317,7 +318,8 @@ def import_roads(
         (bounds[0] + bounds[2]) / 2.0, (bounds[1] + bounds[3]) / 2.0
     )
     metric = [
-        shapely.transform(line.geom, to_metric.transform, interleaved=False) for line in lines
+        shapely.transform(line.geom, to_metric.transform, interleaved=False)  # type: ignore[arg-type]
+        for line in lines
     ]
     pieces = node_lines(metric, tolerance=tolerance_m)
 
@@ -328,7 +330,7 @@ def import_roads(
     total_m = 0.0
     for index, piece in tqdm(pieces, desc="roads", unit="segment", disable=not progress):
         source = lines[index]
-        geom = shapely.transform(piece, to_wgs.transform, interleaved=False)
+        geom = shapely.transform(piece, to_wgs.transform, interleaved=False)  # type: ignore[arg-type]
         length_m = float(_GEOD.geometry_length(geom))
         total_m += length_m
         report.by_class[source.road_class] += 1

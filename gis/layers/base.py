@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import shapely
 import sqlalchemy as sa
-from geoalchemy2 import Geometry
+from geoalchemy2 import Geometry, WKBElement
+from geoalchemy2.shape import to_shape
 from sqlalchemy.orm import DeclarativeBase
 
 SRID = 4326
@@ -48,3 +50,9 @@ TZDateTime = sa.DateTime(timezone=True)
 def query_point(lon: float, lat: float) -> sa.ColumnElement[Any]:
     """A WGS84 point built server-side from bound parameters (never formatted into SQL)."""
     return sa.func.ST_SetSRID(sa.func.ST_MakePoint(lon, lat), SRID)
+
+
+def point_lonlat(geom: WKBElement) -> tuple[float, float]:
+    """The lon/lat of a stored point geometry."""
+    lon, lat = shapely.get_coordinates(to_shape(geom))[0]
+    return float(lon), float(lat)

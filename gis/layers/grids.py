@@ -84,17 +84,6 @@ def get_current_grid(session: Session, code: str) -> Grid:
     return grid
 
 
-def members_of_grid(session: Session, code: str) -> list[GridMember]:
-    """The active members serving grid ``code``, by id."""
-    query = (
-        sa.select(GridMember)
-        .join(GridMemberGrid, GridMemberGrid.member_id == GridMember.id)
-        .where(GridMemberGrid.grid_code == code, GridMember.active.is_(True))
-        .order_by(GridMember.id)
-    )
-    return list(session.scalars(query))
-
-
 def valid_at(at: datetime) -> sa.ColumnElement[bool]:
     """The condition "this grid version was in force at ``at``"."""
     return sa.and_(Grid.valid_from <= at, sa.or_(Grid.valid_to.is_(None), Grid.valid_to > at))

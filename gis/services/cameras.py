@@ -15,14 +15,14 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from geoalchemy2.shape import from_shape, to_shape
+from geoalchemy2.shape import from_shape
 from pyproj import Geod
 from shapely.geometry import Point, Polygon
 from sqlalchemy.orm import Session
 
 from gis.errors import ConflictError, UnknownCodeError, ValidationError
 from gis.geo import sector_polygon
-from gis.layers.base import utcnow
+from gis.layers.base import point_lonlat, utcnow
 from gis.layers.cameras import Camera, CameraKind, CameraStatus, find_camera, get_camera
 from gis.layers.incidents import ReporterKind
 from gis.layers.regions import Region, RegionLevel
@@ -76,8 +76,7 @@ def view_polygon(
 
 def camera_lonlat(camera: Camera) -> tuple[float, float]:
     """A camera's WGS84 lon/lat."""
-    point = to_shape(camera.geom)
-    return float(point.x), float(point.y)
+    return point_lonlat(camera.geom)
 
 
 def refresh_view(camera: Camera) -> None:

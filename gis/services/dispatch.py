@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
-from geoalchemy2.shape import from_shape, to_shape
+from geoalchemy2.shape import from_shape
 from shapely.geometry import LineString, Point
 from sqlalchemy.orm import Session
 
@@ -19,7 +19,7 @@ from gis.errors import (
     ValidationError,
 )
 from gis.geo import check_lonlat, parse_crs, to_wgs84
-from gis.layers.base import utcnow
+from gis.layers.base import point_lonlat, utcnow
 from gis.layers.categories import Platform, get_category
 from gis.layers.incidents import Incident, get_incident
 from gis.layers.units import (
@@ -186,8 +186,7 @@ def nearest_responders(
 
 def incident_lonlat(incident: Incident) -> tuple[float, float]:
     """The WGS84 lon/lat of an incident."""
-    point = to_shape(incident.geom)
-    return float(point.x), float(point.y)
+    return point_lonlat(incident.geom)
 
 
 def suggested_units(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
-from geoalchemy2.shape import to_shape
 
 from gis.api.deps import PageDep, SessionDep, SettingsDep
 from gis.api.geojson import Feature, FeatureCollection, geometry_json
@@ -24,6 +23,7 @@ from gis.api.security import DISPATCH, MANAGE_LAYERS, WATCH, allow
 from gis.db import translate_db_errors
 from gis.errors import ValidationError
 from gis.geo import parse_crs
+from gis.layers.base import point_lonlat
 from gis.layers.cameras import Camera, CameraKind, CameraStatus, cameras_seeing, list_cameras
 from gis.services import cameras as camera_service
 from gis.services.access import Principal
@@ -42,11 +42,9 @@ Operator = Annotated[Principal | None, Depends(allow(*DISPATCH))]
 
 def _read(camera: Camera) -> CameraRead:
     """The full reply for one camera."""
-    point = to_shape(camera.geom)
+    lon, lat = point_lonlat(camera.geom)
     props = CameraProperties.model_validate(camera, from_attributes=True)
-    return CameraRead(
-        **props.model_dump(), lon=point.x, lat=point.y, view=geometry_json(camera.view)
-    )
+    return CameraRead(**props.model_dump(), lon=lon, lat=lat, view=geometry_json(camera.view))
 
 
 @router.get("/cameras", response_model=FeatureCollection[CameraProperties])
@@ -100,15 +98,15 @@ def seeing(
     found = cameras_seeing(session, wgs_lon, wgs_lat, online_only=online_only)
     items = []
     for camera, distance, bearing in found:
-        point = to_shape(camera.geom)
+        lon, lat = point_lonlat(camera.geom)
         items.append(
             SeeingCamera(
                 code=camera.code,
                 name=camera.name,
                 kind=camera.kind,
                 status=camera.status,
-                lon=point.x,
-                lat=point.y,
+                lon=lon,
+                lat=lat,
                 distance_m=round(distance, 2),
                 bearing_deg=round(bearing % 360.0, 2),
             )

@@ -6,11 +6,11 @@ import math
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from gis.api.deps import PageDep, SessionDep
+from gis.api.deps import PageDep, SessionDep, SettingsDep
 from gis.api.geojson import Feature, FeatureCollection
 from gis.api.schemas.incidents import IncidentCreate, IncidentProperties, IncidentRead
 from gis.api.security import READ_CASES, REPORT, allow, case_filter, check_case
@@ -25,19 +25,8 @@ from gis.services.intake import (
     list_incidents,
     report_incident,
 )
-from gis.settings import Settings
 
 router = APIRouter(tags=["incidents"])
-
-
-async def app_settings(request: Request) -> Settings:
-    """The app's settings; ``async`` because FastAPI runs a sync dependency in a worker thread,
-    and each such hand-off costs about as much CPU as this whole lookup is worth."""
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-AppSettingsDep = Annotated[Settings, Depends(app_settings)]
 
 
 def use_autocommit(session: Session) -> None:
@@ -68,7 +57,7 @@ REPLAY_HEADER = "Idempotent-Replayed"
 def create_incident(
     body: IncidentCreate,
     session: SessionDep,
-    settings: AppSettingsDep,
+    settings: SettingsDep,
     response: Response,
     _: Annotated[Principal | None, Depends(allow(*REPORT))],
     idempotency_key: Annotated[
@@ -96,7 +85,7 @@ def create_incident(
 @router.get("/incidents/{incident_id}", response_model=IncidentRead)
 def read_incident(
     session: SessionDep,
-    settings: AppSettingsDep,
+    settings: SettingsDep,
     incident_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     principal: Annotated[Principal | None, Depends(allow(*READ_CASES))],
 ) -> IncidentRead:

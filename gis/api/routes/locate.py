@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from gis.api.deps import SessionDep
-from gis.api.routes.incidents import AppSettingsDep, use_autocommit
+from gis.api.deps import SessionDep, SettingsDep
+from gis.api.routes.incidents import use_autocommit
 from gis.api.schemas.incidents import LocateRead, SourcePoint
 from gis.api.security import allow
 from gis.db import translate_db_errors
@@ -24,7 +24,7 @@ router = APIRouter(tags=["locate"])
 @router.get("/locate", response_model=LocateRead)
 def locate_point(
     session: SessionDep,
-    settings: AppSettingsDep,
+    settings: SettingsDep,
     # Every role may look a point up; it names the grid member, so not anonymous callers.
     _: Annotated[Principal | None, Depends(allow(*Role))],
     lon: Annotated[float, Query(description="Longitude in `crs`")],

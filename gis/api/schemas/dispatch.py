@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from geoalchemy2.shape import to_shape
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shapely.geometry import mapping
 
+from gis.layers.base import point_lonlat
 from gis.layers.units import ResponderUnit, UnitStatus
 from gis.services.dispatch import NearestResult, RankBy, RankedUnit
 
@@ -57,7 +57,7 @@ class NearestUnit(BaseModel):
     def of(cls, ranked: RankedUnit) -> NearestUnit:
         """The response item for a ranked unit."""
         unit = ranked.unit
-        point = to_shape(unit.geom)
+        lon, lat = point_lonlat(unit.geom)
         return cls(
             id=unit.id,
             code=unit.code,
@@ -67,8 +67,8 @@ class NearestUnit(BaseModel):
             status=unit.status,
             jurisdiction_code=unit.jurisdiction_code,
             phone=unit.phone,
-            lon=point.x,
-            lat=point.y,
+            lon=lon,
+            lat=lat,
             distance_m=round(ranked.distance_m, 2),
             reachable=ranked.reachable,
             eta_s=None if ranked.eta_s is None else round(ranked.eta_s, 1),
@@ -142,9 +142,9 @@ class UnitRead(UnitProperties):
     @classmethod
     def of(cls, unit: ResponderUnit, *, moved: bool) -> UnitRead:
         """The response for an updated unit."""
-        point = to_shape(unit.geom)
+        lon, lat = point_lonlat(unit.geom)
         props = UnitProperties.model_validate(unit, from_attributes=True)
-        return cls(**props.model_dump(), lon=point.x, lat=point.y, moved=moved)
+        return cls(**props.model_dump(), lon=lon, lat=lat, moved=moved)
 
 
 class FixProperties(BaseModel):
