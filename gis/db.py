@@ -76,7 +76,19 @@ def translate(error: Exception) -> GisError | None:
         )
     if not isinstance(error, sa_exc.DBAPIError):
         return None
-    state = _sqlstate(error)
+    connection_lost = error.connection_invalidated or isinstance(error, sa_exc.OperationalError)
+    return translate_state(
+        _sqlstate(error),
+        _primary_message(error),
+        connection_lost=connection_lost,
+        data_error=isinstance(error, sa_exc.DataError),
+    )
+
+
+def translate_state(
+    state: str | None, message: str, *, connection_lost: bool, data_error: bool = False
+) -> GisError | None:
+    """The domain error for a SQLSTATE (whichever driver raised it), or ``None`` for a bug."""
     if state == _PG_SERIALIZATION:
         return ConflictError("a concurrent change won; retry the request")
     if state == _PG_LOCK_NOT_AVAILABLE:
@@ -84,15 +96,13 @@ def translate(error: Exception) -> GisError | None:
     if state == _PG_QUERY_CANCELED:
         return DatabaseUnavailableError("the query took too long and was cancelled; retry later")
     # Connection exceptions (08…) and operator intervention such as a shutdown (57…).
-    connection_lost = error.connection_invalidated or isinstance(error, sa_exc.OperationalError)
     if connection_lost and (state is None or state.startswith(("08", "57"))):
         return DatabaseUnavailableError("the database is unavailable; retry in a few seconds")
-    message = _primary_message(error)
     if state == _PG_UNIQUE_VIOLATION:
         return ConflictError(f"already exists: {message}")
     if state in (_PG_FK_VIOLATION, _PG_CHECK_VIOLATION, _PG_NOT_NULL, _PG_EXCLUSION):
         return ValidationError(f"rejected by the database: {message}")
-    if isinstance(error, sa_exc.DataError) or (state or "").startswith("22"):
+    if data_error or (state or "").startswith("22"):
         # Class 22 (data exception) and the driver's own refusals, such as a NUL character in
         # text, are always about the values the client sent.
         return ValidationError(f"invalid value: {message}")

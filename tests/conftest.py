@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -111,15 +112,23 @@ def catalog(engine: Engine) -> int:
     return written
 
 
+def use_session(app: Any, session: Session) -> Any:
+    """Make ``app`` answer from ``session`` (the test's rolled-back transaction): its sync
+    sessions and the flows it otherwise runs on asyncpg (``gis.db_async``)."""
+    from gis.api.deps import get_database, get_session
+    from gis.db_async import SessionDatabase
+
+    app.dependency_overrides[get_session] = lambda: session
+    app.dependency_overrides[get_database] = lambda: SessionDatabase(session)
+    return app
+
+
 @pytest.fixture
 def app(settings: Settings, session: Session, catalog: int) -> Iterator[object]:
     """The API app, its sessions replaced by the test's rolled-back session."""
     from gis.api import create_app
-    from gis.api.deps import get_session
 
-    application = create_app(settings)
-    application.dependency_overrides[get_session] = lambda: session
-    yield application
+    yield use_session(create_app(settings), session)
 
 
 @pytest.fixture

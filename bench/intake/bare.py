@@ -17,9 +17,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import asyncpg
-from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
-from sqlalchemy.sql.elements import TextClause
 
+from gis.db_async import asyncpg_dsn
+from gis.db_async import compile_for_asyncpg as compiled
 from gis.services.assignment import _LOCATE_SQL
 from gis.services.intake import _CATEGORY_SQL, _INTAKE_SQL
 
@@ -28,15 +28,9 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-def compiled(statement: TextClause) -> tuple[str, list[str]]:
-    """The statement as asyncpg SQL ($n parameters) and its parameter names in order."""
-    c = statement.compile(dialect=asyncpg_dialect.dialect())
-    return str(c), list(c.positiontup or [])
-
-
 def create_app() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     """The bare app: POST /incidents and GET /locate, JSON in, JSON out."""
-    url = os.environ["BENCH_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
+    url = asyncpg_dsn(os.environ["BENCH_DATABASE_URL"])
     intake_sql, intake_names = compiled(_INTAKE_SQL)
     locate_sql, locate_names = compiled(_LOCATE_SQL)
     category_sql, category_names = compiled(_CATEGORY_SQL)

@@ -13,6 +13,7 @@ from gis.api.errors import ERROR_RESPONSES, install_error_handlers
 from gis.api.middleware import BodySizeLimit
 from gis.api.routes import discover_routers
 from gis.db import make_engine, make_sessionmaker
+from gis.db_async import AsyncDatabase
 from gis.settings import Settings, get_settings
 
 DESCRIPTION = """
@@ -34,9 +35,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        database = AsyncDatabase(settings)
+        await database.open()
+        app.state.database = database
         try:
             yield
         finally:
+            await database.close()
             engine.dispose()
 
     app = FastAPI(

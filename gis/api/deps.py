@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
+from gis.db_async import Database
 from gis.settings import Settings
 
 
@@ -28,7 +29,14 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         session.close()
 
 
+async def get_database(request: Request) -> Database:
+    """Where the hot paths run their flows: the app's asyncpg pool (``gis.db_async``)."""
+    database: Database = request.app.state.database
+    return database
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 

@@ -11,13 +11,12 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from gis.api.deps import SessionDep, SettingsDep
+from gis.api.deps import DatabaseDep, SettingsDep
 from gis.errors import AuthenticationError, NotFoundError, PermissionDeniedError
 from gis.layers.users import Role
-from gis.services.access import Principal, authenticate, hash_token
+from gis.services.access import Principal, authenticate_flow, hash_token
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `gis users add`")
 
@@ -38,7 +37,7 @@ TOKEN_COOKIE = "gis_token"
 
 async def get_principal(
     request: Request,
-    session: SessionDep,
+    database: DatabaseDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal | None:
     """The caller (bearer header, else the login cookie), or ``None`` without a token."""
@@ -54,9 +53,8 @@ async def get_principal(
     else:
         return None
     principal = _cached(request, token)
-    if principal is None:
-        # The database is asked only on a cache miss, and then off the event loop.
-        principal = await run_in_threadpool(authenticate, session, token)
+    if principal is None:  # the database is asked only on a cache miss
+        principal = await database.run(authenticate_flow(token))
         _remember(request, token, principal)
     request.state.principal = principal
     return principal

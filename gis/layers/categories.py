@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -81,8 +82,13 @@ def get_category(session: Session, code: str) -> Category:
     category = session.get(Category, code)
     if category is None:
         known = session.scalars(sa.select(Category.code).order_by(Category.code)).all()
-        raise UnknownCodeError(f"unknown category {code!r}; known categories: {', '.join(known)}")
+        raise unknown_category(code, known)
     return category
+
+
+def unknown_category(code: str, known: Sequence[str]) -> UnknownCodeError:
+    """The error for a category code that is not in the catalog, listing those that are."""
+    return UnknownCodeError(f"unknown category {code!r}; known categories: {', '.join(known)}")
 
 
 def list_categories(session: Session, *, platform: Platform | None = None) -> list[Category]:

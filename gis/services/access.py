@@ -15,6 +15,7 @@ from gis.errors import AuthenticationError, NotFoundError, ValidationError
 from gis.layers.base import utcnow
 from gis.layers.regions import Region, RegionLevel
 from gis.layers.users import ApiToken, Role, User
+from gis.queries import Flow, Query, run
 
 TOKEN_PREFIX = "gis_"
 TOWN_SCOPED = frozenset(
@@ -137,41 +138,45 @@ def list_users(session: Session) -> list[User]:
     return list(session.scalars(sa.select(User).order_by(User.name)))
 
 
+_TOKEN_SQL = sa.text(
+    """
+SELECT u.id, u.name, u.role, u.active, u.town_codes, u.unit_id, u.member_id,
+       t.revoked_at, t.expires_at,
+       CASE WHEN u.role = 'grid_member' THEN
+         ARRAY(SELECT g.grid_code FROM grid_member_grids AS g WHERE g.member_id = u.member_id)
+       END AS grid_codes
+FROM api_tokens AS t
+JOIN users AS u ON u.id = t.user_id
+WHERE t.token_hash = :token_hash
+"""
+)
+
+
 def authenticate(session: Session, token: str, *, now: datetime | None = None) -> Principal:
     """The principal of a bearer token, or ``AuthenticationError`` saying why not."""
-    row = session.execute(
-        sa.select(User, ApiToken)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == hash_token(token))
-    ).one_or_none()
+    return run(session, authenticate_flow(token, now=now))
+
+
+def authenticate_flow(token: str, *, now: datetime | None = None) -> Flow[Principal]:
+    """``authenticate`` as a flow (``gis.queries``): the API runs it on asyncpg."""
+    row = yield Query(_TOKEN_SQL, {"token_hash": hash_token(token)})
     if row is None:
         raise AuthenticationError("unknown token; ask an admin for one (gis users add)")
-    user, api_token = row
     now = now or utcnow()
-    if api_token.revoked_at is not None or not user.active:
+    if row["revoked_at"] is not None or not row["active"]:
         raise AuthenticationError("this token was revoked; ask an admin for a new one")
-    if api_token.expires_at is not None and api_token.expires_at <= now:
+    if row["expires_at"] is not None and row["expires_at"] <= now:
         raise AuthenticationError("this token has expired; ask an admin for a new one")
-    role = Role(user.role)
-    grid_codes = None
-    if role is Role.GRID_MEMBER:
-        from gis.layers.grids import GridMemberGrid
-
-        grid_codes = frozenset(
-            session.scalars(
-                sa.select(GridMemberGrid.grid_code).where(
-                    GridMemberGrid.member_id == user.member_id
-                )
-            )
-        )
+    role = Role(row["role"])
+    grid_codes = row["grid_codes"]
     return Principal(
-        user_id=user.id,
-        name=user.name,
+        user_id=row["id"],
+        name=row["name"],
         role=role,
-        town_codes=frozenset(user.town_codes) if role in TOWN_SCOPED else None,
-        unit_id=user.unit_id,
-        member_id=user.member_id,
-        grid_codes=grid_codes,
+        town_codes=frozenset(row["town_codes"] or ()) if role in TOWN_SCOPED else None,
+        unit_id=row["unit_id"],
+        member_id=row["member_id"],
+        grid_codes=frozenset(grid_codes) if grid_codes is not None else None,
     )
 
 

@@ -13,6 +13,7 @@ table expressions (``LOCATE_CTES``) are also the first half of the intake statem
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from gis.errors import OutsideCoverageError
 from gis.layers.incidents import LocationQuality
+from gis.queries import Flow, Query, run
 
 DEFAULT_COVERAGE_MARGIN_M = 50_000.0
 
@@ -180,23 +182,23 @@ def outside_coverage(lon: float, lat: float, distance_m: float | None) -> Outsid
     )
 
 
-def location_from_row(row: Any) -> Location:
-    """A ``Location`` from a row carrying the ``loc`` columns and the names."""
+def location_from_row(row: Mapping[str, Any]) -> Location:
+    """A ``Location`` from a row (mapping) carrying the ``loc`` columns and the names."""
     return Location(
-        grid_id=row.grid_id,
-        grid_code=row.grid_code,
-        grid_name=row.grid_name,
-        village_code=row.village_code,
-        village_name=row.village_name,
-        town_code=row.town_code,
-        town_name=row.town_name,
-        county_code=row.county_code,
-        county_name=row.county_name,
-        member_id=row.member_id,
-        member_name=row.member_name,
-        quality=LocationQuality(row.quality),
-        snap_distance_m=row.snap_distance_m,
-        outside_distance_m=row.outside_distance_m,
+        grid_id=row["grid_id"],
+        grid_code=row["grid_code"],
+        grid_name=row["grid_name"],
+        village_code=row["village_code"],
+        village_name=row["village_name"],
+        town_code=row["town_code"],
+        town_name=row["town_name"],
+        county_code=row["county_code"],
+        county_name=row["county_name"],
+        member_id=row["member_id"],
+        member_name=row["member_name"],
+        quality=LocationQuality(row["quality"]),
+        snap_distance_m=row["snap_distance_m"],
+        outside_distance_m=row["outside_distance_m"],
     )
 
 
@@ -210,9 +212,23 @@ def locate(
     coverage_margin_m: float = DEFAULT_COVERAGE_MARGIN_M,
 ) -> Location:
     """The grid, village, town, county and member of a WGS84 point as of ``at`` (default now)."""
+    return run(
+        session, locate_flow(lon, lat, at=at, snap_m=snap_m, coverage_margin_m=coverage_margin_m)
+    )
+
+
+def locate_flow(
+    lon: float,
+    lat: float,
+    *,
+    at: datetime | None = None,
+    snap_m: float = 50.0,
+    coverage_margin_m: float = DEFAULT_COVERAGE_MARGIN_M,
+) -> Flow[Location]:
+    """``locate`` as a flow (``gis.queries``): the API runs it on asyncpg."""
     at = at or datetime.now(UTC)
     params = locate_params(lon, lat, at=at, snap_m=snap_m, coverage_margin_m=coverage_margin_m)
-    row = session.execute(_LOCATE_SQL, params).one()
-    if not row.covered:
-        raise outside_coverage(lon, lat, row.outside_distance_m)
+    row = yield Query(_LOCATE_SQL, params)
+    if not row["covered"]:
+        raise outside_coverage(lon, lat, row["outside_distance_m"])
     return location_from_row(row)

@@ -30,12 +30,13 @@ from gis.errors import (
     ValidationError,
 )
 from gis.geo import Crs, check_lonlat, parse_crs, to_wgs84
-from gis.layers.categories import get_category
+from gis.layers.categories import unknown_category
 from gis.layers.incidents import OPEN_STATUSES, Incident, LocationQuality, ReporterKind
+from gis.queries import Flow, Query, run
 from gis.services.assignment import (
     LOCATE_CTES,
     POINT_SQL,
-    locate,
+    locate_flow,
     locate_params,
 )
 from gis.services.deadlines import due_at
@@ -305,14 +306,15 @@ _BY_KEY_SQL = sa.text(_reply_sql("incidents", "WHERE src.idempotency_key = :idem
 _CATEGORY_SQL = sa.text(
     "SELECT platform, unit_type, time_limit_hours, working_hours FROM categories WHERE code = :code"
 )
+_CATEGORY_CODES_SQL = sa.text("SELECT code FROM categories ORDER BY code")
 
 
 _JSON_FIELDS = ("photos", "cameras", "possible_duplicates")
 
 
 def _detail(row: Any) -> IncidentDetail:
-    """An ``IncidentDetail`` from a row of the reply SELECT."""
-    values = row._asdict()
+    """An ``IncidentDetail`` from a row of the reply SELECT (a ``Row`` or a mapping)."""
+    values = dict(row._mapping) if hasattr(row, "_mapping") else dict(row)
     for name in _JSON_FIELDS:
         # psycopg decodes json/jsonb; asyncpg hands over the text.
         if isinstance(values[name], str):
@@ -353,6 +355,20 @@ def report_incident(
     idempotency_key: str | None = None,
 ) -> IntakeResult:
     """Save a report with its grid, platform, unit and deadline, and its first events."""
+    return run(
+        session,
+        report_flow(report, settings=settings, now=now, idempotency_key=idempotency_key),
+    )
+
+
+def report_flow(
+    report: IncidentReport,
+    *,
+    settings: Settings,
+    now: datetime | None = None,
+    idempotency_key: str | None = None,
+) -> Flow[IntakeResult]:
+    """``report_incident`` as a flow (``gis.queries``): the API runs it on asyncpg."""
     now = now or datetime.now(UTC)
     lon, lat, crs = checked_wgs84(report.location.lon, report.location.lat, report.location.crs)
     if report.occurred_at is not None and report.occurred_at > now + CLOCK_SKEW:
@@ -362,10 +378,10 @@ def report_incident(
         )
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise ValidationError("Idempotency-Key must be 1 to 200 characters")
-    category = session.execute(_CATEGORY_SQL, {"code": report.category}).one_or_none()
+    category = yield Query(_CATEGORY_SQL, {"code": report.category})
     if category is None:
-        get_category(session, report.category)  # raises UnknownCodeError listing the codes
-        raise NotFoundError(f"no category {report.category!r}")  # unreachable without a race
+        known = yield Query(_CATEGORY_CODES_SQL, many=True)
+        raise unknown_category(report.category, [row["code"] for row in known])
     request_hash = report.request_hash()
     reporter = report.reporter
     params = {
@@ -377,9 +393,9 @@ def report_incident(
             coverage_margin_m=settings.coverage_margin_m,
         ),
         **_duplicate_params(settings),
-        "unit_type": category.unit_type,
+        "unit_type": category["unit_type"],
         "category": report.category,
-        "platform": category.platform,
+        "platform": category["platform"],
         "description": report.description,
         "reporter_kind": reporter.kind.value,
         "reporter_id": reporter.id,
@@ -390,15 +406,17 @@ def report_incident(
         "source_lat": float(report.location.lat),
         "occurred_at": report.occurred_at,
         "now": now,
-        "due_at": due_at(now, category.time_limit_hours, working_hours=category.working_hours),
+        "due_at": due_at(
+            now, category["time_limit_hours"], working_hours=category["working_hours"]
+        ),
         "idempotency_key": idempotency_key,
         "request_hash": request_hash,
     }
-    row = session.execute(_INTAKE_SQL, params).one_or_none()
+    row = yield Query(_INTAKE_SQL, params)
     if row is not None:
         return IntakeResult(_detail(row), created=True)
     if idempotency_key is not None:
-        first = find_incident_by_key(session, idempotency_key, settings=settings)
+        first = yield from _by_key_flow(idempotency_key, settings=settings)
         if first is not None:
             if first.request_hash != request_hash:
                 raise ConflictError(
@@ -408,8 +426,7 @@ def report_incident(
                 )
             return IntakeResult(first, created=False)
     # Nothing inserted and no earlier report: the point is outside the service area.
-    locate(
-        session,
+    yield from locate_flow(
         lon,
         lat,
         at=now,
@@ -419,13 +436,17 @@ def report_incident(
     raise ConflictError("the report could not be saved because of a concurrent change; retry")
 
 
+def _by_key_flow(idempotency_key: str, *, settings: Settings) -> Flow[IncidentDetail | None]:
+    params = {"idempotency_key": idempotency_key, **_duplicate_params(settings)}
+    row = yield Query(_BY_KEY_SQL, params)
+    return None if row is None else _detail(row)
+
+
 def find_incident_by_key(
     session: Session, idempotency_key: str, *, settings: Settings
 ) -> IncidentDetail | None:
     """The incident first saved under this idempotency key, or None."""
-    params = {"idempotency_key": idempotency_key, **_duplicate_params(settings)}
-    row = session.execute(_BY_KEY_SQL, params).one_or_none()
-    return None if row is None else _detail(row)
+    return run(session, _by_key_flow(idempotency_key, settings=settings))
 
 
 def get_incident_detail(
@@ -451,6 +472,7 @@ __all__ = [
     "find_incident_by_key",
     "get_incident_detail",
     "list_incidents",
+    "report_flow",
     "report_incident",
 ]
 

@@ -91,11 +91,11 @@ def test_public_layers_are_readable_without_a_token_only_when_allowed(
 ) -> None:
     from fastapi.testclient import TestClient
 
-    from gis.api.deps import get_session
+    from tests.conftest import use_session
 
     for public, expected in ((True, 200), (False, 401)):
         app = create_app(settings.model_copy(update={"public_layers": public}))
-        app.dependency_overrides[get_session] = lambda: session
+        use_session(app, session)
         with TestClient(app) as client:
             response = client.get("/categories")
         assert response.status_code == expected, response.text

@@ -262,10 +262,10 @@ def small_client(
 ) -> Iterator[Any]:
     """A client whose body limit is 2 kB."""
     from gis.api import create_app
-    from gis.api.deps import get_session
+    from tests.conftest import use_session
 
     app = create_app(settings.model_copy(update={"max_body_bytes": 2048}))
-    app.dependency_overrides[get_session] = lambda: session
+    use_session(app, session)
     with TestClient(app, headers=admin_headers) as test_client:
         yield test_client
 

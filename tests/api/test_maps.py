@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from gis.api import create_app
-from gis.api.deps import get_session
 from gis.maps import command_room as cr
 from gis.settings import Settings
+from tests.conftest import use_session
 from tests.maps.town import OTHER_TOWN, TOWN, VILLAGE_1, build_town
 
 PERIOD = {"since": "2026-10-01T00:00:00+08:00", "until": "2026-11-01T00:00:00+08:00"}
@@ -23,7 +23,7 @@ def _client(settings: Settings, session: Session, **changes: Any) -> TestClient:
     application = create_app(
         settings.model_copy(update={"auth_required": False, "map_assets": "cdn", **changes})
     )
-    application.dependency_overrides[get_session] = lambda: session
+    use_session(application, session)
     return TestClient(application)
 
 
@@ -178,7 +178,7 @@ def test_pages_need_a_token_when_auth_is_on(
 ) -> None:
     build_town(session)
     application = create_app(settings.model_copy(update={"auth_required": True}))
-    application.dependency_overrides[get_session] = lambda: session
+    use_session(application, session)
     with TestClient(application) as client:
         response = client.get("/maps/command-room", params={"town": OTHER_TOWN})
     _error(response, 401, "unauthorized")
@@ -198,7 +198,7 @@ def test_a_command_room_sees_its_town_and_not_another(
     build_town(session)
     token = _token(session, "command_room", [OTHER_TOWN])
     application = create_app(settings.model_copy(update={"auth_required": True}))
-    application.dependency_overrides[get_session] = lambda: session
+    use_session(application, session)
     headers = {"Authorization": f"Bearer {token}"}
     with TestClient(application) as client:
         own = client.get("/maps/command-room", params={"town": OTHER_TOWN}, headers=headers)
@@ -215,7 +215,7 @@ def test_a_grid_member_may_not_open_the_command_room(
     build_town(session)
     token = _token(session, "grid_member", [TOWN])
     application = create_app(settings.model_copy(update={"auth_required": True}))
-    application.dependency_overrides[get_session] = lambda: session
+    use_session(application, session)
     with TestClient(application) as client:
         response = client.get(
             "/maps/command-room",

@@ -22,11 +22,11 @@ import pytest
 from sqlalchemy.orm import Session
 
 from gis.api import create_app
-from gis.api.deps import get_session
 from gis.errors import GisError
 from gis.maps import command_room as cr
 from gis.maps.assets import assets_dir_for, assets_ready, fetch_assets
 from gis.settings import Settings
+from tests.conftest import use_session
 from tests.maps.town import TOWN, VILLAGE_1, build_town
 
 pytestmark = pytest.mark.browser
@@ -97,7 +97,7 @@ def server(settings: Settings, session: Session, catalog: int, assets_dir: Path)
             }
         )
     )
-    app.dependency_overrides[get_session] = lambda: session
+    use_session(app, session)
     port = _free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", workers=1)
     uv = uvicorn.Server(config)

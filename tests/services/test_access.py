@@ -103,10 +103,10 @@ def test_county_sees_every_town(session: Session, towns: None) -> None:
 def guarded(settings: Any, session: Session, towns: None) -> TestClient:
     """A tiny app with one command-room route that reads a town's resource."""
     from gis.api import create_app
-    from gis.api.deps import get_session
+    from tests.conftest import use_session
 
     app: FastAPI = create_app(settings)
-    app.dependency_overrides[get_session] = lambda: session
+    use_session(app, session)
 
     @app.get("/towns/{code}/secret")
     def secret(
@@ -150,14 +150,14 @@ def test_token_cache_trusts_a_checked_token_for_its_ttl_only(
     settings: Any, session: Session, towns: None
 ) -> None:
     from gis.api import create_app
-    from gis.api.deps import get_session
+    from tests.conftest import use_session
 
     user = access.add_user(session, name="cached", role=Role.COUNTY)
     token = access.issue_token(session, user)
     headers = {"Authorization": f"Bearer {token}"}
     for ttl, after_revoke in ((60.0, 200), (0.0, 401)):
         app = create_app(settings.model_copy(update={"token_cache_s": ttl}))
-        app.dependency_overrides[get_session] = lambda: session
+        use_session(app, session)
 
         @app.get("/who")
         def who(principal: Annotated[Principal | None, Depends(allow(Role.COUNTY))]) -> str:

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from gis.api.deps import PageDep, SessionDep, SettingsDep
+from gis.api.deps import DatabaseDep, PageDep, SessionDep, SettingsDep
 from gis.api.geojson import Feature, FeatureCollection
+from gis.api.responses import json_response
 from gis.api.schemas.incidents import IncidentCreate, IncidentProperties, IncidentRead
 from gis.api.security import READ_CASES, REPORT, allow, case_filter, check_case
 from gis.db import translate_db_errors
@@ -23,7 +24,7 @@ from gis.services.intake import (
     IncidentFilter,
     get_incident_detail,
     list_incidents,
-    report_incident,
+    report_flow,
 )
 
 router = APIRouter(tags=["incidents"])
@@ -54,11 +55,10 @@ REPLAY_HEADER = "Idempotent-Replayed"
         409: {"description": "The Idempotency-Key was used for a different report"},
     },
 )
-def create_incident(
+async def create_incident(
     body: IncidentCreate,
-    session: SessionDep,
+    database: DatabaseDep,
     settings: SettingsDep,
-    response: Response,
     _: Annotated[Principal | None, Depends(allow(*REPORT))],
     idempotency_key: Annotated[
         str | None,
@@ -69,17 +69,16 @@ def create_incident(
             "returns the first answer and writes nothing",
         ),
     ] = None,
-) -> IncidentRead:
+) -> Response:
     """Report a case: it is saved with its grid, platform, unit and deadline in one go."""
-    use_autocommit(session)
-    with translate_db_errors():
-        result = report_incident(session, body, settings=settings, idempotency_key=idempotency_key)
-        session.commit()
-    response.headers["Location"] = f"/incidents/{result.incident.id}"
+    result = await database.run(
+        report_flow(body, settings=settings, idempotency_key=idempotency_key)
+    )
+    headers = {"Location": f"/incidents/{result.incident.id}"}
     if not result.created:
         # The first answer again (Stripe's convention: same status, a header says it is a replay).
-        response.headers[REPLAY_HEADER] = "true"
-    return IncidentRead.from_detail(result.incident)
+        headers[REPLAY_HEADER] = "true"
+    return json_response(IncidentRead.from_detail(result.incident), 201, headers)
 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentRead)

@@ -5,25 +5,24 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
-from gis.api.deps import SessionDep, SettingsDep
-from gis.api.routes.incidents import use_autocommit
+from gis.api.deps import DatabaseDep, SettingsDep
+from gis.api.responses import json_response
 from gis.api.schemas.incidents import LocateRead, SourcePoint
 from gis.api.security import allow
-from gis.db import translate_db_errors
 from gis.errors import ValidationError
 from gis.layers.users import Role
 from gis.services.access import Principal
-from gis.services.assignment import locate
+from gis.services.assignment import locate_flow
 from gis.services.intake import checked_wgs84
 
 router = APIRouter(tags=["locate"])
 
 
 @router.get("/locate", response_model=LocateRead)
-def locate_point(
-    session: SessionDep,
+async def locate_point(
+    database: DatabaseDep,
     settings: SettingsDep,
     # Every role may look a point up; it names the grid member, so not anonymous callers.
     _: Annotated[Principal | None, Depends(allow(*Role))],
@@ -36,26 +35,22 @@ def locate_point(
         datetime | None,
         Query(description="Use the grid versions in force at this instant (default now)"),
     ] = None,
-) -> LocateRead:
+) -> Response:
     """The grid covering a point (lowest code on an edge; snapped or outside otherwise)."""
     if at is not None and at.tzinfo is None:
         raise ValidationError("at needs a UTC offset, e.g. 2026-01-01T00:00:00+08:00")
     wgs_lon, wgs_lat, parsed = checked_wgs84(lon, lat, crs)
     when = at or datetime.now(UTC)
-    use_autocommit(session)
-    with translate_db_errors():
-        found = locate(
-            session,
+    found = await database.run(
+        locate_flow(
             wgs_lon,
             wgs_lat,
             at=when,
             snap_m=settings.snap_meters,
             coverage_margin_m=settings.coverage_margin_m,
         )
-    return LocateRead.from_location(
-        found,
-        lon=wgs_lon,
-        lat=wgs_lat,
-        source=SourcePoint(crs=parsed.value, lon=lon, lat=lat),
-        at=when,
+    )
+    source = SourcePoint(crs=parsed.value, lon=lon, lat=lat)
+    return json_response(
+        LocateRead.from_location(found, lon=wgs_lon, lat=wgs_lat, source=source, at=when)
     )

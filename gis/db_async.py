@@ -1,0 +1,181 @@
+"""The API's hot paths on asyncpg: flows (``gis.queries``) run on a pool, in the event loop.
+
+FastAPI runs a sync endpoint in a worker thread, and the ORM session, the thread hand-off and the
+GIL contention between 40 such threads cost several times the ~1 ms of SQL behind a report
+(bench/intake measured 0.14-0.23 of a bare asyncpg app). So intake, locate and the token check
+run their flows here instead: the SAME statements (SQLAlchemy ``text()`` constants, compiled once
+to asyncpg's ``$n`` placeholders), no transaction around single statements (each is atomic on its
+own; the intake inserts the incident and its events in ONE statement), prepared plans kept per
+connection by asyncpg.
+
+``SessionDatabase`` runs the same flows on a sync session: the tests hand the app their
+rolled-back session through it, so the API answers from data the test has not committed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, TypeVar
+
+import asyncpg
+from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import TextClause
+
+from gis.db import translate_db_errors, translate_state
+from gis.errors import DatabaseUnavailableError, GisError
+from gis.queries import Flow, Query, run
+from gis.settings import Settings
+
+T = TypeVar("T")
+
+_DIALECT = asyncpg_dialect.dialect()
+
+
+class Database(Protocol):
+    """Where the API runs its flows."""
+
+    async def run(self, flow: Flow[T]) -> T:
+        """Run ``flow`` to its end and return its value (or raise its error)."""
+        ...
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    """The libpq-style DSN asyncpg takes, from the SQLAlchemy URL of the settings."""
+    url = make_url(database_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+def compile_for_asyncpg(statement: TextClause) -> tuple[str, tuple[str, ...]]:
+    """The statement with ``$n`` placeholders, and the parameter names in their order."""
+    compiled = statement.compile(dialect=_DIALECT)
+    return str(compiled), tuple(compiled.positiontup or ())
+
+
+# Errors after which a connection is not to be trusted, and those that mean "the database is not
+# there" (connecting refused or timed out, the pool exhausted, a connection cut or broken).
+_BROKEN = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
+_UNAVAILABLE = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+
+
+class AsyncDatabase:
+    """An asyncpg pool sized and timed like the sync engine (``GIS_DB_*`` settings)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._pool: asyncpg.Pool | None = None
+        # Keyed by the statement's identity (they are module constants); the statement itself
+        # is kept too, so an id is never reused while its entry lives.
+        self._compiled: dict[int, tuple[TextClause, str, tuple[str, ...]]] = {}
+
+    async def open(self) -> None:
+        """Create the pool. No connection is made yet: the service starts with the database
+        down and answers 503 until it is back."""
+        s = self._settings
+        self._pool = await asyncpg.create_pool(
+            asyncpg_dsn(s.database_url),
+            min_size=0,
+            max_size=s.db_pool_size,
+            timeout=s.db_connect_timeout_s,
+            server_settings={
+                "statement_timeout": str(s.db_statement_timeout_ms),
+                "application_name": "gis",
+            },
+        )
+
+    async def close(self) -> None:
+        """Close the pool (waits for connections in use)."""
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    def _sql(self, statement: TextClause) -> tuple[str, tuple[str, ...]]:
+        entry = self._compiled.get(id(statement))
+        if entry is None:
+            entry = (statement, *compile_for_asyncpg(statement))
+            self._compiled[id(statement)] = entry
+        return entry[1], entry[2]
+
+    async def run(self, flow: Flow[T]) -> T:
+        """Run ``flow`` on one pooled connection; driver errors become domain errors."""
+        if self._pool is None:
+            raise RuntimeError("AsyncDatabase.open() was not called")
+        try:
+            async with self._pool.acquire(timeout=self._settings.db_pool_timeout_s) as conn:
+                try:
+                    value = await self._run_on(conn, flow)
+                except _BROKEN:
+                    # A connection cut under a statement can be left mid-protocol (asyncpg's
+                    # "cannot switch to state …"): never hand it back to the pool for reuse.
+                    conn.terminate()
+                    raise
+        except GisError:
+            raise
+        except asyncpg.PostgresError as error:
+            domain = translate_asyncpg(error)
+            if domain is None:
+                raise
+            raise domain from error
+        except _UNAVAILABLE as error:
+            # Refused, reset or timed out connecting, a closed or broken connection, an
+            # exhausted pool.
+            raise DatabaseUnavailableError(
+                "the database is unavailable; retry in a few seconds"
+            ) from error
+        return value
+
+    async def _run_on(self, conn: asyncpg.Connection, flow: Flow[T]) -> T:
+        query, done, value = _advance(flow, None)
+        while not done:
+            assert query is not None
+            sql, names = self._sql(query.statement)
+            args = [query.params[name] for name in names]
+            reply: Any
+            if query.many:
+                reply = [dict(row) for row in await conn.fetch(sql, *args)]
+            else:
+                row = await conn.fetchrow(sql, *args)
+                reply = None if row is None else dict(row)
+            query, done, value = _advance(flow, reply)
+        return value  # type: ignore[return-value]
+
+
+def _advance(flow: Flow[T], reply: Any) -> tuple[Query | None, bool, T | None]:
+    """Send ``reply`` into ``flow``: its next query, or that it is done and its value."""
+    try:
+        return flow.send(reply), False, None
+    except StopIteration as stop:
+        return None, True, stop.value
+
+
+def translate_asyncpg(error: asyncpg.PostgresError) -> GisError | None:
+    """The domain error for an asyncpg server error (``gis.db.translate_state`` decides)."""
+    state = getattr(error, "sqlstate", None)
+    lost = isinstance(
+        error,
+        asyncpg.PostgresConnectionError
+        | asyncpg.exceptions.OperatorInterventionError
+        | asyncpg.exceptions.CannotConnectNowError,
+    )
+    message = getattr(error, "message", None) or str(error)
+    return translate_state(state, message.strip(), connection_lost=lost)
+
+
+class SessionDatabase:
+    """The same flows on a sync session (in the event loop's thread, so for tests and tools):
+    the flow runs in the session's transaction, which is committed after it."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    async def run(self, flow: Flow[T]) -> T:
+        """Run ``flow`` on the session and commit."""
+        with translate_db_errors():
+            value = run(self.session, flow)
+            self.session.commit()
+        return value
