@@ -82,6 +82,7 @@ class AsyncDatabase:
             min_size=0,
             max_size=s.db_pool_size,
             timeout=s.db_connect_timeout_s,
+            reset=_keep_session,
             server_settings={
                 "statement_timeout": str(s.db_statement_timeout_ms),
                 "application_name": "gis",
@@ -143,6 +144,16 @@ class AsyncDatabase:
                 reply = None if row is None else dict(row)
             query, done, value = _advance(flow, reply)
         return value  # type: ignore[return-value]
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Release a connection to the pool as it is.
+
+    asyncpg's default reset sends ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``
+    on every release, a round trip per request. The flows run single statements and never take
+    advisory locks, open cursors, LISTEN or SET anything, so there is nothing to reset; an open
+    transaction (there is none) would still be rolled back by the pool before this is called.
+    """
 
 
 def _advance(flow: Flow[T], reply: Any) -> tuple[Query | None, bool, T | None]:

@@ -300,7 +300,10 @@ def from_wgs84_fn(crs: Crs | str) -> LonLatFn:
 
 def to_wgs84(lon: Coord, lat: Coord, crs: Crs | str) -> tuple[Coord, Coord]:
     """Convert lon/lat given in ``crs`` to WGS84."""
-    return _apply(to_wgs84_fn(crs), lon, lat)
+    fn = to_wgs84_fn(crs)
+    if fn is _identity and isinstance(lon, float) and isinstance(lat, float):
+        return lon, lat  # one WGS84 point per report: no arrays for a no-op
+    return _apply(fn, lon, lat)
 
 
 def from_wgs84(lon: Coord, lat: Coord, crs: Crs | str) -> tuple[Coord, Coord]:

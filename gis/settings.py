@@ -19,7 +19,13 @@ class Settings(BaseSettings):
         DEFAULT_DATABASE_URL,
         description="SQLAlchemy URL of the PostGIS database (driver postgresql+psycopg).",
     )
-    db_pool_size: int = Field(10, ge=1, le=200, description="Connections kept in the pool.")
+    db_pool_size: int = Field(
+        10,
+        ge=1,
+        le=200,
+        description="Connections per pool and worker: the sync pool, and as many asyncpg "
+        "connections for the hot paths (intake, locate, token checks).",
+    )
     db_pool_timeout_s: float = Field(
         5.0, gt=0, le=120, description="Seconds to wait for a pooled connection before 503."
     )
@@ -37,6 +43,12 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `gis serve` listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `gis serve` listens on.")
     workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes for `gis serve`.")
+    telemetry: bool = Field(
+        False,
+        description="FastAPI's OpenTelemetry spans, metrics and logs (they go to the providers "
+        "configured in the process, e.g. by opentelemetry-instrument); off, each request skips "
+        "the check.",
+    )
     snap_meters: float = Field(
         50.0, ge=0, le=5_000, description="A point this close to a grid is snapped into it."
     )

@@ -115,11 +115,11 @@ def catalog(engine: Engine) -> int:
 def use_session(app: Any, session: Session) -> Any:
     """Make ``app`` answer from ``session`` (the test's rolled-back transaction): its sync
     sessions and the flows it otherwise runs on asyncpg (``gis.db_async``)."""
-    from gis.api.deps import get_database, get_session
+    from gis.api.deps import get_session
     from gis.db_async import SessionDatabase
 
     app.dependency_overrides[get_session] = lambda: session
-    app.dependency_overrides[get_database] = lambda: SessionDatabase(session)
+    app.state.database = SessionDatabase(session)
     return app
 
 

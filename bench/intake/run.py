@@ -65,19 +65,38 @@ class Server:
     pid: int
 
 
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (field 3 onwards)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its threads so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time so far of a process and its worker processes (Linux /proc)."""
+    pids = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(_stat(int(entry.name))[1]) == pid:  # field 4: the parent's pid
+                    pids.append(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+    total = 0
+    for p in pids:
+        try:
+            fields = _stat(p)
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
-def serve(app: str, env: dict[str, str]) -> Iterator[Server]:
-    """Run ``uvicorn --factory app`` (one worker) until the block ends."""
+def serve(app: str, env: dict[str, str], workers: int = 1) -> Iterator[Server]:
+    """Run ``uvicorn --factory app`` with ``workers`` processes until the block ends."""
     port = _free_port()
     command = [
         sys.executable, "-m", "uvicorn", "--factory", app, "--host", "127.0.0.1",
-        "--port", str(port), "--workers", "1", "--log-level", "warning", "--no-access-log",
+        "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log",
     ]  # fmt: skip
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
     base = f"http://127.0.0.1:{port}"
@@ -222,6 +241,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--points", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="uvicorn worker processes, the same for both apps"
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -241,16 +263,21 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"database: {grids:,} grids, {units:,} units, {incidents:,} incidents; "
             f"{args.points} points; wrk -c{args.connections} -t{args.threads} "
-            f"{args.seconds}s (+{args.warmup}s warm-up); {os.cpu_count()} cores"
+            f"{args.seconds}s (+{args.warmup}s warm-up); {args.workers} uvicorn worker(s) per "
+            f"app; {os.cpu_count()} cores"
         )
         os.environ["BENCH_POINTS"] = str(points)
         os.environ["BENCH_TOKEN"] = bench_token(engine)
         os.environ["BENCH_CATEGORIES"] = ",".join(categories)
         service = stack.enter_context(
-            serve("gis.api.app:create_app", {"GIS_DATABASE_URL": args.database_url})
+            serve("gis.api.app:create_app", {"GIS_DATABASE_URL": args.database_url}, args.workers)
         )
         bare = stack.enter_context(
-            serve("bench.intake.bare:create_app", {"BENCH_DATABASE_URL": args.database_url})
+            serve(
+                "bench.intake.bare:create_app",
+                {"BENCH_DATABASE_URL": args.database_url},
+                args.workers,
+            )
         )
         results: list[Result] = []
         try:

@@ -16,8 +16,20 @@ from gis.settings import Settings
 # such hand-off costs more CPU than the work itself (neither does any I/O up front).
 async def get_app_settings(request: Request) -> Settings:
     """The settings the app was built with."""
+    return settings_of(request)
+
+
+def settings_of(request: Request) -> Settings:
+    """The settings the app was built with (for code that has the request at hand)."""
     settings: Settings = request.app.state.settings
     return settings
+
+
+def database_of(request: Request) -> Database:
+    """Where the hot paths run their flows: the app's asyncpg pool (``gis.db_async``), or what
+    was handed in as ``app.state.database`` before startup."""
+    database: Database = request.app.state.database
+    return database
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
@@ -29,14 +41,7 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         session.close()
 
 
-async def get_database(request: Request) -> Database:
-    """Where the hot paths run their flows: the app's asyncpg pool (``gis.db_async``)."""
-    database: Database = request.app.state.database
-    return database
-
-
 SessionDep = Annotated[Session, Depends(get_session)]
-DatabaseDep = Annotated[Database, Depends(get_database)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 

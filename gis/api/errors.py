@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -103,9 +105,34 @@ async def _database_error(_: Request, error: Exception) -> JSONResponse:
     return error_response(status_code_for(domain), domain.code, domain.detail)
 
 
+Handler = Callable[[Request, Exception], Awaitable[JSONResponse]]
+HANDLERS: dict[type[Exception], Handler] = {
+    GisError: _gis_error,
+    RequestValidationError: _validation_error,
+    StarletteHTTPException: _http_error,
+    sa_exc.SQLAlchemyError: _database_error,
+}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every error through the one shape."""
-    app.add_exception_handler(GisError, _gis_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(sa_exc.SQLAlchemyError, _database_error)
+    for error_class, handler in HANDLERS.items():
+        app.add_exception_handler(error_class, handler)
+
+
+async def error_response_for(request: Request, error: Exception) -> JSONResponse | None:
+    """The response the app's handlers give ``error`` (None: not ours, a 500), for code that
+    runs outside FastAPI's exception middleware (``gis.api.hot``)."""
+    for error_class in type(error).__mro__:
+        handler = HANDLERS.get(error_class)
+        if handler is not None:
+            return await handler(request, error)
+    return None
+
+
+def validation_error(error: PydanticValidationError, where: str) -> RequestValidationError:
+    """A pydantic error about the request's ``where`` ("query", "body") as FastAPI raises it,
+    so it is answered in the same shape (422, or 400 for malformed JSON)."""
+    return RequestValidationError(
+        [{**e, "loc": (where, *e["loc"])} for e in error.errors(include_url=False)]
+    )

@@ -19,6 +19,7 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        chunked = False
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -28,29 +29,34 @@ class BodySizeLimit:
                 if announced > self.max_bytes:
                     await self._reject(send)
                     return
+            elif name == b"transfer-encoding":
+                chunked = True
+        if not chunked:
+            # The server hands the app exactly Content-Length bytes (none without the header),
+            # and that was checked above: nothing left to count, so no wrapper on the hot path.
+            await self.app(scope, receive, send)
+            return
+        # A chunked body announces no length: read it here, counting, and refuse it as soon as
+        # it is too large (raising inside the app's receive would surface as a parse error).
+        chunks = []
         received = 0
-        response_started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _TooLargeError
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLargeError:
-            if not response_started:
+            if message["type"] != "http.request":
+                return  # the client went away
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
                 await self._reject(send)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        pending: list[Message] = [{"type": "http.request", "body": b"".join(chunks)}]
+
+        async def replay() -> Message:
+            return pending.pop() if pending else await receive()
+
+        await self.app(scope, replay, send)
 
     async def _reject(self, send: Send) -> None:
         body = json.dumps(
@@ -71,7 +77,3 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLargeError(Exception):
-    pass

@@ -84,3 +84,47 @@ def test_bad_locate_input_is_422_with_the_reason(
     assert response.status_code == 422, response.text
     assert response.json()["code"] == code
     assert message in response.json()["detail"]
+
+
+def test_the_hot_path_answers_exactly_as_fastapi_routing_would(
+    settings: Any, session: Session, area: Area, admin_headers: dict[str, str]
+) -> None:
+    """``HotPaths`` calls the endpoint directly; without it FastAPI routes to the same endpoint.
+    Both must give the same status, body and headers, errors included."""
+    from fastapi.testclient import TestClient
+
+    from gis.api import create_app
+    from gis.api.hot import HotPaths
+    from tests.conftest import use_session
+
+    def client(hot: bool) -> TestClient:
+        app = use_session(create_app(settings), session)
+        assert any(m.cls is HotPaths for m in app.user_middleware)
+        if not hot:
+            app.user_middleware = [m for m in app.user_middleware if m.cls is not HotPaths]
+        return TestClient(app)
+
+    at = "2030-01-01T00:00:00+08:00"  # fixed, so both answers carry the same instant
+    cases: list[tuple[dict[str, Any], dict[str, str]]] = [
+        ({"lon": 110.005, "lat": 30.005, "at": at}, admin_headers),  # 200
+        ({"lon": 110.01, "lat": 30.01, "at": at, "crs": "gcj02"}, admin_headers),
+        ({"lon": "east", "lat": 30.0}, admin_headers),  # 422 not a number
+        ({"lat": 30.0}, admin_headers),  # 422 missing
+        ({"lon": "nan", "lat": 30.0}, admin_headers),  # 422 invalid coordinates
+        ({"lon": 30.005, "lat": 110.005}, admin_headers),  # 422 swapped
+        ({"lon": 110.0, "lat": 30.0, "crs": "EPSG:3857"}, admin_headers),  # 422 unknown crs
+        ({"lon": 110.0, "lat": 30.0, "at": "2030-01-01T00:00:00"}, admin_headers),  # naive
+        ({"lon": 10.0, "lat": 10.0}, admin_headers),  # 422 outside the service area
+        ({"lon": 110.005, "lat": 30.005}, {}),  # 401 no token
+        ({"lon": 110.005, "lat": 30.005}, {"Authorization": "Basic abc"}),  # 401 scheme
+        ({"lon": 110.005, "lat": 30.005}, {"Authorization": "Bearer gis_nope"}),  # 401 unknown
+    ]
+    statuses = []
+    with client(hot=True) as hot, client(hot=False) as routed:
+        for params, headers in cases:
+            a = hot.get("/locate", params=params, headers=headers)
+            b = routed.get("/locate", params=params, headers=headers)
+            assert (a.status_code, a.json()) == (b.status_code, b.json()), params
+            assert a.headers["content-type"] == b.headers["content-type"]
+            statuses.append(a.status_code)
+    assert statuses == [200, 200] + [422] * 7 + [401] * 3

@@ -6,15 +6,23 @@ import math
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from gis.api.deps import DatabaseDep, PageDep, SessionDep, SettingsDep
+from gis.api.deps import PageDep, SessionDep, SettingsDep, database_of, settings_of
 from gis.api.geojson import Feature, FeatureCollection
 from gis.api.responses import json_response
 from gis.api.schemas.incidents import IncidentCreate, IncidentProperties, IncidentRead
-from gis.api.security import READ_CASES, REPORT, allow, case_filter, check_case
+from gis.api.security import (
+    BEARER,
+    READ_CASES,
+    REPORT,
+    allow,
+    allow_hot,
+    case_filter,
+    check_case,
+)
 from gis.db import translate_db_errors
 from gis.errors import ValidationError
 from gis.layers.categories import Platform
@@ -50,6 +58,7 @@ REPLAY_HEADER = "Idempotent-Replayed"
     "/incidents",
     response_model=IncidentRead,
     status_code=status.HTTP_201_CREATED,
+    openapi_extra=BEARER,
     responses={
         201: {"description": "Saved and assigned (or the first answer to a retried key)"},
         409: {"description": "The Idempotency-Key was used for a different report"},
@@ -57,9 +66,8 @@ REPLAY_HEADER = "Idempotent-Replayed"
 )
 async def create_incident(
     body: IncidentCreate,
-    database: DatabaseDep,
-    settings: SettingsDep,
-    _: Annotated[Principal | None, Depends(allow(*REPORT))],
+    request: Request,
+    _: Annotated[Principal | None, Depends(allow_hot(*REPORT))],
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -71,9 +79,8 @@ async def create_incident(
     ] = None,
 ) -> Response:
     """Report a case: it is saved with its grid, platform, unit and deadline in one go."""
-    result = await database.run(
-        report_flow(body, settings=settings, idempotency_key=idempotency_key)
-    )
+    flow = report_flow(body, settings=settings_of(request), idempotency_key=idempotency_key)
+    result = await database_of(request).run(flow)
     headers = {"Location": f"/incidents/{result.incident.id}"}
     if not result.created:
         # The first answer again (Stripe's convention: same status, a header says it is a replay).

@@ -3,45 +3,59 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
 
-from gis.api.deps import DatabaseDep, SettingsDep
+from gis.api.deps import database_of, settings_of
+from gis.api.hot import hot_path, parse_query, query_parameters
 from gis.api.responses import json_response
 from gis.api.schemas.incidents import LocateRead, SourcePoint
-from gis.api.security import allow
+from gis.api.security import BEARER, authorize
 from gis.errors import ValidationError
 from gis.layers.users import Role
-from gis.services.access import Principal
 from gis.services.assignment import locate_flow
 from gis.services.intake import checked_wgs84
 
 router = APIRouter(tags=["locate"])
 
 
-@router.get("/locate", response_model=LocateRead)
-async def locate_point(
-    database: DatabaseDep,
-    settings: SettingsDep,
-    # Every role may look a point up; it names the grid member, so not anonymous callers.
-    _: Annotated[Principal | None, Depends(allow(*Role))],
-    lon: Annotated[float, Query(description="Longitude in `crs`")],
-    lat: Annotated[float, Query(description="Latitude in `crs`")],
-    crs: Annotated[
-        str, Query(max_length=32, description="EPSG:4326 (default), EPSG:4490, GCJ-02 or BD-09")
-    ] = "EPSG:4326",
-    at: Annotated[
-        datetime | None,
-        Query(description="Use the grid versions in force at this instant (default now)"),
-    ] = None,
-) -> Response:
-    """The grid covering a point (lowest code on an edge; snapped or outside otherwise)."""
+EVERY_ROLE = frozenset(Role)
+
+
+class LocateQuery(BaseModel):
+    """The query of ``GET /locate`` (parsed by the endpoint itself: it is a hot path)."""
+
+    lon: float = Field(description="Longitude in `crs`")
+    lat: float = Field(description="Latitude in `crs`")
+    crs: str = Field(
+        "EPSG:4326", max_length=32, description="EPSG:4326 (default), EPSG:4490, GCJ-02 or BD-09"
+    )
+    at: datetime | None = Field(
+        None, description="Use the grid versions in force at this instant (default now)"
+    )
+
+
+@router.get(
+    "/locate",
+    response_model=LocateRead,
+    openapi_extra={**BEARER, "parameters": query_parameters(LocateQuery)},
+)
+@hot_path
+async def locate_point(request: Request) -> Response:
+    """The grid covering a point (lowest code on an edge; snapped or outside otherwise).
+
+    Every role may look a point up; it names the grid member, so not anonymous callers.
+    """
+    await authorize(request, EVERY_ROLE)
+    query = parse_query(LocateQuery, request)
+    at = query.at
     if at is not None and at.tzinfo is None:
         raise ValidationError("at needs a UTC offset, e.g. 2026-01-01T00:00:00+08:00")
-    wgs_lon, wgs_lat, parsed = checked_wgs84(lon, lat, crs)
+    wgs_lon, wgs_lat, parsed = checked_wgs84(query.lon, query.lat, query.crs)
     when = at or datetime.now(UTC)
-    found = await database.run(
+    settings = settings_of(request)
+    found = await database_of(request).run(
         locate_flow(
             wgs_lon,
             wgs_lat,
@@ -50,7 +64,7 @@ async def locate_point(
             coverage_margin_m=settings.coverage_margin_m,
         )
     )
-    source = SourcePoint(crs=parsed.value, lon=lon, lat=lat)
+    source = SourcePoint(crs=parsed.value, lon=query.lon, lat=query.lat)
     return json_response(
         LocateRead.from_location(found, lon=wgs_lon, lat=wgs_lat, source=source, at=when)
     )
