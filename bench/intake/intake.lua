@@ -42,3 +42,11 @@ function request()
   end
   return wrk.format("POST", "/incidents", headers, body)
 end
+
+-- Paced runs (BENCH_PAUSE_MS set): each connection waits this long after an answer.
+local pause_ms = tonumber(os.getenv("BENCH_PAUSE_MS") or "")
+if pause_ms then
+  function delay()
+    return pause_ms
+  end
+end

@@ -20,3 +20,11 @@ function request()
   local p = points[math.random(#points)]
   return wrk.format("GET", "/locate?lon=" .. p[1] .. "&lat=" .. p[2])
 end
+
+-- Paced runs (BENCH_PAUSE_MS set): each connection waits this long after an answer.
+local pause_ms = tonumber(os.getenv("BENCH_PAUSE_MS") or "")
+if pause_ms then
+  function delay()
+    return pause_ms
+  end
+end

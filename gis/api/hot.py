@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
@@ -82,8 +83,11 @@ class HotPaths:
 
 def parse_query(model: type[M], request: Request) -> M:
     """The request's query string as ``model`` (422 in the usual shape when it does not fit)."""
+    # As Starlette parses ``request.query_params`` (the last of repeated names wins, as FastAPI
+    # reads scalar parameters), without building the multi-dict.
+    query = request.scope["query_string"].decode("latin-1")
     try:
-        return model.model_validate(dict(request.query_params))
+        return model.model_validate(dict(parse_qsl(query, keep_blank_values=True)))
     except PydanticValidationError as error:
         raise validation_error(error, "query") from None
 

@@ -52,9 +52,6 @@ async def get_principal(
 
 async def principal_of(request: Request) -> Principal | None:
     """The caller of ``request`` (bearer header, else the login cookie), or ``None``."""
-    cached = getattr(request.state, "principal", None)
-    if cached is not None:
-        return cached
     header = request.headers.get("authorization")
     if header:
         scheme, _, token = header.partition(" ")
@@ -69,7 +66,6 @@ async def principal_of(request: Request) -> Principal | None:
     if principal is None:  # the database is asked only on a cache miss
         principal = await database_of(request).run(authenticate_flow(token))
         _remember(request, token, principal)
-    request.state.principal = principal
     return principal
 
 
