@@ -43,10 +43,14 @@ function request()
   return wrk.format("POST", "/incidents", headers, body)
 end
 
--- Paced runs (BENCH_PAUSE_MS set): each connection waits this long after an answer.
+-- Paced runs (BENCH_PAUSE_MS set): after each answer a connection waits a random pause with
+-- this mean, exponentially distributed, so the clients' requests arrive as independent random
+-- events (a Poisson stream) rather than in step (32 clients firing together make bursts). A
+-- pause is capped below uvicorn's 5 s keep-alive, which would otherwise close the idle
+-- connection under a request about to be sent (a client-side "read error", not a failure).
 local pause_ms = tonumber(os.getenv("BENCH_PAUSE_MS") or "")
 if pause_ms then
   function delay()
-    return pause_ms
+    return math.min(4000, math.floor(-math.log(1 - math.random()) * pause_ms + 0.5))
   end
 end

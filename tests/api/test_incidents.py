@@ -280,10 +280,11 @@ def test_oversized_body_is_413_and_writes_nothing(
     assert count(session, "incidents") == before
 
 
-def test_real_sessions_commit_the_report_in_autocommit(
+def test_the_apps_own_pool_and_sessions_commit_and_read_back(
     engine: Any, settings: Settings, catalog: int
 ) -> None:
-    """Without the test session override: the app's own sessions, as in production."""
+    """Without the test session override: intake, locate and the token check on the app's
+    asyncpg pool, the lists on its own (autocommit) sessions, as in production."""
     import sqlalchemy as sa
 
     from gis.api import create_app

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from gis.layers.incidents import Incident
 from gis.settings import Settings, get_settings
-from tests.services.intake_fixtures import GRID_A, build_area, delete_area
+from tests.services import intake_fixtures
+from tests.services.intake_fixtures import GRID_A
 
 
 @pytest.fixture
@@ -23,15 +24,10 @@ def committed_area(
     """The hand-made county committed (the CLI opens its own sessions), removed afterwards."""
     monkeypatch.setenv("GIS_DATABASE_URL", settings.database_url)
     get_settings.cache_clear()
-    with Session(engine) as setup:
-        build_area(setup)
-        setup.commit()
     try:
-        yield
+        with intake_fixtures.committed_area(engine):
+            yield
     finally:
-        with Session(engine) as cleanup:
-            delete_area(cleanup)
-            cleanup.commit()
         get_settings.cache_clear()
 
 

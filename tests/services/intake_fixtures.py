@@ -13,6 +13,8 @@ A, B and C meet at the vertex (110.01, 30.01); A and B share the edge lon = 110.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +23,7 @@ import pytest
 import sqlalchemy as sa
 from geoalchemy2.shape import from_shape
 from shapely.geometry import MultiPolygon, Point, box
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from gis.geo import sector_polygon
@@ -202,6 +205,21 @@ def make_report(
             **extra,
         }
     )
+
+
+@contextmanager
+def committed_area(engine: Engine) -> Iterator[None]:
+    """The area committed, for tests whose code opens its own connections (CLI, asyncpg, the
+    app's own sessions); removed with every incident in it afterwards."""
+    with Session(engine) as setup:
+        build_area(setup)
+        setup.commit()
+    try:
+        yield
+    finally:
+        with Session(engine) as cleanup:
+            delete_area(cleanup)
+            cleanup.commit()
 
 
 def delete_area(session: Session) -> None:

@@ -32,8 +32,7 @@ from tests.services.intake_fixtures import (
     GRID_A,
     GRID_B,
     TOWN_1,
-    build_area,
-    delete_area,
+    committed_area,
     make_report,
 )
 
@@ -53,15 +52,12 @@ POINTS = [
 @pytest.fixture
 def committed(engine: Engine, catalog: int) -> Iterator[None]:
     """The hand-made county, committed; removed with its incidents and test users after."""
-    with Session(engine) as setup:
-        build_area(setup)
-        setup.commit()
     try:
-        yield
+        with committed_area(engine):
+            yield
     finally:
         with Session(engine) as cleanup:
             cleanup.execute(sa.delete(User).where(User.name.like("async-%")))
-            delete_area(cleanup)
             cleanup.commit()
 
 
