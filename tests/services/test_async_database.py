@@ -52,13 +52,13 @@ POINTS = [
 @pytest.fixture
 def committed(engine: Engine, catalog: int) -> Iterator[None]:
     """The hand-made county, committed; removed with its incidents and test users after."""
-    try:
-        with committed_area(engine):
+    with committed_area(engine):
+        try:
             yield
-    finally:
-        with Session(engine) as cleanup:
-            cleanup.execute(sa.delete(User).where(User.name.like("async-%")))
-            cleanup.commit()
+        finally:  # users first: they refer to the area's grid member
+            with Session(engine) as cleanup:
+                cleanup.execute(sa.delete(User).where(User.name.like("async-%")))
+                cleanup.commit()
 
 
 def on_asyncpg(settings: Settings, work: Callable[[AsyncDatabase], Awaitable[T]]) -> T:
