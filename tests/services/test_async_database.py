@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import pytest
@@ -62,7 +63,8 @@ def committed(engine: Engine, catalog: int) -> Iterator[None]:
 
 
 def on_asyncpg(settings: Settings, work: Callable[[AsyncDatabase], Awaitable[T]]) -> T:
-    """Open a pool, run ``work`` with it, close it."""
+    """Open a pool, run ``work`` with it, close it — in a thread of its own: the browser tests'
+    session-wide Playwright keeps an event loop running in the main thread."""
 
     async def main() -> T:
         database = AsyncDatabase(settings)
@@ -72,7 +74,8 @@ def on_asyncpg(settings: Settings, work: Callable[[AsyncDatabase], Awaitable[T]]
         finally:
             await database.close()
 
-    return asyncio.run(main())
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, main()).result()
 
 
 def test_dsn_drops_the_sqlalchemy_driver_and_keeps_the_password() -> None:
