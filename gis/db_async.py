@@ -14,6 +14,8 @@ rolled-back session through it, so the API answers from data the test has not co
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 import asyncpg
@@ -52,6 +54,9 @@ def compile_for_asyncpg(statement: TextClause) -> tuple[str, tuple[str, ...]]:
     return str(compiled), tuple(compiled.positiontup or ())
 
 
+# Seconds between attempts to (re)open a listening connection, and between checks that it lives.
+RELISTEN_S = 2.0
+
 # Errors after which a connection is not to be trusted, and those that mean "the database is not
 # there" (connecting refused or timed out, the pool exhausted, a connection cut or broken).
 _BROKEN = (
@@ -72,6 +77,7 @@ class AsyncDatabase:
         # Keyed by the statement's identity (they are module constants); the statement itself
         # is kept too, so an id is never reused while its entry lives.
         self._compiled: dict[int, tuple[TextClause, str, tuple[str, ...]]] = {}
+        self._listeners: list[asyncio.Task[None]] = []
 
     async def open(self) -> None:
         """Create the pool. No connection is made yet: the service starts with the database
@@ -89,8 +95,40 @@ class AsyncDatabase:
             },
         )
 
+    def listen(self, channel: str, callback: Callable[[], None]) -> None:
+        """Call ``callback`` on every NOTIFY on ``channel``, on a connection of its own kept
+        open in the background (reconnected after an outage every ``RELISTEN_S``). It is also
+        called after each (re)connection: notifications sent while nobody listened are lost."""
+        self._listeners.append(asyncio.create_task(self._listen(channel, callback)))
+
+    async def _listen(self, channel: str, callback: Callable[[], None]) -> None:
+        s = self._settings
+        while True:
+            try:
+                conn = await asyncpg.connect(
+                    asyncpg_dsn(s.database_url),
+                    timeout=s.db_connect_timeout_s,
+                    server_settings={"application_name": "gis-listen"},
+                )
+            except (*_UNAVAILABLE, asyncpg.PostgresError):
+                await asyncio.sleep(RELISTEN_S)
+                continue
+            try:
+                await conn.add_listener(channel, lambda *_: callback())
+                callback()
+                while not conn.is_closed():
+                    await asyncio.sleep(RELISTEN_S)
+            except (*_UNAVAILABLE, asyncpg.PostgresError):
+                pass
+            finally:
+                conn.terminate()
+
     async def close(self) -> None:
-        """Close the pool (waits for connections in use)."""
+        """Stop listening and close the pool (waits for connections in use)."""
+        for task in self._listeners:
+            task.cancel()
+        await asyncio.gather(*self._listeners, return_exceptions=True)
+        self._listeners.clear()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

@@ -131,7 +131,8 @@ class Settings(BaseSettings):
         ge=0,
         le=300,
         description="Seconds a checked token is trusted without asking the database again "
-        "(0: every request). A revoked token stops working within this time.",
+        "(0: every request). Revoking a user clears every worker's cache at once (NOTIFY); "
+        "this is the bound if that notice is lost.",
     )
     auth_required: bool = Field(
         True, description="Endpoints need a bearer token (off only for local experiments)."

@@ -16,6 +16,7 @@ from gis.api.middleware import BodySizeLimit
 from gis.api.routes import discover_routers
 from gis.db import make_engine, make_sessionmaker
 from gis.db_async import AsyncDatabase
+from gis.services.access import TOKENS_CHANNEL
 from gis.settings import Settings, get_settings
 
 DESCRIPTION = """
@@ -52,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if pool is not None:
             await pool.open()
             app.state.database = pool
+            # A revoked token is forgotten at once by every worker (gis.services.access).
+            pool.listen(TOKENS_CHANNEL, app.state.token_cache.clear)
         try:
             yield
         finally:
@@ -69,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry=None if settings.telemetry else _NO_TELEMETRY,
     )
     app.state.settings = settings
+    # Principals of recently checked tokens, by token hash (gis.api.security).
+    app.state.token_cache = {}
     install_error_handlers(app)
     routers = discover_routers()
     for router in routers:

@@ -100,11 +100,7 @@ BEARER: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
 
 
 def _cache(request: Request) -> dict[str, tuple[float, Principal]]:
-    cache: dict[str, tuple[float, Principal]] | None = getattr(
-        request.app.state, "token_cache", None
-    )
-    if cache is None:
-        cache = request.app.state.token_cache = {}
+    cache: dict[str, tuple[float, Principal]] = request.app.state.token_cache
     return cache
 
 

@@ -18,6 +18,9 @@ from gis.layers.users import ApiToken, Role, User
 from gis.queries import Flow, Query, run
 
 TOKEN_PREFIX = "gis_"
+# Revoking a user NOTIFYs this channel (on commit); every API process listening on it forgets
+# the tokens it had cached, so a revocation takes effect at once, not after GIS_TOKEN_CACHE_S.
+TOKENS_CHANNEL = "gis_tokens"
 TOWN_SCOPED = frozenset(
     {Role.GRID_MEMBER, Role.UNIT, Role.DISPATCHER, Role.COMMAND_ROOM, Role.PLANNER}
 )
@@ -130,6 +133,7 @@ def revoke(session: Session, name: str, *, now: datetime | None = None) -> int:
         .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
         .values(revoked_at=now or utcnow())
     )
+    session.execute(sa.select(sa.func.pg_notify(TOKENS_CHANNEL, name)))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 

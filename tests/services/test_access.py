@@ -169,3 +169,43 @@ def test_token_cache_trusts_a_checked_token_for_its_ttl_only(
             access.revoke(session, "cached")
             assert client.get("/who", headers=headers).status_code == after_revoke, ttl
         session.execute(sa.update(User).values(active=True))
+
+
+def test_a_revoked_token_is_refused_at_once_despite_the_cache(
+    settings: Any, engine: Any, catalog: int
+) -> None:
+    """The real app (asyncpg pool, NOTIFY listener): revoking in another process's session
+    clears every worker's token cache, long before GIS_TOKEN_CACHE_S (60 s here) runs out."""
+    import time
+
+    from gis.api import create_app
+
+    with Session(engine) as setup:
+        setup.execute(sa.delete(User).where(User.name == "revoked-at-once"))
+        token = access.issue_token(
+            setup, access.add_user(setup, name="revoked-at-once", role=Role.COUNTY)
+        )
+        setup.commit()
+    headers = {"Authorization": f"Bearer {token}"}
+    app = create_app(settings.model_copy(update={"token_cache_s": 60.0}))
+    try:
+        with TestClient(app) as client:
+            assert client.get("/incidents", params={"limit": 1}, headers=headers).status_code == 200
+            assert len(app.state.token_cache) == 1
+            with Session(engine) as admin:
+                access.revoke(admin, "revoked-at-once")
+                admin.commit()
+            deadline = time.monotonic() + 10
+            statuses = []
+            while time.monotonic() < deadline:
+                statuses.append(
+                    client.get("/incidents", params={"limit": 1}, headers=headers).status_code
+                )
+                if statuses[-1] == 401:
+                    break
+                time.sleep(0.1)
+        assert statuses[-1] == 401, statuses
+    finally:
+        with Session(engine) as cleanup:
+            cleanup.execute(sa.delete(User).where(User.name == "revoked-at-once"))
+            cleanup.commit()
