@@ -209,3 +209,63 @@ def test_a_revoked_token_is_refused_at_once_despite_the_cache(
         with Session(engine) as cleanup:
             cleanup.execute(sa.delete(User).where(User.name == "revoked-at-once"))
             cleanup.commit()
+
+
+def test_the_revocation_listener_comes_back_after_its_connection_is_cut(
+    settings: Any, engine: Any, catalog: int
+) -> None:
+    """The listening connection is killed (as by a database restart): the app opens another
+    one by itself, and a revocation after that is still seen at once."""
+    import time
+
+    from gis.api import create_app
+
+    def listeners() -> list[int]:
+        with engine.connect() as conn:
+            return list(
+                conn.scalars(
+                    sa.text(
+                        "SELECT pid FROM pg_stat_activity WHERE application_name = 'gis-listen' "
+                        "AND datname = current_database()"
+                    )
+                )
+            )
+
+    def wait_for(condition: Any, seconds: float = 10) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            time.sleep(0.1)
+        return False
+
+    with Session(engine) as setup:
+        setup.execute(sa.delete(User).where(User.name == "revoked-after-cut"))
+        token = access.issue_token(
+            setup, access.add_user(setup, name="revoked-after-cut", role=Role.COUNTY)
+        )
+        setup.commit()
+    headers = {"Authorization": f"Bearer {token}"}
+    app = create_app(settings.model_copy(update={"token_cache_s": 60.0}))
+    try:
+        with TestClient(app) as client:
+            assert wait_for(lambda: len(listeners()) == 1)
+            (first,) = listeners()
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+            assert wait_for(lambda: len(listeners()) == 1 and listeners()[0] != first)
+            assert client.get("/incidents", params={"limit": 1}, headers=headers).status_code == 200
+            with Session(engine) as admin:
+                access.revoke(admin, "revoked-after-cut")
+                admin.commit()
+            assert wait_for(
+                lambda: (
+                    client.get("/incidents", params={"limit": 1}, headers=headers).status_code
+                    == 401
+                ),
+                seconds=5,
+            )
+    finally:
+        with Session(engine) as cleanup:
+            cleanup.execute(sa.delete(User).where(User.name == "revoked-after-cut"))
+            cleanup.commit()
