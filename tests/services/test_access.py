@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -171,44 +174,51 @@ def test_token_cache_trusts_a_checked_token_for_its_ttl_only(
         session.execute(sa.update(User).values(active=True))
 
 
+@contextmanager
+def committed_county_user(engine: Any, name: str) -> Iterator[dict[str, str]]:
+    """A committed county user (the real app checks tokens on its own connections); yields its
+    Authorization header and removes the user afterwards."""
+    with Session(engine) as setup:
+        setup.execute(sa.delete(User).where(User.name == name))
+        token = access.issue_token(setup, access.add_user(setup, name=name, role=Role.COUNTY))
+        setup.commit()
+    try:
+        yield {"Authorization": f"Bearer {token}"}
+    finally:
+        with Session(engine) as cleanup:
+            cleanup.execute(sa.delete(User).where(User.name == name))
+            cleanup.commit()
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 10) -> bool:
+    """Whether ``condition()`` comes true within ``seconds`` (polled every 0.1 s)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def test_a_revoked_token_is_refused_at_once_despite_the_cache(
     settings: Any, engine: Any, catalog: int
 ) -> None:
     """The real app (asyncpg pool, NOTIFY listener): revoking in another process's session
     clears every worker's token cache, long before GIS_TOKEN_CACHE_S (60 s here) runs out."""
-    import time
-
     from gis.api import create_app
 
-    with Session(engine) as setup:
-        setup.execute(sa.delete(User).where(User.name == "revoked-at-once"))
-        token = access.issue_token(
-            setup, access.add_user(setup, name="revoked-at-once", role=Role.COUNTY)
-        )
-        setup.commit()
-    headers = {"Authorization": f"Bearer {token}"}
     app = create_app(settings.model_copy(update={"token_cache_s": 60.0}))
-    try:
-        with TestClient(app) as client:
-            assert client.get("/incidents", params={"limit": 1}, headers=headers).status_code == 200
-            assert len(app.state.token_cache) == 1
-            with Session(engine) as admin:
-                access.revoke(admin, "revoked-at-once")
-                admin.commit()
-            deadline = time.monotonic() + 10
-            statuses = []
-            while time.monotonic() < deadline:
-                statuses.append(
-                    client.get("/incidents", params={"limit": 1}, headers=headers).status_code
-                )
-                if statuses[-1] == 401:
-                    break
-                time.sleep(0.1)
-        assert statuses[-1] == 401, statuses
-    finally:
-        with Session(engine) as cleanup:
-            cleanup.execute(sa.delete(User).where(User.name == "revoked-at-once"))
-            cleanup.commit()
+    with committed_county_user(engine, "revoked-at-once") as headers, TestClient(app) as client:
+
+        def status() -> int:
+            return client.get("/incidents", params={"limit": 1}, headers=headers).status_code
+
+        assert status() == 200
+        assert len(app.state.token_cache) == 1
+        with Session(engine) as admin:
+            access.revoke(admin, "revoked-at-once")
+            admin.commit()
+        assert wait_for(lambda: status() == 401, seconds=5)
 
 
 def test_the_revocation_listener_comes_back_after_its_connection_is_cut(
@@ -216,8 +226,6 @@ def test_the_revocation_listener_comes_back_after_its_connection_is_cut(
 ) -> None:
     """The listening connection is killed (as by a database restart): the app opens another
     one by itself, and a revocation after that is still seen at once."""
-    import time
-
     from gis.api import create_app
 
     def listeners() -> list[int]:
@@ -231,41 +239,19 @@ def test_the_revocation_listener_comes_back_after_its_connection_is_cut(
                 )
             )
 
-    def wait_for(condition: Any, seconds: float = 10) -> bool:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if condition():
-                return True
-            time.sleep(0.1)
-        return False
-
-    with Session(engine) as setup:
-        setup.execute(sa.delete(User).where(User.name == "revoked-after-cut"))
-        token = access.issue_token(
-            setup, access.add_user(setup, name="revoked-after-cut", role=Role.COUNTY)
-        )
-        setup.commit()
-    headers = {"Authorization": f"Bearer {token}"}
     app = create_app(settings.model_copy(update={"token_cache_s": 60.0}))
-    try:
-        with TestClient(app) as client:
-            assert wait_for(lambda: len(listeners()) == 1)
-            (first,) = listeners()
-            with engine.connect() as conn:
-                conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
-            assert wait_for(lambda: len(listeners()) == 1 and listeners()[0] != first)
-            assert client.get("/incidents", params={"limit": 1}, headers=headers).status_code == 200
-            with Session(engine) as admin:
-                access.revoke(admin, "revoked-after-cut")
-                admin.commit()
-            assert wait_for(
-                lambda: (
-                    client.get("/incidents", params={"limit": 1}, headers=headers).status_code
-                    == 401
-                ),
-                seconds=5,
-            )
-    finally:
-        with Session(engine) as cleanup:
-            cleanup.execute(sa.delete(User).where(User.name == "revoked-after-cut"))
-            cleanup.commit()
+    with committed_county_user(engine, "revoked-after-cut") as headers, TestClient(app) as client:
+
+        def status() -> int:
+            return client.get("/incidents", params={"limit": 1}, headers=headers).status_code
+
+        assert wait_for(lambda: len(listeners()) == 1)
+        (first,) = listeners()
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        assert wait_for(lambda: len(listeners()) == 1 and listeners()[0] != first)
+        assert status() == 200
+        with Session(engine) as admin:
+            access.revoke(admin, "revoked-after-cut")
+            admin.commit()
+        assert wait_for(lambda: status() == 401, seconds=5)
