@@ -97,8 +97,9 @@ class AsyncDatabase:
 
     def listen(self, channel: str, callback: Callable[[], None]) -> None:
         """Call ``callback`` on every NOTIFY on ``channel``, on a connection of its own kept
-        open in the background (reconnected after an outage every ``RELISTEN_S``). It is also
-        called after each (re)connection: notifications sent while nobody listened are lost."""
+        open in the background (checked and, after an outage, reopened every ``RELISTEN_S``).
+        It is also called after each (re)connection: notifications sent while nobody listened
+        are lost."""
         self._listeners.append(asyncio.create_task(self._listen(channel, callback)))
 
     async def _listen(self, channel: str, callback: Callable[[], None]) -> None:
@@ -118,6 +119,9 @@ class AsyncDatabase:
                 callback()
                 while not conn.is_closed():
                     await asyncio.sleep(RELISTEN_S)
+                    # A round trip, so a connection lost without a word (a network partition
+                    # leaves no FIN) is noticed too, and replaced.
+                    await conn.execute("SELECT 1", timeout=s.db_connect_timeout_s)
             except (*_UNAVAILABLE, asyncpg.PostgresError):
                 pass
             finally:
