@@ -9,8 +9,14 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -20,29 +26,55 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Server:
+    """A running server: its base URL and the process id of uvicorn (parent of any workers)."""
+
+    base: str
+    pid: int
+
+
 @contextmanager
-def serve(env: dict[str, str], *, workers: int = 1, ready_s: float = 20.0) -> Iterator[str]:
-    """Run ``gis.api.app:create_app`` with ``env`` added; yields its base URL once /health
-    answers 200, and stops it afterwards."""
+def serve(
+    env: dict[str, str],
+    *,
+    app: str = "gis.api.app:create_app",
+    workers: int = 1,
+    ready_s: float = 30.0,
+) -> Iterator[Server]:
+    """Run ``uvicorn --factory app`` on a free loopback port with ``env`` added; yields it once
+    it answers ``GET /health`` below 500 (the service: 200 with the database up; an app without
+    the route: 404), and stops it afterwards."""
     port = free_port()
     command = [
-        sys.executable, "-m", "uvicorn", "gis.api.app:create_app", "--factory",
+        sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1",
         "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+        "--no-access-log",
     ]  # fmt: skip
-    server = subprocess.Popen(command, env={**os.environ, **env})
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + ready_s
         while time.monotonic() < deadline:
             try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                if httpx.get(base + "/health", timeout=1).status_code < 500:
                     break
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
         else:
-            raise RuntimeError(f"the service did not answer /health within {ready_s:.0f} s")
-        yield base
+            raise RuntimeError(f"{app} did not answer /health within {ready_s:.0f} s")
+        yield Server(base, process.pid)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def admin_token(session: Session, name: str) -> str:
+    """A fresh admin token for a benchmark's own user ``name`` (replaced on each run; the
+    caller commits)."""
+    from gis.layers.users import Role, User
+    from gis.services import access
+
+    session.execute(sa.delete(User).where(User.name == name))
+    return access.issue_token(session, access.add_user(session, name=name, role=Role.ADMIN))

@@ -19,22 +19,19 @@ import math
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import httpx
 import sqlalchemy as sa
 
+from bench.server import Server, admin_token, serve
+
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 DEFAULT_URL = "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/gis_bench"
 REPORTER_ID = "bench-intake"
 
@@ -52,20 +49,6 @@ class Result:
     requests: int
     errors: int
     cpu_ms_per_request: float
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    """A running server: its base URL and process id."""
-
-    base: str
-    pid: int
 
 
 def _stat(pid: int) -> list[str]:
@@ -91,32 +74,6 @@ def cpu_seconds(pid: int) -> float:
             continue
         total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def serve(app: str, env: dict[str, str], workers: int = 1) -> Iterator[Server]:
-    """Run ``uvicorn --factory app`` with ``workers`` processes until the block ends."""
-    port = _free_port()
-    command = [
-        sys.executable, "-m", "uvicorn", "--factory", app, "--host", "127.0.0.1",
-        "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(base + "/locate?lon=0&lat=0", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError(f"{app} did not start")
-        yield Server(base, process.pid)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -217,13 +174,8 @@ def bench_token(engine: sa.Engine) -> str:
     """A fresh admin token for the run (the user is replaced each time)."""
     from sqlalchemy.orm import Session
 
-    from gis.layers.users import Role, User
-    from gis.services import access
-
     with Session(engine) as session:
-        session.execute(sa.delete(User).where(User.name == "bench-intake"))
-        user = access.add_user(session, name="bench-intake", role=Role.ADMIN)
-        token = access.issue_token(session, user)
+        token = admin_token(session, "bench-intake")
         session.commit()
     return token
 
@@ -304,13 +256,13 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["BENCH_TOKEN"] = bench_token(engine)
         os.environ["BENCH_CATEGORIES"] = ",".join(categories)
         service = stack.enter_context(
-            serve("gis.api.app:create_app", {"GIS_DATABASE_URL": args.database_url}, args.workers)
+            serve({"GIS_DATABASE_URL": args.database_url}, workers=args.workers)
         )
         bare = stack.enter_context(
             serve(
-                "bench.intake.bare:create_app",
                 {"BENCH_DATABASE_URL": args.database_url},
-                args.workers,
+                app="bench.intake.bare:create_app",
+                workers=args.workers,
             )
         )
         results: list[Result] = []

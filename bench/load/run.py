@@ -27,7 +27,7 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from bench.server import serve
+from bench.server import admin_token, serve
 
 # (name, weight): what a command room's day looks like — mostly reports and lookups.
 MIX = [
@@ -49,15 +49,9 @@ class Results:
 
 def prepare(url: str) -> tuple[str, list[tuple[float, float]], list[str]]:
     """An admin token, points inside grids, and town codes from the database."""
-    from gis.layers.users import Role
-    from gis.services import access
-
     engine = sa.create_engine(url)
     with Session(engine) as session:
-        session.execute(sa.text("DELETE FROM users WHERE name = 'bench-load'"))
-        token = access.issue_token(
-            session, access.add_user(session, name="bench-load", role=Role.ADMIN)
-        )
+        token = admin_token(session, "bench-load")
         points = [
             (float(x), float(y))
             for x, y in session.execute(
@@ -171,7 +165,8 @@ def main() -> int:
 
     token, points, towns = prepare(args.database_url)
     env = {"GIS_DATABASE_URL": args.database_url, "GIS_DB_POOL_SIZE": "20"}
-    with serve(env, workers=args.workers) as base:
+    with serve(env, workers=args.workers) as server:
+        base = server.base
         results = Results()
         started = time.monotonic()
         deadline = started + args.seconds

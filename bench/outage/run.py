@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 import httpx
 import sqlalchemy as sa
 
-from bench.server import serve
+from bench.server import admin_token, serve
 from gis import provision
 from gis.migrations.api import upgrade
 
@@ -146,17 +146,13 @@ def main() -> int:
     from sqlalchemy.orm import Session
 
     from gis.layers.categories import load_catalog
-    from gis.layers.users import Role
     from gis.sample import load_sample
-    from gis.services import access
 
     with Session(engine) as session:
         load_catalog(session)
         if session.scalar(sa.text("SELECT count(*) FROM regions")) == 0:
             load_sample(session, seed=1, scale=1, incidents_per_town=50, progress=False)
-        session.execute(sa.text("DELETE FROM users WHERE name = 'drill'"))
-        user = access.add_user(session, name="drill", role=Role.ADMIN)
-        token = access.issue_token(session, user)
+        token = admin_token(session, "drill")
         points = [
             (float(x), float(y))
             for x, y in session.execute(
@@ -174,7 +170,8 @@ def main() -> int:
         "GIS_DB_CONNECT_TIMEOUT_S": "2",
         "GIS_DB_POOL_TIMEOUT_S": "2",
     }
-    with serve(env) as base:
+    with serve(env) as server:
+        base = server.base
         tally, stop, down = Tally(), threading.Event(), threading.Event()
         headers = {"Authorization": f"Bearer {token}"}
         threads = [

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -312,9 +313,9 @@ _CATEGORY_CODES_SQL = sa.text("SELECT code FROM categories ORDER BY code")
 _JSON_FIELDS = ("photos", "cameras", "possible_duplicates")
 
 
-def _detail(row: Any) -> IncidentDetail:
-    """An ``IncidentDetail`` from a row of the reply SELECT (a ``Row`` or a mapping)."""
-    values = dict(row._mapping) if hasattr(row, "_mapping") else dict(row)
+def _detail(row: Mapping[str, Any]) -> IncidentDetail:
+    """An ``IncidentDetail`` from a row of the reply SELECT, as a flow receives it."""
+    values = dict(row)
     for name in _JSON_FIELDS:
         # psycopg decodes json/jsonb; asyncpg hands over the text.
         if isinstance(values[name], str):
@@ -453,8 +454,12 @@ def get_incident_detail(
     session: Session, incident_id: int, *, settings: Settings
 ) -> IncidentDetail:
     """The incident with its assignment, cameras and possible duplicates, or ``NotFoundError``."""
+    return run(session, _by_id_flow(incident_id, settings=settings))
+
+
+def _by_id_flow(incident_id: int, *, settings: Settings) -> Flow[IncidentDetail]:
     params = {"incident_id": incident_id, **_duplicate_params(settings)}
-    row = session.execute(_BY_ID_SQL, params).one_or_none()
+    row = yield Query(_BY_ID_SQL, params)
     if row is None:
         raise NotFoundError(f"no incident with id {incident_id}")
     return _detail(row)
