@@ -186,3 +186,14 @@ def test_every_guarded_operation_documents_the_bearer_scheme(settings: Settings)
     locate = schema["paths"]["/locate"]["get"]
     assert [p["name"] for p in locate["parameters"]] == ["lon", "lat", "crs", "at"]
     assert {p["in"] for p in locate["parameters"]} == {"query"}
+
+
+def test_fastapi_telemetry_can_be_switched_on(settings: Settings) -> None:
+    """GIS_TELEMETRY hands FastAPI its default telemetry config; the app still answers (with no
+    OpenTelemetry provider configured it records nothing)."""
+    from fastapi.testclient import TestClient
+
+    for on in (False, True):
+        app = create_app(settings.model_copy(update={"telemetry": on}))
+        with TestClient(app) as client:
+            assert client.get("/health").status_code == 200, on
