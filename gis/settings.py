@@ -153,6 +153,19 @@ class Settings(BaseSettings):
         le=24 * 365,
         description="The SLA sweep escalates an open case overdue by more than this (hours).",
     )
+    open311_public: bool = Field(
+        True,
+        description="Open311 `GET requests` and `servicerequestupdates` answer without an "
+        "api_key (reporters' contacts never shown, private platforms left out).",
+    )
+    open311_private_platforms: list[str] = Field(
+        default_factory=lambda: ["governance"],
+        description="Platforms whose cases Open311 shows only to staff tokens (JSON list, e.g. "
+        '`["governance"]`: disputes and security hazards are not published).',
+    )
+    open311_contact: str = Field(
+        "", max_length=500, description="Contact line of the Open311 discovery document."
+    )
     sample_seed: int = Field(20261127, description="Seed of the demo county generator.")
 
     @field_validator("database_url")

@@ -42,6 +42,8 @@ class Action(StrEnum):
     CANCEL = "cancel"
     MARK_DUPLICATE = "mark_duplicate"
     FLAG_OVERDUE = "flag_overdue"
+    # A remark on the case (a citizen's follow-up through Open311, a note): no change of state.
+    COMMENT = "comment"
 
 
 # States in which somebody still has to act (resolved waits only for verification).
@@ -74,6 +76,7 @@ TRANSITIONS: Mapping[Action, Mapping[IncidentStatus | None, IncidentStatus]] = {
     Action.CANCEL: {state: S.CANCELLED for state in ACTIVE},
     Action.MARK_DUPLICATE: {state: S.DUPLICATE for state in ACTIVE},
     Action.FLAG_OVERDUE: {state: state for state in ACTIVE},
+    Action.COMMENT: {state: state for state in S},
 }
 
 # Written only by intake (report) and by the SLA sweep (flag_overdue), never by a request.
@@ -88,6 +91,7 @@ NEEDS_REASON = frozenset(
         Action.ESCALATE,
         Action.EXTEND,
         Action.CANCEL,
+        Action.COMMENT,
     }
 )
 

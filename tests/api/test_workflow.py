@@ -44,7 +44,7 @@ def test_actions_walk_a_case_to_closed_and_the_log_shows_each(
     body = reply.json()
     assert body["incident"]["status"] == "closed"
     assert body["event"]["actor"] == "command-room"
-    assert body["allowed_actions"] == ["reopen"]
+    assert body["allowed_actions"] == ["reopen", "comment"]
     log = admin.get(f"/incidents/{case.id}/events").json()
     assert [e["action"] for e in log["events"]] == [
         "report",
@@ -73,6 +73,7 @@ def test_invalid_transition_is_409_listing_allowed_actions(
         "extend",
         "cancel",
         "mark_duplicate",
+        "comment",
     ]
     assert "allowed actions" in body["detail"]
     assert count(session, "incident_events") == before
