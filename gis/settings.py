@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The four platforms' keys (gis.layers.categories.Platform), for settings that name them.
+PlatformName = Literal["governance", "market", "enforcement", "service"]
+
+
+def _private_platforms() -> list[PlatformName]:
+    # Disputes and security hazards (综治) are not published to anonymous Open311 readers.
+    return ["governance"]
+
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/gis"
 
@@ -158,10 +168,12 @@ class Settings(BaseSettings):
         description="Open311 `GET requests` and `servicerequestupdates` answer without an "
         "api_key (reporters' contacts never shown, private platforms left out).",
     )
-    open311_private_platforms: list[str] = Field(
-        default_factory=lambda: ["governance"],
-        description="Platforms whose cases Open311 shows only to staff tokens (JSON list, e.g. "
-        '`["governance"]`: disputes and security hazards are not published).',
+    open311_private_platforms: list[Literal["governance", "market", "enforcement", "service"]] = (
+        Field(
+            default_factory=lambda: ["governance"],
+            description="Platforms whose cases Open311 shows only to staff tokens (JSON list, e.g. "
+            '`["governance"]`: disputes and security hazards are not published).',
+        )
     )
     open311_contact: str = Field(
         "", max_length=500, description="Contact line of the Open311 discovery document."
