@@ -12,11 +12,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PlatformName = Literal["governance", "market", "enforcement", "service"]
 
 
-def _private_platforms() -> list[PlatformName]:
-    # Disputes and security hazards (综治) are not published to anonymous Open311 readers.
-    return ["governance"]
-
-
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/gis"
 
 
