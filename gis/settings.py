@@ -163,12 +163,10 @@ class Settings(BaseSettings):
         description="Open311 `GET requests` and `servicerequestupdates` answer without an "
         "api_key (reporters' contacts never shown, private platforms left out).",
     )
-    open311_private_platforms: list[Literal["governance", "market", "enforcement", "service"]] = (
-        Field(
-            default_factory=lambda: ["governance"],
-            description="Platforms whose cases Open311 shows only to staff tokens (JSON list, e.g. "
-            '`["governance"]`: disputes and security hazards are not published).',
-        )
+    open311_private_platforms: tuple[PlatformName, ...] = Field(
+        ("governance",),
+        description="Platforms whose cases Open311 shows only to staff tokens (JSON list, e.g. "
+        '`["governance"]`: disputes and security hazards are not published).',
     )
     open311_contact: str = Field(
         "", max_length=500, description="Contact line of the Open311 discovery document."
