@@ -158,6 +158,24 @@ class Settings(BaseSettings):
         le=24 * 365,
         description="The SLA sweep escalates an open case overdue by more than this (hours).",
     )
+    media_dir: str | None = Field(
+        None,
+        description="Folder of stored photos (content-addressed, EXIF stripped); default "
+        "~/.local/share/gis/media.",
+    )
+    media_max_bytes: int = Field(
+        10_000_000,
+        ge=10_000,
+        le=100_000_000,
+        description="Largest photo accepted (bytes); upload requests may carry up to 5 of them.",
+    )
+    media_max_pixels: int = Field(
+        50_000_000,
+        ge=10_000,
+        le=500_000_000,
+        description="Largest photo accepted (width × height pixels): larger ones are refused "
+        "before they are decoded (decompression bombs).",
+    )
     open311_public: bool = Field(
         True,
         description="Open311 `GET requests` and `servicerequestupdates` answer without an "

@@ -38,6 +38,10 @@ FINAL_STATUSES = frozenset(
 OPEN_STATUSES = frozenset(set(IncidentStatus) - FINAL_STATUSES - {IncidentStatus.RESOLVED})
 
 
+# The condition of the partial index on stored photos; a query must repeat it to use the index.
+MEDIA_PHOTOS_WHERE = "CAST(photos AS text) LIKE '%media:%'"
+
+
 class LocationQuality(StrEnum):
     """How the case's point relates to the grids."""
 
@@ -77,6 +81,15 @@ class Incident(Base):
         sa.Index("ix_incidents_reported_id", "reported_at", "id"),
         # The self-referencing FK is checked on every delete; unindexed, each check scanned the
         # table (migration 0002).
+        # Who may see a stored photo: the cases that show it (gis.services.media). Partial: only
+        # cases with stored photos, so intake of the rest pays nothing.
+        sa.Index(
+            "ix_incidents_media_photos",
+            "photos",
+            postgresql_using="gin",
+            postgresql_ops={"photos": "jsonb_path_ops"},
+            postgresql_where=sa.text(MEDIA_PHOTOS_WHERE),
+        ),
         sa.Index(
             "ix_incidents_duplicate_of_id",
             "duplicate_of_id",

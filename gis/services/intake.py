@@ -18,10 +18,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 from sqlalchemy.orm import Session
 
 from gis.errors import (
@@ -41,7 +41,11 @@ from gis.services.assignment import (
     locate_params,
 )
 from gis.services.deadlines import due_at
+from gis.services.media import MEDIA_REF_PATTERN, check_media_flow
 from gis.settings import Settings
+
+# A photo this service stores (``POST /media``), named in a report's photo list.
+MediaRef = Annotated[str, StringConstraints(pattern=MEDIA_REF_PATTERN)]
 
 # A report may say it happened a little in the future: phone clocks drift.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -84,8 +88,10 @@ class IncidentReport(BaseModel):
     occurred_at: AwareDatetime | None = Field(
         None, description="When it happened, with a UTC offset (e.g. 2026-11-27T09:30:00+08:00)"
     )
-    photos: list[HttpUrl] = Field(
-        default_factory=list, max_length=20, description="http(s) URLs of photos"
+    photos: list[HttpUrl | MediaRef] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Photos: http(s) URLs, or media:<id> of a photo uploaded with POST /media",
     )
 
     def request_hash(self) -> str:
@@ -379,6 +385,8 @@ def report_flow(
         )
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise ValidationError("Idempotency-Key must be 1 to 200 characters")
+    photos = [str(photo) for photo in report.photos]
+    yield from check_media_flow(photos)
     category = yield Query(_CATEGORY_SQL, {"code": report.category})
     if category is None:
         known = yield Query(_CATEGORY_CODES_SQL, many=True)
@@ -401,7 +409,7 @@ def report_flow(
         "reporter_kind": reporter.kind.value,
         "reporter_id": reporter.id,
         "actor": f"{reporter.kind.value}:{reporter.id}" if reporter.id else reporter.kind.value,
-        "photos": json.dumps([str(url) for url in report.photos]),
+        "photos": json.dumps(photos),
         "source_crs": crs.value,
         "source_lon": float(report.location.lon),
         "source_lat": float(report.location.lat),

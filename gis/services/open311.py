@@ -9,7 +9,7 @@ event log as every other case. Formats (XML, JSON) are the API's business, not t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +32,7 @@ from gis.services.intake import (
     ReportLocation,
     report_incident,
 )
+from gis.services.media import MediaStore, Photo, forget, save_photo
 from gis.services.workflow import Action, apply_action
 from gis.settings import Settings
 
@@ -212,44 +213,69 @@ def submit_request(
     jurisdiction: Jurisdiction | None,
     user_id: int | None,
     idempotency_key: str | None = None,
+    uploads: Sequence[bytes] = (),
+    store: MediaStore | None = None,
     now: datetime | None = None,
 ) -> IncidentDetail:
-    """File an Open311 request through intake and keep its Open311 extras; the caller commits."""
+    """File an Open311 request through intake and keep its Open311 extras; the caller commits.
+
+    Uploaded photos are stored and named in the case's photos. Everything runs in a savepoint,
+    so a failure (a point outside the jurisdiction, a bad photo) undoes all of it even inside a
+    caller's longer transaction, and the stored files no record kept are removed again.
+    """
     report = _report_of(submission)
     get_service(session, report.category)  # GeoReport: an unknown service is 404, not 400
-    # A savepoint: a point outside the jurisdiction undoes the intake, even inside a caller's
-    # longer transaction.
-    with session.begin_nested():
-        result = report_incident(
-            session, report, settings=settings, now=now, idempotency_key=idempotency_key
-        )
-        detail = result.incident
-        if jurisdiction is not None and not jurisdiction.contains(
-            detail.town_code, detail.county_code
-        ):
-            where = detail.town_name or detail.county_name or "no town of this service"
-            raise ValidationError(
-                f"the point lies in {where}, outside jurisdiction_id {jurisdiction.code}; "
-                "check lat/long or send the jurisdiction that covers it"
+    if uploads and store is None:
+        raise ValidationError("uploaded photos need a media store")
+    stored: list[Photo] = []
+    try:
+        with session.begin_nested():
+            for data in uploads:
+                assert store is not None
+                stored.append(
+                    save_photo(session, store, data, settings=settings, uploaded_by=user_id)
+                )
+            if stored:
+                photos = [*report.photos, *(photo.ref for photo in stored)]
+                report = report.model_copy(update={"photos": photos})
+            result = report_incident(
+                session, report, settings=settings, now=now, idempotency_key=idempotency_key
             )
-    if result.created:
-        session.add(
-            Open311Request(
-                incident_id=detail.id,
-                jurisdiction_id=jurisdiction.code if jurisdiction else None,
-                user_id=user_id,
-                email=submission.email,
-                phone=submission.phone,
-                device_id=submission.device_id,
-                account_id=submission.account_id,
-                first_name=submission.first_name,
-                last_name=submission.last_name,
-                address_string=submission.address_string,
-                attributes=submission.attributes,
-            )
-        )
-        session.flush()
+            detail = result.incident
+            if jurisdiction is not None and not jurisdiction.contains(
+                detail.town_code, detail.county_code
+            ):
+                where = detail.town_name or detail.county_name or "no town of this service"
+                raise ValidationError(
+                    f"the point lies in {where}, outside jurisdiction_id {jurisdiction.code}; "
+                    "check lat/long or send the jurisdiction that covers it"
+                )
+            if result.created:
+                session.add(_extras(detail.id, submission, jurisdiction, user_id))
+                session.flush()
+    except BaseException:
+        if store is not None:
+            forget(session, store, stored)
+        raise
     return detail
+
+
+def _extras(
+    incident_id: int, submission: Submission, jurisdiction: Jurisdiction | None, user_id: int | None
+) -> Open311Request:
+    return Open311Request(
+        incident_id=incident_id,
+        jurisdiction_id=jurisdiction.code if jurisdiction else None,
+        user_id=user_id,
+        email=submission.email,
+        phone=submission.phone,
+        device_id=submission.device_id,
+        account_id=submission.account_id,
+        first_name=submission.first_name,
+        last_name=submission.last_name,
+        address_string=submission.address_string,
+        attributes=submission.attributes,
+    )
 
 
 # --- reading requests ----------------------------------------------------------------------------
@@ -307,7 +333,7 @@ class Open311Case:
     address: str
     lat: float
     lon: float
-    media_url: str | None
+    photos: list[str]  # URLs and media:<id> references, as the case stores them
     grid_code: str | None
     town_code: str | None
     contacts: dict[str, str] | None
@@ -404,7 +430,7 @@ def list_requests(
                 or " ".join(part for part in (row.town_name, incident.grid_code) if part),
                 lon=float(row.lon),
                 lat=float(row.lat),
-                media_url=incident.photos[0] if incident.photos else None,
+                photos=list(incident.photos or ()),
                 grid_code=incident.grid_code,
                 town_code=incident.town_code,
                 contacts=contacts,

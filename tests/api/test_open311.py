@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from gis.layers.users import Role
 from gis.services import access
 from gis.services.workflow import apply_action
 from tests.conftest import count
+from tests.photos import jpeg_with_gps, png
 from tests.services.intake_fixtures import COUNTY, GRID_A, TOWN_1, TOWN_2, Area, area
 
 __all__ = ["area"]
@@ -145,18 +147,49 @@ def test_multipart_request_without_files_is_accepted(
     assert response.json()[0]["grid_code"] == GRID_A
 
 
-def test_uploaded_photo_is_refused_and_nothing_is_written(
-    client: Any, session: Session, reporter_key: str, area: Area
+def test_uploaded_photos_are_stored_and_shown_to_staff_only(
+    client: Any, app: Any, session: Session, reporter_key: str, area: Area, tmp_path: Path
 ) -> None:
-    before = count(session, "incidents")
-    response = client.post(
-        f"{BASE}/requests.xml",
-        data=form(reporter_key),
-        files={"photo1": ("p.jpg", b"\xff\xd8\xff\xe0" + b"0" * 100, "image/jpeg")},
-    )
+    app.state.settings = app.state.settings.model_copy(update={"media_dir": str(tmp_path)})
+    fields = {k: (None, v) for k, v in form(reporter_key, service_code="cooking_fume").items()}
+    photos = {
+        "photo1": ("a.jpg", jpeg_with_gps(), "image/jpeg"),
+        "photo2": ("b.png", png(), "image/png"),
+    }
+    response = client.post(f"{BASE}/requests.xml", files={**fields, **photos})
+    assert response.status_code == 200, response.text
+    request_id = int(xml(response).findtext("request/service_request_id") or 0)
+    staff = client.get(f"{BASE}/requests/{request_id}.json", params={"api_key": reporter_key})
+    media_url = staff.json()[0]["media_url"]
+    assert "/media/" in media_url
+    photo = client.get(media_url, headers={"Authorization": f"Bearer {reporter_key}"})
+    assert photo.status_code == 200 and photo.headers["content-type"] == "image/jpeg"
+    assert count(session, "media") == 2
+    public = client.get(f"{BASE}/requests/{request_id}.json")
+    assert public.json()[0]["media_url"] is None  # stored photos are not published
+
+
+def test_a_damaged_upload_writes_nothing_and_leaves_no_file(
+    client: Any, app: Any, session: Session, reporter_key: str, area: Area, tmp_path: Path
+) -> None:
+    app.state.settings = app.state.settings.model_copy(update={"media_dir": str(tmp_path)})
+    before = count(session, "incidents"), count(session, "media")
+    photos = [
+        ("photo1", ("a.jpg", jpeg_with_gps(), "image/jpeg")),
+        ("photo2", ("b.jpg", jpeg_with_gps()[:300], "image/jpeg")),
+    ]
+    response = client.post(f"{BASE}/requests.xml", data=form(reporter_key), files=photos)
     assert response.status_code == 400
-    assert "media_url" in errors(response)[0][1]
-    assert count(session, "incidents") == before
+    assert "truncated" in errors(response)[0][1]
+    assert (count(session, "incidents"), count(session, "media")) == before
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def test_a_file_in_another_field_is_refused(client: Any, reporter_key: str, area: Area) -> None:
+    files = {"document": ("a.pdf", b"%PDF", "application/pdf")}
+    response = client.post(f"{BASE}/requests.xml", data=form(reporter_key), files=files)
+    assert response.status_code == 400
+    assert "photo1" in errors(response)[0][1]
 
 
 def test_json_body_and_gcj02_extension(client: Any, reporter_key: str, area: Area) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from gis.services.workflow import apply_action
 from gis.settings import Settings
 from tests.conftest import use_session
 from tests.live import serve
+from tests.photos import jpeg_with_gps
 from tests.services.intake_fixtures import COUNTY, GRID_A, Area, area
 
 __all__ = ["area"]
@@ -31,9 +33,11 @@ LON, LAT = 110.005, 30.005
 
 
 @pytest.fixture
-def endpoint(settings: Settings, session: Session, catalog: int, area: Area) -> Iterator[str]:
+def endpoint(
+    settings: Settings, session: Session, catalog: int, area: Area, tmp_path: Path
+) -> Iterator[str]:
     """The Open311 root of a live server whose sessions are the test's session."""
-    app = use_session(create_app(settings), session)
+    app = use_session(create_app(settings.model_copy(update={"media_dir": str(tmp_path)})), session)
     with serve(app) as base:
         yield f"{base}/open311/v2"
 
@@ -123,14 +127,31 @@ def test_fixmystreet_exchange(endpoint: str, api_key: str, session: Session) -> 
     assert first and first.isdigit()
     assert form_encoded.findtext("request/grid_code") == GRID_A
 
-    # The multipart form FixMyStreet sends when an endpoint takes uploads (photo parts aside:
-    # there is no media store yet, so photos travel as media_url).
+    # The multipart form FixMyStreet sends when an endpoint takes uploads: the same fields and
+    # the photos as parts photo1…photoN.
     multipart = {
         k: (None, str(v))
-        for k, v in _fms_fields(api_key, **{"attribute[fixmystreet_id]": "2"}).items()
+        for k, v in _fms_fields(api_key, media_url="", **{"attribute[fixmystreet_id]": "2"}).items()
     }
-    second = _xml(requests.post(f"{endpoint}/requests.xml", files=multipart, timeout=10))
-    assert second.findtext("request/service_request_id") != first
+    photos = {
+        "photo1": ("1.jpeg", jpeg_with_gps(), "image/jpeg"),
+        "photo2": ("2.jpeg", jpeg_with_gps(colour="blue"), "image/jpeg"),
+    }
+    second = _xml(
+        requests.post(f"{endpoint}/requests.xml", files={**multipart, **photos}, timeout=10)
+    )
+    second_id = second.findtext("request/service_request_id")
+    assert second_id and second_id != first
+    # Staff read it back with a link to the stored photo, which serves the cleaned JPEG.
+    read = _xml(
+        requests.get(
+            f"{endpoint}/requests/{second_id}.xml", params={"api_key": api_key}, timeout=10
+        )
+    )
+    photo_url = read.findtext("request/media_url") or ""
+    assert photo_url.startswith(endpoint.removesuffix("/open311/v2") + "/media/")
+    photo = requests.get(photo_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=10)
+    assert photo.status_code == 200 and photo.content[:2] == b"\xff\xd8"
 
     apply_action(session, int(first), "accept", actor="unit:police")
 

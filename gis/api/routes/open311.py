@@ -7,6 +7,7 @@ event log; ``gis.services.open311`` holds the mapping, ``gis.api.open311`` the f
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -21,9 +22,12 @@ from gis.api.schemas import open311 as schemas
 from gis.api.security import READ_CASES, REPORT, admit, case_filter, check_case, principal_of
 from gis.errors import AuthenticationError, NotFoundError, ValidationError
 from gis.layers.incidents import Incident
-from gis.services import open311
+from gis.services import media, open311
 from gis.services.access import Principal, authenticate_flow
+from gis.services.media import MAX_UPLOADS
 
+# FixMyStreet names its photo parts photo1…photoN; GeoReport's own name is media.
+PHOTO_FIELD = re.compile(r"^(media|photo\d*)$")
 router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=Open311Route)
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
@@ -122,9 +126,11 @@ def _filters(reader: Reader, request: Request, **values: Any) -> open311.Request
 
 @dataclass(frozen=True)
 class Fields:
-    """The fields of a POST: form-encoded, multipart or JSON, each name with its values."""
+    """The fields of a POST: form-encoded, multipart or JSON, each name with its values, and
+    the photos uploaded with it."""
 
     values: dict[str, list[str]]
+    uploads: tuple[bytes, ...] = ()
 
     def get(self, name: str) -> str | None:
         """The field's last non-blank value, stripped, or None."""
@@ -155,7 +161,7 @@ class Fields:
 
 
 async def get_fields(request: Request) -> Fields:
-    """The POST body's fields; uploaded files are refused (there is no media store yet)."""
+    """The POST body's fields, and its photos (multipart parts ``media`` or ``photo1``…)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         try:
@@ -176,13 +182,20 @@ async def get_fields(request: Request) -> Fields:
             "multipart/form-data or as a JSON object"
         )
     form = await request.form()
-    uploads = sorted({name for name, value in form.multi_items() if isinstance(value, UploadFile)})
-    if uploads:
+    files = [(name, v) for name, v in form.multi_items() if isinstance(v, UploadFile)]
+    strangers = sorted({name for name, _ in files if not PHOTO_FIELD.match(name)})
+    if strangers:
         raise ValidationError(
-            f"uploaded files ({', '.join(uploads)}) need a media store, which this service does "
-            "not have yet; send media_url with a link to the photo instead"
+            f"unexpected file fields {', '.join(strangers)}: send photos as media or photo1…"
+            f"photo{MAX_UPLOADS}"
         )
-    return Fields({name: [str(v) for v in form.getlist(name)] for name in form})
+    if len(files) > MAX_UPLOADS:
+        raise ValidationError(f"at most {MAX_UPLOADS} photos per request, got {len(files)}")
+    uploads = tuple([await upload.read() for _, upload in files])
+    values = {
+        name: [str(v) for v in form.getlist(name) if not isinstance(v, UploadFile)] for name in form
+    }
+    return Fields(values, uploads)
 
 
 FieldsDep = Annotated[Fields, Depends(get_fields)]
@@ -333,6 +346,8 @@ def create_request(
         jurisdiction=jurisdiction,
         user_id=principal.user_id if principal else None,
         idempotency_key=idempotency_key,
+        uploads=fields.uploads,
+        store=media.store_for(settings),
     )
     session.commit()
     due = detail.due_at.isoformat(timespec="minutes") if detail.due_at else None
@@ -353,7 +368,19 @@ def create_request(
     return reply(fmt, "service_requests", "request", [row])
 
 
-def _request_row(case: open311.Open311Case) -> dict[str, Any]:
+def _media_url(photos: list[str], base: str, *, staff: bool) -> str | None:
+    """The first photo as a link: stored ones (``media:<id>``) only for staff, who may fetch
+    them from ``/media``; the public gets the first link from elsewhere, if any."""
+    for photo in photos:
+        stored = media.media_ids([photo])
+        if not stored:
+            return photo
+        if staff:
+            return f"{base}/media/{stored[0]}"
+    return None
+
+
+def _request_row(case: open311.Open311Case, base: str, *, staff: bool) -> dict[str, Any]:
     row: dict[str, Any] = {
         "service_request_id": case.id,
         "status": case.status,
@@ -372,7 +399,7 @@ def _request_row(case: open311.Open311Case) -> dict[str, Any]:
         "zipcode": None,
         "lat": round(case.lat, 7),
         "long": round(case.lon, 7),
-        "media_url": case.media_url,
+        "media_url": _media_url(case.photos, base, staff=staff),
         "grid_code": case.grid_code,
         "jurisdiction_id": case.town_code,
     }
@@ -424,7 +451,9 @@ def list_requests(
     cases = open311.list_requests(
         session, filters, staff=reader.staff, limit=page_size, offset=(page - 1) * page_size
     )
-    return reply(fmt, "service_requests", "request", [_request_row(c) for c in cases])
+    base = str(request.base_url).rstrip("/")
+    rows = [_request_row(case, base, staff=reader.staff) for case in cases]
+    return reply(fmt, "service_requests", "request", rows)
 
 
 @router.get("/requests/{service_request_id}.{fmt}", responses=_ok(schemas.Open311Request))
@@ -448,7 +477,8 @@ def read_request(
     cases = open311.list_requests(session, filters, staff=reader.staff, limit=1)
     if not cases:
         raise NotFoundError(f"no service request {service_request_id}")
-    return reply(fmt, "service_requests", "request", [_request_row(cases[0])])
+    row = _request_row(cases[0], str(request.base_url).rstrip("/"), staff=reader.staff)
+    return reply(fmt, "service_requests", "request", [row])
 
 
 @router.get(

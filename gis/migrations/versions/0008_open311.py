@@ -1,4 +1,4 @@
-"""Open311 GeoReport v2: the reporter's contacts of a filed request, and client update ids.
+"""Stored media; Open311 GeoReport v2: the reporter's contacts of a filed request, and client update ids.
 
 Revision ID: 0008_open311
 Revises: 0007
@@ -18,7 +18,32 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """Create open311_requests and open311_updates."""
+    """Create media, open311_requests and open311_updates."""
+    op.create_table(
+        "media",
+        sa.Column("id", sa.String(64), nullable=False),
+        sa.Column("content_type", sa.String(50), nullable=False),
+        sa.Column("bytes", sa.Integer(), nullable=False),
+        sa.Column("width", sa.Integer(), nullable=False),
+        sa.Column("height", sa.Integer(), nullable=False),
+        sa.Column("uploaded_by", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["uploaded_by"],
+            ["users.id"],
+            name=op.f("fk_media_uploaded_by_users"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_media")),
+    )
+    op.create_index(
+        "ix_incidents_media_photos",
+        "incidents",
+        ["photos"],
+        postgresql_using="gin",
+        postgresql_ops={"photos": "jsonb_path_ops"},
+        postgresql_where=sa.text("CAST(photos AS text) LIKE '%media:%'"),
+    )
     op.create_table(
         "open311_requests",
         sa.Column("incident_id", sa.BigInteger(), nullable=False),
@@ -92,3 +117,5 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_open311_updates_incident_id"), table_name="open311_updates")
     op.drop_table("open311_updates")
     op.drop_table("open311_requests")
+    op.drop_table("media")
+    op.drop_index("ix_incidents_media_photos", table_name="incidents")
