@@ -12,14 +12,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, Security
+from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials
 from starlette.datastructures import UploadFile
 
 from gis import __version__
 from gis.api.deps import SessionDep, SettingsDep, database_of, settings_of
 from gis.api.open311 import Format, Open311Route, reply
 from gis.api.schemas import open311 as schemas
-from gis.api.security import READ_CASES, REPORT, admit, case_filter, check_case, principal_of
+from gis.api.security import (
+    READ_CASES,
+    REPORT,
+    admit,
+    bearer,
+    case_filter,
+    check_case,
+    principal_of,
+)
 from gis.errors import AuthenticationError, NotFoundError, ValidationError
 from gis.layers.incidents import Incident
 from gis.services import media, open311
@@ -71,10 +80,16 @@ JurisdictionQuery = Annotated[
     str | None,
     Query(max_length=12, description="The 12-digit code of a county or town (optional)"),
 ]
-ApiKeyQuery = Annotated[
-    str | None,
-    Query(max_length=200, description="An API token (or send 'Authorization: Bearer …')"),
-]
+# GeoReport's api_key: a token of this service, as a query parameter (or a form field of a POST);
+# the bearer header works as well.
+api_key_query = APIKeyQuery(
+    name="api_key",
+    scheme_name="Open311ApiKey",
+    description="A token of this service (GeoReport's api_key); POSTs may send it as a field",
+    auto_error=False,
+)
+ApiKeyDep = Annotated[str | None, Security(api_key_query)]
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
 
 
 # --- who is calling ------------------------------------------------------------------------------
@@ -100,7 +115,7 @@ class Reader:
         return self.principal is not None
 
 
-async def get_reader(request: Request, api_key: ApiKeyQuery = None) -> Reader:
+async def get_reader(request: Request, api_key: ApiKeyDep, _bearer: BearerDep) -> Reader:
     """The reader of a GET: a staff token's scope, or the public when the settings allow it."""
     settings = settings_of(request)
     principal = await _principal(request, api_key)
@@ -201,9 +216,11 @@ async def get_fields(request: Request) -> Fields:
 FieldsDep = Annotated[Fields, Depends(get_fields)]
 
 
-async def get_reporter(request: Request, fields: FieldsDep) -> Principal | None:
+async def get_reporter(
+    request: Request, fields: FieldsDep, api_key: ApiKeyDep, _bearer: BearerDep
+) -> Principal | None:
     """The caller of a POST: its ``api_key`` field (or bearer header) of a role that reports."""
-    principal = await _principal(request, fields.get("api_key"))
+    principal = await _principal(request, fields.get("api_key") or api_key)
     if principal is None and settings_of(request).auth_required:
         raise AuthenticationError("an api_key is required to post (a token that may report)")
     return admit(principal, frozenset(REPORT), public=False, settings=settings_of(request))
@@ -426,10 +443,8 @@ def list_requests(
     page_size: Annotated[
         int, Query(ge=1, le=open311.MAX_REQUESTS, description="Extension: requests per page")
     ] = open311.MAX_REQUESTS,
-    api_key: ApiKeyQuery = None,
 ) -> Response:
     """Requests by ids, or by service, dates (at most 90 days, default the last 90) and status."""
-    del api_key  # read by the reader dependency; declared here to be documented
     statuses = open311.split_codes([status] if status else [])
     unknown = set(statuses) - {"open", "closed"}
     if unknown:
@@ -464,10 +479,8 @@ def read_request(
     fmt: FmtPath,
     reader: ReaderDep,
     jurisdiction_id: JurisdictionQuery = None,
-    api_key: ApiKeyQuery = None,
 ) -> Response:
     """One request; another town's, or a private one, is 404 as if it did not exist."""
-    del api_key
     filters = _filters(
         reader,
         request,
@@ -508,10 +521,8 @@ def list_updates(
     jurisdiction_id: JurisdictionQuery = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=open311.MAX_REQUESTS)] = open311.MAX_REQUESTS,
-    api_key: ApiKeyQuery = None,
 ) -> Response:
     """Every status change and note in the window (at most 90 days), oldest first."""
-    del api_key
     start, end = open311.date_window(_when(start_date, "start_date"), _when(end_date, "end_date"))
     filters = _filters(
         reader,
