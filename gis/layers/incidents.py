@@ -31,11 +31,15 @@ class IncidentStatus(StrEnum):
     DUPLICATE = "duplicate"
 
 
-# A case in one of these states needs no more work.
+# Three words for where a case stands, each defined once here (docs/workflow.md):
+# final: nothing more will happen to it (closed, cancelled, merged into another as a duplicate).
 FINAL_STATUSES = frozenset(
     {IncidentStatus.CLOSED, IncidentStatus.CANCELLED, IncidentStatus.DUPLICATE}
 )
-OPEN_STATUSES = frozenset(set(IncidentStatus) - FINAL_STATUSES - {IncidentStatus.RESOLVED})
+# open (未结): not final, resolved-and-awaiting-verification included; it follows its grid.
+OPEN_STATUSES = frozenset(set(IncidentStatus) - FINAL_STATUSES)
+# active: open and waiting on its handlers (not resolved); its deadline runs and it can be overdue.
+ACTIVE_STATUSES = OPEN_STATUSES - {IncidentStatus.RESOLVED}
 
 
 class LocationQuality(StrEnum):

@@ -1,0 +1,44 @@
+"""What open, active and final mean: one definition, and the workflow agrees with it."""
+
+from __future__ import annotations
+
+from gis.layers.incidents import (
+    ACTIVE_STATUSES,
+    FINAL_STATUSES,
+    OPEN_STATUSES,
+    IncidentStatus,
+)
+from gis.services.workflow import ACTIVE, TRANSITIONS, Action
+
+S = IncidentStatus
+
+
+def test_every_status_is_either_open_or_final_and_active_is_open_but_resolved() -> None:
+    assert set(IncidentStatus) == OPEN_STATUSES | FINAL_STATUSES
+    assert not OPEN_STATUSES & FINAL_STATUSES
+    assert {S.RESOLVED} == OPEN_STATUSES - ACTIVE_STATUSES  # awaits verification only
+    assert set(ACTIVE) == ACTIVE_STATUSES
+
+
+def test_the_deadline_actions_apply_to_exactly_the_active_states() -> None:
+    # Extending, cancelling, merging and the overdue flag are for cases somebody still works on.
+    for action in (Action.EXTEND, Action.CANCEL, Action.MARK_DUPLICATE, Action.FLAG_OVERDUE):
+        assert set(TRANSITIONS[action]) == ACTIVE_STATUSES, action
+
+
+def test_a_final_case_moves_only_by_reopening_a_closed_one() -> None:
+    leaving_final = {
+        (action, state)
+        for action, row in TRANSITIONS.items()
+        for state in row
+        if state in FINAL_STATUSES
+    }
+    assert leaving_final == {(Action.REOPEN, S.CLOSED)}
+    # And nothing but closing, cancelling or merging makes a case final.
+    into_final = {
+        action
+        for action, row in TRANSITIONS.items()
+        for before, after in row.items()
+        if after in FINAL_STATUSES and before not in FINAL_STATUSES
+    }
+    assert into_final == {Action.CLOSE, Action.CANCEL, Action.MARK_DUPLICATE}
