@@ -15,8 +15,8 @@ month's table reads one month of events. Every outcome is read from the events a
   on_time_rate (按期办结率) = on_time / closed.
 - rework_rate (返工率) = cases with a ``return`` or ``reopen`` / cases resolved at least once.
 - extension_rate = cases with an ``extend`` / valid.
-- overdue_open: valid, neither closed nor awaiting verification (resolved after the last
-  return), and the deadline in force at ``as_of`` has passed.
+- overdue_open: active at ``as_of`` (``gis.layers.incidents``: valid, neither closed nor
+  awaiting verification — resolved after the last return) and past the deadline in force then.
 - hours_to_close (median, p90): from the report to the last close, over closed cases.
 
 Grouping attributes (platform, town, unit…) are the case's current ones: a reassigned case
