@@ -299,9 +299,7 @@ def _overdue_now(now: datetime) -> sa.ColumnElement[bool]:
     )
 
 
-def _as_figures(row: dict[str, Any] | None) -> CaseFigures:
-    if row is None:
-        return CaseFigures()
+def _as_figures(row: dict[str, Any]) -> CaseFigures:
     return CaseFigures(
         received=int(row["received"]),
         closed=int(row["closed"]),
@@ -317,23 +315,30 @@ def period_stats(
     town_code: str,
     period: Period,
     as_of: datetime | None,
-    group_by: str,
     platform: str | None = None,
     category: str | None = None,
-) -> dict[str | None, CaseFigures]:
-    """The statistics' figures of the town's cases of the period, by ``grid`` or ``town``,
-    from ``gis.services.stats`` (``as_of`` as there: None reads the stored facts)."""
+) -> tuple[dict[str, CaseFigures], CaseFigures]:
+    """The statistics' figures of the town's cases of the period, by grid code and for the whole
+    town, from ``gis.services.stats`` in one pass (``as_of`` as there: None reads the stored
+    facts)."""
     query = stats.StatsQuery(
         period.since,
         period.until,
         as_of,
-        group_by=(group_by,),
+        group_by=("grid",),
         town_codes=(town_code,),
         platform=platform,
         category=category,
+        with_total=True,
     )
-    column = stats.DIMENSION_COLUMNS[group_by]
-    return {row[column]: _as_figures(row) for row in stats.case_figures(session, query)}
+    by_grid: dict[str, CaseFigures] = {}
+    town = CaseFigures()
+    for row in stats.case_figures(session, query):
+        if row["is_total"]:
+            town = _as_figures(row)
+        elif row["grid_code"] is not None:  # cases outside every grid count for the town only
+            by_grid[row["grid_code"]] = _as_figures(row)
+    return by_grid, town
 
 
 def grid_stats(
@@ -342,7 +347,7 @@ def grid_stats(
     town_code: str,
     period: Period,
     now: datetime,
-    figures: dict[str | None, CaseFigures],
+    figures: dict[str, CaseFigures],
     platform: str | None = None,
     category: str | None = None,
 ) -> list[GridStat]:
@@ -589,11 +594,8 @@ def command_room_data(
         if stale_after is None
         else stats.choose_as_of(session, None, now=now, stale_after=stale_after)
     )
-    by_grid = period_stats(
-        session, town_code=area.code, period=period, as_of=as_of, group_by="grid", **common
-    )
-    by_town = period_stats(
-        session, town_code=area.code, period=period, as_of=as_of, group_by="town", **common
+    by_grid, by_town = period_stats(
+        session, town_code=area.code, period=period, as_of=as_of, **common
     )
     grids = grid_stats(
         session, town_code=area.code, period=period, now=now, figures=by_grid, **common
@@ -627,7 +629,7 @@ def command_room_data(
         units=town_units(session, town_code=area.code),
         cameras=town_cameras(session, town_code=area.code),
         total_incidents=sum(cell.count for cell in figures.heat),
-        town_figures=by_town.get(area.code, CaseFigures()),
+        town_figures=by_town,
         figures_as_of=as_of if as_of is not None else stats.last_refresh(session),
     )
 

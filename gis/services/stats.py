@@ -211,6 +211,8 @@ class StatsQuery:
     town_codes: tuple[str, ...] | None = None  # None: every town
     platform: str | None = None
     category: str | None = None
+    # Also one row over all the groups (``is_total`` true, dimensions null): the same pass.
+    with_total: bool = False
 
 
 def parse_group_by(text: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -275,12 +277,17 @@ def case_figures_sql(
         f"{DIMENSIONS[name]} AS {DIMENSION_COLUMNS[name]}, " for name in query.group_by
     )
     positions = ", ".join(str(i + 1) for i in range(len(columns)))
+    group_by = f"GROUP BY {positions}" if columns else ""
+    if columns and query.with_total:
+        grouped = ", ".join(DIMENSIONS[name] for name in query.group_by)
+        dimensions += f"GROUPING({grouped}) <> 0 AS is_total, "
+        group_by = f"GROUP BY GROUPING SETS (({grouped}), ())"
     facts = _EXACT_FACTS_SQL if query.as_of is not None else _STORED_FACTS_SQL
     text = (facts + _FIGURES_SQL).format(
         case_filters=" ".join(filters),
         cohort="AND incident_id IN (SELECT id FROM cases)" if small_cohort else "",
         dimensions=dimensions,
-        group_by=f"GROUP BY {positions}" if columns else "",
+        group_by=group_by,
         order_by=f"ORDER BY {positions}" if columns else "",
     )
     return sa.text(text), params
