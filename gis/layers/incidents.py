@@ -72,6 +72,7 @@ class Incident(Base):
         check_in("reporter_kind", ReporterKind),
         sa.Index("ix_incidents_town_reported", "town_code", "reported_at"),
         sa.Index("ix_incidents_category_reported", "category_code", "reported_at"),
+        # Open cases by deadline: the predicate names the final states (tests/layers checks it).
         sa.Index(
             "ix_incidents_open_due",
             "due_at",

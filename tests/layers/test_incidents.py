@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from gis.layers.incidents import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
     OPEN_STATUSES,
+    Incident,
     IncidentStatus,
 )
 from gis.services.workflow import ACTIVE, TRANSITIONS, Action
@@ -42,3 +45,11 @@ def test_a_final_case_moves_only_by_reopening_a_closed_one() -> None:
         if after in FINAL_STATUSES and before not in FINAL_STATUSES
     }
     assert into_final == {Action.CLOSE, Action.CANCEL, Action.MARK_DUPLICATE}
+
+
+def test_the_open_cases_index_covers_exactly_the_open_states() -> None:
+    # Its predicate is SQL text (the migrations hold it too): it must spell out the final states.
+    (index,) = [i for i in Incident.__table__.indexes if i.name == "ix_incidents_open_due"]
+    predicate = str(index.dialect_options["postgresql"]["where"])
+    assert set(re.findall(r"'(\w+)'", predicate)) == {s.value for s in FINAL_STATUSES}
+    assert "NOT IN" in predicate
