@@ -31,11 +31,15 @@ class IncidentStatus(StrEnum):
     DUPLICATE = "duplicate"
 
 
-# A case in one of these states needs no more work.
+# Three words for where a case stands, each defined once here (docs/workflow.md):
+# final: nothing more will happen to it (closed, cancelled, merged into another as a duplicate).
 FINAL_STATUSES = frozenset(
     {IncidentStatus.CLOSED, IncidentStatus.CANCELLED, IncidentStatus.DUPLICATE}
 )
-OPEN_STATUSES = frozenset(set(IncidentStatus) - FINAL_STATUSES - {IncidentStatus.RESOLVED})
+# open (未结): not final, resolved-and-awaiting-verification included; it follows its grid.
+OPEN_STATUSES = frozenset(set(IncidentStatus) - FINAL_STATUSES)
+# active: open and waiting on its handlers (not resolved); its deadline runs and it can be overdue.
+ACTIVE_STATUSES = OPEN_STATUSES - {IncidentStatus.RESOLVED}
 
 
 # The condition of the partial index on stored photos; a query must repeat it to use the index.
@@ -72,6 +76,7 @@ class Incident(Base):
         check_in("reporter_kind", ReporterKind),
         sa.Index("ix_incidents_town_reported", "town_code", "reported_at"),
         sa.Index("ix_incidents_category_reported", "category_code", "reported_at"),
+        # Open cases by deadline: the predicate names the final states (tests/layers checks it).
         sa.Index(
             "ix_incidents_open_due",
             "due_at",

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from gis.errors import InvalidTransitionError, NotFoundError, ValidationError
 from gis.layers.base import utcnow
-from gis.layers.incidents import Incident, IncidentEvent, IncidentStatus
+from gis.layers.incidents import ACTIVE_STATUSES, Incident, IncidentEvent, IncidentStatus
 from gis.layers.units import ResponderUnit
 
 S = IncidentStatus
@@ -46,8 +46,8 @@ class Action(StrEnum):
     COMMENT = "comment"
 
 
-# States in which somebody still has to act (resolved waits only for verification).
-ACTIVE = (S.REPORTED, S.ASSIGNED, S.ACCEPTED, S.IN_PROGRESS, S.RETURNED, S.ESCALATED)
+# The active states (gis.layers.incidents), in the enum's order so the table reads the same.
+ACTIVE = tuple(state for state in S if state in ACTIVE_STATUSES)
 _HAS_UNIT = (S.ASSIGNED, S.ACCEPTED, S.IN_PROGRESS, S.RETURNED, S.ESCALATED)
 
 # THE transition table: action → {state before → state after}. ``None`` is "no case yet".

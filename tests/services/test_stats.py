@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from gis.errors import ValidationError
 from gis.services.stats import (
+    METRICS,
     StatsQuery,
     case_figures,
     grid_figures,
@@ -190,6 +191,21 @@ def test_town_summary_reads_like_the_towns_report(
     }
     assert rows[TOWN_1]["summary"] == "甲镇：受理 10 件，办结 5 件，办结率 62.5%，按期办结率 80.0%"
     assert rows[TOWN_2]["summary"] == "乙镇：受理 2 件，办结 1 件，办结率 50.0%，按期办结率 100.0%"
+
+
+def test_with_total_adds_the_ungrouped_row_in_the_same_pass(
+    session: Session, history: dict[str, int]
+) -> None:
+    rows = _figures(session, "grid", town_codes=(TOWN_1,), with_total=True)
+    (total,) = [row for row in rows if row["is_total"]]
+    grids = [row for row in rows if not row["is_total"]]
+    assert total["grid_code"] is None
+    (town,) = _figures(session, "town", town_codes=(TOWN_1,))
+    for key in METRICS:
+        assert total[key] == town[key], key
+    assert [{**g, "is_total": None} for g in grids] == [
+        {**g, "is_total": None} for g in _figures(session, "grid", town_codes=(TOWN_1,))
+    ]
 
 
 def test_town_filter_keeps_only_those_towns(session: Session, history: dict[str, int]) -> None:
