@@ -109,7 +109,8 @@ def next_status(status: str | None, action: str) -> IncidentStatus:
     target = TRANSITIONS[known].get(state)
     if target is None:
         allowed = allowed_actions(status)
-        listed = ", ".join(allowed) if allowed else "none (the case is final)"
+        moves = [a for a in allowed if a != Action.COMMENT.value]
+        listed = ", ".join(allowed) if moves else "only comment (the case is final)"
         raise InvalidTransitionError(
             f"cannot {known.value} a case that is {status or 'not yet reported'}; "
             f"allowed actions: {listed}",

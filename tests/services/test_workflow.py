@@ -175,7 +175,7 @@ def test_refusal_names_the_allowed_actions(session: Session, county: County) -> 
 
 def test_final_case_says_no_action_is_allowed(session: Session, county: County) -> None:
     incident = _case_in(session, county, "cancelled")
-    with pytest.raises(InvalidTransitionError, match="none"):
+    with pytest.raises(InvalidTransitionError, match="only comment"):
         apply_action(session, incident.id, "accept", actor="tester", now=LATER)
 
 
