@@ -52,9 +52,9 @@ def test_sql_insert_of_a_future_event_is_refused_with_a_clear_error(
 ) -> None:
     before = count(session, "incident_events")
     # The test connects with the service's own database URL, hence its role.
-    with pytest.raises(FutureEventError, match="ahead of the server time"):
-        with session.begin_nested(), translate_db_errors():
-            session.execute(_INSERT, {"case": case.id, "ahead": "1 hour"})
+    refused = pytest.raises(FutureEventError, match="ahead of the server time")
+    with refused, session.begin_nested(), translate_db_errors():
+        session.execute(_INSERT, {"case": case.id, "ahead": "1 hour"})
     assert count(session, "incident_events") == before
     # A server clock a little ahead of the database's is tolerated (5 minutes).
     session.execute(_INSERT, {"case": case.id, "ahead": "1 minute"})

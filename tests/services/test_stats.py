@@ -307,7 +307,10 @@ def test_stored_facts_equal_the_exact_ones_with_odd_events_in_the_log(
         "extend",
         ahead + timedelta(minutes=1),
         status="accepted",
-        data={"due_at": (ahead + timedelta(days=9)).isoformat(), "previous_due_at": due_i.isoformat()},
+        data={
+            "due_at": (ahead + timedelta(days=9)).isoformat(),
+            "previous_due_at": due_i.isoformat(),
+        },
     )
     inject_event(session, history["E"], "close", hours_after(29), status="closed")
     inject_event(session, history["J"], "escalate", hours_after(1), status="escalated")
