@@ -56,7 +56,8 @@ FACTS_SQL = """
 CREATE MATERIALIZED VIEW incident_facts AS
 WITH cutoff AS (
     SELECT {cutoff} AS at
-), events AS (
+), events AS NOT MATERIALIZED (
+    -- Inlined into each reader below, so each keeps its own index scan by action.
     SELECT incident_id, at, action, data, id FROM incident_events
     WHERE at <= (SELECT at FROM cutoff)
 ), closes AS (
