@@ -10,7 +10,7 @@ events in the same statement.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -97,9 +97,16 @@ FROM incidents WHERE status = ANY(:active) AND due_at < :now
 )
 
 
+# A preview may imagine any time, within reason: far outside, date arithmetic overflows.
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 def _check(now: datetime, escalate_after_hours: float) -> None:
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValidationError(f"now {now.isoformat()} has no time zone; add +08:00 or Z")
+    if not _EARLIEST <= now < _LATEST:
+        raise ValidationError(f"{now.isoformat()} is not between 1970 and 2200")
     if not 0 <= escalate_after_hours <= 24 * 365:
         raise ValidationError("escalate_after_hours must be between 0 and 8760")
 

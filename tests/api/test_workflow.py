@@ -207,7 +207,14 @@ def test_preview_says_what_a_sweep_would_do_and_writes_nothing(
     assert count(session, "incident_events") == before
     session.refresh(late)
     assert (late.status, late.overdue_at) == ("assigned", None)
-    assert admin.get("/sla/preview", params={"escalate_after_hours": "false"}).status_code == 422
+    for params in (
+        {"escalate_after_hours": "false"},
+        {"at": "2026-03-02T09:00:00"},  # no zone
+        {"at": "0001-01-01T00:00:00+08:00"},
+        {"at": "9999-12-31T23:59:59Z"},
+    ):
+        reply = admin.get("/sla/preview", params=params)
+        assert (reply.status_code, reply.json()["code"]) == (422, "validation_error"), params
 
 
 def test_a_server_clock_days_ahead_of_the_database_cannot_write_the_log(
