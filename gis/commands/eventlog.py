@@ -8,6 +8,8 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from gis.services.eventlog import Finding
 
 
@@ -30,6 +32,7 @@ def check() -> None:
     engine = make_engine(get_settings())
     try:
         with session_scope(engine) as session:
+            _no_time_limit(session)
             findings = eventlog.check(session)
     finally:
         engine.dispose()
@@ -53,6 +56,7 @@ def repair(
     out = Console()
     try:
         with make_sessionmaker(engine)() as session, translate_db_errors():
+            _no_time_limit(session)
             result = eventlog.repair(session)
             if commit:
                 session.commit()
@@ -71,6 +75,14 @@ def repair(
         out.print(f"repaired: {len(result.changes)} change(s) committed")
     else:
         out.print("dry run: nothing written; run `gis db repair --commit` to apply")
+
+
+def _no_time_limit(session: Session) -> None:
+    # A pass over every event of a province (~10M a year) outlasts the service's per-statement
+    # limit (GIS_DB_STATEMENT_TIMEOUT_MS), which is meant for requests, not maintenance.
+    import sqlalchemy as sa
+
+    session.execute(sa.text("SET LOCAL statement_timeout = 0"))
 
 
 def _print_findings(findings: list[Finding]) -> None:
