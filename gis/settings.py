@@ -189,6 +189,15 @@ class Settings(BaseSettings):
     open311_contact: str = Field(
         "", max_length=500, description="Contact line of the Open311 discovery document."
     )
+    device_clock_skew_s: float = Field(
+        300.0,
+        ge=0,
+        le=3_600,
+        description="How far ahead of the server a device's own time may be (a report's "
+        "occurred_at, an AVL fix's recorded_at) before it is refused (seconds). Such times stay "
+        "data about the observation, stored beside the server's receipt time; they are never "
+        "event times.",
+    )
     sample_seed: int = Field(20261127, description="Seed of the demo county generator.")
 
     @field_validator("database_url")

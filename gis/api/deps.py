@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
 from gis.db_async import Database
+from gis.layers.base import utcnow
 from gis.settings import Settings
 
 
@@ -41,8 +43,15 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         session.close()
 
 
+async def server_clock() -> datetime:
+    """The server's time for this request: every time a write records comes from here, never
+    from the client (tests override this dependency to set the clock)."""
+    return utcnow()
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+ClockDep = Annotated[datetime, Depends(server_clock)]
 
 
 class Page:

@@ -17,7 +17,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -40,6 +40,7 @@ from gis.services.assignment import (
     locate_flow,
     locate_params,
 )
+from gis.services.clock import check_device_time
 from gis.services.deadlines import due_at
 from gis.services.media import MEDIA_REF_PATTERN, check_media_flow
 from gis.settings import Settings
@@ -47,8 +48,6 @@ from gis.settings import Settings
 # A photo this service stores (``POST /media``), named in a report's photo list.
 MediaRef = Annotated[str, StringConstraints(pattern=MEDIA_REF_PATTERN)]
 
-# A report may say it happened a little in the future: phone clocks drift.
-CLOCK_SKEW = timedelta(minutes=5)
 MAX_CAMERAS = 20
 MAX_DUPLICATES = 20
 
@@ -378,10 +377,10 @@ def report_flow(
     """``report_incident`` as a flow (``gis.queries``): the API runs it on asyncpg."""
     now = now or datetime.now(UTC)
     lon, lat, crs = checked_wgs84(report.location.lon, report.location.lat, report.location.crs)
-    if report.occurred_at is not None and report.occurred_at > now + CLOCK_SKEW:
-        raise ValidationError(
-            f"occurred_at {report.occurred_at.isoformat()} is in the future "
-            f"(server time {now.isoformat(timespec='seconds')}); check the device clock"
+    if report.occurred_at is not None:
+        # The phone's own clock: data about the observation, beside reported_at (the server's).
+        check_device_time(
+            "occurred_at", report.occurred_at, now=now, skew_s=settings.device_clock_skew_s
         )
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise ValidationError("Idempotency-Key must be 1 to 200 characters")

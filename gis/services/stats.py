@@ -306,12 +306,11 @@ def refresh_facts(session: Session, *, full: bool = False) -> datetime:
     By default CONCURRENTLY: readers keep the previous facts until the new ones are in, and only
     changed cases are rewritten. ``full`` rewrites the view in its sorted order (readers wait
     meanwhile), which keeps the town × month table fast after many concurrent refreshes. The
-    time is taken before the refresh starts, so every event up to it is counted.
+    time is taken before the refresh starts and stamped first: the view counts the events at
+    or before it and none after (migration 0008), so the stored figures are the exact ones as
+    of that time even when the log holds events dated later.
     """
     stamp: datetime = session.scalar(sa.text("SELECT clock_timestamp()"))
-    session.execute(sa.text("SET LOCAL jit = off"))
-    mode = "" if full else " CONCURRENTLY"
-    session.execute(sa.text(f"REFRESH MATERIALIZED VIEW{mode} incident_facts"))
     session.execute(
         sa.text(
             "INSERT INTO stats_refreshes (name, refreshed_at) VALUES ('incident_facts', :at) "
@@ -319,6 +318,9 @@ def refresh_facts(session: Session, *, full: bool = False) -> datetime:
         ),
         {"at": stamp},
     )
+    session.execute(sa.text("SET LOCAL jit = off"))
+    mode = "" if full else " CONCURRENTLY"
+    session.execute(sa.text(f"REFRESH MATERIALIZED VIEW{mode} incident_facts"))
     return stamp
 
 

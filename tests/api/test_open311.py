@@ -310,8 +310,12 @@ def test_updates_extension_lists_changes_and_takes_comments_and_reopens(
         "update_id": "fms-comment-1",
         "status": "OPEN",
         "description": "还在撬 still happening",
-        "updated_datetime": "2031-01-01T00:00:00Z",  # a client clock: kept as data only
+        # The client's clock, a minute fast: kept as data, never the event's time.
+        "updated_datetime": (now + timedelta(minutes=1)).isoformat(),
     }
+    wrong_clock = {**comment, "updated_datetime": "2031-01-01T00:00:00Z"}
+    refused = client.post(f"{BASE}/servicerequestupdates.xml", data=wrong_clock)
+    assert refused.status_code == 400 and "future" in errors(refused)[0][1]
     posted = client.post(f"{BASE}/servicerequestupdates.xml", data=comment)
     assert posted.status_code == 200, posted.text
     update_id = int(xml(posted).findtext("request_update/update_id") or 0)
@@ -321,7 +325,7 @@ def test_updates_extension_lists_changes_and_takes_comments_and_reopens(
     ).json()
     last = events[-1] if isinstance(events, list) else events["events"][-1]
     assert last["id"] == update_id and last["action"] == "comment"
-    assert datetime.fromisoformat(last["at"]) < datetime(2030, 1, 1, tzinfo=UTC)
+    assert datetime.fromisoformat(last["at"]) <= datetime.now(UTC)
     again = client.post(f"{BASE}/servicerequestupdates.xml", data=comment)
     assert again.status_code == 400 and "already" in errors(again)[0][1]
 

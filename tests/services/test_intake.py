@@ -343,7 +343,12 @@ def test_occurred_at_in_the_future_is_rejected(
     with pytest.raises(ValidationError, match="in the future"):
         report_incident(session, report, settings=settings, now=NOW)
     slightly = make_report(110.005, 30.005, occurred_at=(NOW + timedelta(minutes=2)).isoformat())
-    assert report_incident(session, slightly, settings=settings, now=NOW).created
+    # The phone's time is kept as data beside the server's receipt time, which dates the case.
+    detail = report_incident(session, slightly, settings=settings, now=NOW).incident
+    assert (detail.occurred_at, detail.reported_at) == (NOW + timedelta(minutes=2), NOW)
+    strict = settings.model_copy(update={"device_clock_skew_s": 60})
+    with pytest.raises(ValidationError, match="60 s of clock skew"):
+        report_incident(session, slightly, settings=strict, now=NOW)
 
 
 def test_reports_in_the_demo_county_follow_jurisdiction_and_nearest_unit(

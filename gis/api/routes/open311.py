@@ -17,7 +17,7 @@ from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials
 from starlette.datastructures import UploadFile
 
 from gis import __version__
-from gis.api.deps import SessionDep, SettingsDep, database_of, settings_of
+from gis.api.deps import ClockDep, SessionDep, SettingsDep, database_of, settings_of
 from gis.api.open311 import Format, Open311Route, reply
 from gis.api.schemas import open311 as schemas
 from gis.api.security import (
@@ -33,6 +33,7 @@ from gis.errors import AuthenticationError, NotFoundError, ValidationError
 from gis.layers.incidents import Incident
 from gis.services import media, open311
 from gis.services.access import Principal, authenticate_flow
+from gis.services.clock import check_device_time
 from gis.services.media import MAX_UPLOADS
 
 # FixMyStreet names its photo parts photo1…photoN; GeoReport's own name is media.
@@ -330,6 +331,7 @@ def service_definition(
 def create_request(
     session: SessionDep,
     settings: SettingsDep,
+    now: ClockDep,
     fmt: FmtPath,
     fields: FieldsDep,
     principal: ReporterDep,
@@ -365,6 +367,7 @@ def create_request(
         idempotency_key=idempotency_key,
         uploads=fields.uploads,
         store=media.store_for(settings),
+        now=now,
     )
     session.commit()
     due = detail.due_at.isoformat(timespec="minutes") if detail.due_at else None
@@ -554,6 +557,8 @@ def list_updates(
 )
 def post_update(
     session: SessionDep,
+    settings: SettingsDep,
+    now: ClockDep,
     fmt: FmtPath,
     fields: FieldsDep,
     principal: ReporterDep,
@@ -577,11 +582,19 @@ def post_update(
         media_url=fields.get("media_url"),
         updated_datetime=_when(fields.get("updated_datetime"), "updated_datetime"),
     )
+    if post.updated_datetime is not None:
+        check_device_time(
+            "updated_datetime",
+            post.updated_datetime,
+            now=now,
+            skew_s=settings.device_clock_skew_s,
+        )
     event_id = open311.post_update(
         session,
         post,
         actor=_actor(principal),
         user_id=principal.user_id if principal else None,
+        now=now,
     )
     session.commit()
     return reply(fmt, "service_request_updates", "request_update", [{"update_id": event_id}])
