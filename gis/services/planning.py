@@ -34,7 +34,6 @@ from typing import Any
 import shapely
 import sqlalchemy as sa
 from geoalchemy2.shape import from_shape, to_shape
-from pyproj import Geod
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
@@ -48,7 +47,7 @@ from gis.errors import (
     NotFoundError,
     ValidationError,
 )
-from gis.geo import check_lonlat
+from gis.geo import area_m2, check_lonlat
 from gis.layers.base import SRID, utcnow
 from gis.layers.grids import Grid, GridMember, GridMemberGrid
 from gis.layers.incidents import FINAL_STATUSES
@@ -57,7 +56,6 @@ from gis.layers.regions import Region, RegionLevel
 from gis.services import reassign
 from gis.settings import Settings
 
-_GEOD = Geod(ellps="WGS84")
 _FINAL = sorted(status.value for status in FINAL_STATUSES)
 MAX_GRIDS_PER_PLAN = 2_000
 MAX_LISTED = 1_000  # moved cases / cameras listed in a report; the totals are always exact
@@ -70,14 +68,6 @@ class PlanInvalidError(ValidationError):
 
 
 # --- geometry helpers ---------------------------------------------------------------------------
-
-
-def area_m2(geom: BaseGeometry | None) -> float:
-    """Geodesic area of a lon/lat geometry in square metres (0 for empty or non-areal)."""
-    if geom is None or geom.is_empty:
-        return 0.0
-    area, _ = _GEOD.geometry_area_perimeter(geom)
-    return abs(float(area))
 
 
 def polygonal(geom: BaseGeometry | None) -> MultiPolygon:
