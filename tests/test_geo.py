@@ -22,6 +22,7 @@ from shapely.geometry import LineString, Point, Polygon
 from gis import geo
 from gis.errors import GisError, InvalidCoordinatesError, UnknownCrsError
 from gis.geo import Crs
+from tests.services.planfixtures import geodesic_area_m2
 
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 VECTORS = REALDATA / "coord-vectors"
@@ -623,20 +624,6 @@ def test_sector_rejects_degenerate_arguments(kwargs: dict[str, float]) -> None:
 # --- area_m2: the ellipsoidal area of the region a lon/lat geometry draws ------------------------
 
 
-def _geodesic_area_densified(geom: Any) -> float:
-    """An independent measure: pyproj's geodesic area after cutting every edge to ≤ ~1 m.
-
-    Between vertices 1 m apart a geodesic and the straight lon/lat edge coincide to within
-    nanometres, so this measures the straight-edged region too, by another algorithm.
-    """
-    import shapely
-    from shapely.geometry.polygon import orient
-
-    # pyproj sums signed ring areas, so a hole must run against its shell to be subtracted.
-    area, _ = GEOD.geometry_area_perimeter(orient(shapely.segmentize(geom, 1e-5)))
-    return abs(area)
-
-
 @pytest.mark.parametrize(
     "geom",
     [
@@ -650,7 +637,7 @@ def _geodesic_area_densified(geom: Any) -> float:
     ids=["box", "triangle", "with-hole"],
 )
 def test_area_m2_equals_the_geodesic_area_of_the_densified_shape(geom: Polygon) -> None:
-    assert geo.area_m2(geom) == pytest.approx(_geodesic_area_densified(geom), rel=1e-8)
+    assert geo.area_m2(geom) == pytest.approx(geodesic_area_m2(geom), rel=1e-8)
 
 
 def test_area_m2_of_the_whole_lon_lat_plane_is_the_ellipsoid_area() -> None:

@@ -59,6 +59,12 @@ from gis.settings import Settings
 _FINAL = sorted(status.value for status in FINAL_STATUSES)
 MAX_GRIDS_PER_PLAN = 2_000
 MAX_LISTED = 1_000  # moved cases / cameras listed in a report; the totals are always exact
+# Validation's overlays snap-round onto this grid (degrees, ~0.1 µm). GEOS's default floating
+# overlay can answer wrongly when edges coincide to within a few ulps, as the two sides of an
+# exact split do: a village minus a union holding a zero-area hole came back whole (issue 24).
+# Snap-rounding is robust; the grid is ~70 ulps of a longitude near 120°, so the shapes move
+# by at most 0.05 µm — no tolerance is involved.
+OVERLAY_GRID_DEG = 1e-12
 
 
 class PlanInvalidError(ValidationError):
@@ -376,7 +382,9 @@ def _assign_villages(scope: Scope, grids: list[ProposedGrid]) -> list[dict[str, 
             continue
         best = max(
             scope.villages.items(),
-            key=lambda item: grid.geom.intersection(item[1]).area,
+            key=lambda item: (
+                shapely.intersection(grid.geom, item[1], grid_size=OVERLAY_GRID_DEG).area
+            ),
             default=None,
         )
         if best is not None and grid.geom.intersects(best[1]):
@@ -508,7 +516,7 @@ def validate(
         if i >= j:
             continue
         a, b = drawable[i], drawable[j]
-        overlap = polygonal(a.geom.intersection(b.geom))
+        overlap = polygonal(shapely.intersection(a.geom, b.geom, grid_size=OVERLAY_GRID_DEG))
         area = area_m2(overlap)
         if area > tolerance:
             issues.append(
@@ -527,7 +535,7 @@ def validate(
         village_geom = scope.villages.get(grid.village_code or "")
         if village_geom is None:
             continue
-        outside = polygonal(grid.geom.difference(village_geom))
+        outside = polygonal(shapely.difference(grid.geom, village_geom, grid_size=OVERLAY_GRID_DEG))
         area = area_m2(outside)
         if area > tolerance:
             issues.append(
@@ -541,14 +549,14 @@ def validate(
                 )
             )
     # Gaps: the union of the grids must equal the scope.
-    union = shapely.union_all([g.geom for g in drawable]) if drawable else MultiPolygon()
+    union = shapely.union_all([g.geom for g in drawable], grid_size=OVERLAY_GRID_DEG)
     targets = (
         {scope.code: scope.geom}
         if scope.level is PlanScope.VILLAGE
         else {code: geom for code, geom in scope.villages.items()}
     )
     for code, target in sorted(targets.items()):
-        gap = polygonal(target.difference(union))
+        gap = polygonal(shapely.difference(target, union, grid_size=OVERLAY_GRID_DEG))
         area = area_m2(gap)
         if area > tolerance:
             pieces = [p for p in gap.geoms if area_m2(p) > tolerance / 10]
