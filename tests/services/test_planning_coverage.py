@@ -14,6 +14,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
 import shapely
 import sqlalchemy as sa
@@ -63,7 +64,19 @@ def _zigzag(grid: Polygon, rng: random.Random) -> list[Polygon] | None:
     return None
 
 
-CUTS: dict[str, Cut] = {"straight": _straight, "through-vertex": _through_vertex, "zigzag": _zigzag}
+def _straight_rounded(grid: Polygon, rng: random.Random) -> list[Polygon] | None:
+    # As an editor that writes 9 decimals (0.1 mm, ST_AsGeoJSON's default) sends it back: the
+    # pieces part from their neighbours by real slivers ≤ 0.05 mm wide, ~0.05 m² per km at most.
+    pieces = _straight(grid, rng)
+    return [shapely.transform(p, lambda xy: np.round(xy, 9)) for p in pieces or []]
+
+
+CUTS: dict[str, Cut] = {
+    "straight": _straight,
+    "straight-9-decimals": _straight_rounded,
+    "through-vertex": _through_vertex,
+    "zigzag": _zigzag,
+}
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -169,14 +182,14 @@ def test_every_cut_of_every_demo_village_validates_clean(
             pieces = CUTS[cut](grid, rng) if grid is not None else None
             if not pieces or len(pieces) < 2:
                 continue
-            # The pieces tile the grid exactly (shapely, on the same coordinates).
-            assert shapely.union_all(pieces).symmetric_difference(grid).area < 1e-15
+            # The pieces tile the grid (shapely, on the same coordinates; rounded ones nearly).
+            assert geodesic_area_m2(shapely.union_all(pieces).symmetric_difference(grid)) < 0.5
             tried += 1
             errors = _errors(_validate(session, scope, _split(shapes, code, pieces), settings))
             if errors:
                 refused.append((village, code, errors))
     assert tried >= 150
-    assert not refused, f"{len(refused)} of {tried} exact {cut} splits refused: {refused[:5]}"
+    assert not refused, f"{len(refused)} of {tried} {cut} splits refused: {refused[:5]}"
 
 
 def test_merging_two_neighbours_validates_clean_in_every_demo_village(
