@@ -411,20 +411,6 @@ def _authalic(phi: FloatArray) -> FloatArray:
     )
 
 
-def _ring_area_m2(coords: FloatArray) -> float:
-    """Unsigned ellipsoidal area inside one closed lon/lat ring with straight lon/lat edges."""
-    lam = np.radians(coords[:, 0])
-    phi = np.radians(coords[:, 1])
-    d_lam = lam[1:] - lam[:-1]
-    # Green's theorem: area = -∮ F(φ) dλ along the ring. Along a straight lon/lat edge λ is linear
-    # in φ, so the edge's term is Δλ times the mean of F over the edge. F is taken relative to
-    # the first vertex (∮ dλ = 0 on a closed ring), which keeps the terms small and a sliver's
-    # area as small as its coordinates say.
-    along = phi[:-1, None] + (phi[1:] - phi[:-1])[:, None] * _GL_T[None, :]
-    mean_f = (_authalic(along) - _authalic(phi[:1])) @ _GL_W
-    return abs(float(d_lam @ mean_f))
-
-
 def area_m2(geom: BaseGeometry | None) -> float:
     """Area in m² on the WGS84 ellipsoid of a lon/lat geometry (0 for empty or non-areal ones).
 
@@ -436,14 +422,30 @@ def area_m2(geom: BaseGeometry | None) -> float:
     """
     if geom is None or geom.is_empty:
         return 0.0
-    total = 0.0
-    for polygon in shapely.get_parts(shapely.get_parts(geom)):
-        if not isinstance(polygon, Polygon) or polygon.is_empty:
-            continue
-        total += _ring_area_m2(np.asarray(polygon.exterior.coords, dtype=np.float64)[:, :2])
-        for hole in polygon.interiors:
-            total -= _ring_area_m2(np.asarray(hole.coords, dtype=np.float64)[:, :2])
-    return max(total, 0.0)
+    parts = shapely.get_parts(shapely.get_parts(geom))
+    polygons = parts[shapely.get_type_id(parts) == 3]
+    polygons = polygons[~shapely.is_empty(polygons)]
+    if polygons.size == 0:
+        return 0.0
+    rings = shapely.get_rings(polygons)  # each polygon's exterior, then its holes
+    holes = shapely.get_num_interior_rings(polygons)
+    exterior = np.zeros(rings.size, dtype=bool)
+    exterior[np.cumsum(holes + 1) - holes - 1] = True
+    coords, ring_of = shapely.get_coordinates(rings, return_index=True)
+    lam, phi = np.radians(coords[:, 0]), np.radians(coords[:, 1])
+    # Green's theorem: a ring's area is -∮ F(φ) dλ. Along a straight lon/lat edge λ is linear in
+    # φ, so the edge's term is Δλ times the mean of F over the edge (3-point Gauss–Legendre).
+    # F is taken relative to the ring's first vertex (∮ dλ = 0 on a closed ring), which keeps
+    # the terms small and a sliver's area as small as its coordinates say.
+    same_ring = ring_of[1:] == ring_of[:-1]  # edges: consecutive vertices of one ring
+    first = np.searchsorted(ring_of, ring_of)  # index of each vertex's ring's first vertex
+    d_lam = (lam[1:] - lam[:-1])[same_ring]
+    start, d_phi = phi[:-1][same_ring], (phi[1:] - phi[:-1])[same_ring]
+    along = start[:, None] + d_phi[:, None] * _GL_T[None, :]
+    reference = _authalic(phi[first[:-1][same_ring]])
+    mean_f = (_authalic(along) - reference[:, None]) @ _GL_W
+    per_ring = np.abs(np.bincount(ring_of[:-1][same_ring], d_lam * mean_f, rings.size))
+    return max(float(per_ring[exterior].sum() - per_ring[~exterior].sum()), 0.0)
 
 
 def utm_crs_for(lon: float, lat: float) -> str:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import shapely
 import sqlalchemy as sa
 from geoalchemy2.shape import from_shape, to_shape
@@ -350,6 +351,14 @@ def _issue(
     }
 
 
+_INTERIORS_MEET = "T********"  # DE-9IM: the interiors share points, so an overlay may have area
+
+
+def _interiors_meet(a: BaseGeometry, b: BaseGeometry) -> bool:
+    """Whether two polygonal geometries share interior points (robust predicate, no overlay)."""
+    return bool(shapely.relate_pattern(a, b, _INTERIORS_MEET))
+
+
 def _assign_villages(scope: Scope, grids: list[ProposedGrid]) -> list[dict[str, Any]]:
     """Give each grid its village: the scope's village, or (town plans) the one it overlaps most."""
     issues = []
@@ -381,13 +390,13 @@ def _assign_villages(scope: Scope, grids: list[ProposedGrid]) -> list[dict[str, 
                 grid.village_code = None
             continue
         best = max(
-            scope.villages.items(),
+            (item for item in scope.villages.items() if _interiors_meet(grid.geom, item[1])),
             key=lambda item: (
                 shapely.intersection(grid.geom, item[1], grid_size=OVERLAY_GRID_DEG).area
             ),
             default=None,
         )
-        if best is not None and grid.geom.intersects(best[1]):
+        if best is not None:
             grid.village_code = best[0]
         else:
             issues.append(
@@ -487,8 +496,10 @@ def validate(
     drawable = [g for g in grids if not g.geom.is_empty]
     # Multi-piece grids: a grid member patrols one area.
     for grid in drawable:
-        pieces = sorted(grid.geom.geoms, key=area_m2, reverse=True)
-        real = [p for p in pieces if area_m2(p) > tolerance]
+        if len(grid.geom.geoms) < 2:
+            continue
+        areas = sorted(((area_m2(p), p) for p in grid.geom.geoms), key=lambda ap: -ap[0])
+        real = [p for area, p in areas if area > tolerance]
         if len(real) > 1:
             detached = MultiPolygon(real[1:])
             severity = "warning" if grid.allow_multipart else "error"
@@ -509,12 +520,15 @@ def validate(
                     pieces=len(real),
                 )
             )
-    # Overlaps between proposed grids.
-    tree = shapely.STRtree([g.geom for g in drawable])
-    left, right = tree.query([g.geom for g in drawable], predicate="intersects")
-    for i, j in zip(left.tolist(), right.tolist(), strict=True):
-        if i >= j:
-            continue
+    # Overlaps between proposed grids (only pairs whose interiors meet: neighbours that merely
+    # share an edge need no overlay).
+    geoms = np.array([g.geom for g in drawable], dtype=object)
+    tree = shapely.STRtree(geoms)
+    left, right = tree.query(geoms, predicate="intersects")
+    pairs = left < right
+    left, right = left[pairs], right[pairs]
+    meet = shapely.relate_pattern(geoms[left], geoms[right], _INTERIORS_MEET)
+    for i, j in zip(left[meet].tolist(), right[meet].tolist(), strict=True):
         a, b = drawable[i], drawable[j]
         overlap = polygonal(shapely.intersection(a.geom, b.geom, grid_size=OVERLAY_GRID_DEG))
         area = area_m2(overlap)
@@ -533,7 +547,7 @@ def validate(
     # Grids outside their village.
     for grid in drawable:
         village_geom = scope.villages.get(grid.village_code or "")
-        if village_geom is None:
+        if village_geom is None or village_geom.covers(grid.geom):
             continue
         outside = polygonal(shapely.difference(grid.geom, village_geom, grid_size=OVERLAY_GRID_DEG))
         area = area_m2(outside)
@@ -548,14 +562,15 @@ def validate(
                     area=area,
                 )
             )
-    # Gaps: the union of the grids must equal the scope.
-    union = shapely.union_all([g.geom for g in drawable], grid_size=OVERLAY_GRID_DEG)
+    # Gaps: the grids must cover each village (the union of those that reach into it).
     targets = (
         {scope.code: scope.geom}
         if scope.level is PlanScope.VILLAGE
         else {code: geom for code, geom in scope.villages.items()}
     )
     for code, target in sorted(targets.items()):
+        near = geoms[tree.query(target, predicate="intersects")]
+        union = shapely.union_all(near, grid_size=OVERLAY_GRID_DEG)
         gap = polygonal(shapely.difference(target, union, grid_size=OVERLAY_GRID_DEG))
         area = area_m2(gap)
         if area > tolerance:
