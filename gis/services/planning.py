@@ -19,7 +19,10 @@ A plan redraws the grids of one village (or of every village of a town). Its lif
    (``gis.services.reassign``) and links the members. Two applies on one token: one wins, the
    other waits on the lock and then sees a new token.
 
-Areas are geodesic (m², on the WGS84 ellipsoid via pyproj), never square degrees.
+Areas are m² on the WGS84 ellipsoid of the region the lon/lat coordinates draw
+(``gis.geo.area_m2``), never square degrees. Overlaps, gaps and outside parts are computed on the
+coordinates as given, by snap-rounding overlays on a 1e-12° grid (``OVERLAY_GRID_DEG``), and only
+then measured: an exact split has no gap at all (docs/planning.md, issue 24).
 """
 
 from __future__ import annotations
