@@ -165,6 +165,28 @@ def _assert_real(
     assert issue["area_m2"] == pytest.approx(expected_m2, rel=0.01)
 
 
+def _assert_defects_found(
+    session: Session,
+    settings: Settings,
+    scope: planning.Scope,
+    shapes: Shapes,
+    code: str,
+    pieces: list[Polygon],
+    shape_kinds: tuple[str, str],
+) -> None:
+    """Grid ``code`` split into two ``pieces``, plus a real 5 m² gap (then overlap) at the cut,
+    of the given shapes: that defect is the plan's only error, real, and measured within 1 %."""
+    first, second = pieces
+    hole = defect(first, second, into=first, area_m2=5.0, shape_kind=shape_kinds[0])
+    bump = defect(first, second, into=second, area_m2=5.0, shape_kind=shape_kinds[1])
+    for kind, changed in (("gap", first.difference(hole)), ("overlap", first.union(bump))):
+        proposal = _split(shapes, code, [changed, second])
+        issues = _validate(session, scope, proposal, settings)
+        assert [k for k, _ in _errors(issues)] == [kind], (scope.code, kind, _errors(issues))
+        (issue,) = [i for i in issues if i["kind"] == kind]
+        _assert_real(issue, proposal, scope.villages, expected_m2=5.0)
+
+
 # --- village plans ------------------------------------------------------------------------------
 
 
@@ -226,16 +248,8 @@ def test_a_real_5_m2_gap_or_overlap_at_a_split_is_reported_with_its_area_and_pol
         pieces = straight_cut(grid, random_point_in(grid, rng), rng.uniform(0, 180)) if grid else []
         if len(pieces) != 2:
             continue
-        first, second = pieces
-        hole = defect(first, second, into=first, area_m2=5.0, shape_kind=shape_kind)
-        bump = defect(first, second, into=second, area_m2=5.0, shape_kind=shape_kind)
-        for kind, changed in (("gap", first.difference(hole)), ("overlap", first.union(bump))):
-            proposal = _split(shapes, code, [changed, second])
-            issues = _validate(session, scope, proposal, settings)
-            assert [k for k, _ in _errors(issues)] == [kind], (village, kind, _errors(issues))
-            (issue,) = [i for i in issues if i["kind"] == kind]
-            _assert_real(issue, proposal, scope.villages, expected_m2=5.0)
-            checked += 1
+        _assert_defects_found(session, settings, scope, shapes, code, pieces, (shape_kind,) * 2)
+        checked += 2
     assert checked >= 20
 
 
@@ -277,14 +291,6 @@ def test_town_plans_split_merge_and_defects_validate_as_in_a_village(
         pieces = _straight(grid, rng) if grid is not None else None
         if not pieces or len(pieces) != 2:
             continue
-        first, second = pieces
-        hole = defect(first, second, into=first, area_m2=5.0, shape_kind="strip")
-        bump = defect(first, second, into=second, area_m2=5.0, shape_kind="notch")
-        for kind, changed in (("gap", first.difference(hole)), ("overlap", first.union(bump))):
-            plan = _split(shapes, code, [changed, second])
-            issues = _validate(session, scope, plan, settings)
-            assert [k for k, _ in _errors(issues)] == [kind], (town, kind, _errors(issues))
-            (issue,) = [i for i in issues if i["kind"] == kind]
-            _assert_real(issue, plan, scope.villages, expected_m2=5.0)
-            checked += 1
+        _assert_defects_found(session, settings, scope, shapes, code, pieces, ("strip", "notch"))
+        checked += 2
     assert checked >= 8
