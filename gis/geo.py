@@ -396,8 +396,9 @@ _A = 6378137.0
 _F = 1 / 298.257223563
 _E2 = _F * (2 - _F)
 _E = math.sqrt(_E2)
-# 3-point Gauss–Legendre on [0, 1]: exact for polynomials of degree 5, so for the smooth F below
-# over any edge shorter than a few degrees the error is far below a square millimetre.
+# 3-point Gauss–Legendre on [0, 1]: exact for polynomials of degree 5. Its error grows with the
+# sixth power of an edge's latitude span: ~1e-4 m² for an edge 1° long (measured against the
+# edge cut into 1,000 pieces), below floating-point noise for grid-sized edges.
 _GL_T = np.array([0.5 - 0.5 * math.sqrt(0.6), 0.5, 0.5 + 0.5 * math.sqrt(0.6)])
 _GL_W = np.array([5.0, 8.0, 5.0]) / 18.0
 
