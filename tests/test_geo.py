@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 from pyproj import Geod
-from shapely.geometry import LineString, Point, Polygon
+from shapely.geometry import LineString, MultiPolygon, Point, Polygon
 
 from gis import geo
 from gis.errors import GisError, InvalidCoordinatesError, UnknownCrsError
@@ -648,8 +648,6 @@ def test_area_m2_of_the_whole_lon_lat_plane_is_the_ellipsoid_area() -> None:
 def test_area_m2_sums_parts_and_is_zero_for_what_has_no_area() -> None:
     a = Polygon([(118.80, 28.90), (118.81, 28.90), (118.81, 28.91), (118.80, 28.91)])
     b = Polygon([(118.82, 28.90), (118.83, 28.90), (118.83, 28.91), (118.82, 28.91)])
-    from shapely.geometry import MultiPolygon
-
     both = geo.area_m2(MultiPolygon([a, b]))
     assert both == pytest.approx(geo.area_m2(a) + geo.area_m2(b), rel=1e-12)
     assert geo.area_m2(None) == geo.area_m2(Polygon()) == 0.0

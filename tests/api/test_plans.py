@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from shapely.geometry import box
+from shapely.geometry import box, mapping, shape
 from sqlalchemy.orm import Session
 
 from gis.api.security import get_principal
@@ -25,6 +25,7 @@ from tests.services.planfixtures import (
     collection,
     feature,
     make_village,
+    straight_cut,
     thirds,
 )
 
@@ -240,10 +241,6 @@ def test_an_exact_split_of_a_demo_grid_through_the_api_is_valid_and_applies(
     planner: TestClient, demo: dict[str, object]
 ) -> None:
     # Issue 24 as reported: base → split the largest grid with a straight line → POST → apply.
-    from shapely.geometry import mapping, shape
-
-    from tests.services.planfixtures import straight_cut
-
     village_code = "330803110201"  # refused for a 9.5 m² "gap" at all three angles before
     for angle in (0.0, 45.0, 100.0):
         base = planner.get(f"/plans/base/{village_code}").json()
