@@ -92,7 +92,9 @@ def translate_state(
     if state == _PG_SERIALIZATION:
         return ConflictError("a concurrent change won; retry the request")
     if state == _PG_LOCK_NOT_AVAILABLE:
-        return ConflictError("the record is being changed by someone else; retry shortly")
+        return ConflictError(
+            "another change to the same records is being written right now; retry in a moment"
+        )
     if state == _PG_QUERY_CANCELED:
         return DatabaseUnavailableError("the query took too long and was cancelled; retry later")
     # Connection exceptions (08…) and operator intervention such as a shutdown (57…).
