@@ -39,6 +39,7 @@ from gis.services.assignment import (
     POINT_SQL,
     locate_flow,
     locate_params,
+    unit_choice,
 )
 from gis.services.deadlines import due_at
 from gis.settings import Settings
@@ -212,31 +213,15 @@ LEFT JOIN responder_units AS u ON u.id = src.unit_id
 """  # noqa: S608 -- only module constants are interpolated; values are bound parameters
 
 
-# Unit choice (属地管理): an available unit of the category's type with jurisdiction over the
-# town; else one with jurisdiction over the county (traffic police, say); else the nearest one
-# of any town of the same county. Nearest by the exact ellipsoidal distance; a county holds a
-# few dozen units of a type, so ranking them all is cheaper than a KNN probe per tier. The
-# jurisdictions are listed first (index lookups) and joined to the units by code: a filter
-# ``jurisdiction_code IN (... OR ...)`` made PostgreSQL rescan regions for every unit.
-_UNIT_GEOG = f"({POINT_SQL})::geography"
+# The unit of the case: the rule is ``gis.services.assignment.unit_choice``.
 _UNIT_CTE = f"""
 unit AS (
-    SELECT u.id, ST_Distance(u.geom::geography, {_UNIT_GEOG}) AS d, j.tier
+    SELECT c.id, c.d, c.tier
     FROM loc
-    CROSS JOIN LATERAL (
-        SELECT loc.town_code AS code, 0 AS tier WHERE loc.town_code IS NOT NULL
-        UNION ALL
-        SELECT loc.county_code, 1 WHERE loc.county_code IS NOT NULL
-        UNION ALL
-        SELECT r.code, 2 FROM regions AS r
-         WHERE r.parent_code = loc.county_code AND r.code IS DISTINCT FROM loc.town_code
-    ) AS j
-    JOIN responder_units AS u
-      ON u.jurisdiction_code = j.code AND u.unit_type = CAST(:unit_type AS text)
-     AND u.status = 'available'
+    CROSS JOIN LATERAL ({
+    unit_choice(POINT_SQL, "loc.town_code", "loc.county_code", "CAST(:unit_type AS text)")
+}) AS c
     WHERE loc.covered
-    ORDER BY j.tier, d, u.id
-    LIMIT 1
 )"""  # noqa: S608 -- constants only
 
 _INTAKE_SQL = sa.text(
