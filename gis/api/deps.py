@@ -9,6 +9,7 @@ from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
 from gis.db_async import Database
+from gis.layers.categories import Platform, parse_platform
 from gis.settings import Settings
 
 
@@ -69,3 +70,15 @@ def get_page(
 
 
 PageDep = Annotated[Page, Depends(get_page)]
+
+
+def get_platform(
+    platform: Annotated[
+        str | None, Query(max_length=40, description="Only this platform (its key)")
+    ] = None,
+) -> Platform | None:
+    """The ``platform`` query parameter, parsed (``UnknownCodeError`` lists the four)."""
+    return parse_platform(platform)
+
+
+PlatformDep = Annotated[Platform | None, Depends(get_platform)]

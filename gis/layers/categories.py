@@ -28,6 +28,18 @@ class Platform(StrEnum):
     SERVICE = "service"  # 便民服务
 
 
+def parse_platform(value: str | None) -> Platform | None:
+    """A platform key (any case), or ``UnknownCodeError`` listing the four: the one parser of
+    every path that takes a platform (API queries, services, the CLI)."""
+    if value is None:
+        return None
+    try:
+        return Platform(value.strip().lower())
+    except ValueError:
+        known = ", ".join(p.value for p in Platform)
+        raise UnknownCodeError(f"unknown platform {value!r}; known platforms: {known}") from None
+
+
 PLATFORM_NAMES_ZH = {
     Platform.GOVERNANCE: "综治工作",
     Platform.MARKET: "市场监管",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -13,12 +12,10 @@ from shapely.geometry import LineString, Point
 from sqlalchemy.orm import Session
 
 from gis.errors import (
-    InvalidCoordinatesError,
     OutsideCoverageError,
     UnknownCodeError,
     ValidationError,
 )
-from gis.geo import check_lonlat, parse_crs, to_wgs84
 from gis.layers.base import point_lonlat, utcnow
 from gis.layers.categories import Platform, get_category
 from gis.layers.incidents import Incident, get_incident
@@ -76,17 +73,6 @@ class NearestResult:
     candidates: int  # how many units were considered (routed, for drive time)
 
 
-def parse_platform(value: str | None) -> Platform | None:
-    """A platform key, or ``UnknownCodeError`` listing the four."""
-    if value is None:
-        return None
-    try:
-        return Platform(value.strip().lower())
-    except ValueError:
-        known = ", ".join(p.value for p in Platform)
-        raise UnknownCodeError(f"unknown platform {value!r}; known platforms: {known}") from None
-
-
 def parse_unit_type(value: str | None) -> UnitType | None:
     """A unit type, or ``UnknownCodeError`` listing the known ones."""
     if value is None:
@@ -113,16 +99,6 @@ def check_k(k: int) -> None:
     """Reject a result size outside 1–50."""
     if not 1 <= k <= MAX_K:
         raise ValidationError(f"k must be between 1 and {MAX_K}, got {k}")
-
-
-def wgs84_point(lon: float, lat: float, crs: str | None) -> tuple[float, float]:
-    """Validate a lon/lat pair given in ``crs`` and return it in WGS84."""
-    if not (math.isfinite(lon) and math.isfinite(lat)):
-        # Checked here without the numbers attached: NaN in the error body is not valid JSON.
-        raise InvalidCoordinatesError(f"coordinates must be finite numbers, got {lon}, {lat}")
-    check_lonlat(lon, lat)
-    wgs_lon, wgs_lat = to_wgs84(float(lon), float(lat), parse_crs(crs))
-    return float(wgs_lon), float(wgs_lat)
 
 
 def nearest_responders(

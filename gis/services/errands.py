@@ -18,12 +18,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from gis.errors import InvalidTransitionError, NotFoundError, ValidationError
+from gis.geo import checked_wgs84
 from gis.layers.base import query_point, utcnow
 from gis.layers.errands import Errand, ErrandEvent, ErrandStatus, get_service
 from gis.layers.grids import GridMember
 from gis.services.assignment import locate
 from gis.services.deadlines import DEFAULT_CALENDAR, WorkingCalendar
-from gis.services.intake import checked_wgs84
 from gis.settings import Settings
 
 E = ErrandStatus

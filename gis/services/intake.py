@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,11 +25,10 @@ from sqlalchemy.orm import Session
 
 from gis.errors import (
     ConflictError,
-    InvalidCoordinatesError,
     NotFoundError,
     ValidationError,
 )
-from gis.geo import Crs, check_lonlat, parse_crs, to_wgs84
+from gis.geo import checked_wgs84
 from gis.layers.categories import unknown_category
 from gis.layers.incidents import OPEN_STATUSES, Incident, LocationQuality, ReporterKind
 from gis.queries import Flow, Query, run
@@ -313,23 +311,6 @@ def _duplicate_params(settings: Settings) -> dict[str, float]:
         "dup_radius_m": settings.duplicate_radius_m,
         "dup_window_s": settings.duplicate_window_h * 3600.0,
     }
-
-
-def checked_wgs84(lon: float, lat: float, crs_text: str | None) -> tuple[float, float, Crs]:
-    """Validate lon/lat given in ``crs_text`` and convert them to WGS84."""
-    crs = parse_crs(crs_text)
-    try:
-        check_lonlat(lon, lat)
-    except InvalidCoordinatesError as error:
-        # NaN and infinity cannot be written as JSON: keep the message, drop the raw values.
-        finite = {k: v for k, v in error.extra.items() if not _non_finite(v)}
-        raise InvalidCoordinatesError(error.detail, **finite) from None
-    wgs_lon, wgs_lat = to_wgs84(float(lon), float(lat), crs)
-    return wgs_lon, wgs_lat, crs
-
-
-def _non_finite(value: Any) -> bool:
-    return isinstance(value, float) and not math.isfinite(value)
 
 
 def report_incident(

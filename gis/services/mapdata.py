@@ -22,10 +22,10 @@ from geoalchemy2.shape import to_shape
 from shapely import from_wkb
 from sqlalchemy.orm import Session
 
-from gis.errors import UnknownCodeError, ValidationError
+from gis.errors import ValidationError
 from gis.geo import geodesic_distance_m
 from gis.layers.cameras import Camera
-from gis.layers.categories import Category, Platform, get_category
+from gis.layers.categories import Category, get_category, parse_platform
 from gis.layers.grids import Grid, GridMember, GridMemberGrid
 from gis.layers.incidents import OPEN_STATUSES, Incident
 from gis.layers.regions import Region, RegionLevel, get_region
@@ -506,9 +506,7 @@ def towns_with_cases(session: Session) -> list[str]:
 
 
 def _check_filters(session: Session, platform: str | None, category: str | None) -> None:
-    if platform is not None and platform not in set(Platform):
-        known = ", ".join(p.value for p in Platform)
-        raise UnknownCodeError(f"unknown platform {platform!r}; known platforms: {known}")
+    parse_platform(platform)
     if category is not None:
         found = get_category(session, category)
         if platform is not None and found.platform != platform:

@@ -63,9 +63,7 @@ def _cases(session: Session) -> list[Case]:
             "WHERE valid_to IS NULL) AS d ORDER BY ST_X(p), ST_Y(p) LIMIT 1"
         )
     ).one()
-    points = [
-        (rng.uniform(x0, x1), rng.uniform(y0, y1), "random") for _ in range(RANDOM_POINTS)
-    ]
+    points = [(rng.uniform(x0, x1), rng.uniform(y0, y1), "random") for _ in range(RANDOM_POINTS)]
     points += [
         (*_vertex_covered_by(session, 2), "edge"),
         (*_vertex_covered_by(session, 3), "corner"),
