@@ -25,29 +25,22 @@ def sweep_command(
     ),
 ) -> None:
     """Flag open cases past their deadline; escalate those overdue too long to the county."""
-    from gis.db import make_engine, session_scope
-    from gis.errors import GisError, ValidationError
+    from gis.commands import command_session, fail
+    from gis.errors import ValidationError
     from gis.layers.base import utcnow
     from gis.services import sla
     from gis.settings import get_settings
 
     settings = get_settings()
-    err = Console(stderr=True)
-    engine = make_engine(settings)
     try:
-        try:
-            clock = datetime.fromisoformat(now) if now else utcnow()
-        except ValueError:
-            example = "2026-03-10T12:00+08:00"
-            raise ValidationError(f"--now {now!r} is not ISO 8601 (e.g. {example})") from None
-        threshold = settings.sla_escalate_after_h if escalate_after is None else escalate_after
-        with session_scope(engine) as session:
-            result = sla.sweep(session, now=clock, escalate_after_hours=threshold)
-    except GisError as error:
-        err.print(f"[red]error:[/red] {error.detail}")
-        raise typer.Exit(code=2) from error
-    finally:
-        engine.dispose()
+        clock = datetime.fromisoformat(now) if now else utcnow()
+    except ValueError:
+        example = "2026-03-10T12:00+08:00"
+        error = ValidationError(f"--now {now!r} is not ISO 8601 (e.g. {example})")
+        raise fail(error) from None
+    threshold = settings.sla_escalate_after_h if escalate_after is None else escalate_after
+    with command_session(settings) as session:
+        result = sla.sweep(session, now=clock, escalate_after_hours=threshold)
     Console().print(
         f"{result.now.isoformat(timespec='seconds')}: flagged {len(result.flagged_ids)} overdue, "
         f"escalated {len(result.escalated_ids)} (overdue > {result.escalate_after_hours:g} h)"

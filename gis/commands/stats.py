@@ -52,61 +52,53 @@ def _run(
 
     from rich.table import Table
 
-    from gis.db import make_engine, session_scope
-    from gis.errors import GisError, ValidationError
+    from gis.commands import command_session, fail
+    from gis.errors import ValidationError
     from gis.layers.base import utcnow
     from gis.services import stats
     from gis.services.deadlines import SHANGHAI
     from gis.settings import get_settings
 
-    err = Console(stderr=True)
-    engine = make_engine(get_settings())
-    try:
-        if output not in ("table", "csv", "json"):
-            raise ValidationError(f"--format {output!r}: use table, csv or json")
+    settings = get_settings()
+    if output not in ("table", "csv", "json"):
+        raise fail(ValidationError(f"--format {output!r}: use table, csv or json"))
+    with command_session(settings) as session:
         now = utcnow()
         stop = _moment(end, "to") or now
         begin = _moment(start, "from") or datetime(
             stop.astimezone(SHANGHAI).year, 1, 1, tzinfo=SHANGHAI
         )
-        settings = get_settings()
         clock = _moment(as_of, "as-of")
         towns = None if town is None else (town,)
-        with session_scope(engine) as session:
-            # None: the stored facts, unless they are stale (then exact as of now).
-            clock = stats.choose_as_of(
-                session,
-                clock,
-                now=now,
-                stale_after=timedelta(seconds=settings.stats_stale_after_s),
+        # None: the stored facts, unless they are stale (then exact as of now).
+        clock = stats.choose_as_of(
+            session,
+            clock,
+            now=now,
+            stale_after=timedelta(seconds=settings.stats_stale_after_s),
+        )
+        if kind == "cases":
+            dims = stats.parse_group_by(group_by)
+            query = stats.StatsQuery(
+                begin, stop, clock, group_by=dims, town_codes=towns, platform=platform
             )
-            if kind == "cases":
-                dims = stats.parse_group_by(group_by)
-                query = stats.StatsQuery(
-                    begin, stop, clock, group_by=dims, town_codes=towns, platform=platform
-                )
-                rows = stats.case_figures(session, query)
-                columns = [stats.DIMENSION_COLUMNS[d] for d in dims] + list(stats.METRICS)
-            elif kind == "towns":
-                rows = stats.town_summaries(
-                    session, start=begin, end=stop, as_of=clock, town_codes=towns
-                )
-                columns = ["town_code", "town_name", "received", "closed", "closure_rate"]
-                columns += ["on_time_rate", "overdue_open", "summary"]
-            else:
-                rows = stats.errand_figures(
-                    session,
-                    start=begin,
-                    end=stop,
-                    group_by=stats.parse_errand_group_by(group_by),
-                    town_codes=towns,
-                )
-                columns = list(rows[0]) if rows else []
-    except GisError as error:
-        err.print(f"[red]error:[/red] {error.detail}")
-        raise typer.Exit(code=2) from error
-    finally:
-        engine.dispose()
+            rows = stats.case_figures(session, query)
+            columns = [stats.DIMENSION_COLUMNS[d] for d in dims] + list(stats.METRICS)
+        elif kind == "towns":
+            rows = stats.town_summaries(
+                session, start=begin, end=stop, as_of=clock, town_codes=towns
+            )
+            columns = ["town_code", "town_name", "received", "closed", "closure_rate"]
+            columns += ["on_time_rate", "overdue_open", "summary"]
+        else:
+            rows = stats.errand_figures(
+                session,
+                start=begin,
+                end=stop,
+                group_by=stats.parse_errand_group_by(group_by),
+                town_codes=towns,
+            )
+            columns = list(rows[0]) if rows else []
     out = Console()
     if output == "csv":
         typer.echo(stats.to_csv(rows, columns), nl=False)
@@ -196,17 +188,12 @@ def refresh(
     """Recompute the stored per-case facts from the event log (cron: every few minutes)."""
     import time
 
-    from gis.db import make_engine, session_scope
+    from gis.commands import command_session
     from gis.services import stats
-    from gis.settings import get_settings
 
-    engine = make_engine(get_settings())
     started = time.perf_counter()
-    try:
-        with session_scope(engine) as session:
-            refreshed_at = stats.refresh_facts(session, full=full)
-    finally:
-        engine.dispose()
+    with command_session() as session:
+        refreshed_at = stats.refresh_facts(session, full=full)
     Console().print(
         f"facts refreshed as of {refreshed_at.isoformat(timespec='seconds')} "
         f"in {time.perf_counter() - started:.1f} s"
