@@ -24,6 +24,7 @@ from gis.layers.errands import Errand, ErrandEvent, ErrandStatus, get_service
 from gis.layers.grids import GridMember
 from gis.services.assignment import locate
 from gis.services.deadlines import DEFAULT_CALENDAR, WorkingCalendar
+from gis.services.transitions import record_transition
 from gis.settings import Settings
 
 E = ErrandStatus
@@ -255,18 +256,17 @@ def apply_errand_action(
         errand.submitted_at = now
     elif known in (ErrandAction.APPROVE, ErrandAction.REJECT):
         errand.decided_at = now
-    errand.status = after.value
-    errand.updated_at = now
-    event = ErrandEvent(
-        errand_id=errand.id,
-        at=now,
-        actor=actor,
+    event = record_transition(
+        session,
+        errand,
+        ErrandEvent,
+        owner="errand_id",
         action=known.value,
-        from_status=before,
-        to_status=after.value,
+        before=before,
+        after=after.value,
+        actor=actor,
         note=why,
         data=data,
+        now=now,
     )
-    session.add(event)
-    session.flush()
     return ErrandActionResult(errand, event, allowed_errand_actions(after.value))

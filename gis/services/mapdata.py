@@ -26,7 +26,7 @@ from gis.errors import ValidationError
 from gis.geo import geodesic_distance_m
 from gis.layers.cameras import Camera
 from gis.layers.categories import Category, get_category, parse_platform
-from gis.layers.grids import Grid, GridMember, GridMemberGrid
+from gis.layers.grids import Grid, member_names_by_grid
 from gis.layers.incidents import OPEN_STATUSES, Incident
 from gis.layers.regions import Region, RegionLevel, get_region
 from gis.layers.units import ResponderUnit
@@ -283,19 +283,6 @@ def period_figures(
     return PeriodFigures(heat, frames, grids)
 
 
-def _members_by_grid(session: Session, codes: list[str]) -> dict[str, list[str]]:
-    query = (
-        sa.select(GridMemberGrid.grid_code, GridMember.name)
-        .join(GridMember, GridMember.id == GridMemberGrid.member_id)
-        .where(GridMemberGrid.grid_code.in_(codes), GridMember.active.is_(True))
-        .order_by(GridMemberGrid.grid_code, GridMember.id)
-    )
-    names: dict[str, list[str]] = {}
-    for code, name in session.execute(query):
-        names.setdefault(code, []).append(name)
-    return names
-
-
 def _simplified_wkb() -> sa.ColumnElement[Any]:
     return sa.func.ST_AsBinary(sa.func.ST_SimplifyPreserveTopology(Grid.geom, SIMPLIFY_DEG))
 
@@ -340,7 +327,7 @@ def grid_stats(
         .order_by(Grid.code)
     )
     rows = session.execute(query).all()
-    members = _members_by_grid(session, [row[0] for row in rows])
+    members = member_names_by_grid(session, [row[0] for row in rows])
     stats = []
     for code, name, wkb, households, open_, overdue in rows:
         total, closed, on_time = figures.grids.get(code, (0, 0, 0))
@@ -591,7 +578,7 @@ def village_grids_data(session: Session, *, village_code: str) -> VillageGridsDa
         .order_by(Grid.code)
     )
     rows = session.execute(query).all()
-    members = _members_by_grid(session, [row[0] for row in rows])
+    members = member_names_by_grid(session, [row[0] for row in rows])
     grids = [
         GridInfo(
             code, name, from_wkb(bytes(wkb)), int(hh or 0), int(pop or 0), members.get(code, [])
