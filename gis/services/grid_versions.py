@@ -23,11 +23,13 @@ from datetime import datetime
 
 import shapely
 import sqlalchemy as sa
+from geoalchemy2 import Geography
 from geoalchemy2.shape import from_shape
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
+from gis.errors import NotFoundError
 from gis.layers.base import SRID
 from gis.layers.grids import Grid
 from gis.layers.plans import GridChange, GridChangeKind
@@ -180,3 +182,59 @@ def _change(grid: Grid, kind: GridChangeKind, write: GridWrite, now: datetime) -
         source=write.source,
         note=write.note,
     )
+
+
+# --- reading the history ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GridVersionRecord:
+    """One dated version of a grid, its area, who brought it into force and who retired it."""
+
+    grid: Grid
+    area_m2: float
+    geojson: str | None
+    retired_by: str | None
+    plan_id: int | None
+    retired_by_plan_id: int | None
+
+
+def grid_history(
+    session: Session, code: str, *, with_geometry: bool = False
+) -> list[GridVersionRecord]:
+    """Every version of grid ``code``, oldest first, or ``NotFoundError``."""
+    area = sa.func.ST_Area(sa.cast(Grid.geom, Geography)).label("area_m2")
+    shape_json = (sa.func.ST_AsGeoJSON(Grid.geom, 9) if with_geometry else sa.null()).label(
+        "geojson"
+    )
+    rows = session.execute(
+        sa.select(Grid, area, shape_json).where(Grid.code == code).order_by(Grid.version)
+    ).all()
+    if not rows:
+        raise NotFoundError(f"no grid with code {code!r}")
+    changes = session.scalars(sa.select(GridChange).where(GridChange.code == code)).all()
+    created = {c.grid_id: c for c in changes if c.change == GridChangeKind.CREATED.value}
+    retired = {c.grid_id: c for c in changes if c.change == GridChangeKind.RETIRED.value}
+    by_version = {row[0].version: row[0] for row in rows}
+    history = []
+    for row in rows:
+        grid: Grid = row[0]
+        gone = retired.get(grid.id)
+        retired_by = gone.actor if gone is not None else None
+        if retired_by is None and grid.valid_to is not None:
+            # Versions retired before the change log existed: the next version's author.
+            successor = by_version.get(grid.version + 1)
+            if successor is not None and successor.valid_from == grid.valid_to:
+                retired_by = successor.created_by
+        made = created.get(grid.id)
+        history.append(
+            GridVersionRecord(
+                grid=grid,
+                area_m2=round(float(row.area_m2), 1),
+                geojson=row.geojson,
+                retired_by=retired_by,
+                plan_id=made.plan_id if made is not None else None,
+                retired_by_plan_id=gone.plan_id if gone is not None else None,
+            )
+        )
+    return history

@@ -49,7 +49,7 @@ from gis.errors import (
 )
 from gis.geo import check_lonlat
 from gis.layers.base import utcnow
-from gis.layers.grids import Grid, GridMember, GridMemberGrid
+from gis.layers.grids import Grid, GridMember, GridMemberGrid, list_grids
 from gis.layers.incidents import FINAL_STATUSES
 from gis.layers.plans import Plan, PlanScope, PlanStatus, get_plan
 from gis.layers.regions import Region, RegionLevel
@@ -1117,3 +1117,27 @@ def reject_plan(session: Session, plan_id: int, *, actor: str) -> Plan:
     plan.result = {"rejected_by": actor, "rejected_at": utcnow().isoformat()}
     session.flush()
     return plan
+
+
+# --- reading plans ------------------------------------------------------------------------------
+
+
+def scope_town(session: Session, level: PlanScope, code: str) -> str:
+    """The town a village or town scope belongs to (for jurisdiction), or ``NotFoundError``."""
+    region = session.get(Region, code)
+    if region is None or region.level != level.value:
+        raise NotFoundError(f"no {level.value} with code {code!r}")
+    return region.code if level is PlanScope.TOWN else str(region.parent_code)
+
+
+def grids_before(session: Session, plan: Plan) -> list[tuple[str, BaseGeometry]]:
+    """The grids a plan is drawn against, by code: those it replaced when applied, today's for
+    a draft."""
+    scope = load_scope(session, PlanScope(plan.scope_level), plan.scope_code)
+    at = plan.applied_at - timedelta(microseconds=1) if plan.applied_at else None
+    grids = (
+        list_grids(session, at=at, village_code=scope.code)
+        if scope.level is PlanScope.VILLAGE
+        else list_grids(session, at=at, town_code=scope.code)
+    )
+    return [(g.code, to_shape(g.geom)) for g in grids]
