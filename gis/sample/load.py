@@ -315,8 +315,8 @@ CREATE TEMP TABLE sample_steps (
 ) ON COMMIT DROP;
 """
 
-# Points as geometries with a GiST index, so the grid join below can run polygon-outer: for
-# each grid, an index scan of the points it covers (DESIGN §4a: 6–10× faster than point-outer).
+# Points as geometries with a GiST index, so the grid join can run polygon-outer: for each
+# grid, an index scan of the points it covers (docs/architecture.md).
 _POINTS = """
 ANALYZE sample_towns;
 ANALYZE sample_categories;

@@ -1,11 +1,11 @@
 """Set-based re-assignment of cases to the grids in force now, after a redraw or a reload.
 
-Why set-based: re-assigning a county's cases one row at a time, or with an ``UPDATE … FROM`` that
-does the spatial join in place, runs at 24–44k rows/s on this machine; computing the new grid of
-every case in one ``CREATE TABLE AS`` with the grids as the outer side of the join (each polygon
-probes the cases' GiST index once, with GEOS' prepared-geometry cache warm) runs at 0.3–0.7M/s.
-The write-back is then a keyed ``UPDATE`` on the primary key of the rows that really changed
-(DESIGN.md §4a).
+Why set-based: computing the new grid of every case in one ``CREATE TABLE AS`` with the grids
+as the outer side of the join (each polygon probes the cases' GiST index once, with GEOS'
+prepared-geometry cache warm) is an order of magnitude faster than one row at a time or an
+``UPDATE … FROM`` doing the join in place (numbers: docs/architecture.md). The write-back is then
+a keyed ``UPDATE`` on the primary key of the rows that really changed. The grid rule itself is
+``gis.services.assignment.place_points``, shared with the demo loader.
 
 Rules:
 - Only unfinished cases move (status not closed/cancelled/duplicate). Historic cases keep their
@@ -88,9 +88,9 @@ def _case_filter(scope: CaseScope, alias: str) -> str:
 
 
 def _no_jit(session: Session) -> None:
-    """Tune this transaction for a few big statements: JIT off (compiling them costs 0.2–1 s
-    each, more than it saves, and dominates small re-assignments; measured by bench/plans) and
-    enough sort memory that the DISTINCT ON of a county's cases does not spill to disk."""
+    """Tune this transaction for a few big statements: JIT off (compiling them costs more than
+    it saves, see docs/architecture.md) and enough sort memory that the DISTINCT ON of a
+    county's cases does not spill to disk."""
     session.execute(sa.text("SELECT set_config('jit', 'off', true)"))
     session.execute(sa.text("SELECT set_config('work_mem', '256MB', true)"))
 
