@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gis.errors import UnknownCodeError
-from gis.layers.base import Base, check_in
+from gis.layers.base import Base, check_in, parse_key
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 CATEGORIES_FILE = DATA_DIR / "categories.json"
@@ -31,13 +31,7 @@ class Platform(StrEnum):
 def parse_platform(value: str | None) -> Platform | None:
     """A platform key (any case), or ``UnknownCodeError`` listing the four: the one parser of
     every path that takes a platform (API queries, services, the CLI)."""
-    if value is None:
-        return None
-    try:
-        return Platform(value.strip().lower())
-    except ValueError:
-        known = ", ".join(p.value for p in Platform)
-        raise UnknownCodeError(f"unknown platform {value!r}; known platforms: {known}") from None
+    return parse_key(Platform, value, "platform")
 
 
 PLATFORM_NAMES_ZH = {

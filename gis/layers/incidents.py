@@ -12,8 +12,7 @@ from geoalchemy2 import WKBElement
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from gis.errors import NotFoundError
-from gis.layers.base import Base, TZDateTime, check_in, geometry, utcnow
+from gis.layers.base import Base, TZDateTime, check_in, events_of, geometry, get_or_raise, utcnow
 from gis.layers.categories import Platform
 
 
@@ -150,20 +149,12 @@ class IncidentEvent(Base):
 
 def get_incident(session: Session, incident_id: int) -> Incident:
     """The incident with this id, or ``NotFoundError``."""
-    incident = session.get(Incident, incident_id)
-    if incident is None:
-        raise NotFoundError(f"no incident with id {incident_id}")
-    return incident
+    return get_or_raise(session, Incident, incident_id, "incident")
 
 
 def list_events(session: Session, incident_id: int) -> list[IncidentEvent]:
     """The incident's events, oldest first."""
-    query = (
-        sa.select(IncidentEvent)
-        .where(IncidentEvent.incident_id == incident_id)
-        .order_by(IncidentEvent.at, IncidentEvent.id)
-    )
-    return list(session.scalars(query))
+    return events_of(session, IncidentEvent, IncidentEvent.incident_id, incident_id)
 
 
 @dataclass(frozen=True)

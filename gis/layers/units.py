@@ -12,8 +12,7 @@ import sqlalchemy as sa
 from geoalchemy2 import Geography, WKBElement
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from gis.errors import NotFoundError
-from gis.layers.base import Base, TZDateTime, check_in, geometry, utcnow
+from gis.layers.base import Base, TZDateTime, check_in, geometry, get_or_raise, utcnow
 from gis.layers.categories import Platform
 
 # A plain ``geography`` cast. geoalchemy2's default ``Geography`` renders
@@ -77,10 +76,7 @@ class UnitPosition(Base):
 
 def get_unit(session: Session, unit_id: int) -> ResponderUnit:
     """The unit with this id, or ``NotFoundError``."""
-    unit = session.get(ResponderUnit, unit_id)
-    if unit is None:
-        raise NotFoundError(f"no responder unit with id {unit_id}")
-    return unit
+    return get_or_raise(session, ResponderUnit, unit_id, "responder unit")
 
 
 def list_units(

@@ -13,10 +13,9 @@ from sqlalchemy.orm import Session
 
 from gis.errors import (
     OutsideCoverageError,
-    UnknownCodeError,
     ValidationError,
 )
-from gis.layers.base import point_lonlat, utcnow
+from gis.layers.base import parse_key, point_lonlat, utcnow
 from gis.layers.categories import Platform, get_category
 from gis.layers.incidents import Incident, get_incident
 from gis.layers.units import (
@@ -75,24 +74,12 @@ class NearestResult:
 
 def parse_unit_type(value: str | None) -> UnitType | None:
     """A unit type, or ``UnknownCodeError`` listing the known ones."""
-    if value is None:
-        return None
-    try:
-        return UnitType(value.strip().lower())
-    except ValueError:
-        known = ", ".join(t.value for t in UnitType)
-        raise UnknownCodeError(f"unknown unit type {value!r}; known unit types: {known}") from None
+    return parse_key(UnitType, value, "unit type")
 
 
 def parse_status(value: str | None) -> UnitStatus | None:
-    """A unit status, or ``ValidationError`` listing the three."""
-    if value is None:
-        return None
-    try:
-        return UnitStatus(value.strip().lower())
-    except ValueError:
-        known = ", ".join(s.value for s in UnitStatus)
-        raise ValidationError(f"unknown unit status {value!r}; use one of: {known}") from None
+    """A unit status, or ``UnknownCodeError`` listing the three."""
+    return parse_key(UnitStatus, value, "unit status", "unit statuses")
 
 
 def check_k(k: int) -> None:

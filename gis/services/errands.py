@@ -294,17 +294,7 @@ def apply_errand_action(
         errand.submitted_at = now
     elif known in (ErrandAction.APPROVE, ErrandAction.REJECT):
         errand.decided_at = now
-    event = record_transition(
-        session,
-        errand,
-        ErrandEvent,
-        owner="errand_id",
-        action=known.value,
-        before=before,
-        after=after.value,
-        actor=actor,
-        note=why,
-        data=data,
-        now=now,
+    event: ErrandEvent = record_transition(
+        session, errand, ErrandEvent.errand_id, known.value, after.value, actor, why, data, now
     )
     return ErrandActionResult(errand, event, allowed_errand_actions(after.value))

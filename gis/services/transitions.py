@@ -7,13 +7,10 @@ The tables themselves (which action is allowed from which state) stay with their
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
-from sqlalchemy.orm import Session
-
-EventT = TypeVar("EventT")
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 
 class Tracked(Protocol):
@@ -27,31 +24,30 @@ class Tracked(Protocol):
 def record_transition(
     session: Session,
     record: Tracked,
-    make_event: Callable[..., EventT],
-    *,
-    owner: str,
+    owner: InstrumentedAttribute[Any],
     action: str,
-    before: str | None,
     after: str,
     actor: str,
     note: str | None,
     data: dict[str, Any],
     now: datetime,
-) -> EventT:
-    """Move ``record`` to ``after`` at ``now`` and append its event (``make_event`` is the event
-    model, ``owner`` its column naming the record); flushes, never commits."""
-    record.status = after
-    record.updated_at = now
-    event = make_event(
-        **{owner: record.id},
+) -> Any:
+    """Move ``record`` to ``after`` at ``now`` and append its event: a row of the model whose
+    column ``owner`` (e.g. ``IncidentEvent.incident_id``) names the record. Flushes, never
+    commits; returns the event."""
+    model: Any = owner.class_
+    event = model(
+        **{owner.key: record.id},
         at=now,
         actor=actor,
         action=action,
-        from_status=before,
+        from_status=record.status,
         to_status=after,
         note=note,
         data=data,
     )
+    record.status = after
+    record.updated_at = now
     session.add(event)
     session.flush()
     return event

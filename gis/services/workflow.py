@@ -192,18 +192,16 @@ def apply_action(
     elif known is Action.MARK_DUPLICATE:
         data.update(_mark_duplicate(session, incident, duplicate_of))
 
-    event = record_transition(
+    event: IncidentEvent = record_transition(
         session,
         incident,
-        IncidentEvent,
-        owner="incident_id",
-        action=known.value,
-        before=before,
-        after=after.value,
-        actor=actor,
-        note=why,
-        data=data,
-        now=now,
+        IncidentEvent.incident_id,
+        known.value,
+        after.value,
+        actor,
+        why,
+        data,
+        now,
     )
     return ActionResult(incident, event, allowed_actions(after.value))
 
