@@ -38,7 +38,6 @@ def _moment(text: str | None, name: str) -> datetime | None:
 
 def _run(
     kind: str,
-    *,
     group_by: str | None,
     start: str | None,
     end: str | None,
@@ -125,16 +124,7 @@ def cases(
     output: str = typer.Option("table", "--format", help=FORMAT_HELP),
 ) -> None:
     """Received, closed, 办结率, 按期办结率, 返工率, extensions, overdue, time to close."""
-    _run(
-        "cases",
-        group_by=group_by,
-        start=start,
-        end=end,
-        as_of=as_of,
-        town=town,
-        platform=platform,
-        output=output,
-    )
+    _run("cases", group_by, start, end, as_of, town, platform, output)
 
 
 @stats_app.command("towns")
@@ -146,16 +136,7 @@ def towns(
     output: str = typer.Option("table", "--format", help=FORMAT_HELP),
 ) -> None:
     """One line per town, as the towns report it: 受理 N 件，办结率 x%."""
-    _run(
-        "towns",
-        group_by=None,
-        start=start,
-        end=end,
-        as_of=as_of,
-        town=town,
-        platform=None,
-        output=output,
-    )
+    _run("towns", None, start, end, as_of, town, None, output)
 
 
 @stats_app.command("errands")
@@ -167,16 +148,7 @@ def errands(
     output: str = typer.Option("table", "--format", help=FORMAT_HELP),
 ) -> None:
     """Errands (跑小二): requested, delivered, zero-trip share, time to delivery."""
-    _run(
-        "errands",
-        group_by=group_by,
-        start=start,
-        end=end,
-        as_of=None,
-        town=town,
-        platform=None,
-        output=output,
-    )
+    _run("errands", group_by, start, end, None, town, None, output)
 
 
 @stats_app.command("refresh")

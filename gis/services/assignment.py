@@ -23,7 +23,7 @@ same answers.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -321,22 +321,8 @@ def outside_coverage(lon: float, lat: float, distance_m: float | None) -> Outsid
 
 def location_from_row(row: Mapping[str, Any]) -> Location:
     """A ``Location`` from a row (mapping) carrying the ``loc`` columns and the names."""
-    return Location(
-        grid_id=row["grid_id"],
-        grid_code=row["grid_code"],
-        grid_name=row["grid_name"],
-        village_code=row["village_code"],
-        village_name=row["village_name"],
-        town_code=row["town_code"],
-        town_name=row["town_name"],
-        county_code=row["county_code"],
-        county_name=row["county_name"],
-        member_id=row["member_id"],
-        member_name=row["member_name"],
-        quality=LocationQuality(row["quality"]),
-        snap_distance_m=row["snap_distance_m"],
-        outside_distance_m=row["outside_distance_m"],
-    )
+    values = {f.name: row[f.name] for f in fields(Location)}
+    return Location(**{**values, "quality": LocationQuality(row["quality"])})
 
 
 def locate(

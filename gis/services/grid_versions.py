@@ -80,6 +80,18 @@ class GridWriteResult:
     cases: reassign.ReassignResult
 
 
+@dataclass(frozen=True)
+class GridVersionRecord:
+    """One dated version of a grid, its area, who brought it into force and who retired it."""
+
+    grid: Grid
+    area_m2: float
+    geojson: str | None
+    retired_by: str | None
+    plan_id: int | None
+    retired_by_plan_id: int | None
+
+
 def lock_regions(session: Session, codes: Iterable[str], *, lock_timeout_s: float) -> None:
     """Serialise changes to a scope: lock its region rows in code order, waiting at most
     ``lock_timeout_s`` (then SQLSTATE 55P03, a 409 through ``gis.db``)."""
@@ -185,18 +197,6 @@ def _change(grid: Grid, kind: GridChangeKind, write: GridWrite, now: datetime) -
 
 
 # --- reading the history ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GridVersionRecord:
-    """One dated version of a grid, its area, who brought it into force and who retired it."""
-
-    grid: Grid
-    area_m2: float
-    geojson: str | None
-    retired_by: str | None
-    plan_id: int | None
-    retired_by_plan_id: int | None
 
 
 def grid_history(
