@@ -14,10 +14,11 @@ A plan redraws the grids of one village (or of every village of a town). Its lif
 3. ``apply_plan`` runs in the caller's transaction: it locks the scope (its region rows, then its
    current grids, ``FOR UPDATE``), refuses with ``ConflictError`` (409) when the token moved,
    re-validates against the locked state and refuses with ``PlanInvalidError`` (422) on errors,
-   then retires the old versions (``valid_to = now``), writes the new ones (``valid_from = now``,
-   so "the grid at time T" is always exactly one version), moves the open cases set-based
-   (``gis.services.reassign``) and links the members. Two applies on one token: one wins, the
-   other waits on the lock and then sees a new token.
+   then links the members and hands the change to ``gis.services.grid_versions`` (the one
+   versioned grid write, shared with boundary imports): the old versions get ``valid_to = now``,
+   the new ones ``valid_from = now`` (so "the grid at time T" is always exactly one version) and
+   the open cases move set-based. Two applies on one token: one wins, the other waits on the
+   lock and then sees a new token; a wait past the lock timeout is a 409 through ``gis.db``.
 
 Areas are geodesic (m², on the WGS84 ellipsoid via pyproj), never square degrees.
 """
