@@ -74,7 +74,12 @@ PageDep = Annotated[Page, Depends(get_page)]
 
 def get_platform(
     platform: Annotated[
-        str | None, Query(max_length=40, description="Only this platform (its key)")
+        str | None,
+        Query(
+            max_length=40,
+            description="Only this platform: " + ", ".join(p.value for p in Platform),
+            examples=["governance"],
+        ),
     ] = None,
 ) -> Platform | None:
     """The ``platform`` query parameter, parsed (``UnknownCodeError`` lists the four)."""
