@@ -92,3 +92,24 @@ def events_of(session: Session, event: Any, owner: Any, key: Any) -> list[Any]:
     """The events of one record (``owner == key``), oldest first."""
     query = sa.select(event).where(owner == key).order_by(event.at, event.id)
     return list(session.scalars(query))
+
+
+def matching_page(
+    session: Session,
+    model: type[RowT],
+    equal: dict[Any, Any],
+    *,
+    order_by: Any,
+    limit: int | None,
+    offset: int,
+) -> tuple[list[RowT], int]:
+    """One page of the rows of ``model`` whose columns equal the given values (a None value is
+    no filter), in ``order_by`` order, and how many rows match in all."""
+    query = sa.select(model).where(
+        *(col == value for col, value in equal.items() if value is not None)
+    )
+    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
+    query = query.order_by(order_by).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query)), int(total)
