@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from gis.db_async import Database
 from gis.layers.base import utcnow
+from gis.layers.categories import Platform, parse_platform
 from gis.settings import Settings
 
 
@@ -78,3 +79,20 @@ def get_page(
 
 
 PageDep = Annotated[Page, Depends(get_page)]
+
+
+def get_platform(
+    platform: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            description="Only this platform: " + ", ".join(p.value for p in Platform),
+            examples=["governance"],
+        ),
+    ] = None,
+) -> Platform | None:
+    """The ``platform`` query parameter, parsed (``UnknownCodeError`` lists the four)."""
+    return parse_platform(platform)
+
+
+PlatformDep = Annotated[Platform | None, Depends(get_platform)]
