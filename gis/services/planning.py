@@ -225,6 +225,7 @@ def parse_proposal(
             TypeError,
             AttributeError,
             IndexError,
+            KeyError,  # a Polygon without "coordinates", or coordinates that are not lists
             shapely.errors.GEOSException,
         ) as e:
             raise InvalidGeometryError(f"{what}: unreadable geometry ({e})") from e

@@ -11,7 +11,10 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from gis.api.deps import SessionDep, SettingsDep
+from gis.api.errors import WINDOW, domain_errors
+from gis.api.openapi import comma_separated
 from gis.api.schemas.stats import StatsTable
+from gis.api.schemas.types import PLATFORMS, Time, one_of
 from gis.api.security import WATCH, allow
 from gis.errors import NotFoundError
 from gis.layers.base import utcnow
@@ -35,14 +38,14 @@ class Window:
         session: SessionDep,
         settings: SettingsDep,
         start: Annotated[
-            datetime | None,
+            Time | None,
             Query(alias="from", description="Cases received from (default: 1 January, CST)"),
         ] = None,
         end: Annotated[
-            datetime | None, Query(alias="to", description="…until before (default: now)")
+            Time | None, Query(alias="to", description="…until before (default: now)")
         ] = None,
         as_of: Annotated[
-            datetime | None,
+            Time | None,
             Query(
                 description="Read outcomes exactly from the events up to this time; without it, "
                 "from the stored facts as of their last refresh (fast; POST /stats/refresh), or "
@@ -101,12 +104,13 @@ def _reply(
     )
 
 
-_CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {_CSV: {}}, "description": "JSON, or CSV with ?format=csv"}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {_CSV: {}}, "description": "JSON, or CSV with ?format=csv"},
+    **domain_errors(WINDOW),
 }
 
 
-@router.get("/cases", response_model=StatsTable, responses=_CSV_RESPONSE)
+@router.get("/cases", response_model=StatsTable, responses=_RESPONSES)
 def case_stats(
     session: SessionDep,
     window: WindowDep,
@@ -115,12 +119,16 @@ def case_stats(
         str | None,
         Query(
             max_length=200,
-            description="Comma-separated: " + ", ".join(stats.DIMENSIONS),
+            description="Comma-separated, each once: " + ", ".join(stats.DIMENSIONS),
             examples=["town,month,platform"],
+            json_schema_extra=comma_separated(list(stats.DIMENSIONS)),
         ),
     ] = None,
     town: Annotated[str | None, Query(max_length=12, description="Only this town")] = None,
-    platform: Annotated[str | None, Query(max_length=20, description="Only this platform")] = None,
+    platform: Annotated[
+        str | None,
+        Query(max_length=20, description="Only this platform", json_schema_extra=one_of(PLATFORMS)),
+    ] = None,
     category: Annotated[str | None, Query(max_length=50, description="Only this category")] = None,
 ) -> StatsTable | Response:
     """Received, closed, 办结率, 按期办结率, 返工率, extensions, overdue, time to close."""
@@ -158,7 +166,7 @@ TOWN_COLUMNS = [
 GRID_COLUMNS = ["grid_code", "received", "closed", "closure_rate", "on_time_rate", "overdue_open"]
 
 
-@router.get("/towns", response_model=StatsTable, responses=_CSV_RESPONSE)
+@router.get("/towns", response_model=StatsTable, responses=_RESPONSES)
 def town_stats(
     session: SessionDep, window: WindowDep, principal: Watcher, town: TownDep = None
 ) -> StatsTable | Response:
@@ -173,7 +181,7 @@ def town_stats(
     return _reply(window, _as_of(session, window), ["town"], TOWN_COLUMNS, rows)
 
 
-@router.get("/grids", response_model=StatsTable, responses=_CSV_RESPONSE)
+@router.get("/grids", response_model=StatsTable, responses=_RESPONSES)
 def grid_stats(
     session: SessionDep, window: WindowDep, principal: Watcher, town: TownDep = None
 ) -> StatsTable | Response:
@@ -188,7 +196,7 @@ def grid_stats(
     return _reply(window, _as_of(session, window), ["grid"], GRID_COLUMNS, rows)
 
 
-@router.get("/errands", response_model=StatsTable, responses=_CSV_RESPONSE)
+@router.get("/errands", response_model=StatsTable, responses=_RESPONSES)
 def errand_stats(
     session: SessionDep,
     window: WindowDep,
@@ -197,8 +205,9 @@ def errand_stats(
         str | None,
         Query(
             max_length=200,
-            description="Comma-separated: " + ", ".join(stats.ERRAND_DIMENSIONS),
+            description="Comma-separated, each once: " + ", ".join(stats.ERRAND_DIMENSIONS),
             examples=["town,service"],
+            json_schema_extra=comma_separated(list(stats.ERRAND_DIMENSIONS)),
         ),
     ] = None,
     town: TownDep = None,

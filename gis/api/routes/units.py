@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
 from gis.api.deps import PageDep, SessionDep, SettingsDep
+from gis.api.errors import OUTSIDE, SWAPPED, domain_errors
 from gis.api.geojson import Feature, FeatureCollection, geometry_json
 from gis.api.schemas.dispatch import FixProperties, UnitProperties, UnitRead, UnitUpdate
+from gis.api.schemas.types import PLATFORMS, UNIT_STATUSES, UNIT_TYPES, Time, one_of
 from gis.api.security import DISPATCH, WATCH, allow
 from gis.errors import PermissionDeniedError
 from gis.geo import parse_crs
@@ -31,12 +32,26 @@ def units(
     session: SessionDep,
     page: PageDep,
     _: Watcher,
-    platform: Annotated[str | None, Query(max_length=40, description="Platform key")] = None,
+    platform: Annotated[
+        str | None,
+        Query(max_length=40, description="Platform key", json_schema_extra=one_of(PLATFORMS)),
+    ] = None,
     type_: Annotated[
-        str | None, Query(alias="type", max_length=60, description="Unit type")
+        str | None,
+        Query(
+            alias="type",
+            max_length=60,
+            description="Unit type",
+            json_schema_extra=one_of(UNIT_TYPES),
+        ),
     ] = None,
     status: Annotated[
-        str | None, Query(max_length=20, description="available, busy or off_duty")
+        str | None,
+        Query(
+            max_length=20,
+            description="available, busy or off_duty",
+            json_schema_extra=one_of(UNIT_STATUSES),
+        ),
     ] = None,
     town: Annotated[
         str | None,
@@ -79,7 +94,9 @@ def unit(session: SessionDep, _: Watcher, unit_id: UnitId) -> UnitRead:
     return UnitRead.of(unit_layer.get_unit(session, unit_id), moved=False)
 
 
-@router.patch("/units/{unit_id}", response_model=UnitRead)
+@router.patch(
+    "/units/{unit_id}", response_model=UnitRead, responses=domain_errors(SWAPPED, OUTSIDE)
+)
 def update_unit(
     session: SessionDep,
     settings: SettingsDep,
@@ -112,7 +129,7 @@ def unit_track(
     session: SessionDep,
     _: Watcher,
     unit_id: UnitId,
-    since: Annotated[datetime | None, Query(description="Only fixes taken since then")] = None,
+    since: Annotated[Time | None, Query(description="Only fixes taken since then")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000, description="Newest fixes to return")] = 1000,
 ) -> FeatureCollection[FixProperties]:
     """A unit's AVL track, oldest fix first."""

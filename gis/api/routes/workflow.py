@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 
 from gis.api.deps import SessionDep, SettingsDep
+from gis.api.errors import domain_errors
+from gis.api.schemas.types import MAX_ID
 from gis.api.schemas.workflow import (
     ActionCreate,
     ActionRead,
@@ -17,6 +19,7 @@ from gis.api.schemas.workflow import (
     SweepRead,
 )
 from gis.api.security import ACT_ON_CASES, READ_CASES, allow, check_case
+from gis.errors import ValidationError
 from gis.layers.base import utcnow
 from gis.layers.incidents import get_incident, list_events
 from gis.layers.users import Role
@@ -25,10 +28,22 @@ from gis.services.access import Principal
 
 router = APIRouter(tags=["workflow"])
 
-IncidentId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Incident id")]
+IncidentId = Annotated[int, Path(ge=1, le=MAX_ID, description="Incident id")]
 
 
-@router.post("/incidents/{incident_id}/actions", response_model=ActionRead)
+@router.post(
+    "/incidents/{incident_id}/actions",
+    response_model=ActionRead,
+    responses=domain_errors(
+        (
+            ValidationError,
+            "a field the action needs is missing (reason: return, reopen, reassign, escalate, "
+            "extend, cancel; unit_id: assign, reassign; due_at: extend; duplicate_of: "
+            "mark_duplicate), names no unit or case, repeats the current unit or the case "
+            "itself, or due_at is not in the future; an action the system writes",
+        )
+    ),
+)
 def act(
     session: SessionDep,
     incident_id: IncidentId,

@@ -3,16 +3,46 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, WithJsonSchema
 
+from gis.api.schemas.types import CRS_NAMES, Latitude, Longitude, Time, one_of
 from gis.layers.incidents import LocationQuality
 from gis.services.assignment import Location
-from gis.services.intake import IncidentDetail, IncidentReport
+from gis.services.intake import IncidentDetail, IncidentReport, ReportLocation
+
+
+class LocationCreate(ReportLocation):
+    """Where the case is, in ``crs`` (default WGS84); lon first, as GeoJSON."""
+
+    lon: Longitude = Field(description="Longitude (east), degrees")
+    lat: Latitude = Field(description="Latitude (north), degrees")
+    crs: str = Field(
+        "EPSG:4326",
+        max_length=32,
+        description="EPSG:4326 (default), EPSG:4490 (CGCS2000), GCJ-02 (Amap/Tencent) or BD-09",
+        json_schema_extra=one_of(CRS_NAMES),
+    )
+
+
+# An http(s) URL as pydantic's HttpUrl reads it, spelled out so a client knows before sending.
+PhotoUrl = Annotated[
+    HttpUrl,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^https?://[a-z0-9]+(\.[a-z0-9]+)*(:[0-9]{1,4})?(/[A-Za-z0-9._~-]*)*$",
+            "maxLength": 2083,
+        }
+    ),
+]
 
 
 class IncidentCreate(IncidentReport):
-    """A report: category code, a point (lon/lat in ``crs``), who reports, what and photos."""
+    """A report: category code, a point (lon/lat in ``crs``), who reports, what and photos.
+
+    The same fields as ``IncidentReport`` (the service's), typed strictly at the boundary."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -28,6 +58,14 @@ class IncidentCreate(IncidentReport):
                 }
             ]
         },
+    )
+
+    location: LocationCreate
+    occurred_at: Time | None = Field(
+        None, description="When it happened, with a UTC offset (e.g. 2026-11-27T09:30:00+08:00)"
+    )
+    photos: list[PhotoUrl] = Field(
+        default_factory=list, max_length=20, description="http(s) URLs of photos"
     )
 
 
