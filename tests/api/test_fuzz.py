@@ -25,8 +25,11 @@ from sqlalchemy.orm import Session
 from gis.layers.errands import load_services
 
 # Examples per operation and phase (GIS_FUZZ_EXAMPLES); the seed makes a failure reproducible.
-EXAMPLES = int(os.environ.get("GIS_FUZZ_EXAMPLES", "15"))
+EXAMPLES = int(os.environ.get("GIS_FUZZ_EXAMPLES", "5"))
 SEED = int(os.environ.get("GIS_FUZZ_SEED", "22"))
+# Only the paths matching this regex (GIS_FUZZ_ONLY='^/cameras'): a quick run while working on
+# some endpoints; the suite runs them all.
+ONLY = os.environ.get("GIS_FUZZ_ONLY")
 
 # The OpenAPI documents the app publishes; each is checked on its own.
 DOCUMENTS = ["/openapi.json"]
@@ -95,9 +98,7 @@ def _config(headers: dict[str, str]) -> SchemathesisConfig:
                 "positive_data_acceptance": {"expected-statuses": accepted},
                 **{name: {"enabled": False} for name in EXCLUDED_CHECKS},
             },
-            "operations": [
-                {**_operation(label), "enabled": False} for label in EXCLUDED_OPERATIONS
-            ]
+            "operations": [{**_operation(label), "enabled": False} for label in EXCLUDED_OPERATIONS]
             + [
                 {
                     **_operation(label),
@@ -162,4 +163,4 @@ def test_every_check_of_schemathesis_passes(
         if method in {"get", "put", "post", "patch", "delete"}
     }
     missed = documented - tested - set(EXCLUDED_OPERATIONS)
-    assert not missed, f"operations never tested: {sorted(missed)}"
+    assert ONLY or not missed, f"operations never tested: {sorted(missed)}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
@@ -55,6 +56,7 @@ def use_autocommit(session: Session) -> None:
 REPLAY_HEADER = "Idempotent-Replayed"
 _NUMBER = r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?"
 BBOX_PATTERN = rf"^{_NUMBER},{_NUMBER},{_NUMBER},{_NUMBER}$"
+_BBOX = re.compile(BBOX_PATTERN)
 
 
 @router.post(
@@ -112,7 +114,7 @@ def parse_bbox(
         str | None,
         Query(
             max_length=200,
-            pattern=BBOX_PATTERN,
+            json_schema_extra={"pattern": BBOX_PATTERN},
             description="minlon,minlat,maxlon,maxlat in WGS84 (min < max; 422 "
             "`invalid_coordinates` otherwise)",
             examples=["118.80,28.90,118.95,29.00"],
@@ -122,11 +124,7 @@ def parse_bbox(
     """A WGS84 bounding box from ``minlon,minlat,maxlon,maxlat``."""
     if bbox is None:
         return None
-    parts = bbox.split(",")
-    try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        values = []
+    values = [float(p) for p in bbox.split(",")] if _BBOX.fullmatch(bbox) else []
     if len(values) != 4 or not all(math.isfinite(v) for v in values):
         raise InvalidCoordinatesError(
             f"bbox must be four finite numbers minlon,minlat,maxlon,maxlat: {bbox!r}"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from gis.api.geojson import FeatureCollection
-from gis.api.schemas.types import Omittable, StrictBool, StrictFloat, StrictInt
+from gis.api.schemas.types import Omittable, StrictBool, StrictInt
 from gis.layers.plans import PlanScope, PlanStatus
 
 MemberId = Annotated[StrictInt, Field(ge=1, le=2**31 - 1)]
@@ -40,27 +40,34 @@ class ProposedGridProperties(BaseModel):
 
 
 # GeoJSON positions and rings (RFC 7946): lon, lat (and an ignored altitude); a ring closes, so
-# it has at least four positions. Whether the shape is valid is the plan's validation report.
-Position = Annotated[list[StrictFloat], Field(min_length=2, max_length=3)]
-Ring = Annotated[list[Position], Field(min_length=4)]
-
-
-class PolygonGeometry(BaseModel):
-    """A GeoJSON Polygon: an outer ring, then any holes."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["Polygon"]
-    coordinates: list[Ring] = Field(min_length=1)
-
-
-class MultiPolygonGeometry(BaseModel):
-    """A GeoJSON MultiPolygon: polygons of rings."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["MultiPolygon"]
-    coordinates: list[Annotated[list[Ring], Field(min_length=1)]] = Field(min_length=1)
+# it has at least four positions. The planning service reads the geometry itself (422
+# ``invalid_geometry`` for anything else, as for the CLI); whether the shape is valid is the
+# plan's validation report.
+_POSITION: dict[str, Any] = {
+    "type": "array",
+    "minItems": 2,
+    "maxItems": 3,
+    "items": {"type": "number"},
+}
+_RING: dict[str, Any] = {"type": "array", "minItems": 4, "items": _POSITION}
+_POLYGON: dict[str, Any] = {"type": "array", "minItems": 1, "items": _RING}
+_GEOMETRY: dict[str, Any] = {
+    "oneOf": [
+        {
+            "type": "object",
+            "required": ["type", "coordinates"],
+            "properties": {"type": {"const": "Polygon"}, "coordinates": _POLYGON},
+        },
+        {
+            "type": "object",
+            "required": ["type", "coordinates"],
+            "properties": {
+                "type": {"const": "MultiPolygon"},
+                "coordinates": {"type": "array", "minItems": 1, "items": _POLYGON},
+            },
+        },
+    ]
+}
 
 
 class ProposedFeature(BaseModel):
@@ -68,7 +75,7 @@ class ProposedFeature(BaseModel):
 
     type: Literal["Feature"] = "Feature"
     id: str | int | None = None
-    geometry: PolygonGeometry | MultiPolygonGeometry = Field(discriminator="type")
+    geometry: Annotated[dict[str, Any], WithJsonSchema(_GEOMETRY)]
     properties: ProposedGridProperties
 
 
