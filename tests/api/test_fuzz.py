@@ -98,7 +98,8 @@ def _config(headers: dict[str, str]) -> SchemathesisConfig:
                 "positive_data_acceptance": {"expected-statuses": accepted},
                 **{name: {"enabled": False} for name in EXCLUDED_CHECKS},
             },
-            "operations": [{**_operation(label), "enabled": False} for label in EXCLUDED_OPERATIONS]
+            "operations": ([{"exclude-path-regex": ONLY, "enabled": False}] if ONLY else [])
+            + [{**_operation(label), "enabled": False} for label in EXCLUDED_OPERATIONS]
             + [
                 {
                     **_operation(label),
@@ -135,8 +136,11 @@ def _failures(stream: Any) -> tuple[list[str], set[str]]:
                         f"[{event.phase.value}] {event.recorder.label}: {check.name}: "
                         f"{failure.title}: {failure.message[:400]}{sent}"
                     )
-        elif isinstance(event, events.NonFatalError | events.FatalError):
-            failures.append(f"engine error: {event!r}"[:1000])
+        elif isinstance(event, events.NonFatalError):
+            # Mostly an exception the app raised (a 500): its traceback and the request.
+            failures.append(f"[{event.phase}] {event.label}: error: {event.info.format()[-2500:]}")
+        elif isinstance(event, events.FatalError):
+            failures.append(f"fatal error: {event.exception!r}")
         elif isinstance(event, events.EngineFinished):
             failures.extend(f"after run: {f.title}: {f.message[:400]}" for f in event.failures)
     return failures, tested

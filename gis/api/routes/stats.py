@@ -104,13 +104,14 @@ def _reply(
     )
 
 
-_RESPONSES: dict[int | str, dict[str, Any]] = {
+# CSV besides JSON, and the 422 of an empty window.
+_CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {_CSV: {}}, "description": "JSON, or CSV with ?format=csv"},
     **domain_errors(WINDOW),
 }
 
 
-@router.get("/cases", response_model=StatsTable, responses=_RESPONSES)
+@router.get("/cases", response_model=StatsTable, responses=_CSV_RESPONSE)
 def case_stats(
     session: SessionDep,
     window: WindowDep,
@@ -166,7 +167,7 @@ TOWN_COLUMNS = [
 GRID_COLUMNS = ["grid_code", "received", "closed", "closure_rate", "on_time_rate", "overdue_open"]
 
 
-@router.get("/towns", response_model=StatsTable, responses=_RESPONSES)
+@router.get("/towns", response_model=StatsTable, responses=_CSV_RESPONSE)
 def town_stats(
     session: SessionDep, window: WindowDep, principal: Watcher, town: TownDep = None
 ) -> StatsTable | Response:
@@ -181,7 +182,7 @@ def town_stats(
     return _reply(window, _as_of(session, window), ["town"], TOWN_COLUMNS, rows)
 
 
-@router.get("/grids", response_model=StatsTable, responses=_RESPONSES)
+@router.get("/grids", response_model=StatsTable, responses=_CSV_RESPONSE)
 def grid_stats(
     session: SessionDep, window: WindowDep, principal: Watcher, town: TownDep = None
 ) -> StatsTable | Response:
@@ -196,7 +197,7 @@ def grid_stats(
     return _reply(window, _as_of(session, window), ["grid"], GRID_COLUMNS, rows)
 
 
-@router.get("/errands", response_model=StatsTable, responses=_RESPONSES)
+@router.get("/errands", response_model=StatsTable, responses=_CSV_RESPONSE)
 def errand_stats(
     session: SessionDep,
     window: WindowDep,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, WithJsonSchema
 
@@ -13,17 +13,17 @@ from gis.services.assignment import Location
 from gis.services.intake import IncidentDetail, IncidentReport, ReportLocation
 
 
+def _list_crs_names(schema: dict[str, Any]) -> None:
+    schema["properties"]["crs"].update(one_of(CRS_NAMES))
+
+
 class LocationCreate(ReportLocation):
     """Where the case is, in ``crs`` (default WGS84); lon first, as GeoJSON."""
 
+    model_config = ConfigDict(json_schema_extra=_list_crs_names)
+
     lon: Longitude = Field(description="Longitude (east), degrees")
     lat: Latitude = Field(description="Latitude (north), degrees")
-    crs: str = Field(
-        "EPSG:4326",
-        max_length=32,
-        description="EPSG:4326 (default), EPSG:4490 (CGCS2000), GCJ-02 (Amap/Tencent) or BD-09",
-        json_schema_extra=one_of(CRS_NAMES),
-    )
 
 
 # An http(s) URL as pydantic's HttpUrl reads it, spelled out so a client knows before sending.

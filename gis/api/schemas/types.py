@@ -56,14 +56,27 @@ _TIME_SCHEMA = {"type": "string", "format": "date-time", "examples": [_EXAMPLE]}
 Time = Annotated[
     datetime, BeforeValidator(_iso_text), AfterValidator(_aware), WithJsonSchema(_TIME_SCHEMA)
 ]
+_LOCAL_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$"
+_LOCAL = re.compile(_LOCAL_PATTERN)
+
+
+def _local_text(value: Any) -> Any:
+    """An ISO 8601 date-time as the pattern below spells it (or a datetime, from Python)."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _LOCAL.fullmatch(value):
+        raise ValueError(f"a time is an ISO 8601 string such as {_EXAMPLE} (offset optional)")
+    return value
+
+
 # A wall-clock time as the map pages take it: ISO 8601, the offset optional (none: China time).
 LocalTime = Annotated[
     datetime,
-    BeforeValidator(_iso_text),
+    BeforeValidator(_local_text),
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$",
+            "pattern": _LOCAL_PATTERN,
             "examples": ["2026-11-27T09:30:00", _EXAMPLE],
         }
     ),
