@@ -32,7 +32,8 @@ PhotoUrl = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": r"^https?://[a-z0-9]+(\.[a-z0-9]+)*(:[0-9]{1,4})?(/[A-Za-z0-9._~-]*)*$",
+            # The last label starts with a letter: all-digit hosts are read as IPv4 addresses.
+            "pattern": r"^https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[0-9]{1,4})?(/[A-Za-z0-9._~-]*)*$",
             "maxLength": 2083,
         }
     ),
