@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from gis.api.openapi import setting_maximum
 from gis.db_async import Database
+from gis.layers.base import utcnow
 from gis.settings import Settings
 
 
@@ -42,8 +44,15 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         session.close()
 
 
+async def server_clock() -> datetime:
+    """The server's time for this request: every time a write records comes from here, never
+    from the client (tests override this dependency to set the clock)."""
+    return utcnow()
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+ClockDep = Annotated[datetime, Depends(server_clock)]
 
 
 class Page:

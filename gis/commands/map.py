@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import typer
@@ -77,6 +77,8 @@ def command_room(
                 cell_m=cell_m,
                 step=time_step,
                 max_markers=max_markers,
+                # The figures as /stats reads them (stored facts while fresh).
+                stale_after=timedelta(seconds=settings.stats_stale_after_s),
             )
         m = build_command_room_map(
             data, basemap=chosen, metric=grid_metric, tianditu_key=settings.tianditu_key

@@ -13,10 +13,16 @@ files lie: Amap/DataV-derived boundaries are GCJ-02 even when their ``.prj`` say
   go through pyproj. (EPSG:4545 is CM 108E, far west of Zhejiang: a common mix-up.)
 - GCJ-02 and BD-09 are not datums pyproj knows: their lon/lat are converted by ``gis.geo``.
 - Whatever comes out must lie in China; if not, the message says which CRS to try.
+
+Codes. Real files carry administrative codes: a county's 6-digit adcode (``330803``), a town's 9
+digits. Ours are the 12-digit statistical codes, so ``plan_import`` pads them
+(``gis.layers.regions.region_code``) before matching existing regions by code; any other shape is
+reported as a problem of that feature, never imported as a new region.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -43,7 +49,7 @@ from gis.geo import Crs, parse_crs, to_wgs84_fn, transform_geometry
 from gis.layers.base import SRID, utcnow
 from gis.layers.grids import Grid
 from gis.layers.plans import GridChange, GridChangeKind
-from gis.layers.regions import Region
+from gis.layers.regions import Region, region_code
 
 # Rough bounding box of China (as in gis.geo): converted boundaries must fall inside it.
 _CHINA = (72.0, 0.8, 137.9, 55.9)
@@ -389,15 +395,12 @@ def plan_import(
     plan = ImportPlan(level=level)
     features = read.features
     if level is not Level.GRID:
-        # Region codes are the 6-digit (county) or 12-digit statistical codes.
-        too_long = [f for f in features if len(f.code) > 12]
-        plan.unplaced.extend(
-            Problem(f.index, f.code, "region codes have at most 12 characters") for f in too_long
-        )
-        features = [f for f in features if len(f.code) <= 12]
+        features = _with_region_codes(plan, features, level)
     if level is not Level.COUNTY:
         parent_level = PARENT_LEVEL[level]
         if parent is not None:
+            if level is not Level.GRID:
+                parent = region_code(parent, parent_level)
             region = session.get(Region, parent)
             if region is None or region.level != parent_level:
                 raise UnknownCodeError(f"--parent {parent} is not a {parent_level} code")
@@ -432,6 +435,34 @@ def plan_import(
     else:
         _compare_regions(session, plan, features, level)
     return plan
+
+
+def _with_region_codes(
+    plan: ImportPlan, features: list[BoundaryFeature], level: Level
+) -> list[BoundaryFeature]:
+    """The features with their own and their parents' codes as our 12-digit region codes, so a
+    real file's ``330803`` matches the region ``330803000000``; the others become problems."""
+    parent_level = PARENT_LEVEL.get(level, "city")
+    kept: list[BoundaryFeature] = []
+    for feature in features:
+        try:
+            code = region_code(feature.code, level.value)
+            parent = feature.parent_code
+            if parent is not None:
+                parent = region_code(parent, parent_level)
+        except ValidationError as error:
+            plan.unplaced.append(Problem(feature.index, feature.code, error.detail))
+            continue
+        # A copy: the read file keeps the codes it carries.
+        kept.append(dataclasses.replace(feature, code=code, parent_code=parent))
+    # "330803" and "330803000000" in one file are the same region twice.
+    twice = {code for code, n in Counter(f.code for f in kept).items() if n > 1}
+    plan.unplaced.extend(
+        Problem(f.index, f.code, "the code appears more than once in the file (as normalised)")
+        for f in kept
+        if f.code in twice
+    )
+    return [f for f in kept if f.code not in twice]
 
 
 def _compare_regions(

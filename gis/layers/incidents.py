@@ -31,11 +31,19 @@ class IncidentStatus(StrEnum):
     DUPLICATE = "duplicate"
 
 
-# A case in one of these states needs no more work.
+# Three words for where a case stands, each defined once here (docs/workflow.md):
+# final: nothing more will happen to it (closed, cancelled, merged into another as a duplicate).
 FINAL_STATUSES = frozenset(
     {IncidentStatus.CLOSED, IncidentStatus.CANCELLED, IncidentStatus.DUPLICATE}
 )
-OPEN_STATUSES = frozenset(set(IncidentStatus) - FINAL_STATUSES - {IncidentStatus.RESOLVED})
+# open (未结): not final, resolved-and-awaiting-verification included; it follows its grid.
+OPEN_STATUSES = frozenset(set(IncidentStatus) - FINAL_STATUSES)
+# active: open and waiting on its handlers (not resolved); its deadline runs and it can be overdue.
+ACTIVE_STATUSES = OPEN_STATUSES - {IncidentStatus.RESOLVED}
+
+
+# The condition of the partial index on stored photos; a query must repeat it to use the index.
+MEDIA_PHOTOS_WHERE = "CAST(photos AS text) LIKE '%media:%'"
 
 
 class LocationQuality(StrEnum):
@@ -68,6 +76,7 @@ class Incident(Base):
         check_in("reporter_kind", ReporterKind),
         sa.Index("ix_incidents_town_reported", "town_code", "reported_at"),
         sa.Index("ix_incidents_category_reported", "category_code", "reported_at"),
+        # Open cases by deadline: the predicate names the final states (tests/layers checks it).
         sa.Index(
             "ix_incidents_open_due",
             "due_at",
@@ -77,6 +86,15 @@ class Incident(Base):
         sa.Index("ix_incidents_reported_id", "reported_at", "id"),
         # The self-referencing FK is checked on every delete; unindexed, each check scanned the
         # table (migration 0002).
+        # Who may see a stored photo: the cases that show it (gis.services.media). Partial: only
+        # cases with stored photos, so intake of the rest pays nothing.
+        sa.Index(
+            "ix_incidents_media_photos",
+            "photos",
+            postgresql_using="gin",
+            postgresql_ops={"photos": "jsonb_path_ops"},
+            postgresql_where=sa.text(MEDIA_PHOTOS_WHERE),
+        ),
         sa.Index(
             "ix_incidents_duplicate_of_id",
             "duplicate_of_id",

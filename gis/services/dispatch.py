@@ -31,6 +31,7 @@ from gis.layers.units import (
     latest_fix_at,
     nearest_units,
 )
+from gis.services.clock import check_device_time
 from gis.services.routing import RouteOptions, drive_times, route_lines
 
 MAX_K = 50
@@ -268,25 +269,26 @@ def update_unit(
     source_crs: str = "EPSG:4326",
     recorded_at: datetime | None = None,
     max_outside_m: float = DEFAULT_MAX_OUTSIDE_M,
+    now: datetime | None = None,
+    clock_skew_s: float = 0.0,
 ) -> tuple[ResponderUnit, bool]:
     """Change a unit's status and/or position (an AVL fix, WGS84); returns (unit, moved).
 
     Every fix is appended to the unit's track; a fix older than the newest one already stored
-    (AVL can arrive out of order) joins the track but does not move the unit.
+    (AVL can arrive out of order) joins the track but does not move the unit. ``recorded_at``
+    is the device's clock, kept beside ``received_at`` (the server's ``now``) and refused when
+    more than ``clock_skew_s`` ahead of it.
     """
     if status is None and position is None:
         raise ValidationError("nothing to change: give a status and/or a position (lon, lat)")
     unit = get_unit(session, unit_id)
-    now = utcnow()
+    now = now or utcnow()
     moved = False
     if position is not None:
         lon, lat = position
         check_near_county(session, lon, lat, max_outside_m=max_outside_m)
         taken_at = recorded_at or now
-        if taken_at > now:
-            raise ValidationError(
-                f"recorded_at {taken_at.isoformat()} is in the future; send the device's fix time"
-            )
+        check_device_time("recorded_at", taken_at, now=now, skew_s=clock_skew_s)
         newest = latest_fix_at(session, unit_id)
         geom = from_shape(Point(lon, lat), srid=4326)
         session.add(

@@ -17,11 +17,11 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 import sqlalchemy as sa
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 from sqlalchemy.orm import Session
 
 from gis.errors import (
@@ -40,11 +40,14 @@ from gis.services.assignment import (
     locate_flow,
     locate_params,
 )
+from gis.services.clock import check_device_time
 from gis.services.deadlines import due_at
+from gis.services.media import MEDIA_REF_PATTERN, check_media_flow
 from gis.settings import Settings
 
-# A report may say it happened a little in the future: phone clocks drift.
-CLOCK_SKEW = timedelta(minutes=5)
+# A photo this service stores (``POST /media``), named in a report's photo list.
+MediaRef = Annotated[str, StringConstraints(pattern=MEDIA_REF_PATTERN)]
+
 MAX_CAMERAS = 20
 MAX_DUPLICATES = 20
 
@@ -84,8 +87,10 @@ class IncidentReport(BaseModel):
     occurred_at: AwareDatetime | None = Field(
         None, description="When it happened, with a UTC offset (e.g. 2026-11-27T09:30:00+08:00)"
     )
-    photos: list[HttpUrl] = Field(
-        default_factory=list, max_length=20, description="http(s) URLs of photos"
+    photos: list[HttpUrl | MediaRef] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Photos: http(s) URLs, or media:<id> of a photo uploaded with POST /media",
     )
 
     def request_hash(self) -> str:
@@ -372,13 +377,15 @@ def report_flow(
     """``report_incident`` as a flow (``gis.queries``): the API runs it on asyncpg."""
     now = now or datetime.now(UTC)
     lon, lat, crs = checked_wgs84(report.location.lon, report.location.lat, report.location.crs)
-    if report.occurred_at is not None and report.occurred_at > now + CLOCK_SKEW:
-        raise ValidationError(
-            f"occurred_at {report.occurred_at.isoformat()} is in the future "
-            f"(server time {now.isoformat(timespec='seconds')}); check the device clock"
+    if report.occurred_at is not None:
+        # The phone's own clock: data about the observation, beside reported_at (the server's).
+        check_device_time(
+            "occurred_at", report.occurred_at, now=now, skew_s=settings.device_clock_skew_s
         )
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise ValidationError("Idempotency-Key must be 1 to 200 characters")
+    photos = [str(photo) for photo in report.photos]
+    yield from check_media_flow(photos)
     category = yield Query(_CATEGORY_SQL, {"code": report.category})
     if category is None:
         known = yield Query(_CATEGORY_CODES_SQL, many=True)
@@ -401,7 +408,7 @@ def report_flow(
         "reporter_kind": reporter.kind.value,
         "reporter_id": reporter.id,
         "actor": f"{reporter.kind.value}:{reporter.id}" if reporter.id else reporter.kind.value,
-        "photos": json.dumps([str(url) for url in report.photos]),
+        "photos": json.dumps(photos),
         "source_crs": crs.value,
         "source_lon": float(report.location.lon),
         "source_lat": float(report.location.lat),

@@ -19,7 +19,10 @@ A plan redraws the grids of one village (or of every village of a town). Its lif
    (``gis.services.reassign``) and links the members. Two applies on one token: one wins, the
    other waits on the lock and then sees a new token.
 
-Areas are geodesic (m², on the WGS84 ellipsoid via pyproj), never square degrees.
+Areas are m² on the WGS84 ellipsoid of the region the lon/lat coordinates draw
+(``gis.geo.area_m2``), never square degrees. Overlaps, gaps and outside parts are computed on the
+coordinates as given, by snap-rounding overlays on a 1e-12° grid (``OVERLAY_GRID_DEG``), and only
+then measured: an exact split has no gap at all (docs/planning.md, issue 24).
 """
 
 from __future__ import annotations
@@ -31,10 +34,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import shapely
 import sqlalchemy as sa
 from geoalchemy2.shape import from_shape, to_shape
-from pyproj import Geod
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
@@ -48,7 +52,7 @@ from gis.errors import (
     NotFoundError,
     ValidationError,
 )
-from gis.geo import check_lonlat
+from gis.geo import area_m2, check_lonlat
 from gis.layers.base import SRID, utcnow
 from gis.layers.grids import Grid, GridMember, GridMemberGrid
 from gis.layers.incidents import FINAL_STATUSES
@@ -57,10 +61,15 @@ from gis.layers.regions import Region, RegionLevel
 from gis.services import reassign
 from gis.settings import Settings
 
-_GEOD = Geod(ellps="WGS84")
 _FINAL = sorted(status.value for status in FINAL_STATUSES)
 MAX_GRIDS_PER_PLAN = 2_000
 MAX_LISTED = 1_000  # moved cases / cameras listed in a report; the totals are always exact
+# Validation's overlays snap-round onto this grid (degrees, ~0.1 µm). GEOS's default floating
+# overlay can answer wrongly when edges coincide to within a few ulps, as the two sides of an
+# exact split do: a village minus a union holding a zero-area hole came back whole (issue 24).
+# Snap-rounding is robust; the grid is ~70 ulps of a longitude near 120°, so the shapes move
+# by at most 0.05 µm — no tolerance is involved.
+OVERLAY_GRID_DEG = 1e-12
 
 
 class PlanInvalidError(ValidationError):
@@ -70,14 +79,6 @@ class PlanInvalidError(ValidationError):
 
 
 # --- geometry helpers ---------------------------------------------------------------------------
-
-
-def area_m2(geom: BaseGeometry | None) -> float:
-    """Geodesic area of a lon/lat geometry in square metres (0 for empty or non-areal)."""
-    if geom is None or geom.is_empty:
-        return 0.0
-    area, _ = _GEOD.geometry_area_perimeter(geom)
-    return abs(float(area))
 
 
 def polygonal(geom: BaseGeometry | None) -> MultiPolygon:
@@ -356,9 +357,28 @@ def _issue(
     }
 
 
+_INTERIORS_MEET = "T********"  # DE-9IM: the interiors share points, so an overlay may have area
+
+
+def _interiors_meet(a: BaseGeometry, b: BaseGeometry) -> bool:
+    """Whether two polygonal geometries share interior points (robust predicate, no overlay)."""
+    return bool(shapely.relate_pattern(a, b, _INTERIORS_MEET))
+
+
+def _union(geoms: npt.NDArray[Any]) -> BaseGeometry:
+    """The union of polygons: by cancelling shared edges when they form a valid coverage (edges
+    that match vertex for vertex, as unchanged grids do; exact and fast), else by a snap-rounding
+    overlay."""
+    if shapely.coverage_is_valid(geoms):
+        return shapely.coverage_union_all(geoms)
+    return shapely.union_all(geoms, grid_size=OVERLAY_GRID_DEG)
+
+
 def _assign_villages(scope: Scope, grids: list[ProposedGrid]) -> list[dict[str, Any]]:
     """Give each grid its village: the scope's village, or (town plans) the one it overlaps most."""
     issues = []
+    codes = list(scope.villages)
+    villages = shapely.STRtree([scope.villages[code] for code in codes])
     for grid in grids:
         if scope.level is PlanScope.VILLAGE:
             if grid.village_code not in (None, scope.code):
@@ -386,13 +406,22 @@ def _assign_villages(scope: Scope, grids: list[ProposedGrid]) -> list[dict[str, 
                 )
                 grid.village_code = None
             continue
-        best = max(
-            scope.villages.items(),
-            key=lambda item: grid.geom.intersection(item[1]).area,
-            default=None,
-        )
-        if best is not None and grid.geom.intersects(best[1]):
-            grid.village_code = best[0]
+        meeting = [
+            codes[k]
+            for k in sorted(villages.query(grid.geom, predicate="intersects").tolist())
+            if _interiors_meet(grid.geom, scope.villages[codes[k]])
+        ]
+        if meeting:  # on a border between villages: the one it overlaps most
+            grid.village_code = max(
+                meeting,
+                key=lambda code: (
+                    shapely.intersection(
+                        grid.geom, scope.villages[code], grid_size=OVERLAY_GRID_DEG
+                    ).area
+                    if len(meeting) > 1
+                    else 0.0
+                ),
+            )
         else:
             issues.append(
                 _issue(
@@ -491,8 +520,10 @@ def validate(
     drawable = [g for g in grids if not g.geom.is_empty]
     # Multi-piece grids: a grid member patrols one area.
     for grid in drawable:
-        pieces = sorted(grid.geom.geoms, key=area_m2, reverse=True)
-        real = [p for p in pieces if area_m2(p) > tolerance]
+        if len(grid.geom.geoms) < 2:
+            continue
+        areas = sorted(((area_m2(p), p) for p in grid.geom.geoms), key=lambda ap: -ap[0])
+        real = [p for area, p in areas if area > tolerance]
         if len(real) > 1:
             detached = MultiPolygon(real[1:])
             severity = "warning" if grid.allow_multipart else "error"
@@ -513,14 +544,17 @@ def validate(
                     pieces=len(real),
                 )
             )
-    # Overlaps between proposed grids.
-    tree = shapely.STRtree([g.geom for g in drawable])
-    left, right = tree.query([g.geom for g in drawable], predicate="intersects")
-    for i, j in zip(left.tolist(), right.tolist(), strict=True):
-        if i >= j:
-            continue
+    # Overlaps between proposed grids (only pairs whose interiors meet: neighbours that merely
+    # share an edge need no overlay).
+    geoms = np.array([g.geom for g in drawable], dtype=object)
+    tree = shapely.STRtree(geoms)
+    left, right = tree.query(geoms, predicate="intersects")
+    pairs = left < right
+    left, right = left[pairs], right[pairs]
+    meet = shapely.relate_pattern(geoms[left], geoms[right], _INTERIORS_MEET)
+    for i, j in zip(left[meet].tolist(), right[meet].tolist(), strict=True):
         a, b = drawable[i], drawable[j]
-        overlap = polygonal(a.geom.intersection(b.geom))
+        overlap = polygonal(shapely.intersection(a.geom, b.geom, grid_size=OVERLAY_GRID_DEG))
         area = area_m2(overlap)
         if area > tolerance:
             issues.append(
@@ -537,9 +571,9 @@ def validate(
     # Grids outside their village.
     for grid in drawable:
         village_geom = scope.villages.get(grid.village_code or "")
-        if village_geom is None:
+        if village_geom is None or village_geom.covers(grid.geom):
             continue
-        outside = polygonal(grid.geom.difference(village_geom))
+        outside = polygonal(shapely.difference(grid.geom, village_geom, grid_size=OVERLAY_GRID_DEG))
         area = area_m2(outside)
         if area > tolerance:
             issues.append(
@@ -552,15 +586,15 @@ def validate(
                     area=area,
                 )
             )
-    # Gaps: the union of the grids must equal the scope.
-    union = shapely.union_all([g.geom for g in drawable]) if drawable else MultiPolygon()
+    # Gaps: the grids must cover each village (the union of those that reach into it).
     targets = (
         {scope.code: scope.geom}
         if scope.level is PlanScope.VILLAGE
         else {code: geom for code, geom in scope.villages.items()}
     )
     for code, target in sorted(targets.items()):
-        gap = polygonal(target.difference(union))
+        union = _union(geoms[tree.query(target, predicate="intersects")])
+        gap = polygonal(shapely.difference(target, union, grid_size=OVERLAY_GRID_DEG))
         area = area_m2(gap)
         if area > tolerance:
             pieces = [p for p in gap.geoms if area_m2(p) > tolerance / 10]

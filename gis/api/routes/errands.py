@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from sqlalchemy.orm import Session
 
-from gis.api.deps import SessionDep, SettingsDep
+from gis.api.deps import ClockDep, SessionDep, SettingsDep
 from gis.api.errors import SWAPPED, domain_errors
 from gis.api.schemas.errands import (
     ErrandActionCreate,
@@ -95,6 +95,7 @@ def create_errand(
     body: ErrandCreate,
     response: Response,
     principal: Annotated[Principal | None, Depends(allow(*REPORT))],
+    now: ClockDep,
 ) -> ErrandRead:
     """Request an errand: it goes to the grid member of the grid covering the applicant's home
     (outside every grid: the town's queue). A service that needs the applicant in person is 422."""
@@ -111,6 +112,7 @@ def create_errand(
         ),
         settings=settings,
         actor=principal.name if principal is not None else "hotline",
+        now=now,
     )
     reply = errand_read(session, errand)
     session.commit()
@@ -146,6 +148,7 @@ def act_on_errand(
     errand_id: ErrandId,
     body: ErrandActionCreate,
     principal: Annotated[Principal | None, Depends(allow(*ACT_ON_CASES))],
+    now: ClockDep,
 ) -> ErrandRead:
     """collect → submit → approve | reject → deliver (with applicant_trips), or cancel."""
     check_town(principal, get_errand(session, errand_id).town_code, "errand")
@@ -157,6 +160,7 @@ def act_on_errand(
         note=body.note,
         applicant_trips=body.applicant_trips,
         member_id=body.member_id,
+        now=now,
     )
     reply = errand_read(session, result.errand)
     session.commit()

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from gis.api.deps import PageDep, SessionDep, SettingsDep
+from gis.api.deps import ClockDep, PageDep, SessionDep, SettingsDep
 from gis.api.errors import OUTSIDE, SWAPPED, domain_errors
 from gis.api.geojson import Feature, FeatureCollection, geometry_json
 from gis.api.schemas.dispatch import FixProperties, UnitProperties, UnitRead, UnitUpdate
@@ -103,8 +103,11 @@ def update_unit(
     principal: Updater,
     unit_id: UnitId,
     body: UnitUpdate,
+    now: ClockDep,
 ) -> UnitRead:
-    """Change a unit's status and/or record an AVL position fix (kept in its track)."""
+    """Change a unit's status and/or record an AVL position fix (kept in its track).
+    ``recorded_at`` is the device's time of the fix, stored beside the server's receipt time
+    and refused when ahead of it by more than GIS_DEVICE_CLOCK_SKEW_S."""
     if principal is not None and principal.role is Role.UNIT and principal.unit_id != unit_id:
         raise PermissionDeniedError("a unit's token may only update that unit")
     position = None
@@ -119,6 +122,8 @@ def update_unit(
         source_crs=source_crs.value,
         recorded_at=body.recorded_at,
         max_outside_m=settings.dispatch_max_outside_m,
+        now=now,
+        clock_skew_s=settings.device_clock_skew_s,
     )
     session.commit()
     return UnitRead.of(unit, moved=moved)

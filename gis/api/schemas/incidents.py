@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, WithJsonSchema
 from gis.api.schemas.types import CRS_NAMES, Latitude, Longitude, Time, one_of
 from gis.layers.incidents import LocationQuality
 from gis.services.assignment import Location
-from gis.services.intake import IncidentDetail, IncidentReport, ReportLocation
+from gis.services.intake import IncidentDetail, IncidentReport, MediaRef, ReportLocation
 
 
 def _list_crs_names(schema: dict[str, Any]) -> None:
@@ -65,8 +65,10 @@ class IncidentCreate(IncidentReport):
     occurred_at: Time | None = Field(
         None, description="When it happened, with a UTC offset (e.g. 2026-11-27T09:30:00+08:00)"
     )
-    photos: list[PhotoUrl] = Field(
-        default_factory=list, max_length=20, description="http(s) URLs of photos"
+    photos: list[PhotoUrl | MediaRef] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Photos: http(s) URLs, or media:<id> of a photo uploaded with POST /media",
     )
 
 
