@@ -13,7 +13,7 @@ was built with, and are filled in here once, when the document is first asked fo
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
@@ -21,14 +21,15 @@ from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 
 from gis.settings import Settings
 
-BEARER_SCHEME = "HTTPBearer"
+D = TypeVar("D", bound=Callable[..., Any])
 _SETTING_MAXIMUM = "x-gis-maximum-setting"
 _COMMA_SEPARATED = "x-gis-comma-separated"
 
 
-def public(dependency: Callable[..., Any]) -> Callable[..., Any]:
-    """Mark an access-check dependency as admitting anonymous callers under GIS_PUBLIC_LAYERS."""
-    dependency.__dict__["gis_public"] = True
+def public(dependency: D, setting: str = "public_layers") -> D:
+    """Mark an access-check dependency as admitting anonymous callers when the boolean setting
+    ``setting`` is on (GIS_PUBLIC_LAYERS, GIS_OPEN311_PUBLIC…)."""
+    dependency.__dict__["gis_public"] = setting
     return dependency
 
 
@@ -66,11 +67,13 @@ def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
         yield from _calls(sub)
 
 
-def _is_public(route: RouteContext) -> bool:
+def _is_public(route: RouteContext, settings: Settings) -> bool:
+    """Whether an access check of ``route`` admits anonymous callers with ``settings``."""
     dependant = route.dependant
-    return dependant is not None and any(
-        getattr(call, "gis_public", False) for call in _calls(dependant)
-    )
+    if dependant is None:
+        return False
+    names = {getattr(call, "gis_public", None) for call in _calls(dependant)} - {None}
+    return any(getattr(settings, str(name)) for name in names)
 
 
 def _operations(schema: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -97,17 +100,17 @@ def settle(schema: dict[str, Any], app: FastAPI, settings: Settings) -> dict[str
     """Fill ``schema`` (FastAPI's document of ``app``) with what depends on ``settings``."""
     _fill_setting_limits(schema, settings)
     _describe_lists(schema)
-    optional: list[dict[str, list[str]]] = [{}, {BEARER_SCHEME: []}]
     # Every route, those of included routers too (FastAPI keeps them behind their router).
     for route in iter_route_contexts(app.routes):
         if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
             continue
-        anonymous = not settings.auth_required or (settings.public_layers and _is_public(route))
+        anonymous = not settings.auth_required or _is_public(route, settings)
         item = schema.get("paths", {}).get(route.path_format, {})
         for method in route.methods or ():
             operation = item.get(method.lower())
             if operation is not None and anonymous and operation.get("security"):
-                operation["security"] = optional
+                # The empty requirement: no credentials at all is one of the ways in.
+                operation["security"] = [{}, *(s for s in operation["security"] if s)]
     return schema
 
 

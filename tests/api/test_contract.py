@@ -101,6 +101,7 @@ def test_domain_rules_are_documented_per_operation(settings: Settings) -> None:
         "invalid_coordinates",
         "outside_coverage",
         "unknown_code",
+        "validation_error",  # a media: photo not uploaded first
     }
     assert "`outside_coverage`" in report["description"]
     assert "x-domain-errors" not in schema["paths"]["/cameras"]["get"]["responses"]["422"]
@@ -156,3 +157,13 @@ def test_a_partial_update_refuses_null_for_a_field_it_would_keep(
 ) -> None:
     reply = client.patch("/units/1", json={"status": None}, headers=admin_headers)
     assert reply.status_code == 422 and "status" in reply.json()["detail"]
+
+
+@pytest.mark.parametrize("public", [True, False])
+def test_open311_reads_document_an_optional_key_only_when_public(
+    settings: Settings, public: bool
+) -> None:
+    schema = _openapi(settings, open311_public=public)
+    security = schema["paths"]["/open311/v2/requests.{fmt}"]["get"]["security"]
+    assert ({} in security) is public
+    assert {"Open311ApiKey": []} in security  # a key still works

@@ -67,7 +67,12 @@ _BBOX = re.compile(BBOX_PATTERN)
     responses={
         201: {"description": "Saved and assigned (or the first answer to a retried key)"},
         409: {"description": "The Idempotency-Key was used for a different report"},
-        **domain_errors(SWAPPED, OUTSIDE, CATEGORY),
+        **domain_errors(
+            SWAPPED,
+            OUTSIDE,
+            CATEGORY,
+            (ValidationError, "a media: photo that was not uploaded first (POST /media)"),
+        ),
     },
 )
 async def create_incident(

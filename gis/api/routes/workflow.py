@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
 from gis.api.deps import ClockDep, SessionDep, SettingsDep
 from gis.api.errors import domain_errors
-from gis.api.schemas.types import MAX_ID
+from gis.api.schemas.types import MAX_ID, Time
 from gis.api.schemas.workflow import (
     ActionCreate,
     ActionRead,
@@ -133,7 +132,7 @@ def sla_preview(
     _: Annotated[Principal | None, Depends(allow(Role.COUNTY))],
     now: ClockDep,
     at: Annotated[
-        datetime | None,
+        Time | None,
         Query(description="The time to imagine the sweep at, with a zone (default: now)"),
     ] = None,
     escalate_after_hours: Hours = None,
