@@ -100,7 +100,9 @@ def translate_state(
     if state == _PG_SERIALIZATION:
         return ConflictError("a concurrent change won; retry the request")
     if state == _PG_LOCK_NOT_AVAILABLE:
-        return ConflictError("the record is being changed by someone else; retry shortly")
+        return ConflictError(
+            "another change to the same records is being written right now; retry in a moment"
+        )
     if state == _GIS_FUTURE_EVENT:
         return FutureEventError(f"refused by the database: {message}")
     if state == _PG_QUERY_CANCELED:

@@ -381,6 +381,26 @@ def check_lonlat(lon: float, lat: float, *, expect_china: bool = True) -> None:
 _GEOD = Geod(ellps="WGS84")
 
 
+def checked_wgs84(lon: float, lat: float, crs_text: str | None) -> tuple[float, float, Crs]:
+    """Validate a lon/lat pair given in ``crs_text`` (None: WGS84) and convert it to WGS84.
+
+    The one check every input path uses (reports, errands, locate, dispatch, cameras, units).
+    NaN and infinity cannot be written as JSON: the error keeps its message and only the finite
+    values."""
+    crs = parse_crs(crs_text)
+    try:
+        check_lonlat(lon, lat)
+    except InvalidCoordinatesError as error:
+        finite = {
+            k: v
+            for k, v in error.extra.items()
+            if not (isinstance(v, float) and not math.isfinite(v))
+        }
+        raise InvalidCoordinatesError(error.detail, **finite) from None
+    wgs_lon, wgs_lat = to_wgs84(float(lon), float(lat), crs)
+    return float(wgs_lon), float(wgs_lat), crs
+
+
 def geodesic_distance_m(lon1: Coord, lat1: Coord, lon2: Coord, lat2: Coord) -> Coord:
     """Geodesic distance in metres on the WGS84 ellipsoid (floats or arrays)."""
     _, _, dist = _GEOD.inv(lon1, lat1, lon2, lat2)

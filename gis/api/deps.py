@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from gis.api.openapi import setting_maximum
 from gis.db_async import Database
 from gis.layers.base import utcnow
+from gis.layers.categories import Platform, parse_platform
 from gis.settings import Settings
 
 
@@ -86,3 +87,21 @@ def get_page(
 
 
 PageDep = Annotated[Page, Depends(get_page)]
+
+
+def get_platform(
+    platform: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            description="Only this platform: " + ", ".join(p.value for p in Platform),
+            examples=["governance"],
+            json_schema_extra={"enum": [p.value for p in Platform]},
+        ),
+    ] = None,
+) -> Platform | None:
+    """The ``platform`` query parameter, parsed (``UnknownCodeError`` lists the four)."""
+    return parse_platform(platform)
+
+
+PlatformDep = Annotated[Platform | None, Depends(get_platform)]

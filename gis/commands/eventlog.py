@@ -25,17 +25,12 @@ def register(app: typer.Typer) -> None:
 def check() -> None:
     """Report events dated in the future, events out of order within a case, and cases whose
     status disagrees with their last event; exit status 1 when any is found."""
-    from gis.db import make_engine, session_scope
+    from gis.commands import command_session
     from gis.services import eventlog
-    from gis.settings import get_settings
 
-    engine = make_engine(get_settings())
-    try:
-        with session_scope(engine) as session:
-            _no_time_limit(session)
-            findings = eventlog.check(session)
-    finally:
-        engine.dispose()
+    with command_session() as session:
+        _no_time_limit(session)
+        findings = eventlog.check(session)
     _print_findings(findings)
     if findings:
         raise typer.Exit(code=1)
@@ -48,22 +43,22 @@ def repair(
     prints what it would change unless --commit. Deleted events are printed as JSON lines."""
     import json
 
-    from gis.db import make_engine, make_sessionmaker, translate_db_errors
+    from gis.commands import command_engine
+    from gis.db import make_sessionmaker, translate_db_errors
     from gis.services import eventlog
-    from gis.settings import get_settings
 
-    engine = make_engine(get_settings())
     out = Console()
-    try:
-        with make_sessionmaker(engine)() as session, translate_db_errors():
-            _no_time_limit(session)
-            result = eventlog.repair(session)
-            if commit:
-                session.commit()
-            else:
-                session.rollback()
-    finally:
-        engine.dispose()
+    with (
+        command_engine() as engine,
+        make_sessionmaker(engine)() as session,
+        translate_db_errors(),
+    ):
+        _no_time_limit(session)
+        result = eventlog.repair(session)
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
     _print_findings(result.findings)
     for row in result.deleted:
         typer.echo(json.dumps(row, ensure_ascii=False, default=str))

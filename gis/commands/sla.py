@@ -19,31 +19,25 @@ def register(app: typer.Typer) -> None:
 def _run(at: str | None, escalate_after: float | None, *, write: bool) -> None:
     from datetime import datetime
 
-    from gis.cli import fail
-    from gis.db import make_engine, session_scope
-    from gis.errors import GisError, ValidationError
+    from gis.commands import command_session, fail
+    from gis.errors import ValidationError
     from gis.layers.base import utcnow
     from gis.services import sla
     from gis.settings import get_settings
 
     settings = get_settings()
-    engine = make_engine(settings)
     try:
-        try:
-            clock = datetime.fromisoformat(at) if at else utcnow()
-        except ValueError:
-            example = "2026-03-10T12:00+08:00"
-            raise ValidationError(f"--at {at!r} is not ISO 8601 (e.g. {example})") from None
-        threshold = settings.sla_escalate_after_h if escalate_after is None else escalate_after
-        with session_scope(engine) as session:
-            if write:
-                result = sla.sweep(session, now=clock, escalate_after_hours=threshold)
-            else:
-                result = sla.preview(session, at=clock, escalate_after_hours=threshold)
-    except GisError as error:
-        raise fail(error) from error
-    finally:
-        engine.dispose()
+        clock = datetime.fromisoformat(at) if at else utcnow()
+    except ValueError:
+        example = "2026-03-10T12:00+08:00"
+        error = ValidationError(f"--at {at!r} is not ISO 8601 (e.g. {example})")
+        raise fail(error) from None
+    threshold = settings.sla_escalate_after_h if escalate_after is None else escalate_after
+    with command_session(settings) as session:
+        if write:
+            result = sla.sweep(session, now=clock, escalate_after_hours=threshold)
+        else:
+            result = sla.preview(session, at=clock, escalate_after_hours=threshold)
     verbs = ("flagged", "escalated") if write else ("would flag", "would escalate")
     Console().print(
         f"{result.now.isoformat(timespec='seconds')}: {verbs[0]} {len(result.flagged_ids)} "

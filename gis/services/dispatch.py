@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -13,13 +12,10 @@ from shapely.geometry import LineString, Point
 from sqlalchemy.orm import Session
 
 from gis.errors import (
-    InvalidCoordinatesError,
     OutsideCoverageError,
-    UnknownCodeError,
     ValidationError,
 )
-from gis.geo import check_lonlat, parse_crs, to_wgs84
-from gis.layers.base import point_lonlat, utcnow
+from gis.layers.base import parse_key, point_lonlat, utcnow
 from gis.layers.categories import Platform, get_category
 from gis.layers.incidents import Incident, get_incident
 from gis.layers.units import (
@@ -77,53 +73,20 @@ class NearestResult:
     candidates: int  # how many units were considered (routed, for drive time)
 
 
-def parse_platform(value: str | None) -> Platform | None:
-    """A platform key, or ``UnknownCodeError`` listing the four."""
-    if value is None:
-        return None
-    try:
-        return Platform(value.strip().lower())
-    except ValueError:
-        known = ", ".join(p.value for p in Platform)
-        raise UnknownCodeError(f"unknown platform {value!r}; known platforms: {known}") from None
-
-
 def parse_unit_type(value: str | None) -> UnitType | None:
     """A unit type, or ``UnknownCodeError`` listing the known ones."""
-    if value is None:
-        return None
-    try:
-        return UnitType(value.strip().lower())
-    except ValueError:
-        known = ", ".join(t.value for t in UnitType)
-        raise UnknownCodeError(f"unknown unit type {value!r}; known unit types: {known}") from None
+    return parse_key(UnitType, value, "unit type")
 
 
 def parse_status(value: str | None) -> UnitStatus | None:
-    """A unit status, or ``ValidationError`` listing the three."""
-    if value is None:
-        return None
-    try:
-        return UnitStatus(value.strip().lower())
-    except ValueError:
-        known = ", ".join(s.value for s in UnitStatus)
-        raise ValidationError(f"unknown unit status {value!r}; use one of: {known}") from None
+    """A unit status, or ``UnknownCodeError`` listing the three."""
+    return parse_key(UnitStatus, value, "unit status", "unit statuses")
 
 
 def check_k(k: int) -> None:
     """Reject a result size outside 1–50."""
     if not 1 <= k <= MAX_K:
         raise ValidationError(f"k must be between 1 and {MAX_K}, got {k}")
-
-
-def wgs84_point(lon: float, lat: float, crs: str | None) -> tuple[float, float]:
-    """Validate a lon/lat pair given in ``crs`` and return it in WGS84."""
-    if not (math.isfinite(lon) and math.isfinite(lat)):
-        # Checked here without the numbers attached: NaN in the error body is not valid JSON.
-        raise InvalidCoordinatesError(f"coordinates must be finite numbers, got {lon}, {lat}")
-    check_lonlat(lon, lat)
-    wgs_lon, wgs_lat = to_wgs84(float(lon), float(lat), parse_crs(crs))
-    return float(wgs_lon), float(wgs_lat)
 
 
 def nearest_responders(

@@ -24,11 +24,11 @@ from geoalchemy2.shape import to_shape
 from shapely import from_wkb
 from sqlalchemy.orm import Session
 
-from gis.errors import UnknownCodeError, ValidationError
+from gis.errors import ValidationError
 from gis.geo import geodesic_distance_m
 from gis.layers.cameras import Camera
-from gis.layers.categories import Category, Platform, get_category
-from gis.layers.grids import Grid, GridMember, GridMemberGrid
+from gis.layers.categories import Category, get_category, parse_platform
+from gis.layers.grids import Grid, member_names_by_grid
 from gis.layers.incidents import ACTIVE_STATUSES, OPEN_STATUSES, Incident
 from gis.layers.regions import Region, RegionLevel, get_region
 from gis.layers.units import ResponderUnit
@@ -275,19 +275,6 @@ def period_figures(
     return PeriodFigures(heat, frames)
 
 
-def _members_by_grid(session: Session, codes: list[str]) -> dict[str, list[str]]:
-    query = (
-        sa.select(GridMemberGrid.grid_code, GridMember.name)
-        .join(GridMember, GridMember.id == GridMemberGrid.member_id)
-        .where(GridMemberGrid.grid_code.in_(codes), GridMember.active.is_(True))
-        .order_by(GridMemberGrid.grid_code, GridMember.id)
-    )
-    names: dict[str, list[str]] = {}
-    for code, name in session.execute(query):
-        names.setdefault(code, []).append(name)
-    return names
-
-
 def _simplified_wkb() -> sa.ColumnElement[Any]:
     return sa.func.ST_AsBinary(sa.func.ST_SimplifyPreserveTopology(Grid.geom, SIMPLIFY_DEG))
 
@@ -381,7 +368,7 @@ def grid_stats(
         .order_by(Grid.code)
     )
     rows = session.execute(query).all()
-    members = _members_by_grid(session, [row[0] for row in rows])
+    members = member_names_by_grid(session, [row[0] for row in rows])
     return [
         GridStat(
             code=code,
@@ -543,9 +530,7 @@ def towns_with_cases(session: Session) -> list[str]:
 
 
 def _check_filters(session: Session, platform: str | None, category: str | None) -> None:
-    if platform is not None and platform not in set(Platform):
-        known = ", ".join(p.value for p in Platform)
-        raise UnknownCodeError(f"unknown platform {platform!r}; known platforms: {known}")
+    parse_platform(platform)
     if category is not None:
         found = get_category(session, category)
         if platform is not None and found.platform != platform:
@@ -646,7 +631,7 @@ def village_grids_data(session: Session, *, village_code: str) -> VillageGridsDa
         .order_by(Grid.code)
     )
     rows = session.execute(query).all()
-    members = _members_by_grid(session, [row[0] for row in rows])
+    members = member_names_by_grid(session, [row[0] for row in rows])
     grids = [
         GridInfo(
             code, name, from_wkb(bytes(wkb)), int(hh or 0), int(pop or 0), members.get(code, [])

@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gis.errors import ValidationError
-from gis.layers.categories import PLATFORM_NAMES_ZH, Platform
+from gis.layers.categories import PLATFORM_NAMES_ZH, Platform, parse_platform
 
 # Grouping dimensions: name → SQL expression over the ``facts`` CTE.
 # A whitelist: only these identifiers ever reach the SQL text.
@@ -238,9 +238,7 @@ def _check_window(query: StatsQuery) -> None:
             raise ValidationError(f"{name} {moment.isoformat()} has no time zone; add +08:00 or Z")
     if query.end <= query.start:
         raise ValidationError("the window is empty: 'to' must be after 'from'")
-    if query.platform is not None and query.platform not in set(Platform):
-        known = ", ".join(p.value for p in Platform)
-        raise ValidationError(f"unknown platform {query.platform!r}; one of: {known}")
+    parse_platform(query.platform)
 
 
 def _case_filters(query: StatsQuery) -> tuple[list[str], dict[str, Any]]:

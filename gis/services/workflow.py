@@ -21,6 +21,7 @@ from gis.errors import InvalidTransitionError, NotFoundError, ValidationError
 from gis.layers.base import utcnow
 from gis.layers.incidents import ACTIVE_STATUSES, Incident, IncidentEvent, IncidentStatus
 from gis.layers.units import ResponderUnit
+from gis.services.transitions import record_transition
 
 S = IncidentStatus
 
@@ -196,20 +197,17 @@ def apply_action(
     elif known is Action.MARK_DUPLICATE:
         data.update(_mark_duplicate(session, incident, duplicate_of))
 
-    incident.status = after.value
-    incident.updated_at = now
-    event = IncidentEvent(
-        incident_id=incident.id,
-        at=now,
-        actor=actor,
-        action=known.value,
-        from_status=before,
-        to_status=after.value,
-        note=why,
-        data=data,
+    event: IncidentEvent = record_transition(
+        session,
+        incident,
+        IncidentEvent.incident_id,
+        known.value,
+        after.value,
+        actor,
+        why,
+        data,
+        now,
     )
-    session.add(event)
-    session.flush()
     return ActionResult(incident, event, allowed_actions(after.value))
 
 

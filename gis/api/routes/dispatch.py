@@ -6,12 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from gis.api.deps import SessionDep, SettingsDep
+from gis.api.deps import PlatformDep, SessionDep, SettingsDep
 from gis.api.errors import SWAPPED, domain_errors
 from gis.api.schemas.dispatch import NearestRead, SuggestedUnitsRead
 from gis.api.schemas.types import (
     MAX_ID,
-    PLATFORMS,
     UNIT_TYPES,
     CrsQuery,
     LatQuery,
@@ -19,6 +18,7 @@ from gis.api.schemas.types import (
     one_of,
 )
 from gis.api.security import DISPATCH, allow, check_case
+from gis.geo import checked_wgs84
 from gis.layers.incidents import get_incident
 from gis.services import dispatch
 from gis.services.access import Principal
@@ -44,13 +44,10 @@ def nearest(
     session: SessionDep,
     settings: SettingsDep,
     _: Dispatcher,
+    platform: PlatformDep,
     lon: LonQuery,
     lat: LatQuery,
     crs: CrsQuery = None,
-    platform: Annotated[
-        str | None,
-        Query(max_length=40, description="Platform key", json_schema_extra=one_of(PLATFORMS)),
-    ] = None,
     unit_type: Annotated[
         str | None,
         Query(max_length=60, description="Unit type", json_schema_extra=one_of(UNIT_TYPES)),
@@ -61,12 +58,12 @@ def nearest(
     include_route: RouteQuery = False,
 ) -> NearestRead:
     """The k units nearest to a place, with distance and (by drive time) ETA and route length."""
-    wgs_lon, wgs_lat = dispatch.wgs84_point(lon, lat, crs)
+    wgs_lon, wgs_lat = checked_wgs84(lon, lat, crs)[:2]
     result = dispatch.nearest_responders(
         session,
         lon=wgs_lon,
         lat=wgs_lat,
-        platform=dispatch.parse_platform(platform),
+        platform=platform,
         unit_type=dispatch.parse_unit_type(unit_type),
         k=k,
         available_only=available_only,

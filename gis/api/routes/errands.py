@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from sqlalchemy.orm import Session
 
@@ -21,8 +20,7 @@ from gis.api.schemas.errands import (
 from gis.api.schemas.types import MAX_ID
 from gis.api.security import ACT_ON_CASES, READ_CASES, REPORT, allow, check_town
 from gis.errors import UnknownCodeError, ValidationError
-from gis.layers.errands import Errand, get_errand, get_service, list_errand_events, list_services
-from gis.layers.grids import GridMember
+from gis.layers.errands import Errand, get_errand, list_services
 from gis.services import errands as errand_service
 from gis.services.access import Principal
 
@@ -47,20 +45,16 @@ def services(
 
 def errand_read(session: Session, errand: Errand) -> ErrandRead:
     """The reply for an errand, with its member, home point and log."""
-    lon, lat = session.execute(
-        sa.select(sa.func.ST_X(Errand.geom), sa.func.ST_Y(Errand.geom)).where(
-            Errand.id == errand.id
-        )
-    ).one()
-    member = None if errand.member_id is None else session.get(GridMember, errand.member_id)
+    detail = errand_service.errand_detail(session, errand)
+    member = detail.member
     return ErrandRead(
         id=errand.id,
         service=errand.service_code,
-        service_name=get_service(session, errand.service_code).name_zh,
+        service_name=detail.service_name,
         status=errand.status,
         applicant_name=errand.applicant_name,
         applicant_phone=errand.applicant_phone,
-        home={"lon": lon, "lat": lat},
+        home={"lon": detail.lon, "lat": detail.lat},
         location_quality=errand.location_quality,
         grid_code=errand.grid_code,
         village_code=errand.village_code,
@@ -74,8 +68,8 @@ def errand_read(session: Session, errand: Errand) -> ErrandRead:
         decided_at=errand.decided_at,
         delivered_at=errand.delivered_at,
         applicant_trips=errand.applicant_trips,
-        allowed_actions=errand_service.allowed_errand_actions(errand.status),
-        events=[ErrandEventRead.model_validate(e) for e in list_errand_events(session, errand.id)],
+        allowed_actions=detail.allowed_actions,
+        events=[ErrandEventRead.model_validate(e) for e in detail.events],
     )
 
 

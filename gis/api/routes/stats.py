@@ -10,11 +10,11 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from gis.api.deps import SessionDep, SettingsDep
+from gis.api.deps import PlatformDep, SessionDep, SettingsDep
 from gis.api.errors import WINDOW, domain_errors
 from gis.api.openapi import comma_separated
 from gis.api.schemas.stats import StatsTable
-from gis.api.schemas.types import PLATFORMS, Time, one_of
+from gis.api.schemas.types import Time
 from gis.api.security import WATCH, allow
 from gis.errors import NotFoundError
 from gis.layers.base import utcnow
@@ -116,6 +116,7 @@ def case_stats(
     session: SessionDep,
     window: WindowDep,
     principal: Watcher,
+    platform: PlatformDep,
     group_by: Annotated[
         str | None,
         Query(
@@ -126,10 +127,6 @@ def case_stats(
         ),
     ] = None,
     town: Annotated[str | None, Query(max_length=12, description="Only this town")] = None,
-    platform: Annotated[
-        str | None,
-        Query(max_length=20, description="Only this platform", json_schema_extra=one_of(PLATFORMS)),
-    ] = None,
     category: Annotated[str | None, Query(max_length=50, description="Only this category")] = None,
 ) -> StatsTable | Response:
     """Received, closed, 办结率, 按期办结率, 返工率, extensions, overdue, time to close."""

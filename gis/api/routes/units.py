@@ -6,14 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from gis.api.deps import ClockDep, PageDep, SessionDep, SettingsDep
+from gis.api.deps import ClockDep, PageDep, PlatformDep, SessionDep, SettingsDep
 from gis.api.errors import OUTSIDE, SWAPPED, domain_errors
 from gis.api.geojson import Feature, FeatureCollection, geometry_json
 from gis.api.schemas.dispatch import FixProperties, UnitProperties, UnitRead, UnitUpdate
-from gis.api.schemas.types import PLATFORMS, UNIT_STATUSES, UNIT_TYPES, Time, one_of
+from gis.api.schemas.types import UNIT_STATUSES, UNIT_TYPES, Time, one_of
 from gis.api.security import DISPATCH, WATCH, allow
 from gis.errors import PermissionDeniedError
-from gis.geo import parse_crs
+from gis.geo import checked_wgs84, parse_crs
 from gis.layers import units as unit_layer
 from gis.layers.users import Role
 from gis.services import dispatch
@@ -32,10 +32,7 @@ def units(
     session: SessionDep,
     page: PageDep,
     _: Watcher,
-    platform: Annotated[
-        str | None,
-        Query(max_length=40, description="Platform key", json_schema_extra=one_of(PLATFORMS)),
-    ] = None,
+    platform: PlatformDep,
     type_: Annotated[
         str | None,
         Query(
@@ -63,12 +60,11 @@ def units(
     ] = None,
 ) -> FeatureCollection[UnitProperties]:
     """Responder units as GeoJSON points, by code, with filters."""
-    platform_key = dispatch.parse_platform(platform)
     unit_type = dispatch.parse_unit_type(type_)
     unit_status = dispatch.parse_status(status)
     rows, total = unit_layer.list_units(
         session,
-        platform=platform_key.value if platform_key else None,
+        platform=platform.value if platform else None,
         unit_type=unit_type.value if unit_type else None,
         status=unit_status.value if unit_status else None,
         jurisdiction_code=town,
@@ -113,7 +109,7 @@ def update_unit(
     position = None
     source_crs = parse_crs(body.crs)
     if body.lon is not None and body.lat is not None:
-        position = dispatch.wgs84_point(body.lon, body.lat, body.crs)
+        position = checked_wgs84(body.lon, body.lat, body.crs)[:2]
     unit, moved = dispatch.update_unit(
         session,
         unit_id,
