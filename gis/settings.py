@@ -143,7 +143,9 @@ class Settings(BaseSettings):
         True, description="Endpoints need a bearer token (off only for local experiments)."
     )
     public_layers: bool = Field(
-        True, description="Grid boundaries, regions, categories and cameras readable without one."
+        True,
+        description="Grids and their history, regions, categories and the errand services "
+        "readable without one.",
     )
     stats_stale_after_s: float = Field(
         900.0,

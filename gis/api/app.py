@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.telemetry import TelemetryConfig
 
 from gis import __version__
+from gis.api import openapi
 from gis.api.errors import ERROR_RESPONSES, install_error_handlers
 from gis.api.hot import HotPaths, hot_routes
 from gis.api.middleware import BodySizeLimit
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Principals of recently checked tokens, by token hash (gis.api.security).
     app.state.token_cache = {}
     install_error_handlers(app)
+    openapi.install(app, settings)
     routers = discover_routers()
     for router in routers:
         app.include_router(router)  # no prefix: a route's path is its router's

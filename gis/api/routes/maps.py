@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
 from gis.api.deps import SessionDep, SettingsDep
-from gis.api.errors import ERROR_RESPONSES
+from gis.api.errors import CATEGORY, ERROR_RESPONSES, WINDOW, domain_errors
 from gis.api.schemas.maps import (
     DEFAULTS,
     BasemapQuery,
@@ -26,7 +26,7 @@ from gis.api.schemas.maps import (
     VillageQuery,
 )
 from gis.api.security import WATCH, allow, check_town
-from gis.errors import NotFoundError
+from gis.errors import NotFoundError, ValidationError
 from gis.layers.regions import RegionLevel, get_region
 from gis.maps import Basemap, GridMetric, build_command_room_map, build_village_grids_map, render
 from gis.maps.assets import assets_dir_for, choose_assets_url
@@ -36,6 +36,7 @@ from gis.services.access import Principal
 from gis.settings import Settings
 
 router = APIRouter(prefix="/maps", tags=["maps"])
+TIANDITU = (ValidationError, "a Tianditu basemap is asked for but GIS_TIANDITU_KEY is not set")
 WatchDep = Annotated[Principal | None, Depends(allow(*WATCH))]
 # Library files never change under a versioned folder name, so browsers may keep them a day.
 ASSET_CACHE = "public, max-age=86400"
@@ -51,7 +52,11 @@ def _page(html: str) -> HTMLResponse:
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/command-room", response_class=HTMLResponse, responses=ERROR_RESPONSES)
+@router.get(
+    "/command-room",
+    response_class=HTMLResponse,
+    responses={**ERROR_RESPONSES, **domain_errors(CATEGORY, WINDOW, TIANDITU)},
+)
 def command_room(
     request: Request,
     session: SessionDep,
@@ -92,7 +97,11 @@ def command_room(
     return _page(render(m, assets_url=assets_url))
 
 
-@router.get("/grids", response_class=HTMLResponse, responses=ERROR_RESPONSES)
+@router.get(
+    "/grids",
+    response_class=HTMLResponse,
+    responses={**ERROR_RESPONSES, **domain_errors(TIANDITU)},
+)
 def village_grids(
     request: Request,
     session: SessionDep,

@@ -8,7 +8,9 @@ from fastapi import APIRouter, Depends, Path, Query, status
 from fastapi.responses import HTMLResponse
 
 from gis.api.deps import SessionDep, SettingsDep
+from gis.api.errors import domain_errors
 from gis.api.geojson import Feature, FeatureCollection, geometry_json
+from gis.api.routes.maps import TIANDITU
 from gis.api.schemas.plans import (
     BaseGridProperties,
     PlanBase,
@@ -16,9 +18,15 @@ from gis.api.schemas.plans import (
     PlanRead,
     PlanSummary,
 )
+from gis.api.schemas.types import one_of
 from gis.api.security import PLAN, WATCH, allow, check_town
+from gis.errors import (
+    InvalidCoordinatesError,
+    InvalidGeometryError,
+    ValidationError,
+)
 from gis.layers.plans import Plan, PlanScope, PlanStatus, get_plan, list_plans
-from gis.maps.base import parse_basemap, render
+from gis.maps.base import Basemap, parse_basemap, render
 from gis.maps.plan import plan_map, preview_from_plan
 from gis.services import planning
 from gis.services.access import Principal
@@ -84,7 +92,16 @@ def plan_base(
     )
 
 
-@router.post("", response_model=PlanRead, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=PlanRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=domain_errors(
+        (InvalidGeometryError, "a proposed geometry is empty or unreadable"),
+        (InvalidCoordinatesError, "a proposed geometry has coordinates outside lon/lat range"),
+        (ValidationError, "a grid code is blank, or the village has no town"),
+    ),
+)
 def create_plan(
     body: PlanCreate, session: SessionDep, settings: SettingsDep, principal: Planner
 ) -> PlanRead:
@@ -142,13 +159,19 @@ def plan(session: SessionDep, principal: Reader, plan_id: PlanId) -> PlanRead:
     return _read(_visible_plan(session, principal, plan_id))
 
 
-@router.get("/{plan_id}/map", response_class=HTMLResponse)
+@router.get("/{plan_id}/map", response_class=HTMLResponse, responses=domain_errors(TIANDITU))
 def plan_preview(
     session: SessionDep,
     settings: SettingsDep,
     principal: Reader,
     plan_id: PlanId,
-    basemap: Annotated[str, Query(description="osm, tianditu, tianditu_satellite or amap")] = "osm",
+    basemap: Annotated[
+        str,
+        Query(
+            description="osm, tianditu, tianditu_satellite or amap",
+            json_schema_extra=one_of([b.value for b in Basemap]),
+        ),
+    ] = "osm",
 ) -> HTMLResponse:
     """The preview: current grids dashed, proposed grids filled, problems red, moving cases."""
     plan = _visible_plan(session, principal, plan_id)
