@@ -1,12 +1,17 @@
-"""CQL2 filters (OGC API – Features Part 3) as SQL: parsed by pygeofilter, translated here to
-SQLAlchemy expressions with bound parameters. Property names are checked against the
-collection's queryables; anything else is a 400, never string-built SQL.
+"""CQL2 filters (OGC API – Features Part 3) as SQL. CQL2-text is parsed by ``cql2`` (the
+reference grammar) into CQL2-JSON; CQL2-JSON is parsed by pygeofilter into its AST, which is
+translated here to SQLAlchemy expressions with bound parameters. Property names are checked
+against the collection's queryables and values against their types; anything else is a 400,
+never string-built SQL and never a database error.
 
-Two pygeofilter 0.4 pitfalls are handled here (tests/ogc pin them): CQL2-text's
-``BBOX(minx, miny, maxx, maxy)`` literal parses as a *function* named bbox, and CQL2-JSON's
-``{"bbox": [minx, miny, maxx, maxy]}`` becomes an ``Envelope(x1, x2, y1, y2)`` fed in the wrong
-order. Geometries are given the ``filter-crs`` (default CRS84) rather than pygeofilter's
-assumed EPSG:4326, and put into lon/lat storage order before they meet a column.
+pygeofilter 0.4's own pitfalls are avoided (tests/ogc pin them): its CQL2-text grammar reads
+``BBOX(…)`` as a function and knows no function-style ``T_INTERSECTS(a, b)``, so text goes
+through ``cql2``; its CQL2-JSON ``{"bbox": [minx, miny, maxx, maxy]}`` becomes an
+``Envelope(x1, x2, y1, y2)`` fed in the wrong order and it wants ``between`` as
+``[property, [low, high]]`` where CQL2 1.0 says ``[property, low, high]``, so both are
+rewritten first; and its
+SQL backend tags every geometry EPSG:4326, whereas here a literal gets the ``filter-crs``
+(default CRS84) and is put into lon/lat storage order before it meets a column.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ import json
 from datetime import UTC, date, datetime, time
 from typing import Any
 
+import shapely
+import shapely.geometry
 import sqlalchemy as sa
 from pygeofilter import ast, values
+import cql2
 from pygeofilter.parsers.cql2_json import parse as parse_cql2_json
-from pygeofilter.parsers.cql2_text import parse as parse_cql2_text
 
 from gis.errors import ValidationError
 from gis.services.ogc_collections import Collection, Property
@@ -58,9 +65,8 @@ def parse_filter(text: str, lang: str | None) -> Any:
     if len(text) > MAX_FILTER_CHARS:
         raise ValidationError(f"the filter is longer than {MAX_FILTER_CHARS} characters")
     try:
-        if lang == "cql2-json":
-            return parse_cql2_json(_fix_json_bbox(json.loads(text)))
-        return parse_cql2_text(text)
+        tree = cql2.parse_text(text).to_json() if lang == "cql2-text" else json.loads(text)
+        return parse_cql2_json(_for_pygeofilter(tree))
     except ValidationError:
         raise
     except Exception as error:  # the parsers raise lark's and their own errors, untyped
@@ -68,11 +74,12 @@ def parse_filter(text: str, lang: str | None) -> Any:
         raise ValidationError(f"the filter is not valid {lang}: {first[:200]}") from error
 
 
-def _fix_json_bbox(node: Any) -> Any:
-    """CQL2-JSON with every ``{"bbox": [minx, miny, maxx, maxy]}`` reordered for pygeofilter's
-    ``Envelope(x1, x2, y1, y2)``."""
+def _for_pygeofilter(node: Any) -> Any:
+    """CQL2-JSON rewritten where pygeofilter 0.4 reads it wrongly: every
+    ``{"bbox": [minx, miny, maxx, maxy]}`` reordered for its ``Envelope(x1, x2, y1, y2)``, and
+    ``between`` given its bounds as one list."""
     if isinstance(node, list):
-        return [_fix_json_bbox(n) for n in node]
+        return [_for_pygeofilter(n) for n in node]
     if not isinstance(node, dict):
         return node
     if set(node) == {"bbox"}:
@@ -81,7 +88,10 @@ def _fix_json_bbox(node: Any) -> Any:
             raise ValidationError("a bbox literal has 4 (or 6) numbers")
         half = len(box) // 2
         return {"bbox": [box[0], box[half], box[1], box[half + 1]]}
-    return {k: _fix_json_bbox(v) for k, v in node.items()}
+    args = node.get("args")
+    if node.get("op") == "between" and isinstance(args, list) and len(args) == 3:
+        node = {**node, "args": [args[0], [args[1], args[2]]]}
+    return {k: _for_pygeofilter(v) for k, v in node.items()}
 
 
 class _Translator:
@@ -136,7 +146,7 @@ class _Translator:
         return sa.not_(clause) if node.not_ else clause
 
     def attribute(self, node: Any) -> Property:
-        if isinstance(node, ast.Function) and node.name.lower() == "casei":
+        if _is_casei(node):
             (node,) = node.arguments
         if not isinstance(node, ast.Attribute):
             raise ValidationError(f"expected a property name, got {_name(node)}")
@@ -152,12 +162,14 @@ class _Translator:
         (a value of another type is a 400 here, not a database error)."""
         prop = self.attribute(lhs)
         column: Any = prop.column
-        if isinstance(lhs, ast.Function):  # CASEI(property): compare lower-cased
+        if _is_casei(lhs):  # CASEI(property): compare lower-cased
+            if prop.type != "string" or prop.format:
+                raise ValidationError("CASEI applies to text properties only")
             column = sa.func.lower(column)
         return column, [self.value(v, prop, lower=column is not prop.column) for v in rhs]
 
     def value(self, node: Any, prop: Property, *, lower: bool = False) -> Any:
-        if isinstance(node, ast.Function) and node.name.lower() == "casei":
+        if _is_casei(node):
             (node,) = node.arguments
             lower = True
         if isinstance(node, ast.Attribute):
@@ -175,8 +187,8 @@ class _Translator:
             return sa.literal(node.lower() if lower else node, sa.String)
         elif kind == ("boolean", None) and isinstance(node, bool):
             return sa.literal(node, sa.Boolean)
-        elif kind == ("integer", None) and isinstance(node, int) and not isinstance(node, bool):
-            return sa.literal(node, sa.BigInteger)
+        elif kind == ("integer", None) and _whole(node):
+            return sa.literal(int(node), sa.BigInteger)
         elif (
             kind == ("number", None)
             and isinstance(node, int | float)
@@ -205,6 +217,7 @@ class _Translator:
             )
             return self.crs.to_storage(envelope)
         if isinstance(node, values.Geometry):
+            _check_literal(node.geometry)
             text = json.dumps(node.geometry)
             literal = sa.func.ST_SetSRID(sa.func.ST_GeomFromGeoJSON(text), self.crs.srid)
             return self.crs.to_storage(literal)
@@ -259,6 +272,29 @@ def _as_datetime(value: date, *, end: bool = False) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     return datetime.combine(value, time.max if end else time.min, tzinfo=UTC)
+
+
+def _check_literal(geometry: dict[str, Any]) -> None:
+    """A geometry literal GEOS can work with, or 400 (an invalid one would fail in PostGIS)."""
+    try:
+        parsed = shapely.geometry.shape(geometry)
+    except Exception as error:  # shapely raises several types for malformed coordinates
+        raise ValidationError(f"invalid geometry literal: {error}"[:200]) from error
+    if not parsed.is_valid:
+        reason = shapely.is_valid_reason(parsed)
+        raise ValidationError(f"invalid geometry literal: {reason}"[:200])
+
+
+def _is_casei(node: Any) -> bool:
+    # pygeofilter reads CQL2's CASEI as a function called lower.
+    return isinstance(node, ast.Function) and node.name.lower() in ("casei", "lower")
+
+
+def _whole(node: Any) -> bool:
+    # cql2 reads every number as a float: 300 arrives as 300.0.
+    if isinstance(node, bool) or not isinstance(node, int | float):
+        return False
+    return float(node).is_integer() and abs(node) < 2**63
 
 
 def _parse_instant(text: str) -> datetime:

@@ -35,7 +35,6 @@ CONFORMANCE = [
     _OGC + "cql2/1.0/conf/cql2-text",
     _OGC + "cql2/1.0/conf/basic-cql2",
     _OGC + "ogcapi-features-3/1.0/conf/queryables",
-    _OGC + "ogcapi-features-3/1.0/conf/queryables-query-parameters",
     _OGC + "cql2/1.0/conf/cql2-json",
     _OGC + "cql2/1.0/conf/advanced-comparison-operators",
     _OGC + "cql2/1.0/conf/case-insensitive-comparison",
