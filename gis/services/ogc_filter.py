@@ -20,11 +20,11 @@ import json
 from datetime import UTC, date, datetime, time
 from typing import Any
 
+import cql2
 import shapely
 import shapely.geometry
 import sqlalchemy as sa
 from pygeofilter import ast, values
-import cql2
 from pygeofilter.parsers.cql2_json import parse as parse_cql2_json
 
 from gis.errors import ValidationError
