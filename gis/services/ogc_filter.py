@@ -59,7 +59,8 @@ _SPATIAL = {
 
 def parse_filter(text: str, lang: str | None) -> Any:
     """The pygeofilter AST of a ``filter`` in ``filter-lang`` (default cql2-text), or 400."""
-    lang = lang or "cql2-text"
+    # "cql-text": the pre-1.0 name GDAL < 3.7 sends; what it writes is CQL2 text too.
+    lang = "cql2-text" if lang in (None, "", "cql-text") else lang
     if lang not in FILTER_LANGS:
         raise ValidationError(f"filter-lang {lang!r} is not supported; use cql2-text or cql2-json")
     if len(text) > MAX_FILTER_CHARS:

@@ -64,7 +64,8 @@ def test_openapi_document_gives_limit_default_and_the_configured_maximum(
     assert response.headers["content-type"].startswith("application/vnd.oai.openapi+json")
     document = response.json()
     assert document["openapi"].startswith("3.0")
-    items = document["paths"]["/ogc/collections/{collection_id}/items"]["get"]
+    assert document["servers"][0]["url"].endswith("/ogc")
+    items = document["paths"]["/collections/{collectionId}/items"]["get"]
     limit = next(p for p in items["parameters"] if p["name"] == "limit")
     assert limit["schema"]["default"] == 10
     assert limit["schema"]["maximum"] == settings.ogc_max_limit

@@ -16,8 +16,11 @@ from gis.api.deps import SettingsDep
 from gis.api.ogc import features, tiles  # noqa: F401  (their routes register on the router)
 from gis.api.ogc.router import router
 from gis.errors import NotFoundError
+from gis.services.ogc_filter import FILTER_LANGS
 
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
+PREFIX = "/ogc"
+_OGC_NAMES = {"collection_id": "collectionId", "feature_id": "featureId"}
 
 __all__ = ["router"]
 
@@ -31,6 +34,7 @@ def openapi_document(request: Request, max_limit: int) -> dict[str, Any]:
             shown = copy.copy(route)
             shown.include_in_schema = True
             routes.append(shown)
+    base = str(request.base_url).rstrip("/") + PREFIX
     document = get_openapi(
         title="gis — OGC API – Features and vector tiles",
         version=__version__,
@@ -38,12 +42,26 @@ def openapi_document(request: Request, max_limit: int) -> dict[str, Any]:
         description="Towns, villages, grids, incidents, cameras, units and roads. Send "
         "'Authorization: Bearer <token>' for the layers that need one.",
         routes=routes,
-        servers=[{"url": str(request.base_url).rstrip("/")}],
+        servers=[{"url": base}],
     )
-    items = document["paths"]["/ogc/collections/{collection_id}/items"]["get"]
-    for parameter in items["parameters"]:
+    # Paths relative to the API's root, with OGC's parameter names: GDAL looks up
+    # "/collections/{collectionId}/items" to learn the parameters.
+    paths = {}
+    for path, item in document["paths"].items():
+        path = path.removeprefix(PREFIX) or "/"
+        for name, ogc_name in _OGC_NAMES.items():
+            path = path.replace("{" + name + "}", "{" + ogc_name + "}")
+        for operation in item.values():
+            for parameter in operation.get("parameters", ()):
+                parameter["name"] = _OGC_NAMES.get(parameter["name"], parameter["name"])
+        paths[path] = item
+    document["paths"] = paths
+    for parameter in paths["/collections/{collectionId}/items"]["get"]["parameters"]:
         if parameter["name"] == "limit":
             parameter["schema"].update({"maximum": max_limit, "default": 10, "minimum": 1})
+        if parameter["name"] == "filter-lang":
+            # "cql-text" is the pre-1.0 name GDAL < 3.7 looks for before it sends a filter.
+            parameter["schema"] = {"type": "string", "enum": [*FILTER_LANGS, "cql-text"]}
     document["components"]["securitySchemes"] = {"HTTPBearer": {"type": "http", "scheme": "bearer"}}
     document["security"] = [{"HTTPBearer": []}, {}]
     return document

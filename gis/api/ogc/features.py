@@ -121,6 +121,8 @@ def _collection_json(
                 "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
                 "type": "application/schema+json",
             },
+            # The pre-1.0 relation GDAL < 3.7 follows to learn what it may filter on.
+            {"href": base + "/queryables", "rel": "queryables", "type": "application/json"},
             {
                 "href": base + "/tiles",
                 "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
@@ -188,8 +190,14 @@ def queryables(
         "title": found.title,
         "properties": properties,
         "additionalProperties": False,
+        # The pre-1.0 list GDAL < 3.7 reads (an extra keyword, ignored by JSON Schema).
+        "queryables": [{"id": name} for name in found.properties],
     }
-    return JSONResponse(body, media_type="application/schema+json")
+    # JSON Schema's own type unless the client asks for plain JSON only (GDAL < 3.7 refuses
+    # anything else).
+    accept = request.headers.get("accept", "")
+    plain = "application/json" in accept and "schema+json" not in accept
+    return JSONResponse(body, media_type="application/json" if plain else "application/schema+json")
 
 
 def _page_link(request: Request, rel: str, offset: int, limit: int) -> dict[str, str]:
