@@ -3,6 +3,7 @@ each kind."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -59,6 +60,22 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class OneAtATime:
+    """An ASGI wrapper answering one HTTP request at a time: the app's sessions are the test's
+    one session, which concurrent requests (a browser fetching tiles) must not share."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = asyncio.Lock()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        async with self.lock:
+            await self.app(scope, receive, send)
+
+
 @contextmanager
 def live_server(app: Any) -> Iterator[str]:
     """uvicorn serving ``app`` on a free loopback port in a thread; yields its base URL."""
@@ -66,7 +83,7 @@ def live_server(app: Any) -> Iterator[str]:
 
     port = _free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", workers=1)
+        uvicorn.Config(OneAtATime(app), host="127.0.0.1", port=port, log_level="warning", workers=1)
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
