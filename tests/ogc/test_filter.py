@@ -91,6 +91,29 @@ def test_spatial_functions_with_bbox_envelope_and_polygon_literals(
     assert within < inside_box
 
 
+POLYGON = "POLYGON((118.9 28.85, 119.0 28.85, 119.0 28.95, 118.9 28.95, 118.9 28.85))"
+
+
+@pytest.mark.parametrize(
+    ("cql", "function", "literal"),
+    [
+        *[
+            (f"S_{name.upper()}", f"ST_{name}", POLYGON)
+            for name in ("Contains", "Disjoint", "Touches", "Crosses", "Overlaps", "Equals")
+        ],
+        ("S_INTERSECTS", "ST_Intersects", "POINT(118.95 28.9)"),
+        ("S_INTERSECTS", "ST_Intersects", "LINESTRING(118.9 28.85, 119.0 28.95)"),
+        ("S_INTERSECTS", "ST_Intersects", "MULTIPOINT((118.95 28.9), (118.96 28.91))"),
+    ],
+)
+def test_spatial_functions_and_geometry_types_match_postgis(
+    client: Any, session: Session, demo: object, cql: str, function: str, literal: str
+) -> None:
+    geometry = sa.func.ST_GeomFromText(literal, 4326)
+    expected = _current(session, getattr(sa.func, function)(Grid.geom, geometry))
+    assert _text(client, f"{cql}(geometry, {literal})") == expected
+
+
 def test_cql2_json_bbox_is_read_min_x_min_y_max_x_max_y(
     client: Any, session: Session, demo: object
 ) -> None:
