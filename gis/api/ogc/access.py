@@ -5,15 +5,19 @@ for cases the same scope, so a dispatcher of town A sees no case of town B in it
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
 
 import sqlalchemy as sa
+from fastapi import Depends, Path, Request
 
-from gis.api.security import DISPATCH, READ_CASES, WATCH, admit, case_filter
+from gis.api.deps import settings_of
+from gis.api.security import DISPATCH, READ_CASES, WATCH, PrincipalDep, admit, case_filter
 from gis.errors import GisError
 from gis.layers.incidents import Incident
 from gis.layers.users import Role
 from gis.services.access import Principal
-from gis.services.ogc_collections import COLLECTIONS, Collection
+from gis.services.ogc_collections import COLLECTIONS, Collection, get_collection
 from gis.settings import Settings
 
 # collection id → (roles, public): as /regions and /grids (every role; anyone with
@@ -54,3 +58,24 @@ def readable(principal: Principal | None, settings: Settings) -> list[Collection
             continue
         found.append(collection)
     return found
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A collection the caller may read, and the condition that keeps the caller's rows."""
+
+    collection: Collection
+    scope: sa.ColumnElement[bool]
+
+
+async def reading(
+    request: Request,
+    principal: PrincipalDep,
+    collection_id: Annotated[str, Path(max_length=40, description="Collection id")],
+) -> Reading:
+    """The addressed collection (404 if none) and the caller's scope on it (401/403)."""
+    found = get_collection(collection_id)
+    return Reading(found, scope_for(found, principal, settings_of(request)))
+
+
+ReadingDep = Annotated[Reading, Depends(reading)]

@@ -11,12 +11,12 @@ from fastapi import Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from gis.api.deps import SessionDep, SettingsDep
-from gis.api.ogc.access import readable, scope_for
+from gis.api.ogc.access import ReadingDep, readable
 from gis.api.ogc.router import router
 from gis.api.security import PrincipalDep
 from gis.errors import ValidationError
 from gis.services import ogc
-from gis.services.ogc_collections import Collection, get_collection
+from gis.services.ogc_collections import Collection
 from gis.services.ogc_crs import CRS84, crs_uris, parse_crs
 from gis.services.ogc_filter import filter_condition
 from gis.settings import Settings
@@ -43,8 +43,6 @@ CONFORMANCE = [
     _OGC + "cql2/1.0/conf/spatial-functions",
     _OGC + "cql2/1.0/conf/property-property",
 ]
-
-CollectionId = Annotated[str, Path(max_length=40, description="Collection id")]
 
 
 def base_url(request: Request) -> str:
@@ -158,26 +156,15 @@ def collections(
 
 
 @router.get("/collections/{collection_id}", summary="A collection")
-def collection(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    collection_id: CollectionId,
-) -> JSONResponse:
+def collection(request: Request, session: SessionDep, read: ReadingDep) -> JSONResponse:
     """One collection: its extent, CRSs and links."""
-    found = get_collection(collection_id)
-    scope_for(found, principal, settings)
-    return _json(_collection_json(request, found, ogc.county_extent(session)))
+    return _json(_collection_json(request, read.collection, ogc.county_extent(session)))
 
 
 @router.get("/collections/{collection_id}/queryables", summary="Queryable properties")
-def queryables(
-    request: Request, settings: SettingsDep, principal: PrincipalDep, collection_id: CollectionId
-) -> JSONResponse:
+def queryables(request: Request, read: ReadingDep) -> JSONResponse:
     """The properties a filter, ``sortby`` or a query parameter may use, as JSON Schema."""
-    found = get_collection(collection_id)
-    scope_for(found, principal, settings)
+    found = read.collection
     properties = {name: prop.schema() for name, prop in found.properties.items()}
     properties["geometry"] = {
         "format": f"geometry-{found.geometry_type.lower()}",
@@ -254,8 +241,7 @@ def items(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    principal: PrincipalDep,
-    collection_id: CollectionId,
+    read: ReadingDep,
     limit: Annotated[
         int, Query(ge=1, description="Features per page (the maximum is in this document)")
     ] = 10,
@@ -287,8 +273,7 @@ def items(
     ] = None,
 ) -> Response:
     """A page of features (GeoJSON) with ``numberMatched`` and links to the next page."""
-    found = get_collection(collection_id)
-    scope = scope_for(found, principal, settings)
+    found, scope = read.collection, read.scope
     query = items_query(
         found,
         settings,
@@ -340,17 +325,14 @@ def items(
 def item(
     request: Request,
     session: SessionDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    collection_id: CollectionId,
+    read: ReadingDep,
     feature_id: Annotated[str, Path(max_length=40, description="Feature id")],
     crs: Annotated[str | None, Query(max_length=200, description="CRS of the reply")] = None,
 ) -> Response:
     """One feature (a grid: its current version)."""
-    found = get_collection(collection_id)
-    scope = scope_for(found, principal, settings)
+    found = read.collection
     out = parse_crs(crs, "crs")
-    text = ogc.feature(session, found, feature_id, out, scope)
+    text = ogc.feature(session, found, feature_id, out, read.scope)
     base = f"{base_url(request)}/collections/{found.id}"
     links = [
         {"href": f"{base}/items/{feature_id}", "rel": "self", "type": GEOJSON},

@@ -15,13 +15,12 @@ from fastapi import Path, Request
 from fastapi.responses import JSONResponse, Response
 
 from gis.api.deps import SessionDep, SettingsDep
-from gis.api.ogc.access import READERS, SCOPES, scope_for
-from gis.api.ogc.features import CollectionId, base_url
+from gis.api.ogc.access import READERS, SCOPES, ReadingDep
+from gis.api.ogc.features import base_url
 from gis.api.ogc.router import router
-from gis.api.security import PrincipalDep
 from gis.errors import NotFoundError
 from gis.services import ogc
-from gis.services.ogc_collections import Collection, get_collection
+from gis.services.ogc_collections import Collection
 
 MVT = "application/vnd.mapbox-vector-tile"
 TMS_ID = "WebMercatorQuad"
@@ -77,12 +76,9 @@ def _tile_template(request: Request, collection: Collection) -> str:
 
 
 @router.get("/collections/{collection_id}/tiles", summary="Vector tilesets of a collection")
-def tilesets(
-    request: Request, settings: SettingsDep, principal: PrincipalDep, collection_id: CollectionId
-) -> JSONResponse:
+def tilesets(request: Request, read: ReadingDep) -> JSONResponse:
     """The collection's tilesets (one, on WebMercatorQuad)."""
-    found = get_collection(collection_id)
-    scope_for(found, principal, settings)
+    found = read.collection
     base = f"{base_url(request)}/collections/{found.id}/tiles/{TMS_ID}"
     return JSONResponse(
         {
@@ -122,16 +118,10 @@ def tilesets(
 
 @router.get("/collections/{collection_id}/tiles/{tms_id}/tilejson.json", summary="TileJSON 3.0")
 def tilejson(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    collection_id: CollectionId,
-    tms_id: TmsId,
+    request: Request, session: SessionDep, read: ReadingDep, tms_id: TmsId
 ) -> JSONResponse:
     """A TileJSON 3.0 document for the collection's vector tiles."""
-    found = get_collection(collection_id)
-    scope_for(found, principal, settings)
+    found = read.collection
     _tms(tms_id)
     bounds = ogc.tilejson_bounds(ogc.county_extent(session))
     fields = {
@@ -173,8 +163,7 @@ def vector_tile(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    principal: PrincipalDep,
-    collection_id: CollectionId,
+    read: ReadingDep,
     tms_id: TmsId,
     z: Annotated[int, Path(ge=-1000, le=1000, description="Zoom (tile matrix)")],
     x: Annotated[int, Path(ge=-(2**40), le=2**40, description="Column")],
@@ -182,11 +171,10 @@ def vector_tile(
 ) -> Response:
     """One Mapbox Vector Tile of the collection (layer named after it), as the caller sees
     it."""
-    found = get_collection(collection_id)
-    scope = scope_for(found, principal, settings)
+    found = read.collection
     _tms(tms_id)
     ogc.set_timeout(session, settings.ogc_statement_timeout_ms)
-    data = ogc.tile(session, found, z, x, y, scope)
+    data = ogc.tile(session, found, z, x, y, read.scope)
     headers = {"Cache-Control": _cache_control(found), "Vary": "Authorization, Cookie"}
     if not data:
         return Response(status_code=204, headers=headers)
