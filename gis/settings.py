@@ -171,8 +171,8 @@ class Settings(BaseSettings):
         5_000,
         ge=100,
         le=600_000,
-        description="Time limit of each OGC items/tile query (ms): a crafted filter cannot scan "
-        "for longer (503, retry with a narrower filter).",
+        description="Time limit of each OGC items query with a CQL2 filter (ms): a crafted "
+        "filter cannot scan for longer (503, retry with a narrower filter).",
     )
     sample_seed: int = Field(20261127, description="Seed of the demo county generator.")
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import morecantile
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from gis.errors import NotFoundError, ValidationError
@@ -214,60 +215,82 @@ def _feature_json(
     )
 
 
-def feature_page(
-    session: Session, collection: Collection, query: ItemsQuery, scope: sa.ColumnElement[bool]
-) -> list[str]:
-    """One page of features as GeoJSON Feature texts, ordered by ``sortby`` then id."""
-    assert query.crs is not None
-    order: list[Any] = [
-        collection.properties[name].column.desc().nulls_last()
-        if descending
-        else collection.properties[name].column.asc().nulls_last()
-        for name, descending in query.sortby
-    ]
-    statement = (
-        sa.select(_feature_json(collection, query.crs, query.properties))
-        .select_from(collection.table)
-        .where(*conditions(collection, query, scope))
-        .order_by(*order, collection.id_column)
-        .limit(query.limit)
-        .offset(query.offset)
-    )
-    return list(session.scalars(statement))
-
-
 @dataclass(frozen=True)
-class Matched:
-    """``numberMatched``: exact up to the threshold, else the planner's estimate."""
+class Page:
+    """A page of features and ``numberMatched``: exact up to the threshold, else the
+    planner's estimate."""
 
-    count: int
+    features: str  # the page's GeoJSON Feature texts, comma-separated
+    returned: int
+    matched: int
     estimated: bool
 
 
-def count_matched(
+def feature_page(
     session: Session,
     collection: Collection,
     query: ItemsQuery,
     scope: sa.ColumnElement[bool],
     *,
     exact_max: int,
-) -> Matched:
-    """How many features match, counting no further than ``exact_max`` (a full count on every
-    page is what makes large layers slow); above it, the planner's row estimate."""
-    matching = sa.select(sa.literal(1)).select_from(collection.table)
-    matching = matching.where(*conditions(collection, query, scope))
-    capped = matching.limit(exact_max + 1).subquery()
-    exact = int(session.scalar(sa.select(sa.func.count()).select_from(capped)) or 0)
-    if exact <= exact_max:
-        return Matched(exact, False)
+) -> Page:
+    """One page of features, ordered by ``sortby`` then id, with how many match in all.
+
+    The page and the count are ONE statement (a round trip and a compilation less per page).
+    The count stops at ``exact_max`` + 1 rows — a full count on every page is what makes large
+    layers slow — and above it the planner's row estimate is given instead.
+    """
+    assert query.crs is not None
+    where = conditions(collection, query, scope)
+    order: list[Any] = [
+        collection.properties[name].column.desc().nulls_last()
+        if descending
+        else collection.properties[name].column.asc().nulls_last()
+        for name, descending in query.sortby
+    ]
+    order.append(collection.id_column)
+    rows = (
+        sa.select(
+            _feature_json(collection, query.crs, query.properties).label("feature"),
+            sa.func.row_number().over(order_by=order).label("n"),
+        )
+        .select_from(collection.table)
+        .where(*where)
+        .order_by(*order)
+        .limit(query.limit)
+        .offset(query.offset)
+        .cte("page")  # read twice below, computed once
+    )
+    matching = sa.select(sa.literal(1)).select_from(collection.table).where(*where)
+    capped = matching.limit(exact_max + 1).subquery("capped")
+    statement = sa.select(
+        sa.select(sa.func.count()).select_from(capped).scalar_subquery().label("matched"),
+        sa.select(
+            sa.func.coalesce(
+                sa.func.string_agg(rows.c.feature, aggregate_order_by(sa.literal(","), rows.c.n)),
+                "",
+            )
+        )
+        .scalar_subquery()
+        .label("features"),
+        sa.select(sa.func.count()).select_from(rows).scalar_subquery().label("returned"),
+    )
+    row = session.execute(statement).one()
+    matched, estimated = int(row.matched), False
+    if matched > exact_max:
+        matched, estimated = max(_estimate(session, matching), exact_max + 1), True
+    return Page(row.features, int(row.returned), matched, estimated)
+
+
+def _estimate(session: Session, matching: sa.Select[Any]) -> int:
+    """The planner's estimate of the rows ``matching`` returns."""
     compiled = matching.compile(
         dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True}
     )
     plan = session.connection().exec_driver_sql(
         "EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params
     )
-    rows = int(plan.scalar_one()[0]["Plan"]["Plan Rows"])
-    return Matched(max(rows, exact_max + 1), True)
+    return int(plan.scalar_one()[0]["Plan"]["Plan Rows"])
 
 
 def feature(

@@ -14,10 +14,11 @@ from typing import Annotated, Any
 from fastapi import Path, Request
 from fastapi.responses import JSONResponse, Response
 
-from gis.api.deps import SessionDep, SettingsDep
+from gis.api.deps import SessionDep
 from gis.api.ogc.access import READERS, SCOPES, ReadingDep
 from gis.api.ogc.features import base_url
 from gis.api.ogc.router import router
+from gis.api.routes.incidents import use_autocommit
 from gis.errors import NotFoundError
 from gis.services import ogc
 from gis.services.ogc_collections import Collection
@@ -162,7 +163,6 @@ def tilejson(
 def vector_tile(
     request: Request,
     session: SessionDep,
-    settings: SettingsDep,
     read: ReadingDep,
     tms_id: TmsId,
     z: Annotated[int, Path(ge=-1000, le=1000, description="Zoom (tile matrix)")],
@@ -173,7 +173,7 @@ def vector_tile(
     it."""
     found = read.collection
     _tms(tms_id)
-    ogc.set_timeout(session, settings.ogc_statement_timeout_ms)
+    use_autocommit(session)  # one statement: no BEGIN/ROLLBACK round trips around it
     data = ogc.tile(session, found, z, x, y, read.scope)
     headers = {"Cache-Control": _cache_control(found), "Vary": "Authorization, Cookie"}
     if not data:
