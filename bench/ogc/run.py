@@ -5,19 +5,21 @@ worker count; wrk drives each at ``--connections`` for ``--seconds`` and the thr
 (ours / tipg) and both p99 latencies are printed as a Markdown table.
 
     python -m bench.ogc.run --database-url postgresql+psycopg://…/gis_bench_ogc \\
-        --tipg-python /path/to/tipg-venv/bin/python --seconds 10 --connections 32
+        --seconds 10 --connections 32
 
-tipg lives in a virtualenv of its own (``pip install tipg uvicorn``): its pins (pygeofilter,
-morecantile) differ from ours. Without ``--tipg-python`` only our numbers are printed. The
-database must hold the demo county (``gis sample load --scale 100`` for the issue's numbers).
+tipg comes with the ``bench`` extra (``pip install -e .[bench]``) and runs under this python
+unless ``--tipg-python`` names another; without it only our numbers are printed. The database
+must hold the demo county (``gis sample load --scale 100`` for the issue's numbers).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 
 import httpx
@@ -129,7 +131,11 @@ def main() -> None:
     """Run every row against both servers and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", required=True)
-    parser.add_argument("--tipg-python", default=None, help="python of tipg's virtualenv")
+    parser.add_argument(
+        "--tipg-python",
+        default=sys.executable if importlib.util.find_spec("tipg") else None,
+        help="the python that runs tipg (default: this one, with the bench extra)",
+    )
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1)
