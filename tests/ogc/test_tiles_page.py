@@ -1,7 +1,7 @@
 """End to end: the vector-tile page (/maps/tiles) in headless Chromium draws a town's layers
 from the OGC API's tiles, on a phone and on a wall screen, with a clean console; a dispatcher
 (login cookie) also gets the case and camera layers, anonymous callers only the public ones.
-Skipped locally without Chromium or Playwright; in CI that is a failure (tests.maps)."""
+Skipped locally without Chromium or Playwright; in CI that is a failure (tests/browser.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from gis.api import create_app
 from gis.layers.users import Role
 from gis.settings import Settings
 from tests.conftest import use_session
-from tests.maps.test_browser import assets_dir, browser  # noqa: F401  (shared fixtures)
 from tests.ogc.conftest import live_server
 
 pytestmark = pytest.mark.browser
@@ -38,7 +37,7 @@ def server(
     settings: Settings,
     session: Session,
     demo: object,
-    assets_dir: Path,  # noqa: F811
+    assets_dir: Path,
 ) -> Iterator[str]:
     """The app with its map libraries served locally, on a loopback port."""
     local = settings.model_copy(update={"map_assets": "local", "map_assets_dir": str(assets_dir)})
@@ -46,7 +45,7 @@ def server(
         yield url
 
 
-def _open(browser: Any, url: str, viewport: dict[str, int], cookie: str | None = None) -> Any:  # noqa: F811
+def _open(browser: Any, url: str, viewport: dict[str, int], cookie: str | None = None) -> Any:
     context = browser.new_context(viewport=viewport)
     if cookie:
         origin = url.split("/maps/")[0]
@@ -95,7 +94,7 @@ def _open(browser: Any, url: str, viewport: dict[str, int], cookie: str | None =
 
 @pytest.mark.parametrize("viewport", [PHONE, WALL], ids=["phone", "wall"])
 def test_public_layers_are_drawn_from_tiles_on_phone_and_wall(
-    browser: Any,  # noqa: F811
+    browser: Any,
     server: str,
     town_codes: list[str],
     viewport: dict[str, int],
@@ -120,7 +119,7 @@ def test_public_layers_are_drawn_from_tiles_on_phone_and_wall(
 
 
 def test_a_dispatcher_also_sees_cases_and_camera_views(
-    browser: Any,  # noqa: F811
+    browser: Any,
     server: str,
     town_codes: list[str],
     headers_for: Any,
