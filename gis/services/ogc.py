@@ -378,7 +378,7 @@ def tile(session: Session, collection: Collection, z: int, x: int, y: int, scope
             scope,
             _time_condition(collection, None),
             # Transform the constant, never the indexed column.
-            collection.geom.op("&&")(sa.func.ST_Transform(envelope, SRID)),
+            sa.func.ST_Intersects(collection.geom, sa.func.ST_Transform(envelope, SRID)),
         )
         .subquery("t")
     )

@@ -52,7 +52,9 @@ def test_grid_tile_holds_the_current_grids_it_touches(
     features = _decode(client.get(BASE.format("grids") + f"/{tile.z}/{tile.x}/{tile.y}"), "grids")
     expected = set(
         session.scalars(
-            sa.select(Grid.code).where(Grid.valid_to.is_(None), Grid.geom.op("&&")(_envelope(tile)))
+            sa.select(Grid.code).where(
+                Grid.valid_to.is_(None), sa.func.ST_Intersects(Grid.geom, _envelope(tile))
+            )
         )
     )
     assert expected and {f["properties"]["code"] for f in features} == expected
@@ -67,7 +69,9 @@ def test_incident_tiles_hold_only_the_callers_cases(
 ) -> None:
     own, other = town_codes[0], town_codes[1]
     tile = _tile_over(session, own, 10)
-    select_in_tile = sa.select(Incident.id).where(Incident.geom.op("&&")(_envelope(tile)))
+    select_in_tile = sa.select(Incident.id).where(
+        sa.func.ST_Intersects(Incident.geom, _envelope(tile))
+    )
     # The demo's towns lie in different tiles: move a few cases of this tile to another town.
     moved = set(session.scalars(select_in_tile.order_by(Incident.id).limit(5)))
     session.execute(sa.update(Incident).where(Incident.id.in_(moved)).values(town_code=other))
