@@ -146,7 +146,7 @@ def main() -> None:
     results: dict[str, dict[str, Result]] = {row.name: {} for row in rows}
     sizes: dict[str, dict[str, int]] = {row.name: {} for row in rows}
     bearer = {"Authorization": f"Bearer {token}"}
-    with serve({"GIS_DATABASE_URL": args.database_url}, workers=args.workers) as ours:
+    with serve({"GIS_DATABASE_URL": args.database_url}, workers=args.workers, ready_s=120) as ours:
         for row in rows:
             headers = bearer if row.auth else {}
             sizes[row.name]["ours"] = check(ours.base, row.ours, headers)
@@ -157,7 +157,12 @@ def main() -> None:
         plain = args.database_url.replace("postgresql+psycopg://", "postgresql://")
         env = {"DATABASE_URL": plain, "TIPG_DB_SCHEMAS": '["public"]'}
         with serve(
-            env, app="tipg.main:app", factory=False, python=args.tipg_python, workers=args.workers
+            env,
+            app="tipg.main:app",
+            factory=False,
+            python=args.tipg_python,
+            workers=args.workers,
+            ready_s=120,
         ) as tipg:
             for row in rows:
                 sizes[row.name]["tipg"] = check(tipg.base, row.tipg, {})

@@ -14,6 +14,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
+from functools import lru_cache
 from typing import Any
 
 import morecantile
@@ -24,7 +25,8 @@ from sqlalchemy.orm import Session
 from gis.errors import NotFoundError, ValidationError
 from gis.layers.base import SRID
 from gis.layers.regions import Region, RegionLevel
-from gis.services.ogc_collections import Collection
+from gis.queries import Flow, Query
+from gis.services.ogc_collections import Collection, get_collection
 from gis.services.ogc_crs import Crs
 
 WEB_MERCATOR = morecantile.tms.get("WebMercatorQuad")
@@ -349,20 +351,20 @@ def check_tile(z: int, x: int, y: int) -> morecantile.Tile:
     return morecantile.Tile(x, y, z)
 
 
-def tile(session: Session, collection: Collection, z: int, x: int, y: int, scope: Any) -> bytes:
-    """The Mapbox Vector Tile of a collection (layer named after it); empty bytes when nothing
-    is there or the zoom is below the collection's minimum."""
-    bounds = WEB_MERCATOR.xy_bounds(check_tile(z, x, y))
-    if z < collection.min_zoom:
-        return b""
-    envelope = sa.func.ST_MakeEnvelope(bounds.left, bounds.bottom, bounds.right, bounds.top, 3857)
+def _tile_select(collection: Collection, scope: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """The MVT statement of a collection; the tile's bounds are the parameters ``xmin``,
+    ``ymin``, ``xmax`` and ``ymax`` (EPSG:3857)."""
+    envelope = sa.func.ST_MakeEnvelope(
+        *(sa.bindparam(name, type_=sa.Float) for name in ("xmin", "ymin", "xmax", "ymax")),
+        sa.literal_column("3857"),
+    )
     columns: list[Any] = [
         sa.func.ST_AsMVTGeom(
-            sa.func.ST_Transform(collection.geom, 3857),
+            sa.func.ST_Transform(collection.geom, sa.literal_column("3857")),
             envelope,
-            TILE_EXTENT,
-            TILE_BUFFER,
-            True,
+            sa.literal_column(str(TILE_EXTENT)),
+            sa.literal_column(str(TILE_BUFFER)),
+            sa.true(),
         ).label("geom"),
         collection.id_column.label("id"),
     ]
@@ -377,17 +379,59 @@ def tile(session: Session, collection: Collection, z: int, x: int, y: int, scope
             collection.base,
             scope,
             _time_condition(collection, None),
-            # Transform the constant, never the indexed column.
-            sa.func.ST_Intersects(collection.geom, sa.func.ST_Transform(envelope, SRID)),
+            # Transform the constant, never the indexed column; ST_Intersects (not a bare &&)
+            # makes the planner take the GiST index for large tiles too.
+            sa.func.ST_Intersects(
+                collection.geom, sa.func.ST_Transform(envelope, sa.literal_column(str(SRID)))
+            ),
         )
         .subquery("t")
     )
-    # Only integer ids can be MVT feature ids; a text id (a grid code) stays a property.
-    id_name = ("id",) if collection.id_type is int else ()
-    mvt = sa.select(
-        sa.func.ST_AsMVT(sa.literal_column("t"), collection.id, TILE_EXTENT, "geom", *id_name)
+    # Only integer ids can be MVT feature ids; a text id (a grid code) stays a property. The
+    # layer name and numbers are code constants (collection ids are a whitelist).
+    options = [f"'{collection.id}'", str(TILE_EXTENT), "'geom'"]
+    if collection.id_type is int:
+        options.append("'id'")
+    return sa.select(
+        sa.func.ST_AsMVT(sa.literal_column("t"), *map(sa.literal_column, options)).label("mvt")
     ).select_from(rows)
-    data = session.scalar(mvt)
+
+
+@lru_cache(maxsize=32)
+def _unscoped_tile(collection_id: str) -> tuple[sa.Select[Any], dict[str, Any]]:
+    """The MVT statement of a collection everyone may read whole, built once, with the values
+    of its constant parameters (such as the level of towns)."""
+    statement = _tile_select(get_collection(collection_id), sa.true())
+    return statement, dict(statement.compile().params)
+
+
+def _bounds(collection: Collection, z: int, x: int, y: int) -> dict[str, float] | None:
+    """The tile's bounds as statement parameters; None below the collection's minimum zoom."""
+    b = WEB_MERCATOR.xy_bounds(check_tile(z, x, y))
+    if z < collection.min_zoom:
+        return None
+    return {"xmin": b.left, "ymin": b.bottom, "xmax": b.right, "ymax": b.top}
+
+
+def tile(session: Session, collection: Collection, z: int, x: int, y: int, scope: Any) -> bytes:
+    """The Mapbox Vector Tile of a collection as the caller may see it (layer named after the
+    collection); empty bytes when nothing is there or the zoom is below its minimum."""
+    bounds = _bounds(collection, z, x, y)
+    if bounds is None:
+        return b""
+    data = session.scalar(_tile_select(collection, scope), bounds)
+    return bytes(data) if data else b""
+
+
+def tile_flow(collection: Collection, z: int, x: int, y: int) -> Flow[bytes]:
+    """``tile`` of a collection read whole (no caller scope) as a flow: the API runs it on
+    asyncpg (``gis.db_async``), the same statement, built once per collection."""
+    bounds = _bounds(collection, z, x, y)
+    if bounds is None:
+        return b""
+    statement, constants = _unscoped_tile(collection.id)
+    row = yield Query(statement, {**constants, **bounds})  # type: ignore[arg-type]
+    data = row["mvt"] if row else None
     return bytes(data) if data else b""
 
 

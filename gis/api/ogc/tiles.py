@@ -12,10 +12,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.orm import Session
 
-from gis.api.deps import SessionDep
-from gis.api.ogc.access import READERS, SCOPES, ReadingDep
+from gis.api.deps import SessionDep, database_of
+from gis.api.ogc.access import READERS, SCOPES, Reading, ReadingDep
 from gis.api.ogc.features import base_url
 from gis.api.ogc.router import router
 from gis.api.routes.incidents import use_autocommit
@@ -160,8 +162,9 @@ def tilejson(
     response_class=Response,
     responses={200: {"content": {MVT: {}}}, 204: {"description": "Nothing in this tile"}},
 )
-def vector_tile(
+async def vector_tile(
     request: Request,
+    # Opens no connection unless used (by the caller-scoped layers only).
     session: SessionDep,
     read: ReadingDep,
     tms_id: TmsId,
@@ -173,8 +176,13 @@ def vector_tile(
     it."""
     found = read.collection
     _tms(tms_id)
-    use_autocommit(session)  # one statement: no BEGIN/ROLLBACK round trips around it
-    data = ogc.tile(session, found, z, x, y, read.scope)
+    if found.id in SCOPES:
+        # Rows depend on the caller (cases): the statement is built for them, on a session.
+        data = await run_in_threadpool(_scoped_tile, session, read, z, x, y)
+    else:
+        # A tile is a hot path (a map asks for dozens at once): a layer read whole runs its
+        # one statement on the asyncpg pool, in the event loop (bench/ogc).
+        data = await database_of(request).run(ogc.tile_flow(found, z, x, y))
     headers = {"Cache-Control": _cache_control(found), "Vary": "Authorization, Cookie"}
     if not data:
         return Response(status_code=204, headers=headers)
@@ -183,3 +191,9 @@ def vector_tile(
     if request.headers.get("if-none-match") == tag:
         return Response(status_code=304, headers=headers)
     return Response(data, media_type=MVT, headers=headers)
+
+
+def _scoped_tile(session: Session, read: Reading, z: int, x: int, y: int) -> bytes:
+    """The tile of a caller-scoped layer, on the request's session (in a worker thread)."""
+    use_autocommit(session)  # one statement: no BEGIN/ROLLBACK round trips around it
+    return ogc.tile(session, read.collection, z, x, y, read.scope)
