@@ -41,14 +41,17 @@ def serve(
     app: str = "gis.api.app:create_app",
     workers: int = 1,
     ready_s: float = 30.0,
+    python: str = sys.executable,
+    factory: bool = True,
 ) -> Iterator[Server]:
     """Run ``uvicorn --factory app`` on a free loopback port with ``env`` added; yields it once
     it answers ``GET /health`` below 500 (the service: 200 with the database up; an app without
-    the route: 404), and stops it afterwards."""
+    the route: 404), and stops it afterwards. ``python`` runs uvicorn (another virtualenv's, for
+    a reference server such as tipg); ``factory=False`` for an ``app`` that is an app object."""
     port = free_port()
     command = [
-        sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1",
-        "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+        python, "-m", "uvicorn", app, *(["--factory"] if factory else []), "--host",
+        "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning",
         "--no-access-log",
     ]  # fmt: skip
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})

@@ -200,6 +200,27 @@ class Settings(BaseSettings):
         "data about the observation, stored beside the server's receipt time; they are never "
         "event times.",
     )
+    ogc_max_limit: int = Field(
+        10_000,
+        ge=1,
+        le=100_000,
+        description="Largest `limit` of an OGC API items page (/ogc); larger is 400. The "
+        "default page is 10 features.",
+    )
+    ogc_exact_count_max: int = Field(
+        100_000,
+        ge=0,
+        le=100_000_000,
+        description="OGC `numberMatched` is counted exactly up to this many features; above it "
+        "the planner's estimate is given (and `numberMatchedEstimated: true`).",
+    )
+    ogc_statement_timeout_ms: int = Field(
+        5_000,
+        ge=100,
+        le=600_000,
+        description="Time limit of each OGC items query with a CQL2 filter (ms): a crafted "
+        "filter cannot scan for longer (503, retry with a narrower filter).",
+    )
     sample_seed: int = Field(20261127, description="Seed of the demo county generator.")
 
     @field_validator("database_url")

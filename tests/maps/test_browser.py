@@ -9,8 +9,6 @@ The network is closed here, so the page loads Leaflet and the plugins from the s
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import threading
 import time
@@ -22,58 +20,14 @@ import pytest
 from sqlalchemy.orm import Session
 
 from gis.api import create_app
-from gis.errors import GisError
 from gis.maps import command_room as cr
-from gis.maps.assets import assets_dir_for, assets_ready, fetch_assets
 from gis.settings import Settings
 from tests.conftest import use_session
 from tests.maps.town import TOWN, VILLAGE_1, build_town
 
 pytestmark = pytest.mark.browser
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"CI needs the browser test: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def assets_dir() -> Path:
-    """The fetched Leaflet files (fetched now from the npm registry if missing)."""
-    directory = assets_dir_for(os.environ.get("GIS_MAP_ASSETS_DIR"))
-    if not assets_ready(directory):
-        try:
-            fetch_assets(directory, log=lambda _: None)
-        except GisError as error:
-            _unavailable(f"map assets cannot be fetched: {error.detail}")
-    return directory
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """Headless Debian Chromium driven over CDP by Playwright."""
-    if CHROMIUM is None:
-        _unavailable("chromium is not installed (scripts/test-deps.sh installs it)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed (pip install -e .[dev])")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        yield chromium
-        chromium.close()
+# The `browser` and `assets_dir` fixtures are in tests/browser.py, shared with tests/ogc.
 
 
 def _free_port() -> int:
