@@ -154,6 +154,37 @@ class Settings(BaseSettings):
         description="The SLA sweep escalates an open case overdue by more than this (hours).",
     )
     sample_seed: int = Field(20261127, description="Seed of the demo county generator.")
+    # The live feed (GET /events/stream, docs/live.md).
+    live_heartbeat_s: float = Field(
+        15.0, gt=0, le=300, description="Seconds between heartbeat comments on an idle stream."
+    )
+    live_max_replay: int = Field(
+        5_000,
+        ge=0,
+        le=1_000_000,
+        description="A stream reconnecting more than this many feed events behind (ids of "
+        "the whole feed, not only its own) is sent `reload`.",
+    )
+    live_queue: int = Field(
+        2_000,
+        ge=10,
+        le=1_000_000,
+        description="Events buffered per subscriber; one that falls this far behind is sent "
+        "`reload` and closed.",
+    )
+    live_retention_h: float = Field(
+        48.0,
+        gt=0,
+        le=24 * 365,
+        description="Feed events are kept this long (hours) for reconnects and webhooks; an "
+        "older Last-Event-ID is sent `reload`.",
+    )
+    sse_max_s: float = Field(
+        0.0,
+        ge=0,
+        description="Longest life of one event stream (s); 0: until the client leaves. Browsers "
+        "reconnect with Last-Event-ID, so a bound loses nothing (tests and fuzzers set one).",
+    )
 
     @field_validator("database_url")
     @classmethod

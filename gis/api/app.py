@@ -12,10 +12,12 @@ from fastapi.telemetry import TelemetryConfig
 from gis import __version__
 from gis.api.errors import ERROR_RESPONSES, install_error_handlers
 from gis.api.hot import HotPaths, hot_routes
+from gis.api.live import Hub
 from gis.api.middleware import BodySizeLimit
 from gis.api.routes import discover_routers
 from gis.db import make_engine, make_sessionmaker
 from gis.db_async import AsyncDatabase
+from gis.layers.live import LIVE_CHANNEL
 from gis.services.access import TOKENS_CHANNEL
 from gis.settings import Settings, get_settings
 
@@ -53,11 +55,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if pool is not None:
             await pool.open()
             app.state.database = pool
-            # A revoked token is forgotten at once by every worker (gis.services.access).
-            pool.listen(TOKENS_CHANNEL, app.state.token_cache.clear)
+        # The live feed's reader; with a database handed in, it runs only while streams do.
+        hub = app.state.hub = Hub(app.state.database, settings, always=pool is not None)
+        if pool is not None:
+            token_cache = app.state.token_cache
+
+            def tokens_changed() -> None:
+                token_cache.clear()
+                hub.tokens_changed()
+
+            # One LISTEN connection per process: a revoked token is forgotten at once by every
+            # worker (gis.services.access), and new feed events reach the hub (gis.api.live).
+            pool.listen({TOKENS_CHANNEL: tokens_changed, LIVE_CHANNEL: hub.wake})
+            hub.start()
         try:
             yield
         finally:
+            await hub.stop()
             if pool is not None:
                 await pool.close()
                 del app.state.database

@@ -6,6 +6,7 @@ from gis.layers.categories import Category
 from gis.layers.errands import Errand, ErrandEvent, Service
 from gis.layers.grids import Grid, GridMember, GridMemberGrid
 from gis.layers.incidents import Incident, IncidentEvent
+from gis.layers.live import LiveEvent, Webhook, WebhookDelivery
 from gis.layers.plans import GridChange, Plan
 from gis.layers.regions import Region
 from gis.layers.roads import Road
@@ -25,6 +26,7 @@ __all__ = [
     "GridMemberGrid",
     "Incident",
     "IncidentEvent",
+    "LiveEvent",
     "Plan",
     "Region",
     "ResponderUnit",
@@ -32,4 +34,6 @@ __all__ = [
     "Service",
     "UnitPosition",
     "User",
+    "Webhook",
+    "WebhookDelivery",
 ]
