@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from gis.errors import BadRequestError, UnknownCodeError
 from gis.layers.live import LIVE_LOCK, EventType
@@ -122,6 +123,19 @@ def check_town_flow(code: str) -> Flow[str]:
     if row is None:
         raise UnknownCodeError(f"unknown town {code!r}: give a town (乡镇) code")
     return code
+
+
+_SEEN_SQL = sa.text("SELECT id FROM live_events WHERE id > :after ORDER BY id LIMIT 10000")
+_NEWEST_SQL = sa.text("SELECT coalesce(max(id), 0) FROM live_events")
+
+
+def feed_position(session: Session, after: int | None) -> tuple[int, tuple[int, ...]]:
+    """Where a page built in ``session``'s snapshot resumes the feed: ``after`` (a settled id,
+    default the newest the snapshot sees) and the ids above it the snapshot already shows."""
+    if after is None:
+        after = int(session.execute(_NEWEST_SQL).scalar_one())
+    seen = tuple(int(i) for i in session.scalars(_SEEN_SQL, {"after": after}))
+    return after, seen
 
 
 def deliverable(

@@ -43,6 +43,15 @@ async def event_stream(
         str | None,
         Query(max_length=200, description=f"Comma-separated event types: {_TYPES}"),
     ] = None,
+    after: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=10**18,
+            description="Resume after this event id (a page passes the id its data is as of; "
+            "Last-Event-ID, when sent, wins)",
+        ),
+    ] = None,
     last_event_id: Annotated[
         str | None,
         Header(
@@ -55,7 +64,9 @@ async def event_stream(
     """Live events of the caller's towns, scoped by role as the rest of the API: case.created,
     case.assigned, case.status, case.overdue, unit.moved, unit.status, camera.status."""
     wanted = parse_types(types)
-    after = parse_last_event_id(last_event_id)
+    resume = parse_last_event_id(last_event_id)
+    if resume is None:
+        resume = after
     if town is not None:
         await database_of(request).run(check_town_flow(town))
         check_town(principal, town, f"town with code {town!r}")
@@ -69,7 +80,7 @@ async def event_stream(
     stream = Stream(
         hub,
         Subscription(principal, town, platform.value if platform else None, wanted),
-        after,
+        resume,
         check_token if token is not None and principal is not None else None,
     )
     return StreamingResponse(

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from gis.api.deps import SessionDep, SettingsDep
 from gis.api.errors import ERROR_RESPONSES
@@ -30,7 +33,8 @@ from gis.layers.regions import RegionLevel, get_region
 from gis.maps import Basemap, GridMetric, build_command_room_map, build_village_grids_map, render
 from gis.maps.assets import assets_dir_for, choose_assets_url
 from gis.maps.base import check_basemap
-from gis.services import mapdata
+from gis.maps.live import MODULES_DIR, LiveFeed
+from gis.services import live, mapdata
 from gis.services.access import Principal
 from gis.settings import Settings
 
@@ -72,6 +76,7 @@ def command_room(
     check_town(principal, town, f"town with code {town!r}")
     check_basemap(basemap, settings.tianditu_key)
     assets_url = _assets_url(request, settings)
+    feed = _live_feed(request, session, town)
     data = mapdata.command_room_data(
         session,
         town_code=town,
@@ -84,7 +89,7 @@ def command_room(
         max_markers=max_markers,
     )
     m = build_command_room_map(
-        data, basemap=basemap, metric=metric, tianditu_key=settings.tianditu_key
+        data, basemap=basemap, metric=metric, tianditu_key=settings.tianditu_key, live=feed
     )
     return _page(render(m, assets_url=assets_url))
 
@@ -106,6 +111,38 @@ def village_grids(
     data = mapdata.village_grids_data(session, village_code=village)
     m = build_village_grids_map(data, basemap=basemap, tianditu_key=settings.tianditu_key)
     return _page(render(m, assets_url=assets_url))
+
+
+def _live_feed(request: Request, session: Session, town: str) -> LiveFeed:
+    """Where the page listens, and the feed id its data is as of.
+
+    The data and the ids are read in ONE snapshot (repeatable read): events up to the hub's
+    cursor (read before it) are all in it, and those after it that the snapshot already shows
+    are listed, so the page replays from the cursor and skips them: nothing is missed between
+    the build and the connection, and nothing is counted twice."""
+    # (The tests hand in a session bound to their connection, already under way.)
+    if isinstance(session.get_bind(), Engine) and not session.in_transaction():
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    hub = getattr(request.app.state, "hub", None)
+    after = hub.cursor if hub is not None and hub.ready.is_set() else None
+    after, seen = live.feed_position(session, after)
+    root = request.scope.get("root_path", "")
+    return LiveFeed(
+        stream_url=f"{root}/events/stream?{urlencode({'town': town})}",
+        module_url=f"{root}/maps/modules/live.js",
+        after=after,
+        seen=seen,
+    )
+
+
+@router.get("/modules/{name}", include_in_schema=False)
+def module(name: str) -> FileResponse:
+    """An ES module of the map pages (gis/maps/modules)."""
+    target = MODULES_DIR / name
+    if "/" in name or not name.endswith(".js") or not target.is_file():
+        raise NotFoundError(f"no map module {name!r}")
+    # Revalidated on every load: a new version of the service takes effect at once.
+    return FileResponse(target, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/assets/{path:path}", include_in_schema=False)
