@@ -154,6 +154,13 @@ class Settings(BaseSettings):
         description="The SLA sweep escalates an open case overdue by more than this (hours).",
     )
     sample_seed: int = Field(20261127, description="Seed of the demo county generator.")
+    page_cache_s: float = Field(
+        10.0,
+        ge=0,
+        le=3600,
+        description="A built map page is served to every caller of its town for this long "
+        "(seconds; 0: build each time). Its live updates replay what happened since.",
+    )
     # The live feed (GET /events/stream, docs/live.md).
     live_heartbeat_s: float = Field(
         15.0, gt=0, le=300, description="Seconds between heartbeat comments on an idle stream."

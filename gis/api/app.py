@@ -14,6 +14,7 @@ from gis.api.errors import ERROR_RESPONSES, install_error_handlers
 from gis.api.hot import HotPaths, hot_routes
 from gis.api.live import Hub
 from gis.api.middleware import BodySizeLimit
+from gis.api.pages import PageCache
 from gis.api.routes import discover_routers
 from gis.db import make_engine, make_sessionmaker
 from gis.db_async import AsyncDatabase
@@ -88,6 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     # Principals of recently checked tokens, by token hash (gis.api.security).
     app.state.token_cache = {}
+    # Built map pages (gis.api.pages).
+    app.state.page_cache = PageCache(settings.page_cache_s)
     install_error_handlers(app)
     routers = discover_routers()
     for router in routers:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from gis.api.deps import SessionDep, SettingsDep
 from gis.api.errors import ERROR_RESPONSES
+from gis.api.pages import PageCache
 from gis.api.schemas.maps import (
     DEFAULTS,
     BasemapQuery,
@@ -76,22 +77,28 @@ def command_room(
     check_town(principal, town, f"town with code {town!r}")
     check_basemap(basemap, settings.tianditu_key)
     assets_url = _assets_url(request, settings)
-    feed = _live_feed(request, session, town)
-    data = mapdata.command_room_data(
-        session,
-        town_code=town,
-        since=since,
-        until=until,
-        platform=platform.value if platform else None,
-        category=category,
-        cell_m=cell_m,
-        step=step,
-        max_markers=max_markers,
-    )
-    m = build_command_room_map(
-        data, basemap=basemap, metric=metric, tianditu_key=settings.tianditu_key, live=feed
-    )
-    return _page(render(m, assets_url=assets_url))
+
+    def build() -> str:
+        feed = _live_feed(request, session, town)
+        data = mapdata.command_room_data(
+            session,
+            town_code=town,
+            since=since,
+            until=until,
+            platform=platform.value if platform else None,
+            category=category,
+            cell_m=cell_m,
+            step=step,
+            max_markers=max_markers,
+        )
+        m = build_command_room_map(
+            data, basemap=basemap, metric=metric, tianditu_key=settings.tianditu_key, live=feed
+        )
+        return render(m, assets_url=assets_url)
+
+    key = ("command-room", town, since, until, platform, category, basemap, metric, cell_m,
+           step, max_markers, assets_url)  # fmt: skip
+    return _page(_pages(request).get_or_build(key, build))
 
 
 @router.get("/grids", response_class=HTMLResponse, responses=ERROR_RESPONSES)
@@ -108,9 +115,19 @@ def village_grids(
     check_town(principal, region.parent_code, f"village with code {village!r}")
     check_basemap(basemap, settings.tianditu_key)
     assets_url = _assets_url(request, settings)
-    data = mapdata.village_grids_data(session, village_code=village)
-    m = build_village_grids_map(data, basemap=basemap, tianditu_key=settings.tianditu_key)
-    return _page(render(m, assets_url=assets_url))
+
+    def build() -> str:
+        data = mapdata.village_grids_data(session, village_code=village)
+        m = build_village_grids_map(data, basemap=basemap, tianditu_key=settings.tianditu_key)
+        return render(m, assets_url=assets_url)
+
+    key = ("grids", village, basemap, assets_url)
+    return _page(_pages(request).get_or_build(key, build))
+
+
+def _pages(request: Request) -> PageCache:
+    cache: PageCache = request.app.state.page_cache
+    return cache
 
 
 def _live_feed(request: Request, session: Session, town: str) -> LiveFeed:
