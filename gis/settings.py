@@ -161,6 +161,9 @@ class Settings(BaseSettings):
         description="A built map page is served to every caller of its town for this long "
         "(seconds; 0: build each time). Its live updates replay what happened since.",
     )
+    webhook_timeout_s: float = Field(
+        5.0, gt=0, le=120, description="Seconds a webhook receiver has to answer a delivery."
+    )
     # The live feed (GET /events/stream, docs/live.md).
     live_heartbeat_s: float = Field(
         15.0, gt=0, le=300, description="Seconds between heartbeat comments on an idle stream."

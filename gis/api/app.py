@@ -16,6 +16,7 @@ from gis.api.live import Hub
 from gis.api.middleware import BodySizeLimit
 from gis.api.pages import PageCache
 from gis.api.routes import discover_routers
+from gis.api.webhooks import WebhookSender
 from gis.db import make_engine, make_sessionmaker
 from gis.db_async import AsyncDatabase
 from gis.layers.live import LIVE_CHANNEL
@@ -67,12 +68,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             # One LISTEN connection per process: a revoked token is forgotten at once by every
             # worker (gis.services.access), and new feed events reach the hub (gis.api.live).
-            pool.listen({TOKENS_CHANNEL: tokens_changed, LIVE_CHANNEL: hub.wake})
+            sender = WebhookSender(pool, settings)
+
+            def published() -> None:
+                hub.wake()
+                sender.wake()
+
+            pool.listen({TOKENS_CHANNEL: tokens_changed, LIVE_CHANNEL: published})
             hub.start()
+            sender.start()
         try:
             yield
         finally:
             await hub.stop()
+            if pool is not None:
+                await sender.stop()
             if pool is not None:
                 await pool.close()
                 del app.state.database

@@ -163,6 +163,8 @@ class Hub:
                     pruned_at = time.monotonic()
             except GisError as error:  # the database is away: try again on the next tick
                 log.warning("live feed: %s", error.detail)
+            except Exception:  # a bug must not stop the feed for good
+                log.exception("live feed: reading failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), TICK_S)
             self._wake.clear()
