@@ -13,6 +13,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Page:
+    """A built page and the feed id its data is as of (``gis.maps.live``)."""
+
+    html: str
+    after: int = 0
 
 
 class PageCache:
@@ -21,21 +30,30 @@ class PageCache:
     def __init__(self, ttl_s: float, max_entries: int = 256) -> None:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
-        self._pages: dict[Hashable, tuple[float, str]] = {}
+        self._pages: dict[Hashable, tuple[float, Page]] = {}
         self._lock = threading.Lock()
         self._building: dict[Hashable, threading.Lock] = {}
 
-    def get_or_build(self, key: Hashable, build: Callable[[], str]) -> str:
-        """The cached page of ``key``, or ``build()``'s (one build at a time per key)."""
+    def get_or_build(
+        self,
+        key: Hashable,
+        build: Callable[[], Page],
+        *,
+        newest: int | None = None,
+        max_behind: int | None = None,
+    ) -> Page:
+        """The cached page of ``key``, or ``build()``'s (one build at a time per key). A page
+        whose feed id is more than ``max_behind`` events behind ``newest`` is built anew: its
+        live updates could not replay that many (they would reload it, again and again)."""
         if self.ttl_s <= 0:
             return build()
-        page = self._fresh(key)
+        page = self._fresh(key, newest, max_behind)
         if page is not None:
             return page
         with self._lock:
             building = self._building.setdefault(key, threading.Lock())
         with building:
-            page = self._fresh(key)  # built by the caller we waited for
+            page = self._fresh(key, newest, max_behind)  # built by the caller we waited for
             if page is None:
                 page = build()
                 with self._lock:
@@ -44,9 +62,11 @@ class PageCache:
                     self._pages[key] = (time.monotonic() + self.ttl_s, page)
         return page
 
-    def _fresh(self, key: Hashable) -> str | None:
+    def _fresh(self, key: Hashable, newest: int | None, max_behind: int | None) -> Page | None:
         hit = self._pages.get(key)
         if hit is None or hit[0] < time.monotonic():
+            return None
+        if newest is not None and max_behind is not None and newest - hit[1].after > max_behind:
             return None
         return hit[1]
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from gis.api.deps import SessionDep, SettingsDep
 from gis.api.errors import ERROR_RESPONSES
-from gis.api.pages import PageCache
+from gis.api.pages import Page, PageCache
 from gis.api.schemas.maps import (
     DEFAULTS,
     BasemapQuery,
@@ -78,7 +78,7 @@ def command_room(
     check_basemap(basemap, settings.tianditu_key)
     assets_url = _assets_url(request, settings)
 
-    def build() -> str:
+    def build() -> Page:
         feed = _live_feed(request, session, town)
         data = mapdata.command_room_data(
             session,
@@ -94,11 +94,18 @@ def command_room(
         m = build_command_room_map(
             data, basemap=basemap, metric=metric, tianditu_key=settings.tianditu_key, live=feed
         )
-        return render(m, assets_url=assets_url)
+        return Page(render(m, assets_url=assets_url), feed.after)
 
     key = ("command-room", town, since, until, platform, category, basemap, metric, cell_m,
            step, max_markers, assets_url)  # fmt: skip
-    return _page(_pages(request).get_or_build(key, build))
+    hub = getattr(request.app.state, "hub", None)
+    page = _pages(request).get_or_build(
+        key,
+        build,
+        newest=hub.cursor if hub is not None else None,
+        max_behind=settings.live_max_replay // 2,
+    )
+    return _page(page.html)
 
 
 @router.get("/grids", response_class=HTMLResponse, responses=ERROR_RESPONSES)
@@ -116,13 +123,13 @@ def village_grids(
     check_basemap(basemap, settings.tianditu_key)
     assets_url = _assets_url(request, settings)
 
-    def build() -> str:
+    def build() -> Page:
         data = mapdata.village_grids_data(session, village_code=village)
         m = build_village_grids_map(data, basemap=basemap, tianditu_key=settings.tianditu_key)
-        return render(m, assets_url=assets_url)
+        return Page(render(m, assets_url=assets_url))
 
     key = ("grids", village, basemap, assets_url)
-    return _page(_pages(request).get_or_build(key, build))
+    return _page(_pages(request).get_or_build(key, build).html)
 
 
 def _pages(request: Request) -> PageCache:
