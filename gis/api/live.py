@@ -225,14 +225,22 @@ class Stream:
             await self.hub.ready.wait()
             yield "retry: 2000\n\n"
             last = self.hub.cursor if self.last_id is None else self.last_id
-            async for missed in self._replay(last, self.hub.cursor):
-                if isinstance(missed, str):  # reload
-                    yield missed
-                    return
-                yield missed.sse()
-                last = max(last, missed.id)
+            try:
+                async for missed in self._replay(last, self.hub.cursor):
+                    if isinstance(missed, str):  # reload
+                        yield missed
+                        return
+                    yield missed.sse()
+                    last = max(last, missed.id)
+            except GisError:
+                # The database is busy or away: end here; the browser reconnects (retry) with
+                # the last id it has and the replay goes on from there.
+                return
             started = time.monotonic()
-            recheck_s = max(1.0, min(s.token_cache_s, s.live_heartbeat_s))
+            # Through the token cache (a dict lookup; the database only when it has expired):
+            # a revocation closes the stream at once, or within GIS_TOKEN_CACHE_S + 1 s if
+            # its notice was lost.
+            recheck_s = 1.0
             checked_at, epoch = time.monotonic(), self.hub.token_epoch
             beat_at = time.monotonic()
             while True:
@@ -251,17 +259,25 @@ class Stream:
                     except AuthenticationError:
                         yield _reload("the token is no longer valid", event="revoked")
                         return
+                    except GisError:  # the database is busy or away: check on the next round
+                        checked_at = now - recheck_s + 1.0
                 try:
-                    event = await asyncio.wait_for(subscriber.queue.get(), 1.0)
+                    async with asyncio.timeout(1.0):
+                        first = await subscriber.queue.get()
                 except TimeoutError:
                     if time.monotonic() - beat_at >= s.live_heartbeat_s:
                         beat_at = time.monotonic()
                         yield ": heartbeat\n\n"
                     continue
-                if event.id > last:
-                    last = event.id
+                # Everything queued goes out in one write: under load that is many events.
+                chunk = []
+                for event in _drain(subscriber.queue, first):
+                    if event.id > last:
+                        last = event.id
+                        chunk.append(event.sse())
+                if chunk:
                     beat_at = time.monotonic()
-                    yield event.sse()
+                    yield "".join(chunk)
         finally:
             self.hub.unsubscribe(subscriber)
 
@@ -287,6 +303,13 @@ class Stream:
                 after = event.id
                 if self.subscription.wants(event):
                     yield event
+
+
+def _drain(queue: asyncio.Queue[FeedEvent], first: FeedEvent) -> list[FeedEvent]:
+    events = [first]
+    while not queue.empty():
+        events.append(queue.get_nowait())
+    return events
 
 
 def _reload(reason: str, *, event: str = "reload") -> str:

@@ -11,9 +11,9 @@ from gis.api.deps import database_of
 from gis.api.errors import ERROR_RESPONSES
 from gis.api.live import Hub, Stream, Subscription
 from gis.api.schemas.maps import PlatformQuery
-from gis.api.security import READ_CASES, WATCH, allow, check_town, token_of
+from gis.api.security import READ_CASES, WATCH, allow, check_town, principal_of, token_of
 from gis.layers.live import EventType
-from gis.services.access import Principal, authenticate_flow
+from gis.services.access import Principal
 from gis.services.live import check_town_flow, parse_last_event_id, parse_types
 
 router = APIRouter(tags=["live"])
@@ -71,17 +71,17 @@ async def event_stream(
         await database_of(request).run(check_town_flow(town))
         check_town(principal, town, f"town with code {town!r}")
     hub: Hub = request.app.state.hub
-    token = token_of(request)
 
     async def check_token() -> object:
-        assert token is not None
-        return await database_of(request).run(authenticate_flow(token))
+        # Through the token cache: a revocation clears it at once (NOTIFY), and it forgets
+        # a token after GIS_TOKEN_CACHE_S in any case; 200 streams of one token cost one query.
+        return await principal_of(request)
 
     stream = Stream(
         hub,
         Subscription(principal, town, platform.value if platform else None, wanted),
         resume,
-        check_token if token is not None and principal is not None else None,
+        check_token if principal is not None and token_of(request) is not None else None,
     )
     return StreamingResponse(
         stream.events(),
