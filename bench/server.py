@@ -51,7 +51,7 @@ def serve(
     command = [
         sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1",
         "--port", str(port), "--workers", str(workers), "--log-level", "warning",
-        "--no-access-log",
+        "--no-access-log", "--timeout-graceful-shutdown", "2",
     ]  # fmt: skip
     process = subprocess.Popen(
         command, cwd=root, env={**os.environ, "PYTHONPATH": str(root), **env}

@@ -11,13 +11,12 @@ replays from the database, not from memory (``Stream``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from gis.api.background import Background
 from gis.api.security import READ_CASES, WATCH
 from gis.db_async import Database
 from gis.errors import AuthenticationError, GisError
@@ -36,13 +35,9 @@ from gis.services.live import (
 )
 from gis.settings import Settings
 
-log = logging.getLogger(__name__)
-
 # Events read per query; the hub reads again at once while a batch comes back full.
 BATCH = 500
-# Seconds between reads when no NOTIFY arrives (a lost notice costs at most this), between
-# checks that a gap's writers have finished, and between prunes of the feed.
-TICK_S = 1.0
+# Seconds between checks that a gap's writers have finished, and between prunes of the feed.
 GAP_POLL_S = 0.01
 PRUNE_EVERY_S = 600.0
 
@@ -95,10 +90,13 @@ class Subscriber:
         self.queue.put_nowait(event)
 
 
-class Hub:
+class Hub(Background):
     """The feed reader of one process and its subscribers."""
 
+    name = "live feed"
+
     def __init__(self, database: Database, settings: Settings, *, always: bool = True) -> None:
+        super().__init__()
         self.database = database
         self.settings = settings
         # False: read only while somebody listens (a database handed in by the tests, which
@@ -110,64 +108,37 @@ class Hub:
         self.ready = asyncio.Event()
         # Bumped when a revocation is heard: streams check their token at once.
         self.token_epoch = 0
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def wake(self) -> None:
-        """Read the feed now (a NOTIFY arrived, or the listener reconnected)."""
-        self._wake.set()
+        self._pruned_at = 0.0
 
     def tokens_changed(self) -> None:
         """A token was revoked somewhere: every stream re-checks its own."""
         self.token_epoch += 1
 
-    def start(self) -> None:
-        """Run the reader in the background (the app's lifespan)."""
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        """Stop the reader."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
     def subscribe(self, subscription: Subscription) -> Subscriber:
         """A new inbox receiving every wanted event after ``cursor``."""
         subscriber = Subscriber(subscription, capacity=self.settings.live_queue)
         self.subscribers.add(subscriber)
-        if self._task is None:
+        if not self.running:
             self.start()
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """Forget an inbox (its stream ended)."""
         self.subscribers.discard(subscriber)
-        if not self.always and not self.subscribers and self._task is not None:
-            self._task.cancel()
-            self._task = None
+        if not self.always and not self.subscribers and self.running:
+            self.cancel()
             self.ready.clear()
 
-    async def _run(self) -> None:
-        pruned_at = 0.0
-        while True:
-            try:
-                if not self.ready.is_set():
-                    await self._start_cursor()
-                    self.ready.set()
-                await self._drain()
-                if time.monotonic() - pruned_at > PRUNE_EVERY_S:
-                    before = utcnow() - timedelta(hours=self.settings.live_retention_h)
-                    await self.database.run(prune_flow(before))
-                    pruned_at = time.monotonic()
-            except GisError as error:  # the database is away: try again on the next tick
-                log.warning("live feed: %s", error.detail)
-            except Exception:  # a bug must not stop the feed for good
-                log.exception("live feed: reading failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), TICK_S)
-            self._wake.clear()
+    async def step(self) -> None:
+        """Offer what was committed since the last step; prune the feed now and then."""
+        if not self.ready.is_set():
+            await self._start_cursor()
+            self.ready.set()
+        await self._drain()
+        if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:
+            before = utcnow() - timedelta(hours=self.settings.live_retention_h)
+            await self.database.run(prune_flow(before))
+            self._pruned_at = time.monotonic()
 
     async def _start_cursor(self) -> None:
         """Start after the newest event, once every transaction that could still commit an

@@ -9,62 +9,44 @@ records the answer (``gis.services.webhooks``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import time
 
 import httpx
 
+from gis.api.background import Background
 from gis.db_async import Database
-from gis.errors import GisError
 from gis.services.webhooks import SIGNATURE_HEADER, Due, claim_flow, record_flow, sign
 from gis.settings import Settings
 
-log = logging.getLogger(__name__)
-
-TICK_S = 1.0
 BATCH = 50
 
 
-class WebhookSender:
-    """Delivers what the outbox owes, in the background of the app."""
+class WebhookSender(Background):
+    """Delivers what the outbox owes, in the background of the app. A claimed delivery not yet
+    recorded when it stops is sent again after its lease."""
+
+    name = "webhooks"
 
     def __init__(self, database: Database, settings: Settings) -> None:
+        super().__init__()
         self.database = database
         self.settings = settings
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
 
-    def wake(self) -> None:
-        """Look at the outbox now (new events were committed)."""
-        self._wake.set()
-
-    def start(self) -> None:
-        """Run in the background (the app's lifespan)."""
-        self._task = asyncio.create_task(self._run())
+    async def step(self) -> None:
+        """Send every due delivery, batch after batch."""
+        if self._client is None:
+            timeout = httpx.Timeout(self.settings.webhook_timeout_s)
+            self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        while await self.send_due(self._client) == BATCH:
+            pass
 
     async def stop(self) -> None:
-        """Stop sending (a claimed delivery not yet recorded is sent again after its lease)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        timeout = httpx.Timeout(self.settings.webhook_timeout_s)
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
-            while True:
-                try:
-                    while await self.send_due(client) == BATCH:
-                        pass
-                except GisError as error:  # the database is away: next tick
-                    log.warning("webhooks: %s", error.detail)
-                except Exception:  # a bug must not stop the deliveries for good
-                    log.exception("webhooks: sending failed")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), TICK_S)
-                self._wake.clear()
+        """Stop sending and close the HTTP client."""
+        await super().stop()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
     async def send_due(self, client: httpx.AsyncClient) -> int:
         """Claim, send and record one batch of due deliveries; returns how many."""

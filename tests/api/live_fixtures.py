@@ -37,7 +37,14 @@ def serve(app: Any) -> Iterator[str]:
 
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", workers=1)
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            workers=1,
+            timeout_graceful_shutdown=1,  # open event streams are cut
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -51,6 +58,19 @@ def serve(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def listener_pids(engine: Engine) -> list[int]:
+    """Backends of the API's LISTEN connections (``gis.db_async.AsyncDatabase.listen``)."""
+    with engine.connect() as conn:
+        return list(
+            conn.scalars(
+                sa.text(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = 'gis-listen' "
+                    "AND datname = current_database()"
+                )
+            )
+        )
 
 
 @dataclass

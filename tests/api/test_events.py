@@ -21,6 +21,7 @@ from tests.api.live_fixtures import (
     Town,
     committed_users,
     demo_towns,
+    listener_pids,
     live_settings,
     serve,
 )
@@ -173,19 +174,8 @@ def test_the_listener_reconnects_and_catches_up_from_the_database(
 ) -> None:
     a, _ = towns
 
-    def listeners() -> list[int]:
-        with engine.connect() as conn:
-            return list(
-                conn.scalars(
-                    sa.text(
-                        "SELECT pid FROM pg_stat_activity WHERE application_name = 'gis-listen' "
-                        "AND datname = current_database()"
-                    )
-                )
-            )
-
     watching = stream(live, "live-room-a")
-    killed = listeners()
+    killed = listener_pids(engine)
     assert killed
     with engine.connect() as conn:
         conn.execute(
@@ -194,7 +184,7 @@ def test_the_listener_reconnects_and_catches_up_from_the_database(
     incident = report(live, a)  # its NOTIFY goes nowhere
     assert [e.data["incident_id"] for e in watching.wait_for(2, seconds=6)] == [incident] * 2
     deadline = time.monotonic() + 10
-    while not (set(listeners()) - set(killed)):
+    while not (set(listener_pids(engine)) - set(killed)):
         assert time.monotonic() < deadline, "the listener did not come back"
         time.sleep(0.2)
 

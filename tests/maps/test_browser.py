@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,16 +79,9 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def server(settings: Settings, session: Session, catalog: int, assets_dir: Path) -> Iterator[str]:
     """uvicorn serving the app on a free loopback port; its sessions are the test's session."""
-    import uvicorn
 
     build_town(session)
     app = create_app(
@@ -103,24 +94,22 @@ def server(settings: Settings, session: Session, catalog: int, assets_dir: Path)
         )
     )
     use_session(app, session)
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", workers=1)
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(timeout=10)
+    with serve(app) as url:
+        yield url
 
 
-def _open(browser: Any, url: str, origin: str) -> tuple[Any, list[str]]:
+def _open(
+    browser: Any,
+    url: str,
+    origin: str,
+    *,
+    viewport: tuple[int, int] = (1280, 860),
+    cookies: list[dict[str, str]] | None = None,
+) -> tuple[Any, list[str]]:
     """A page at ``url`` with outside requests aborted; returns it and the script errors."""
-    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    if cookies:
+        page.context.add_cookies(cookies)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
 
@@ -268,32 +257,6 @@ def service(
         conn.execute(sa.text("DELETE FROM live_events WHERE id > :start"), {"start": start})
 
 
-def _open_in(context: Any, url: str, origin: str) -> tuple[Any, list[str]]:
-    """A page at ``url`` with outside requests (tiles) aborted; returns it and script errors."""
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
-    page.on(
-        "console",
-        lambda m: (
-            errors.append(m.text)
-            if m.type == "error" and not m.text.startswith("Failed to load resource")
-            else None
-        ),
-    )
-    page.route(
-        "**/*",
-        lambda route: (
-            route.continue_()
-            if route.request.url.startswith(origin)
-            else route.abort("internetdisconnected")
-        ),
-    )
-    response = page.goto(url, wait_until="load")
-    assert response is not None and response.status == 200
-    return page, errors
-
-
 def _count(page: Any, kind: str) -> int:
     return int(page.inner_text(f"[data-gis-count={kind}]").replace(",", ""))
 
@@ -307,9 +270,13 @@ def test_a_reported_case_appears_on_the_open_command_room_page_within_2_s(
     county = service["headers"]["page-county"]
     token = service["headers"]["page-room"]["Authorization"].split(" ", 1)[1]
     for width, height, name in ((1920, 1080, "wall"), (360, 740, "phone")):
-        context_page = browser.new_context(viewport={"width": width, "height": height})
-        context_page.add_cookies([{"name": "gis_token", "value": token, "url": url}])
-        page, errors = _open_in(context_page, f"{url}/maps/command-room?town={town.code}", url)
+        page, errors = _open(
+            browser,
+            f"{url}/maps/command-room?town={town.code}",
+            url,
+            viewport=(width, height),
+            cookies=[{"name": "gis_token", "value": token, "url": url}],
+        )
         page.wait_for_selector("#gis-live[data-state=connected]", timeout=15_000)
         before = _count(page, "open")
         reply = httpx.post(
@@ -352,4 +319,4 @@ def test_a_reported_case_appears_on_the_open_command_room_page_within_2_s(
             timeout=2_000,
         )
         assert errors == []
-        context_page.close()
+        page.close()
