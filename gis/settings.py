@@ -155,7 +155,7 @@ class Settings(BaseSettings):
     )
     sample_seed: int = Field(20261127, description="Seed of the demo county generator.")
     page_cache_s: float = Field(
-        10.0,
+        30.0,
         ge=0,
         le=3600,
         description="A built map page is served to every caller of its town for this long "
