@@ -11,8 +11,12 @@ from gis.errors import GisError
 
 log = logging.getLogger(__name__)
 
-# Seconds between steps when nothing wakes the job (a lost NOTIFY costs at most this).
+# Seconds between steps when nothing wakes the job (a lost NOTIFY costs at most this), and at
+# least between two steps: under load a NOTIFY comes with every report, and one read per
+# burst serves them all (measured with bench/load: a read per notice cost every worker two
+# queries per report).
 TICK_S = 1.0
+MIN_INTERVAL_S = 0.05
 
 
 class Background:
@@ -63,6 +67,7 @@ class Background:
                 log.warning("%s: %s", self.name, error.detail)
             except Exception:  # a bug must not stop the job for good
                 log.exception("%s failed", self.name)
+            await asyncio.sleep(MIN_INTERVAL_S)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), TICK_S)
+                await asyncio.wait_for(self._wake.wait(), TICK_S - MIN_INTERVAL_S)
             self._wake.clear()
