@@ -42,33 +42,38 @@ class PageCache:
         newest: int | None = None,
         max_behind: int | None = None,
     ) -> Page:
-        """The cached page of ``key``, or ``build()``'s (one build at a time per key). A page
-        whose feed id is more than ``max_behind`` events behind ``newest`` is built anew: its
-        live updates could not replay that many (they would reload it, again and again)."""
+        """The cached page of ``key``, or ``build()``'s, one build at a time per key. While one
+        caller rebuilds an expired page, the others get the expired one at once (its live
+        updates bring it up to date) instead of waiting. A page more than ``max_behind`` feed
+        events behind ``newest`` is never served: its live updates could not replay that many
+        (they would reload it, again and again)."""
         if self.ttl_s <= 0:
             return build()
-        page = self._fresh(key, newest, max_behind)
-        if page is not None:
-            return page
+        hit = self._pages.get(key)
+        usable = hit is not None and (
+            newest is None or max_behind is None or newest - hit[1].after <= max_behind
+        )
+        if hit is not None and usable and hit[0] >= time.monotonic():
+            return hit[1]
         with self._lock:
             building = self._building.setdefault(key, threading.Lock())
-        with building:
-            page = self._fresh(key, newest, max_behind)  # built by the caller we waited for
-            if page is None:
-                page = build()
-                with self._lock:
-                    if len(self._pages) >= self.max_entries:
-                        self._drop_expired()
-                    self._pages[key] = (time.monotonic() + self.ttl_s, page)
-        return page
-
-    def _fresh(self, key: Hashable, newest: int | None, max_behind: int | None) -> Page | None:
-        hit = self._pages.get(key)
-        if hit is None or hit[0] < time.monotonic():
-            return None
-        if newest is not None and max_behind is not None and newest - hit[1].after > max_behind:
-            return None
-        return hit[1]
+        if hit is not None and usable:
+            if not building.acquire(blocking=False):
+                return hit[1]  # somebody is rebuilding it
+        else:
+            building.acquire()  # nothing to show meanwhile: wait for the one build
+        try:
+            again = self._pages.get(key)
+            if again is not None and again is not hit and again[0] >= time.monotonic():
+                return again[1]  # built by the caller we waited for
+            page = build()
+            with self._lock:
+                if len(self._pages) >= self.max_entries:
+                    self._drop_expired()
+                self._pages[key] = (time.monotonic() + self.ttl_s, page)
+            return page
+        finally:
+            building.release()
 
     def _drop_expired(self) -> None:
         now = time.monotonic()

@@ -53,3 +53,25 @@ def test_a_full_cache_drops_what_expired_first() -> None:
     for key in "abc":
         cache.get_or_build(key, lambda k=key: Page(k))
     assert cache.get_or_build("c", lambda: Page("rebuilt")).html == "c"
+
+
+def test_while_one_caller_rebuilds_an_expired_page_the_others_get_it_at_once() -> None:
+    cache = PageCache(ttl_s=0.05)
+    cache.get_or_build("a", lambda: Page("old"))
+    time.sleep(0.06)
+    started = threading.Event()
+
+    def slow() -> Page:
+        started.set()
+        time.sleep(0.3)
+        return Page("new")
+
+    rebuilt: list[str] = []
+    builder = threading.Thread(target=lambda: rebuilt.append(cache.get_or_build("a", slow).html))
+    builder.start()
+    assert started.wait(2)
+    began = time.monotonic()
+    assert cache.get_or_build("a", slow).html == "old"  # not waiting for the rebuild
+    assert time.monotonic() - began < 0.1
+    builder.join()
+    assert rebuilt == ["new"] and cache.get_or_build("a", slow).html == "new"
