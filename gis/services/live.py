@@ -74,8 +74,16 @@ id, type, town_code, grid_code, unit_id, platform,
 _AFTER_SQL = sa.text(
     f"SELECT {_COLUMNS} FROM live_events WHERE id > :after ORDER BY id LIMIT :limit"  # noqa: S608
 )
+# ``newest`` is the last id handed out (pruned or rolled back, it still counts): a feed emptied
+# by pruning does not start again from 0.
 _BOUNDS_SQL = sa.text(
-    "SELECT coalesce(min(id), 0) AS oldest, coalesce(max(id), 0) AS newest FROM live_events"
+    """
+SELECT coalesce(min(id), 0) AS oldest,
+       greatest(coalesce(max(id), 0),
+                (SELECT CASE WHEN is_called THEN last_value ELSE 0 END
+                 FROM live_events_id_seq)) AS newest
+FROM live_events
+"""
 )
 # Transactions (other than ours) that may still commit feed rows.
 _WRITERS_SQL = sa.text(
@@ -126,14 +134,13 @@ def check_town_flow(code: str) -> Flow[str]:
 
 
 _SEEN_SQL = sa.text("SELECT id FROM live_events WHERE id > :after ORDER BY id LIMIT 10000")
-_NEWEST_SQL = sa.text("SELECT coalesce(max(id), 0) FROM live_events")
 
 
 def feed_position(session: Session, after: int | None) -> tuple[int, tuple[int, ...]]:
     """Where a page built in ``session``'s snapshot resumes the feed: ``after`` (a settled id,
     default the newest the snapshot sees) and the ids above it the snapshot already shows."""
     if after is None:
-        after = int(session.execute(_NEWEST_SQL).scalar_one())
+        after = int(session.execute(_BOUNDS_SQL).mappings().one()["newest"])
     seen = tuple(int(i) for i in session.scalars(_SEEN_SQL, {"after": after}))
     return after, seen
 

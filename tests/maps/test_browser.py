@@ -221,6 +221,9 @@ def service(
     town = demo_towns(engine)[0]
     with engine.connect() as conn:
         start = conn.scalar(sa.text("SELECT coalesce(max(id), 0) FROM live_events"))
+        # What the tests report leaves with them (the feed may lose rows on the way: one test
+        # prunes it).
+        first_case = conn.scalar(sa.text("SELECT coalesce(max(id), 0) FROM incidents"))
         unit = conn.execute(
             sa.text(
                 "SELECT id, code, ST_X(geom) AS lon, ST_Y(geom) AS lat FROM responder_units "
@@ -233,13 +236,7 @@ def service(
     with committed_users(engine, specs) as headers, serve(app) as url:
         yield {"url": url, "headers": headers, "town": town, "unit": unit}
     with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "DELETE FROM incidents WHERE id IN "
-                "(SELECT incident_id FROM live_events WHERE id > :start)"
-            ),
-            {"start": start},
-        )
+        conn.execute(sa.text("DELETE FROM incidents WHERE id > :id"), {"id": first_case})
         conn.execute(
             sa.text(
                 "UPDATE responder_units SET geom = ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) "

@@ -186,7 +186,18 @@ export function startLive(options, layers) {
   source.addEventListener('error', () => {
     setState(indicator, source.readyState === EventSource.CLOSED ? 'offline' : 'reconnecting');
   });
-  source.addEventListener('reload', () => window.location.reload());
+  source.addEventListener('reload', () => {
+    // At most one reload a minute: a page that comes back as far behind waits, not loops.
+    const last = Number(sessionStorage.getItem('gis-live-reload') || 0);
+    if (Date.now() - last < 60_000) {
+      source.close();
+      setState(indicator, 'offline');
+      setTimeout(() => window.location.reload(), 60_000 - (Date.now() - last));
+      return;
+    }
+    sessionStorage.setItem('gis-live-reload', String(Date.now()));
+    window.location.reload();
+  });
   source.addEventListener('revoked', () => {
     source.close();
     setState(indicator, 'offline');
