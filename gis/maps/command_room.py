@@ -548,7 +548,7 @@ def build_command_room_map(
         add_live_updates(
             m,
             live,
-            layers=(open_layer, overdue_layer, units_layer, cameras_layer),
+            layers=(open_layer, overdue_layer, units_layer, cameras_layer, grids),
             centre=(data.town.geom.centroid.x, data.town.geom.centroid.y),
             project=project,
             platform=data.platform,

@@ -42,7 +42,8 @@ class _LiveUpdates(MacroElement):
         import { startLive } from {{ this.module_url }};
         startLive({{ this.options }}, {
             open: {{ this.layers[0].get_name() }}, overdue: {{ this.layers[1].get_name() }},
-            units: {{ this.layers[2].get_name() }}, cameras: {{ this.layers[3].get_name() }}
+            units: {{ this.layers[2].get_name() }}, cameras: {{ this.layers[3].get_name() }},
+            grids: {{ this.layers[4].get_name() }}
         });
         </script>
         {% endmacro %}
@@ -65,15 +66,15 @@ def add_live_updates(
     m: folium.Map,
     feed: LiveFeed,
     *,
-    layers: tuple[Element, Element, Element, Element],
+    layers: tuple[Element, Element, Element, Element, Element],
     centre: tuple[float, float],
     project: Projector,
     platform: str | None,
     category: str | None,
     styles: dict[str, object],
 ) -> None:
-    """Make ``m`` listen to the feed: ``layers`` are its open-case, overdue-case, unit and
-    camera layers; ``centre`` (lon, lat) gives the basemap's local offset for new points."""
+    """Make ``m`` listen to the feed: ``layers`` are its open-case, overdue-case, unit, camera
+    and grid layers; ``centre`` (lon, lat) gives the basemap's local offset for new points."""
     lat, lon = project.point(*centre)
     options = {
         "stream": feed.stream_url,

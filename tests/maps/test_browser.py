@@ -276,6 +276,8 @@ def test_a_reported_case_appears_on_the_open_command_room_page_within_2_s(
         )
         page.wait_for_selector("#gis-live[data-state=connected]", timeout=15_000)
         before = _count(page, "open")
+        grid = f"window.gisLive.grids.get({town.grid_code!r}).feature.properties"
+        grid_before = page.evaluate(f"[{grid}.open, {grid}.total]")
         reply = httpx.post(
             url + "/incidents",
             headers=county,
@@ -292,6 +294,10 @@ def test_a_reported_case_appears_on_the_open_command_room_page_within_2_s(
         page.wait_for_function(f"window.gisLive.cases.has({case})", timeout=2_000)
         assert time.monotonic() - posted < 2.0
         assert _count(page, "open") == before + 1
+        assert page.evaluate(f"[{grid}.open, {grid}.total]") == [
+            grid_before[0] + 1,
+            grid_before[1] + 1,
+        ]
         marker_colour = page.evaluate(f"window.gisLive.cases.get({case}).marker.options.fillColor")
         assert marker_colour == "#1f77b4"  # governance
         page.screenshot(path=str(tmp_path / f"command-room-live-{name}.png"))
@@ -305,6 +311,7 @@ def test_a_reported_case_appears_on_the_open_command_room_page_within_2_s(
         assert cancelled.status_code == 200, cancelled.text
         page.wait_for_function(f"!window.gisLive.cases.has({case})", timeout=2_000)
         assert _count(page, "open") == before
+        assert page.evaluate(f"{grid}.open") == grid_before[0]
         # A unit moves: its marker follows.
         lon, lat = round(unit.lon + 0.001, 6), round(unit.lat + 0.001, 6)
         moved = httpx.patch(

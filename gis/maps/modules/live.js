@@ -75,6 +75,18 @@ export class LiveMap {
     layers.units.eachLayer((marker) => {
       if (marker.options.unitCode) this.units.set(marker.options.unitCode, marker);
     });
+    this.grids = new Map(); // grid code -> its polygon (tooltip figures: total, open, overdue)
+    layers.grids.eachLayer((layer) => {
+      if (layer.feature) this.grids.set(layer.feature.properties.code, layer);
+    });
+  }
+
+  // The grid's tooltip figures follow its cases (the tooltip reads them when it opens).
+  countInGrid(code, field, delta) {
+    const grid = this.grids.get(code);
+    if (!grid || !delta) return;
+    const properties = grid.feature.properties;
+    properties[field] = Math.max(0, Number(properties[field] || 0) + delta);
   }
 
   // [lat, lon] in the basemap's system (GCJ-02 for AMap: the town's local offset).
@@ -104,7 +116,12 @@ export class LiveMap {
     if (before !== after) {
       if (before) this.counters.add(before, -1);
       if (after) this.counters.add(after, +1);
+      // In the grid's figures "open" counts the overdue too.
+      this.countInGrid(data.grid_code, 'open', Number(Boolean(after)) - Number(Boolean(before)));
+      this.countInGrid(
+        data.grid_code, 'overdue', Number(after === 'overdue') - Number(before === 'overdue'));
     }
+    if (data.action === 'report') this.countInGrid(data.grid_code, 'total', +1);
     if (known) this.layers[known.cls].removeLayer(known.marker);
     if (!after) {
       this.cases.delete(data.incident_id);
