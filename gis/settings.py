@@ -222,6 +222,47 @@ class Settings(BaseSettings):
         "filter cannot scan for longer (503, retry with a narrower filter).",
     )
     sample_seed: int = Field(20261127, description="Seed of the demo county generator.")
+    page_cache_s: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="A built map page is served to every caller of its town for this long "
+        "(seconds; 0: build each time). Its live updates replay what happened since.",
+    )
+    webhook_timeout_s: float = Field(
+        5.0, gt=0, le=120, description="Seconds a webhook receiver has to answer a delivery."
+    )
+    # The live feed (GET /events/stream, docs/live.md).
+    live_heartbeat_s: float = Field(
+        15.0, gt=0, le=300, description="Seconds between heartbeat comments on an idle stream."
+    )
+    live_max_replay: int = Field(
+        5_000,
+        ge=0,
+        le=1_000_000,
+        description="A stream reconnecting more than this many feed events behind (ids of "
+        "the whole feed, not only its own) is sent `reload`.",
+    )
+    live_queue: int = Field(
+        2_000,
+        ge=10,
+        le=1_000_000,
+        description="Events buffered per subscriber; one that falls this far behind is sent "
+        "`reload` and closed.",
+    )
+    live_retention_h: float = Field(
+        48.0,
+        gt=0,
+        le=24 * 365,
+        description="Feed events are kept this long (hours) for reconnects and webhooks; an "
+        "older Last-Event-ID is sent `reload`.",
+    )
+    sse_max_s: float = Field(
+        0.0,
+        ge=0,
+        description="Longest life of one event stream (s); 0: until the client leaves. Browsers "
+        "reconnect with Last-Event-ID, so a bound loses nothing (tests and fuzzers set one).",
+    )
 
     @field_validator("database_url")
     @classmethod
