@@ -390,7 +390,13 @@ def _read_layer_path(path: Path, layer: str | None, encoding: str | None, label:
         # exactly, and the rows then hold lon/lat in its geographic datum.
         frame = frame.to_crs(4490 if "CGCS" in (frame.crs.name or "") else 4326)
         crs = "EPSG:4490" if "CGCS" in (frame.crs.name or "") else "EPSG:4326"
-    columns = [str(c) for c in frame.columns if c != "geometry"]
+    # The geometry is the position: attribute columns that say it again (an exported ledger's
+    # 经度/纬度/坐标系) are left out rather than read twice.
+    columns = [
+        str(c)
+        for c in frame.columns
+        if c != "geometry" and column_of(str(c)) not in ("lon", "lat", "x", "y", "crs")
+    ]
     grid: list[tuple[int, list[Any]]] = [(1, [*columns, "经度", "纬度"])]
     geoms = frame.geometry.values
     records = frame.drop(columns="geometry").to_dict("records")

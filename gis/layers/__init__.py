@@ -5,6 +5,7 @@ from gis.layers.cameras import Camera
 from gis.layers.categories import Category
 from gis.layers.errands import Errand, ErrandEvent, Service
 from gis.layers.grids import Grid, GridMember, GridMemberGrid
+from gis.layers.imports import ImportRun
 from gis.layers.incidents import Incident, IncidentEvent
 from gis.layers.media import Media
 from gis.layers.open311 import Open311Request, Open311Update
@@ -25,6 +26,7 @@ __all__ = [
     "GridChange",
     "GridMember",
     "GridMemberGrid",
+    "ImportRun",
     "Incident",
     "IncidentEvent",
     "Media",
