@@ -148,52 +148,41 @@ def print_plan(plan: object, show: int) -> None:
         out.print(errors)
 
 
-@import_app.command("units")
-def import_units(
-    file: Path = FileArg,
-    crs: str | None = CrsOpt,
-    sheet: str | None = SheetOpt,
-    encoding: str | None = EncodingOpt,
-    commit: bool = CommitOpt,
-    retire_missing: bool = RetireOpt,
-    show: int = ShowOpt,
-) -> None:
-    """Responder units (派出所, 市场监管所…): code, name, type, position; jurisdiction by town."""
-    _run(
-        "units",
-        file,
-        crs=crs,
-        sheet=sheet,
-        encoding=encoding,
-        commit=commit,
-        retire_missing=retire_missing,
-        with_users=False,
-        show=show,
-    )
+def _ledger_command(kind: str, summary: str) -> None:
+    """Mount `gis import <kind>` for a ledger of positions (units, cameras)."""
+
+    def command(
+        file: Path = FileArg,
+        crs: str | None = CrsOpt,
+        sheet: str | None = SheetOpt,
+        encoding: str | None = EncodingOpt,
+        commit: bool = CommitOpt,
+        retire_missing: bool = RetireOpt,
+        show: int = ShowOpt,
+    ) -> None:
+        _run(
+            kind,
+            file,
+            crs=crs,
+            sheet=sheet,
+            encoding=encoding,
+            commit=commit,
+            retire_missing=retire_missing,
+            with_users=False,
+            show=show,
+        )
+
+    command.__doc__ = summary
+    import_app.command(kind)(command)
 
 
-@import_app.command("cameras")
-def import_cameras(
-    file: Path = FileArg,
-    crs: str | None = CrsOpt,
-    sheet: str | None = SheetOpt,
-    encoding: str | None = EncodingOpt,
-    commit: bool = CommitOpt,
-    retire_missing: bool = RetireOpt,
-    show: int = ShowOpt,
-) -> None:
-    """A camera ledger (天眼台账): code, name, type, bearing, fov, range, position."""
-    _run(
-        "cameras",
-        file,
-        crs=crs,
-        sheet=sheet,
-        encoding=encoding,
-        commit=commit,
-        retire_missing=retire_missing,
-        with_users=False,
-        show=show,
-    )
+_ledger_command(
+    "units",
+    "Responder units (派出所, 市场监管所…): code, name, type, position; jurisdiction by town.",
+)
+_ledger_command(
+    "cameras", "A camera ledger (天眼台账): code, name, type, bearing, fov, range, position."
+)
 
 
 @import_app.command("members")

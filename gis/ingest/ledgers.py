@@ -27,7 +27,7 @@ from gis.ingest.points import Points, parse_point_crs, resolve_points
 from gis.ingest.tables import RowError, Table, cell_text
 from gis.layers.base import point_lonlat, utcnow
 from gis.layers.cameras import Camera, CameraKind, CameraStatus
-from gis.layers.categories import Platform
+from gis.layers.categories import Category, Platform
 from gis.layers.grids import Grid, GridMember, GridMemberGrid
 from gis.layers.imports import ImportRun
 from gis.layers.regions import Region, RegionLevel, region_code
@@ -80,15 +80,6 @@ UNIT_TYPES: dict[str, UnitType] = {
     "执法中队": UnitType.ENFORCEMENT_SQUAD,
     "便民服务中心": UnitType.SERVICE_CENTRE,
     **{t.value: t for t in UnitType},
-}
-# The platform (四个平台) a unit of each type works for, when the ledger does not say.
-UNIT_PLATFORMS: dict[UnitType, Platform] = {
-    UnitType.POLICE_STATION: Platform.GOVERNANCE,
-    UnitType.TRAFFIC_POLICE: Platform.GOVERNANCE,
-    UnitType.EMERGENCY_TEAM: Platform.GOVERNANCE,
-    UnitType.MARKET_OFFICE: Platform.MARKET,
-    UnitType.ENFORCEMENT_SQUAD: Platform.ENFORCEMENT,
-    UnitType.SERVICE_CENTRE: Platform.SERVICE,
 }
 PLATFORMS: dict[str, Platform] = {
     "综治": Platform.GOVERNANCE,
@@ -458,18 +449,34 @@ def _unit_record(
     if not jurisdiction:
         _error(plan, table, number, "town", None, "no town covers the point: give 所属乡镇/town")
         return None
+    platform = platform or platform_of(session, unit_type)
+    if platform is None:
+        why = "no category of the catalog is handled by this unit type: give 平台/platform"
+        _error(plan, table, number, "type", type_text, why)
+        return None
     return Record(
         number,
         str(_text(row, "code")),
         {
             "name": _text(row, "name"),
             "unit_type": unit_type.value,
-            "platform": (platform or UNIT_PLATFORMS[unit_type]).value,
+            "platform": platform.value,
             "jurisdiction_code": jurisdiction,
             "phone": phone,
             "lonlat": lonlat,
         },
     )
+
+
+def platform_of(session: Session, unit_type: UnitType) -> Platform | None:
+    """The platform whose categories a unit type handles, from the category catalog (the one
+    place that pairs them), when the ledger does not say."""
+    platforms = set(
+        session.scalars(
+            sa.select(Category.platform).where(Category.unit_type == unit_type.value).distinct()
+        )
+    )
+    return Platform(platforms.pop()) if len(platforms) == 1 else None
 
 
 def _float(
@@ -849,7 +856,8 @@ NOTES: dict[str, str] = {
     "name": "名称/姓名 name",
     "type": "类型 type: units 派出所/交警/应急队/市场监管所/综合执法中队/便民服务中心 or "
     "police_station…; cameras 枪机 fixed, 球机 dome, 云台 ptz",
-    "platform": "平台 platform: governance, market, enforcement, service (default by type)",
+    "platform": "平台 platform: governance, market, enforcement, service (default: the platform "
+    "whose categories the type handles)",
     "status": "状态 status: 在线 online, 离线 offline, 维修 maintenance (blank: unchanged)",
     "town": "所属乡镇 town: code (9 or 12 digits) or name; default the town covering the point",
     "phone": "电话 phone: 11-digit mobile or landline with area code",

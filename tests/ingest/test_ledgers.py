@@ -34,8 +34,8 @@ CAMERA_HEADER = ["编号", "名称", "类型", "朝向", "视角", "距离", "�
 
 
 @pytest.fixture
-def town(session: Session) -> Session:
-    """The hand-made town in the test's transaction."""
+def town(session: Session, catalog: int) -> Session:
+    """The hand-made town in the test's transaction (with the category catalog)."""
     make_town(session)
     return session
 
