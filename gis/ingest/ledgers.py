@@ -690,11 +690,13 @@ def _compare(session: Session, kind: LedgerKind, records: list[Record], plan: Im
             plan.changed.append((record, changed))
         else:
             plan.unchanged.append(record.key)
+    # Only what the file could have listed: a town's ledger retires nothing of other towns.
+    column = "jurisdiction_code" if kind is LedgerKind.UNITS else "town_code"
     keys = {r.key for r in records}
+    towns = {r.fields[column] for r in records}
     for key, obj in sorted(existing.items()):
-        if key in keys or _is_retired(kind, obj):
-            continue
-        plan.retired.append(key)
+        if key not in keys and getattr(obj, column) in towns and not _is_retired(kind, obj):
+            plan.retired.append(key)
 
 
 def _is_retired(kind: LedgerKind, obj: Any) -> bool:

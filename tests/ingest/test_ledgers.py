@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from geoalchemy2.shape import from_shape
+from shapely.geometry import MultiPolygon, Point, box
 from sqlalchemy.orm import Session
 
 from gis.errors import ValidationError
@@ -24,6 +26,7 @@ from gis.layers.base import point_lonlat
 from gis.layers.cameras import Camera
 from gis.layers.grids import GridMember, GridMemberGrid
 from gis.layers.imports import ImportRun
+from gis.layers.regions import Region
 from gis.layers.units import ResponderUnit
 from gis.layers.users import User
 from gis.services import access
@@ -156,9 +159,28 @@ def test_units_phone_type_and_jurisdiction(town: Session) -> None:
     other = [["T21-market", "测试市场监管所", "市场监管所", "", 121.06, 30.03]]
     plan = plan_of(town, LedgerKind.UNITS, xlsx([UNIT_HEADER, *other]), "u.xlsx")
     assert "T21-police" in plan.retired and plan.summary()["retired"] == 0
+    # A unit of another town is not this town's ledger's to retire.
+    elsewhere = MultiPolygon([box(121.5, 30.5, 121.6, 30.6)])
+    town.add(
+        Region(
+            code="330899202000", name="别镇", level="town", geom=from_shape(elsewhere, srid=4326)
+        )
+    )
+    town.flush()
+    town.add(
+        ResponderUnit(
+            code="T21-elsewhere",
+            name="别处派出所",
+            platform="governance",
+            unit_type="police_station",
+            jurisdiction_code="330899202000",
+            geom=from_shape(Point(121.55, 30.55), srid=4326),
+        )
+    )
     plan = plan_of(
         town, LedgerKind.UNITS, xlsx([UNIT_HEADER, *other]), "u.xlsx", retire_missing=True
     )
+    assert "T21-elsewhere" not in plan.retired
     commit(town, plan)
     town.refresh(unit)
     assert unit.status == "off_duty"
