@@ -729,8 +729,11 @@ def commit_import(
         raise ValidationError("--with-users makes users for grid members only")
     existing = _existing(session, plan.kind)
     now = utcnow()
-    for record in plan.added:
-        _write(session, plan.kind, None, record, now)
+    if plan.kind is LedgerKind.MEMBERS:
+        for record in plan.added:
+            _write(session, plan.kind, None, record, now)
+    else:
+        _insert_new(session, plan.kind, plan.added, now)
     for record, _ in plan.changed:
         _write(session, plan.kind, existing[record.key], record, now)
     if plan.retire_missing:
@@ -756,6 +759,7 @@ def commit_import(
 
 
 def _write(session: Session, kind: LedgerKind, obj: Any, record: Record, now: Any) -> None:
+    """Add a member (``obj`` None) or change a stored member, unit or camera to the record."""
     fields = dict(record.fields)
     if kind is LedgerKind.MEMBERS:
         grids = fields.pop("grids")
@@ -770,20 +774,35 @@ def _write(session: Session, kind: LedgerKind, obj: Any, record: Record, now: An
         session.add_all(GridMemberGrid(member_id=obj.id, grid_code=code) for code in grids)
         return
     lon, lat = fields.pop("lonlat")
-    if obj is None:
-        model = ResponderUnit if kind is LedgerKind.UNITS else Camera
-        obj = model(code=record.key)
-        if kind is LedgerKind.UNITS:
-            obj.status = UnitStatus.AVAILABLE.value
-        else:
-            obj.status = CameraStatus.ONLINE.value
-        session.add(obj)
     for name, value in fields.items():
         setattr(obj, name, value)
     obj.geom = from_shape(Point(lon, lat), srid=4326)
     obj.updated_at = now
     if kind is LedgerKind.CAMERAS:
         refresh_view(obj)  # the one rule for a camera's stored view
+
+
+def _insert_new(session: Session, kind: LedgerKind, records: list[Record], now: Any) -> None:
+    """Insert new units or cameras in bulk (one multi-row INSERT per thousand: a 10,000-camera
+    ledger in a fraction of the unit-of-work's time, bench/imports)."""
+    model: type[ResponderUnit] | type[Camera] = (
+        ResponderUnit if kind is LedgerKind.UNITS else Camera
+    )
+    status = UnitStatus.AVAILABLE if kind is LedgerKind.UNITS else CameraStatus.ONLINE
+    rows: list[dict[str, Any]] = []
+    for record in records:
+        fields = dict(record.fields)
+        lon, lat = fields.pop("lonlat")
+        row = {"code": record.key, "status": status.value, **fields, "updated_at": now}
+        row["geom"] = from_shape(Point(lon, lat), srid=4326)
+        if kind is LedgerKind.CAMERAS:
+            # A transient camera, only to compute its view by the one rule for it.
+            camera = Camera(**{k: v for k, v in row.items() if k != "updated_at"})
+            refresh_view(camera)
+            row["view"] = camera.view
+        rows.append(row)
+    for start in range(0, len(rows), 1000):
+        session.execute(sa.insert(model), rows[start : start + 1000])
 
 
 def _retire(kind: LedgerKind, obj: Any, now: Any) -> None:
