@@ -388,8 +388,8 @@ def _read_layer_path(path: Path, layer: str | None, encoding: str | None, label:
     if frame.crs is not None and frame.crs.is_projected:
         # Projected layers (Gauss–Krüger) carry their CRS: their geometry is converted here,
         # exactly, and the rows then hold lon/lat in its geographic datum.
-        frame = frame.to_crs(4490 if "CGCS" in (frame.crs.name or "") else 4326)
         crs = "EPSG:4490" if "CGCS" in (frame.crs.name or "") else "EPSG:4326"
+        frame = frame.to_crs(crs)
     # The geometry is the position: attribute columns that say it again (an exported ledger's
     # 经度/纬度/坐标系) are left out rather than read twice.
     columns = [

@@ -4,15 +4,18 @@ aliases, and coordinates in every CRS a town's files use, with the obvious mista
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
+import geopandas as gpd
 import pytest
 from openpyxl import Workbook
 from pyproj import Transformer
+from shapely.geometry import Point
 
 from gis.errors import UnknownCrsError, ValidationError
 from gis.geo import wgs84_to_gcj02
 from gis.ingest.points import parse_point_crs, resolve_points
-from gis.ingest.tables import column_of, read_table
+from gis.ingest.tables import column_of, read_table, read_table_file
 
 LON, LAT = 121.05, 30.04
 
@@ -125,3 +128,15 @@ def test_gauss_kruger_with_zone_number_in_surveyors_order() -> None:
 def test_unknown_crs_lists_what_is_accepted() -> None:
     with pytest.raises(UnknownCrsError, match="EPSG:4549"):
         parse_point_crs("Xian80")
+
+
+def test_a_gauss_kruger_point_layer_is_read_in_lonlat(tmp_path: Path) -> None:
+    frame = gpd.GeoDataFrame(
+        {"编号": ["A"], "名称": ["派出所"]}, geometry=[Point(LON, LAT)], crs="EPSG:4490"
+    ).to_crs("EPSG:4549")
+    path = tmp_path / "units.gpkg"
+    frame.to_file(path, driver="GPKG", engine="pyogrio")
+    table = read_table_file(path)
+    assert table.layer_crs == "EPSG:4490" and table.rows[0][1]["name"] == "派出所"
+    lon, lat = resolve_points(table, None).lonlat[2]
+    assert abs(lon - LON) < 1e-8 and abs(lat - LAT) < 1e-8
