@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from gis.errors import ValidationError
 from gis.geo import Crs, gcj02_to_wgs84, geodesic_distance_m
 from gis.ingest.points import Points, parse_point_crs, resolve_points
-from gis.ingest.tables import RowError, Table, cell_text
+from gis.ingest.tables import HEADERS, RowError, Table, cell_text
 from gis.layers.base import point_lonlat, utcnow
 from gis.layers.cameras import Camera, CameraKind, CameraStatus
 from gis.layers.categories import Category, Platform
@@ -205,9 +205,9 @@ def plan_import(
         build = _unit_record if kind is LedgerKind.UNITS else _camera_record
         records = []
         for number, row in table.rows:
-            if number not in points.lonlat or number not in towns:
-                continue
-            record = build(session, number, row, table, points.lonlat[number], towns[number], plan)
+            # Rows without a usable position are checked too: every error of the file at once.
+            located = points.lonlat.get(number) if number in towns else None
+            record = build(session, number, row, table, located, towns.get(number, ""), plan)
             if record is not None:
                 records.append(record)
     _drop_duplicates(records, table, kind, plan)
@@ -217,8 +217,6 @@ def plan_import(
 
 
 def _header(column: str) -> str:
-    from gis.ingest.tables import HEADERS
-
     return HEADERS[column]
 
 
@@ -424,7 +422,7 @@ def _unit_record(
     number: int,
     row: dict[str, Any],
     table: Table,
-    lonlat: tuple[float, float],
+    lonlat: tuple[float, float] | None,
     town: str,
     plan: ImportPlan,
 ) -> Record | None:
@@ -443,7 +441,7 @@ def _unit_record(
         ok = False
     phone = _phone(plan, table, number, row)
     jurisdiction = _town_given(session, plan, table, number, row)
-    if not ok or phone is False or jurisdiction is False or unit_type is None:
+    if not ok or phone is False or jurisdiction is False or unit_type is None or lonlat is None:
         return None
     jurisdiction = jurisdiction or town
     if not jurisdiction:
@@ -497,7 +495,7 @@ def _camera_record(
     number: int,
     row: dict[str, Any],
     table: Table,
-    lonlat: tuple[float, float],
+    lonlat: tuple[float, float] | None,
     town: str,
     plan: ImportPlan,
 ) -> Record | None:
@@ -524,9 +522,10 @@ def _camera_record(
     if not ok or any(v is False for v in values.values()):
         return None
     fov_default, range_default = CAMERA_DEFAULTS[kind]
-    heading = float(values["bearing"] or 0.0)
-    fov = 360.0 if kind is not CameraKind.FIXED else float(values["fov"] or fov_default)
-    range_m = float(values["range"] or range_default)
+    given = {c: float(v) for c, v in values.items() if v is not None}
+    heading = given.get("bearing", 0.0)
+    fov = 360.0 if kind is not CameraKind.FIXED else given.get("fov", fov_default)
+    range_m = given.get("range", range_default)
     try:
         check_view(heading, fov, range_m)
     except ValidationError as error:
@@ -534,6 +533,8 @@ def _camera_record(
             error.detail.split(" ", 1)[0]
         ]
         _error(plan, table, number, column, row.get(column), error.detail)
+        return None
+    if lonlat is None:
         return None
     fields: dict[str, Any] = {
         "name": _text(row, "name"),
@@ -622,11 +623,23 @@ def _member_records(session: Session, table: Table, plan: ImportPlan) -> list[Re
 def _drop_duplicates(
     records: list[Record], table: Table, kind: LedgerKind, plan: ImportPlan
 ) -> None:
-    counts = Counter(r.key for r in records)
+    """Every row whose code (members: phone) another row of the file repeats is an error,
+    whether or not the rows are otherwise good; none of them is imported."""
     column = "phone" if kind is LedgerKind.MEMBERS else "code"
-    for record in [r for r in records if counts[r.key] > 1]:
-        _error(plan, table, record.row, column, record.key, "appears more than once in the file")
-    records[:] = [r for r in records if counts[r.key] == 1]
+    keys = {number: _key(kind, row) for number, row in table.rows}
+    counts = Counter(k for k in keys.values() if k is not None)
+    twice = {k for k, n in counts.items() if n > 1}
+    for number, key in keys.items():
+        if key in twice:
+            _error(plan, table, number, column, key, "appears more than once in the file")
+    records[:] = [r for r in records if r.key not in twice]
+
+
+def _key(kind: LedgerKind, row: dict[str, Any]) -> str | None:
+    if kind is not LedgerKind.MEMBERS:
+        return _text(row, "code")
+    text = _text(row, "phone")
+    return check_phone(text) or text if text else None
 
 
 # --- comparing with the database ----------------------------------------------------------------

@@ -105,12 +105,13 @@ def test_bad_rows_are_all_reported_and_nothing_is_written(town: Session) -> None
     rows[1][3] = 400  # bearing
     rows[2][0] = rows[3][0]  # duplicate code
     rows[4][6], rows[4][7] = rows[4][7], rows[4][6]  # swapped lon/lat
+    rows[4][2], rows[4][4] = "枪机", 0  # and a fixed camera's fov of 0: both are reported
     rows[5][6], rows[5][7] = 119.5, 25.0  # outside every town
     plan = plan_of(town, LedgerKind.CAMERAS, xlsx([CAMERA_HEADER, *rows]), "bad.xlsx")
     found = {(e.row, e.column): e.reason for e in plan.errors}
     assert "heading_deg must be in [0, 360)" in found[(3, "朝向")]
     assert "more than once" in found[(4, "编号")] and "more than once" in found[(5, "编号")]
-    assert "swapped" in found[(6, "经度")]
+    assert "swapped" in found[(6, "经度")] and "fov_deg must be in (0, 360]" in found[(6, "视角")]
     assert "outside every town" in found[(7, "经度")]
     with pytest.raises(ValidationError, match="nothing written"):
         commit(town, plan)
