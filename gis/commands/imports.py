@@ -77,7 +77,8 @@ def _run(
         )
         console.print(f"read {len(table.rows)} rows from {file} ({table.source})")
         with session_scope(engine) as session:
-            plan = plan_import(session, chosen, table, crs=crs, retire_missing=retire_missing)
+            with console.status(f"checking {len(table.rows)} rows against the database"):
+                plan = plan_import(session, chosen, table, crs=crs, retire_missing=retire_missing)
             print_plan(plan, show)
             if plan.errors:
                 session.rollback()
@@ -87,14 +88,15 @@ def _run(
                 session.rollback()
                 console.print("[yellow]dry run[/yellow]: nothing written; add --commit to write")
                 return
-            result = commit_import(
-                session,
-                plan,
-                actor=getpass.getuser(),
-                filename=file.name,
-                sha256=hashlib.sha256(file.read_bytes()).hexdigest(),
-                with_users=with_users,
-            )
+            with console.status(f"writing {len(plan.added) + len(plan.changed)} {chosen.value}"):
+                result = commit_import(
+                    session,
+                    plan,
+                    actor=getpass.getuser(),
+                    filename=file.name,
+                    sha256=hashlib.sha256(file.read_bytes()).hexdigest(),
+                    with_users=with_users,
+                )
     except GisError as error:
         raise _fail(error) from error
     finally:
