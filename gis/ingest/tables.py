@@ -92,7 +92,8 @@ def cell_text(value: Any) -> str | None:
         return None
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
-    text = str(value).strip()
+    # NUL cannot be stored in PostgreSQL text and is never meant: drop it.
+    text = str(value).replace("\x00", "").strip()
     return text or None
 
 
@@ -160,11 +161,14 @@ def _decode(data: bytes, encoding: str | None) -> tuple[str, str]:
     except UnicodeDecodeError:
         pass
     guess = _guess_encoding(data)
-    if guess is None:
-        raise ValidationError(
-            "cannot tell the file's text encoding (not UTF-8, not GBK): give --encoding"
-        )
-    return data.decode(guess), guess
+    try:
+        if guess is not None:
+            return data.decode(guess), guess
+    except (UnicodeDecodeError, LookupError):
+        pass
+    raise ValidationError(
+        "cannot tell the file's text encoding (not UTF-8, not GBK): give --encoding"
+    )
 
 
 def _guess_encoding(data: bytes) -> str | None:
@@ -196,7 +200,10 @@ def _read_csv(data: bytes, encoding: str | None) -> Table:
         dialect: Any = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    lines = list(csv.reader(io.StringIO(text), dialect))
+    try:
+        lines = list(csv.reader(io.StringIO(text), dialect))
+    except csv.Error as error:  # a NUL byte, an unterminated quote at the end…
+        raise ValidationError(f"not a readable CSV file: {error}") from None
     return _from_grid(f"CSV ({used})", [(i + 1, line) for i, line in enumerate(lines)])
 
 
@@ -219,8 +226,24 @@ def _read_xlsx(data: bytes, sheet: str | None) -> Table:
             )
         ws = book[sheet] if sheet is not None else book.worksheets[0]
         merged = _merged_ranges(data, book.sheetnames.index(ws.title))
-        grid: list[tuple[int, list[Any]]] = []
-        formulas: list[RowError] = []
+        grid, formulas = _xlsx_cells(ws)
+        table = _from_grid(f"xlsx sheet {ws.title}", grid, merged=merged)
+    finally:
+        book.close()
+    # A formula in the header row is already a header problem; report each cell once.
+    seen = {(e.row, e.column) for e in table.errors}
+    for problem in formulas:
+        if (problem.row, problem.column) not in seen:
+            header = table.letters.get(problem.column or "", problem.column)
+            table.errors.append(RowError(problem.row, header, problem.value, problem.reason))
+    return table
+
+
+def _xlsx_cells(ws: Any) -> tuple[list[tuple[int, list[Any]]], list[RowError]]:
+    """The rows of a worksheet with formulas blanked, and an error for each formula."""
+    grid: list[tuple[int, list[Any]]] = []
+    formulas: list[RowError] = []
+    try:
         for cells in ws.iter_rows():
             row_cells = [c for c in cells if getattr(c, "row", None) is not None]
             if not row_cells:
@@ -243,16 +266,9 @@ def _read_xlsx(data: bytes, sheet: str | None) -> Table:
                     value = None
                 values.append(value)
             grid.append((number, values))
-        table = _from_grid(f"xlsx sheet {ws.title}", grid, merged=merged)
-    finally:
-        book.close()
-    # A formula in the header row is already a header problem; report each cell once.
-    seen = {(e.row, e.column) for e in table.errors}
-    for problem in formulas:
-        if (problem.row, problem.column) not in seen:
-            header = table.letters.get(problem.column or "", problem.column)
-            table.errors.append(RowError(problem.row, header, problem.value, problem.reason))
-    return table
+    except Exception as error:  # a damaged sheet: openpyxl raises whatever its parser meets
+        raise ValidationError(f"cannot read the sheet {ws.title!r}: {error}") from None
+    return grid, formulas
 
 
 def _merged_ranges(data: bytes, sheet_index: int) -> list[str]:

@@ -140,3 +140,12 @@ def test_a_gauss_kruger_point_layer_is_read_in_lonlat(tmp_path: Path) -> None:
     assert table.layer_crs == "EPSG:4490" and table.rows[0][1]["name"] == "派出所"
     lon, lat = resolve_points(table, None).lonlat[2]
     assert abs(lon - LON) < 1e-8 and abs(lat - LAT) < 1e-8
+
+
+@pytest.mark.parametrize("name", ["a.csv", "a.xlsx", "a.gpkg", "a.geojson", "a.zip", "a.doc"])
+@pytest.mark.parametrize(
+    "data", [b"\x00\xff\xfe" * 50, b"PK\x03\x04" + b"\x00" * 40, "编号,名称\n\x00".encode("gbk")]
+)
+def test_garbage_is_a_clear_error_never_a_crash(name: str, data: bytes) -> None:
+    with pytest.raises(ValidationError):
+        read_table(data, name)
