@@ -223,3 +223,19 @@ def test_template_and_export_round_trip(town: Session, tmp_path: Path) -> None:
         plan = plan_import(town, LedgerKind.CAMERAS, read_table_file(path))
         assert plan.errors == [], (suffix, plan.errors)
         assert plan.added == [] and plan.changed == [] and len(plan.unchanged) == 12, suffix
+
+
+def test_units_and_members_exports_reimport_unchanged(town: Session, tmp_path: Path) -> None:
+    units = [["T21-police", "测试派出所", "派出所", "0574-1234567", 121.03, 30.03]]
+    commit(town, plan_of(town, LedgerKind.UNITS, xlsx([UNIT_HEADER, *units]), "u.xlsx"))
+    members = [["王五", "13900000001", GRID_W, None], ["赵六", "13900000002", "二网格", None]]
+    commit(town, plan_of(town, LedgerKind.MEMBERS, xlsx([MEMBER_HEADER, *members]), "m.xlsx"))
+    for kind, key in ((LedgerKind.UNITS, "code"), (LedgerKind.MEMBERS, "phone")):
+        mine = [
+            r for r in export_rows(town, kind) if str(r[key]).startswith(("T21-", "1390000000"))
+        ]
+        path = tmp_path / f"{kind.value}.csv"
+        write_table(mine, COLUMNS[kind], path)
+        plan = plan_import(town, kind, read_table_file(path))
+        assert plan.errors == [] and plan.added == [] and plan.changed == [], kind
+        assert len(plan.unchanged) == len(mine) > 0
