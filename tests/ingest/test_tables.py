@@ -149,3 +149,17 @@ def test_a_gauss_kruger_point_layer_is_read_in_lonlat(tmp_path: Path) -> None:
 def test_garbage_is_a_clear_error_never_a_crash(name: str, data: bytes) -> None:
     with pytest.raises(ValidationError):
         read_table(data, name)
+
+
+def test_a_zipped_shapefile_of_points_is_read_from_bytes(tmp_path: Path) -> None:
+    import zipfile
+
+    frame = gpd.GeoDataFrame({"code": ["A"], "name": ["x"]}, geometry=[Point(LON, LAT)], crs=4326)
+    frame.to_file(tmp_path / "cams.shp", engine="pyogrio")
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as out:
+        for part in tmp_path.glob("cams.*"):
+            out.write(part, part.name)
+    table = read_table(archive.getvalue(), "cams.zip")
+    assert table.rows[0][1]["code"] == "A" and table.layer_crs == "EPSG:4326"
+    assert resolve_points(table, None).lonlat[2] == pytest.approx((LON, LAT))
