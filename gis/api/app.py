@@ -40,8 +40,13 @@ says otherwise. Errors always have the shape `{"code": …, "detail": …}`.
 _NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
-# Where requests may carry photos (multipart uploads).
-UPLOAD_PATHS = ("/media", "/open311/v2/requests.", "/open311/v2/servicerequestupdates.")
+# Where requests may carry photos or ledgers (multipart uploads).
+UPLOAD_PATHS = (
+    "/media",
+    "/imports/",
+    "/open311/v2/requests.",
+    "/open311/v2/servicerequestupdates.",
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
