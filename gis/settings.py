@@ -154,6 +154,11 @@ class Settings(BaseSettings):
         description="The SLA sweep escalates an open case overdue by more than this (hours).",
     )
     sample_seed: int = Field(20261127, description="Seed of the demo county generator.")
+    analytics_warmup: bool = Field(
+        True,
+        description="Compile the hotspot statistics' numba kernels in a background thread at "
+        "startup (~15 s of CPU once per process), so that no request pays for it.",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -55,6 +55,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.database = pool
             # A revoked token is forgotten at once by every worker (gis.services.access).
             pool.listen(TOKENS_CHANNEL, app.state.token_cache.clear)
+        if settings.analytics_warmup:
+            from gis.services.hotspots import warm_up_in_background
+
+            warm_up_in_background()
         try:
             yield
         finally:

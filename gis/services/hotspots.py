@@ -81,6 +81,27 @@ class SpotClass(StrEnum):
     COLD_99 = "cold_99"
 
 
+# Colours of the emerging categories: reds for hot, blues for cold, the most urgent darkest.
+EMERGING_COLOURS: dict[str, str] = {
+    "intensifying_hot": "#67000d",
+    "new_hot": "#cb181d",
+    "consecutive_hot": "#ef3b2c",
+    "persistent_hot": "#a50f15",
+    "sporadic_hot": "#fc9272",
+    "oscillating_hot": "#fcbba1",
+    "diminishing_hot": "#fb6a4a",
+    "historical_hot": "#fee0d2",
+    "intensifying_cold": "#08306b",
+    "new_cold": "#2171b5",
+    "consecutive_cold": "#4292c6",
+    "persistent_cold": "#08519c",
+    "sporadic_cold": "#9ecae1",
+    "oscillating_cold": "#c6dbef",
+    "diminishing_cold": "#6baed6",
+    "historical_cold": "#deebf7",
+    "no_pattern": "#f7f7f7",
+}
+
 LABELS: dict[int, str] = {
     99: "热点 99% hot spot",
     95: "热点 95% hot spot",
@@ -563,6 +584,7 @@ def _side(
 
 _warm = threading.Event()
 _warm_lock = threading.Lock()
+_warm_thread: list[threading.Thread] = []
 
 
 def warm_up() -> None:
@@ -578,8 +600,10 @@ def warm_up() -> None:
 
 def warm_up_in_background() -> threading.Thread | None:
     """Start ``warm_up`` in a daemon thread, unless it has run in this process already."""
-    if _warm.is_set():
-        return None
-    thread = threading.Thread(target=warm_up, name="gis-analytics-warm-up", daemon=True)
+    with _warm_lock:
+        if _warm.is_set() or _warm_thread:
+            return None
+        thread = threading.Thread(target=warm_up, name="gis-analytics-warm-up", daemon=True)
+        _warm_thread.append(thread)
     thread.start()
     return thread

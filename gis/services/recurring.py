@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 import shapely.wkb
 import sqlalchemy as sa
-from shapely.geometry import Point
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy.orm import Session
 
 from gis.errors import ValidationError
@@ -56,7 +56,7 @@ class RecurringGroup:
     case_ids: list[int]
     first_reported_at: datetime
     last_reported_at: datetime
-    centre: Point
+    centre: BaseGeometry
     spread_m: float  # the farthest case from the centre
 
 

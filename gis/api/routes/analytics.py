@@ -1,0 +1,216 @@
+"""Spatial statistics for the command room: Gi* hotspots, emerging hotspots, recurring problems.
+
+The same readers and the same town scope as /stats. Replies are GeoJSON whose features carry a
+``colour`` and a ``label``, ready for a map layer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from shapely.geometry import mapping
+
+from gis.api.deps import SessionDep
+from gis.api.errors import ERROR_RESPONSES
+from gis.api.geojson import Feature
+from gis.api.routes.stats import Watcher
+from gis.api.routes.stats import _towns as towns_in_scope
+from gis.api.schemas.analytics import (
+    EmergingCollection,
+    EmergingProperties,
+    HotspotCollection,
+    HotspotProperties,
+    RecurringCollection,
+    RecurringProperties,
+)
+from gis.services import hotspots, recurring
+
+router = APIRouter(prefix="/analytics", tags=["analytics"])
+
+TownQuery = Annotated[str, Query(max_length=12, description="The town (code)")]
+SinceQuery = Annotated[
+    datetime | None, Query(description="Cases reported from (default: 30 days before until)")
+]
+UntilQuery = Annotated[datetime | None, Query(description="…until before (default: now)")]
+PlatformQuery = Annotated[str | None, Query(max_length=20, description="Only this platform")]
+CategoryQuery = Annotated[str | None, Query(max_length=50, description="Only this category")]
+PermutationsQuery = Annotated[
+    int,
+    Query(
+        ge=9,
+        le=hotspots.MAX_PERMUTATIONS,
+        description="Random permutations for the p-values (99 % after FDR needs many)",
+    ),
+]
+SeedQuery = Annotated[int | None, Query(ge=0, description="Fix the permutations (repeatable)")]
+
+
+def _query(
+    town: str,
+    principal: Watcher,
+    since: datetime | None,
+    until: datetime | None,
+    platform: str | None,
+    category: str | None,
+    permutations: int,
+    seed: int | None,
+) -> hotspots.HotspotQuery:
+    (town_code,) = towns_in_scope(principal, town) or (town,)
+    return hotspots.HotspotQuery(
+        town_code, since, until, platform, category, permutations=permutations, seed=seed
+    )
+
+
+@router.get("/hotspots", response_model=HotspotCollection, responses=ERROR_RESPONSES)
+def get_hotspots(
+    session: SessionDep,
+    principal: Watcher,
+    town: TownQuery,
+    since: SinceQuery = None,
+    until: UntilQuery = None,
+    platform: PlatformQuery = None,
+    category: CategoryQuery = None,
+    permutations: PermutationsQuery = hotspots.DEFAULT_PERMUTATIONS,
+    seed: SeedQuery = None,
+) -> HotspotCollection:
+    """Getis-Ord Gi* hot and cold spots of the town's grids (热点), FDR-corrected."""
+    query = _query(town, principal, since, until, platform, category, permutations, seed)
+    result = hotspots.find_hotspots(session, query)
+    features = [
+        Feature[HotspotProperties](
+            id=grid.code,
+            geometry=dict(mapping(grid.geom)),
+            properties=HotspotProperties(
+                code=grid.code,
+                name=grid.name,
+                count=grid.count,
+                z=grid.z,
+                p=grid.p,
+                confidence=grid.confidence,
+                spot=grid.spot.value,
+                colour=grid.colour,
+                label=grid.label,
+            ),
+        )
+        for grid in result.grids
+    ]
+    return HotspotCollection(
+        features=features,
+        number_matched=len(features),
+        number_returned=len(features),
+        town_code=result.town_code,
+        since=result.period.since,
+        until=result.period.until,
+        permutations=result.permutations,
+        seed=result.seed,
+        cases=result.cases,
+        fdr_cutoffs={str(level): cutoff for level, cutoff in result.cutoffs.items()},
+        summary=result.summary,
+    )
+
+
+@router.get("/emerging", response_model=EmergingCollection, responses=ERROR_RESPONSES)
+def get_emerging(
+    session: SessionDep,
+    principal: Watcher,
+    town: TownQuery,
+    since: SinceQuery = None,
+    until: UntilQuery = None,
+    platform: PlatformQuery = None,
+    category: CategoryQuery = None,
+    step: Annotated[hotspots.SliceStep, Query(description="week or month")] = (
+        hotspots.SliceStep.WEEK
+    ),
+    level: Annotated[int, Query(description="90, 95 or 99: when a slice is hot/cold")] = 90,
+    permutations: PermutationsQuery = hotspots.DEFAULT_PERMUTATIONS,
+    seed: SeedQuery = None,
+) -> EmergingCollection:
+    """Emerging hotspots: Gi* per week or month and a Mann–Kendall trend per grid."""
+    query = _query(town, principal, since, until, platform, category, permutations, seed)
+    result = hotspots.find_emerging(session, query, step=step, level=level)
+    features = [
+        Feature[EmergingProperties](
+            id=grid.code,
+            geometry=dict(mapping(grid.geom)),
+            properties=EmergingProperties(
+                code=grid.code,
+                name=grid.name,
+                category=grid.category.value,
+                colour=hotspots.EMERGING_COLOURS[grid.category.value],
+                counts=grid.counts,
+                z=grid.z,
+                confidence=grid.confidence,
+                trend_tau=grid.trend_tau,
+                trend_p=grid.trend_p,
+            ),
+        )
+        for grid in result.grids
+    ]
+    return EmergingCollection(
+        features=features,
+        number_matched=len(features),
+        number_returned=len(features),
+        town_code=result.town_code,
+        step=result.step.value,
+        slices=result.slices,
+        level=result.level,
+        summary=result.summary,
+    )
+
+
+@router.get("/recurring", response_model=RecurringCollection, responses=ERROR_RESPONSES)
+def get_recurring(
+    session: SessionDep,
+    principal: Watcher,
+    town: Annotated[str | None, Query(max_length=12, description="Only this town")] = None,
+    until: UntilQuery = None,
+    weeks: Annotated[int, Query(description="Look back this many weeks")] = (
+        recurring.DEFAULT_WEEKS
+    ),
+    radius_m: Annotated[float, Query(description="The same place: within this distance")] = (
+        recurring.DEFAULT_RADIUS_M
+    ),
+    min_cases: Annotated[int, Query(description="At least this many closed cases")] = (
+        recurring.DEFAULT_MIN_CASES
+    ),
+    category: CategoryQuery = None,
+) -> RecurringCollection:
+    """Recurring problems (治标不治本): one category, one place, closed again and again."""
+    query = recurring.RecurringQuery(
+        until=until,
+        weeks=weeks,
+        radius_m=radius_m,
+        min_cases=min_cases,
+        town_codes=towns_in_scope(principal, town),
+        category=category,
+    )
+    result = recurring.find_recurring(session, query)
+    features = [
+        Feature[RecurringProperties](
+            id=f"{group.category_code}-{group.case_ids[0]}",
+            geometry=dict(mapping(group.centre)),
+            properties=RecurringProperties(
+                category_code=group.category_code,
+                category_name=group.category_name,
+                platform=group.platform,
+                town_code=group.town_code,
+                grid_codes=group.grid_codes,
+                cases=group.cases,
+                case_ids=group.case_ids,
+                first_reported_at=group.first_reported_at,
+                last_reported_at=group.last_reported_at,
+                spread_m=group.spread_m,
+            ),
+        )
+        for group in result.groups
+    ]
+    return RecurringCollection(
+        features=features,
+        number_matched=len(features),
+        number_returned=len(features),
+        since=result.since,
+        until=result.until,
+        radius_m=result.radius_m,
+        min_cases=result.min_cases,
+    )
