@@ -406,6 +406,11 @@ class EmergingGrid:
     trend_p: float | None
     category: Emerging
 
+    @property
+    def colour(self) -> str:
+        """The fill colour of the category (``EMERGING_COLOURS``)."""
+        return EMERGING_COLOURS[self.category.value]
+
 
 @dataclass(frozen=True)
 class EmergingResult:

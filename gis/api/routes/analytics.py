@@ -5,8 +5,9 @@ The same readers and the same town scope as /stats. Replies are GeoJSON whose fe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from shapely.geometry import mapping
@@ -62,6 +63,11 @@ def _query(
     )
 
 
+def _all(features: Sequence[Feature[Any]]) -> dict[str, Any]:
+    """The features of an unpaged collection and their counts."""
+    return {"features": features, "number_matched": len(features), "number_returned": len(features)}
+
+
 @router.get("/hotspots", response_model=HotspotCollection, responses=ERROR_RESPONSES)
 def get_hotspots(
     session: SessionDep,
@@ -81,24 +87,12 @@ def get_hotspots(
         Feature[HotspotProperties](
             id=grid.code,
             geometry=dict(mapping(grid.geom)),
-            properties=HotspotProperties(
-                code=grid.code,
-                name=grid.name,
-                count=grid.count,
-                z=grid.z,
-                p=grid.p,
-                confidence=grid.confidence,
-                spot=grid.spot.value,
-                colour=grid.colour,
-                label=grid.label,
-            ),
+            properties=HotspotProperties.model_validate(grid, from_attributes=True),
         )
         for grid in result.grids
     ]
     return HotspotCollection(
-        features=features,
-        number_matched=len(features),
-        number_returned=len(features),
+        **_all(features),
         town_code=result.town_code,
         since=result.period.since,
         until=result.period.until,
@@ -133,24 +127,12 @@ def get_emerging(
         Feature[EmergingProperties](
             id=grid.code,
             geometry=dict(mapping(grid.geom)),
-            properties=EmergingProperties(
-                code=grid.code,
-                name=grid.name,
-                category=grid.category.value,
-                colour=hotspots.EMERGING_COLOURS[grid.category.value],
-                counts=grid.counts,
-                z=grid.z,
-                confidence=grid.confidence,
-                trend_tau=grid.trend_tau,
-                trend_p=grid.trend_p,
-            ),
+            properties=EmergingProperties.model_validate(grid, from_attributes=True),
         )
         for grid in result.grids
     ]
     return EmergingCollection(
-        features=features,
-        number_matched=len(features),
-        number_returned=len(features),
+        **_all(features),
         town_code=result.town_code,
         step=result.step.value,
         slices=result.slices,
@@ -190,25 +172,12 @@ def get_recurring(
         Feature[RecurringProperties](
             id=f"{group.category_code}-{group.case_ids[0]}",
             geometry=dict(mapping(group.centre)),
-            properties=RecurringProperties(
-                category_code=group.category_code,
-                category_name=group.category_name,
-                platform=group.platform,
-                town_code=group.town_code,
-                grid_codes=group.grid_codes,
-                cases=group.cases,
-                case_ids=group.case_ids,
-                first_reported_at=group.first_reported_at,
-                last_reported_at=group.last_reported_at,
-                spread_m=group.spread_m,
-            ),
+            properties=RecurringProperties.model_validate(group, from_attributes=True),
         )
         for group in result.groups
     ]
     return RecurringCollection(
-        features=features,
-        number_matched=len(features),
-        number_returned=len(features),
+        **_all(features),
         since=result.since,
         until=result.until,
         radius_m=result.radius_m,
