@@ -57,7 +57,10 @@ def settings(database_url: str) -> Settings:
     """Settings pointing at the test database."""
     # Tokens are checked on every request here, so revocation tests see it at once; the cache
     # has a test of its own.
-    return Settings(database_url=database_url, token_cache_s=0, _env_file=None)  # type: ignore[call-arg]
+    # No numba warm-up thread in every test app: the analytics tests compile on first use.
+    return Settings(  # type: ignore[call-arg]
+        database_url=database_url, token_cache_s=0, analytics_warmup=False, _env_file=None
+    )
 
 
 @pytest.fixture(scope="session")

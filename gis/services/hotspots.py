@@ -603,6 +603,11 @@ def warm_up() -> None:
         _warm.set()
 
 
+def is_warm() -> bool:
+    """Whether esda's kernels are compiled in this process."""
+    return _warm.is_set()
+
+
 def warm_up_in_background() -> threading.Thread | None:
     """Start ``warm_up`` in a daemon thread, unless it has run in this process already."""
     with _warm_lock:

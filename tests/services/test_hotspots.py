@@ -208,3 +208,11 @@ def test_space_time_categories(
     hot: list[bool], cold: list[bool], tau: float | None, p: float | None, expected: Emerging
 ) -> None:
     assert hotspots.classify_series(np.array(hot), np.array(cold), tau, p) is expected
+
+
+def test_the_warm_up_compiles_once_per_process() -> None:
+    thread = hotspots.warm_up_in_background()
+    if thread is not None:
+        thread.join(timeout=600)
+    assert hotspots.is_warm()
+    assert hotspots.warm_up_in_background() is None
