@@ -193,7 +193,20 @@ def check_query(session: Session, query: HotspotQuery) -> Period:
         get_category(session, query.category)
     if not 9 <= query.permutations <= MAX_PERMUTATIONS:
         raise ValidationError(f"permutations must be between 9 and {MAX_PERMUTATIONS}")
+    check_years(query.since, query.until)
     return resolve_period(query.since, query.until)
+
+
+YEARS = (1970, 2100)
+
+
+def check_years(*moments: datetime | None) -> None:
+    """``ValidationError`` for a time outside 1970–2100 (where periods and slices are defined)."""
+    for moment in moments:
+        if moment is not None and not YEARS[0] <= moment.year < YEARS[1]:
+            raise ValidationError(
+                f"{moment.isoformat()} is out of range: use a time in {YEARS[0]}–{YEARS[1]}"
+            )
 
 
 _COUNTS_SQL = """

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from gis.errors import ValidationError
 from gis.geo import utm_crs_for
 from gis.layers.categories import get_category
+from gis.services.hotspots import check_years
 from gis.services.mapdata import as_aware
 
 DEFAULT_RADIUS_M = 100.0
@@ -136,6 +137,7 @@ def find_recurring(
 ) -> RecurringResult:
     """Groups of closed cases of one category within ``radius_m`` of each other, in the window."""
     _check(query)
+    check_years(query.until)
     if query.category is not None:
         get_category(session, query.category)
     until = as_aware(query.until or now or datetime.now().astimezone())

@@ -127,6 +127,11 @@ def test_filters_count_only_their_cases(session: Session, lattice: None) -> None
         (HotspotQuery(TOWN, since=WEEK_0, until=WEEK_0), ValidationError, "must be after"),
         (HotspotQuery(TOWN, **PERIOD, permutations=5), ValidationError, "permutations"),
         (
+            HotspotQuery(TOWN, since=WEEK_0, until=WEEK_0.replace(year=9999)),
+            ValidationError,
+            "out of range",
+        ),
+        (
             HotspotQuery(TOWN, since=WEEK_0 - timedelta(weeks=3), until=WEEK_0),
             ValidationError,
             "only 0 case(s)",

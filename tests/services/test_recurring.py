@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.orm import Session
@@ -77,6 +77,7 @@ def test_other_towns_are_not_searched(session: Session, lattice: None) -> None:
         (RecurringQuery(min_cases=1), ValidationError, "min_cases"),
         (RecurringQuery(weeks=0), ValidationError, "weeks"),
         (RecurringQuery(category="nope"), UnknownCodeError, "unknown category"),
+        (RecurringQuery(until=datetime(1, 1, 2, tzinfo=UTC)), ValidationError, "out of range"),
     ],
 )
 def test_bad_parameters_are_refused(
