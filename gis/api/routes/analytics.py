@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
 from shapely.geometry import mapping
 
 from gis.api.deps import SessionDep
@@ -47,30 +48,7 @@ PermutationsQuery = Annotated[
 SeedQuery = Annotated[int | None, Query(ge=0, description="Fix the permutations (repeatable)")]
 
 
-def _query(
-    town: str,
-    principal: Watcher,
-    since: datetime | None,
-    until: datetime | None,
-    platform: str | None,
-    category: str | None,
-    permutations: int,
-    seed: int | None,
-) -> hotspots.HotspotQuery:
-    (town_code,) = towns_in_scope(principal, town) or (town,)
-    return hotspots.HotspotQuery(
-        town_code, since, until, platform, category, permutations=permutations, seed=seed
-    )
-
-
-def _all(features: Sequence[Feature[Any]]) -> dict[str, Any]:
-    """The features of an unpaged collection and their counts."""
-    return {"features": features, "number_matched": len(features), "number_returned": len(features)}
-
-
-@router.get("/hotspots", response_model=HotspotCollection, responses=ERROR_RESPONSES)
-def get_hotspots(
-    session: SessionDep,
+def hotspot_query(
     principal: Watcher,
     town: TownQuery,
     since: SinceQuery = None,
@@ -79,20 +57,42 @@ def get_hotspots(
     category: CategoryQuery = None,
     permutations: PermutationsQuery = hotspots.DEFAULT_PERMUTATIONS,
     seed: SeedQuery = None,
-) -> HotspotCollection:
+) -> hotspots.HotspotQuery:
+    """The town (within the caller's jurisdiction), period, filters and inference asked for."""
+    (town_code,) = towns_in_scope(principal, town) or (town,)
+    return hotspots.HotspotQuery(
+        town_code, since, until, platform, category, permutations=permutations, seed=seed
+    )
+
+
+HotspotQueryDep = Annotated[hotspots.HotspotQuery, Depends(hotspot_query)]
+
+
+def _all(features: Sequence[Feature[Any] | dict[str, Any]]) -> dict[str, Any]:
+    """The features of an unpaged collection and their counts."""
+    return {"features": features, "number_matched": len(features), "number_returned": len(features)}
+
+
+def _per_grid(model: type[BaseModel], grids: Sequence[Any]) -> dict[str, Any]:
+    """One feature per grid (id: its code), its properties read from the service's result."""
+    return _all(
+        [
+            {
+                "id": grid.code,
+                "geometry": dict(mapping(grid.geom)),
+                "properties": model.model_validate(grid, from_attributes=True),
+            }
+            for grid in grids
+        ]
+    )
+
+
+@router.get("/hotspots", response_model=HotspotCollection, responses=ERROR_RESPONSES)
+def get_hotspots(session: SessionDep, query: HotspotQueryDep) -> HotspotCollection:
     """Getis-Ord Gi* hot and cold spots of the town's grids (热点), FDR-corrected."""
-    query = _query(town, principal, since, until, platform, category, permutations, seed)
     result = hotspots.find_hotspots(session, query)
-    features = [
-        Feature[HotspotProperties](
-            id=grid.code,
-            geometry=dict(mapping(grid.geom)),
-            properties=HotspotProperties.model_validate(grid, from_attributes=True),
-        )
-        for grid in result.grids
-    ]
     return HotspotCollection(
-        **_all(features),
+        **_per_grid(HotspotProperties, result.grids),
         town_code=result.town_code,
         since=result.period.since,
         until=result.period.until,
@@ -107,32 +107,16 @@ def get_hotspots(
 @router.get("/emerging", response_model=EmergingCollection, responses=ERROR_RESPONSES)
 def get_emerging(
     session: SessionDep,
-    principal: Watcher,
-    town: TownQuery,
-    since: SinceQuery = None,
-    until: UntilQuery = None,
-    platform: PlatformQuery = None,
-    category: CategoryQuery = None,
+    query: HotspotQueryDep,
     step: Annotated[hotspots.SliceStep, Query(description="week or month")] = (
         hotspots.SliceStep.WEEK
     ),
     level: Annotated[int, Query(description="90, 95 or 99: when a slice is hot/cold")] = 90,
-    permutations: PermutationsQuery = hotspots.DEFAULT_PERMUTATIONS,
-    seed: SeedQuery = None,
 ) -> EmergingCollection:
     """Emerging hotspots: Gi* per week or month and a Mann–Kendall trend per grid."""
-    query = _query(town, principal, since, until, platform, category, permutations, seed)
     result = hotspots.find_emerging(session, query, step=step, level=level)
-    features = [
-        Feature[EmergingProperties](
-            id=grid.code,
-            geometry=dict(mapping(grid.geom)),
-            properties=EmergingProperties.model_validate(grid, from_attributes=True),
-        )
-        for grid in result.grids
-    ]
     return EmergingCollection(
-        **_all(features),
+        **_per_grid(EmergingProperties, result.grids),
         town_code=result.town_code,
         step=result.step.value,
         slices=result.slices,
