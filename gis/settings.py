@@ -269,6 +269,11 @@ class Settings(BaseSettings):
         description="Longest life of one event stream (s); 0: until the client leaves. Browsers "
         "reconnect with Last-Event-ID, so a bound loses nothing (tests and fuzzers set one).",
     )
+    analytics_warmup: bool = Field(
+        True,
+        description="Compile the hotspot statistics' numba kernels in a background thread at "
+        "startup (~15 s of CPU once per process), so that no request pays for it.",
+    )
 
     @field_validator("database_url")
     @classmethod

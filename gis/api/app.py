@@ -88,6 +88,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pool.listen({TOKENS_CHANNEL: tokens_changed, LIVE_CHANNEL: published})
             hub.start()
             sender.start()
+        if settings.analytics_warmup:
+            from gis.services.hotspots import warm_up_in_background
+
+            warm_up_in_background()
         try:
             yield
         finally:
