@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from shapely.geometry import mapping
 
 from gis.api.deps import SessionDep
-from gis.api.errors import ERROR_RESPONSES
+from gis.api.errors import CATEGORY, ERROR_RESPONSES, domain_errors
 from gis.api.geojson import Feature
 from gis.api.routes.stats import Watcher, towns_in_scope
 from gis.api.schemas.analytics import (
@@ -25,7 +25,23 @@ from gis.api.schemas.analytics import (
     RecurringCollection,
     RecurringProperties,
 )
+from gis.errors import UnknownCodeError, ValidationError
 from gis.services import hotspots, recurring
+
+# What the statistics refuse beyond the schema (gis.services.hotspots, gis.services.recurring).
+ANALYTICS_ERRORS = {
+    **ERROR_RESPONSES,
+    **domain_errors(
+        CATEGORY,
+        (UnknownCodeError, "the platform or town is not known"),
+        (
+            ValidationError,
+            "too few cases or grids for inference, a period that is empty or outside 1970–2100, "
+            "too few time slices, or a radius, count or window out of range",
+        ),
+    ),
+}
+
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
 
@@ -86,7 +102,7 @@ def _per_grid(model: type[BaseModel], grids: Sequence[Any]) -> dict[str, Any]:
     )
 
 
-@router.get("/hotspots", response_model=HotspotCollection, responses=ERROR_RESPONSES)
+@router.get("/hotspots", response_model=HotspotCollection, responses=ANALYTICS_ERRORS)
 def get_hotspots(session: SessionDep, query: HotspotQueryDep) -> HotspotCollection:
     """Getis-Ord Gi* hot and cold spots of the town's grids (热点), FDR-corrected."""
     result = hotspots.find_hotspots(session, query)
@@ -103,7 +119,7 @@ def get_hotspots(session: SessionDep, query: HotspotQueryDep) -> HotspotCollecti
     )
 
 
-@router.get("/emerging", response_model=EmergingCollection, responses=ERROR_RESPONSES)
+@router.get("/emerging", response_model=EmergingCollection, responses=ANALYTICS_ERRORS)
 def get_emerging(
     session: SessionDep,
     query: HotspotQueryDep,
@@ -124,7 +140,7 @@ def get_emerging(
     )
 
 
-@router.get("/recurring", response_model=RecurringCollection, responses=ERROR_RESPONSES)
+@router.get("/recurring", response_model=RecurringCollection, responses=ANALYTICS_ERRORS)
 def get_recurring(
     session: SessionDep,
     principal: Watcher,

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from gis.api.deps import database_of
-from gis.api.errors import ERROR_RESPONSES
+from gis.api.errors import ERROR_RESPONSES, domain_errors
 from gis.api.live import Hub, Stream, Subscription
 from gis.api.schemas.maps import PlatformQuery
 from gis.api.security import READ_CASES, WATCH, allow, check_town, principal_of, token_of
+from gis.errors import UnknownCodeError
 from gis.layers.live import EventType
 from gis.services.access import Principal
 from gis.services.live import check_town_flow, parse_last_event_id, parse_types
@@ -22,6 +23,9 @@ Subscriber = Annotated[Principal | None, Depends(allow(*READ_CASES, *WATCH))]
 _TYPES = ", ".join(t.value for t in EventType)
 STREAM_RESPONSES = {
     **ERROR_RESPONSES,
+    **domain_errors(
+        (UnknownCodeError, "a town, platform or event type filter names nothing known"),
+    ),
     200: {
         "description": "An endless stream of events (`id`, `event` = type, `data` = JSON); "
         "`reload` means: fetch the page again, events were missed.",

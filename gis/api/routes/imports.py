@@ -11,9 +11,9 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
 from gis.api.deps import SessionDep, SettingsDep
-from gis.api.errors import ERROR_RESPONSES
+from gis.api.errors import ERROR_RESPONSES, domain_errors
 from gis.api.security import allow
-from gis.errors import PayloadTooLargeError, ValidationError
+from gis.errors import PayloadTooLargeError, UnknownCodeError, ValidationError
 from gis.ingest.ledgers import LedgerKind, commit_import, plan_import
 from gis.ingest.tables import read_table
 from gis.layers.users import Role
@@ -116,7 +116,13 @@ _FORM_SCHEMA = {
 @router.post(
     "/{kind}",
     response_model=ImportRead,
-    responses=ERROR_RESPONSES,
+    responses={
+        **ERROR_RESPONSES,
+        **domain_errors(
+            (ValidationError, "the file cannot be read as a CSV, .xlsx or point layer"),
+            (UnknownCodeError, "the kind is not units, cameras or members"),
+        ),
+    },
     openapi_extra={
         "requestBody": {
             "required": True,

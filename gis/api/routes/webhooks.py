@@ -7,8 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from gis.api.deps import SessionDep, SettingsDep
+from gis.api.errors import domain_errors
 from gis.api.schemas.webhooks import DeliveryRead, WebhookCreate, WebhookCreated, WebhookRead
 from gis.api.security import allow
+from gis.errors import UnknownCodeError, ValidationError
 from gis.services import webhooks
 from gis.services.access import Principal
 
@@ -17,7 +19,18 @@ Admin = Annotated[Principal | None, Depends(allow())]
 WebhookId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Webhook id")]
 
 
-@router.post("", response_model=WebhookCreated, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=WebhookCreated,
+    status_code=status.HTTP_201_CREATED,
+    responses=domain_errors(
+        (
+            ValidationError,
+            "the URL is not http(s) with a host, carries credentials, or points at this service",
+        ),
+        (UnknownCodeError, "an event type or town is not known"),
+    ),
+)
 def create_webhook(
     request: Request, body: WebhookCreate, session: SessionDep, settings: SettingsDep, admin: Admin
 ) -> WebhookCreated:

@@ -125,7 +125,11 @@ def sla_sweep(
     return _sweep_read(result)
 
 
-@router.get("/sla/preview", response_model=SweepRead)
+@router.get(
+    "/sla/preview",
+    response_model=SweepRead,
+    responses=domain_errors((ValidationError, "the time is not between 1970 and 2200")),
+)
 def sla_preview(
     session: SessionDep,
     settings: SettingsDep,
