@@ -50,17 +50,22 @@ async def get_principal(
     return await principal_of(request)
 
 
-async def principal_of(request: Request) -> Principal | None:
-    """The caller of ``request`` (bearer header, else the login cookie), or ``None``."""
+def token_of(request: Request) -> str | None:
+    """The token ``request`` carries (bearer header, else the login cookie), or ``None``."""
     header = request.headers.get("authorization")
     if header:
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise AuthenticationError("use the header 'Authorization: Bearer <token>'")
-    elif request.cookies.get(TOKEN_COOKIE):
-        token = request.cookies[TOKEN_COOKIE]
-    else:
+        return token
+    return request.cookies.get(TOKEN_COOKIE) or None
+
+
+async def principal_of(request: Request) -> Principal | None:
+    """The caller of ``request`` (bearer header, else the login cookie), or ``None``."""
+    token = token_of(request)
+    if token is None:
         return None
     principal = _cached(request, token)
     if principal is None:  # the database is asked only on a cache miss

@@ -17,6 +17,7 @@ from gis.layers.categories import PLATFORM_NAMES_ZH, Platform
 from gis.maps.base import (
     Basemap,
     Projector,
+    TileSource,
     add_basemap,
     add_layer_control,
     add_panel,
@@ -488,6 +489,15 @@ def _legend(data: CommandRoomData, grids_legend: str) -> str:
     return "".join(parts)
 
 
+def _figure(key: str, zh: str, en: str, value: int) -> str:
+    """One key figure of the title, marked so a phone's one-line title and the wall's large
+    figures can style it, and a test can read it."""
+    return (
+        f'<span class="gis-figure" data-figure="{key}">'
+        f'{zh}<span class="gis-en"> {en}</span> <b>{value:,}</b></span>'
+    )
+
+
 def _title(data: CommandRoomData) -> str:
     town = data.town
     english = f" — {esc(town.name_en)} command room" if town.name_en else " — command room"
@@ -498,12 +508,19 @@ def _title(data: CommandRoomData) -> str:
     ]
     since = data.since.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
     until = data.until.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
+    figures = " · ".join(
+        (
+            _figure("total", "案件", "cases", data.total_incidents),
+            _figure("open", "未结", "open", data.open_cases.total),
+            _figure("overdue", "超期", "overdue", data.overdue_cases.total),
+        )
+    )
     return (
-        '<div style="font-size:17px;font-weight:600">'
-        f"{esc(town.name)} 综合信息指挥室{english}</div>"
-        f"<div>{since} – {until} (UTC+8) · 案件 cases {data.total_incidents:,} · "
-        f"未结 open {data.open_cases.total:,} · 超期 overdue {data.overdue_cases.total:,}"
-        + (" · " + " · ".join(filters) if filters else "")
+        f'<div class="gis-title-name">{esc(town.name)} 综合信息指挥室'
+        f'<span class="gis-en">{english}</span></div>'
+        f'<div class="gis-title-line"><span class="gis-period">{since} – {until} (UTC+8) · </span>'
+        + figures
+        + (f'<span class="gis-filters"> · {" · ".join(filters)}</span>' if filters else "")
         + "</div>"
     )
 
@@ -511,13 +528,15 @@ def _title(data: CommandRoomData) -> str:
 def build_command_room_map(
     data: CommandRoomData,
     *,
-    basemap: Basemap = Basemap.OSM,
+    basemap: Basemap | TileSource = Basemap.OSM,
     metric: GridMetric = GridMetric.LOAD,
     tianditu_key: str | None = None,
+    kiosk: bool = False,
 ) -> folium.Map:
-    """The command-room map of one town from its data (no database access here)."""
+    """The command-room map of one town from its data (no database access here); ``kiosk``:
+    the wall's view (no controls, a discreet legend, large figures, a clock)."""
     project = projector_for(basemap)
-    m = new_map(project.bounds(data.town.bounds))
+    m = new_map(project.bounds(data.town.bounds), kiosk=kiosk)
     add_basemap(m, basemap, tianditu_key=tianditu_key)
     folium.GeoJson(
         {"type": "Feature", "geometry": project.geometry(data.town.geom), "properties": {}},
@@ -534,16 +553,6 @@ def build_command_room_map(
     add_layer_control(m)
     # After the layer control, whose events it listens to.
     _ShowWithLayer(m, time_view).add_to(m)
-    add_panel(
-        m,
-        _title(data),
-        css="top:10px;left:50%;transform:translateX(-50%);text-align:center",
-        element_id="gis-title",
-    )
-    add_panel(
-        m,
-        _legend(data, grids_legend),
-        css="bottom:52px;left:10px;max-height:60vh;overflow:auto",
-        element_id="gis-legend",
-    )
+    add_panel(m, _title(data), role="title", element_id="gis-title")
+    add_panel(m, _legend(data, grids_legend), role="legend", element_id="gis-legend")
     return m

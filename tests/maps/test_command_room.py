@@ -29,7 +29,16 @@ from gis.maps.assets import LOCAL_PATHS
 from gis.maps.data import CommandRoomData
 from gis.services.mapdata import command_room_data, village_grids_data
 from tests.conftest import count
-from tests.maps.town import EXPECTED, NOW, SINCE, TOWN, TOWN_BOUNDS, UNTIL, VILLAGE_1
+from tests.maps.town import (
+    EXPECTED,
+    NOW,
+    SINCE,
+    TOWN,
+    TOWN_BOUNDS,
+    UNTIL,
+    VILLAGE_1,
+    page_text,
+)
 
 
 def _data(session: Session, **kwargs: object) -> CommandRoomData:
@@ -154,7 +163,7 @@ def test_unknown_basemap_names_the_known_ones() -> None:
 
 def test_title_and_legend_are_chinese_with_english(session: Session, town: dict[str, int]) -> None:
     html = render(build_command_room_map(_data(session)))
-    assert "高家镇 综合信息指挥室 — Gaojia command room" in html  # panels are plain HTML
+    assert "高家镇 综合信息指挥室 — Gaojia command room" in page_text(html)  # plain HTML
     assert "每千户案件 Cases per 1,000 households" in html
     assert "综合执法 enforcement" in html
 
@@ -251,7 +260,7 @@ def test_village_map_labels_each_grid_with_its_members(
     assert html == render(
         build_village_grids_map(village_grids_data(session, village_code=VILLAGE_1))
     )
-    assert "高家镇东山村 网格图 — Dongshan grids" in html
+    assert "高家镇东山村 网格图 — Dongshan grids" in page_text(html)
     icons = [json.loads(text) for text in re.findall(r'"html": ("(?:[^"\\]|\\.)*")', html)]
     assert len(icons) == 2
     assert "<b>G1</b><br>G1网格<br>李一" in icons[0] and "<b>G2</b><br>G2网格<br>王二" in icons[1]

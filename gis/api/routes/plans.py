@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.responses import HTMLResponse
 from geoalchemy2.shape import to_shape
 
 from gis.api.deps import SessionDep, SettingsDep
 from gis.api.geojson import Feature, FeatureCollection, geometry_json
+from gis.api.routes.maps import request_basemap
 from gis.api.schemas.plans import (
     BaseGridProperties,
     PlanBase,
@@ -161,11 +162,15 @@ def plan_preview(
     settings: SettingsDep,
     principal: Reader,
     plan_id: PlanId,
-    basemap: Annotated[str, Query(description="osm, tianditu, tianditu_satellite or amap")] = "osm",
+    request: Request,
+    basemap: Annotated[
+        str | None,
+        Query(description="osm, tianditu, tianditu_satellite, amap, intranet or local"),
+    ] = None,
 ) -> HTMLResponse:
     """The preview: current grids dashed, proposed grids filled, problems red, moving cases."""
     plan = _visible_plan(session, principal, plan_id)
-    chosen = parse_basemap(basemap)
+    chosen = request_basemap(request, settings, parse_basemap(basemap) if basemap else None)
     scope = planning.load_scope(session, PlanScope(plan.scope_level), plan.scope_code)
     filters = (
         {"village_code": scope.code}
