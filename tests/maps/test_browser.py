@@ -83,7 +83,19 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server(settings: Settings, session: Session, catalog: int, assets_dir: Path) -> Iterator[str]:
+def server_settings() -> dict[str, Any]:
+    """Settings the server of a test module changes (a module overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture
+def server(
+    settings: Settings,
+    session: Session,
+    catalog: int,
+    assets_dir: Path,
+    server_settings: dict[str, Any],
+) -> Iterator[str]:
     """uvicorn serving the app on a free loopback port; its sessions are the test's session."""
     import uvicorn
 
@@ -94,6 +106,7 @@ def server(settings: Settings, session: Session, catalog: int, assets_dir: Path)
                 "auth_required": False,
                 "map_assets": "local",
                 "map_assets_dir": str(assets_dir),
+                **server_settings,
             }
         )
     )
@@ -116,6 +129,14 @@ def server(settings: Settings, session: Session, catalog: int, assets_dir: Path)
 def _open(browser: Any, url: str, origin: str) -> tuple[Any, list[str]]:
     """A page at ``url`` with outside requests aborted; returns it and the script errors."""
     page = browser.new_page(viewport={"width": 1280, "height": 860})
+    errors = closed_network(page, origin)
+    response = page.goto(url, wait_until="load")
+    assert response is not None and response.status == 200
+    return page, errors
+
+
+def closed_network(page: Any, origin: str) -> list[str]:
+    """Abort every request not to ``origin``; returns the list the page's script errors go to."""
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
 
@@ -133,9 +154,7 @@ def _open(browser: Any, url: str, origin: str) -> tuple[Any, list[str]]:
             else route.abort("internetdisconnected")
         ),
     )
-    response = page.goto(url, wait_until="load")
-    assert response is not None and response.status == 200
-    return page, errors
+    return errors
 
 
 def test_command_room_page_draws_in_chromium_with_every_layer_and_no_script_error(

@@ -52,7 +52,8 @@ PAGE_FILE_CACHE = "no-cache"
 TILE_CACHE = "public, max-age=3600"
 
 
-def _assets_url(request: Request, settings: Settings) -> str | None:
+def page_assets_url(request: Request, settings: Settings) -> str | None:
+    """Where a map page of this request loads Leaflet and the page files (None: CDNs)."""
     local = request.scope.get("root_path", "") + "/maps/assets"
     return choose_assets_url(settings.map_assets, assets_dir_for(settings.map_assets_dir), local)
 
@@ -92,7 +93,7 @@ def command_room(
     cameras (高家镇 综合信息指挥室)."""
     check_town(principal, town, f"town with code {town!r}")
     tiles = request_basemap(request, settings, basemap)
-    assets_url = _assets_url(request, settings)
+    assets_url = page_assets_url(request, settings)
     data = mapdata.command_room_data(
         session,
         town_code=town,
@@ -124,7 +125,7 @@ def village_grids(
     region = get_region(session, village, level=RegionLevel.VILLAGE)
     check_town(principal, region.parent_code, f"village with code {village!r}")
     tiles = request_basemap(request, settings, basemap)
-    assets_url = _assets_url(request, settings)
+    assets_url = page_assets_url(request, settings)
     data = mapdata.village_grids_data(session, village_code=village)
     m = build_village_grids_map(
         data, basemap=tiles, tianditu_key=settings.tianditu_key, kiosk=kiosk

@@ -11,7 +11,7 @@ from geoalchemy2.shape import to_shape
 
 from gis.api.deps import SessionDep, SettingsDep
 from gis.api.geojson import Feature, FeatureCollection, geometry_json
-from gis.api.routes.maps import request_basemap
+from gis.api.routes.maps import page_assets_url, request_basemap
 from gis.api.schemas.plans import (
     BaseGridProperties,
     PlanBase,
@@ -184,7 +184,7 @@ def plan_preview(
         plan.id, plan.status, plan.proposed, plan.validation, plan.impact, old
     )
     m = plan_map(preview, basemap=chosen, tianditu_key=settings.tianditu_key)
-    return HTMLResponse(render(m))
+    return HTMLResponse(render(m, assets_url=page_assets_url(request, settings)))
 
 
 @router.post("/{plan_id}/apply", response_model=PlanRead)
