@@ -3,10 +3,17 @@
  * without this the map is a silent grey field with outlines. A banner appears when half or more
  * of a view's tiles failed, or when none has arrived after STALL_MS (an unreachable server can
  * hang instead of refusing); it goes again when a later view loads. A few missing tiles (a local
- * archive that stops at the town's edge answers 204) do not raise it.
+ * archive that stops at the town's edge answers 204) do not raise it, but a view wholly outside
+ * the area a basemap covers (its `bounds`) says so.
  */
 
 const STALL_MS = 10000;
+const STILL_SHOWN = '叠加图层照常显示 overlays still shown';
+const MESSAGES = {
+  failed: (host) => `底图加载失败 Basemap failed to load (${host}) — ${STILL_SHOWN}`,
+  stalled: (host) => `底图无响应 Basemap not answering (${host}) — ${STILL_SHOWN}`,
+  outside: () => `底图不覆盖此处 The basemap has no tiles for this area — ${STILL_SHOWN}`,
+};
 
 /** Watches every tile layer of `map` (present and future) and shows the banner when needed. */
 export function watchBasemap(map) {
@@ -20,28 +27,28 @@ export function watchBasemap(map) {
       return;
     }
     const [first] = failing;
-    const host = hostOf(first);
-    banner.querySelector('span').textContent =
-      state === 'stalled'
-        ? `底图无响应 Basemap not answering (${host}) — 叠加图层照常显示 overlays still shown`
-        : `底图加载失败 Basemap failed to load (${host}) — 叠加图层照常显示 overlays still shown`;
+    banner.querySelector('span').textContent = MESSAGES[state](hostOf(first));
     banner.hidden = false;
   };
-  map.eachLayer((layer) => layer instanceof L.TileLayer && watch(layer, report));
-  map.on('layeradd', (event) => event.layer instanceof L.TileLayer && watch(event.layer, report));
+  map.eachLayer((layer) => layer instanceof L.TileLayer && watch(map, layer, report));
+  map.on('layeradd', (e) => e.layer instanceof L.TileLayer && watch(map, e.layer, report));
   map.on('layerremove', (event) => event.layer instanceof L.TileLayer && report(event.layer, 'ok'));
 }
 
-function watch(layer, report) {
+function watch(map, layer, report) {
   if (layer._gisWatched) return;
   layer._gisWatched = true;
   let loaded = 0;
   let failed = 0;
   let stall = null;
+  const outside = () =>
+    layer.options.bounds && !L.latLngBounds(layer.options.bounds).intersects(map.getBounds());
   const judge = () => {
-    if (failed > 0 && failed >= loaded) report(layer, 'failed');
+    if (outside()) report(layer, 'outside');
+    else if (failed > 0 && failed >= loaded) report(layer, 'failed');
     else if (loaded > 0) report(layer, 'ok');
   };
+  map.on('moveend', () => outside() && report(layer, 'outside'));
   const arm = () => {
     clearTimeout(stall);
     stall = setTimeout(() => loaded === 0 && report(layer, 'stalled'), STALL_MS);
