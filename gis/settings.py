@@ -8,6 +8,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/gis"
+# The coordinates a configured basemap's tiles are drawn in (gis.maps.tiles.BASEMAP_CRS_NAMES).
+BASEMAP_CRS_PATTERN = "^(wgs84|gcj02)$"
 
 
 class Settings(BaseSettings):
@@ -123,7 +125,7 @@ class Settings(BaseSettings):
     )
     basemap_crs: str = Field(
         "wgs84",
-        pattern="^(wgs84|gcj02)$",
+        pattern=BASEMAP_CRS_PATTERN,
         description="Coordinates GIS_BASEMAP_URL's tiles are drawn in: wgs84 (also CGCS2000, "
         "Tianditu) or gcj02 (overlays are then shifted as for AMap).",
     )
@@ -150,7 +152,7 @@ class Settings(BaseSettings):
     )
     basemap_file_crs: str = Field(
         "wgs84",
-        pattern="^(wgs84|gcj02)$",
+        pattern=BASEMAP_CRS_PATTERN,
         description="Coordinates GIS_BASEMAP_FILE's tiles are drawn in: wgs84 or gcj02.",
     )
     dispatch_max_outside_m: float = Field(

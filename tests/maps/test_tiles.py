@@ -19,10 +19,16 @@ from gis.geo import Crs
 from gis.layers.users import Role
 from gis.maps import Basemap, build_command_room_map, render
 from gis.maps.base import TileSource
-from gis.maps.tiles import archive_tile, open_archive, resolve_basemap, tile_url_template
+from gis.maps.tiles import (
+    BASEMAP_CRS_NAMES,
+    archive_tile,
+    open_archive,
+    resolve_basemap,
+    tile_url_template,
+)
 from gis.services import access
 from gis.services.mapdata import command_room_data
-from gis.settings import Settings
+from gis.settings import BASEMAP_CRS_PATTERN, Settings
 from tests.api.test_maps import _client, _error
 from tests.maps.conftest import ARCHIVE_BOUNDS, ARCHIVE_ZOOMS
 from tests.maps.tile_archives import tile_png, tile_range
@@ -247,6 +253,7 @@ def test_the_map_session_says_who_is_logged_in_and_until_when(
         }
 
 
-def test_the_basemap_setting_knows_every_basemap() -> None:
+def test_the_basemap_settings_know_every_basemap_and_crs() -> None:
     pattern = Settings.model_fields["basemap"].metadata[0].pattern
     assert pattern == "^(" + "|".join(b.value for b in Basemap) + ")$"
+    assert "^(" + "|".join(BASEMAP_CRS_NAMES) + ")$" == BASEMAP_CRS_PATTERN
