@@ -18,17 +18,11 @@ from gis.layers.plans import PlanScope
 from gis.layers.users import Role
 from gis.services import access, planning
 from gis.settings import Settings
-from tests.maps import test_browser
-from tests.maps.test_browser import closed_network
+from tests.maps.conftest import closed_network
 from tests.maps.town import TOWN, VILLAGE_1
 from tests.services.planfixtures import make_village, thirds
 
 pytestmark = pytest.mark.browser
-
-# The fixtures of the browser tests, shared (the server takes this module's server_settings).
-assets_dir = test_browser.assets_dir
-browser = test_browser.browser
-server = test_browser.server
 
 PHONE = (360, 740)
 LAPTOP = (1366, 768)
