@@ -115,7 +115,7 @@ class MBTiles(TileArchive):
         self.path = path
         # Read-only and immutable: the service never writes the town's file.
         self._db = sqlite3.connect(
-            f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False
+            f"{path.as_uri()}?mode=ro&immutable=1", uri=True, check_same_thread=False
         )
         # One connection shared by the worker's threads: sqlite3 objects are not thread-safe.
         self._lock = threading.Lock()
