@@ -52,6 +52,7 @@ SMALL_TARGETS = """() => [...document.querySelectorAll(
     .map(e => [e.id || e.className || e.textContent.trim(), e.getBoundingClientRect()])
     .filter(([, r]) => r.width > 0 && r.height > 0 && (r.width < 44 || r.height < 44))
     .map(([name, r]) => `${name} ${Math.round(r.width)}x${Math.round(r.height)}`)"""
+ZOOM = "Object.values(window).find(v => v instanceof L.Map).getZoom()"
 FIGURES = """() => Object.fromEntries([...document.querySelectorAll('.gis-figure')]
     .map(e => [e.dataset.figure, e.querySelector('b').textContent]))"""
 VISIBLE_CONTROLS = """() => [...document.querySelectorAll('.leaflet-control, button, input')]
@@ -125,6 +126,18 @@ class Screen:
         self.context.close()
 
 
+def _tap_map(page: Any, x: int, y: int) -> None:
+    """A tap on the map at (x, y), then a pause: two quick taps would zoom it in."""
+    page.tap(".leaflet-container", position={"x": x, "y": y})
+    page.wait_for_timeout(400)
+
+
+def _tap_layer(page: Any, name: str) -> None:
+    """A tap on a layer's label in the opened layer list, then a pause (as for the map)."""
+    page.locator(".leaflet-control-layers label", has_text=name).tap()
+    page.wait_for_timeout(400)
+
+
 def _visible(page: Any, selector: str) -> bool:
     return bool(page.is_visible(selector))
 
@@ -151,14 +164,17 @@ def test_on_a_phone_the_controls_are_buttons_that_open_and_close_by_tap(
 
     # Tap: the layer list opens below its button; a tap inside it switches a layer and leaves
     # it open; a tap on the map closes it.
+    zoom = page.evaluate(ZOOM)
     page.tap("#gis-layers-button")
     assert _visible(page, ".leaflet-control-layers")
     assert page.get_attribute("#gis-layers-button", "aria-expanded") == "true"
     assert page.evaluate(SMALL_TARGETS) == []
     page.locator(".leaflet-control-layers label", has_text="天眼 Cameras").tap()
     assert _visible(page, ".leaflet-control-layers")
+    page.wait_for_timeout(400)
+    assert page.evaluate(ZOOM) == zoom  # two quick taps in the controls are not a double tap
     screen.shot(tmp_path / "phone-layers-open.png")
-    page.tap(".leaflet-container", position={"x": 180, "y": 560})
+    _tap_map(page, 180, 560)
     assert not _visible(page, ".leaflet-control-layers")
     assert page.get_attribute("#gis-layers-button", "aria-expanded") == "false"
 
@@ -169,8 +185,17 @@ def test_on_a_phone_the_controls_are_buttons_that_open_and_close_by_tap(
     screen.shot(tmp_path / "phone-legend-open.png")
     page.tap("#gis-layers-button")
     assert _visible(page, ".leaflet-control-layers") and not _visible(page, "#gis-legend")
-    page.tap(".leaflet-container", position={"x": 180, "y": 620})
+    _tap_map(page, 180, 620)
     assert not _visible(page, ".leaflet-control-layers") and not _visible(page, "#gis-legend")
+
+    # The time view's slider, switched on from the layer list, fits the phone's width.
+    page.tap("#gis-layers-button")
+    _tap_layer(page, "时序热力")
+    _tap_map(page, 60, 540)
+    assert not _visible(page, ".leaflet-control-layers")
+    slider = page.locator(".leaflet-bar-timecontrol").bounding_box()
+    assert slider is not None and slider["x"] >= 0 and slider["x"] + slider["width"] <= PHONE[0]
+    screen.shot(tmp_path / "phone-time-view.png")
     assert screen.errors == [] and screen.failed_loads == []
     screen.close()
 
@@ -203,9 +228,8 @@ def test_on_a_phone_the_village_and_plan_maps_collapse_the_same_way(
             assert not _visible(page, f"#{target}")
             page.tap(button)
             assert _visible(page, f"#{target}"), f"{name}: {button} did not open"
-            page.tap(".leaflet-container", position={"x": 180, "y": 600})
+            _tap_map(page, 180, 600)
             assert not _visible(page, f"#{target}"), f"{name}: a tap outside did not close"
-            page.wait_for_timeout(400)  # two taps on the map in a row would zoom it
         screen.shot(tmp_path / f"phone-{name}.png")
         # The plan's village lies beyond the test archive: the page says so, not a silent grey.
         covered = not _visible(page, "#gis-basemap-error")

@@ -42,6 +42,11 @@ export function collapsibleControls(map) {
   const corner = container.querySelector('.leaflet-top.leaflet-right');
   corner.insertBefore(bar, corner.firstChild);
   L.DomEvent.disableClickPropagation(bar);
+  // A tap on a layer's label clicks the label and then its checkbox; Leaflet 1.9.3 counts the
+  // two clicks reaching the map as a double tap and zooms in. Keep clicks in the controls.
+  for (const element of [bar, ...entries.map((entry) => entry.panel)]) {
+    element.addEventListener('click', (event) => event.stopPropagation());
+  }
 
   // Capture phase: Leaflet stops clicks inside its controls from bubbling to the document.
   doc.addEventListener(
