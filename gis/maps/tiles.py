@@ -23,7 +23,15 @@ from functools import lru_cache
 from pathlib import Path
 
 from pmtiles.reader import Reader
-from pmtiles.tile import Compression, TileType, deserialize_header
+from pmtiles.tile import (
+    Compression,
+    Entry,
+    TileType,
+    deserialize_directory,
+    deserialize_header,
+    find_tile,
+    zxy_to_tileid,
+)
 
 from gis.errors import BasemapUnavailableError, NotFoundError, ValidationError
 from gis.geo import Crs
@@ -155,10 +163,9 @@ class PMTiles(TileArchive):
         self.path = path
         with path.open("rb") as file:
             self._map = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-        self._reader = Reader(lambda offset, length: self._map[offset : offset + length])
         try:
-            header = deserialize_header(self._map[0:127])
-            metadata = self._reader.metadata()
+            header = self._header = deserialize_header(self._map[0:127])
+            metadata = Reader(lambda offset, length: self._map[offset : offset + length]).metadata()
         except Exception as error:  # the package raises bare exceptions for a foreign file
             raise BasemapUnavailableError(f"{path} is not a PMTiles v3 file ({error!r})") from None
         tile_type = header["tile_type"]
@@ -181,9 +188,25 @@ class PMTiles(TileArchive):
         )
 
     def tile(self, z: int, x: int, y: int) -> bytes | None:
-        """The tile at ``z/x/y``."""
-        data = self._reader.get(z, x, y)
-        return None if data is None else bytes(data)
+        """The tile at ``z/x/y``: found through the root and leaf directories, as the package's
+        ``Reader.get`` does, but with each directory decoded once (that reader decodes the root
+        again for every tile: ~1 ms a tile instead of tens of µs)."""
+        tile_id = zxy_to_tileid(z, x, y)
+        offset, length = self._header["root_offset"], self._header["root_length"]
+        for _ in range(4):  # the spec's deepest nesting
+            entry = find_tile(self._directory(offset, length), tile_id)
+            if entry is None:
+                return None
+            if entry.run_length > 0:
+                start = self._header["tile_data_offset"] + entry.offset
+                return bytes(self._map[start : start + entry.length])
+            offset = self._header["leaf_directory_offset"] + entry.offset
+            length = entry.length
+        return None
+
+    @lru_cache(maxsize=256)  # noqa: B019 — one archive per file, kept for the process anyway
+    def _directory(self, offset: int, length: int) -> list[Entry]:
+        return deserialize_directory(self._map[offset : offset + length])
 
 
 ARCHIVES: dict[str, type[TileArchive]] = {".mbtiles": MBTiles, ".pmtiles": PMTiles}

@@ -4,6 +4,7 @@ own files, and the login check the kiosk makes."""
 
 from __future__ import annotations
 
+import random
 import re
 import sqlite3
 from datetime import timedelta
@@ -12,6 +13,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pmtiles.reader import MemorySource, Reader
+from pmtiles.tile import Compression, TileType, deserialize_header, tileid_to_zxy, zxy_to_tileid
+from pmtiles.writer import Writer
 from sqlalchemy.orm import Session
 
 from gis.errors import BasemapUnavailableError, ValidationError
@@ -257,3 +261,42 @@ def test_the_basemap_settings_know_every_basemap_and_crs() -> None:
     pattern = Settings.model_fields["basemap"].metadata[0].pattern
     assert pattern == "^(" + "|".join(b.value for b in Basemap) + ")$"
     assert "^(" + "|".join(BASEMAP_CRS_NAMES) + ")$" == BASEMAP_CRS_PATTERN
+
+
+def test_a_large_pmtiles_archive_with_leaf_directories_answers_as_the_package_reader(
+    tmp_path: Path,
+) -> None:
+    # 30,000 tiles with gaps and sizes that do not compress away: the root points to leaves.
+    rnd = random.Random(25)
+    path = tmp_path / "large.pmtiles"
+    first = zxy_to_tileid(10, 0, 0)
+    tile_id = first
+    with path.open("wb") as file:
+        writer = Writer(file)
+        for _ in range(30_000):
+            tile_id += rnd.randint(1, 5)
+            writer.write_tile(tile_id, tile_id.to_bytes(4, "big") * rnd.randint(1, 30))
+        world = {"min_lon_e7": -1_800_000_000, "max_lon_e7": 1_800_000_000}
+        writer.finalize(
+            {
+                "tile_type": TileType.PNG,
+                "tile_compression": Compression.NONE,
+                "min_zoom": 10,
+                "max_zoom": 10,
+                **world,
+                "min_lat_e7": -850_000_000,
+                "max_lat_e7": 850_000_000,
+                "center_zoom": 10,
+                "center_lon_e7": 0,
+                "center_lat_e7": 0,
+            },
+            {},
+        )
+    data = path.read_bytes()
+    assert deserialize_header(data[:127])["leaf_directory_length"] > 0
+    reference = Reader(MemorySource(data))
+    archive = open_archive(str(path))
+    for probe in rnd.sample(range(first, tile_id + 10), 300):
+        z, x, y = tileid_to_zxy(probe)
+        expected = reference.get(z, x, y)
+        assert archive_tile(archive, z, x, y) == (None if expected is None else bytes(expected))
