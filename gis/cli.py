@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
+from gis.commands import command_session, fail
 from gis.errors import GisError
 from gis.settings import get_settings
 
@@ -16,12 +17,6 @@ app = typer.Typer(
 db_app = typer.Typer(help="Provision and migrate the PostGIS database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 console = Console(stderr=True)
-
-
-def fail(error: GisError) -> typer.Exit:
-    """Print a domain error for a person and return the exit to raise."""
-    console.print(f"[red]error:[/red] {error.detail}")
-    return typer.Exit(code=2)
 
 
 @db_app.command("up")
@@ -39,18 +34,15 @@ def db_up() -> None:
 @db_app.command("migrate")
 def db_migrate(revision: str = typer.Option("heads", help="Target revision")) -> None:
     """Apply the schema migrations and sync the catalogs from data/ (categories, services)."""
-    from gis.db import make_engine, session_scope
     from gis.layers.categories import load_catalog
     from gis.layers.errands import load_services
     from gis.migrations.api import upgrade
 
     settings = get_settings()
     upgrade(settings.database_url, revision)
-    engine = make_engine(settings)
-    with session_scope(engine) as session:
+    with command_session(settings) as session:
         categories = load_catalog(session)
         services = load_services(session)
-    engine.dispose()
     console.print(
         f"migrated to {revision}; {categories} categories and {services} errand services "
         "in the catalogs"

@@ -10,7 +10,13 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from gis.errors import ConflictError, DatabaseUnavailableError, GisError, ValidationError
+from gis.errors import (
+    ConflictError,
+    DatabaseUnavailableError,
+    FutureEventError,
+    GisError,
+    ValidationError,
+)
 from gis.settings import Settings, get_settings
 
 
@@ -64,6 +70,8 @@ _PG_EXCLUSION = "23P01"
 _PG_SERIALIZATION = "40001"
 _PG_QUERY_CANCELED = "57014"
 _PG_LOCK_NOT_AVAILABLE = "55P03"
+# Raised by the trigger of migration 0008 on an event dated ahead of the database clock.
+_GIS_FUTURE_EVENT = "GIS01"
 
 
 def translate(error: Exception) -> GisError | None:
@@ -92,7 +100,11 @@ def translate_state(
     if state == _PG_SERIALIZATION:
         return ConflictError("a concurrent change won; retry the request")
     if state == _PG_LOCK_NOT_AVAILABLE:
-        return ConflictError("the record is being changed by someone else; retry shortly")
+        return ConflictError(
+            "another change to the same records is being written right now; retry in a moment"
+        )
+    if state == _GIS_FUTURE_EVENT:
+        return FutureEventError(f"refused by the database: {message}")
     if state == _PG_QUERY_CANCELED:
         return DatabaseUnavailableError("the query took too long and was cancelled; retry later")
     # Connection exceptions (08…) and operator intervention such as a shutdown (57…).

@@ -2,11 +2,11 @@
 
 FastAPI runs a sync endpoint in a worker thread, and the ORM session, the thread hand-off and the
 GIL contention between 40 such threads cost several times the ~1 ms of SQL behind a report
-(bench/intake measured 0.14-0.23 of a bare asyncpg app). So intake, locate and the token check
-run their flows here instead: the SAME statements (SQLAlchemy ``text()`` constants, compiled once
-to asyncpg's ``$n`` placeholders), no transaction around single statements (each is atomic on its
-own; the intake inserts the incident and its events in ONE statement), prepared plans kept per
-connection by asyncpg.
+(measured: docs/architecture.md, "The three endpoint styles"). So intake, locate and the token
+check run their flows here instead: the SAME statements (SQLAlchemy ``text()`` constants,
+compiled once to asyncpg's ``$n`` placeholders), no transaction around single statements (each
+is atomic on its own; the intake inserts the incident and its events in ONE statement), prepared
+plans kept per connection by asyncpg.
 
 ``SessionDatabase`` runs the same flows on a sync session: the tests hand the app their
 rolled-back session through it, so the API answers from data the test has not committed.

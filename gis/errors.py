@@ -56,6 +56,12 @@ class UnknownCodeError(ValidationError):
     code = "unknown_code"
 
 
+class FutureEventError(ValidationError):
+    """An event dated ahead of the server's clock: the log records what has happened."""
+
+    code = "event_in_future"
+
+
 class NotFoundError(GisError):
     """The addressed resource does not exist (or is outside the caller's jurisdiction)."""
 

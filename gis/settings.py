@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The four platforms' keys (gis.layers.categories.Platform), for settings that name them.
+PlatformName = Literal["governance", "market", "enforcement", "service"]
+
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/gis"
 # The coordinates a configured basemap's tiles are drawn in (gis.maps.tiles.BASEMAP_CRS_NAMES).
@@ -206,6 +211,46 @@ class Settings(BaseSettings):
         ge=0,
         le=24 * 365,
         description="The SLA sweep escalates an open case overdue by more than this (hours).",
+    )
+    media_dir: str | None = Field(
+        None,
+        description="Folder of stored photos (content-addressed, EXIF stripped); default "
+        "~/.local/share/gis/media.",
+    )
+    media_max_bytes: int = Field(
+        10_000_000,
+        ge=10_000,
+        le=100_000_000,
+        description="Largest photo accepted (bytes); upload requests may carry up to 5 of them.",
+    )
+    media_max_pixels: int = Field(
+        50_000_000,
+        ge=10_000,
+        le=500_000_000,
+        description="Largest photo accepted (width × height pixels): larger ones are refused "
+        "before they are decoded (decompression bombs).",
+    )
+    open311_public: bool = Field(
+        True,
+        description="Open311 `GET requests` and `servicerequestupdates` answer without an "
+        "api_key (reporters' contacts never shown, private platforms left out).",
+    )
+    open311_private_platforms: tuple[PlatformName, ...] = Field(
+        ("governance",),
+        description="Platforms whose cases Open311 shows only to staff tokens (JSON list, e.g. "
+        '`["governance"]`: disputes and security hazards are not published).',
+    )
+    open311_contact: str = Field(
+        "", max_length=500, description="Contact line of the Open311 discovery document."
+    )
+    device_clock_skew_s: float = Field(
+        300.0,
+        ge=0,
+        le=3_600,
+        description="How far ahead of the server a device's own time may be (a report's "
+        "occurred_at, an AVL fix's recorded_at) before it is refused (seconds). Such times stay "
+        "data about the observation, stored beside the server's receipt time; they are never "
+        "event times.",
     )
     sample_seed: int = Field(20261127, description="Seed of the demo county generator.")
 

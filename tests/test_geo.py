@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 import pytest
 from pyproj import Geod
-from shapely.geometry import LineString, Point, Polygon
+from shapely.geometry import LineString, MultiPolygon, Point, Polygon
 
 from gis import geo
 from gis.errors import GisError, InvalidCoordinatesError, UnknownCrsError
 from gis.geo import Crs
+from tests.services.planfixtures import geodesic_area_m2
 
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 VECTORS = REALDATA / "coord-vectors"
@@ -618,3 +619,48 @@ def test_sector_rejects_degenerate_arguments(kwargs: dict[str, float]) -> None:
     args: dict[str, Any] = {"heading_deg": 0.0, "fov_deg": 60.0, "range_m": 100.0} | kwargs
     with pytest.raises(ValueError):
         geo.sector_polygon(*QUZHOU, **args)
+
+
+# --- area_m2: the ellipsoidal area of the region a lon/lat geometry draws ------------------------
+
+
+@pytest.mark.parametrize(
+    "geom",
+    [
+        Polygon([(118.80, 28.90), (118.81, 28.90), (118.81, 28.91), (118.80, 28.91)]),
+        Polygon([(118.80, 28.90), (118.83, 28.95), (118.79, 28.93)]),  # clockwise, slanted
+        Polygon(
+            [(118.80, 28.90), (118.82, 28.90), (118.82, 28.92), (118.80, 28.92)],
+            [[(118.805, 28.905), (118.81, 28.905), (118.81, 28.91)]],  # same turn as its shell
+        ),
+    ],
+    ids=["box", "triangle", "with-hole"],
+)
+def test_area_m2_equals_the_geodesic_area_of_the_densified_shape(geom: Polygon) -> None:
+    assert geo.area_m2(geom) == pytest.approx(geodesic_area_m2(geom), rel=1e-8)
+
+
+def test_area_m2_of_the_whole_lon_lat_plane_is_the_ellipsoid_area() -> None:
+    whole = Polygon([(-180, -90), (180, -90), (180, 90), (-180, 90)])
+    assert geo.area_m2(whole) == pytest.approx(510_065_621_724_088, rel=1e-12)  # WGS84
+
+
+def test_area_m2_sums_parts_and_is_zero_for_what_has_no_area() -> None:
+    a = Polygon([(118.80, 28.90), (118.81, 28.90), (118.81, 28.91), (118.80, 28.91)])
+    b = Polygon([(118.82, 28.90), (118.83, 28.90), (118.83, 28.91), (118.82, 28.91)])
+    both = geo.area_m2(MultiPolygon([a, b]))
+    assert both == pytest.approx(geo.area_m2(a) + geo.area_m2(b), rel=1e-12)
+    assert geo.area_m2(None) == geo.area_m2(Polygon()) == 0.0
+    assert geo.area_m2(LineString([(118.8, 28.9), (118.81, 28.91)])) == 0.0
+
+
+@pytest.mark.parametrize("end", [(118.81, 28.90), (118.81, 28.91)], ids=["east-west", "diagonal"])
+def test_a_sliver_between_coinciding_lon_lat_edges_has_no_area(end: tuple[float, float]) -> None:
+    # One 1 km edge against the same edge through a vertex on it: the region between them is
+    # empty (or a floating-point sliver). Redrawn as geodesics the two paths part by ~1 cm, which
+    # is what made exact splits of a grid report gaps of several m² (issue 24).
+    start = (118.80, 28.90)
+    on_edge = tuple(s + (e - s) * 0.37 for s, e in zip(start, end, strict=True))
+    sliver = Polygon([start, on_edge, end])
+    assert abs(GEOD.geometry_area_perimeter(sliver)[0]) > 1.0  # the geodesic-edge measure
+    assert geo.area_m2(sliver) < 1e-5

@@ -140,6 +140,9 @@ def main() -> int:
 
     url = f"postgresql+psycopg://postgres:postgres@127.0.0.1:{args.port}/gis_drill"
     ensure_cluster(args.port)
+    # A fresh database each run: one left migrated by another checkout (a newer revision this
+    # code does not know) must not fail the drill.
+    provision.drop_database(url, log=lambda m: print(m, file=sys.stderr))
     provision.up(url, log=lambda m: print(m, file=sys.stderr))
     upgrade(url)
     engine = sa.create_engine(url, pool_pre_ping=True)

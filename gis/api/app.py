@@ -17,6 +17,7 @@ from gis.api.routes import discover_routers
 from gis.db import make_engine, make_sessionmaker
 from gis.db_async import AsyncDatabase
 from gis.services.access import TOKENS_CHANNEL
+from gis.services.media import MAX_UPLOADS
 from gis.settings import Settings, get_settings
 
 DESCRIPTION = """
@@ -30,8 +31,12 @@ says otherwise. Errors always have the shape `{"code": …, "detail": …}`.
 
 
 # FastAPI asks the OpenTelemetry API on every request whether a provider is configured; with
-# telemetry off it does not (measured ~3 % of a /locate).
+# telemetry off it does not (its cost: docs/architecture.md).
 _NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+
+# Where requests may carry photos (multipart uploads).
+UPLOAD_PATHS = ("/media", "/open311/v2/requests.", "/open311/v2/servicerequestupdates.")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -80,7 +85,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)  # no prefix: a route's path is its router's
     # The last added is the outermost: the body limit applies to the hot paths too.
     app.add_middleware(HotPaths, routes=hot_routes(r for router in routers for r in router.routes))
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        # Photo uploads: a few photos and the form around them.
+        upload_bytes=settings.media_max_bytes * MAX_UPLOADS + 100_000,
+        upload_prefixes=UPLOAD_PATHS,
+    )
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

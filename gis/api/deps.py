@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
 from gis.db_async import Database
+from gis.layers.base import utcnow
+from gis.layers.categories import Platform, parse_platform
 from gis.settings import Settings
 
 
@@ -41,8 +44,15 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         session.close()
 
 
+async def server_clock() -> datetime:
+    """The server's time for this request: every time a write records comes from here, never
+    from the client (tests override this dependency to set the clock)."""
+    return utcnow()
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+ClockDep = Annotated[datetime, Depends(server_clock)]
 
 
 class Page:
@@ -69,3 +79,20 @@ def get_page(
 
 
 PageDep = Annotated[Page, Depends(get_page)]
+
+
+def get_platform(
+    platform: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            description="Only this platform: " + ", ".join(p.value for p in Platform),
+            examples=["governance"],
+        ),
+    ] = None,
+) -> Platform | None:
+    """The ``platform`` query parameter, parsed (``UnknownCodeError`` lists the four)."""
+    return parse_platform(platform)
+
+
+PlatformDep = Annotated[Platform | None, Depends(get_platform)]

@@ -5,9 +5,8 @@ in OpenAPI and servable by FastAPI like any other. Its endpoint is marked ``@hot
 only the ``Request`` and does its own work with the same pydantic models (``parse_query``) and
 the same access check (``gis.api.security.authorize``), so it can also be called directly.
 ``HotPaths``, an ASGI middleware, does exactly that for the marked (method, path) pairs, skipping
-FastAPI's router, dependency resolution and exception middleware. On this machine those cost
-~0.3 ms of CPU per request (an empty FastAPI route with two query parameters: 0.27 ms, the same
-answered here: 0.08 ms), more than the locate's own work; see docs/bench-intake.md. Errors are
+FastAPI's router, dependency resolution and exception middleware, which cost more CPU per
+request than the locate's own work (the measurements: docs/architecture.md). Errors are
 answered by the app's own handlers (``gis.api.errors.error_response_for``), anything else
 propagates to Starlette's 500 handler as usual.
 """

@@ -8,17 +8,31 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodySizeLimit:
-    """Reject bodies larger than ``max_bytes`` with 413, whether announced or streamed."""
+    """Reject bodies larger than ``max_bytes`` with 413, whether announced or streamed; paths
+    under ``upload_prefixes`` (photo uploads) may carry up to ``upload_bytes``."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        upload_bytes: int = 0,
+        upload_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.upload_bytes = max(upload_bytes, max_bytes)
+        self.upload_prefixes = upload_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request on, counting body bytes as they arrive."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = (
+            self.upload_bytes
+            if scope.get("path", "").startswith(self.upload_prefixes)
+            else self.max_bytes
+        )
         chunked = False
         for name, value in scope.get("headers", []):
             if name == b"content-length":
@@ -26,8 +40,8 @@ class BodySizeLimit:
                     announced = int(value)
                 except ValueError:
                     announced = 0
-                if announced > self.max_bytes:
-                    await self._reject(send)
+                if announced > limit:
+                    await self._reject(send, limit)
                     return
             elif name == b"transfer-encoding":
                 chunked = True
@@ -45,8 +59,8 @@ class BodySizeLimit:
             if message["type"] != "http.request":
                 return  # the client went away
             received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                await self._reject(send)
+            if received > limit:
+                await self._reject(send, limit)
                 return
             chunks.append(message.get("body", b""))
             if not message.get("more_body"):
@@ -58,12 +72,14 @@ class BodySizeLimit:
 
         await self.app(scope, replay, send)
 
-    async def _reject(self, send: Send) -> None:
+    async def _reject(self, send: Send, limit: int) -> None:
+        which = (
+            "GIS_MAX_BODY_BYTES" if limit == self.max_bytes else "photos: GIS_MEDIA_MAX_BYTES each"
+        )
         body = json.dumps(
             {
                 "code": "payload_too_large",
-                "detail": f"the request body is larger than {self.max_bytes} bytes "
-                "(GIS_MAX_BODY_BYTES)",
+                "detail": f"the request body is larger than {limit} bytes ({which})",
             }
         ).encode()
         await send(

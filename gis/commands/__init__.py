@@ -1,12 +1,31 @@
-"""CLI command modules. Each module here defines ``register(app)``, which adds its commands to
-the root ``gis`` app; ``gis.cli`` calls every one of them, in module-name order."""
+"""CLI command modules, and the two helpers every command uses.
+
+Each module here defines ``register(app)``, which adds its commands to the root ``gis`` app;
+``gis.cli`` calls every one of them, in module-name order. A command opens the database with
+``command_session`` (or ``command_engine``) and turns a domain error into a message and exit
+code 2 with ``fail``; nothing else sets up engines or exits by hand.
+"""
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import typer
+from rich.console import Console
+
+from gis.errors import GisError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session
+
+    from gis.settings import Settings
+
+errors = Console(stderr=True)
 
 
 def register_all(app: typer.Typer) -> None:
@@ -14,3 +33,36 @@ def register_all(app: typer.Typer) -> None:
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{__name__}.{info.name}")
         module.register(app)
+
+
+def fail(error: GisError) -> typer.Exit:
+    """Print a domain error for a person and return the exit (code 2) to raise."""
+    errors.print(f"[red]error:[/red] {error.detail}")
+    return typer.Exit(code=2)
+
+
+@contextmanager
+def command_engine(settings: Settings | None = None) -> Iterator[Engine]:
+    """An engine for one command, disposed afterwards; a domain error raised inside is printed
+    and exits with code 2 (``fail``)."""
+    # Imported here: ``gis --help`` should not pay for SQLAlchemy.
+    from gis.db import make_engine
+    from gis.settings import get_settings
+
+    engine = make_engine(settings or get_settings())
+    try:
+        yield engine
+    except GisError as error:
+        raise fail(error) from error
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def command_session(settings: Settings | None = None) -> Iterator[Session]:
+    """A session for one command: commits on success, rolls back on any error, driver errors
+    translated (``gis.db.session_scope``), domain errors printed with exit code 2."""
+    from gis.db import session_scope
+
+    with command_engine(settings) as engine, session_scope(engine) as session:
+        yield session

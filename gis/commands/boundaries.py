@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gis.errors import GisError
+from gis.commands import command_session
 
 console = Console(stderr=True)
 boundaries_app = typer.Typer(
@@ -22,11 +22,6 @@ def register(app: typer.Typer) -> None:
     """Mount `gis boundaries` and `gis reassign`."""
     app.add_typer(boundaries_app, name="boundaries")
     app.command("reassign")(reassign)
-
-
-def _fail(error: GisError) -> typer.Exit:
-    console.print(f"[red]error:[/red] {error.detail}")
-    return typer.Exit(code=2)
 
 
 @boundaries_app.command("import")
@@ -54,7 +49,6 @@ def import_boundaries(
 ) -> None:
     """Compare a boundary file with the database and print what would be added, changed and
     retired; write it only with --commit (grids get new dated versions; open cases follow)."""
-    from gis.db import make_engine, session_scope
     from gis.ingest.boundaries import Level, commit_import, plan_import, read_boundaries
     from gis.settings import get_settings
 
@@ -63,8 +57,7 @@ def import_boundaries(
     except ValueError:
         raise typer.BadParameter("level must be county, town, village or grid") from None
     settings = get_settings()
-    engine = make_engine(settings)
-    try:
+    with command_session(settings) as session:
         read = read_boundaries(
             file,
             crs=crs,
@@ -81,21 +74,16 @@ def import_boundaries(
             f"read {len(read.features) + len(read.rejected)} features from {file} "
             f"(CRS: {read.source_crs}; the file declares {read.declared_crs or 'none'})"
         )
-        with session_scope(engine) as session:
-            plan = plan_import(session, read, level=chosen, parent=parent)
-            _print_plan(read, plan, show)
-            if not commit:
-                console.print("[yellow]dry run[/yellow]: nothing written; add --commit to write")
-                session.rollback()
-                return
-            written = commit_import(
-                session, plan, actor=actor, lock_timeout_s=settings.plan_lock_timeout_s
-            )
-        console.print(f"[green]committed[/green]: {written}")
-    except GisError as error:
-        raise _fail(error) from error
-    finally:
-        engine.dispose()
+        plan = plan_import(session, read, level=chosen, parent=parent)
+        _print_plan(read, plan, show)
+        if not commit:
+            console.print("[yellow]dry run[/yellow]: nothing written; add --commit to write")
+            session.rollback()
+            return
+        written = commit_import(
+            session, plan, actor=actor, lock_timeout_s=settings.plan_lock_timeout_s
+        )
+    console.print(f"[green]committed[/green]: {written}")
 
 
 def _print_plan(read: object, plan: object, show: int) -> None:
@@ -137,23 +125,15 @@ def export_boundaries(
     at: datetime | None = typer.Option(None, help="Grids in force at this instant (default now)"),
 ) -> None:
     """Write boundaries (WGS84) to a file; grids as of --at."""
-    from gis.db import make_engine, session_scope
     from gis.ingest.boundaries import Level, export_frame, write_frame
-    from gis.settings import get_settings
 
     try:
         chosen = Level(level)
     except ValueError:
         raise typer.BadParameter("level must be county, town, village or grid") from None
-    engine = make_engine(get_settings())
-    try:
-        with session_scope(engine) as session:
-            frame = export_frame(session, chosen, parent=parent, at=at)
+    with command_session() as session:
+        frame = export_frame(session, chosen, parent=parent, at=at)
         write_frame(frame, output, fmt)
-    except GisError as error:
-        raise _fail(error) from error
-    finally:
-        engine.dispose()
     console.print(f"wrote {len(frame)} {chosen.value} boundaries to {output}")
 
 
@@ -170,49 +150,42 @@ def reassign(
     """Re-assign open cases to the grids in force now (set-based), e.g. after a county reload."""
     import time
 
-    from gis.db import make_engine, session_scope
     from gis.layers.regions import RegionLevel, get_region
     from gis.services import reassign as service
     from gis.settings import get_settings
 
     settings = get_settings()
-    engine = make_engine(settings)
-    try:
-        with session_scope(engine) as session:
-            scope = service.CaseScope()
-            if town is not None:
-                from geoalchemy2.shape import to_shape
-                from shapely import to_wkb
+    with command_session(settings) as session:
+        scope = service.CaseScope()
+        if town is not None:
+            from geoalchemy2.shape import to_shape
+            from shapely import to_wkb
 
-                region = get_region(session, town, level=RegionLevel.TOWN)
-                scope = service.CaseScope(area_wkb=to_wkb(to_shape(region.geom)))
-            started = time.perf_counter()
-            with console.status("joining cases to grids…"):
-                service.compute_assignments(
-                    session,
-                    scope=scope,
-                    include_historic=historic_table is not None,
-                    snap_m=settings.snap_meters,
-                )
-                if historic_table is not None:
-                    kept = service.keep_analysis_table(session, historic_table)
-                    console.print(f"kept {kept:,} rows in table {historic_table}")
-                result = service.write_back(
-                    session, actor=actor, reason="bulk re-assignment to the current grids"
-                )
-            seconds = time.perf_counter() - started
-            console.print(
-                f"{result.considered:,} open cases: {result.moved:,} change grid, "
-                f"{result.version_only:,} only the grid version, {result.snapped:,} snapped, "
-                f"{result.unassigned:,} outside every grid; historic cases that would change: "
-                f"{result.historic_would_move:,} ({seconds:.1f} s)"
+            region = get_region(session, town, level=RegionLevel.TOWN)
+            scope = service.CaseScope(area_wkb=to_wkb(to_shape(region.geom)))
+        started = time.perf_counter()
+        with console.status("joining cases to grids…"):
+            service.compute_assignments(
+                session,
+                scope=scope,
+                include_historic=historic_table is not None,
+                snap_m=settings.snap_meters,
             )
-            if not commit:
-                session.rollback()
-                console.print("[yellow]dry run[/yellow]: rolled back; add --commit to write")
-                return
-    except GisError as error:
-        raise _fail(error) from error
-    finally:
-        engine.dispose()
+            if historic_table is not None:
+                kept = service.keep_analysis_table(session, historic_table)
+                console.print(f"kept {kept:,} rows in table {historic_table}")
+            result = service.write_back(
+                session, actor=actor, reason="bulk re-assignment to the current grids"
+            )
+        seconds = time.perf_counter() - started
+        console.print(
+            f"{result.considered:,} open cases: {result.moved:,} change grid, "
+            f"{result.version_only:,} only the grid version, {result.snapped:,} snapped, "
+            f"{result.unassigned:,} outside every grid; historic cases that would change: "
+            f"{result.historic_would_move:,} ({seconds:.1f} s)"
+        )
+        if not commit:
+            session.rollback()
+            console.print("[yellow]dry run[/yellow]: rolled back; add --commit to write")
+            return
     console.print("[green]committed[/green]")

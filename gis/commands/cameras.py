@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gis.errors import GisError
+from gis.commands import command_session
 
 console = Console(stderr=True)
 cameras_app = typer.Typer(help="Surveillance cameras (天眼).", no_args_is_help=True)
@@ -32,24 +32,15 @@ def coverage(
     view, worst covered first (areas and lengths in metres, in each grid's UTM zone)."""
     from rich.progress import Progress
 
-    from gis.db import make_engine, session_scope
     from gis.services.cameras import coverage_by_grid
-    from gis.settings import get_settings
 
-    engine = make_engine(get_settings())
-    try:
-        with session_scope(engine) as session, Progress(console=console, transient=True) as bar:
-            task = bar.add_task("grids", total=None)
+    with command_session() as session, Progress(console=console, transient=True) as bar:
+        task = bar.add_task("grids", total=None)
 
-            def advance(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
 
-            rows = coverage_by_grid(session, town_code=town, progress=advance)
-    except GisError as error:
-        console.print(f"[red]error:[/red] {error.detail}")
-        raise typer.Exit(code=2) from error
-    finally:
-        engine.dispose()
+        rows = coverage_by_grid(session, town_code=town, progress=advance)
 
     table = Table(title=f"camera coverage{f' of town {town}' if town else ''}, worst first")
     table.add_column("grid", no_wrap=True)

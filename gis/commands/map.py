@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
+from gis.commands import command_session, fail
 from gis.errors import GisError
 
 if TYPE_CHECKING:
@@ -22,11 +23,6 @@ map_app = typer.Typer(help="Command-room maps as HTML files (Folium).", no_args_
 def register(app: typer.Typer) -> None:
     """Mount `gis map`."""
     app.add_typer(map_app, name="map")
-
-
-def _fail(error: GisError) -> typer.Exit:
-    console.print(f"[red]error:[/red] {error.detail}")
-    return typer.Exit(code=2)
 
 
 BASEMAP_HELP = "osm, tianditu, tianditu_satellite, amap, intranet, local (default GIS_BASEMAP)"
@@ -69,15 +65,13 @@ def command_room(
     tiles_url: str | None = typer.Option(None, help=TILES_HELP),
 ) -> None:
     """Write the command-room map of a town (heat, grids, open cases, units, cameras)."""
-    from gis.db import make_engine, session_scope
     from gis.errors import ValidationError
     from gis.maps import GridMetric, build_command_room_map, render
     from gis.services.mapdata import TimeStep, command_room_data
     from gis.settings import get_settings
 
     settings = get_settings()
-    engine = make_engine(settings)
-    try:
+    with command_session(settings) as session:
         chosen = _basemap(basemap, settings, tiles_url)
         try:
             grid_metric, time_step = GridMetric(metric), TimeStep(step)
@@ -85,26 +79,23 @@ def command_room(
             raise ValidationError(
                 f"{error}; metric: load, closure, on_time; step: auto, day, week"
             ) from None
-        with session_scope(engine) as session:
-            data = command_room_data(
-                session,
-                town_code=town,
-                since=since,
-                until=until,
-                platform=platform,
-                category=category,
-                cell_m=cell_m,
-                step=time_step,
-                max_markers=max_markers,
-            )
+        data = command_room_data(
+            session,
+            town_code=town,
+            since=since,
+            until=until,
+            platform=platform,
+            category=category,
+            cell_m=cell_m,
+            step=time_step,
+            max_markers=max_markers,
+            # The figures as /stats reads them (stored facts while fresh).
+            stale_after=timedelta(seconds=settings.stats_stale_after_s),
+        )
         m = build_command_room_map(
             data, basemap=chosen, metric=grid_metric, tianditu_key=settings.tianditu_key
         )
         _write(render(m, assets_url=assets_url), output)
-    except GisError as error:
-        raise _fail(error) from error
-    finally:
-        engine.dispose()
 
 
 @map_app.command("grids")
@@ -116,23 +107,16 @@ def grids(
     tiles_url: str | None = typer.Option(None, help=TILES_HELP),
 ) -> None:
     """Write a village's grid map with labels and members (for printing)."""
-    from gis.db import make_engine, session_scope
     from gis.maps import build_village_grids_map, render
     from gis.services.mapdata import village_grids_data
     from gis.settings import get_settings
 
     settings = get_settings()
-    engine = make_engine(settings)
-    try:
+    with command_session(settings) as session:
         chosen = _basemap(basemap, settings, tiles_url)
-        with session_scope(engine) as session:
-            data = village_grids_data(session, village_code=village)
+        data = village_grids_data(session, village_code=village)
         m = build_village_grids_map(data, basemap=chosen, tianditu_key=settings.tianditu_key)
         _write(render(m, assets_url=assets_url), output)
-    except GisError as error:
-        raise _fail(error) from error
-    finally:
-        engine.dispose()
 
 
 @map_app.command("assets")
@@ -148,5 +132,5 @@ def assets(
     try:
         fetched = fetch_assets(target, force=force, log=console.print)
     except GisError as error:
-        raise _fail(error) from error
+        raise fail(error) from error
     console.print(f"map assets ready in {target} ({len(fetched)} packages fetched now)")

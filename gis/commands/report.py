@@ -29,9 +29,8 @@ def report(
     from rich.console import Console
     from rich.table import Table
 
-    from gis.cli import fail
-    from gis.db import make_engine, session_scope
-    from gis.errors import GisError, ValidationError
+    from gis.commands import command_session, fail
+    from gis.errors import ValidationError
     from gis.services.intake import IncidentReport, report_incident
     from gis.settings import get_settings
 
@@ -49,16 +48,8 @@ def report(
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise fail(ValidationError(f"{where}: {first['msg']}")) from None
-    engine = make_engine(settings)
-    try:
-        with session_scope(engine) as session:
-            result = report_incident(
-                session, body, settings=settings, idempotency_key=idempotency_key
-            )
-    except GisError as error:
-        raise fail(error) from error
-    finally:
-        engine.dispose()
+    with command_session(settings) as session:
+        result = report_incident(session, body, settings=settings, idempotency_key=idempotency_key)
     d = result.incident
     table = Table(
         title=f"incident {d.id}" + ("" if result.created else " (already reported with this key)"),

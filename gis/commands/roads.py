@@ -8,8 +8,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gis.errors import GisError
-
 console = Console(stderr=True)
 roads_app = typer.Typer(help="The road network used for drive times.", no_args_is_help=True)
 
@@ -41,36 +39,24 @@ def import_roads(
 ) -> None:
     """Read a road file, node it, build the routing topology and print a summary; the network
     is replaced (or, with --append, extended) only with --commit."""
-    from sqlalchemy.orm import Session
-
-    from gis.db import make_engine, translate_db_errors
+    from gis.commands import command_session
     from gis.ingest.roads import import_roads as run_import
-    from gis.settings import get_settings
 
-    engine = make_engine(get_settings())
-    try:
-        with Session(engine) as session, translate_db_errors():
-            report = run_import(
-                session,
-                file,
-                layer=layer,
-                crs=crs,
-                class_field=class_field,
-                speed_field=speed_field,
-                default_speed_kmh=default_speed,
-                replace=not append,
-                tolerance_m=tolerance_m,
-                progress=True,
-            )
-            if commit:
-                session.commit()
-            else:
-                session.rollback()
-    except GisError as error:
-        console.print(f"[red]error:[/red] {error.detail}")
-        raise typer.Exit(code=2) from error
-    finally:
-        engine.dispose()
+    with command_session() as session:
+        report = run_import(
+            session,
+            file,
+            layer=layer,
+            crs=crs,
+            class_field=class_field,
+            speed_field=speed_field,
+            default_speed_kmh=default_speed,
+            replace=not append,
+            tolerance_m=tolerance_m,
+            progress=True,
+        )
+        if not commit:
+            session.rollback()
 
     table = Table(title=f"roads from {file.name} ({report.source_crs})")
     table.add_column("")

@@ -1,13 +1,14 @@
-"""`gis sla sweep`: flag overdue cases and escalate those overdue too long (run it from cron)."""
+"""`gis sla sweep`: flag overdue cases and escalate those overdue too long (run it from cron);
+`gis sla preview`: what a sweep at a given time would do, without writing."""
 
 from __future__ import annotations
-
-from datetime import datetime
 
 import typer
 from rich.console import Console
 
 sla_app = typer.Typer(help="Time limits (限时办结): the overdue sweep.", no_args_is_help=True)
+
+ESCALATE_HELP = "Escalate cases overdue by more than this many hours (GIS_SLA_ESCALATE_AFTER_H)"
 
 
 def register(app: typer.Typer) -> None:
@@ -15,40 +16,52 @@ def register(app: typer.Typer) -> None:
     app.add_typer(sla_app, name="sla")
 
 
-@sla_app.command("sweep")
-def sweep_command(
-    now: str | None = typer.Option(
-        None, help="The sweep's clock, ISO 8601 with a zone (default: now); for replays"
-    ),
-    escalate_after: float | None = typer.Option(
-        None, help="Escalate cases overdue by more than this many hours (GIS_SLA_ESCALATE_AFTER_H)"
-    ),
-) -> None:
-    """Flag open cases past their deadline; escalate those overdue too long to the county."""
-    from gis.db import make_engine, session_scope
-    from gis.errors import GisError, ValidationError
+def _run(at: str | None, escalate_after: float | None, *, write: bool) -> None:
+    from datetime import datetime
+
+    from gis.commands import command_session, fail
+    from gis.errors import ValidationError
     from gis.layers.base import utcnow
     from gis.services import sla
     from gis.settings import get_settings
 
     settings = get_settings()
-    err = Console(stderr=True)
-    engine = make_engine(settings)
     try:
-        try:
-            clock = datetime.fromisoformat(now) if now else utcnow()
-        except ValueError:
-            example = "2026-03-10T12:00+08:00"
-            raise ValidationError(f"--now {now!r} is not ISO 8601 (e.g. {example})") from None
-        threshold = settings.sla_escalate_after_h if escalate_after is None else escalate_after
-        with session_scope(engine) as session:
+        clock = datetime.fromisoformat(at) if at else utcnow()
+    except ValueError:
+        example = "2026-03-10T12:00+08:00"
+        error = ValidationError(f"--at {at!r} is not ISO 8601 (e.g. {example})")
+        raise fail(error) from None
+    threshold = settings.sla_escalate_after_h if escalate_after is None else escalate_after
+    with command_session(settings) as session:
+        if write:
             result = sla.sweep(session, now=clock, escalate_after_hours=threshold)
-    except GisError as error:
-        err.print(f"[red]error:[/red] {error.detail}")
-        raise typer.Exit(code=2) from error
-    finally:
-        engine.dispose()
+        else:
+            result = sla.preview(session, at=clock, escalate_after_hours=threshold)
+    verbs = ("flagged", "escalated") if write else ("would flag", "would escalate")
     Console().print(
-        f"{result.now.isoformat(timespec='seconds')}: flagged {len(result.flagged_ids)} overdue, "
-        f"escalated {len(result.escalated_ids)} (overdue > {result.escalate_after_hours:g} h)"
+        f"{result.now.isoformat(timespec='seconds')}: {verbs[0]} {len(result.flagged_ids)} "
+        f"overdue, {verbs[1]} {len(result.escalated_ids)} "
+        f"(overdue > {result.escalate_after_hours:g} h)"
     )
+
+
+@sla_app.command("sweep")
+def sweep_command(
+    escalate_after: float | None = typer.Option(None, help=ESCALATE_HELP),
+) -> None:
+    """Flag open cases past their deadline; escalate those overdue too long to the county.
+    Runs at the server's time: the events it writes are the record (no --now; see preview)."""
+    _run(None, escalate_after, write=True)
+
+
+@sla_app.command("preview")
+def preview_command(
+    at: str | None = typer.Option(
+        None, help="Imagine the sweep at this time, ISO 8601 with a zone (default: now)"
+    ),
+    escalate_after: float | None = typer.Option(None, help=ESCALATE_HELP),
+) -> None:
+    """What a sweep at --at would flag and escalate, given the cases as they stand; writes
+    nothing."""
+    _run(at, escalate_after, write=False)

@@ -38,7 +38,6 @@ def _moment(text: str | None, name: str) -> datetime | None:
 
 def _run(
     kind: str,
-    *,
     group_by: str | None,
     start: str | None,
     end: str | None,
@@ -52,61 +51,53 @@ def _run(
 
     from rich.table import Table
 
-    from gis.db import make_engine, session_scope
-    from gis.errors import GisError, ValidationError
+    from gis.commands import command_session, fail
+    from gis.errors import ValidationError
     from gis.layers.base import utcnow
     from gis.services import stats
     from gis.services.deadlines import SHANGHAI
     from gis.settings import get_settings
 
-    err = Console(stderr=True)
-    engine = make_engine(get_settings())
-    try:
-        if output not in ("table", "csv", "json"):
-            raise ValidationError(f"--format {output!r}: use table, csv or json")
+    settings = get_settings()
+    if output not in ("table", "csv", "json"):
+        raise fail(ValidationError(f"--format {output!r}: use table, csv or json"))
+    with command_session(settings) as session:
         now = utcnow()
         stop = _moment(end, "to") or now
         begin = _moment(start, "from") or datetime(
             stop.astimezone(SHANGHAI).year, 1, 1, tzinfo=SHANGHAI
         )
-        settings = get_settings()
         clock = _moment(as_of, "as-of")
         towns = None if town is None else (town,)
-        with session_scope(engine) as session:
-            # None: the stored facts, unless they are stale (then exact as of now).
-            clock = stats.choose_as_of(
-                session,
-                clock,
-                now=now,
-                stale_after=timedelta(seconds=settings.stats_stale_after_s),
+        # None: the stored facts, unless they are stale (then exact as of now).
+        clock = stats.choose_as_of(
+            session,
+            clock,
+            now=now,
+            stale_after=timedelta(seconds=settings.stats_stale_after_s),
+        )
+        if kind == "cases":
+            dims = stats.parse_group_by(group_by)
+            query = stats.StatsQuery(
+                begin, stop, clock, group_by=dims, town_codes=towns, platform=platform
             )
-            if kind == "cases":
-                dims = stats.parse_group_by(group_by)
-                query = stats.StatsQuery(
-                    begin, stop, clock, group_by=dims, town_codes=towns, platform=platform
-                )
-                rows = stats.case_figures(session, query)
-                columns = [stats.DIMENSION_COLUMNS[d] for d in dims] + list(stats.METRICS)
-            elif kind == "towns":
-                rows = stats.town_summaries(
-                    session, start=begin, end=stop, as_of=clock, town_codes=towns
-                )
-                columns = ["town_code", "town_name", "received", "closed", "closure_rate"]
-                columns += ["on_time_rate", "overdue_open", "summary"]
-            else:
-                rows = stats.errand_figures(
-                    session,
-                    start=begin,
-                    end=stop,
-                    group_by=stats.parse_errand_group_by(group_by),
-                    town_codes=towns,
-                )
-                columns = list(rows[0]) if rows else []
-    except GisError as error:
-        err.print(f"[red]error:[/red] {error.detail}")
-        raise typer.Exit(code=2) from error
-    finally:
-        engine.dispose()
+            rows = stats.case_figures(session, query)
+            columns = [stats.DIMENSION_COLUMNS[d] for d in dims] + list(stats.METRICS)
+        elif kind == "towns":
+            rows = stats.town_summaries(
+                session, start=begin, end=stop, as_of=clock, town_codes=towns
+            )
+            columns = ["town_code", "town_name", "received", "closed", "closure_rate"]
+            columns += ["on_time_rate", "overdue_open", "summary"]
+        else:
+            rows = stats.errand_figures(
+                session,
+                start=begin,
+                end=stop,
+                group_by=stats.parse_errand_group_by(group_by),
+                town_codes=towns,
+            )
+            columns = list(rows[0]) if rows else []
     out = Console()
     if output == "csv":
         typer.echo(stats.to_csv(rows, columns), nl=False)
@@ -133,16 +124,7 @@ def cases(
     output: str = typer.Option("table", "--format", help=FORMAT_HELP),
 ) -> None:
     """Received, closed, 办结率, 按期办结率, 返工率, extensions, overdue, time to close."""
-    _run(
-        "cases",
-        group_by=group_by,
-        start=start,
-        end=end,
-        as_of=as_of,
-        town=town,
-        platform=platform,
-        output=output,
-    )
+    _run("cases", group_by, start, end, as_of, town, platform, output)
 
 
 @stats_app.command("towns")
@@ -154,16 +136,7 @@ def towns(
     output: str = typer.Option("table", "--format", help=FORMAT_HELP),
 ) -> None:
     """One line per town, as the towns report it: 受理 N 件，办结率 x%."""
-    _run(
-        "towns",
-        group_by=None,
-        start=start,
-        end=end,
-        as_of=as_of,
-        town=town,
-        platform=None,
-        output=output,
-    )
+    _run("towns", None, start, end, as_of, town, None, output)
 
 
 @stats_app.command("errands")
@@ -175,16 +148,7 @@ def errands(
     output: str = typer.Option("table", "--format", help=FORMAT_HELP),
 ) -> None:
     """Errands (跑小二): requested, delivered, zero-trip share, time to delivery."""
-    _run(
-        "errands",
-        group_by=group_by,
-        start=start,
-        end=end,
-        as_of=None,
-        town=town,
-        platform=None,
-        output=output,
-    )
+    _run("errands", group_by, start, end, None, town, None, output)
 
 
 @stats_app.command("refresh")
@@ -196,17 +160,12 @@ def refresh(
     """Recompute the stored per-case facts from the event log (cron: every few minutes)."""
     import time
 
-    from gis.db import make_engine, session_scope
+    from gis.commands import command_session
     from gis.services import stats
-    from gis.settings import get_settings
 
-    engine = make_engine(get_settings())
     started = time.perf_counter()
-    try:
-        with session_scope(engine) as session:
-            refreshed_at = stats.refresh_facts(session, full=full)
-    finally:
-        engine.dispose()
+    with command_session() as session:
+        refreshed_at = stats.refresh_facts(session, full=full)
     Console().print(
         f"facts refreshed as of {refreshed_at.isoformat(timespec='seconds')} "
         f"in {time.perf_counter() - started:.1f} s"

@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gis.errors import GisError
+from gis.commands import command_session, fail
 
 console = Console()
 users_app = typer.Typer(help="API users and their tokens (hashed at rest).", no_args_is_help=True)
@@ -15,11 +15,6 @@ users_app = typer.Typer(help="API users and their tokens (hashed at rest).", no_
 def register(app: typer.Typer) -> None:
     """Mount `gis users`."""
     app.add_typer(users_app, name="users")
-
-
-def _fail(error: GisError) -> typer.Exit:
-    Console(stderr=True).print(f"[red]error:[/red] {error.detail}")
-    return typer.Exit(code=2)
 
 
 @users_app.command("add")
@@ -36,34 +31,26 @@ def add(
     """Create a user and print its token (shown once: only its hash is kept)."""
     from datetime import timedelta
 
-    from gis.db import make_engine, session_scope
     from gis.errors import ValidationError
     from gis.layers.users import Role
     from gis.services import access
-    from gis.settings import get_settings
 
     try:
         parsed = Role(role)
     except ValueError:
-        raise _fail(
+        raise fail(
             ValidationError(f"unknown role {role!r}; one of: {', '.join(r.value for r in Role)}")
         ) from None
-    engine = make_engine(get_settings())
-    try:
-        with session_scope(engine) as session:
-            user = access.add_user(
-                session,
-                name=name,
-                role=parsed,
-                town_codes=town,
-                unit_id=unit_id,
-                member_id=member_id,
-            )
-            token = access.issue_token(session, user, valid_for=timedelta(days=days))
-    except GisError as error:
-        raise _fail(error) from error
-    finally:
-        engine.dispose()
+    with command_session() as session:
+        user = access.add_user(
+            session,
+            name=name,
+            role=parsed,
+            town_codes=town,
+            unit_id=unit_id,
+            member_id=member_id,
+        )
+        token = access.issue_token(session, user, valid_for=timedelta(days=days))
     console.print(f"user {name} ({role}); token, valid {days} days:")
     print(token)
 
@@ -71,36 +58,24 @@ def add(
 @users_app.command("list")
 def list_() -> None:
     """List users with their role and towns."""
-    from gis.db import make_engine, session_scope
     from gis.services import access
-    from gis.settings import get_settings
 
-    engine = make_engine(get_settings())
-    with session_scope(engine) as session:
+    with command_session() as session:
         table = Table("name", "role", "towns", "active")
         for user in access.list_users(session):
             table.add_row(
                 user.name, user.role, " ".join(user.town_codes) or "all", str(user.active)
             )
-    engine.dispose()
     console.print(table)
 
 
 @users_app.command("revoke")
 def revoke(name: str = typer.Argument(..., help="The user whose tokens to revoke")) -> None:
     """Revoke every token of a user and deactivate it."""
-    from gis.db import make_engine, session_scope
     from gis.services import access
-    from gis.settings import get_settings
 
-    engine = make_engine(get_settings())
-    try:
-        with session_scope(engine) as session:
-            revoked = access.revoke(session, name)
-    except GisError as error:
-        raise _fail(error) from error
-    finally:
-        engine.dispose()
+    with command_session() as session:
+        revoked = access.revoke(session, name)
     console.print(f"revoked {revoked} token(s) of {name}")
 
 
@@ -109,18 +84,11 @@ def demo(
     town: str | None = typer.Option(None, help="Town of the town-scoped users (default: first)"),
 ) -> None:
     """(Re)create one demo user per role and print a ready token for each."""
-    from gis.db import make_engine, session_scope
     from gis.services import access
     from gis.settings import get_settings
 
-    engine = make_engine(get_settings())
-    try:
-        with session_scope(engine) as session:
-            tokens = access.demo_users(session, town_code=town)
-    except GisError as error:
-        raise _fail(error) from error
-    finally:
-        engine.dispose()
+    with command_session() as session:
+        tokens = access.demo_users(session, town_code=town)
     # Plain lines, not a table: a table would cut the tokens to the terminal's width.
     console.print("Demo tokens (valid 30 days) — role, towns, token:")
     for row in tokens:

@@ -13,10 +13,16 @@ files lie: Amap/DataV-derived boundaries are GCJ-02 even when their ``.prj`` say
   go through pyproj. (EPSG:4545 is CM 108E, far west of Zhejiang: a common mix-up.)
 - GCJ-02 and BD-09 are not datums pyproj knows: their lon/lat are converted by ``gis.geo``.
 - Whatever comes out must lie in China; if not, the message says which CRS to try.
+
+Codes. Real files carry administrative codes: a county's 6-digit adcode (``330803``), a town's 9
+digits. Ours are the 12-digit statistical codes, so ``plan_import`` pads them
+(``gis.layers.regions.region_code``) before matching existing regions by code; any other shape is
+reported as a problem of that feature, never imported as a new region.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -42,8 +48,8 @@ from gis.errors import UnknownCodeError, UnknownCrsError, ValidationError
 from gis.geo import Crs, parse_crs, to_wgs84_fn, transform_geometry
 from gis.layers.base import SRID, utcnow
 from gis.layers.grids import Grid
-from gis.layers.plans import GridChange, GridChangeKind
-from gis.layers.regions import Region
+from gis.layers.regions import Region, region_code
+from gis.services import grid_versions
 
 # Rough bounding box of China (as in gis.geo): converted boundaries must fall inside it.
 _CHINA = (72.0, 0.8, 137.9, 55.9)
@@ -389,15 +395,12 @@ def plan_import(
     plan = ImportPlan(level=level)
     features = read.features
     if level is not Level.GRID:
-        # Region codes are the 6-digit (county) or 12-digit statistical codes.
-        too_long = [f for f in features if len(f.code) > 12]
-        plan.unplaced.extend(
-            Problem(f.index, f.code, "region codes have at most 12 characters") for f in too_long
-        )
-        features = [f for f in features if len(f.code) <= 12]
+        features = _with_region_codes(plan, features, level)
     if level is not Level.COUNTY:
         parent_level = PARENT_LEVEL[level]
         if parent is not None:
+            if level is not Level.GRID:
+                parent = region_code(parent, parent_level)
             region = session.get(Region, parent)
             if region is None or region.level != parent_level:
                 raise UnknownCodeError(f"--parent {parent} is not a {parent_level} code")
@@ -432,6 +435,34 @@ def plan_import(
     else:
         _compare_regions(session, plan, features, level)
     return plan
+
+
+def _with_region_codes(
+    plan: ImportPlan, features: list[BoundaryFeature], level: Level
+) -> list[BoundaryFeature]:
+    """The features with their own and their parents' codes as our 12-digit region codes, so a
+    real file's ``330803`` matches the region ``330803000000``; the others become problems."""
+    parent_level = PARENT_LEVEL.get(level, "city")
+    kept: list[BoundaryFeature] = []
+    for feature in features:
+        try:
+            code = region_code(feature.code, level.value)
+            parent = feature.parent_code
+            if parent is not None:
+                parent = region_code(parent, parent_level)
+        except ValidationError as error:
+            plan.unplaced.append(Problem(feature.index, feature.code, error.detail))
+            continue
+        # A copy: the read file keeps the codes it carries.
+        kept.append(dataclasses.replace(feature, code=code, parent_code=parent))
+    # "330803" and "330803000000" in one file are the same region twice.
+    twice = {code for code, n in Counter(f.code for f in kept).items() if n > 1}
+    plan.unplaced.extend(
+        Problem(f.index, f.code, "the code appears more than once in the file (as normalised)")
+        for f in kept
+        if f.code in twice
+    )
+    return [f for f in kept if f.code not in twice]
 
 
 def _compare_regions(
@@ -556,19 +587,8 @@ def _commit_grids(
     now: datetime | None,
     lock_timeout_s: float,
 ) -> dict[str, int]:
-    from gis.services import reassign
-
-    # The same lock as a plan apply, so an import and an apply on one village never interleave.
-    session.execute(
-        sa.text("SELECT set_config('lock_timeout', :ms, true)"),
-        {"ms": f"{int(lock_timeout_s * 1000)}ms"},
-    )
-    session.execute(
-        sa.select(Region.code)
-        .where(Region.code.in_(plan.parents))
-        .order_by(Region.code)
-        .with_for_update()
-    ).all()
+    # The same locks as a plan apply, so an import and an apply on one village never interleave.
+    grid_versions.lock_regions(session, plan.parents, lock_timeout_s=lock_timeout_s)
     # Read the clock under the lock, so this change is never dated before one it waited for.
     now = now or utcnow()
     towns = dict(
@@ -577,87 +597,46 @@ def _commit_grids(
         ).all()
     )
     touched = [f.code for f, _ in plan.changed] + [code for code, _ in plan.retired]
-    old_rows = session.scalars(
-        sa.select(Grid)
-        .where(Grid.valid_to.is_(None), Grid.code.in_(touched))
-        .order_by(Grid.id)
-        .with_for_update()
-    ).all()
-    old_by_code = {g.code: g for g in old_rows}
-    for grid in old_rows:
-        grid.valid_to = now
-        session.add(_change(grid, GridChangeKind.RETIRED, actor, now))
-    session.flush()
-    writing = [*plan.added, *(f for f, _ in plan.changed)]
-    versions = dict(
-        session.execute(
-            sa.select(Grid.code, sa.func.max(Grid.version))
-            .where(Grid.code.in_([f.code for f in writing]))
-            .group_by(Grid.code)
-        ).all()
-    )
-    iterator: Iterable[BoundaryFeature] = writing
-    if len(writing) > PROGRESS_ABOVE:
-        iterator = tqdm(writing, unit="grid", desc="writing grid versions")
-    new_rows = []
-    for feature in iterator:
+    old_by_code = {g.code: g for g in grid_versions.lock_current(session, Grid.code.in_(touched))}
+    create = []
+    for feature in [*plan.added, *(f for f, _ in plan.changed)]:
         previous = old_by_code.get(feature.code)
         village = feature.parent_code or (previous.village_code if previous else None)
-        if village is None or towns.get(village) is None:
+        town = towns.get(village) if village is not None else None
+        if village is None or town is None:
             raise ValidationError(f"grid {feature.code}: village {village} has no town")
-        row = Grid(
-            code=feature.code,
-            version=int(versions.get(feature.code) or 0) + 1,
-            name=feature.name,
-            village_code=village,
-            town_code=towns[village],
-            households=feature.households
-            if feature.households is not None
-            else (previous.households if previous else 0),
-            population=feature.population
-            if feature.population is not None
-            else (previous.population if previous else 0),
-            geom=from_shape(feature.geom, srid=SRID),
-            valid_from=now,
-            created_by=actor,
-            created_at=now,
-            note="import",
+        create.append(
+            grid_versions.NewGridVersion(
+                code=feature.code,
+                name=feature.name,
+                village_code=village,
+                town_code=town,
+                households=_given_or(feature.households, previous.households if previous else 0),
+                population=_given_or(feature.population, previous.population if previous else 0),
+                geom=feature.geom,
+            )
         )
-        session.add(row)
-        new_rows.append(row)
-    session.flush()
-    session.add_all(_change(row, GridChangeKind.CREATED, actor, now) for row in new_rows)
-    session.flush()
-    codes = sorted({*touched, *(f.code for f in plan.added)})
-    # Open cases follow the new boundaries at once (set-based); a county-wide reload re-assigns
-    # everything in one join instead of a huge OR-filter.
-    scope = (
-        reassign.CaseScope()
-        if len(codes) > 1_000
-        else reassign.CaseScope(
-            area_wkb=shapely.to_wkb(shapely.union_all([f.geom for f in writing]))
-            if writing
-            else None,
-            grid_codes=codes,
-        )
+    written = grid_versions.write_versions(
+        session,
+        grid_versions.GridWrite(
+            retire=list(old_by_code.values()),
+            create=create,
+            actor=actor,
+            source="import",
+            note="boundary import",
+            reason="grid boundaries re-imported",
+        ),
+        now=now,
     )
-    moved = reassign.reassign_cases(
-        session, actor=actor, reason="grid boundaries re-imported", scope=scope, now=now
-    )
-    return {**plan.summary(), "cases_moved": moved.moved, "cases_unassigned": moved.unassigned}
+    return {
+        **plan.summary(),
+        "cases_moved": written.cases.moved,
+        "cases_unassigned": written.cases.unassigned,
+    }
 
 
-def _change(grid: Grid, kind: GridChangeKind, actor: str, now: datetime) -> GridChange:
-    return GridChange(
-        grid_id=grid.id,
-        code=grid.code,
-        version=grid.version,
-        change=kind.value,
-        at=now,
-        actor=actor,
-        source="import",
-        note="boundary import",
-    )
+def _given_or(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 # --- export -------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ from gis.layers.categories import Category
 from gis.layers.errands import Errand, ErrandEvent, Service
 from gis.layers.grids import Grid, GridMember, GridMemberGrid
 from gis.layers.incidents import Incident, IncidentEvent
+from gis.layers.media import Media
+from gis.layers.open311 import Open311Request, Open311Update
 from gis.layers.plans import GridChange, Plan
 from gis.layers.regions import Region
 from gis.layers.roads import Road
@@ -25,6 +27,9 @@ __all__ = [
     "GridMemberGrid",
     "Incident",
     "IncidentEvent",
+    "Media",
+    "Open311Request",
+    "Open311Update",
     "Plan",
     "Region",
     "ResponderUnit",

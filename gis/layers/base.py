@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 import shapely
 import sqlalchemy as sa
 from geoalchemy2 import Geometry, WKBElement
 from geoalchemy2.shape import to_shape
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
+
+from gis.errors import NotFoundError, UnknownCodeError
 
 SRID = 4326
 
@@ -56,3 +59,57 @@ def point_lonlat(geom: WKBElement) -> tuple[float, float]:
     """The lon/lat of a stored point geometry."""
     lon, lat = shapely.get_coordinates(to_shape(geom))[0]
     return float(lon), float(lat)
+
+
+KeyT = TypeVar("KeyT", bound=StrEnum)
+RowT = TypeVar("RowT")
+
+
+def parse_key(
+    enum: type[KeyT], value: str | None, what: str, plural: str | None = None
+) -> KeyT | None:
+    """``value`` (any case) as a member of ``enum``, None for None, or ``UnknownCodeError``
+    listing the members: the one parser of every enum a request names (platform, unit type…)."""
+    if value is None:
+        return None
+    try:
+        return enum(value.strip().lower())
+    except ValueError:
+        known = ", ".join(member.value for member in enum)
+        many = plural or f"{what}s"
+        raise UnknownCodeError(f"unknown {what} {value!r}; known {many}: {known}") from None
+
+
+def get_or_raise(session: Session, model: type[RowT], key: Any, what: str) -> RowT:
+    """The row of ``model`` with primary key ``key``, or ``NotFoundError`` ("no <what> with id")."""
+    row = session.get(model, key)
+    if row is None:
+        raise NotFoundError(f"no {what} with id {key}")
+    return row
+
+
+def events_of(session: Session, event: Any, owner: Any, key: Any) -> list[Any]:
+    """The events of one record (``owner == key``), oldest first."""
+    query = sa.select(event).where(owner == key).order_by(event.at, event.id)
+    return list(session.scalars(query))
+
+
+def matching_page(
+    session: Session,
+    model: type[RowT],
+    equal: dict[Any, Any],
+    *,
+    order_by: Any,
+    limit: int | None,
+    offset: int,
+) -> tuple[list[RowT], int]:
+    """One page of the rows of ``model`` whose columns equal the given values (a None value is
+    no filter), in ``order_by`` order, and how many rows match in all."""
+    query = sa.select(model).where(
+        *(col == value for col, value in equal.items() if value is not None)
+    )
+    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
+    query = query.order_by(order_by).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query)), int(total)

@@ -12,7 +12,7 @@ from geoalchemy2 import WKBElement
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gis.errors import NotFoundError
-from gis.layers.base import Base, TZDateTime, check_in, geometry, utcnow
+from gis.layers.base import Base, TZDateTime, check_in, geometry, matching_page, utcnow
 from gis.layers.units import GEOGRAPHY
 
 
@@ -114,15 +114,5 @@ def list_cameras(
     offset: int = 0,
 ) -> tuple[list[Camera], int]:
     """Cameras matching the filters, by code, with the total number matching."""
-    query = sa.select(Camera)
-    if town_code is not None:
-        query = query.where(Camera.town_code == town_code)
-    if status is not None:
-        query = query.where(Camera.status == status)
-    if kind is not None:
-        query = query.where(Camera.kind == kind)
-    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
-    query = query.order_by(Camera.code).offset(offset)
-    if limit is not None:
-        query = query.limit(limit)
-    return list(session.scalars(query)), int(total)
+    equal = {Camera.town_code: town_code, Camera.status: status, Camera.kind: kind}
+    return matching_page(session, Camera, equal, order_by=Camera.code, limit=limit, offset=offset)

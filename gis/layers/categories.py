@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gis.errors import UnknownCodeError
-from gis.layers.base import Base, check_in
+from gis.layers.base import Base, check_in, parse_key
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 CATEGORIES_FILE = DATA_DIR / "categories.json"
@@ -26,6 +26,12 @@ class Platform(StrEnum):
     MARKET = "market"  # 市场监管
     ENFORCEMENT = "enforcement"  # 综合执法
     SERVICE = "service"  # 便民服务
+
+
+def parse_platform(value: str | None) -> Platform | None:
+    """A platform key (any case), or ``UnknownCodeError`` listing the four: the one parser of
+    every path that takes a platform (API queries, services, the CLI)."""
+    return parse_key(Platform, value, "platform")
 
 
 PLATFORM_NAMES_ZH = {

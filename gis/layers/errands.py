@@ -13,8 +13,8 @@ from geoalchemy2 import WKBElement
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from gis.errors import NotFoundError, UnknownCodeError, ValidationError
-from gis.layers.base import Base, TZDateTime, check_in, geometry, utcnow
+from gis.errors import UnknownCodeError, ValidationError
+from gis.layers.base import Base, TZDateTime, check_in, events_of, geometry, get_or_raise, utcnow
 from gis.layers.categories import DATA_DIR
 from gis.layers.incidents import LocationQuality
 
@@ -188,17 +188,9 @@ def get_service(session: Session, code: str) -> Service:
 
 def get_errand(session: Session, errand_id: int) -> Errand:
     """The errand with this id, or ``NotFoundError``."""
-    errand = session.get(Errand, errand_id)
-    if errand is None:
-        raise NotFoundError(f"no errand with id {errand_id}")
-    return errand
+    return get_or_raise(session, Errand, errand_id, "errand")
 
 
 def list_errand_events(session: Session, errand_id: int) -> list[ErrandEvent]:
     """The errand's events, oldest first."""
-    query = (
-        sa.select(ErrandEvent)
-        .where(ErrandEvent.errand_id == errand_id)
-        .order_by(ErrandEvent.at, ErrandEvent.id)
-    )
-    return list(session.scalars(query))
+    return events_of(session, ErrandEvent, ErrandEvent.errand_id, errand_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -11,8 +12,7 @@ from geoalchemy2 import WKBElement
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from gis.errors import NotFoundError
-from gis.layers.base import Base, TZDateTime, check_in, geometry, utcnow
+from gis.layers.base import Base, TZDateTime, check_in, events_of, geometry, get_or_raise, utcnow
 from gis.layers.categories import Platform
 
 
@@ -31,11 +31,19 @@ class IncidentStatus(StrEnum):
     DUPLICATE = "duplicate"
 
 
-# A case in one of these states needs no more work.
+# Three words for where a case stands, each defined once here (docs/workflow.md):
+# final: nothing more will happen to it (closed, cancelled, merged into another as a duplicate).
 FINAL_STATUSES = frozenset(
     {IncidentStatus.CLOSED, IncidentStatus.CANCELLED, IncidentStatus.DUPLICATE}
 )
-OPEN_STATUSES = frozenset(set(IncidentStatus) - FINAL_STATUSES - {IncidentStatus.RESOLVED})
+# open (未结): not final, resolved-and-awaiting-verification included; it follows its grid.
+OPEN_STATUSES = frozenset(set(IncidentStatus) - FINAL_STATUSES)
+# active: open and waiting on its handlers (not resolved); its deadline runs and it can be overdue.
+ACTIVE_STATUSES = OPEN_STATUSES - {IncidentStatus.RESOLVED}
+
+
+# The condition of the partial index on stored photos; a query must repeat it to use the index.
+MEDIA_PHOTOS_WHERE = "CAST(photos AS text) LIKE '%media:%'"
 
 
 class LocationQuality(StrEnum):
@@ -68,6 +76,7 @@ class Incident(Base):
         check_in("reporter_kind", ReporterKind),
         sa.Index("ix_incidents_town_reported", "town_code", "reported_at"),
         sa.Index("ix_incidents_category_reported", "category_code", "reported_at"),
+        # Open cases by deadline: the predicate names the final states (tests/layers checks it).
         sa.Index(
             "ix_incidents_open_due",
             "due_at",
@@ -77,6 +86,15 @@ class Incident(Base):
         sa.Index("ix_incidents_reported_id", "reported_at", "id"),
         # The self-referencing FK is checked on every delete; unindexed, each check scanned the
         # table (migration 0002).
+        # Who may see a stored photo: the cases that show it (gis.services.media). Partial: only
+        # cases with stored photos, so intake of the rest pays nothing.
+        sa.Index(
+            "ix_incidents_media_photos",
+            "photos",
+            postgresql_using="gin",
+            postgresql_ops={"photos": "jsonb_path_ops"},
+            postgresql_where=sa.text(MEDIA_PHOTOS_WHERE),
+        ),
         sa.Index(
             "ix_incidents_duplicate_of_id",
             "duplicate_of_id",
@@ -149,17 +167,101 @@ class IncidentEvent(Base):
 
 def get_incident(session: Session, incident_id: int) -> Incident:
     """The incident with this id, or ``NotFoundError``."""
-    incident = session.get(Incident, incident_id)
-    if incident is None:
-        raise NotFoundError(f"no incident with id {incident_id}")
-    return incident
+    return get_or_raise(session, Incident, incident_id, "incident")
 
 
 def list_events(session: Session, incident_id: int) -> list[IncidentEvent]:
     """The incident's events, oldest first."""
+    return events_of(session, IncidentEvent, IncidentEvent.incident_id, incident_id)
+
+
+@dataclass(frozen=True)
+class IncidentFilter:
+    """Filters of the incident list; None means "any"."""
+
+    statuses: tuple[str, ...] = ()
+    platform: str | None = None
+    town_code: str | None = None
+    grid_code: str | None = None
+    category: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    # Whose cases the caller may see (built by the access layer); None: everyone's.
+    scope: sa.ColumnElement[bool] | None = None
+
+
+@dataclass(frozen=True)
+class IncidentSummary:
+    """One incident of a list, with its WGS84 point."""
+
+    id: int
+    status: str
+    category: str
+    platform: str
+    description: str
+    location_quality: str
+    grid_code: str | None
+    village_code: str | None
+    town_code: str | None
+    county_code: str | None
+    unit_id: int | None
+    reported_at: datetime
+    due_at: datetime | None
+    closed_at: datetime | None
+    lon: float
+    lat: float
+
+
+def list_incidents(
+    session: Session, filters: IncidentFilter, *, limit: int, offset: int
+) -> tuple[list[IncidentSummary], int]:
+    """Incidents matching ``filters``, newest first, one page of them and how many match."""
+    inc = Incident
+    conditions: list[sa.ColumnElement[bool]] = []
+    if filters.statuses:
+        conditions.append(inc.status.in_(filters.statuses))
+    if filters.platform is not None:
+        conditions.append(inc.platform == filters.platform)
+    if filters.town_code is not None:
+        conditions.append(inc.town_code == filters.town_code)
+    if filters.grid_code is not None:
+        conditions.append(inc.grid_code == filters.grid_code)
+    if filters.category is not None:
+        conditions.append(inc.category_code == filters.category)
+    if filters.since is not None:
+        conditions.append(inc.reported_at >= filters.since)
+    if filters.until is not None:
+        conditions.append(inc.reported_at < filters.until)
+    if filters.bbox is not None:
+        envelope = sa.func.ST_MakeEnvelope(*filters.bbox, 4326)
+        conditions.append(inc.geom.op("&&")(envelope))
+    if filters.scope is not None:
+        conditions.append(filters.scope)
+    total = session.execute(sa.select(sa.func.count()).select_from(inc).where(*conditions))
     query = (
-        sa.select(IncidentEvent)
-        .where(IncidentEvent.incident_id == incident_id)
-        .order_by(IncidentEvent.at, IncidentEvent.id)
+        sa.select(
+            inc.id,
+            inc.status,
+            inc.category_code.label("category"),
+            inc.platform,
+            inc.description,
+            inc.location_quality,
+            inc.grid_code,
+            inc.village_code,
+            inc.town_code,
+            inc.county_code,
+            inc.unit_id,
+            inc.reported_at,
+            inc.due_at,
+            inc.closed_at,
+            sa.func.ST_X(inc.geom).label("lon"),
+            sa.func.ST_Y(inc.geom).label("lat"),
+        )
+        .where(*conditions)
+        .order_by(inc.reported_at.desc(), inc.id.desc())
+        .limit(limit)
+        .offset(offset)
     )
-    return list(session.scalars(query))
+    rows = [IncidentSummary(**row._asdict()) for row in session.execute(query)]
+    return rows, int(total.scalar_one())

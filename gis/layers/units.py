@@ -12,8 +12,15 @@ import sqlalchemy as sa
 from geoalchemy2 import Geography, WKBElement
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from gis.errors import NotFoundError
-from gis.layers.base import Base, TZDateTime, check_in, geometry, utcnow
+from gis.layers.base import (
+    Base,
+    TZDateTime,
+    check_in,
+    geometry,
+    get_or_raise,
+    matching_page,
+    utcnow,
+)
 from gis.layers.categories import Platform
 
 # A plain ``geography`` cast. geoalchemy2's default ``Geography`` renders
@@ -77,10 +84,7 @@ class UnitPosition(Base):
 
 def get_unit(session: Session, unit_id: int) -> ResponderUnit:
     """The unit with this id, or ``NotFoundError``."""
-    unit = session.get(ResponderUnit, unit_id)
-    if unit is None:
-        raise NotFoundError(f"no responder unit with id {unit_id}")
-    return unit
+    return get_or_raise(session, ResponderUnit, unit_id, "responder unit")
 
 
 def list_units(
@@ -94,20 +98,14 @@ def list_units(
     offset: int = 0,
 ) -> tuple[list[ResponderUnit], int]:
     """Units matching the filters, by code, with the total number matching."""
-    query = sa.select(ResponderUnit)
-    if platform is not None:
-        query = query.where(ResponderUnit.platform == platform)
-    if unit_type is not None:
-        query = query.where(ResponderUnit.unit_type == unit_type)
-    if status is not None:
-        query = query.where(ResponderUnit.status == status)
-    if jurisdiction_code is not None:
-        query = query.where(ResponderUnit.jurisdiction_code == jurisdiction_code)
-    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
-    query = query.order_by(ResponderUnit.code).offset(offset)
-    if limit is not None:
-        query = query.limit(limit)
-    return list(session.scalars(query)), int(total)
+    unit = ResponderUnit
+    equal = {
+        unit.platform: platform,
+        unit.unit_type: unit_type,
+        unit.status: status,
+        unit.jurisdiction_code: jurisdiction_code,
+    }
+    return matching_page(session, unit, equal, order_by=unit.code, limit=limit, offset=offset)
 
 
 def latest_fix_at(session: Session, unit_id: int) -> datetime | None:

@@ -99,12 +99,25 @@ METRIC_LABELS = {
 }
 
 
+# One label per figure, on the tooltips and the title alike. The period's figures are /stats'
+# (same names there); "now" counts every case open at this moment, whenever it was reported.
+FIGURE_LABELS = {
+    "received": "受理 Received",
+    "closed": "办结 Closed",
+    "closure_rate": "办结率 Closure rate",
+    "on_time_rate": "按期办结率 On-time rate",
+    "overdue_open": "期内超期 Overdue (period)",
+    "open_now": "现未结 Open now",
+    "overdue_now": "现超期 Overdue now",
+}
+
+
 def _metric(grid: GridStat, metric: GridMetric) -> float | None:
     if metric is GridMetric.LOAD:
         return grid.per_1000_households
     if metric is GridMetric.CLOSURE:
-        return grid.closure_rate
-    return grid.on_time_rate
+        return grid.figures.closure_rate
+    return grid.figures.on_time_rate
 
 
 def _pct(value: float | None) -> str:
@@ -172,14 +185,20 @@ def _grids_layer(
                     "name": grid.name,
                     "members": "、".join(grid.members) or "—",
                     "households": grid.households,
-                    "total": grid.total,
+                    # The period's figures, as /stats/grids has them (raw rates for scripts).
+                    "received": grid.figures.received,
+                    "closed": grid.figures.closed,
                     "per_1000": "—"
                     if grid.per_1000_households is None
                     else f"{grid.per_1000_households:.1f}",
-                    "closure": _pct(grid.closure_rate),
-                    "on_time": _pct(grid.on_time_rate),
-                    "open": grid.open,
-                    "overdue": grid.overdue,
+                    "closure_rate": grid.figures.closure_rate,
+                    "on_time_rate": grid.figures.on_time_rate,
+                    "closure": _pct(grid.figures.closure_rate),
+                    "on_time": _pct(grid.figures.on_time_rate),
+                    "overdue_open": grid.figures.overdue_open,
+                    # Now, whatever the report date: a different figure, so a different label.
+                    "open_now": grid.open_now,
+                    "overdue_now": grid.overdue_now,
                     "fill": scales[metric][0][grid.code],
                     **{f"fill_{each.value}": scales[each][0][grid.code] for each in GridMetric},
                 },
@@ -190,24 +209,28 @@ def _grids_layer(
         "name",
         "members",
         "households",
-        "total",
+        "received",
+        "closed",
         "per_1000",
         "closure",
         "on_time",
-        "open",
-        "overdue",
+        "overdue_open",
+        "open_now",
+        "overdue_now",
     ]
     aliases = [
         "网格 Grid",
         "名称 Name",
         "网格员 Member",
         "户数 Households",
-        "案件 Cases",
+        FIGURE_LABELS["received"],
+        FIGURE_LABELS["closed"],
         "每千户 Per 1,000 hh",
-        "办结率 Closure",
-        "按期率 On time",
-        "未结 Open",
-        "超期 Overdue",
+        FIGURE_LABELS["closure_rate"],
+        FIGURE_LABELS["on_time_rate"],
+        FIGURE_LABELS["overdue_open"],
+        FIGURE_LABELS["open_now"],
+        FIGURE_LABELS["overdue_now"],
     ]
     layer = folium.GeoJson(
         {"type": "FeatureCollection", "features": features},
@@ -480,7 +503,7 @@ def _legend(data: CommandRoomData, grids_legend: str) -> str:
     parts.append("<b>天眼 Cameras</b><br>")
     for colour, label in CAMERA_STATUS.values():
         parts.append(_swatch(colour, label, square=True))
-    for capped, what in ((data.open_cases, "未结 open"), (data.overdue_cases, "超期 overdue")):
+    for capped, what in ((data.open_cases, "未超期 in time"), (data.overdue_cases, "超期 overdue")):
         if capped.truncated:
             parts.append(
                 f'<span style="color:#b00020">显示 showing {len(capped.items):,} / '
@@ -489,12 +512,15 @@ def _legend(data: CommandRoomData, grids_legend: str) -> str:
     return "".join(parts)
 
 
-def _figure(key: str, zh: str, en: str, value: int) -> str:
-    """One key figure of the title, marked so a phone's one-line title and the wall's large
-    figures can style it, and a test can read it."""
+def _figure(name: str, value: str, *, key: bool = False) -> str:
+    """One figure of the title (its label from FIGURE_LABELS), marked so a phone's one-line
+    title (only the ``key`` ones) and the wall's large figures can style it, and a test can read
+    it; each carries its own separator, so hiding one leaves no stray dot."""
+    zh, _, en = FIGURE_LABELS[name].partition(" ")
     return (
-        f'<span class="gis-figure" data-figure="{key}">'
-        f'{zh}<span class="gis-en"> {en}</span> <b>{value:,}</b></span>'
+        f'<span class="gis-figure{" gis-key" if key else ""}" data-figure="{name}">'
+        f'<span class="gis-sep"> · </span>{zh}<span class="gis-en"> {en}</span> '
+        f"<b>{value}</b></span>"
     )
 
 
@@ -508,18 +534,26 @@ def _title(data: CommandRoomData) -> str:
     ]
     since = data.since.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
     until = data.until.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
-    figures = " · ".join(
-        (
-            _figure("total", "案件", "cases", data.total_incidents),
-            _figure("open", "未结", "open", data.open_cases.total),
-            _figure("overdue", "超期", "overdue", data.overdue_cases.total),
-        )
-    )
+    figures = data.town_figures
+    period = [
+        _figure("received", f"{figures.received:,}", key=True),
+        _figure("closure_rate", _pct(figures.closure_rate), key=True),
+        _figure("on_time_rate", _pct(figures.on_time_rate)),
+        _figure("overdue_open", f"{figures.overdue_open:,}"),
+    ]
+    now = [
+        _figure("open_now", f"{data.open_cases.total + data.overdue_cases.total:,}"),
+        _figure("overdue_now", f"{data.overdue_cases.total:,}", key=True),
+    ]
+    as_of = f" (统计截至 as of {_when(data.figures_as_of)})" if data.figures_as_of else ""
     return (
-        f'<div class="gis-title-name">{esc(town.name)} 综合信息指挥室'
+        f'<div class="gis-title-name">{esc(town.name)}<span class="gis-room"> 综合信息指挥室</span>'
         f'<span class="gis-en">{english}</span></div>'
-        f'<div class="gis-title-line"><span class="gis-period">{since} – {until} (UTC+8) · </span>'
-        + figures
+        f'<div class="gis-title-line"><span class="gis-period">{since} – {until} (UTC+8)</span>'
+        + "".join(period)
+        + f'<span class="gis-period gis-as-of">{as_of}</span></div>'
+        + '<div class="gis-title-line">'
+        + "".join(now)
         + (f'<span class="gis-filters"> · {" · ".join(filters)}</span>' if filters else "")
         + "</div>"
     )

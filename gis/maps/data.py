@@ -46,34 +46,38 @@ class HeatFrame:
 
 
 @dataclass(frozen=True)
+class CaseFigures:
+    """An area's figures over the period's cases, as ``/stats`` publishes them (one definition:
+    ``gis.services.stats``): received, closed, 办结率 = closed / valid, 按期办结率 = closed by the
+    deadline in force / closed, and ``overdue_open``: the period's cases still active and late."""
+
+    received: int = 0
+    closed: int = 0
+    closure_rate: float | None = None
+    on_time_rate: float | None = None
+    overdue_open: int = 0
+
+
+@dataclass(frozen=True)
 class GridStat:
-    """A grid with its member(s) and its case figures for the period."""
+    """A grid with its member(s), its figures for the period, and its cases open right now."""
 
     code: str
     name: str
     geom: BaseGeometry
     households: int
     members: list[str]
-    total: int
-    closed: int
-    on_time: int
-    open: int
-    overdue: int
+    figures: CaseFigures
+    # Every case of the grid open now (not final), whenever reported, and those of them overdue
+    # now (active and past the deadline): a different question from the period's figures.
+    open_now: int
+    overdue_now: int
 
     @property
     def per_1000_households(self) -> float | None:
-        """Cases per 1,000 households; None when the grid has no households on record."""
-        return 1000.0 * self.total / self.households if self.households > 0 else None
-
-    @property
-    def closure_rate(self) -> float | None:
-        """Closed / all cases of the period (办结率); None without cases."""
-        return self.closed / self.total if self.total else None
-
-    @property
-    def on_time_rate(self) -> float | None:
-        """Closed by the deadline / closed (按期办结率); None when nothing was closed."""
-        return self.on_time / self.closed if self.closed else None
+        """Cases received per 1,000 households; None when the grid has no households on record."""
+        received = self.figures.received
+        return 1000.0 * received / self.households if self.households > 0 else None
 
 
 @dataclass(frozen=True)
@@ -151,7 +155,10 @@ class CommandRoomData:
     overdue_cases: Capped
     units: list[UnitPoint]
     cameras: list[CameraView]
-    total_incidents: int = 0
+    total_incidents: int = 0  # cases on the heatmap (reported in the period)
+    # The town's figures for the period (as /stats/towns) and the time they are as of.
+    town_figures: CaseFigures = CaseFigures()
+    figures_as_of: datetime | None = None
 
 
 @dataclass(frozen=True)

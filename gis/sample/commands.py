@@ -9,8 +9,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gis.errors import GisError
-
 app = typer.Typer(
     help="The deterministic demo county (five Quzhou towns; more synthetic ones at --scale > 1).",
     no_args_is_help=True,
@@ -49,35 +47,26 @@ def load(
 ) -> None:
     """Load the demo county (regions, grids, members, units, roads, cameras, a year of cases)."""
     import sqlalchemy as sa
-    from sqlalchemy.orm import Session
 
-    from gis.db import make_engine, translate_db_errors
+    from gis.commands import command_session
     from gis.sample import load_sample
     from gis.settings import get_settings
 
     until = _parse_end(end)
     settings = get_settings()
-    engine = make_engine(settings)
-    try:
-        with Session(engine) as session, translate_db_errors():
-            if if_empty and session.scalar(sa.text("SELECT EXISTS (SELECT 1 FROM regions)")):
-                console.print("the database already holds a county; keeping it (--replace reloads)")
-                return
-            summary = load_sample(
-                session,
-                seed=settings.sample_seed if seed is None else seed,
-                scale=scale,
-                end=until,
-                incidents_per_town=incidents_per_town,
-                progress=progress,
-                replace=replace,
-            )
-            session.commit()
-    except GisError as error:
-        console.print(f"[red]error:[/red] {error.detail}")
-        raise typer.Exit(code=2) from error
-    finally:
-        engine.dispose()
+    with command_session(settings) as session:
+        if if_empty and session.scalar(sa.text("SELECT EXISTS (SELECT 1 FROM regions)")):
+            console.print("the database already holds a county; keeping it (--replace reloads)")
+            return
+        summary = load_sample(
+            session,
+            seed=settings.sample_seed if seed is None else seed,
+            scale=scale,
+            end=until,
+            incidents_per_town=incidents_per_town,
+            progress=progress,
+            replace=replace,
+        )
     table = Table(title="demo county loaded")
     table.add_column("layer")
     table.add_column("rows", justify="right")

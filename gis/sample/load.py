@@ -26,6 +26,7 @@ from gis.sample.county import build_county
 from gis.sample.incidents import HISTORY_DAYS, REPORTERS, STATUSES, STEPS, Cases
 from gis.sample.names import person_names
 from gis.sample.places import STREAM_MEMBERS, Plan, stream
+from gis.services.assignment import grid_member, place_points, unit_choice
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ LAYER_TABLES = (
 ID_TABLES = (
     "incident_events", "incidents", "grid_members", "grids", "cameras", "responder_units", "roads",
 )  # fmt: skip
+# The snap distance of a point drawn just outside every grid (the service's default).
+SNAP_M = 50.0
 # Grids existed a while before the first case of the history.
 GRIDS_VALID_BEFORE_HISTORY = timedelta(days=30)
 
@@ -312,8 +315,8 @@ CREATE TEMP TABLE sample_steps (
 ) ON COMMIT DROP;
 """
 
-# Points as geometries with a GiST index, so the grid join below can run polygon-outer: for
-# each grid, an index scan of the points it covers (DESIGN §4a: 6–10× faster than point-outer).
+# Points as geometries with a GiST index, so the grid join can run polygon-outer: for each
+# grid, an index scan of the points it covers (docs/architecture.md).
 _POINTS = """
 ANALYZE sample_towns;
 ANALYZE sample_categories;
@@ -327,46 +330,22 @@ ANALYZE sample_points;
 ANALYZE sample_cases;
 """
 
-# The current grid covering each point; on a shared edge the lowest code wins, and the count of
-# covering grids says whether the point was on an edge.
-_HITS = """
-CREATE TEMP TABLE sample_hits ON COMMIT DROP AS
-WITH g AS MATERIALIZED (
-    -- Materialized, the grids have no index left to probe, so the planner cannot pick the
-    -- point-outer plan (an index lookup per point: 2.6x slower at 1.25M points, measured).
-    SELECT id, code, village_code, town_code, geom FROM grids WHERE valid_to IS NULL
-)
-SELECT DISTINCT ON (p.id)
-    p.id, g.id AS grid_id, g.code AS grid_code, g.village_code, g.town_code,
-    count(*) OVER (PARTITION BY p.id) AS covering
-FROM g
-JOIN sample_points AS p ON ST_Covers(g.geom, p.geom)
-ORDER BY p.id, g.code;
-CREATE UNIQUE INDEX ON sample_hits (id);
-ANALYZE sample_hits;
-"""
-
-# The nearest unit of the category's type with jurisdiction over the case's town, else its
-# county; distances on the ellipsoid (geography), never in degrees. The town is the one the case
-# was drawn in, which is its grid's town: every point is drawn inside its town's outline.
-_NEAREST = """
-CREATE TEMP TABLE sample_candidates ON COMMIT DROP AS
-SELECT t.idx AS town, k.idx AS category, u.id AS unit_id, u.geom::geography AS geog,
-       u.jurisdiction_code = t.code AS local
-FROM sample_towns AS t
-JOIN responder_units AS u ON u.jurisdiction_code IN (t.code, t.county_code)
-JOIN sample_categories AS k ON k.unit_type = u.unit_type;
-ANALYZE sample_candidates;
+# The unit and member of each case, by the rules of intake (``gis.services.assignment``): its
+# town is the one its grid (or, outside every grid, the drawing) puts it in.
+_NEAREST = f"""
 CREATE TEMP TABLE sample_nearest ON COMMIT DROP AS
-SELECT DISTINCT ON (s.id)
-    s.id, c.unit_id, ST_Distance(c.geog, p.geom::geography) AS distance
+SELECT s.id, u.id AS unit_id, u.d AS distance, {grid_member("h.to_code")} AS member_id
 FROM sample_cases AS s
 JOIN sample_points AS p ON p.id = s.id
-JOIN sample_candidates AS c ON c.town = s.town AND c.category = s.category
-ORDER BY s.id, c.local DESC, distance, c.unit_id;
+JOIN sample_towns AS t ON t.idx = s.town
+JOIN sample_categories AS k ON k.idx = s.category
+JOIN sample_hits AS h ON h.incident_id = s.id
+LEFT JOIN LATERAL ({
+    unit_choice("p.geom", "COALESCE(h.to_town, t.code)", "t.county_code", "k.unit_type")
+}) AS u ON TRUE;
 CREATE UNIQUE INDEX ON sample_nearest (id);
 ANALYZE sample_nearest;
-"""
+"""  # noqa: S608 -- module constants only
 
 _INSERT_INCIDENTS = """
 INSERT INTO incidents (
@@ -380,15 +359,14 @@ SELECT
     k.name_zh || '：' || coalesce(v.name, t.code),
     r.kind,
     CASE r.kind
-        WHEN 'grid_member' THEN m.member_id::text
+        WHEN 'grid_member' THEN n.member_id::text
         WHEN 'camera' THEN cam.code
         WHEN 'hotline' THEN '12345'
     END,
     '[]'::jsonb,
     p.geom, 'EPSG:4326', s.lon, s.lat,
-    CASE WHEN h.id IS NULL THEN 'outside' WHEN h.covering > 1 THEN 'on_edge' ELSE 'inside' END,
-    h.grid_id, h.grid_code, h.village_code, coalesce(h.town_code, t.code), t.county_code,
-    m.member_id, n.unit_id, n.distance,
+    h.quality, h.to_grid_id, h.to_code, h.to_village, coalesce(h.to_town, t.code),
+    t.county_code, n.member_id, n.unit_id, n.distance,
     to_timestamp(s.occurred), to_timestamp(s.reported), to_timestamp(nullif(s.assigned, -1)),
     to_timestamp(s.due), to_timestamp(nullif(s.resolved, -1)),
     to_timestamp(nullif(s.closed, -1)), to_timestamp(s.updated)
@@ -398,12 +376,9 @@ JOIN sample_towns AS t ON t.idx = s.town
 JOIN sample_categories AS k ON k.idx = s.category
 JOIN sample_statuses AS st ON st.idx = s.status
 JOIN sample_reporters AS r ON r.idx = s.reporter
-LEFT JOIN sample_hits AS h ON h.id = s.id
-LEFT JOIN sample_nearest AS n ON n.id = s.id
-LEFT JOIN (
-    SELECT grid_code, min(member_id) AS member_id FROM grid_member_grids GROUP BY grid_code
-) AS m ON m.grid_code = h.grid_code
-LEFT JOIN regions AS v ON v.code = h.village_code
+JOIN sample_hits AS h ON h.incident_id = s.id
+JOIN sample_nearest AS n ON n.id = s.id
+LEFT JOIN regions AS v ON v.code = h.to_village
 LEFT JOIN cameras AS cam ON cam.id = s.camera;
 """
 
@@ -501,12 +476,7 @@ def _load_cases(session: Session, cases: Cases, plan: Plan, bars: _Progress) -> 
         },
     )
     bar.update()
-    _execute_script(session, _POINTS)
-    bar.update()
-    _execute_script(session, _HITS)
-    bar.update()
-    _execute_script(session, _NEAREST)
-    bar.update()
+    assign_cases(session, bar)
     with _bulk_mode(session, ("incidents", "incident_events")):
         _execute_script(session, _INSERT_INCIDENTS)
         bar.update()
@@ -531,9 +501,24 @@ def _load_cases(session: Session, cases: Cases, plan: Plan, bars: _Progress) -> 
         session,
         "DROP TABLE sample_cases, sample_events, sample_towns, sample_categories, "
         "sample_statuses, sample_reporters, sample_steps, sample_points, sample_hits, "
-        "sample_candidates, sample_nearest",
+        "sample_nearest",
     )
     return len(cases.event_case)
+
+
+def assign_cases(session: Session, bar: tqdm[Any] | None = None) -> None:
+    """Place the staged cases (``sample_cases``) by the rules of every path: temp tables
+    ``sample_hits`` (grid, quality: ``gis.services.assignment.place_points``, grids outer) and
+    ``sample_nearest`` (unit: ``unit_choice``, as intake)."""
+    _execute_script(session, _POINTS)
+    place_points(
+        session, "sample_points", into="sample_hits", params={"snap_m": SNAP_M}, grids_first=True
+    )
+    if bar is not None:
+        bar.update(2)
+    _execute_script(session, _NEAREST)
+    if bar is not None:
+        bar.update()
 
 
 @contextmanager

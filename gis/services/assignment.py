@@ -1,20 +1,29 @@
-"""Where a point belongs: its grid (as of a date), village, town, county and grid member.
+"""Where a point belongs: its grid (as of a date), village, town, county, grid member and unit.
 
 The rules (DESIGN §3): the grid version in force that ``ST_Covers`` the point, the lowest code on
 a shared edge; outside every grid but within the snap distance, the nearest grid ("snapped");
 farther out, the queue of the town that covers the point, else of the county that covers it, else
 of the nearest town within ``coverage_margin_m`` ("outside" — still saved, never dropped); beyond
-that the point is not in the service area and ``OutsideCoverageError`` says how far it is.
+that the point is not in the service area and ``OutsideCoverageError`` says how far it is. The
+grid's member is its lowest-id active member; the unit is the nearest available unit of the
+category's type with jurisdiction over the town, else the county, else any town of the county.
 
-This is the hot path of every report, so the whole decision is ONE SQL statement. Its common
-table expressions (``LOCATE_CTES``) are also the first half of the intake statement in
-``gis.services.intake``: one implementation of the query, used by both.
+This module is the one home of these rules. They are written once, as SQL fragments
+(``covering_grids``, ``snapped_grid``, ``grid_member``, ``unit_choice``), and composed two ways:
+
+- one point (``LOCATE_CTES``): the hot path of every report, ONE statement whose steps are gated
+  on the earlier ones finding nothing; ``gis.services.intake`` extends it with the unit;
+- a set of points (``place_points``): the grids as the outer side of one join, for the
+  re-assignment after a redraw (``gis.services.reassign``) and the demo loader (``gis.sample``).
+
+``tests/services/test_assignment_paths.py`` runs every path on the same points and demands the
+same answers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +42,75 @@ DEFAULT_COVERAGE_MARGIN_M = 50_000.0
 POINT_SQL = "ST_SetSRID(ST_MakePoint(CAST(:lon AS float8), CAST(:lat AS float8)), 4326)"
 _GEOG = f"({POINT_SQL})::geography"
 _VALID_AT = "g.valid_from <= :at AND (g.valid_to IS NULL OR g.valid_to > :at)"
+CURRENT = "g.valid_to IS NULL"
+
+# --- the rules, as SQL fragments over a point expression (module constants only) ----------------
+# Each takes SQL text for a point (``POINT_SQL`` or a column such as ``p.geom``) and the validity
+# condition of grid versions (``_VALID_AT`` for "as of :at", ``CURRENT`` for "in force now").
+
+
+def covering_grids(point: str, valid: str) -> str:
+    """Condition: grid ``g`` covers ``point`` (an edge counts) and is in force."""
+    return f"ST_Covers(g.geom, {point}) AND {valid}"
+
+
+# On a shared edge the lowest code wins, so the answer never flips.
+GRID_TIE_BREAK = "g.code"
+
+
+def edge_quality(covering_count: str) -> str:
+    """The location quality of a covered point: ``on_edge`` when several grids cover it."""
+    return f"CASE WHEN {covering_count} > 1 THEN 'on_edge' ELSE 'inside' END"
+
+
+def snapped_grid(point: str, valid: str, *, only_if: str = "TRUE") -> str:
+    """A query for the grid a point outside every grid snaps to (none beyond ``:snap_m``).
+
+    Exact ellipsoidal distance, then the lowest code; the geography GiST index finds the few
+    candidates within the snap distance. ``only_if`` gates the whole query (a one-time filter
+    such as "no grid covers the point"), so a covered point costs nothing here."""
+    geog = f"({point})::geography"
+    return f"""SELECT g.id, g.code, g.village_code, g.town_code,
+           ST_Distance(g.geom::geography, {geog}) AS d
+      FROM grids AS g
+     WHERE {only_if}
+       AND ST_DWithin(g.geom::geography, {geog}, CAST(:snap_m AS float8)) AND {valid}
+     ORDER BY d, {GRID_TIE_BREAK}
+     LIMIT 1"""  # noqa: S608 -- module constants only
+
+
+def grid_member(grid_code: str) -> str:
+    """A scalar query for the member who handles a grid's cases: its lowest-id active member."""
+    return f"""(SELECT gm.id FROM grid_member_grids AS gmg
+              JOIN grid_members AS gm ON gm.id = gmg.member_id
+             WHERE gmg.grid_code = {grid_code} AND gm.active
+             ORDER BY gm.id LIMIT 1)"""  # noqa: S608 -- module constants only
+
+
+def unit_choice(point: str, town: str, county: str, unit_type: str) -> str:
+    """A query for the unit of a case (属地管理): an available unit of ``unit_type`` with
+    jurisdiction over the town (tier 0), else over the county (1), else the nearest of any town
+    of the same county (2); columns ``id``, ``d`` (metres) and ``tier``.
+
+    Nearest by the exact ellipsoidal distance; a county holds a few dozen units of a type, so
+    ranking them all is cheaper than a KNN probe per tier. The jurisdictions are listed first
+    (index lookups) and joined to the units by code: a filter ``jurisdiction_code IN (... OR
+    ...)`` made PostgreSQL rescan regions for every unit."""
+    return f"""SELECT u.id, ST_Distance(u.geom::geography, ({point})::geography) AS d, j.tier
+      FROM (
+            SELECT {town} AS code, 0 AS tier WHERE {town} IS NOT NULL
+            UNION ALL
+            SELECT {county}, 1 WHERE {county} IS NOT NULL
+            UNION ALL
+            SELECT r.code, 2 FROM regions AS r
+             WHERE r.parent_code = {county} AND r.code IS DISTINCT FROM {town}
+      ) AS j
+      JOIN responder_units AS u
+        ON u.jurisdiction_code = j.code AND u.unit_type = {unit_type}
+       AND u.status = 'available'
+     ORDER BY j.tier, d, u.id
+     LIMIT 1"""  # noqa: S608 -- module constants only
+
 
 # Common table expressions ending in ``loc``: exactly one row describing where the point belongs.
 # Parameters: lon, lat, at, snap_m, margin_m. Every later step is gated on the earlier ones
@@ -41,22 +119,15 @@ LOCATE_CTES = f"""
 covering AS (
     SELECT g.id, count(*) OVER () AS n
     FROM grids AS g
-    WHERE ST_Covers(g.geom, {POINT_SQL}) AND {_VALID_AT}
-    ORDER BY g.code
+    WHERE {covering_grids(POINT_SQL, _VALID_AT)}
+    ORDER BY {GRID_TIE_BREAK}
     LIMIT 1
 ),
 snapped AS (
-    SELECT g.id, ST_Distance(g.geom::geography, {_GEOG}) AS d
-    FROM grids AS g
-    WHERE NOT EXISTS (SELECT FROM covering)
-      AND ST_DWithin(g.geom::geography, {_GEOG}, CAST(:snap_m AS float8))
-      AND {_VALID_AT}
-    ORDER BY d, g.code
-    LIMIT 1
+    {snapped_grid(POINT_SQL, _VALID_AT, only_if="NOT EXISTS (SELECT FROM covering)")}
 ),
 picked AS (
-    SELECT id, CASE WHEN n > 1 THEN 'on_edge' ELSE 'inside' END AS quality,
-           CAST(NULL AS float8) AS snap_d
+    SELECT id, {edge_quality("n")} AS quality, CAST(NULL AS float8) AS snap_d
     FROM covering
     UNION ALL
     SELECT id, 'snapped', d FROM snapped
@@ -106,16 +177,82 @@ loc AS (
            COALESCE(t.parent_code, q.county_code) AS county_code,
            q.d AS outside_distance_m,
            (p.id IS NOT NULL OR q.d <= CAST(:margin_m AS float8)) AS covered,
-           (SELECT gm.id FROM grid_member_grids AS gmg
-              JOIN grid_members AS gm ON gm.id = gmg.member_id
-             WHERE gmg.grid_code = g.code AND gm.active
-             ORDER BY gm.id LIMIT 1) AS member_id
+           {grid_member("g.code")} AS member_id
     FROM (SELECT 1) AS one
     LEFT JOIN picked AS p ON true
     LEFT JOIN grids AS g ON g.id = p.id
     LEFT JOIN queue AS q ON true
     LEFT JOIN regions AS t ON t.code = COALESCE(g.town_code, q.town_code)
 )"""  # noqa: S608 -- only module constants are interpolated; values are bound parameters
+
+# --- a set of points ----------------------------------------------------------------------------
+
+
+def place_points(
+    session: Session,
+    points: str,
+    *,
+    into: str,
+    params: Mapping[str, Any],
+    carry: Sequence[str] = (),
+    grids_first: bool = False,
+) -> None:
+    """Fill temp table ``into`` with the grid of every point of ``points`` under the grids in
+    force: one row per point, columns ``incident_id``, the ``carry`` columns, ``to_grid_id``,
+    ``to_code``, ``to_village``, ``to_town``, ``quality`` and ``snap_distance_m``.
+
+    ``points`` is a relation (a table name or a parenthesised SELECT, module constants only)
+    with columns ``id`` and ``geom`` and whatever ``carry`` names; ``params`` binds its
+    parameters and ``snap_m``. Points no grid covers are few: each gets a nearest-grid probe.
+    ``grids_first`` materialises the grids so the planner must put them on the outer side of
+    the join (each polygon probes the points' GiST index once, DESIGN §4a); leave it off when
+    ``points`` is a small scope the planner should drive the join from.
+    """
+    carried = "".join(f"p.{name}, " for name in carry)
+    grids, with_grids = "grids AS g", ""
+    if grids_first:
+        # Materialised, the grids have no index left to probe, so the planner cannot pick the
+        # point-outer plan (an index lookup per point; slower, see docs/architecture.md).
+        grids = "g"
+        with_grids = (
+            "WITH g AS MATERIALIZED (SELECT id, code, village_code, town_code, geom, valid_to "  # noqa: S608 -- constants only
+            f"FROM grids AS g WHERE {CURRENT})"
+        )
+    session.execute(
+        sa.text(
+            f"""
+            CREATE TEMP TABLE {into} ON COMMIT DROP AS {with_grids}
+            SELECT DISTINCT ON (p.id)
+                   p.id AS incident_id, {carried}
+                   g.id AS to_grid_id, g.code AS to_code, g.village_code AS to_village,
+                   g.town_code AS to_town,
+                   CAST({edge_quality("count(*) OVER (PARTITION BY p.id)")} AS varchar(10))
+                       AS quality,
+                   CAST(NULL AS float8) AS snap_distance_m
+              FROM {grids}
+              JOIN {points} AS p ON {covering_grids("p.geom", CURRENT)}
+             ORDER BY p.id, {GRID_TIE_BREAK}
+            """  # noqa: S608 -- module constants only; values are bound parameters
+        ),
+        params,
+    )
+    # Index first: the anti-join below and every later keyed lookup find rows by point id.
+    session.execute(sa.text(f"CREATE UNIQUE INDEX ON {into} (incident_id)"))
+    session.execute(sa.text(f"ANALYZE {into}"))
+    session.execute(
+        sa.text(
+            f"""
+            INSERT INTO {into}
+            SELECT p.id, {carried} n.id, n.code, n.village_code, n.town_code,
+                   CASE WHEN n.id IS NULL THEN 'outside' ELSE 'snapped' END, n.d
+              FROM {points} AS p
+              LEFT JOIN LATERAL ({snapped_grid("p.geom", CURRENT)}) AS n ON TRUE
+             WHERE NOT EXISTS (SELECT 1 FROM {into} AS m WHERE m.incident_id = p.id)
+            """  # noqa: S608 -- module constants only; values are bound parameters
+        ),
+        params,
+    )
+
 
 _LOCATE_SQL = sa.text(
     f"""
@@ -184,22 +321,8 @@ def outside_coverage(lon: float, lat: float, distance_m: float | None) -> Outsid
 
 def location_from_row(row: Mapping[str, Any]) -> Location:
     """A ``Location`` from a row (mapping) carrying the ``loc`` columns and the names."""
-    return Location(
-        grid_id=row["grid_id"],
-        grid_code=row["grid_code"],
-        grid_name=row["grid_name"],
-        village_code=row["village_code"],
-        village_name=row["village_name"],
-        town_code=row["town_code"],
-        town_name=row["town_name"],
-        county_code=row["county_code"],
-        county_name=row["county_name"],
-        member_id=row["member_id"],
-        member_name=row["member_name"],
-        quality=LocationQuality(row["quality"]),
-        snap_distance_m=row["snap_distance_m"],
-        outside_distance_m=row["outside_distance_m"],
-    )
+    values = {f.name: row[f.name] for f in fields(Location)}
+    return Location(**{**values, "quality": LocationQuality(row["quality"])})
 
 
 def locate(

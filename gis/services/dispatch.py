@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -13,13 +12,10 @@ from shapely.geometry import LineString, Point
 from sqlalchemy.orm import Session
 
 from gis.errors import (
-    InvalidCoordinatesError,
     OutsideCoverageError,
-    UnknownCodeError,
     ValidationError,
 )
-from gis.geo import check_lonlat, parse_crs, to_wgs84
-from gis.layers.base import point_lonlat, utcnow
+from gis.layers.base import parse_key, point_lonlat, utcnow
 from gis.layers.categories import Platform, get_category
 from gis.layers.incidents import Incident, get_incident
 from gis.layers.units import (
@@ -31,6 +27,7 @@ from gis.layers.units import (
     latest_fix_at,
     nearest_units,
 )
+from gis.services.clock import check_device_time
 from gis.services.routing import RouteOptions, drive_times, route_lines
 
 MAX_K = 50
@@ -76,53 +73,20 @@ class NearestResult:
     candidates: int  # how many units were considered (routed, for drive time)
 
 
-def parse_platform(value: str | None) -> Platform | None:
-    """A platform key, or ``UnknownCodeError`` listing the four."""
-    if value is None:
-        return None
-    try:
-        return Platform(value.strip().lower())
-    except ValueError:
-        known = ", ".join(p.value for p in Platform)
-        raise UnknownCodeError(f"unknown platform {value!r}; known platforms: {known}") from None
-
-
 def parse_unit_type(value: str | None) -> UnitType | None:
     """A unit type, or ``UnknownCodeError`` listing the known ones."""
-    if value is None:
-        return None
-    try:
-        return UnitType(value.strip().lower())
-    except ValueError:
-        known = ", ".join(t.value for t in UnitType)
-        raise UnknownCodeError(f"unknown unit type {value!r}; known unit types: {known}") from None
+    return parse_key(UnitType, value, "unit type")
 
 
 def parse_status(value: str | None) -> UnitStatus | None:
-    """A unit status, or ``ValidationError`` listing the three."""
-    if value is None:
-        return None
-    try:
-        return UnitStatus(value.strip().lower())
-    except ValueError:
-        known = ", ".join(s.value for s in UnitStatus)
-        raise ValidationError(f"unknown unit status {value!r}; use one of: {known}") from None
+    """A unit status, or ``UnknownCodeError`` listing the three."""
+    return parse_key(UnitStatus, value, "unit status", "unit statuses")
 
 
 def check_k(k: int) -> None:
     """Reject a result size outside 1–50."""
     if not 1 <= k <= MAX_K:
         raise ValidationError(f"k must be between 1 and {MAX_K}, got {k}")
-
-
-def wgs84_point(lon: float, lat: float, crs: str | None) -> tuple[float, float]:
-    """Validate a lon/lat pair given in ``crs`` and return it in WGS84."""
-    if not (math.isfinite(lon) and math.isfinite(lat)):
-        # Checked here without the numbers attached: NaN in the error body is not valid JSON.
-        raise InvalidCoordinatesError(f"coordinates must be finite numbers, got {lon}, {lat}")
-    check_lonlat(lon, lat)
-    wgs_lon, wgs_lat = to_wgs84(float(lon), float(lat), parse_crs(crs))
-    return float(wgs_lon), float(wgs_lat)
 
 
 def nearest_responders(
@@ -268,25 +232,26 @@ def update_unit(
     source_crs: str = "EPSG:4326",
     recorded_at: datetime | None = None,
     max_outside_m: float = DEFAULT_MAX_OUTSIDE_M,
+    now: datetime | None = None,
+    clock_skew_s: float = 0.0,
 ) -> tuple[ResponderUnit, bool]:
     """Change a unit's status and/or position (an AVL fix, WGS84); returns (unit, moved).
 
     Every fix is appended to the unit's track; a fix older than the newest one already stored
-    (AVL can arrive out of order) joins the track but does not move the unit.
+    (AVL can arrive out of order) joins the track but does not move the unit. ``recorded_at``
+    is the device's clock, kept beside ``received_at`` (the server's ``now``) and refused when
+    more than ``clock_skew_s`` ahead of it.
     """
     if status is None and position is None:
         raise ValidationError("nothing to change: give a status and/or a position (lon, lat)")
     unit = get_unit(session, unit_id)
-    now = utcnow()
+    now = now or utcnow()
     moved = False
     if position is not None:
         lon, lat = position
         check_near_county(session, lon, lat, max_outside_m=max_outside_m)
         taken_at = recorded_at or now
-        if taken_at > now:
-            raise ValidationError(
-                f"recorded_at {taken_at.isoformat()} is in the future; send the device's fix time"
-            )
+        check_device_time("recorded_at", taken_at, now=now, skew_s=clock_skew_s)
         newest = latest_fix_at(session, unit_id)
         geom = from_shape(Point(lon, lat), srid=4326)
         session.add(

@@ -15,15 +15,23 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gis.errors import InvalidTransitionError, NotFoundError, ValidationError
+from gis.geo import checked_wgs84
 from gis.layers.base import query_point, utcnow
-from gis.layers.errands import Errand, ErrandEvent, ErrandStatus, get_service
+from gis.layers.errands import (
+    Errand,
+    ErrandEvent,
+    ErrandStatus,
+    get_service,
+    list_errand_events,
+)
 from gis.layers.grids import GridMember
 from gis.services.assignment import locate
 from gis.services.deadlines import DEFAULT_CALENDAR, WorkingCalendar
-from gis.services.intake import checked_wgs84
+from gis.services.transitions import record_transition
 from gis.settings import Settings
 
 E = ErrandStatus
@@ -195,6 +203,37 @@ def request_errand(
 
 
 @dataclass(frozen=True)
+class ErrandDetail:
+    """An errand with what a reply shows besides its row: home point, member, service, log."""
+
+    errand: Errand
+    lon: float
+    lat: float
+    member: GridMember | None
+    service_name: str
+    events: list[ErrandEvent]
+    allowed_actions: list[str]
+
+
+def errand_detail(session: Session, errand: Errand) -> ErrandDetail:
+    """The errand's home point (WGS84), member, service name, event log and allowed actions."""
+    lon, lat = session.execute(
+        sa.select(sa.func.ST_X(Errand.geom), sa.func.ST_Y(Errand.geom)).where(
+            Errand.id == errand.id
+        )
+    ).one()
+    return ErrandDetail(
+        errand=errand,
+        lon=lon,
+        lat=lat,
+        member=None if errand.member_id is None else session.get(GridMember, errand.member_id),
+        service_name=get_service(session, errand.service_code).name_zh,
+        events=list(list_errand_events(session, errand.id)),
+        allowed_actions=allowed_errand_actions(errand.status),
+    )
+
+
+@dataclass(frozen=True)
 class ErrandActionResult:
     """The errand after an action and the event that recorded it."""
 
@@ -255,18 +294,7 @@ def apply_errand_action(
         errand.submitted_at = now
     elif known in (ErrandAction.APPROVE, ErrandAction.REJECT):
         errand.decided_at = now
-    errand.status = after.value
-    errand.updated_at = now
-    event = ErrandEvent(
-        errand_id=errand.id,
-        at=now,
-        actor=actor,
-        action=known.value,
-        from_status=before,
-        to_status=after.value,
-        note=why,
-        data=data,
+    event: ErrandEvent = record_transition(
+        session, errand, ErrandEvent.errand_id, known.value, after.value, actor, why, data, now
     )
-    session.add(event)
-    session.flush()
     return ErrandActionResult(errand, event, allowed_errand_actions(after.value))

@@ -14,37 +14,39 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 import sqlalchemy as sa
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 from sqlalchemy.orm import Session
 
 from gis.errors import (
     ConflictError,
-    InvalidCoordinatesError,
     NotFoundError,
     ValidationError,
 )
-from gis.geo import Crs, check_lonlat, parse_crs, to_wgs84
+from gis.geo import checked_wgs84
 from gis.layers.categories import unknown_category
-from gis.layers.incidents import OPEN_STATUSES, Incident, LocationQuality, ReporterKind
+from gis.layers.incidents import OPEN_STATUSES, ReporterKind
 from gis.queries import Flow, Query, run
 from gis.services.assignment import (
     LOCATE_CTES,
     POINT_SQL,
     locate_flow,
     locate_params,
+    unit_choice,
 )
+from gis.services.clock import check_device_time
 from gis.services.deadlines import due_at
+from gis.services.media import MEDIA_REF_PATTERN, check_media_flow
 from gis.settings import Settings
 
-# A report may say it happened a little in the future: phone clocks drift.
-CLOCK_SKEW = timedelta(minutes=5)
+# A photo this service stores (``POST /media``), named in a report's photo list.
+MediaRef = Annotated[str, StringConstraints(pattern=MEDIA_REF_PATTERN)]
+
 MAX_CAMERAS = 20
 MAX_DUPLICATES = 20
 
@@ -84,8 +86,10 @@ class IncidentReport(BaseModel):
     occurred_at: AwareDatetime | None = Field(
         None, description="When it happened, with a UTC offset (e.g. 2026-11-27T09:30:00+08:00)"
     )
-    photos: list[HttpUrl] = Field(
-        default_factory=list, max_length=20, description="http(s) URLs of photos"
+    photos: list[HttpUrl | MediaRef] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Photos: http(s) URLs, or media:<id> of a photo uploaded with POST /media",
     )
 
     def request_hash(self) -> str:
@@ -212,31 +216,15 @@ LEFT JOIN responder_units AS u ON u.id = src.unit_id
 """  # noqa: S608 -- only module constants are interpolated; values are bound parameters
 
 
-# Unit choice (属地管理): an available unit of the category's type with jurisdiction over the
-# town; else one with jurisdiction over the county (traffic police, say); else the nearest one
-# of any town of the same county. Nearest by the exact ellipsoidal distance; a county holds a
-# few dozen units of a type, so ranking them all is cheaper than a KNN probe per tier. The
-# jurisdictions are listed first (index lookups) and joined to the units by code: a filter
-# ``jurisdiction_code IN (... OR ...)`` made PostgreSQL rescan regions for every unit.
-_UNIT_GEOG = f"({POINT_SQL})::geography"
+# The unit of the case: the rule is ``gis.services.assignment.unit_choice``.
 _UNIT_CTE = f"""
 unit AS (
-    SELECT u.id, ST_Distance(u.geom::geography, {_UNIT_GEOG}) AS d, j.tier
+    SELECT c.id, c.d, c.tier
     FROM loc
-    CROSS JOIN LATERAL (
-        SELECT loc.town_code AS code, 0 AS tier WHERE loc.town_code IS NOT NULL
-        UNION ALL
-        SELECT loc.county_code, 1 WHERE loc.county_code IS NOT NULL
-        UNION ALL
-        SELECT r.code, 2 FROM regions AS r
-         WHERE r.parent_code = loc.county_code AND r.code IS DISTINCT FROM loc.town_code
-    ) AS j
-    JOIN responder_units AS u
-      ON u.jurisdiction_code = j.code AND u.unit_type = CAST(:unit_type AS text)
-     AND u.status = 'available'
+    CROSS JOIN LATERAL ({
+    unit_choice(POINT_SQL, "loc.town_code", "loc.county_code", "CAST(:unit_type AS text)")
+}) AS c
     WHERE loc.covered
-    ORDER BY j.tier, d, u.id
-    LIMIT 1
 )"""  # noqa: S608 -- constants only
 
 _INTAKE_SQL = sa.text(
@@ -330,23 +318,6 @@ def _duplicate_params(settings: Settings) -> dict[str, float]:
     }
 
 
-def checked_wgs84(lon: float, lat: float, crs_text: str | None) -> tuple[float, float, Crs]:
-    """Validate lon/lat given in ``crs_text`` and convert them to WGS84."""
-    crs = parse_crs(crs_text)
-    try:
-        check_lonlat(lon, lat)
-    except InvalidCoordinatesError as error:
-        # NaN and infinity cannot be written as JSON: keep the message, drop the raw values.
-        finite = {k: v for k, v in error.extra.items() if not _non_finite(v)}
-        raise InvalidCoordinatesError(error.detail, **finite) from None
-    wgs_lon, wgs_lat = to_wgs84(float(lon), float(lat), crs)
-    return wgs_lon, wgs_lat, crs
-
-
-def _non_finite(value: Any) -> bool:
-    return isinstance(value, float) and not math.isfinite(value)
-
-
 def report_incident(
     session: Session,
     report: IncidentReport,
@@ -372,13 +343,15 @@ def report_flow(
     """``report_incident`` as a flow (``gis.queries``): the API runs it on asyncpg."""
     now = now or datetime.now(UTC)
     lon, lat, crs = checked_wgs84(report.location.lon, report.location.lat, report.location.crs)
-    if report.occurred_at is not None and report.occurred_at > now + CLOCK_SKEW:
-        raise ValidationError(
-            f"occurred_at {report.occurred_at.isoformat()} is in the future "
-            f"(server time {now.isoformat(timespec='seconds')}); check the device clock"
+    if report.occurred_at is not None:
+        # The phone's own clock: data about the observation, beside reported_at (the server's).
+        check_device_time(
+            "occurred_at", report.occurred_at, now=now, skew_s=settings.device_clock_skew_s
         )
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise ValidationError("Idempotency-Key must be 1 to 200 characters")
+    photos = [str(photo) for photo in report.photos]
+    yield from check_media_flow(photos)
     category = yield Query(_CATEGORY_SQL, {"code": report.category})
     if category is None:
         known = yield Query(_CATEGORY_CODES_SQL, many=True)
@@ -401,7 +374,7 @@ def report_flow(
         "reporter_kind": reporter.kind.value,
         "reporter_id": reporter.id,
         "actor": f"{reporter.kind.value}:{reporter.id}" if reporter.id else reporter.kind.value,
-        "photos": json.dumps([str(url) for url in report.photos]),
+        "photos": json.dumps(photos),
         "source_crs": crs.value,
         "source_lon": float(report.location.lon),
         "source_lat": float(report.location.lat),
@@ -463,112 +436,3 @@ def _by_id_flow(incident_id: int, *, settings: Settings) -> Flow[IncidentDetail]
     if row is None:
         raise NotFoundError(f"no incident with id {incident_id}")
     return _detail(row)
-
-
-__all__ = [
-    "IncidentDetail",
-    "IncidentFilter",
-    "IncidentReport",
-    "IncidentSummary",
-    "IntakeResult",
-    "LocationQuality",
-    "ReportLocation",
-    "Reporter",
-    "find_incident_by_key",
-    "get_incident_detail",
-    "list_incidents",
-    "report_flow",
-    "report_incident",
-]
-
-
-@dataclass(frozen=True)
-class IncidentFilter:
-    """Filters of the incident list; None means "any"."""
-
-    statuses: tuple[str, ...] = ()
-    platform: str | None = None
-    town_code: str | None = None
-    grid_code: str | None = None
-    category: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    bbox: tuple[float, float, float, float] | None = None
-    # Whose cases the caller may see (built by the access layer); None: everyone's.
-    scope: sa.ColumnElement[bool] | None = None
-
-
-@dataclass(frozen=True)
-class IncidentSummary:
-    """One incident of a list, with its WGS84 point."""
-
-    id: int
-    status: str
-    category: str
-    platform: str
-    description: str
-    location_quality: str
-    grid_code: str | None
-    village_code: str | None
-    town_code: str | None
-    county_code: str | None
-    unit_id: int | None
-    reported_at: datetime
-    due_at: datetime | None
-    closed_at: datetime | None
-    lon: float
-    lat: float
-
-
-def list_incidents(
-    session: Session, filters: IncidentFilter, *, limit: int, offset: int
-) -> tuple[list[IncidentSummary], int]:
-    """Incidents matching ``filters``, newest first, one page of them and how many match."""
-    inc = Incident
-    conditions: list[sa.ColumnElement[bool]] = []
-    if filters.statuses:
-        conditions.append(inc.status.in_(filters.statuses))
-    if filters.platform is not None:
-        conditions.append(inc.platform == filters.platform)
-    if filters.town_code is not None:
-        conditions.append(inc.town_code == filters.town_code)
-    if filters.grid_code is not None:
-        conditions.append(inc.grid_code == filters.grid_code)
-    if filters.category is not None:
-        conditions.append(inc.category_code == filters.category)
-    if filters.since is not None:
-        conditions.append(inc.reported_at >= filters.since)
-    if filters.until is not None:
-        conditions.append(inc.reported_at < filters.until)
-    if filters.bbox is not None:
-        envelope = sa.func.ST_MakeEnvelope(*filters.bbox, 4326)
-        conditions.append(inc.geom.op("&&")(envelope))
-    if filters.scope is not None:
-        conditions.append(filters.scope)
-    total = session.execute(sa.select(sa.func.count()).select_from(inc).where(*conditions))
-    query = (
-        sa.select(
-            inc.id,
-            inc.status,
-            inc.category_code.label("category"),
-            inc.platform,
-            inc.description,
-            inc.location_quality,
-            inc.grid_code,
-            inc.village_code,
-            inc.town_code,
-            inc.county_code,
-            inc.unit_id,
-            inc.reported_at,
-            inc.due_at,
-            inc.closed_at,
-            sa.func.ST_X(inc.geom).label("lon"),
-            sa.func.ST_Y(inc.geom).label("lat"),
-        )
-        .where(*conditions)
-        .order_by(inc.reported_at.desc(), inc.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
-    rows = [IncidentSummary(**row._asdict()) for row in session.execute(query)]
-    return rows, int(total.scalar_one())

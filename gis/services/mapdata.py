@@ -2,10 +2,12 @@
 
 A town can hold a million cases; the page must stay a few hundred kilobytes. So the heatmap is a
 count per square cell (sized in metres at the town's latitude) computed by ``GROUP BY`` in the
-database, the grid figures are one aggregate per grid, and the open-case markers are capped.
-The rates here are plain SQL over the incidents table (closed = ``closed_at`` set; on time =
-``closed_at <= due_at``), kept in this module on purpose so the maps do not wait on the
-statistics service.
+database, and the open-case markers are capped.
+
+The figures of the period (received, closed, 办结率, 按期办结率, overdue) are the statistics'
+own (``gis.services.stats``, one definition and one query), for each grid and for the town, as
+of the same moment ``/stats`` would use; the map adds only what is "now": the cases open now
+and overdue now, whenever they were reported (``gis.layers.incidents`` defines open and active).
 """
 
 from __future__ import annotations
@@ -22,18 +24,19 @@ from geoalchemy2.shape import to_shape
 from shapely import from_wkb
 from sqlalchemy.orm import Session
 
-from gis.errors import UnknownCodeError, ValidationError
+from gis.errors import ValidationError
 from gis.geo import geodesic_distance_m
 from gis.layers.cameras import Camera
-from gis.layers.categories import Category, Platform, get_category
-from gis.layers.grids import Grid, GridMember, GridMemberGrid
-from gis.layers.incidents import OPEN_STATUSES, Incident
+from gis.layers.categories import Category, get_category, parse_platform
+from gis.layers.grids import Grid, member_names_by_grid
+from gis.layers.incidents import ACTIVE_STATUSES, OPEN_STATUSES, Incident
 from gis.layers.regions import Region, RegionLevel, get_region
 from gis.layers.units import ResponderUnit
 from gis.maps.data import (
     Area,
     CameraView,
     Capped,
+    CaseFigures,
     CommandRoomData,
     GridInfo,
     GridStat,
@@ -43,6 +46,7 @@ from gis.maps.data import (
     UnitPoint,
     VillageGridsData,
 )
+from gis.services import stats
 
 # Command rooms count days and weeks in China Standard Time, whatever the server's zone.
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
@@ -65,6 +69,7 @@ MAX_MARKERS = 5_000
 # Grid outlines are simplified to about a metre: invisible on screen, and the page shrinks.
 SIMPLIFY_DEG = 0.00001
 _OPEN = sorted(status.value for status in OPEN_STATUSES)
+_ACTIVE = sorted(status.value for status in ACTIVE_STATUSES)
 
 
 class TimeStep(StrEnum):
@@ -193,12 +198,10 @@ def frame_starts(period: Period, step: TimeStep) -> list[datetime]:
 
 @dataclass(frozen=True)
 class PeriodFigures:
-    """What one pass over the period's cases yields: heat, time frames and per-grid figures."""
+    """What one pass over the period's cases yields: the heat cells and the time frames."""
 
     heat: list[HeatCell]
     frames: list[HeatFrame]
-    # grid code -> (cases, closed, closed on time)
-    grids: dict[str | None, tuple[int, int, int]]
 
 
 def _coarsen(
@@ -229,11 +232,11 @@ def period_figures(
     category: str | None = None,
     time_budget: int = TIME_VIEW_BUDGET,
 ) -> PeriodFigures:
-    """Cases of the period per ``cell_m`` cell (the heatmap), per coarser cell and local day or
-    week (the time view; every frame present) and per grid, from ONE aggregate in PostGIS.
+    """Cases of the period per ``cell_m`` cell (the heatmap) and per coarser cell and local day
+    or week (the time view; every frame present), from ONE aggregate in PostGIS.
 
     At a million cases the cost is reading the period's rows, so they are read once: grouped by
-    frame, cell and grid (a few tens of thousands of groups), then summed three ways here.
+    frame and cell (a few tens of thousands of groups), then summed two ways here.
     """
     starts = frame_starts(period, step)
     stride_s = (7 if step is TimeStep.WEEK else 1) * 86_400
@@ -249,27 +252,16 @@ def period_figures(
         sa.Integer,
     ).label("bucket")
     query = (
-        sa.select(
-            bucket,
-            ix,
-            iy,
-            Incident.grid_code,
-            sa.func.count(),
-            sa.func.count(Incident.closed_at),
-            sa.func.count().filter(Incident.closed_at <= Incident.due_at),
-        )
+        sa.select(bucket, ix, iy, sa.func.count())
         .where(*_incident_filters(area.code, platform, category), *_in_period(period))
-        .group_by(sa.text("1"), sa.text("2"), sa.text("3"), Incident.grid_code)
+        .group_by(sa.text("1"), sa.text("2"), sa.text("3"))
     )
     fine: dict[tuple[int, int], int] = {}
     per_frame: list[dict[tuple[int, int], int]] = [{} for _ in starts]
-    grids: dict[str | None, tuple[int, int, int]] = {}
-    for frame, x, y, grid, n, closed, on_time in session.execute(query):
+    for frame, x, y, n in session.execute(query):
         fine[(x, y)] = fine.get((x, y), 0) + n
         cells = per_frame[min(max(frame, 0), len(starts) - 1)]
         cells[(x, y)] = cells.get((x, y), 0) + n
-        total0, closed0, on_time0 = grids.get(grid, (0, 0, 0))
-        grids[grid] = (total0 + n, closed0 + closed, on_time0 + on_time)
     factor, coarse = _coarsen(per_frame, TIME_CELL_FACTOR, time_budget)
     coarse_binning = _Binning(binning.x0, binning.y0, binning.dx * factor, binning.dy * factor)
     heat = [HeatCell(*binning.centre(x, y), n) for (x, y), n in sorted(fine.items())]
@@ -280,24 +272,60 @@ def period_figures(
         )
         for start, cells in zip(starts, coarse, strict=True)
     ]
-    return PeriodFigures(heat, frames, grids)
-
-
-def _members_by_grid(session: Session, codes: list[str]) -> dict[str, list[str]]:
-    query = (
-        sa.select(GridMemberGrid.grid_code, GridMember.name)
-        .join(GridMember, GridMember.id == GridMemberGrid.member_id)
-        .where(GridMemberGrid.grid_code.in_(codes), GridMember.active.is_(True))
-        .order_by(GridMemberGrid.grid_code, GridMember.id)
-    )
-    names: dict[str, list[str]] = {}
-    for code, name in session.execute(query):
-        names.setdefault(code, []).append(name)
-    return names
+    return PeriodFigures(heat, frames)
 
 
 def _simplified_wkb() -> sa.ColumnElement[Any]:
     return sa.func.ST_AsBinary(sa.func.ST_SimplifyPreserveTopology(Grid.geom, SIMPLIFY_DEG))
+
+
+def _overdue_now(now: datetime) -> sa.ColumnElement[bool]:
+    """An active case past its deadline at ``now`` (a resolved one waits on nobody's deadline)."""
+    return sa.and_(
+        Incident.status.in_(_ACTIVE), Incident.due_at.is_not(None), Incident.due_at < now
+    )
+
+
+def _as_figures(row: dict[str, Any]) -> CaseFigures:
+    return CaseFigures(
+        received=int(row["received"]),
+        closed=int(row["closed"]),
+        closure_rate=row["closure_rate"],
+        on_time_rate=row["on_time_rate"],
+        overdue_open=int(row["overdue_open"]),
+    )
+
+
+def period_stats(
+    session: Session,
+    *,
+    town_code: str,
+    period: Period,
+    as_of: datetime | None,
+    platform: str | None = None,
+    category: str | None = None,
+) -> tuple[dict[str, CaseFigures], CaseFigures]:
+    """The statistics' figures of the town's cases of the period, by grid code and for the whole
+    town, from ``gis.services.stats`` in one pass (``as_of`` as there: None reads the stored
+    facts)."""
+    query = stats.StatsQuery(
+        period.since,
+        period.until,
+        as_of,
+        group_by=("grid",),
+        town_codes=(town_code,),
+        platform=platform,
+        category=category,
+        with_total=True,
+    )
+    by_grid: dict[str, CaseFigures] = {}
+    town = CaseFigures()
+    for row in stats.case_figures(session, query):
+        if row["is_total"]:
+            town = _as_figures(row)
+        elif row["grid_code"] is not None:  # cases outside every grid count for the town only
+            by_grid[row["grid_code"]] = _as_figures(row)
+    return by_grid, town
 
 
 def grid_stats(
@@ -306,17 +334,17 @@ def grid_stats(
     town_code: str,
     period: Period,
     now: datetime,
-    figures: PeriodFigures,
+    figures: dict[str, CaseFigures],
     platform: str | None = None,
     category: str | None = None,
 ) -> list[GridStat]:
-    """Every current grid of the town with its cases of the period (from ``figures``) and its
-    cases open now."""
+    """Every current grid of the town with its figures of the period (``figures``, by grid
+    code) and its cases open and overdue now."""
     open_stats = (
         sa.select(
             Incident.grid_code.label("code"),
             sa.func.count().label("open"),
-            sa.func.count().filter(Incident.due_at < now).label("overdue"),
+            sa.func.count().filter(_overdue_now(now)).label("overdue"),
         )
         .where(
             *_incident_filters(town_code, platform, category),
@@ -340,25 +368,20 @@ def grid_stats(
         .order_by(Grid.code)
     )
     rows = session.execute(query).all()
-    members = _members_by_grid(session, [row[0] for row in rows])
-    stats = []
-    for code, name, wkb, households, open_, overdue in rows:
-        total, closed, on_time = figures.grids.get(code, (0, 0, 0))
-        stats.append(
-            GridStat(
-                code=code,
-                name=name,
-                geom=from_wkb(bytes(wkb)),
-                households=int(households or 0),
-                members=members.get(code, []),
-                total=total,
-                closed=closed,
-                on_time=on_time,
-                open=int(open_),
-                overdue=int(overdue),
-            )
+    members = member_names_by_grid(session, [row[0] for row in rows])
+    return [
+        GridStat(
+            code=code,
+            name=name,
+            geom=from_wkb(bytes(wkb)),
+            households=int(households or 0),
+            members=members.get(code, []),
+            figures=figures.get(code, CaseFigures()),
+            open_now=int(open_),
+            overdue_now=int(overdue),
         )
-    return stats
+        for code, name, wkb, households, open_, overdue in rows
+    ]
 
 
 def open_cases(
@@ -372,8 +395,9 @@ def open_cases(
     platform: str | None = None,
     category: str | None = None,
 ) -> Capped:
-    """Cases open now (reported before ``until``), overdue or not, most urgent first, capped."""
-    late = sa.and_(Incident.due_at.is_not(None), Incident.due_at < now)
+    """Cases open now (reported before ``until``), overdue now or not, most urgent first,
+    capped."""
+    late = _overdue_now(now)
     where = [
         *_incident_filters(town_code, platform, category),
         Incident.status.in_(_OPEN),
@@ -506,9 +530,7 @@ def towns_with_cases(session: Session) -> list[str]:
 
 
 def _check_filters(session: Session, platform: str | None, category: str | None) -> None:
-    if platform is not None and platform not in set(Platform):
-        known = ", ".join(p.value for p in Platform)
-        raise UnknownCodeError(f"unknown platform {platform!r}; known platforms: {known}")
+    parse_platform(platform)
     if category is not None:
         found = get_category(session, category)
         if platform is not None and found.platform != platform:
@@ -530,8 +552,14 @@ def command_room_data(
     step: TimeStep = TimeStep.AUTO,
     max_markers: int = DEFAULT_MAX_MARKERS,
     now: datetime | None = None,
+    stale_after: timedelta | None = None,
 ) -> CommandRoomData:
-    """Everything the command-room map of a town shows, aggregated in PostGIS."""
+    """Everything the command-room map of a town shows, aggregated in PostGIS.
+
+    The period's figures are read as ``/stats`` reads them (``stats.choose_as_of``): from the
+    stored facts while they are fresher than ``stale_after``, else exactly as of ``now``;
+    without ``stale_after``, always exactly as of ``now``.
+    """
     now = as_aware(now) if now is not None else datetime.now(UTC)
     period = resolve_period(since, until, now=now)
     if not MIN_CELL_M <= cell_m <= MAX_CELL_M:
@@ -546,8 +574,16 @@ def command_room_data(
     figures = period_figures(
         session, area=area, period=period, step=chosen, cell_m=cell_m, **common
     )
+    as_of = (
+        now
+        if stale_after is None
+        else stats.choose_as_of(session, None, now=now, stale_after=stale_after)
+    )
+    by_grid, by_town = period_stats(
+        session, town_code=area.code, period=period, as_of=as_of, **common
+    )
     grids = grid_stats(
-        session, town_code=area.code, period=period, now=now, figures=figures, **common
+        session, town_code=area.code, period=period, now=now, figures=by_grid, **common
     )
     cases = {
         late: open_cases(
@@ -578,6 +614,8 @@ def command_room_data(
         units=town_units(session, town_code=area.code),
         cameras=town_cameras(session, town_code=area.code),
         total_incidents=sum(cell.count for cell in figures.heat),
+        town_figures=by_town,
+        figures_as_of=as_of if as_of is not None else stats.last_refresh(session),
     )
 
 
@@ -593,7 +631,7 @@ def village_grids_data(session: Session, *, village_code: str) -> VillageGridsDa
         .order_by(Grid.code)
     )
     rows = session.execute(query).all()
-    members = _members_by_grid(session, [row[0] for row in rows])
+    members = member_names_by_grid(session, [row[0] for row in rows])
     grids = [
         GridInfo(
             code, name, from_wkb(bytes(wkb)), int(hh or 0), int(pop or 0), members.get(code, [])

@@ -14,12 +14,16 @@ A plan redraws the grids of one village (or of every village of a town). Its lif
 3. ``apply_plan`` runs in the caller's transaction: it locks the scope (its region rows, then its
    current grids, ``FOR UPDATE``), refuses with ``ConflictError`` (409) when the token moved,
    re-validates against the locked state and refuses with ``PlanInvalidError`` (422) on errors,
-   then retires the old versions (``valid_to = now``), writes the new ones (``valid_from = now``,
-   so "the grid at time T" is always exactly one version), moves the open cases set-based
-   (``gis.services.reassign``) and links the members. Two applies on one token: one wins, the
-   other waits on the lock and then sees a new token.
+   then links the members and hands the change to ``gis.services.grid_versions`` (the one
+   versioned grid write, shared with boundary imports): the old versions get ``valid_to = now``,
+   the new ones ``valid_from = now`` (so "the grid at time T" is always exactly one version) and
+   the open cases move set-based. Two applies on one token: one wins, the other waits on the
+   lock and then sees a new token; a wait past the lock timeout is a 409 through ``gis.db``.
 
-Areas are geodesic (m², on the WGS84 ellipsoid via pyproj), never square degrees.
+Areas are m² on the WGS84 ellipsoid of the region the lon/lat coordinates draw
+(``gis.geo.area_m2``), never square degrees. Overlaps, gaps and outside parts are computed on the
+coordinates as given, by snap-rounding overlays on a 1e-12° grid (``OVERLAY_GRID_DEG``), and only
+then measured: an exact split has no gap at all (docs/planning.md, issue 24).
 """
 
 from __future__ import annotations
@@ -31,14 +35,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import shapely
 import sqlalchemy as sa
-from geoalchemy2.shape import from_shape, to_shape
-from pyproj import Geod
+from geoalchemy2.shape import to_shape
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
 from gis.errors import (
@@ -48,19 +52,24 @@ from gis.errors import (
     NotFoundError,
     ValidationError,
 )
-from gis.geo import check_lonlat
-from gis.layers.base import SRID, utcnow
-from gis.layers.grids import Grid, GridMember, GridMemberGrid
+from gis.geo import area_m2, check_lonlat
+from gis.layers.base import utcnow
+from gis.layers.grids import Grid, GridMember, GridMemberGrid, list_grids
 from gis.layers.incidents import FINAL_STATUSES
-from gis.layers.plans import GridChange, GridChangeKind, Plan, PlanScope, PlanStatus, get_plan
+from gis.layers.plans import Plan, PlanScope, PlanStatus, get_plan
 from gis.layers.regions import Region, RegionLevel
-from gis.services import reassign
+from gis.services import grid_versions
 from gis.settings import Settings
 
-_GEOD = Geod(ellps="WGS84")
 _FINAL = sorted(status.value for status in FINAL_STATUSES)
 MAX_GRIDS_PER_PLAN = 2_000
 MAX_LISTED = 1_000  # moved cases / cameras listed in a report; the totals are always exact
+# Validation's overlays snap-round onto this grid (degrees, ~0.1 µm). GEOS's default floating
+# overlay can answer wrongly when edges coincide to within a few ulps, as the two sides of an
+# exact split do: a village minus a union holding a zero-area hole came back whole (issue 24).
+# Snap-rounding is robust; the grid is ~70 ulps of a longitude near 120°, so the shapes move
+# by at most 0.05 µm — no tolerance is involved.
+OVERLAY_GRID_DEG = 1e-12
 
 
 class PlanInvalidError(ValidationError):
@@ -70,14 +79,6 @@ class PlanInvalidError(ValidationError):
 
 
 # --- geometry helpers ---------------------------------------------------------------------------
-
-
-def area_m2(geom: BaseGeometry | None) -> float:
-    """Geodesic area of a lon/lat geometry in square metres (0 for empty or non-areal)."""
-    if geom is None or geom.is_empty:
-        return 0.0
-    area, _ = _GEOD.geometry_area_perimeter(geom)
-    return abs(float(area))
 
 
 def polygonal(geom: BaseGeometry | None) -> MultiPolygon:
@@ -304,16 +305,9 @@ def _scope_grid_filter(scope: Scope) -> sa.ColumnElement[bool]:
 
 def current_grids(session: Session, scope: Scope, *, lock: bool = False) -> list[Grid]:
     """The scope's grid versions in force, by code (row-locked when ``lock``)."""
-    query = sa.select(Grid).where(Grid.valid_to.is_(None), _scope_grid_filter(scope))
     if lock:
-        # Lock in id order so concurrent lockers never deadlock.
-        ids = session.scalars(
-            sa.select(Grid.id)
-            .where(Grid.valid_to.is_(None), _scope_grid_filter(scope))
-            .order_by(Grid.id)
-            .with_for_update()
-        ).all()
-        query = sa.select(Grid).where(Grid.id.in_(ids)).execution_options(populate_existing=True)
+        return grid_versions.lock_current(session, _scope_grid_filter(scope))
+    query = sa.select(Grid).where(Grid.valid_to.is_(None), _scope_grid_filter(scope))
     return sorted(session.scalars(query), key=lambda g: g.code)
 
 
@@ -354,9 +348,28 @@ def _issue(
     }
 
 
+_INTERIORS_MEET = "T********"  # DE-9IM: the interiors share points, so an overlay may have area
+
+
+def _interiors_meet(a: BaseGeometry, b: BaseGeometry) -> bool:
+    """Whether two polygonal geometries share interior points (robust predicate, no overlay)."""
+    return bool(shapely.relate_pattern(a, b, _INTERIORS_MEET))
+
+
+def _union(geoms: npt.NDArray[Any]) -> BaseGeometry:
+    """The union of polygons: by cancelling shared edges when they form a valid coverage (edges
+    that match vertex for vertex, as unchanged grids do; exact and fast), else by a snap-rounding
+    overlay."""
+    if shapely.coverage_is_valid(geoms):
+        return shapely.coverage_union_all(geoms)
+    return shapely.union_all(geoms, grid_size=OVERLAY_GRID_DEG)
+
+
 def _assign_villages(scope: Scope, grids: list[ProposedGrid]) -> list[dict[str, Any]]:
     """Give each grid its village: the scope's village, or (town plans) the one it overlaps most."""
     issues = []
+    codes = list(scope.villages)
+    villages = shapely.STRtree([scope.villages[code] for code in codes])
     for grid in grids:
         if scope.level is PlanScope.VILLAGE:
             if grid.village_code not in (None, scope.code):
@@ -384,13 +397,22 @@ def _assign_villages(scope: Scope, grids: list[ProposedGrid]) -> list[dict[str, 
                 )
                 grid.village_code = None
             continue
-        best = max(
-            scope.villages.items(),
-            key=lambda item: grid.geom.intersection(item[1]).area,
-            default=None,
-        )
-        if best is not None and grid.geom.intersects(best[1]):
-            grid.village_code = best[0]
+        meeting = [
+            codes[k]
+            for k in sorted(villages.query(grid.geom, predicate="intersects").tolist())
+            if _interiors_meet(grid.geom, scope.villages[codes[k]])
+        ]
+        if meeting:  # on a border between villages: the one it overlaps most
+            grid.village_code = max(
+                meeting,
+                key=lambda code: (
+                    shapely.intersection(
+                        grid.geom, scope.villages[code], grid_size=OVERLAY_GRID_DEG
+                    ).area
+                    if len(meeting) > 1
+                    else 0.0
+                ),
+            )
         else:
             issues.append(
                 _issue(
@@ -489,8 +511,10 @@ def validate(
     drawable = [g for g in grids if not g.geom.is_empty]
     # Multi-piece grids: a grid member patrols one area.
     for grid in drawable:
-        pieces = sorted(grid.geom.geoms, key=area_m2, reverse=True)
-        real = [p for p in pieces if area_m2(p) > tolerance]
+        if len(grid.geom.geoms) < 2:
+            continue
+        areas = sorted(((area_m2(p), p) for p in grid.geom.geoms), key=lambda ap: -ap[0])
+        real = [p for area, p in areas if area > tolerance]
         if len(real) > 1:
             detached = MultiPolygon(real[1:])
             severity = "warning" if grid.allow_multipart else "error"
@@ -511,14 +535,17 @@ def validate(
                     pieces=len(real),
                 )
             )
-    # Overlaps between proposed grids.
-    tree = shapely.STRtree([g.geom for g in drawable])
-    left, right = tree.query([g.geom for g in drawable], predicate="intersects")
-    for i, j in zip(left.tolist(), right.tolist(), strict=True):
-        if i >= j:
-            continue
+    # Overlaps between proposed grids (only pairs whose interiors meet: neighbours that merely
+    # share an edge need no overlay).
+    geoms = np.array([g.geom for g in drawable], dtype=object)
+    tree = shapely.STRtree(geoms)
+    left, right = tree.query(geoms, predicate="intersects")
+    pairs = left < right
+    left, right = left[pairs], right[pairs]
+    meet = shapely.relate_pattern(geoms[left], geoms[right], _INTERIORS_MEET)
+    for i, j in zip(left[meet].tolist(), right[meet].tolist(), strict=True):
         a, b = drawable[i], drawable[j]
-        overlap = polygonal(a.geom.intersection(b.geom))
+        overlap = polygonal(shapely.intersection(a.geom, b.geom, grid_size=OVERLAY_GRID_DEG))
         area = area_m2(overlap)
         if area > tolerance:
             issues.append(
@@ -535,9 +562,9 @@ def validate(
     # Grids outside their village.
     for grid in drawable:
         village_geom = scope.villages.get(grid.village_code or "")
-        if village_geom is None:
+        if village_geom is None or village_geom.covers(grid.geom):
             continue
-        outside = polygonal(grid.geom.difference(village_geom))
+        outside = polygonal(shapely.difference(grid.geom, village_geom, grid_size=OVERLAY_GRID_DEG))
         area = area_m2(outside)
         if area > tolerance:
             issues.append(
@@ -550,15 +577,15 @@ def validate(
                     area=area,
                 )
             )
-    # Gaps: the union of the grids must equal the scope.
-    union = shapely.union_all([g.geom for g in drawable]) if drawable else MultiPolygon()
+    # Gaps: the grids must cover each village (the union of those that reach into it).
     targets = (
         {scope.code: scope.geom}
         if scope.level is PlanScope.VILLAGE
         else {code: geom for code, geom in scope.villages.items()}
     )
     for code, target in sorted(targets.items()):
-        gap = polygonal(target.difference(union))
+        union = _union(geoms[tree.query(target, predicate="intersects")])
+        gap = polygonal(shapely.difference(target, union, grid_size=OVERLAY_GRID_DEG))
         area = area_m2(gap)
         if area > tolerance:
             pieces = [p for p in gap.geoms if area_m2(p) > tolerance / 10]
@@ -971,14 +998,9 @@ def create_plan(
 
 def lock_scope(session: Session, scope: Scope, lock_timeout_s: float) -> None:
     """Serialise changes to one scope: lock its region rows (town and villages), in code order."""
-    session.execute(
-        sa.text("SELECT set_config('lock_timeout', :ms, true)"),
-        {"ms": f"{int(lock_timeout_s * 1000)}ms"},
+    grid_versions.lock_regions(
+        session, {scope.code, *scope.villages}, lock_timeout_s=lock_timeout_s
     )
-    codes = sorted({scope.code, *scope.villages})
-    session.execute(
-        sa.select(Region.code).where(Region.code.in_(codes)).order_by(Region.code).with_for_update()
-    ).all()
 
 
 def apply_plan(
@@ -995,21 +1017,12 @@ def apply_plan(
     # deadlocking on each other's plan rows (apply marks the other drafts superseded).
     scope_of = get_plan(session, plan_id)
     scope = load_scope(session, PlanScope(scope_of.scope_level), scope_of.scope_code)
-    try:
-        lock_scope(session, scope, settings.plan_lock_timeout_s)
-        plan = get_plan(session, plan_id, for_update=True)
-        if plan.status != PlanStatus.DRAFT.value:
-            raise ConflictError(
-                f"plan {plan_id} is {plan.status}; only a draft plan can be applied"
-            )
-        current = current_grids(session, scope, lock=True)
-    except sa_exc.OperationalError as error:
-        if getattr(error.orig, "sqlstate", None) == "55P03":  # lock_not_available
-            raise ConflictError(
-                f"another change to the grids of {scope.code} is being applied right now; "
-                "retry in a moment"
-            ) from error
-        raise
+    # A lock wait past the timeout is SQLSTATE 55P03: gis.db makes it a 409 to retry.
+    lock_scope(session, scope, settings.plan_lock_timeout_s)
+    plan = get_plan(session, plan_id, for_update=True)
+    if plan.status != PlanStatus.DRAFT.value:
+        raise ConflictError(f"plan {plan_id} is {plan.status}; only a draft plan can be applied")
+    current = current_grids(session, scope, lock=True)
     # The clock is read once the locks are held: a change that waited for another must not be
     # dated before it (valid_to > valid_from would fail, and history would run backwards).
     now = now or utcnow()
@@ -1029,27 +1042,12 @@ def apply_plan(
             f"plan {plan_id} cannot be applied: {len(blocking)} blocking issue(s): {summary}",
             issues=[{k: v for k, v in i.items() if k != "geometry"} for i in blocking[:50]],
         )
-    estimates = {
-        entry["code"]: (int(entry["households"]), int(entry["population"]))
-        for entry in evaluation.balance["grids"]
-    }
-    created, retired = _write_versions(
-        session, plan, scope, grids, current, actor=actor, now=now, estimates=estimates
-    )
+    # Members first: the cases that move take the member of their new grid.
     _link_members(
         session, grids, retired_codes=sorted({g.code for g in current} - {g.code for g in grids})
     )
-    moved = reassign.reassign_cases(
-        session,
-        actor=actor,
-        reason=f"grid boundaries redrawn by plan {plan.id}",
-        scope=reassign.CaseScope(
-            area_wkb=shapely.to_wkb(scope.geom),
-            grid_codes=sorted({g.code for g in current} | {g.code for g in grids}),
-        ),
-        snap_m=settings.snap_meters,
-        plan_id=plan.id,
-        now=now,
+    written = grid_versions.write_versions(
+        session, _plan_write(plan, scope, grids, current, evaluation, actor, settings), now=now
     )
     # Other drafts on the same base can no longer apply; say so instead of letting them 409.
     session.execute(
@@ -1068,10 +1066,10 @@ def apply_plan(
     plan.balance = evaluation.balance
     plan.impact = evaluation.impact
     plan.result = {
-        "created": created,
-        "retired": retired,
-        "cases": {k: v for k, v in moved.as_dict().items() if k != "moves"},
-        "moves": moved.moves[:MAX_LISTED],
+        "created": [f"{g.code} v{g.version}" for g in written.created],
+        "retired": [f"{g.code} v{g.version}" for g in written.retired],
+        "cases": {k: v for k, v in written.cases.as_dict().items() if k != "moves"},
+        "moves": written.cases.moves[:MAX_LISTED],
         "version": None,
     }
     session.flush()
@@ -1080,91 +1078,54 @@ def apply_plan(
     return plan
 
 
-def _next_versions(session: Session, codes: list[str]) -> dict[str, int]:
-    rows = session.execute(
-        sa.select(Grid.code, sa.func.max(Grid.version))
-        .where(Grid.code.in_(codes))
-        .group_by(Grid.code)
-    ).all()
-    return {code: int(v) + 1 for code, v in rows}
-
-
-def _write_versions(
-    session: Session,
+def _plan_write(
     plan: Plan,
     scope: Scope,
     grids: list[ProposedGrid],
     current: list[Grid],
-    *,
+    evaluation: Evaluation,
     actor: str,
-    now: datetime,
-    estimates: dict[str, tuple[int, int]],
-) -> tuple[list[str], list[str]]:
-    """Retire changed/removed versions and insert the new ones; unchanged grids stay as they are."""
+    settings: Settings,
+) -> grid_versions.GridWrite:
+    """The plan as a grid write: changed and removed grids end, changed and new ones start;
+    unchanged grids stay as they are."""
     old_by_code = {g.code: g for g in current}
     keep = {g.code for g in grids if g.code in old_by_code and _same_grid(old_by_code[g.code], g)}
-    retiring = [g for g in current if g.code not in keep]
-    for old in retiring:
-        old.valid_to = now
-        session.add(
-            GridChange(
-                grid_id=old.id,
-                code=old.code,
-                version=old.version,
-                change=GridChangeKind.RETIRED.value,
-                at=now,
-                actor=actor,
-                plan_id=plan.id,
-                source="plan",
-                note=f"plan {plan.id}",
-            )
-        )
-    # The partial unique index on current codes is checked per statement: retire first.
-    session.flush()
-    versions = _next_versions(session, [g.code for g in grids])
-    created = []
+    # Omitted counts take the balance's area-weighted estimate for the new shape.
+    estimates = {
+        entry["code"]: (int(entry["households"]), int(entry["population"]))
+        for entry in evaluation.balance["grids"]
+    }
+    create = []
     for grid in grids:
         if grid.code in keep:
             continue
         previous = old_by_code.get(grid.code)
-        row = Grid(
-            code=grid.code,
-            version=versions.get(grid.code, 1),
-            name=grid.name or (previous.name if previous is not None else grid.code),
-            village_code=grid.village_code,
-            town_code=scope.town_code,
-            # Omitted counts take the balance's area-weighted estimate for the new shape.
-            households=grid.households
-            if grid.households is not None
-            else estimates.get(grid.code, (0, 0))[0],
-            population=grid.population
-            if grid.population is not None
-            else estimates.get(grid.code, (0, 0))[1],
-            geom=from_shape(grid.geom, srid=SRID),
-            valid_from=now,
-            valid_to=None,
-            created_by=actor,
-            created_at=now,
-            note=f"plan {plan.id}",
-        )
-        session.add(row)
-        session.flush()
-        session.add(
-            GridChange(
-                grid_id=row.id,
-                code=row.code,
-                version=row.version,
-                change=GridChangeKind.CREATED.value,
-                at=now,
-                actor=actor,
-                plan_id=plan.id,
-                source="plan",
-                note=f"plan {plan.id}",
+        households, population = estimates.get(grid.code, (0, 0))
+        if grid.village_code is None:  # validation places every grid; this is a bug if reached
+            raise PlanInvalidError(f"grid {grid.code} lies in no village of the scope")
+        create.append(
+            grid_versions.NewGridVersion(
+                code=grid.code,
+                name=grid.name or (previous.name if previous is not None else grid.code),
+                village_code=grid.village_code,
+                town_code=scope.town_code,
+                households=households if grid.households is None else grid.households,
+                population=population if grid.population is None else grid.population,
+                geom=grid.geom,
             )
         )
-        created.append(f"{row.code} v{row.version}")
-    session.flush()
-    return created, [f"{g.code} v{g.version}" for g in retiring]
+    return grid_versions.GridWrite(
+        retire=[g for g in current if g.code not in keep],
+        create=create,
+        actor=actor,
+        source="plan",
+        note=f"plan {plan.id}",
+        reason=f"grid boundaries redrawn by plan {plan.id}",
+        plan_id=plan.id,
+        cases_area=scope.geom,
+        snap_m=settings.snap_meters,
+    )
 
 
 def _link_members(session: Session, grids: list[ProposedGrid], *, retired_codes: list[str]) -> None:
@@ -1191,3 +1152,27 @@ def reject_plan(session: Session, plan_id: int, *, actor: str) -> Plan:
     plan.result = {"rejected_by": actor, "rejected_at": utcnow().isoformat()}
     session.flush()
     return plan
+
+
+# --- reading plans ------------------------------------------------------------------------------
+
+
+def scope_town(session: Session, level: PlanScope, code: str) -> str:
+    """The town a village or town scope belongs to (for jurisdiction), or ``NotFoundError``."""
+    region = session.get(Region, code)
+    if region is None or region.level != level.value:
+        raise NotFoundError(f"no {level.value} with code {code!r}")
+    return region.code if level is PlanScope.TOWN else str(region.parent_code)
+
+
+def grids_before(session: Session, plan: Plan) -> list[tuple[str, BaseGeometry]]:
+    """The grids a plan is drawn against, by code: those it replaced when applied, today's for
+    a draft."""
+    scope = load_scope(session, PlanScope(plan.scope_level), plan.scope_code)
+    at = plan.applied_at - timedelta(microseconds=1) if plan.applied_at else None
+    grids = (
+        list_grids(session, at=at, village_code=scope.code)
+        if scope.level is PlanScope.VILLAGE
+        else list_grids(session, at=at, town_code=scope.code)
+    )
+    return [(g.code, to_shape(g.geom)) for g in grids]

@@ -1,11 +1,11 @@
 """Set-based re-assignment of cases to the grids in force now, after a redraw or a reload.
 
-Why set-based: re-assigning a county's cases one row at a time, or with an ``UPDATE … FROM`` that
-does the spatial join in place, runs at 24–44k rows/s on this machine; computing the new grid of
-every case in one ``CREATE TABLE AS`` with the grids as the outer side of the join (each polygon
-probes the cases' GiST index once, with GEOS' prepared-geometry cache warm) runs at 0.3–0.7M/s.
-The write-back is then a keyed ``UPDATE`` on the primary key of the rows that really changed
-(DESIGN.md §4a).
+Why set-based: computing the new grid of every case in one ``CREATE TABLE AS`` with the grids
+as the outer side of the join (each polygon probes the cases' GiST index once, with GEOS'
+prepared-geometry cache warm) is an order of magnitude faster than one row at a time or an
+``UPDATE … FROM`` doing the join in place (numbers: docs/architecture.md). The write-back is then
+a keyed ``UPDATE`` on the primary key of the rows that really changed. The grid rule itself is
+``gis.services.assignment.place_points``, shared with the demo loader.
 
 Rules:
 - Only unfinished cases move (status not closed/cancelled/duplicate). Historic cases keep their
@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from gis.errors import ValidationError
 from gis.layers.base import utcnow
 from gis.layers.incidents import FINAL_STATUSES
+from gis.services import assignment
 
 REASSIGN_ACTION = "reassign_grid"
 _FINAL = sorted(status.value for status in FINAL_STATUSES)
@@ -87,9 +88,9 @@ def _case_filter(scope: CaseScope, alias: str) -> str:
 
 
 def _no_jit(session: Session) -> None:
-    """Tune this transaction for a few big statements: JIT off (compiling them costs 0.2–1 s
-    each, more than it saves, and dominates small re-assignments; measured by bench/plans) and
-    enough sort memory that the DISTINCT ON of a county's cases does not spill to disk."""
+    """Tune this transaction for a few big statements: JIT off (compiling them costs more than
+    it saves, see docs/architecture.md) and enough sort memory that the DISTINCT ON of a
+    county's cases does not spill to disk."""
     session.execute(sa.text("SELECT set_config('jit', 'off', true)"))
     session.execute(sa.text("SELECT set_config('work_mem', '256MB', true)"))
 
@@ -105,7 +106,8 @@ def compute_assignments(
     """Fill temp table ``table`` with every in-scope case's grid under the current grids.
 
     Columns: incident_id, status, is_open, from_grid_id, from_code, from_member, to_grid_id,
-    to_code, to_village, to_town, to_member, quality. Returns the number of rows.
+    to_code, to_village, to_town, quality, snap_distance_m, to_member. Returns the number of
+    rows. The grid rule is ``gis.services.assignment``'s (``place_points``).
     """
     if not _TABLE_NAME.match(table):
         raise ValidationError(f"table name {table!r} must be lower-case letters, digits and _")
@@ -113,13 +115,14 @@ def compute_assignments(
     _no_jit(session)
     session.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
     session.execute(sa.text(f"DROP TABLE IF EXISTS {table}_scope"))
-    params = {"final": _FINAL, "area": scope.area_wkb, "codes": list(scope.grid_codes)}
-    if scope.everything:
-        # County-wide: the grids are the outer side of the join, each current polygon probing
-        # the cases' GiST index once (the planner picks this; bench/plans prints the plan).
-        cases_from = "grids g JOIN incidents i ON ST_Covers(g.geom, i.geom)"
-        where = "TRUE"
-    else:
+    params = {
+        "final": _FINAL,
+        "area": scope.area_wkb,
+        "codes": list(scope.grid_codes),
+        "snap_m": snap_m,
+    }
+    cases = "incidents AS i"
+    if not scope.everything:
         # A scope (one village): collect its cases first, with real statistics, so the planner
         # drives the join from those few points instead of probing with every grid.
         collect = (
@@ -128,68 +131,27 @@ def compute_assignments(
         )
         session.execute(sa.text(collect), params)
         session.execute(sa.text(f"ANALYZE {table}_scope"))
-        cases_from = (
-            f"{table}_scope s JOIN incidents i ON i.id = s.id "
-            "JOIN grids g ON ST_Covers(g.geom, i.geom)"
-        )
-        where = f"i.id IN (SELECT id FROM {table}_scope)"  # noqa: S608
-    # DISTINCT ON with ORDER BY code is the fixed tie-break for points on a shared edge; the
-    # window count over the same sort says whether there was a tie.
-    session.execute(
-        sa.text(
-            f"""
-            CREATE TEMP TABLE {table} ON COMMIT DROP AS
-            SELECT DISTINCT ON (i.id)
-                   i.id AS incident_id, i.status, (i.status <> ALL(:final)) AS is_open,
-                   i.grid_id AS from_grid_id, i.grid_code AS from_code,
-                   i.member_id AS from_member,
-                   g.id AS to_grid_id, g.code AS to_code, g.village_code AS to_village,
-                   g.town_code AS to_town, NULL::integer AS to_member,
-                   CASE WHEN count(*) OVER (PARTITION BY i.id) > 1
-                        THEN 'on_edge' ELSE 'inside' END::varchar(10) AS quality
-              FROM {cases_from}
-             WHERE g.valid_to IS NULL {status_filter}
-             ORDER BY i.id, g.code
-            """  # noqa: S608
-        ),
-        params,
+        cases = f"{table}_scope AS s JOIN incidents AS i ON i.id = s.id"
+    # County-wide, the grids are the outer side of the join, each current polygon probing the
+    # cases' GiST index once (the planner picks this; bench/plans prints the plan).
+    points = (
+        "(SELECT i.id, i.geom, i.status, (i.status <> ALL(:final)) AS is_open, "  # noqa: S608 -- constants only
+        "i.grid_id AS from_grid_id, i.grid_code AS from_code, i.member_id AS from_member "
+        f"FROM {cases} WHERE TRUE {status_filter})"
     )
-    # Index first: the anti-join below and the keyed write-back both look rows up by case id.
-    session.execute(sa.text(f"CREATE INDEX ON {table} (incident_id)"))
-    session.execute(sa.text(f"ANALYZE {table}"))
-    # Cases no current grid covers: few, so a per-case nearest-neighbour probe is fine here.
-    session.execute(
-        sa.text(
-            f"""
-            INSERT INTO {table}
-            SELECT i.id, i.status, (i.status <> ALL(:final)), i.grid_id, i.grid_code,
-                   i.member_id, n.id, n.code, n.village_code, n.town_code, NULL,
-                   CASE WHEN n.id IS NULL THEN 'outside' ELSE 'snapped' END
-              FROM incidents i
-              LEFT JOIN LATERAL (
-                    SELECT g.id, g.code, g.village_code, g.town_code
-                      FROM grids g
-                     WHERE g.valid_to IS NULL
-                       AND ST_DWithin(g.geom::geography, i.geom::geography, :snap)
-                     ORDER BY g.geom::geography <-> i.geom::geography, g.code
-                     LIMIT 1) n ON TRUE
-             WHERE {where} {status_filter}
-               AND NOT EXISTS (SELECT 1 FROM {table} m WHERE m.incident_id = i.id)
-            """  # noqa: S608
-        ),
-        {**params, "snap": snap_m},
+    assignment.place_points(
+        session,
+        points,
+        into=table,
+        params=params,
+        carry=("status", "is_open", "from_grid_id", "from_code", "from_member"),
     )
-    # The member of the new grid: its lowest-id active member, only where the code changes.
+    # The member of the new grid, only where the code changes (the others keep theirs).
+    session.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN to_member integer"))
     session.execute(
         sa.text(
-            f"""
-            UPDATE {table} m SET to_member = f.member_id
-              FROM (SELECT l.grid_code, min(l.member_id) AS member_id
-                      FROM grid_member_grids l
-                      JOIN grid_members gm ON gm.id = l.member_id AND gm.active
-                     GROUP BY l.grid_code) f
-             WHERE f.grid_code = m.to_code AND m.to_code IS DISTINCT FROM m.from_code
-            """  # noqa: S608
+            f"UPDATE {table} AS m SET to_member = {assignment.grid_member('m.to_code')} "  # noqa: S608
+            "WHERE m.to_code IS DISTINCT FROM m.from_code"
         )
     )
     count_sql = f"SELECT count(*) FROM {table}"  # noqa: S608

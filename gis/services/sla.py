@@ -1,13 +1,16 @@
 """The SLA sweep: flag open cases past their deadline and escalate those overdue too long.
 
-A function of the time passed in, so tests and replays control the clock. Set-based: two
-statements whatever the number of cases, each appending its events in the same statement.
+A function of the time passed in, so tests control the clock; the API and the CLI pass the
+server's time, never a client's (the events it writes are the record, and the database refuses
+events dated in the future: migration 0008). ``preview`` answers "what would a sweep at T do"
+without writing. Set-based: two statements whatever the number of cases, each appending its
+events in the same statement.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -17,12 +20,18 @@ from gis.services.workflow import ACTIVE, Action
 
 _ACTIVE = [state.value for state in ACTIVE]
 
-# Open cases past their deadline and not yet flagged: stamp overdue_at and log flag_overdue.
+# Which cases a sweep at :now takes: one home for the sweep and its preview.
+# Open cases past their deadline and not yet flagged…
+_DUE = "status = ANY(:active) AND due_at < :now AND overdue_at IS NULL"
+# …and those overdue by more than the threshold and not already with the county.
+_LATE = "status = ANY(:active) AND status <> 'escalated' AND due_at < :cutoff"
+
+# Stamp overdue_at and log flag_overdue.
 _FLAG_SQL = sa.text(
-    """
+    f"""
 WITH due AS (
     SELECT id, status, due_at FROM incidents
-    WHERE status = ANY(:active) AND due_at < :now AND overdue_at IS NULL
+    WHERE {_DUE}
     ORDER BY id
     FOR UPDATE
 ), flagged AS (
@@ -36,15 +45,15 @@ SELECT id, :now, :actor, :action, status, status,
        jsonb_build_object('due_at', due_at)
 FROM flagged ORDER BY id
 RETURNING incident_id
-"""
+"""  # noqa: S608 -- only module constants are interpolated; values are bound parameters
 )
 
-# Cases overdue by more than the threshold and not already with the county: escalate them.
+# Escalate the long-overdue to the county.
 _ESCALATE_SQL = sa.text(
-    """
+    f"""
 WITH late AS (
     SELECT id, status, due_at FROM incidents
-    WHERE status = ANY(:active) AND status <> 'escalated' AND due_at < :cutoff
+    WHERE {_LATE}
     ORDER BY id
     FOR UPDATE
 ), escalated AS (
@@ -65,7 +74,7 @@ SELECT id, :now, :actor, :action, status, 'escalated',
                                  / 3600)::numeric, 1))
 FROM escalated ORDER BY id
 RETURNING incident_id
-"""
+"""  # noqa: S608 -- only module constants are interpolated; values are bound parameters
 )
 
 
@@ -79,15 +88,47 @@ class SweepResult:
     escalated_ids: list[int] = field(default_factory=list)
 
 
+_PREVIEW_SQL = sa.text(
+    f"""
+SELECT coalesce(array_agg(id ORDER BY id) FILTER (WHERE {_DUE}), '{{}}') AS flagged,
+       coalesce(array_agg(id ORDER BY id) FILTER (WHERE {_LATE}), '{{}}') AS escalated
+FROM incidents WHERE status = ANY(:active) AND due_at < :now
+"""  # noqa: S608 -- only module constants are interpolated; values are bound parameters
+)
+
+
+# A preview may imagine any time, within reason: far outside, date arithmetic overflows.
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _check(now: datetime, escalate_after_hours: float) -> None:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValidationError(f"now {now.isoformat()} has no time zone; add +08:00 or Z")
+    if not _EARLIEST <= now < _LATEST:
+        raise ValidationError(f"{now.isoformat()} is not between 1970 and 2200")
+    if not 0 <= escalate_after_hours <= 24 * 365:
+        raise ValidationError("escalate_after_hours must be between 0 and 8760")
+
+
+def preview(session: Session, *, at: datetime, escalate_after_hours: float) -> SweepResult:
+    """What a sweep at ``at`` would flag and escalate, given the cases as they stand now.
+    Reads only: nothing is written, so ``at`` may be any time (a client's "what if")."""
+    _check(at, escalate_after_hours)
+    row = session.execute(
+        _PREVIEW_SQL,
+        {"active": _ACTIVE, "now": at, "cutoff": at - timedelta(hours=escalate_after_hours)},
+    ).one()
+    return SweepResult(at, escalate_after_hours, list(row.flagged), list(row.escalated))
+
+
 def sweep(
     session: Session, *, now: datetime, escalate_after_hours: float, actor: str = "system:sla"
 ) -> SweepResult:
     """Flag every open case past its deadline at ``now``; escalate those overdue by more than
-    ``escalate_after_hours`` to the county. Never commits."""
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValidationError(f"now {now.isoformat()} has no time zone; add +08:00 or Z")
-    if not 0 <= escalate_after_hours <= 24 * 365:
-        raise ValidationError("escalate_after_hours must be between 0 and 8760")
+    ``escalate_after_hours`` to the county. Never commits. ``now`` is the server's time (a
+    test's clock); the database refuses events more than 5 minutes ahead of its own."""
+    _check(now, escalate_after_hours)
     flagged = session.execute(
         _FLAG_SQL,
         {"active": _ACTIVE, "now": now, "actor": actor, "action": Action.FLAG_OVERDUE.value},

@@ -15,8 +15,8 @@ month's table reads one month of events. Every outcome is read from the events a
   on_time_rate (按期办结率) = on_time / closed.
 - rework_rate (返工率) = cases with a ``return`` or ``reopen`` / cases resolved at least once.
 - extension_rate = cases with an ``extend`` / valid.
-- overdue_open: valid, neither closed nor awaiting verification (resolved after the last
-  return), and the deadline in force at ``as_of`` has passed.
+- overdue_open: active at ``as_of`` (``gis.layers.incidents``: valid, neither closed nor
+  awaiting verification — resolved after the last return) and past the deadline in force then.
 - hours_to_close (median, p90): from the report to the last close, over closed cases.
 
 Grouping attributes (platform, town, unit…) are the case's current ones: a reassigned case
@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gis.errors import ValidationError
-from gis.layers.categories import PLATFORM_NAMES_ZH, Platform
+from gis.layers.categories import PLATFORM_NAMES_ZH, Platform, parse_platform
 
 # Grouping dimensions: name → SQL expression over the ``facts`` CTE.
 # A whitelist: only these identifiers ever reach the SQL text.
@@ -211,6 +211,8 @@ class StatsQuery:
     town_codes: tuple[str, ...] | None = None  # None: every town
     platform: str | None = None
     category: str | None = None
+    # Also one row over all the groups (``is_total`` true, dimensions null): the same pass.
+    with_total: bool = False
 
 
 def parse_group_by(text: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -236,9 +238,7 @@ def _check_window(query: StatsQuery) -> None:
             raise ValidationError(f"{name} {moment.isoformat()} has no time zone; add +08:00 or Z")
     if query.end <= query.start:
         raise ValidationError("the window is empty: 'to' must be after 'from'")
-    if query.platform is not None and query.platform not in set(Platform):
-        known = ", ".join(p.value for p in Platform)
-        raise ValidationError(f"unknown platform {query.platform!r}; one of: {known}")
+    parse_platform(query.platform)
 
 
 def _case_filters(query: StatsQuery) -> tuple[list[str], dict[str, Any]]:
@@ -275,12 +275,17 @@ def case_figures_sql(
         f"{DIMENSIONS[name]} AS {DIMENSION_COLUMNS[name]}, " for name in query.group_by
     )
     positions = ", ".join(str(i + 1) for i in range(len(columns)))
+    group_by = f"GROUP BY {positions}" if columns else ""
+    if columns and query.with_total:
+        grouped = ", ".join(DIMENSIONS[name] for name in query.group_by)
+        dimensions += f"GROUPING({grouped}) <> 0 AS is_total, "
+        group_by = f"GROUP BY GROUPING SETS (({grouped}), ())"
     facts = _EXACT_FACTS_SQL if query.as_of is not None else _STORED_FACTS_SQL
     text = (facts + _FIGURES_SQL).format(
         case_filters=" ".join(filters),
         cohort="AND incident_id IN (SELECT id FROM cases)" if small_cohort else "",
         dimensions=dimensions,
-        group_by=f"GROUP BY {positions}" if columns else "",
+        group_by=group_by,
         order_by=f"ORDER BY {positions}" if columns else "",
     )
     return sa.text(text), params
@@ -299,12 +304,11 @@ def refresh_facts(session: Session, *, full: bool = False) -> datetime:
     By default CONCURRENTLY: readers keep the previous facts until the new ones are in, and only
     changed cases are rewritten. ``full`` rewrites the view in its sorted order (readers wait
     meanwhile), which keeps the town × month table fast after many concurrent refreshes. The
-    time is taken before the refresh starts, so every event up to it is counted.
+    time is taken before the refresh starts and stamped first: the view counts the events at
+    or before it and none after (migration 0008), so the stored figures are the exact ones as
+    of that time even when the log holds events dated later.
     """
     stamp: datetime = session.scalar(sa.text("SELECT clock_timestamp()"))
-    session.execute(sa.text("SET LOCAL jit = off"))
-    mode = "" if full else " CONCURRENTLY"
-    session.execute(sa.text(f"REFRESH MATERIALIZED VIEW{mode} incident_facts"))
     session.execute(
         sa.text(
             "INSERT INTO stats_refreshes (name, refreshed_at) VALUES ('incident_facts', :at) "
@@ -312,6 +316,9 @@ def refresh_facts(session: Session, *, full: bool = False) -> datetime:
         ),
         {"at": stamp},
     )
+    session.execute(sa.text("SET LOCAL jit = off"))
+    mode = "" if full else " CONCURRENTLY"
+    session.execute(sa.text(f"REFRESH MATERIALIZED VIEW{mode} incident_facts"))
     return stamp
 
 

@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session
 
 from gis.errors import InvalidTransitionError, NotFoundError, ValidationError
 from gis.layers.base import utcnow
-from gis.layers.incidents import Incident, IncidentEvent, IncidentStatus
+from gis.layers.incidents import ACTIVE_STATUSES, Incident, IncidentEvent, IncidentStatus
 from gis.layers.units import ResponderUnit
+from gis.services.transitions import record_transition
 
 S = IncidentStatus
 
@@ -42,10 +43,12 @@ class Action(StrEnum):
     CANCEL = "cancel"
     MARK_DUPLICATE = "mark_duplicate"
     FLAG_OVERDUE = "flag_overdue"
+    # A remark on the case (a citizen's follow-up through Open311, a note): no change of state.
+    COMMENT = "comment"
 
 
-# States in which somebody still has to act (resolved waits only for verification).
-ACTIVE = (S.REPORTED, S.ASSIGNED, S.ACCEPTED, S.IN_PROGRESS, S.RETURNED, S.ESCALATED)
+# The active states (gis.layers.incidents), in the enum's order so the table reads the same.
+ACTIVE = tuple(state for state in S if state in ACTIVE_STATUSES)
 _HAS_UNIT = (S.ASSIGNED, S.ACCEPTED, S.IN_PROGRESS, S.RETURNED, S.ESCALATED)
 
 # THE transition table: action → {state before → state after}. ``None`` is "no case yet".
@@ -74,6 +77,7 @@ TRANSITIONS: Mapping[Action, Mapping[IncidentStatus | None, IncidentStatus]] = {
     Action.CANCEL: {state: S.CANCELLED for state in ACTIVE},
     Action.MARK_DUPLICATE: {state: S.DUPLICATE for state in ACTIVE},
     Action.FLAG_OVERDUE: {state: state for state in ACTIVE},
+    Action.COMMENT: {state: state for state in S},
 }
 
 # Written only by intake (report) and by the SLA sweep (flag_overdue), never by a request.
@@ -88,6 +92,7 @@ NEEDS_REASON = frozenset(
         Action.ESCALATE,
         Action.EXTEND,
         Action.CANCEL,
+        Action.COMMENT,
     }
 )
 
@@ -105,7 +110,8 @@ def next_status(status: str | None, action: str) -> IncidentStatus:
     target = TRANSITIONS[known].get(state)
     if target is None:
         allowed = allowed_actions(status)
-        listed = ", ".join(allowed) if allowed else "none (the case is final)"
+        moves = [a for a in allowed if a != Action.COMMENT.value]
+        listed = ", ".join(allowed) if moves else "only comment (the case is final)"
         raise InvalidTransitionError(
             f"cannot {known.value} a case that is {status or 'not yet reported'}; "
             f"allowed actions: {listed}",
@@ -191,20 +197,17 @@ def apply_action(
     elif known is Action.MARK_DUPLICATE:
         data.update(_mark_duplicate(session, incident, duplicate_of))
 
-    incident.status = after.value
-    incident.updated_at = now
-    event = IncidentEvent(
-        incident_id=incident.id,
-        at=now,
-        actor=actor,
-        action=known.value,
-        from_status=before,
-        to_status=after.value,
-        note=why,
-        data=data,
+    event: IncidentEvent = record_transition(
+        session,
+        incident,
+        IncidentEvent.incident_id,
+        known.value,
+        after.value,
+        actor,
+        why,
+        data,
+        now,
     )
-    session.add(event)
-    session.flush()
     return ActionResult(incident, event, allowed_actions(after.value))
 
 

@@ -174,6 +174,11 @@ def test_every_guarded_operation_documents_the_bearer_scheme(settings: Settings)
     schema = create_app(settings).openapi()
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     unguarded = {("get", "/health"), ("post", "/login"), ("post", "/logout")}
+    # GeoReport's service list and discovery are public by the spec; tokens are never issued.
+    unguarded |= {
+        ("get", f"/open311/v2/{path}.{{fmt}}")
+        for path in ("discovery", "services", "services/{service_code}", "tokens/{token}")
+    }
     missing = [
         (method, path)
         for path, operations in schema["paths"].items()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from shapely.geometry import box
+from shapely.geometry import box, mapping, shape
 from sqlalchemy.orm import Session
 
 from gis.api.security import get_principal
@@ -25,6 +25,7 @@ from tests.services.planfixtures import (
     collection,
     feature,
     make_village,
+    straight_cut,
     thirds,
 )
 
@@ -234,3 +235,37 @@ def test_grids_as_of_a_time_without_offset_is_422(planner: TestClient, village: 
         "/grids", params={"village": village.village, "at": "2026-06-01T00:00:00"}
     )
     assert response.status_code == 422 and "UTC offset" in response.json()["detail"]
+
+
+def test_an_exact_split_of_a_demo_grid_through_the_api_is_valid_and_applies(
+    planner: TestClient, demo: dict[str, object]
+) -> None:
+    # Issue 24 as reported: base → split the largest grid with a straight line → POST → apply.
+    village_code = "330803110201"  # refused for a 9.5 m² "gap" at all three angles before
+    for angle in (0.0, 45.0, 100.0):
+        base = planner.get(f"/plans/base/{village_code}").json()
+        features = base["grids"]["features"]
+        largest = max(features, key=lambda f: shape(f["geometry"]).area)
+        (grid,) = shape(largest["geometry"]).geoms
+        centre = grid.centroid
+        pieces = straight_cut(grid, (centre.x, centre.y), angle)
+        assert len(pieces) == 2
+        code = largest["properties"]["code"]
+        proposed = [f for f in features if f is not largest] + [
+            {"type": "Feature", "geometry": dict(mapping(p)), "properties": {"code": c}}
+            for p, c in zip(pieces, (code, f"{code}S"), strict=True)
+        ]
+        created = planner.post(
+            "/plans",
+            json={
+                "village": village_code,
+                "based_on_version": base["based_on_version"],
+                "proposed": {"type": "FeatureCollection", "features": proposed},
+            },
+        )
+        assert created.status_code == 201, created.text
+        errors = [i for i in created.json()["validation"]["issues"] if i["severity"] == "error"]
+        assert created.json()["valid"] and not errors, errors
+    applied = planner.post(f"/plans/{created.json()['id']}/apply")
+    assert applied.status_code == 200, applied.text
+    assert len(applied.json()["result"]["created"]) == 2

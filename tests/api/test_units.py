@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from gis.api.deps import server_clock
 from gis.layers.users import Role
 from tests.conftest import count
 from tests.services.dispatch_fixtures import (
@@ -102,6 +104,26 @@ def test_bad_patch_is_4xx_and_writes_nothing(
     assert says in reply.json()["detail"]
     assert count(session, "unit_positions") == fixes
     assert dispatcher.get("/units", params={"status": "busy"}).json()["number_matched"] >= 1
+
+
+def test_a_fix_keeps_the_device_time_beside_the_server_time_within_the_skew(
+    dispatcher: TestClient, app: Any, session: Session, units: dict[str, int]
+) -> None:
+    server = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+    app.dependency_overrides[server_clock] = lambda: server
+    lon, lat = lonlat(400, 300)
+    device = server + timedelta(minutes=2)  # a phone clock running ahead, within 300 s
+    fix = {"lon": lon, "lat": lat, "recorded_at": device.isoformat()}
+    assert dispatcher.patch(f"/units/{units['police']}", json=fix).status_code == 200
+    [stored] = dispatcher.get(f"/units/{units['police']}/track").json()["features"]
+    times = stored["properties"]
+    assert datetime.fromisoformat(times["recorded_at"]) == device
+    assert datetime.fromisoformat(times["received_at"]) == server
+    fixes = count(session, "unit_positions")
+    fix["recorded_at"] = (server + timedelta(minutes=10)).isoformat()
+    reply = dispatcher.patch(f"/units/{units['police']}", json=fix)
+    assert reply.status_code == 422 and "in the future" in reply.json()["detail"]
+    assert count(session, "unit_positions") == fixes
 
 
 def test_patch_of_unknown_unit_is_404(dispatcher: TestClient) -> None:

@@ -20,7 +20,7 @@ from shapely.geometry import LineString, Point, Polygon, box
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from gis.errors import UnknownCrsError
+from gis.errors import UnknownCrsError, ValidationError
 from gis.geo import geodesic_distance_m, wgs84_to_gcj02
 from gis.ingest.boundaries import (
     Level,
@@ -34,7 +34,7 @@ from gis.ingest.boundaries import (
 from gis.layers.grids import Grid, list_grids
 from gis.layers.incidents import Incident, IncidentEvent
 from gis.layers.plans import GridChange
-from gis.layers.regions import Region
+from gis.layers.regions import Region, region_code
 from tests.services.planfixtures import EAST, MID, NORTH, SOUTH, WEST, Village, make_village
 
 REALDATA = Path(__file__).resolve().parents[2].parent / "shared" / "realdata"
@@ -176,7 +176,8 @@ def test_amap_shapefile_read_as_gcj02_puts_every_quzhou_town_in_its_county(
     names = {f.code: f.name for f in read.features}
     assert names["330802"] == "柯城区"  # no .cpg: read as UTF-8, not GDAL's Latin-1 guess
     plan = plan_import(session, read, level=Level.COUNTY)
-    assert len(plan.added) == 90
+    # Added, or changed where the demo county (committed by another test) has them already.
+    assert len(plan.added) + len(plan.changed) == 90 and not plan.unplaced
     commit_import(session, plan, actor="test")
     inside = 0
     for town in towns:
@@ -191,7 +192,7 @@ def test_amap_shapefile_read_as_gcj02_puts_every_quzhou_town_in_its_county(
                         4326,
                     ),
                 )
-            ).where(Region.code == town["county_adcode"])
+            ).where(Region.code == town["county_adcode"] + "000000")
         ).scalar_one()
         inside += bool(covered)
     # Every town seat that has coordinates lies in its own county once the file is converted
@@ -385,7 +386,7 @@ def test_cli_import_is_a_dry_run_unless_commit(
         with engine.connect() as connection:
             assert (
                 connection.execute(
-                    sa.text("SELECT count(*) FROM regions WHERE code = '339999'")
+                    sa.text("SELECT count(*) FROM regions WHERE code = '339999000000'")
                 ).scalar_one()
                 == 0
             )
@@ -425,3 +426,139 @@ def test_datav_province_file_repairs_exactly_the_two_invalid_cities() -> None:
     assert all("Self-intersection" in p.reason for p in read.repaired)
     assert not read.rejected and len(read.features) == 11
     assert all(f.geom.is_valid for f in read.features)
+
+
+# --- real codes ---------------------------------------------------------------------------------
+
+DEMO_COUNTIES = {"330803000000", "330822000000", "330824000000", "330881000000"}
+
+
+def test_datav_county_file_matches_the_demo_counties_by_code(
+    session: Session, demo: dict[str, object]
+) -> None:
+    # DataV carries 6-digit adcodes (330803); our regions the 12-digit codes (330803000000).
+    read = read_boundaries(realdata("datav/330800_full.json"), crs="GCJ-02", code_field="adcode")
+    plan = plan_import(session, read, level=Level.COUNTY)
+    assert {f.code for f, _ in plan.changed} == DEMO_COUNTIES
+    assert {f.code for f in plan.added} == {"330802000000", "330825000000"}  # 柯城区, 龙游县
+    assert plan.summary() == {"added": 2, "changed": 4, "unchanged": 0, "retired": 0, "unplaced": 0}
+    commit_import(session, plan, actor="test")
+    # One 衢江区, now with DataV's outline; importing the same file again changes nothing.
+    assert session.scalars(sa.select(Region.code).where(Region.name == "衢江区")).all() == [
+        "330803000000"
+    ]
+    again = plan_import(session, read, level=Level.COUNTY)
+    assert again.summary()["unchanged"] == 6 and not again.added and not again.changed
+
+
+def test_cli_reports_four_changed_and_two_added_for_the_datav_county_file(
+    database_url: str, demo: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import typer
+
+    from gis.commands import boundaries
+    from gis.settings import get_settings
+
+    path = realdata("datav/330800_full.json")
+    monkeypatch.setenv("GIS_DATABASE_URL", database_url)
+    monkeypatch.setenv("COLUMNS", "200")  # rich wraps the table to the terminal width
+    get_settings.cache_clear()
+    app = typer.Typer()
+    boundaries.register(app)
+    try:
+        result = CliRunner().invoke(
+            app,
+            ["boundaries", "import", str(path), "--level", "county", "--crs", "GCJ-02"],
+        )
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
+            for line in result.output.splitlines() if line.count("│") >= 4}  # fmt: skip
+    assert (rows["added"], rows["changed"], rows["rejected"]) == ("2", "4", "0")
+    assert "dry run" in result.output
+
+
+@pytest.mark.parametrize(
+    ("level", "code", "expected"),
+    [
+        ("county", "330803", "330803000000"),
+        ("county", "330803000000", "330803000000"),
+        ("town", "330803110", "330803110000"),
+        ("town", " 330803110000", "330803110000"),
+        ("village", "330803110001", "330803110001"),
+        ("city", "330800", "330800000000"),
+    ],
+)
+def test_region_codes_of_real_files_become_twelve_digits(
+    level: str, code: str, expected: str
+) -> None:
+    assert region_code(code, level) == expected
+
+
+def test_a_county_file_with_adcodes_adds_twelve_digit_regions(
+    session: Session, tmp_path: Path
+) -> None:
+    frame = gpd.GeoDataFrame({"adcode": [339997]}, geometry=[KNOWN], crs="EPSG:4326")
+    plan = plan_import(
+        session, read_boundaries(_write(frame, tmp_path / "c.geojson")), level=Level.COUNTY
+    )
+    assert [f.code for f in plan.added] == ["339997000000"]
+    commit_import(session, plan, actor="test")
+    assert session.get(Region, "339997000000") is not None
+
+
+@pytest.mark.parametrize(
+    ("level", "code", "why"),
+    [
+        (Level.COUNTY, "3308", "has 4 digits; a county code has 6 digits or 12 ending in 6 zeros"),
+        (Level.COUNTY, "330803110000", "a county code has 6 digits or 12 ending in 6 zeros"),
+        (Level.TOWN, "330803", "has 6 digits; a town code has 9 digits or 12 ending in 3 zeros"),
+        (Level.VILLAGE, "330803110", "has 9 digits; a village code has 12 digits"),
+        (Level.TOWN, "33O803110", "is not made of digits"),
+    ],
+)
+def test_other_region_codes_are_rejected_saying_what_a_code_looks_like(
+    session: Session, tmp_path: Path, level: Level, code: str, why: str
+) -> None:
+    frame = gpd.GeoDataFrame(
+        {"code": [code, "330899001"], "name": ["bad", "ok"]},
+        geometry=[KNOWN, box(100.0, 20.0, 100.01, 20.01)],
+        crs="EPSG:4326",
+    )
+    read = read_boundaries(_write(frame, tmp_path / "r.geojson"))
+    plan = plan_import(session, read, level=level)
+    bad = [p for p in plan.unplaced if p.code == code]
+    assert len(bad) == 1 and why in bad[0].reason
+    assert code not in {f.code for f in plan.added}
+
+
+def test_a_code_given_short_and_long_in_one_file_is_one_region_twice(
+    session: Session, tmp_path: Path
+) -> None:
+    frame = gpd.GeoDataFrame(
+        {"adcode": ["339998", "339998000000"], "name": ["甲", "甲"]},
+        geometry=[KNOWN, KNOWN],
+        crs="EPSG:4326",
+    )
+    read = read_boundaries(_write(frame, tmp_path / "twice.geojson"))
+    plan = plan_import(session, read, level=Level.COUNTY)
+    assert not plan.added
+    assert [p.code for p in plan.unplaced] == ["339998000000", "339998000000"]
+    assert all("more than once" in p.reason for p in plan.unplaced)
+
+
+def test_a_short_parent_code_finds_its_twelve_digit_town(
+    session: Session, village: Village, tmp_path: Path
+) -> None:
+    # A village file whose --parent (or parent field) is the town's 9-digit code.
+    frame = gpd.GeoDataFrame(
+        {"code": ["330899001002"], "name": ["新村"]},
+        geometry=[box(WEST, SOUTH, EAST, NORTH)],
+        crs="EPSG:4326",
+    )
+    read = read_boundaries(_write(frame, tmp_path / "v.geojson"))
+    plan = plan_import(session, read, level=Level.VILLAGE, parent=village.town[:9])
+    assert [(f.code, f.parent_code) for f in plan.added] == [("330899001002", village.town)]
+    with pytest.raises(ValidationError, match="town code '3308990' has 7 digits"):
+        plan_import(session, read, level=Level.VILLAGE, parent="3308990")

@@ -192,12 +192,33 @@ def test_grid_tooltip_carries_code_member_counts_and_rates(
     grids = _layer(build_command_room_map(_data(session)), cr.GRIDS_LAYER)
     g1 = next(f["properties"] for f in grids.data["features"] if f["properties"]["code"] == "G1")
     assert g1["members"] == "李一"
-    assert (g1["total"], g1["per_1000"], g1["closure"], g1["on_time"]) == (
+    assert (g1["received"], g1["closed"], g1["per_1000"], g1["closure"], g1["on_time"]) == (
+        3,
         3,
         "30.0",
         "100.0%",
         "66.7%",
     )
+    assert (g1["closure_rate"], g1["on_time_rate"]) == (1.0, 0.6667)  # as /stats rounds them
+    # The period's overdue and the "now" counts are different figures with different labels.
+    assert (g1["overdue_open"], g1["open_now"], g1["overdue_now"]) == (0, 1, 0)
+    g2 = next(f["properties"] for f in grids.data["features"] if f["properties"]["code"] == "G2")
+    assert (g2["overdue_open"], g2["open_now"], g2["overdue_now"]) == (1, 2, 1)
+    (tooltip,) = [c for c in grids._children.values() if isinstance(c, folium.GeoJsonTooltip)]
+    aliases = tooltip.aliases
+    assert {cr.FIGURE_LABELS["overdue_open"], cr.FIGURE_LABELS["overdue_now"]} <= set(aliases)
+    assert len(set(aliases)) == len(aliases)
+
+
+def test_title_shows_the_towns_period_figures_and_the_counts_of_now(
+    session: Session, town: dict[str, int]
+) -> None:
+    html = page_text(render(build_command_room_map(_data(session))))
+    # 7 received, 4 closed of 7 valid, 3 of 4 on time; 2 of them overdue (G2, G3) at NOW.
+    assert "受理 Received 7 · 办结率 Closure rate 57.1% · 按期办结率 On-time rate 75.0%" in html
+    assert "期内超期 Overdue (period) 2" in html
+    # Now: the September case too (4 open: G2 twice, G3 and it), the same 2 overdue.
+    assert "现未结 Open now 4 · 现超期 Overdue now 2" in html
 
 
 def test_case_markers_carry_category_status_deadline_and_unit(

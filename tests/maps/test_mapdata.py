@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gis.errors import NotFoundError, UnknownCodeError, ValidationError
+from gis.layers.incidents import Incident, IncidentEvent, IncidentStatus
+from gis.maps.data import CaseFigures
 from gis.services.mapdata import (
     LOCAL_TZ,
     TimeStep,
@@ -18,6 +21,7 @@ from gis.services.mapdata import (
     resolve_period,
     village_grids_data,
 )
+from gis.services.stats import grid_figures
 from tests.conftest import count
 from tests.maps.town import EXPECTED, NOW, SINCE, TOWN, UNTIL, VILLAGE_1
 
@@ -62,23 +66,49 @@ def test_weekly_frames_start_on_monday_in_china_time(
     assert sum(c.count for f in data.frames for c in f.cells) == EXPECTED.period_total
 
 
-def test_grid_figures_count_closed_on_time_open_and_overdue(
+def test_grid_figures_are_the_statistics_and_the_now_counts_are_apart(
     session: Session, town: dict[str, int]
 ) -> None:
     grids = {g.code: g for g in _data(session).grids}
     assert sorted(grids) == ["G1", "G2", "G3", "G4"]
     g1, g2, g3, g4 = grids["G1"], grids["G2"], grids["G3"], grids["G4"]
-    assert (g1.total, g1.closed, g1.on_time) == (3, 3, 2)
-    assert g1.closure_rate == 1.0
-    assert g1.on_time_rate == pytest.approx(2 / 3)
+    assert g1.figures == CaseFigures(received=3, closed=3, closure_rate=1.0, on_time_rate=0.6667)
     assert g1.per_1000_households == pytest.approx(30.0)
-    # The September case is open now: counted as open, not in the period's total.
-    assert (g1.open, g1.overdue) == (1, 0)
-    assert (g2.total, g2.closed, g2.open, g2.overdue) == (2, 0, 2, 1)
-    assert g2.closure_rate == 0.0 and g2.on_time_rate is None
+    # The September case is open now: counted as open now, not among the period's cases.
+    assert (g1.open_now, g1.overdue_now, g1.figures.overdue_open) == (1, 0, 0)
+    assert g2.figures == CaseFigures(received=2, closure_rate=0.0, overdue_open=1)
+    assert (g2.open_now, g2.overdue_now) == (2, 1)
     assert g3.per_1000_households is None  # no households on record
-    assert (g4.total, g4.members) == (1, [])
+    assert (g4.figures.received, g4.members) == (1, [])
     assert g1.members == ["李一"] and g3.members == ["王二"]
+    rows = grid_figures(session, start=SINCE, end=UNTIL, as_of=NOW, town_codes=(TOWN,))
+    assert {row.pop("grid_code"): CaseFigures(**row) for row in rows} == {
+        code: grid.figures for code, grid in grids.items()
+    }
+
+
+def test_a_resolved_case_is_open_now_but_not_overdue(
+    session: Session, town: dict[str, int]
+) -> None:
+    late = session.scalars(
+        sa.select(Incident).where(Incident.grid_code == "G3", Incident.town_code == TOWN)
+    ).one()
+    late.status = IncidentStatus.RESOLVED.value  # awaiting verification: nobody's deadline runs
+    resolved = IncidentEvent(
+        incident_id=late.id,
+        at=SINCE + timedelta(days=9),
+        actor="t",
+        action="resolve",
+        from_status="in_progress",
+        to_status="resolved",
+    )
+    session.add(resolved)
+    session.flush()
+    data = _data(session)
+    g3 = next(g for g in data.grids if g.code == "G3")
+    assert (g3.open_now, g3.overdue_now, g3.figures.overdue_open) == (1, 0, 0)
+    assert data.overdue_cases.total == EXPECTED.overdue - 1
+    assert data.open_cases.total == EXPECTED.open_not_overdue + 1
 
 
 def test_open_and_overdue_cases_are_split_by_the_deadline_and_match_the_database(
@@ -112,7 +142,7 @@ def test_platform_filter_limits_every_layer(session: Session, town: dict[str, in
     data = _data(session, platform="market")
     assert data.total_incidents == 2
     assert data.open_cases.total + data.overdue_cases.total == 2
-    assert sum(g.total for g in data.grids) == 2
+    assert sum(g.figures.received for g in data.grids) == 2
 
 
 def test_category_filter_limits_the_cases(session: Session, town: dict[str, int]) -> None:

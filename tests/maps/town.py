@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from gis.geo import sector_polygon
 from gis.layers.cameras import Camera
 from gis.layers.grids import Grid, GridMember, GridMemberGrid
-from gis.layers.incidents import Incident
+from gis.layers.incidents import Incident, IncidentEvent
 from gis.layers.regions import Region
 from gis.layers.units import ResponderUnit
 from gis.services.mapdata import LOCAL_TZ
@@ -266,6 +266,23 @@ def build_town(session: Session) -> dict[str, int]:
               due=oct5 + day, closed=oct5),
     ]  # fmt: skip
     session.add_all(cases)
+    session.flush()
+    # The statistics (and so the map's figures) read the event log: report, then resolve and
+    # close for the closed cases.
+    for case in cases:
+        events = [("report", case.reported_at, None, "reported")]
+        if case.closed_at is not None:
+            events += [
+                ("resolve", case.closed_at, "in_progress", "resolved"),
+                ("close", case.closed_at, "resolved", "closed"),
+            ]
+        session.add_all(
+            IncidentEvent(
+                incident_id=case.id, at=at, actor="test", action=action, from_status=before,
+                to_status=after,
+            )
+            for action, at, before, after in events
+        )  # fmt: skip
     session.flush()
     return {"police": police.id, "market": market.id}
 

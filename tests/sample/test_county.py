@@ -375,8 +375,10 @@ def test_nearest_unit_matches_a_brute_force_geodesic_search(
 ) -> None:
     units = rows(
         session,
-        "SELECT id, unit_type, jurisdiction_code, ST_X(geom), ST_Y(geom) FROM responder_units",
+        "SELECT id, unit_type, jurisdiction_code, ST_X(geom), ST_Y(geom) FROM responder_units "
+        "WHERE status = 'available'",
     )
+    county_of = dict(rows(session, "SELECT code, parent_code FROM regions WHERE level = 'town'"))
     sample = rows(
         session,
         "SELECT i.id, ST_X(i.geom), ST_Y(i.geom), i.town_code, i.county_code, c.unit_type, "
@@ -385,9 +387,18 @@ def test_nearest_unit_matches_a_brute_force_geodesic_search(
     )
     assert len(sample) > 300
     for _, lon, lat, town, county, unit_type, unit_id, distance in sample:
-        candidates = [u for u in units if u[1] == unit_type and u[2] in (town, county)]
-        # Units of the town itself come first, then the county's (属地管理).
-        local = [u for u in candidates if u[2] == town] or candidates
+        of_type = [u for u in units if u[1] == unit_type]
+        # Available units of the town itself come first, then the county's, then those of the
+        # county's other towns (属地管理, the same three tiers as intake).
+        tiers = (
+            [u for u in of_type if u[2] == town],
+            [u for u in of_type if u[2] == county],
+            [u for u in of_type if county_of.get(u[2]) == county and u[2] != town],
+        )
+        local = next((tier for tier in tiers if tier), [])
+        if not local:
+            assert unit_id is None
+            continue
         measured = [(GEOD.inv(lon, lat, u[3], u[4])[2], u[0]) for u in local]
         best_distance, best_id = min(measured)
         assert unit_id == best_id

@@ -12,8 +12,9 @@ from pyproj import Geod
 from sqlalchemy.orm import Session
 
 from gis.errors import NotFoundError, OutsideCoverageError, UnknownCodeError, ValidationError
+from gis.geo import checked_wgs84
 from gis.layers.base import utcnow
-from gis.layers.categories import Platform
+from gis.layers.categories import Platform, parse_platform
 from gis.layers.units import ResponderUnit, UnitStatus, UnitType, unit_track
 from gis.services import dispatch
 from gis.services.dispatch import RankBy
@@ -116,18 +117,18 @@ def test_k_outside_one_to_fifty_is_rejected(session: Session, k: int) -> None:
 
 def test_unknown_platform_and_unit_type_name_the_known_ones() -> None:
     with pytest.raises(UnknownCodeError, match="known platforms: governance"):
-        dispatch.parse_platform("police")
+        parse_platform("police")
     with pytest.raises(UnknownCodeError, match="police_station"):
         dispatch.parse_unit_type("sheriff")
 
 
 def test_swapped_coordinates_are_rejected_before_any_query() -> None:
     with pytest.raises(ValidationError, match="swapped"):
-        dispatch.wgs84_point(30.5, 117.5, None)
+        checked_wgs84(30.5, 117.5, None)
 
 
 def test_gcj02_input_is_converted_to_wgs84() -> None:
-    lon, lat = dispatch.wgs84_point(117.505, 30.498, "GCJ-02")
+    lon, lat, _ = checked_wgs84(117.505, 30.498, "GCJ-02")
     # GCJ-02 is a few hundred metres off WGS84 here; the converted point moved accordingly.
     _, _, shift = GEOD.inv(117.505, 30.498, lon, lat)
     assert 100 < shift < 1000

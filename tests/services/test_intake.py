@@ -206,13 +206,16 @@ def test_possible_duplicates_are_open_same_category_near_and_recent(
     other = at(110.0050, NOW - timedelta(hours=1), category="neighbour_dispute")
     closed = at(110.0050, NOW - timedelta(hours=2))
     session.execute(sa.update(Incident).where(Incident.id == closed).values(status="closed"))
+    # Resolved but not yet verified is still open: a new report beside it may say the fix failed.
+    resolved = at(110.00515, NOW - timedelta(hours=3))
+    session.execute(sa.update(Incident).where(Incident.id == resolved).values(status="resolved"))
     d = report_incident(session, make_report(110.0050, 30.005), settings=settings, now=NOW).incident
-    assert [p["id"] for p in d.possible_duplicates] == [near]
+    assert [p["id"] for p in d.possible_duplicates] == [near, resolved]
     assert d.possible_duplicates[0]["distance_m"] == pytest.approx(9.6, abs=0.2)
     assert not {old, far, other, closed} & {p["id"] for p in d.possible_duplicates}
     wider = settings.model_copy(update={"duplicate_radius_m": 500, "duplicate_window_h": 48})
     e = report_incident(session, make_report(110.0050, 30.005), settings=wider, now=NOW).incident
-    assert {p["id"] for p in e.possible_duplicates} == {near, far, old, d.id}
+    assert {p["id"] for p in e.possible_duplicates} == {near, resolved, far, old, d.id}
 
 
 def test_working_hours_deadline_skips_the_weekend(
@@ -340,7 +343,12 @@ def test_occurred_at_in_the_future_is_rejected(
     with pytest.raises(ValidationError, match="in the future"):
         report_incident(session, report, settings=settings, now=NOW)
     slightly = make_report(110.005, 30.005, occurred_at=(NOW + timedelta(minutes=2)).isoformat())
-    assert report_incident(session, slightly, settings=settings, now=NOW).created
+    # The phone's time is kept as data beside the server's receipt time, which dates the case.
+    detail = report_incident(session, slightly, settings=settings, now=NOW).incident
+    assert (detail.occurred_at, detail.reported_at) == (NOW + timedelta(minutes=2), NOW)
+    strict = settings.model_copy(update={"device_clock_skew_s": 60})
+    with pytest.raises(ValidationError, match="60 s of clock skew"):
+        report_incident(session, slightly, settings=strict, now=NOW)
 
 
 def test_reports_in_the_demo_county_follow_jurisdiction_and_nearest_unit(

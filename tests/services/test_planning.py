@@ -12,6 +12,7 @@ from shapely.geometry import Polygon, box, shape
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from gis.db import translate_db_errors
 from gis.errors import ConflictError
 from gis.layers.grids import Grid, GridMemberGrid, list_grids
 from gis.layers.incidents import Incident, IncidentEvent
@@ -575,7 +576,8 @@ def test_apply_waiting_too_long_for_a_concurrent_change_is_a_conflict(
                 sa.text("SELECT code FROM regions WHERE code = :c FOR UPDATE"),
                 {"c": village.village},
             )
-            with pytest.raises(ConflictError, match="retry in a moment"):
+            # The lock timeout is translated where every SQLSTATE is (gis.db), as routes do.
+            with pytest.raises(ConflictError, match="retry in a moment"), translate_db_errors():
                 planning.apply_plan(waiter, plan_id, actor="p", settings=impatient)
             waiter.rollback()
             holder.rollback()

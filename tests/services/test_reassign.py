@@ -208,3 +208,19 @@ def test_cli_reassign_is_a_dry_run_unless_commit(
         assert bad.exit_code == 2 and "no town" in bad.output
     finally:
         get_settings.cache_clear()
+
+
+def test_a_resolved_case_is_open_and_follows_its_grid(session: Session, village: Village) -> None:
+    # Resolved (awaiting verification) is open, not final: it moves like any open case.
+    resolved = _incident(session, village.cases["open_west_moving"])
+    resolved.status = "resolved"
+    session.flush()
+    _redraw(
+        session, village, {village.west: (WEST, WEST + 0.003), village.east: (WEST + 0.003, EAST)}
+    )
+    result = reassign.reassign_cases(
+        session, actor="tester", reason="reload", scope=reassign.CaseScope(area_wkb=AREA), now=T1
+    )
+    assert (result.considered, result.moved) == (3, 1)
+    moved = _incident(session, resolved.id)
+    assert (moved.grid_code, moved.status) == (village.east, "resolved")

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from gis.errors import ValidationError
 from gis.layers.incidents import Incident, list_events
-from gis.services.sla import sweep
+from gis.services.sla import preview, sweep
 from gis.services.workflow import apply_action
 from tests.conftest import count
 from tests.services.workflow_fixtures import G1, G2, County, add_case, build_county
@@ -106,3 +106,21 @@ def test_extension_clears_the_overdue_flag(session: Session, county: County) -> 
 def test_naive_clock_is_refused(session: Session) -> None:
     with pytest.raises(ValidationError, match="time zone"):
         sweep(session, now=datetime(2026, 3, 10, 12), escalate_after_hours=24)
+
+
+def test_preview_names_what_the_sweep_then_does_and_writes_nothing(
+    session: Session, county: County
+) -> None:
+    cases = [_case(session, county, due_in_hours=h) for h in (1, -2, -30)]
+    mine = {case.id for case in cases}
+    events = count(session, "incident_events")
+    would = preview(session, at=NOW, escalate_after_hours=24)
+    assert count(session, "incident_events") == events
+    assert all(case.overdue_at is None and case.status == "assigned" for case in cases)
+    did = sweep(session, now=NOW, escalate_after_hours=24)
+    assert (
+        mine & set(would.flagged_ids) == mine & set(did.flagged_ids) == {cases[1].id, cases[2].id}
+    )
+    assert mine & set(would.escalated_ids) == mine & set(did.escalated_ids) == {cases[2].id}
+    with pytest.raises(ValidationError, match="time zone"):
+        preview(session, at=datetime(2026, 3, 10, 12), escalate_after_hours=24)

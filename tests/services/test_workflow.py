@@ -26,6 +26,7 @@ LATER = T0 + timedelta(hours=1)
 # Written by hand from the issue, independently of gis.services.workflow: state → action → target.
 EXPECTED: dict[str, dict[str, str]] = {
     "reported": {
+        "comment": "reported",
         "assign": "assigned",
         "escalate": "escalated",
         "extend": "reported",
@@ -33,6 +34,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         "mark_duplicate": "duplicate",
     },
     "assigned": {
+        "comment": "assigned",
         "accept": "accepted",
         "reassign": "assigned",
         "escalate": "escalated",
@@ -41,6 +43,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         "mark_duplicate": "duplicate",
     },
     "accepted": {
+        "comment": "accepted",
         "start": "in_progress",
         "reassign": "assigned",
         "escalate": "escalated",
@@ -49,6 +52,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         "mark_duplicate": "duplicate",
     },
     "in_progress": {
+        "comment": "in_progress",
         "resolve": "resolved",
         "reassign": "assigned",
         "escalate": "escalated",
@@ -56,9 +60,10 @@ EXPECTED: dict[str, dict[str, str]] = {
         "cancel": "cancelled",
         "mark_duplicate": "duplicate",
     },
-    "resolved": {"close": "closed", "return": "returned"},
-    "closed": {"reopen": "returned"},
+    "resolved": {"comment": "resolved", "close": "closed", "return": "returned"},
+    "closed": {"comment": "closed", "reopen": "returned"},
     "returned": {
+        "comment": "returned",
         "start": "in_progress",
         "reassign": "assigned",
         "escalate": "escalated",
@@ -67,6 +72,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         "mark_duplicate": "duplicate",
     },
     "escalated": {
+        "comment": "escalated",
         "assign": "assigned",
         "start": "in_progress",
         "resolve": "resolved",
@@ -75,8 +81,8 @@ EXPECTED: dict[str, dict[str, str]] = {
         "cancel": "cancelled",
         "mark_duplicate": "duplicate",
     },
-    "cancelled": {},
-    "duplicate": {},
+    "cancelled": {"comment": "cancelled"},
+    "duplicate": {"comment": "duplicate"},
 }
 PAIRS = [(state, action.value) for state in IncidentStatus for action in USER_ACTIONS]
 
@@ -169,7 +175,7 @@ def test_refusal_names_the_allowed_actions(session: Session, county: County) -> 
 
 def test_final_case_says_no_action_is_allowed(session: Session, county: County) -> None:
     incident = _case_in(session, county, "cancelled")
-    with pytest.raises(InvalidTransitionError, match="none"):
+    with pytest.raises(InvalidTransitionError, match="only comment"):
         apply_action(session, incident.id, "accept", actor="tester", now=LATER)
 
 

@@ -11,10 +11,12 @@ Around 111.0°E, 31.0°N, far from the demo county and from the intake fixtures:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from geoalchemy2.shape import from_shape
 from shapely.geometry import MultiPolygon, Point, box
 from sqlalchemy.orm import Session
@@ -195,6 +197,39 @@ def add_case(
         )
     session.flush()
     return incident
+
+
+def inject_event(
+    session: Session,
+    case_id: int,
+    action: str,
+    at: datetime,
+    *,
+    status: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> int:
+    """Write an event straight into the log, past the database's guard against future-dated
+    events (triggers off for this statement only): damage as an old bug or a hand-made SQL
+    insert left it. ``status`` is both its from and to status; returns the event id."""
+    session.flush()
+    session.execute(sa.text("SET LOCAL session_replication_role = replica"))
+    event_id = session.execute(
+        sa.text(
+            "INSERT INTO incident_events "
+            "(incident_id, at, actor, action, from_status, to_status, data) "
+            "VALUES (:case, :at, 'test:damage', :action, :status, :status, "
+            "CAST(:data AS jsonb)) RETURNING id"
+        ),
+        {
+            "case": case_id,
+            "at": at,
+            "action": action,
+            "status": status,
+            "data": json.dumps(data or {}),
+        },
+    ).scalar_one()
+    session.execute(sa.text("SET LOCAL session_replication_role = origin"))
+    return int(event_id)
 
 
 def hours_after(hours: float, start: datetime = T0) -> datetime:

@@ -22,12 +22,11 @@ from gis.api.schemas.incidents import IncidentRead
 from gis.api.security import DISPATCH, MANAGE_LAYERS, WATCH, allow
 from gis.db import translate_db_errors
 from gis.errors import ValidationError
-from gis.geo import parse_crs
+from gis.geo import checked_wgs84, parse_crs
 from gis.layers.base import point_lonlat
 from gis.layers.cameras import Camera, CameraKind, CameraStatus, cameras_seeing, list_cameras
 from gis.services import cameras as camera_service
 from gis.services.access import Principal
-from gis.services.dispatch import wgs84_point
 
 router = APIRouter(tags=["cameras"])
 
@@ -94,7 +93,7 @@ def seeing(
     online_only: Annotated[bool, Query(description="Only cameras whose feed is up")] = True,
 ) -> SeeingRead:
     """Cameras whose view covers a place, nearest first, with the bearing camera → place."""
-    wgs_lon, wgs_lat = wgs84_point(lon, lat, crs)
+    wgs_lon, wgs_lat = checked_wgs84(lon, lat, crs)[:2]
     found = cameras_seeing(session, wgs_lon, wgs_lat, online_only=online_only)
     items = []
     for camera, distance, bearing in found:
@@ -125,7 +124,7 @@ def create_camera(
     session: SessionDep, settings: SettingsDep, _: Editor, body: CameraCreate
 ) -> CameraRead:
     """Add a camera; its view sector is computed in metres. A used code is 409."""
-    lon, lat = wgs84_point(body.lon, body.lat, body.crs)
+    lon, lat = checked_wgs84(body.lon, body.lat, body.crs)[:2]
     with translate_db_errors():
         created = camera_service.create_camera(
             session,
@@ -154,7 +153,7 @@ def update_camera(
     crs = changes.pop("crs", None)
     parse_crs(crs)
     if changes.get("lon") is not None and changes.get("lat") is not None:
-        changes["lon"], changes["lat"] = wgs84_point(changes["lon"], changes["lat"], crs)
+        changes["lon"], changes["lat"] = checked_wgs84(changes["lon"], changes["lat"], crs)[:2]
     for name, value in list(changes.items()):
         if value is None and name != "town_code":
             raise ValidationError(f"{name} cannot be null; leave it out to keep it")

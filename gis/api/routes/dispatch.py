@@ -6,9 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from gis.api.deps import SessionDep, SettingsDep
+from gis.api.deps import PlatformDep, SessionDep, SettingsDep
 from gis.api.schemas.dispatch import NearestRead, SuggestedUnitsRead
 from gis.api.security import DISPATCH, allow, check_case
+from gis.geo import checked_wgs84
 from gis.layers.incidents import get_incident
 from gis.services import dispatch
 from gis.services.access import Principal
@@ -34,12 +35,12 @@ def nearest(
     session: SessionDep,
     settings: SettingsDep,
     _: Dispatcher,
+    platform: PlatformDep,
     lon: Annotated[float, Query(description="Longitude of the place, in `crs`")],
     lat: Annotated[float, Query(description="Latitude of the place, in `crs`")],
     crs: Annotated[
         str | None, Query(max_length=32, description="EPSG:4326 (default), GCJ-02, BD-09…")
     ] = None,
-    platform: Annotated[str | None, Query(max_length=40, description="Platform key")] = None,
     unit_type: Annotated[str | None, Query(max_length=60, description="Unit type")] = None,
     k: KQuery = 5,
     available_only: AvailableQuery = True,
@@ -47,12 +48,12 @@ def nearest(
     include_route: RouteQuery = False,
 ) -> NearestRead:
     """The k units nearest to a place, with distance and (by drive time) ETA and route length."""
-    wgs_lon, wgs_lat = dispatch.wgs84_point(lon, lat, crs)
+    wgs_lon, wgs_lat = checked_wgs84(lon, lat, crs)[:2]
     result = dispatch.nearest_responders(
         session,
         lon=wgs_lon,
         lat=wgs_lat,
-        platform=dispatch.parse_platform(platform),
+        platform=platform,
         unit_type=dispatch.parse_unit_type(unit_type),
         k=k,
         available_only=available_only,

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from sqlalchemy.orm import Session
 
-from gis.api.deps import SessionDep, SettingsDep
+from gis.api.deps import ClockDep, SessionDep, SettingsDep
 from gis.api.schemas.errands import (
     ErrandActionCreate,
     ErrandCreate,
@@ -18,8 +17,7 @@ from gis.api.schemas.errands import (
     ServiceRead,
 )
 from gis.api.security import ACT_ON_CASES, READ_CASES, REPORT, allow, check_town
-from gis.layers.errands import Errand, get_errand, get_service, list_errand_events, list_services
-from gis.layers.grids import GridMember
+from gis.layers.errands import Errand, get_errand, list_services
 from gis.services import errands as errand_service
 from gis.services.access import Principal
 
@@ -44,20 +42,16 @@ def services(
 
 def errand_read(session: Session, errand: Errand) -> ErrandRead:
     """The reply for an errand, with its member, home point and log."""
-    lon, lat = session.execute(
-        sa.select(sa.func.ST_X(Errand.geom), sa.func.ST_Y(Errand.geom)).where(
-            Errand.id == errand.id
-        )
-    ).one()
-    member = None if errand.member_id is None else session.get(GridMember, errand.member_id)
+    detail = errand_service.errand_detail(session, errand)
+    member = detail.member
     return ErrandRead(
         id=errand.id,
         service=errand.service_code,
-        service_name=get_service(session, errand.service_code).name_zh,
+        service_name=detail.service_name,
         status=errand.status,
         applicant_name=errand.applicant_name,
         applicant_phone=errand.applicant_phone,
-        home={"lon": lon, "lat": lat},
+        home={"lon": detail.lon, "lat": detail.lat},
         location_quality=errand.location_quality,
         grid_code=errand.grid_code,
         village_code=errand.village_code,
@@ -71,8 +65,8 @@ def errand_read(session: Session, errand: Errand) -> ErrandRead:
         decided_at=errand.decided_at,
         delivered_at=errand.delivered_at,
         applicant_trips=errand.applicant_trips,
-        allowed_actions=errand_service.allowed_errand_actions(errand.status),
-        events=[ErrandEventRead.model_validate(e) for e in list_errand_events(session, errand.id)],
+        allowed_actions=detail.allowed_actions,
+        events=[ErrandEventRead.model_validate(e) for e in detail.events],
     )
 
 
@@ -83,6 +77,7 @@ def create_errand(
     body: ErrandCreate,
     response: Response,
     principal: Annotated[Principal | None, Depends(allow(*REPORT))],
+    now: ClockDep,
 ) -> ErrandRead:
     """Request an errand: it goes to the grid member of the grid covering the applicant's home
     (outside every grid: the town's queue). A service that needs the applicant in person is 422."""
@@ -99,6 +94,7 @@ def create_errand(
         ),
         settings=settings,
         actor=principal.name if principal is not None else "hotline",
+        now=now,
     )
     reply = errand_read(session, errand)
     session.commit()
@@ -124,6 +120,7 @@ def act_on_errand(
     errand_id: ErrandId,
     body: ErrandActionCreate,
     principal: Annotated[Principal | None, Depends(allow(*ACT_ON_CASES))],
+    now: ClockDep,
 ) -> ErrandRead:
     """collect → submit → approve | reject → deliver (with applicant_trips), or cancel."""
     check_town(principal, get_errand(session, errand_id).town_code, "errand")
@@ -135,6 +132,7 @@ def act_on_errand(
         note=body.note,
         applicant_trips=body.applicant_trips,
         member_id=body.member_id,
+        now=now,
     )
     reply = errand_read(session, result.errand)
     session.commit()

@@ -26,14 +26,9 @@ from gis.api.security import (
 from gis.db import translate_db_errors
 from gis.errors import ValidationError
 from gis.layers.categories import Platform
-from gis.layers.incidents import Incident, IncidentStatus
+from gis.layers.incidents import Incident, IncidentFilter, IncidentStatus, list_incidents
 from gis.services.access import Principal
-from gis.services.intake import (
-    IncidentFilter,
-    get_incident_detail,
-    list_incidents,
-    report_flow,
-)
+from gis.services.intake import get_incident_detail, report_flow
 
 router = APIRouter(tags=["incidents"])
 

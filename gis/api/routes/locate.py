@@ -13,9 +13,9 @@ from gis.api.responses import json_response
 from gis.api.schemas.incidents import LocateRead, SourcePoint
 from gis.api.security import BEARER, authorize
 from gis.errors import ValidationError
+from gis.geo import checked_wgs84
 from gis.layers.users import Role
 from gis.services.assignment import locate_flow
-from gis.services.intake import checked_wgs84
 
 router = APIRouter(tags=["locate"])
 

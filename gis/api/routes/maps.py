@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -104,6 +105,8 @@ def command_room(
         cell_m=cell_m,
         step=step,
         max_markers=max_markers,
+        # The figures as /stats reads them (stored facts while fresh), so both show one number.
+        stale_after=timedelta(seconds=settings.stats_stale_after_s),
     )
     m = build_command_room_map(
         data, basemap=tiles, metric=metric, tianditu_key=settings.tianditu_key, kiosk=kiosk

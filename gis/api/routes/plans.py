@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.responses import HTMLResponse
-from geoalchemy2.shape import to_shape
 
 from gis.api.deps import SessionDep, SettingsDep
 from gis.api.geojson import Feature, FeatureCollection, geometry_json
@@ -20,10 +18,7 @@ from gis.api.schemas.plans import (
     PlanSummary,
 )
 from gis.api.security import PLAN, WATCH, allow, check_town
-from gis.errors import NotFoundError
-from gis.layers.grids import list_grids
 from gis.layers.plans import Plan, PlanScope, PlanStatus, get_plan, list_plans
-from gis.layers.regions import Region
 from gis.maps.base import parse_basemap, render
 from gis.maps.plan import plan_map, preview_from_plan
 from gis.services import planning
@@ -54,14 +49,6 @@ def _read(plan: Plan) -> PlanRead:
     )
 
 
-def _scope_town(session: SessionDep, level: PlanScope, code: str) -> str:
-    """The town a village/town scope belongs to (for jurisdiction), or NotFoundError."""
-    region = session.get(Region, code)
-    if region is None or region.level != level.value:
-        raise NotFoundError(f"no {level.value} with code {code!r}")
-    return region.code if level is PlanScope.TOWN else str(region.parent_code)
-
-
 @router.get("/base/{code}", response_model=PlanBase)
 def plan_base(
     session: SessionDep,
@@ -70,7 +57,7 @@ def plan_base(
     level: Annotated[PlanScope, Query(description="village or town")] = PlanScope.VILLAGE,
 ) -> PlanBase:
     """The current grids of a village (or town) and the ``based_on_version`` to draw a plan on."""
-    check_town(principal, _scope_town(session, level, code), f"{level.value} {code}")
+    check_town(principal, planning.scope_town(session, level, code), f"{level.value} {code}")
     token, grids = planning.scope_version(session, level, code)
     features = [
         Feature[BaseGridProperties](
@@ -108,7 +95,7 @@ def create_plan(
     every problem on the map; it cannot be applied until a corrected plan replaces it.
     """
     level, code = body.scope
-    check_town(principal, _scope_town(session, level, code), f"{level.value} {code}")
+    check_town(principal, planning.scope_town(session, level, code), f"{level.value} {code}")
     plan = planning.create_plan(
         session,
         scope_level=level,
@@ -137,7 +124,7 @@ def plans(
     rows = list_plans(session, scope_code=scope, status=plan_status, limit=limit, offset=offset)
     visible = []
     for plan in rows:
-        town = _scope_town(session, PlanScope(plan.scope_level), plan.scope_code)
+        town = planning.scope_town(session, PlanScope(plan.scope_level), plan.scope_code)
         if principal is None or principal.sees_town(town):
             visible.append(PlanSummary.model_validate(plan))
     return visible
@@ -145,7 +132,7 @@ def plans(
 
 def _visible_plan(session: SessionDep, principal: Principal | None, plan_id: int) -> Plan:
     plan = get_plan(session, plan_id)
-    town = _scope_town(session, PlanScope(plan.scope_level), plan.scope_code)
+    town = planning.scope_town(session, PlanScope(plan.scope_level), plan.scope_code)
     check_town(principal, town, f"plan with id {plan_id}")
     return plan
 
@@ -171,15 +158,7 @@ def plan_preview(
     """The preview: current grids dashed, proposed grids filled, problems red, moving cases."""
     plan = _visible_plan(session, principal, plan_id)
     chosen = request_basemap(request, settings, parse_basemap(basemap) if basemap else None)
-    scope = planning.load_scope(session, PlanScope(plan.scope_level), plan.scope_code)
-    filters = (
-        {"village_code": scope.code}
-        if scope.level is PlanScope.VILLAGE
-        else {"town_code": scope.code}
-    )
-    # An applied plan is compared with the grids it replaced, a draft with today's.
-    at = plan.applied_at - timedelta(microseconds=1) if plan.applied_at else None
-    old = [(g.code, to_shape(g.geom)) for g in list_grids(session, at=at, **filters)]
+    old = planning.grids_before(session, plan)
     preview = preview_from_plan(
         plan.id, plan.status, plan.proposed, plan.validation, plan.impact, old
     )

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from gis.api.deps import SessionDep, SettingsDep
+from gis.api.deps import PlatformDep, SessionDep, SettingsDep
 from gis.api.schemas.stats import StatsTable
 from gis.api.security import WATCH, allow
 from gis.errors import NotFoundError
@@ -111,6 +111,7 @@ def case_stats(
     session: SessionDep,
     window: WindowDep,
     principal: Watcher,
+    platform: PlatformDep,
     group_by: Annotated[
         str | None,
         Query(
@@ -120,7 +121,6 @@ def case_stats(
         ),
     ] = None,
     town: Annotated[str | None, Query(max_length=12, description="Only this town")] = None,
-    platform: Annotated[str | None, Query(max_length=20, description="Only this platform")] = None,
     category: Annotated[str | None, Query(max_length=50, description="Only this category")] = None,
 ) -> StatsTable | Response:
     """Received, closed, 办结率, 按期办结率, 返工率, extensions, overdue, time to close."""

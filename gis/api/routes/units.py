@@ -7,12 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from gis.api.deps import PageDep, SessionDep, SettingsDep
+from gis.api.deps import ClockDep, PageDep, PlatformDep, SessionDep, SettingsDep
 from gis.api.geojson import Feature, FeatureCollection, geometry_json
 from gis.api.schemas.dispatch import FixProperties, UnitProperties, UnitRead, UnitUpdate
 from gis.api.security import DISPATCH, WATCH, allow
 from gis.errors import PermissionDeniedError
-from gis.geo import parse_crs
+from gis.geo import checked_wgs84, parse_crs
 from gis.layers import units as unit_layer
 from gis.layers.users import Role
 from gis.services import dispatch
@@ -31,7 +31,7 @@ def units(
     session: SessionDep,
     page: PageDep,
     _: Watcher,
-    platform: Annotated[str | None, Query(max_length=40, description="Platform key")] = None,
+    platform: PlatformDep,
     type_: Annotated[
         str | None, Query(alias="type", max_length=60, description="Unit type")
     ] = None,
@@ -48,12 +48,11 @@ def units(
     ] = None,
 ) -> FeatureCollection[UnitProperties]:
     """Responder units as GeoJSON points, by code, with filters."""
-    platform_key = dispatch.parse_platform(platform)
     unit_type = dispatch.parse_unit_type(type_)
     unit_status = dispatch.parse_status(status)
     rows, total = unit_layer.list_units(
         session,
-        platform=platform_key.value if platform_key else None,
+        platform=platform.value if platform else None,
         unit_type=unit_type.value if unit_type else None,
         status=unit_status.value if unit_status else None,
         jurisdiction_code=town,
@@ -86,14 +85,17 @@ def update_unit(
     principal: Updater,
     unit_id: UnitId,
     body: UnitUpdate,
+    now: ClockDep,
 ) -> UnitRead:
-    """Change a unit's status and/or record an AVL position fix (kept in its track)."""
+    """Change a unit's status and/or record an AVL position fix (kept in its track).
+    ``recorded_at`` is the device's time of the fix, stored beside the server's receipt time
+    and refused when ahead of it by more than GIS_DEVICE_CLOCK_SKEW_S."""
     if principal is not None and principal.role is Role.UNIT and principal.unit_id != unit_id:
         raise PermissionDeniedError("a unit's token may only update that unit")
     position = None
     source_crs = parse_crs(body.crs)
     if body.lon is not None and body.lat is not None:
-        position = dispatch.wgs84_point(body.lon, body.lat, body.crs)
+        position = checked_wgs84(body.lon, body.lat, body.crs)[:2]
     unit, moved = dispatch.update_unit(
         session,
         unit_id,
@@ -102,6 +104,8 @@ def update_unit(
         source_crs=source_crs.value,
         recorded_at=body.recorded_at,
         max_outside_m=settings.dispatch_max_outside_m,
+        now=now,
+        clock_skew_s=settings.device_clock_skew_s,
     )
     session.commit()
     return UnitRead.of(unit, moved=moved)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 
-from gis.api.deps import SessionDep, SettingsDep
+from gis.api.deps import ClockDep, SessionDep, SettingsDep
 from gis.api.schemas.workflow import (
     ActionCreate,
     ActionRead,
@@ -17,7 +18,6 @@ from gis.api.schemas.workflow import (
     SweepRead,
 )
 from gis.api.security import ACT_ON_CASES, READ_CASES, allow, check_case
-from gis.layers.base import utcnow
 from gis.layers.incidents import get_incident, list_events
 from gis.layers.users import Role
 from gis.services import sla, workflow
@@ -34,6 +34,7 @@ def act(
     incident_id: IncidentId,
     body: ActionCreate,
     principal: Annotated[Principal | None, Depends(allow(*ACT_ON_CASES))],
+    now: ClockDep,
 ) -> ActionRead:
     """Apply a workflow action (accept, start, resolve, close, return, reassign, extend…).
 
@@ -52,6 +53,7 @@ def act(
         unit_id=body.unit_id,
         due_at=body.due_at,
         duplicate_of=body.duplicate_of,
+        now=now,
     )
     reply = ActionRead(
         incident=CaseState.model_validate(result.incident),
@@ -78,21 +80,58 @@ def events(
     )
 
 
+Hours = Annotated[
+    float | None,
+    Query(
+        ge=0,
+        le=24 * 365,
+        description="Escalate cases overdue by more than this many hours, 0 to 8760 "
+        "(default GIS_SLA_ESCALATE_AFTER_H)",
+    ),
+]
+
+
 @router.post("/sla/sweep", response_model=SweepRead)
 def sla_sweep(
     session: SessionDep,
     settings: SettingsDep,
     body: SweepCreate,
     _: Annotated[Principal | None, Depends(allow(Role.COUNTY))],
+    now: ClockDep,
 ) -> SweepRead:
-    """Flag open cases past their deadline and escalate those overdue too long (county-wide)."""
+    """Flag open cases past their deadline and escalate those overdue too long (county-wide),
+    at the server's time: a client cannot date the events it causes."""
     threshold = (
         settings.sla_escalate_after_h
         if body.escalate_after_hours is None
         else body.escalate_after_hours
     )
-    result = sla.sweep(session, now=body.now or utcnow(), escalate_after_hours=threshold)
+    result = sla.sweep(session, now=now, escalate_after_hours=threshold)
     session.commit()
+    return _sweep_read(result)
+
+
+@router.get("/sla/preview", response_model=SweepRead)
+def sla_preview(
+    session: SessionDep,
+    settings: SettingsDep,
+    _: Annotated[Principal | None, Depends(allow(Role.COUNTY))],
+    now: ClockDep,
+    at: Annotated[
+        datetime | None,
+        Query(description="The time to imagine the sweep at, with a zone (default: now)"),
+    ] = None,
+    escalate_after_hours: Hours = None,
+) -> SweepRead:
+    """What a sweep at ``at`` would flag and escalate, given the cases as they stand; reads only
+    (the reply lists ids, nothing is written)."""
+    threshold = (
+        settings.sla_escalate_after_h if escalate_after_hours is None else escalate_after_hours
+    )
+    return _sweep_read(sla.preview(session, at=at or now, escalate_after_hours=threshold))
+
+
+def _sweep_read(result: sla.SweepResult) -> SweepRead:
     return SweepRead(
         now=result.now,
         escalate_after_hours=result.escalate_after_hours,

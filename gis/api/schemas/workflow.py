@@ -96,23 +96,27 @@ class EventsRead(BaseModel):
 
 
 class SweepCreate(BaseModel):
-    """Parameters of an SLA sweep (both optional)."""
+    """Parameters of an SLA sweep. It runs on the server's clock: there is no time field, and
+    unknown fields (such as ``now``) are refused."""
 
     model_config = ConfigDict(extra="forbid")
 
-    now: datetime | None = Field(None, description="The sweep's clock (default: server time)")
+    # Strict: JSON true/false or a numeric string is not a number of hours.
     escalate_after_hours: float | None = Field(
         None,
         ge=0,
         le=24 * 365,
-        description="Escalate cases overdue by more than this (default GIS_SLA_ESCALATE_AFTER_H)",
+        strict=True,
+        description="Escalate cases overdue by more than this many hours, 0 to 8760 "
+        "(default GIS_SLA_ESCALATE_AFTER_H)",
+        examples=[24],
     )
 
 
 class SweepRead(BaseModel):
-    """What a sweep flagged and escalated."""
+    """What a sweep flagged and escalated (or, for a preview, would)."""
 
-    now: datetime
+    now: datetime = Field(description="The sweep's time: the server's (a preview: the one asked)")
     escalate_after_hours: float
     flagged: int
     escalated: int

@@ -1,0 +1,5 @@
+"""``python -m bench.clock``."""
+
+from bench.clock.run import main
+
+main()
