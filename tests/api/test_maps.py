@@ -206,7 +206,7 @@ def test_a_command_room_sees_its_town_and_not_another(
         own = client.get("/maps/command-room", params={"town": OTHER_TOWN}, headers=headers)
         other = client.get("/maps/command-room", params={"town": TOWN}, headers=headers)
         village = client.get("/maps/grids", params={"village": VILLAGE_1}, headers=headers)
-    assert own.status_code == 200 and "别镇 综合信息指挥室" in own.text
+    assert own.status_code == 200 and "别镇 综合信息指挥室" in page_text(own.text)
     _error(other, 404, "not_found")
     _error(village, 404, "not_found")
 
