@@ -36,7 +36,7 @@ from gis.settings import BASEMAP_CRS_PATTERN, Settings
 from tests.api.test_maps import _client, _error
 from tests.maps.conftest import ARCHIVE_BOUNDS, ARCHIVE_ZOOMS
 from tests.maps.tile_archives import tile_png, tile_range
-from tests.maps.town import NOW, SINCE, TOWN, UNTIL, build_town
+from tests.maps.town import NOW, SINCE, TOWN, UNTIL, VILLAGE_1, build_town
 
 PNG = b"\x89PNG\r\n\x1a\n"
 ARCHIVES = ["mbtiles", "pmtiles"]
@@ -300,3 +300,16 @@ def test_a_large_pmtiles_archive_with_leaf_directories_answers_as_the_package_re
         z, x, y = tileid_to_zxy(probe)
         expected = reference.get(z, x, y)
         assert archive_tile(archive, z, x, y) == (None if expected is None else bytes(expected))
+
+
+def test_both_map_pages_take_kiosk_and_the_default_basemap_from_the_settings(
+    settings: Settings, session: Session, tile_archives: dict[str, Path], town: dict[str, int]
+) -> None:
+    local = {"basemap": "local", "basemap_file": str(tile_archives["mbtiles"])}
+    with _client(settings, session, **local) as client:
+        for path in (f"/maps/command-room?town={TOWN}", f"/maps/grids?village={VILLAGE_1}"):
+            html = client.get(path + "&kiosk=1").text
+            assert "kioskMode(" in html and "L.control.layers(" not in html, path
+            assert '"/maps/tiles/{z}/{x}/{y}"' in html, path  # GIS_BASEMAP=local, unasked
+            osm = client.get(path + "&basemap=osm").text
+            assert "collapsibleControls(" in osm and "/maps/tiles/" not in osm, path
