@@ -41,17 +41,25 @@ def serve(
     app: str = "gis.api.app:create_app",
     workers: int = 1,
     ready_s: float = 30.0,
+    python: str = sys.executable,
+    factory: bool = True,
+    root: Path = ROOT,
 ) -> Iterator[Server]:
     """Run ``uvicorn --factory app`` on a free loopback port with ``env`` added; yields it once
     it answers ``GET /health`` below 500 (the service: 200 with the database up; an app without
-    the route: 404), and stops it afterwards."""
+    the route: 404), and stops it afterwards. ``python`` runs uvicorn (another virtualenv's, for
+    a reference server such as tipg); ``factory=False`` for an ``app`` that is an app object;
+    ``root``: the checkout whose code is served (a baseline's worktree, see
+    ``baseline_checkout``)."""
     port = free_port()
     command = [
-        sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1",
-        "--port", str(port), "--workers", str(workers), "--log-level", "warning",
-        "--no-access-log",
+        python, "-m", "uvicorn", app, *(["--factory"] if factory else []), "--host",
+        "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+        "--no-access-log", "--timeout-graceful-shutdown", "2",
     ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
+    process = subprocess.Popen(
+        command, cwd=root, env={**os.environ, "PYTHONPATH": str(root), **env}
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + ready_s
@@ -78,3 +86,22 @@ def admin_token(session: Session, name: str) -> str:
 
     session.execute(sa.delete(User).where(User.name == name))
     return access.issue_token(session, access.add_user(session, name=name, role=Role.ADMIN))
+
+
+@contextmanager
+def baseline_checkout(ref: str) -> Iterator[Path]:
+    """``ref`` (e.g. ``main``) checked out into a temporary git worktree, removed afterwards:
+    the version a benchmark compares against in the same run, on the same machine and data."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="gis-baseline-")) / "tree"
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(folder), ref],
+        cwd=ROOT, check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        yield folder
+    finally:
+        subprocess.run(
+            ["git", "worktree", "remove", "--force", str(folder)], cwd=ROOT, capture_output=True
+        )

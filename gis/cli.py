@@ -77,6 +77,9 @@ def serve(
         port=port,
         workers=workers or settings.workers,
         log_level="info",
+        # Event streams never end by themselves: on shutdown they are cut after this, and
+        # browsers reconnect (with Last-Event-ID) to the next process.
+        timeout_graceful_shutdown=5,
     )
 
 

@@ -15,7 +15,7 @@ rolled-back session through it, so the API answers from data the test has not co
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 import asyncpg
@@ -95,14 +95,15 @@ class AsyncDatabase:
             },
         )
 
-    def listen(self, channel: str, callback: Callable[[], None]) -> None:
-        """Call ``callback`` on every NOTIFY on ``channel``, on a connection of its own kept
-        open in the background (checked and, after an outage, reopened every ``RELISTEN_S``).
-        It is also called after each (re)connection: notifications sent while nobody listened
-        are lost."""
-        self._listeners.append(asyncio.create_task(self._listen(channel, callback)))
+    def listen(self, channels: Mapping[str, Callable[[], None]]) -> None:
+        """Call ``channels[c]`` on every NOTIFY on channel ``c``, all on ONE connection of its
+        own kept open in the background (checked and, after an outage, reopened every
+        ``RELISTEN_S``). Each callback is also called after each (re)connection: notifications
+        sent while nobody listened are lost, so a listener catches up then. The payload is not
+        passed on: it says at most which thing changed, the callback reads what it needs."""
+        self._listeners.append(asyncio.create_task(self._listen(dict(channels))))
 
-    async def _listen(self, channel: str, callback: Callable[[], None]) -> None:
+    async def _listen(self, channels: dict[str, Callable[[], None]]) -> None:
         s = self._settings
         while True:
             try:
@@ -115,8 +116,10 @@ class AsyncDatabase:
                 await asyncio.sleep(RELISTEN_S)
                 continue
             try:
-                await conn.add_listener(channel, lambda *_: callback())
-                callback()
+                for channel, callback in channels.items():
+                    await conn.add_listener(channel, _notified(callback))
+                for callback in channels.values():
+                    callback()
                 while not conn.is_closed():
                     await asyncio.sleep(RELISTEN_S)
                     # A round trip, so a connection lost without a word (a network partition
@@ -186,6 +189,11 @@ class AsyncDatabase:
                 reply = None if row is None else dict(row)
             query, done, value = _advance(flow, reply)
         return value  # type: ignore[return-value]
+
+
+def _notified(callback: Callable[[], None]) -> Callable[..., None]:
+    """An asyncpg listener (connection, pid, channel, payload) calling ``callback()``."""
+    return lambda *_: callback()
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:

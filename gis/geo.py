@@ -57,6 +57,14 @@ _CRS_ALIASES: dict[str, Crs] = {
 _CRS_ALIASES.update({member.value.lower(): member for member in Crs})
 
 
+def crs_spellings() -> list[str]:
+    """Every spelling ``parse_crs`` accepts as written here (it also ignores case): the
+    canonical names first, then the aliases."""
+    canonical = [member.value for member in Crs]
+    lowered = {name.lower() for name in canonical}
+    return canonical + sorted(alias for alias in _CRS_ALIASES if alias not in lowered)
+
+
 def parse_crs(text: str | None) -> Crs:
     """Parse a CRS name or alias case-insensitively; None means WGS84."""
     if text is None:

@@ -197,7 +197,9 @@ class Settings(BaseSettings):
         True, description="Endpoints need a bearer token (off only for local experiments)."
     )
     public_layers: bool = Field(
-        True, description="Grid boundaries, regions, categories and cameras readable without one."
+        True,
+        description="Grids and their history, regions, categories and the errand services "
+        "readable without one.",
     )
     stats_stale_after_s: float = Field(
         900.0,
@@ -252,7 +254,69 @@ class Settings(BaseSettings):
         "data about the observation, stored beside the server's receipt time; they are never "
         "event times.",
     )
+    ogc_max_limit: int = Field(
+        10_000,
+        ge=1,
+        le=100_000,
+        description="Largest `limit` of an OGC API items page (/ogc); larger is 400. The "
+        "default page is 10 features.",
+    )
+    ogc_exact_count_max: int = Field(
+        100_000,
+        ge=0,
+        le=100_000_000,
+        description="OGC `numberMatched` is counted exactly up to this many features; above it "
+        "the planner's estimate is given (and `numberMatchedEstimated: true`).",
+    )
+    ogc_statement_timeout_ms: int = Field(
+        5_000,
+        ge=100,
+        le=600_000,
+        description="Time limit of each OGC items query with a CQL2 filter (ms): a crafted "
+        "filter cannot scan for longer (503, retry with a narrower filter).",
+    )
     sample_seed: int = Field(20261127, description="Seed of the demo county generator.")
+    page_cache_s: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="A built map page is served to every caller of its town for this long "
+        "(seconds; 0: build each time). Its live updates replay what happened since.",
+    )
+    webhook_timeout_s: float = Field(
+        5.0, gt=0, le=120, description="Seconds a webhook receiver has to answer a delivery."
+    )
+    # The live feed (GET /events/stream, docs/live.md).
+    live_heartbeat_s: float = Field(
+        15.0, gt=0, le=300, description="Seconds between heartbeat comments on an idle stream."
+    )
+    live_max_replay: int = Field(
+        5_000,
+        ge=0,
+        le=1_000_000,
+        description="A stream reconnecting more than this many feed events behind (ids of "
+        "the whole feed, not only its own) is sent `reload`.",
+    )
+    live_queue: int = Field(
+        2_000,
+        ge=10,
+        le=1_000_000,
+        description="Events buffered per subscriber; one that falls this far behind is sent "
+        "`reload` and closed.",
+    )
+    live_retention_h: float = Field(
+        48.0,
+        gt=0,
+        le=24 * 365,
+        description="Feed events are kept this long (hours) for reconnects and webhooks; an "
+        "older Last-Event-ID is sent `reload`.",
+    )
+    sse_max_s: float = Field(
+        0.0,
+        ge=0,
+        description="Longest life of one event stream (s); 0: until the client leaves. Browsers "
+        "reconnect with Last-Event-ID, so a bound loses nothing (tests and fuzzers set one).",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# System packages the test suite needs beyond PostGIS: headless Chromium for the map tests.
+# System packages the test suite needs beyond PostGIS: headless Chromium for the map tests,
+# GDAL's tools for the OGC API tests.
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -9,6 +10,8 @@ missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# GDAL's command-line tools: the OGC API tests read /ogc with ogrinfo/ogr2ogr (OAPIF driver).
+command -v ogr2ogr >/dev/null 2>&1 || missing+=(gdal-bin)
 if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing ${missing[*]} for the browser tests" >&2
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" \

@@ -23,6 +23,9 @@ from gis.errors import GisError
 from gis.migrations.api import upgrade
 from gis.settings import Settings
 
+# The headless-Chromium fixtures (browser, assets_dir), shared by tests/maps and tests/ogc.
+pytest_plugins = ("tests.browser",)
+
 TEST_DATABASE_URL = os.environ.get(
     "GIS_TEST_DATABASE_URL", "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/gis_test"
 )
@@ -57,7 +60,9 @@ def settings(database_url: str) -> Settings:
     """Settings pointing at the test database."""
     # Tokens are checked on every request here, so revocation tests see it at once; the cache
     # has a test of its own.
-    return Settings(database_url=database_url, token_cache_s=0, _env_file=None)  # type: ignore[call-arg]
+    # Event streams end after 0.2 s, so a client that reads a whole response (schemathesis,
+    # TestClient) gets one back; the live-feed tests lift the bound.
+    return Settings(database_url=database_url, token_cache_s=0, sse_max_s=0.2, _env_file=None)  # type: ignore[call-arg]
 
 
 @pytest.fixture(scope="session")

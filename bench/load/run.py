@@ -22,12 +22,13 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from bench.server import admin_token, serve
+from bench.server import ROOT, admin_token, baseline_checkout, serve
 
 # (name, weight): what a command room's day looks like — mostly reports and lookups.
 MIX = [
@@ -161,11 +162,45 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--baseline-ref",
+        help="also run the same load, first, against this git ref (e.g. main) checked out into "
+        "a temporary worktree, and print the ratios",
+    )
     args = parser.parse_args()
 
     token, points, towns = prepare(args.database_url)
     env = {"GIS_DATABASE_URL": args.database_url, "GIS_DB_POOL_SIZE": "20"}
-    with serve(env, workers=args.workers) as server:
+    if args.baseline_ref:
+        with baseline_checkout(args.baseline_ref) as root:
+            print(f"== baseline: {args.baseline_ref} ({root})")
+            before = load(args, env, token, points, towns, root)
+            report(args, *before)
+    print("== this checkout")
+    after = load(args, env, token, points, towns, ROOT)
+    code = report(args, *after)
+    if args.baseline_ref:
+        (b_results, b_elapsed), (a_results, a_elapsed) = before, after
+        b_all = [v for values in b_results.latencies.values() for v in values]
+        a_all = [v for values in a_results.latencies.values() for v in values]
+        print(
+            f"ratio (this / {args.baseline_ref}): throughput "
+            f"{len(a_all) / a_elapsed / (len(b_all) / b_elapsed):.2f}x, "
+            f"p99 {pct(a_all, 0.99) / pct(b_all, 0.99):.2f}x"
+        )
+    return code
+
+
+def load(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    token: str,
+    points: list[tuple[float, float]],
+    towns: list[str],
+    root: Path,
+) -> tuple[Results, float]:
+    """Serve ``root``'s code and run the mix against it; the results and the seconds taken."""
+    with serve(env, workers=args.workers, root=root) as server:
         base = server.base
         results = Results()
         started = time.monotonic()
@@ -180,8 +215,11 @@ def main() -> int:
             )
 
         asyncio.run(run_all())
-        elapsed = time.monotonic() - started
+        return results, time.monotonic() - started
 
+
+def report(args: argparse.Namespace, results: Results, elapsed: float) -> int:
+    """Print the table of one run; 1 if any request failed."""
     print(
         f"concurrency {args.concurrency}, {args.seconds:.0f} s, {args.workers} workers, "
         f"{os.cpu_count()} cores"

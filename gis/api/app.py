@@ -10,12 +10,17 @@ from fastapi.responses import RedirectResponse
 from fastapi.telemetry import TelemetryConfig
 
 from gis import __version__
+from gis.api import openapi
 from gis.api.errors import ERROR_RESPONSES, install_error_handlers
 from gis.api.hot import HotPaths, hot_routes
+from gis.api.live import Hub
 from gis.api.middleware import BodySizeLimit
+from gis.api.pages import PageCache
 from gis.api.routes import discover_routers
+from gis.api.webhooks import WebhookSender
 from gis.db import make_engine, make_sessionmaker
 from gis.db_async import AsyncDatabase
+from gis.layers.live import LIVE_CHANNEL
 from gis.services.access import TOKENS_CHANNEL
 from gis.services.media import MAX_UPLOADS
 from gis.settings import Settings, get_settings
@@ -58,11 +63,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if pool is not None:
             await pool.open()
             app.state.database = pool
-            # A revoked token is forgotten at once by every worker (gis.services.access).
-            pool.listen(TOKENS_CHANNEL, app.state.token_cache.clear)
+        # The live feed's reader; with a database handed in, it runs only while streams do.
+        hub = app.state.hub = Hub(app.state.database, settings, always=pool is not None)
+        if pool is not None:
+            token_cache = app.state.token_cache
+
+            def tokens_changed() -> None:
+                token_cache.clear()
+                hub.tokens_changed()
+
+            # One LISTEN connection per process: a revoked token is forgotten at once by every
+            # worker (gis.services.access), and new feed events reach the hub (gis.api.live).
+            sender = WebhookSender(pool, settings)
+
+            def published() -> None:
+                hub.wake()
+                sender.wake()
+
+            pool.listen({TOKENS_CHANNEL: tokens_changed, LIVE_CHANNEL: published})
+            hub.start()
+            sender.start()
         try:
             yield
         finally:
+            await hub.stop()
+            if pool is not None:
+                await sender.stop()
             if pool is not None:
                 await pool.close()
                 del app.state.database
@@ -79,7 +105,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     # Principals of recently checked tokens, by token hash (gis.api.security).
     app.state.token_cache = {}
+    # Built map pages (gis.api.pages).
+    app.state.page_cache = PageCache(settings.page_cache_s)
     install_error_handlers(app)
+    openapi.install(app, settings)
     routers = discover_routers()
     for router in routers:
         app.include_router(router)  # no prefix: a route's path is its router's

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
+from gis.api.openapi import setting_maximum
 from gis.db_async import Database
 from gis.layers.base import utcnow
 from gis.layers.categories import Platform, parse_platform
@@ -65,7 +66,14 @@ class Page:
 
 def get_page(
     settings: SettingsDep,
-    limit: Annotated[int, Query(ge=1, description="Items per page")] = 100,
+    limit: Annotated[
+        int,
+        Query(
+            ge=1,
+            description="Items per page, at most GIS_MAX_PAGE_SIZE",
+            json_schema_extra=setting_maximum("max_page_size"),
+        ),
+    ] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000, description="Items to skip")] = 0,
 ) -> Page:
     """Paging parameters, checked against the configured maximum page size."""
@@ -88,6 +96,7 @@ def get_platform(
             max_length=40,
             description="Only this platform: " + ", ".join(p.value for p in Platform),
             examples=["governance"],
+            json_schema_extra={"enum": [p.value for p in Platform]},
         ),
     ] = None,
 ) -> Platform | None:

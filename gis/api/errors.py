@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gis.api.methods import allow_header, allowed_methods
 from gis.db import translate
-from gis.errors import GisError, status_code_for
+from gis.errors import (
+    GisError,
+    InvalidCoordinatesError,
+    OutsideCoverageError,
+    UnknownCodeError,
+    ValidationError,
+    status_code_for,
+)
 
 log = logging.getLogger("gis.api")
 
@@ -45,6 +53,41 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+Rule = tuple[type[GisError], str]
+
+
+def domain_errors(*rules: Rule) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` of an operation with rules no schema can express (a point outside the
+    service area, a code not in the catalog…): each rule's status, code and when it applies, in
+    the description and, machine-readable, as ``x-domain-errors`` (code list per status). A
+    request valid by the schema is refused only for one of these (tests/api/test_fuzz.py)."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for error_class, when in rules:
+        status = status_code_for(error_class(""))
+        response = responses.setdefault(
+            status,
+            {
+                "content": _ERROR_CONTENT,
+                "description": ERROR_RESPONSES[status]["description"] + ". Besides the schema:",
+                "x-domain-errors": [],
+            },
+        )
+        response["description"] += f"\n- `{error_class.code}`: {when}"
+        if error_class.code not in response["x-domain-errors"]:
+            response["x-domain-errors"].append(error_class.code)
+    return responses
+
+
+# Rules several operations share (each operation lists its own with ``domain_errors``).
+SWAPPED: Rule = (
+    InvalidCoordinatesError,
+    "the pair reads as latitude, longitude (swapped), e.g. a point in China given lat first",
+)
+OUTSIDE: Rule = (OutsideCoverageError, "the point is far outside every town the service covers")
+CATEGORY: Rule = (UnknownCodeError, "the category is not in the catalog (GET /categories)")
+WINDOW: Rule = (ValidationError, "the period is empty: its end is not after its start")
+
+
 def _json_safe(value: Any) -> Any:
     """Values JSON can carry: an error about a NaN must not fail to serialise the NaN."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -58,11 +101,18 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
-def error_response(status: int, code: str, detail: str, /, **extra: Any) -> JSONResponse:
+def error_response(
+    status: int,
+    code: str,
+    detail: str,
+    /,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     """A JSON error response in the project's shape; ``extra`` never overrides code or detail."""
-    headers = {"Retry-After": "5"} if status == 503 else None
+    headers = {**(headers or {}), **({"Retry-After": "5"} if status == 503 else {})}
     body = _json_safe({**extra, "code": code, "detail": detail})
-    return JSONResponse(body, status, headers=headers)
+    return JSONResponse(body, status, headers=headers or None)
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -89,11 +139,29 @@ async def _validation_error(_: Request, error: Exception) -> JSONResponse:
     return error_response(422, "validation_error", detail, errors=errors)
 
 
-async def _http_error(_: Request, error: Exception) -> JSONResponse:
+async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
-    codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+    if error.status_code == 405:
+        return _method_not_allowed(request)
+    codes = {404: "not_found", 413: "payload_too_large"}
     return error_response(
-        error.status_code, codes.get(error.status_code, "http_error"), str(error.detail)
+        error.status_code,
+        codes.get(error.status_code, "http_error"),
+        str(error.detail),
+        headers=error.headers,
+    )
+
+
+def _method_not_allowed(request: Request) -> Response:
+    """``OPTIONS`` answered, any other method the path lacks refused, both with ``Allow``."""
+    methods = allowed_methods(request)
+    if request.method == "OPTIONS":
+        return Response(status_code=204, headers=allow_header(methods))
+    return error_response(
+        405,
+        "method_not_allowed",
+        f"{request.method} is not allowed here; allowed: {', '.join(methods)}",
+        headers=allow_header(methods),
     )
 
 
@@ -105,7 +173,7 @@ async def _database_error(_: Request, error: Exception) -> JSONResponse:
     return error_response(status_code_for(domain), domain.code, domain.detail)
 
 
-Handler = Callable[[Request, Exception], Awaitable[JSONResponse]]
+Handler = Callable[[Request, Exception], Awaitable[Response]]
 HANDLERS: dict[type[Exception], Handler] = {
     GisError: _gis_error,
     RequestValidationError: _validation_error,
@@ -120,7 +188,7 @@ def install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(error_class, handler)
 
 
-async def error_response_for(request: Request, error: Exception) -> JSONResponse | None:
+async def error_response_for(request: Request, error: Exception) -> Response | None:
     """The response the app's handlers give ``error`` (None: not ours, a 500), for code that
     runs outside FastAPI's exception middleware (``gis.api.hot``)."""
     for error_class in type(error).__mro__:

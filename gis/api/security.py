@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gis.api.deps import database_of, settings_of
+from gis.api.openapi import public as mark_public
 from gis.errors import AuthenticationError, NotFoundError, PermissionDeniedError
 from gis.layers.users import Role
 from gis.services.access import Principal, authenticate_flow, hash_token
@@ -51,7 +52,7 @@ async def get_principal(
 
 
 def token_of(request: Request) -> str | None:
-    """The token ``request`` carries (bearer header, else the login cookie), or ``None``."""
+    """The bearer token of ``request`` (header, else the login cookie), or ``None``."""
     header = request.headers.get("authorization")
     if header:
         scheme, _, token = header.partition(" ")
@@ -142,7 +143,8 @@ def allow(
     async def dependency(request: Request, principal: PrincipalDep) -> Principal | None:
         return admit(principal, admitted, public=public, settings=settings_of(request))
 
-    return dependency
+    # The OpenAPI document then says the token is optional when GIS_PUBLIC_LAYERS is on.
+    return mark_public(dependency) if public else dependency
 
 
 def admit(

@@ -6,6 +6,7 @@ from gis.layers.categories import Category
 from gis.layers.errands import Errand, ErrandEvent, Service
 from gis.layers.grids import Grid, GridMember, GridMemberGrid
 from gis.layers.incidents import Incident, IncidentEvent
+from gis.layers.live import LiveEvent, Webhook, WebhookDelivery
 from gis.layers.media import Media
 from gis.layers.open311 import Open311Request, Open311Update
 from gis.layers.plans import GridChange, Plan
@@ -27,6 +28,7 @@ __all__ = [
     "GridMemberGrid",
     "Incident",
     "IncidentEvent",
+    "LiveEvent",
     "Media",
     "Open311Request",
     "Open311Update",
@@ -37,4 +39,6 @@ __all__ = [
     "Service",
     "UnitPosition",
     "User",
+    "Webhook",
+    "WebhookDelivery",
 ]

@@ -53,6 +53,8 @@ TIMEDIMENSION = NpmPackage("leaflet-timedimension", "1.1.1")
 # locally they come from Bootstrap 3's own font files (3.3.7: a superset of 3.0's glyphs).
 GLYPHICONS = NpmPackage("bootstrap", "3.3.7")
 GLYPHICONS_FONT = f"{GLYPHICONS.folder}/dist/fonts/glyphicons-halflings-regular"
+# Mapbox Vector Tiles in Leaflet, for the vector-tile page (/maps/tiles) of the OGC API.
+VECTORGRID = NpmPackage("leaflet.vectorgrid", "1.3.0")
 PACKAGES = (
     LEAFLET,
     JQUERY,
@@ -63,6 +65,7 @@ PACKAGES = (
     ISO8601,
     TIMEDIMENSION,
     GLYPHICONS,
+    VECTORGRID,
 )
 # Scripts folium ships inside its Python package (folium/templates/), copied at fetch time.
 FOLIUM_FOLDER = f"folium@{folium.__version__}"
@@ -111,6 +114,9 @@ LOCAL_PATHS: dict[str, str | None] = {
     ),
     f"{_JSDELIVR}/leaflet-timedimension@1.1.1/dist/leaflet.timedimension.control.css": (
         f"{TIMEDIMENSION.folder}/dist/leaflet.timedimension.control.css"
+    ),
+    f"{_JSDELIVR}/leaflet.vectorgrid@1.3.0/dist/Leaflet.VectorGrid.bundled.min.js": (
+        f"{VECTORGRID.folder}/dist/Leaflet.VectorGrid.bundled.min.js"
     ),
     f"{_GH_FOLIUM}@main/folium/templates/leaflet_heat.min.js": (
         f"{FOLIUM_FOLDER}/leaflet_heat.min.js"
@@ -241,6 +247,17 @@ def use_local_assets(root: Element, base_url: str) -> None:
 def assets_dir_for(configured: str | None) -> Path:
     """The assets folder from the GIS_MAP_ASSETS_DIR setting (or the default)."""
     return Path(configured).expanduser() if configured else default_assets_dir()
+
+
+def asset_url(cdn_url: str, base: str | None) -> str:
+    """Where a page loads the library at ``cdn_url``: its local copy under ``base``, or the CDN
+    itself when ``base`` is None (GIS_MAP_ASSETS=cdn)."""
+    if base is None:
+        return cdn_url
+    path = LOCAL_PATHS.get(cdn_url)
+    if path is None:
+        raise ValidationError(f"map asset {cdn_url} has no local copy; add it to LOCAL_PATHS")
+    return f"{base.rstrip('/')}/{path}"
 
 
 def choose_assets_url(mode: str, assets_dir: Path, local_url: str) -> str | None:

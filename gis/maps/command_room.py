@@ -26,6 +26,7 @@ from gis.maps.base import (
     projector_for,
 )
 from gis.maps.data import CameraView, Capped, CommandRoomData, GridStat, UnitPoint
+from gis.maps.live import LiveFeed, add_live_updates
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 
@@ -377,7 +378,7 @@ _CASE_CALLBACK = """
         var kind = kinds[row[2]];
         var marker = L.circleMarker(new L.LatLng(row[0], row[1]), {
             radius: 7, fillColor: kind[0], color: overdue ? '%(ring)s' : '#ffffff',
-            weight: overdue ? 3 : 1, fillOpacity: 0.9
+            weight: overdue ? 3 : 1, fillOpacity: 0.9, caseId: row[4]
         });
         marker.bindPopup(function () {
             return kind[1] + '期限 Deadline: ' + row[6]
@@ -396,7 +397,9 @@ def _script_json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
 
 
-def _case_layer(m: folium.Map, name: str, cases: Capped, overdue: bool, project: Projector) -> None:
+def _case_layer(
+    m: folium.Map, name: str, cases: Capped, overdue: bool, project: Projector
+) -> plugins.FastMarkerCluster:
     latlons = project.points([c.lon for c in cases.items], [c.lat for c in cases.items])
     kinds: dict[tuple[str, str, str, str], int] = {}
     units: dict[str, int] = {}
@@ -436,12 +439,14 @@ def _case_layer(m: folium.Map, name: str, cases: Capped, overdue: bool, project:
         "overdue": "true" if overdue else "false",
         "ring": OVERDUE_RING,
     }
-    plugins.FastMarkerCluster(
+    layer = plugins.FastMarkerCluster(
         rows, callback=callback, name=name, disableClusteringAtZoom=17
-    ).add_to(m)
+    )
+    layer.add_to(m)
+    return layer
 
 
-def _units_layer(m: folium.Map, units: list[UnitPoint], project: Projector) -> None:
+def _units_layer(m: folium.Map, units: list[UnitPoint], project: Projector) -> folium.FeatureGroup:
     group = folium.FeatureGroup(name=UNITS_LAYER)
     for unit in units:
         colour, status = UNIT_STATUS.get(unit.status, ("black", unit.status))
@@ -457,11 +462,13 @@ def _units_layer(m: folium.Map, units: list[UnitPoint], project: Projector) -> N
                 f"状态 Status: {esc(status)}<br>{esc(unit.code)}",
                 max_width=280,
             ),
+            unit_code=unit.code,  # the live updates find the marker by it
         ).add_to(group)
     group.add_to(m)
+    return group
 
 
-def _cameras_layer(m: folium.Map, cameras: list[CameraView], project: Projector) -> None:
+def _cameras_layer(m: folium.Map, cameras: list[CameraView], project: Projector) -> folium.GeoJson:
     features = [
         {
             "type": "Feature",
@@ -475,7 +482,7 @@ def _cameras_layer(m: folium.Map, cameras: list[CameraView], project: Projector)
         }
         for camera in cameras
     ]
-    folium.GeoJson(
+    layer = folium.GeoJson(
         {"type": "FeatureCollection", "features": features},
         name=CAMERAS_LAYER,
         style_function=lambda f: {
@@ -489,7 +496,9 @@ def _cameras_layer(m: folium.Map, cameras: list[CameraView], project: Projector)
         )
         if features
         else None,
-    ).add_to(m)
+    )
+    layer.add_to(m)
+    return layer
 
 
 def _legend(data: CommandRoomData, grids_legend: str) -> str:
@@ -512,15 +521,17 @@ def _legend(data: CommandRoomData, grids_legend: str) -> str:
     return "".join(parts)
 
 
-def _figure(name: str, value: str, *, key: bool = False) -> str:
+def _figure(name: str, value: str, *, key: bool = False, live: bool = False) -> str:
     """One figure of the title (its label from FIGURE_LABELS), marked so a phone's one-line
     title (only the ``key`` ones) and the wall's large figures can style it, and a test can read
-    it; each carries its own separator, so hiding one leaves no stray dot."""
+    it; each carries its own separator, so hiding one leaves no stray dot. A ``live`` one is
+    kept current by the live feed (gis/maps/modules/live.js finds it by data-gis-count)."""
     zh, _, en = FIGURE_LABELS[name].partition(" ")
+    count = f' data-gis-count="{name}"' if live else ""
     return (
         f'<span class="gis-figure{" gis-key" if key else ""}" data-figure="{name}">'
         f'<span class="gis-sep"> · </span>{zh}<span class="gis-en"> {en}</span> '
-        f"<b>{value}</b></span>"
+        f"<b{count}>{value}</b></span>"
     )
 
 
@@ -541,9 +552,12 @@ def _title(data: CommandRoomData) -> str:
         _figure("on_time_rate", _pct(figures.on_time_rate)),
         _figure("overdue_open", f"{figures.overdue_open:,}"),
     ]
+    # The "now" counts follow the live feed (gis/maps/modules/live.js finds them by data-gis-count);
+    # the period's figures are /stats' and stay as built.
+    open_now = data.open_cases.total + data.overdue_cases.total
     now = [
-        _figure("open_now", f"{data.open_cases.total + data.overdue_cases.total:,}"),
-        _figure("overdue_now", f"{data.overdue_cases.total:,}", key=True),
+        _figure("open_now", f"{open_now:,}", live=True),
+        _figure("overdue_now", f"{data.overdue_cases.total:,}", key=True, live=True),
     ]
     as_of = f" (统计截至 as of {_when(data.figures_as_of)})" if data.figures_as_of else ""
     return (
@@ -565,10 +579,12 @@ def build_command_room_map(
     basemap: Basemap | TileSource = Basemap.OSM,
     metric: GridMetric = GridMetric.LOAD,
     tianditu_key: str | None = None,
+    live: LiveFeed | None = None,
     kiosk: bool = False,
 ) -> folium.Map:
-    """The command-room map of one town from its data (no database access here); ``kiosk``:
-    the wall's view (no controls, a discreet legend, large figures, a clock)."""
+    """The command-room map of one town from its data (no database access here); with
+    ``live``, the page then listens to the event stream and redraws itself; ``kiosk``: the
+    wall's view (no controls, a discreet legend, large figures, a clock)."""
     project = projector_for(basemap)
     m = new_map(project.bounds(data.town.bounds), kiosk=kiosk)
     add_basemap(m, basemap, tianditu_key=tianditu_key)
@@ -580,11 +596,27 @@ def build_command_room_map(
     grids, grids_legend = _grids_layer(m, data.grids, metric, project)
     _MetricSwitch(grids).add_to(m)
     time_view = _heat_layers(m, data, project)
-    _case_layer(m, OPEN_LAYER, data.open_cases, False, project)
-    _case_layer(m, OVERDUE_LAYER, data.overdue_cases, True, project)
-    _units_layer(m, data.units, project)
-    _cameras_layer(m, data.cameras, project)
+    open_layer = _case_layer(m, OPEN_LAYER, data.open_cases, False, project)
+    overdue_layer = _case_layer(m, OVERDUE_LAYER, data.overdue_cases, True, project)
+    units_layer = _units_layer(m, data.units, project)
+    cameras_layer = _cameras_layer(m, data.cameras, project)
     add_layer_control(m)
+    if live is not None:
+        add_live_updates(
+            m,
+            live,
+            layers=(open_layer, overdue_layer, units_layer, cameras_layer, grids),
+            centre=(data.town.geom.centroid.x, data.town.geom.centroid.y),
+            project=project,
+            platform=data.platform,
+            category=data.category,
+            styles={
+                "colours": PLATFORM_COLOURS,
+                "ring": OVERDUE_RING,
+                "unitStatus": UNIT_STATUS,
+                "cameraStatus": CAMERA_STATUS,
+            },
+        )
     # After the layer control, whose events it listens to.
     _ShowWithLayer(m, time_view).add_to(m)
     add_panel(m, _title(data), role="title", element_id="gis-title")

@@ -217,7 +217,8 @@ def parse_proposal(
         if village is not None and (not isinstance(village, str) or len(village) > 12):
             raise ValidationError(f"{what}: properties.village must be a village code")
         raw = feature.get("geometry")
-        if not isinstance(raw, dict) or raw.get("type") not in {"Polygon", "MultiPolygon"}:
+        # A tuple, not a set: "type" may be any JSON value, a list or an object too.
+        if not isinstance(raw, dict) or raw.get("type") not in ("Polygon", "MultiPolygon"):
             raise InvalidGeometryError(f"{what}: the geometry must be a Polygon or MultiPolygon")
         try:
             geom = shape(raw)
@@ -226,6 +227,7 @@ def parse_proposal(
             TypeError,
             AttributeError,
             IndexError,
+            KeyError,  # a Polygon without "coordinates", or coordinates that are not lists
             shapely.errors.GEOSException,
         ) as e:
             raise InvalidGeometryError(f"{what}: unreadable geometry ({e})") from e

@@ -173,7 +173,7 @@ def test_every_guarded_operation_documents_the_bearer_scheme(settings: Settings)
     by hand; every other guarded route gets it from ``allow``. /docs must show the lock on all."""
     schema = create_app(settings).openapi()
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
-    unguarded = {("get", "/health"), ("post", "/login"), ("post", "/logout")}
+    unguarded = {("get", "/health"), ("get", "/login"), ("post", "/login"), ("post", "/logout")}
     # GeoReport's service list and discovery are public by the spec; tokens are never issued.
     unguarded |= {
         ("get", f"/open311/v2/{path}.{{fmt}}")

@@ -77,8 +77,8 @@ def test_nearest_by_drive_time_reports_eta_and_route(
 @pytest.mark.parametrize(
     ("params", "status", "code", "says"),
     [
-        ({"k": 0}, 422, "validation_error", "between 1 and 50"),
-        ({"k": 51}, 422, "validation_error", "between 1 and 50"),
+        ({"k": 0}, 422, "validation_error", "k: Input should be greater than or equal to 1"),
+        ({"k": 51}, 422, "validation_error", "k: Input should be less than or equal to 50"),
         ({"platform": "police"}, 422, "unknown_code", "known platforms"),
         ({"unit_type": "sheriff"}, 422, "unknown_code", "known unit types"),
         ({"crs": "EPSG:3857"}, 422, "unknown_crs", "accepted"),

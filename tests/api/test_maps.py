@@ -225,3 +225,29 @@ def test_a_grid_member_may_not_open_the_command_room(
             headers={"Authorization": f"Bearer {token}"},
         )
     _error(response, 403, "forbidden")
+
+
+def test_a_cached_page_is_served_again_but_only_to_those_who_may_see_its_town(
+    settings: Settings, session: Session, catalog: int
+) -> None:
+    """The page cache (GIS_PAGE_CACHE_S): the same page for the same filters, another for
+    others, and the access check still runs on every request."""
+    build_town(session)
+    own = {"Authorization": f"Bearer {_token(session, 'command_room', [TOWN])}"}
+    other = {"Authorization": f"Bearer {_token(session, 'dispatcher', [OTHER_TOWN])}"}
+    application = create_app(
+        settings.model_copy(update={"auth_required": True, "page_cache_s": 60.0})
+    )
+    use_session(application, session)
+    with TestClient(application) as client:
+        first = client.get("/maps/command-room", params={"town": TOWN}, headers=own)
+        again = client.get("/maps/command-room", params={"town": TOWN}, headers=own)
+        by_load = client.get(
+            "/maps/command-room", params={"town": TOWN, "metric": "closure"}, headers=own
+        )
+        refused = client.get("/maps/command-room", params={"town": TOWN}, headers=other)
+    assert first.status_code == again.status_code == by_load.status_code == 200
+    assert again.text == first.text  # built once: element ids would differ otherwise
+    assert "gis-live" in first.text and '"after":' in first.text
+    assert by_load.text != first.text
+    _error(refused, 404, "not_found")

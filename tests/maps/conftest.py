@@ -1,13 +1,8 @@
 """Fixtures of the map tests: the hand-made town of ``tests.maps.town``, its ground as tile
-archives, and the browser tests' Chromium and server (one Chromium for the whole session)."""
+archives, and the browser tests' server (Chromium itself is tests/browser.py's)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,9 +11,8 @@ import pytest
 from sqlalchemy.orm import Session
 
 from gis.api import create_app
-from gis.errors import GisError
-from gis.maps.assets import assets_dir_for, assets_ready, fetch_assets
 from gis.settings import Settings
+from tests.api.live_fixtures import serve
 from tests.conftest import use_session
 from tests.maps.tile_archives import tiles, write_mbtiles, write_pmtiles
 from tests.maps.town import build_town
@@ -45,57 +39,6 @@ def tile_archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"CI needs the browser test: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def assets_dir() -> Path:
-    """The fetched Leaflet files (fetched now from the npm registry if missing)."""
-    directory = assets_dir_for(os.environ.get("GIS_MAP_ASSETS_DIR"))
-    if not assets_ready(directory):
-        try:
-            fetch_assets(directory, log=lambda _: None)
-        except GisError as error:
-            _unavailable(f"map assets cannot be fetched: {error.detail}")
-    return directory
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """Headless Debian Chromium driven over CDP by Playwright."""
-    if CHROMIUM is None:
-        _unavailable("chromium is not installed (scripts/test-deps.sh installs it)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed (pip install -e .[dev])")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        yield chromium
-        chromium.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def server_settings() -> dict[str, Any]:
     """Settings the server of a test module changes (a module overrides this fixture)."""
@@ -111,8 +54,6 @@ def server(
     server_settings: dict[str, Any],
 ) -> Iterator[str]:
     """uvicorn serving the app on a free loopback port; its sessions are the test's session."""
-    import uvicorn
-
     build_town(session)
     app = create_app(
         settings.model_copy(
@@ -125,19 +66,8 @@ def server(
         )
     )
     use_session(app, session)
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", workers=1)
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(timeout=10)
+    with serve(app) as url:
+        yield url
 
 
 def closed_network(page: Any, origin: str) -> list[str]:

@@ -9,21 +9,42 @@ The network is closed here, so the page loads Leaflet and the plugins from the s
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
+from gis.api import create_app
+from gis.layers.users import Role
 from gis.maps import command_room as cr
+from gis.settings import Settings
+from tests.api.live_fixtures import committed_users, demo_towns, live_settings, serve
 from tests.maps.conftest import closed_network
 from tests.maps.town import TOWN, VILLAGE_1
 
 pytestmark = pytest.mark.browser
 
+# The `browser` and `assets_dir` fixtures are in tests/browser.py, shared with tests/ogc;
+# `server` is tests/maps/conftest.py's.
 
-def _open(browser: Any, url: str, origin: str) -> tuple[Any, list[str]]:
+
+def _open(
+    browser: Any,
+    url: str,
+    origin: str,
+    *,
+    viewport: tuple[int, int] = (1280, 860),
+    cookies: list[dict[str, str]] | None = None,
+) -> tuple[Any, list[str]]:
     """A page at ``url`` with outside requests aborted; returns it and the script errors."""
-    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    if cookies:
+        page.context.add_cookies(cookies)
     errors = closed_network(page, origin)
     response = page.goto(url, wait_until="load")
     assert response is not None and response.status == 200
@@ -100,3 +121,125 @@ def test_village_grids_page_draws_its_labels(browser: Any, server: str, tmp_path
     page.screenshot(path=str(tmp_path / "village-grids.png"))
     assert errors == []
     page.close()
+
+
+# Live updates (issue #13): the page on the real service (asyncpg pool, LISTEN connection) with
+# the committed demo county, redrawing itself from GET /events/stream.
+
+
+@pytest.fixture
+def service(
+    settings: Settings,
+    engine: Engine,
+    demo: object,
+    assets_dir: Path,
+) -> Iterator[dict[str, Any]]:
+    """The service on loopback with a committed command room of town A and a county user."""
+
+    town = demo_towns(engine)[0]
+    with engine.connect() as conn:
+        start = conn.scalar(sa.text("SELECT coalesce(max(id), 0) FROM live_events"))
+        # What the tests report leaves with them (the feed may lose rows on the way: one test
+        # prunes it).
+        first_case = conn.scalar(sa.text("SELECT coalesce(max(id), 0) FROM incidents"))
+        unit = conn.execute(
+            sa.text(
+                "SELECT id, code, ST_X(geom) AS lon, ST_Y(geom) AS lat FROM responder_units "
+                "WHERE jurisdiction_code = :town ORDER BY id LIMIT 1"
+            ),
+            {"town": town.code},
+        ).one()
+    app = create_app(live_settings(settings, map_assets="local", map_assets_dir=str(assets_dir)))
+    specs = {"page-room": (Role.COMMAND_ROOM, [town.code]), "page-county": (Role.COUNTY, [])}
+    with committed_users(engine, specs) as headers, serve(app) as url:
+        yield {"url": url, "headers": headers, "town": town, "unit": unit}
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM incidents WHERE id > :id"), {"id": first_case})
+        conn.execute(
+            sa.text(
+                "UPDATE responder_units SET geom = ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) "
+                "WHERE id = :id"
+            ),
+            {"lon": unit.lon, "lat": unit.lat, "id": unit.id},
+        )
+        conn.execute(
+            sa.text(
+                "DELETE FROM unit_positions WHERE unit_id = :id AND received_at > "
+                "now() - interval '1 hour'"
+            ),
+            {"id": unit.id},
+        )
+        conn.execute(sa.text("DELETE FROM live_events WHERE id > :start"), {"start": start})
+
+
+def _count(page: Any, kind: str) -> int:
+    return int(page.inner_text(f"[data-gis-count={kind}]").replace(",", ""))
+
+
+def test_a_reported_case_appears_on_the_open_command_room_page_within_2_s(
+    browser: Any,
+    service: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    url, town, unit = service["url"], service["town"], service["unit"]
+    county = service["headers"]["page-county"]
+    token = service["headers"]["page-room"]["Authorization"].split(" ", 1)[1]
+    for width, height, name in ((1920, 1080, "wall"), (360, 740, "phone")):
+        page, errors = _open(
+            browser,
+            f"{url}/maps/command-room?town={town.code}",
+            url,
+            viewport=(width, height),
+            cookies=[{"name": "gis_token", "value": token, "url": url}],
+        )
+        page.wait_for_selector("#gis-live[data-state=connected]", timeout=15_000)
+        before = _count(page, "open_now")
+        grid = f"window.gisLive.grids.get({town.grid_code!r}).feature.properties"
+        grid_before = page.evaluate(f"[{grid}.open_now, {grid}.received]")
+        reply = httpx.post(
+            url + "/incidents",
+            headers=county,
+            json={
+                "category": "public_security_hazard",
+                "location": {"lon": town.lon, "lat": town.lat},
+                "reporter": {"kind": "citizen"},
+            },
+            timeout=10,
+        )
+        assert reply.status_code == 201
+        posted = time.monotonic()
+        case = reply.json()["id"]
+        page.wait_for_function(f"window.gisLive.cases.has({case})", timeout=2_000)
+        assert time.monotonic() - posted < 2.0
+        assert _count(page, "open_now") == before + 1
+        # "Open now" follows the feed; the period's received count is /stats' and stays.
+        assert page.evaluate(f"[{grid}.open_now, {grid}.received]") == [
+            grid_before[0] + 1,
+            grid_before[1],
+        ]
+        marker_colour = page.evaluate(f"window.gisLive.cases.get({case}).marker.options.fillColor")
+        assert marker_colour == "#1f77b4"  # governance
+        page.screenshot(path=str(tmp_path / f"command-room-live-{name}.png"))
+        # Cancelled: the case leaves the map and the counter.
+        cancelled = httpx.post(
+            f"{url}/incidents/{case}/actions",
+            headers=county,
+            json={"action": "cancel", "reason": "test"},
+            timeout=10,
+        )
+        assert cancelled.status_code == 200, cancelled.text
+        page.wait_for_function(f"!window.gisLive.cases.has({case})", timeout=2_000)
+        assert _count(page, "open_now") == before
+        assert page.evaluate(f"{grid}.open_now") == grid_before[0]
+        # A unit moves: its marker follows.
+        lon, lat = round(unit.lon + 0.001, 6), round(unit.lat + 0.001, 6)
+        moved = httpx.patch(
+            f"{url}/units/{unit.id}", headers=county, json={"lon": lon, "lat": lat}, timeout=10
+        )
+        assert moved.status_code == 200, moved.text
+        page.wait_for_function(
+            f"Math.abs(window.gisLive.units.get({unit.code!r}).getLatLng().lat - {lat}) < 1e-6",
+            timeout=2_000,
+        )
+        assert errors == []
+        page.close()

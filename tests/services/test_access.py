@@ -23,6 +23,7 @@ from gis.layers.regions import Region
 from gis.layers.users import ApiToken, Role, User
 from gis.services import access
 from gis.services.access import Principal
+from tests.api.live_fixtures import listener_pids
 
 TOWN_A, TOWN_B = "990001001000", "990001002000"
 
@@ -228,28 +229,17 @@ def test_the_revocation_listener_comes_back_after_its_connection_is_cut(
     one by itself, and a revocation after that is still seen at once."""
     from gis.api import create_app
 
-    def listeners() -> list[int]:
-        with engine.connect() as conn:
-            return list(
-                conn.scalars(
-                    sa.text(
-                        "SELECT pid FROM pg_stat_activity WHERE application_name = 'gis-listen' "
-                        "AND datname = current_database()"
-                    )
-                )
-            )
-
     app = create_app(settings.model_copy(update={"token_cache_s": 60.0}))
     with committed_county_user(engine, "revoked-after-cut") as headers, TestClient(app) as client:
 
         def status() -> int:
             return client.get("/incidents", params={"limit": 1}, headers=headers).status_code
 
-        assert wait_for(lambda: len(listeners()) == 1)
-        (first,) = listeners()
+        assert wait_for(lambda: len(listener_pids(engine)) == 1)
+        (first,) = listener_pids(engine)
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
-        assert wait_for(lambda: len(listeners()) == 1 and listeners()[0] != first)
+        assert wait_for(lambda: len(pids := listener_pids(engine)) == 1 and pids[0] != first)
         assert status() == 200
         with Session(engine) as admin:
             access.revoke(admin, "revoked-after-cut")

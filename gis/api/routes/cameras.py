@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 
 from gis.api.deps import PageDep, SessionDep, SettingsDep
+from gis.api.errors import CATEGORY, OUTSIDE, SWAPPED, domain_errors
 from gis.api.geojson import Feature, FeatureCollection, geometry_json
 from gis.api.routes.incidents import REPLAY_HEADER
 from gis.api.schemas.cameras import (
@@ -19,9 +20,10 @@ from gis.api.schemas.cameras import (
     SeeingRead,
 )
 from gis.api.schemas.incidents import IncidentRead
+from gis.api.schemas.types import CrsQuery, LatQuery, LonQuery
 from gis.api.security import DISPATCH, MANAGE_LAYERS, WATCH, allow
 from gis.db import translate_db_errors
-from gis.errors import ValidationError
+from gis.errors import UnknownCodeError
 from gis.geo import checked_wgs84, parse_crs
 from gis.layers.base import point_lonlat
 from gis.layers.cameras import Camera, CameraKind, CameraStatus, cameras_seeing, list_cameras
@@ -29,6 +31,8 @@ from gis.services import cameras as camera_service
 from gis.services.access import Principal
 
 router = APIRouter(tags=["cameras"])
+
+TOWN = (UnknownCodeError, "town_code is not a town (GET /regions?level=town)")
 
 CODE_PATTERN = r"^[A-Za-z0-9_.\-]+$"
 CameraCode = Annotated[
@@ -83,13 +87,13 @@ def cameras(
     )
 
 
-@router.get("/cameras/seeing", response_model=SeeingRead)
+@router.get("/cameras/seeing", response_model=SeeingRead, responses=domain_errors(SWAPPED))
 def seeing(
     session: SessionDep,
     _: Watcher,
-    lon: Annotated[float, Query(description="Longitude of the place, in `crs`")],
-    lat: Annotated[float, Query(description="Latitude of the place, in `crs`")],
-    crs: Annotated[str | None, Query(max_length=32, description="Default EPSG:4326")] = None,
+    lon: LonQuery,
+    lat: LatQuery,
+    crs: CrsQuery = None,
     online_only: Annotated[bool, Query(description="Only cameras whose feed is up")] = True,
 ) -> SeeingRead:
     """Cameras whose view covers a place, nearest first, with the bearing camera → place."""
@@ -119,7 +123,12 @@ def camera(session: SessionDep, _: Watcher, code: CameraCode) -> CameraRead:
     return _read(camera_service.get_camera(session, code))
 
 
-@router.post("/cameras", response_model=CameraRead, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/cameras",
+    response_model=CameraRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=domain_errors(SWAPPED, OUTSIDE, TOWN),
+)
 def create_camera(
     session: SessionDep, settings: SettingsDep, _: Editor, body: CameraCreate
 ) -> CameraRead:
@@ -144,7 +153,9 @@ def create_camera(
     return _read(created)
 
 
-@router.patch("/cameras/{code}", response_model=CameraRead)
+@router.patch(
+    "/cameras/{code}", response_model=CameraRead, responses=domain_errors(SWAPPED, OUTSIDE, TOWN)
+)
 def update_camera(
     session: SessionDep, settings: SettingsDep, _: Editor, code: CameraCode, body: CameraUpdate
 ) -> CameraRead:
@@ -154,9 +165,6 @@ def update_camera(
     parse_crs(crs)
     if changes.get("lon") is not None and changes.get("lat") is not None:
         changes["lon"], changes["lat"] = checked_wgs84(changes["lon"], changes["lat"], crs)[:2]
-    for name, value in list(changes.items()):
-        if value is None and name != "town_code":
-            raise ValidationError(f"{name} cannot be null; leave it out to keep it")
     with translate_db_errors():
         updated = camera_service.update_camera(
             session, code, changes, max_outside_m=settings.dispatch_max_outside_m
@@ -169,7 +177,10 @@ def update_camera(
     "/cameras/{code}/alerts",
     response_model=IncidentRead,
     status_code=status.HTTP_201_CREATED,
-    responses={201: {"description": "The case, saved and assigned like any report"}},
+    responses={
+        201: {"description": "The case, saved and assigned like any report"},
+        **domain_errors(CATEGORY),
+    },
 )
 def raise_alert(
     session: SessionDep,

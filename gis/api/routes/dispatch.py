@@ -7,20 +7,29 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 
 from gis.api.deps import PlatformDep, SessionDep, SettingsDep
+from gis.api.errors import SWAPPED, domain_errors
 from gis.api.schemas.dispatch import NearestRead, SuggestedUnitsRead
+from gis.api.schemas.types import (
+    MAX_ID,
+    UNIT_TYPES,
+    CrsQuery,
+    LatQuery,
+    LonQuery,
+    one_of,
+)
 from gis.api.security import DISPATCH, allow, check_case
 from gis.geo import checked_wgs84
 from gis.layers.incidents import get_incident
 from gis.services import dispatch
 from gis.services.access import Principal
-from gis.services.dispatch import RankBy
+from gis.services.dispatch import MAX_K, RankBy
 from gis.services.routing import RouteOptions
 
 router = APIRouter(tags=["dispatch"])
 
 Dispatcher = Annotated[Principal | None, Depends(allow(*DISPATCH))]
 
-KQuery = Annotated[int, Query(description="How many units (1–50)")]
+KQuery = Annotated[int, Query(ge=1, le=MAX_K, description=f"How many units (1–{MAX_K})")]
 ByQuery = Annotated[
     RankBy, Query(description="distance (geodesic) or drive_time (over the road network)")
 ]
@@ -30,18 +39,19 @@ RouteQuery = Annotated[
 ]
 
 
-@router.get("/dispatch/nearest", response_model=NearestRead)
+@router.get("/dispatch/nearest", response_model=NearestRead, responses=domain_errors(SWAPPED))
 def nearest(
     session: SessionDep,
     settings: SettingsDep,
     _: Dispatcher,
     platform: PlatformDep,
-    lon: Annotated[float, Query(description="Longitude of the place, in `crs`")],
-    lat: Annotated[float, Query(description="Latitude of the place, in `crs`")],
-    crs: Annotated[
-        str | None, Query(max_length=32, description="EPSG:4326 (default), GCJ-02, BD-09…")
+    lon: LonQuery,
+    lat: LatQuery,
+    crs: CrsQuery = None,
+    unit_type: Annotated[
+        str | None,
+        Query(max_length=60, description="Unit type", json_schema_extra=one_of(UNIT_TYPES)),
     ] = None,
-    unit_type: Annotated[str | None, Query(max_length=60, description="Unit type")] = None,
     k: KQuery = 5,
     available_only: AvailableQuery = True,
     by: ByQuery = RankBy.DISTANCE,
@@ -69,7 +79,7 @@ def suggested_units(
     session: SessionDep,
     settings: SettingsDep,
     principal: Dispatcher,
-    incident_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="Incident id")],
+    incident_id: Annotated[int, Path(ge=1, le=MAX_ID, description="Incident id")],
     k: KQuery = 5,
     available_only: AvailableQuery = True,
     by: ByQuery = RankBy.DISTANCE,

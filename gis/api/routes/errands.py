@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 from sqlalchemy.orm import Session
 
 from gis.api.deps import ClockDep, SessionDep, SettingsDep
+from gis.api.errors import SWAPPED, domain_errors
 from gis.api.schemas.errands import (
     ErrandActionCreate,
     ErrandCreate,
@@ -16,14 +17,16 @@ from gis.api.schemas.errands import (
     Member,
     ServiceRead,
 )
+from gis.api.schemas.types import MAX_ID
 from gis.api.security import ACT_ON_CASES, READ_CASES, REPORT, allow, check_town
+from gis.errors import UnknownCodeError, ValidationError
 from gis.layers.errands import Errand, get_errand, list_services
 from gis.services import errands as errand_service
 from gis.services.access import Principal
 
 router = APIRouter(tags=["errands"])
 
-ErrandId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Errand id")]
+ErrandId = Annotated[int, Path(ge=1, le=MAX_ID, description="Errand id")]
 
 
 @router.get("/services", response_model=list[ServiceRead])
@@ -70,7 +73,16 @@ def errand_read(session: Session, errand: Errand) -> ErrandRead:
     )
 
 
-@router.post("/errands", response_model=ErrandRead, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/errands",
+    response_model=ErrandRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=domain_errors(
+        SWAPPED,
+        (UnknownCodeError, "the service is not in the catalog (GET /services)"),
+        (ValidationError, "the service needs the applicant in person: no runner may run it"),
+    ),
+)
 def create_errand(
     session: SessionDep,
     settings: SettingsDep,
@@ -114,7 +126,17 @@ def read_errand(
     return errand_read(session, errand)
 
 
-@router.post("/errands/{errand_id}/actions", response_model=ErrandRead)
+@router.post(
+    "/errands/{errand_id}/actions",
+    response_model=ErrandRead,
+    responses=domain_errors(
+        (
+            ValidationError,
+            "a field the action needs is missing (reject and cancel: note; assign: member_id; "
+            "deliver: applicant_trips), or member_id is not a grid member",
+        )
+    ),
+)
 def act_on_errand(
     session: SessionDep,
     errand_id: ErrandId,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
@@ -11,9 +11,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from gis.api.deps import PageDep, SessionDep, SettingsDep, database_of, settings_of
+from gis.api.errors import CATEGORY, OUTSIDE, SWAPPED, domain_errors
 from gis.api.geojson import Feature, FeatureCollection
 from gis.api.responses import json_response
 from gis.api.schemas.incidents import IncidentCreate, IncidentProperties, IncidentRead
+from gis.api.schemas.types import MAX_ID, Time
 from gis.api.security import (
     BEARER,
     READ_CASES,
@@ -24,7 +26,7 @@ from gis.api.security import (
     check_case,
 )
 from gis.db import translate_db_errors
-from gis.errors import ValidationError
+from gis.errors import InvalidCoordinatesError, ValidationError
 from gis.layers.categories import Platform
 from gis.layers.incidents import Incident, IncidentFilter, IncidentStatus, list_incidents
 from gis.services.access import Principal
@@ -47,6 +49,9 @@ def use_autocommit(session: Session) -> None:
 
 
 REPLAY_HEADER = "Idempotent-Replayed"
+_NUMBER = r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?"
+BBOX_PATTERN = rf"^{_NUMBER},{_NUMBER},{_NUMBER},{_NUMBER}$"
+_BBOX = re.compile(BBOX_PATTERN)
 
 
 @router.post(
@@ -57,6 +62,12 @@ REPLAY_HEADER = "Idempotent-Replayed"
     responses={
         201: {"description": "Saved and assigned (or the first answer to a retried key)"},
         409: {"description": "The Idempotency-Key was used for a different report"},
+        **domain_errors(
+            SWAPPED,
+            OUTSIDE,
+            CATEGORY,
+            (ValidationError, "a media: photo that was not uploaded first (POST /media)"),
+        ),
     },
 )
 async def create_incident(
@@ -87,7 +98,7 @@ async def create_incident(
 def read_incident(
     session: SessionDep,
     settings: SettingsDep,
-    incident_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    incident_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     principal: Annotated[Principal | None, Depends(allow(*READ_CASES))],
 ) -> IncidentRead:
     """One incident with its assignment, the cameras that see it and possible duplicates."""
@@ -103,7 +114,9 @@ def parse_bbox(
         str | None,
         Query(
             max_length=200,
-            description="minlon,minlat,maxlon,maxlat in WGS84",
+            json_schema_extra={"pattern": BBOX_PATTERN},
+            description="minlon,minlat,maxlon,maxlat in WGS84 (min < max; 422 "
+            "`invalid_coordinates` otherwise)",
             examples=["118.80,28.90,118.95,29.00"],
         ),
     ] = None,
@@ -111,18 +124,14 @@ def parse_bbox(
     """A WGS84 bounding box from ``minlon,minlat,maxlon,maxlat``."""
     if bbox is None:
         return None
-    parts = bbox.split(",")
-    try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        values = []
+    values = [float(p) for p in bbox.split(",")] if _BBOX.fullmatch(bbox) else []
     if len(values) != 4 or not all(math.isfinite(v) for v in values):
-        raise ValidationError(
+        raise InvalidCoordinatesError(
             f"bbox must be four finite numbers minlon,minlat,maxlon,maxlat: {bbox!r}"
         )
     minlon, minlat, maxlon, maxlat = values
     if not (-180 <= minlon < maxlon <= 180 and -90 <= minlat < maxlat <= 90):
-        raise ValidationError(
+        raise InvalidCoordinatesError(
             "bbox must be minlon,minlat,maxlon,maxlat with min < max, lon in [-180, 180] and "
             f"lat in [-90, 90]: {bbox!r}"
         )
@@ -132,7 +141,14 @@ def parse_bbox(
 BboxDep = Annotated[tuple[float, float, float, float] | None, Depends(parse_bbox)]
 
 
-@router.get("/incidents", response_model=FeatureCollection[IncidentProperties])
+@router.get(
+    "/incidents",
+    response_model=FeatureCollection[IncidentProperties],
+    responses=domain_errors(
+        (InvalidCoordinatesError, "bbox: min is not below max, or a bound is out of range"),
+        (ValidationError, "the period is empty: until is not after since"),
+    ),
+)
 def incidents(
     session: SessionDep,
     page: PageDep,
@@ -146,15 +162,10 @@ def incidents(
     town: Annotated[str | None, Query(max_length=12, description="Town code")] = None,
     grid: Annotated[str | None, Query(max_length=20, description="Grid code")] = None,
     category: Annotated[str | None, Query(max_length=50, description="Category code")] = None,
-    since: Annotated[
-        datetime | None, Query(description="Reported at or after (with offset)")
-    ] = None,
-    until: Annotated[datetime | None, Query(description="Reported before (with offset)")] = None,
+    since: Annotated[Time | None, Query(description="Reported at or after (with offset)")] = None,
+    until: Annotated[Time | None, Query(description="Reported before (with offset)")] = None,
 ) -> FeatureCollection[IncidentProperties]:
     """Incidents as a GeoJSON FeatureCollection, newest first, filtered and paged."""
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise ValidationError(f"{name} needs a UTC offset, e.g. 2026-11-01T00:00:00+08:00")
     filters = IncidentFilter(
         statuses=tuple(s.value for s in status_ or ()),
         platform=platform.value if platform else None,

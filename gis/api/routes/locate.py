@@ -8,11 +8,12 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from gis.api.deps import database_of, settings_of
+from gis.api.errors import OUTSIDE, SWAPPED, domain_errors
 from gis.api.hot import hot_path, parse_query, query_parameters
 from gis.api.responses import json_response
 from gis.api.schemas.incidents import LocateRead, SourcePoint
+from gis.api.schemas.types import CRS_NAMES, LAT_RANGE, LON_RANGE, Time, one_of
 from gis.api.security import BEARER, authorize
-from gis.errors import ValidationError
 from gis.geo import checked_wgs84
 from gis.layers.users import Role
 from gis.services.assignment import locate_flow
@@ -26,12 +27,15 @@ EVERY_ROLE = frozenset(Role)
 class LocateQuery(BaseModel):
     """The query of ``GET /locate`` (parsed by the endpoint itself: it is a hot path)."""
 
-    lon: float = Field(description="Longitude in `crs`")
-    lat: float = Field(description="Latitude in `crs`")
+    lon: float = Field(description="Longitude in `crs`", json_schema_extra=LON_RANGE)
+    lat: float = Field(description="Latitude in `crs`", json_schema_extra=LAT_RANGE)
     crs: str = Field(
-        "EPSG:4326", max_length=32, description="EPSG:4326 (default), EPSG:4490, GCJ-02 or BD-09"
+        "EPSG:4326",
+        max_length=32,
+        description="EPSG:4326 (default), EPSG:4490, GCJ-02 or BD-09",
+        json_schema_extra=one_of(CRS_NAMES),
     )
-    at: datetime | None = Field(
+    at: Time | None = Field(
         None, description="Use the grid versions in force at this instant (default now)"
     )
 
@@ -40,6 +44,7 @@ class LocateQuery(BaseModel):
     "/locate",
     response_model=LocateRead,
     openapi_extra={**BEARER, "parameters": query_parameters(LocateQuery)},
+    responses=domain_errors(SWAPPED, OUTSIDE),
 )
 @hot_path
 async def locate_point(request: Request) -> Response:
@@ -50,8 +55,6 @@ async def locate_point(request: Request) -> Response:
     await authorize(request, EVERY_ROLE)
     query = parse_query(LocateQuery, request)
     at = query.at
-    if at is not None and at.tzinfo is None:
-        raise ValidationError("at needs a UTC offset, e.g. 2026-01-01T00:00:00+08:00")
     wgs_lon, wgs_lat, parsed = checked_wgs84(query.lon, query.lat, query.crs)
     when = at or datetime.now(UTC)
     settings = settings_of(request)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query
@@ -24,15 +25,25 @@ _FORM = """<!doctype html><html lang="zh"><meta charset="utf-8">
 <button type="submit">登录 Log in</button></form></html>"""
 
 
+# A path on this site: one "/" then no "/" or "\\" (browsers read "/\\host" as "//host", another
+# site), and no control characters anywhere.
+NEXT_PATTERN = r"^/([^/\\\x00-\x1f\x7f][^\\\x00-\x1f\x7f]*)?$"
+_NEXT = re.compile(NEXT_PATTERN)
+
+
 def _safe_next(next_path: str) -> str:
     """Only same-site paths: an open redirect would hand the cookie's session to anyone."""
-    if not next_path.startswith("/") or next_path.startswith("//") or "\\\\" in next_path:
+    if not _NEXT.fullmatch(next_path):
         raise ValidationError("next must be a path on this site, such as /maps/command-room")
     return next_path
 
 
-@router.get("/login", response_class=HTMLResponse, include_in_schema=False)
-def login_form(next: Annotated[str, Query(max_length=2000)] = "/docs") -> HTMLResponse:
+@router.get("/login", response_class=HTMLResponse)
+def login_form(
+    next: Annotated[
+        str, Query(max_length=2000, json_schema_extra={"pattern": NEXT_PATTERN})
+    ] = "/docs",
+) -> HTMLResponse:
     """A one-field form asking for a token."""
     from html import escape
 
@@ -43,7 +54,9 @@ def login_form(next: Annotated[str, Query(max_length=2000)] = "/docs") -> HTMLRe
 def login(
     session: SessionDep,
     token: Annotated[str, Form(min_length=8, max_length=200)],
-    next: Annotated[str, Form(max_length=2000)] = "/docs",
+    next: Annotated[
+        str, Form(max_length=2000, json_schema_extra={"pattern": NEXT_PATTERN})
+    ] = "/docs",
 ) -> Response:
     """Check the token and keep it in an HttpOnly cookie until it expires; then go to ``next``."""
     target = _safe_next(next)

@@ -5,12 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from gis.api.deps import SessionDep, SettingsDep
-from gis.api.errors import ERROR_RESPONSES
+from gis.api.errors import CATEGORY, ERROR_RESPONSES, WINDOW, domain_errors
+from gis.api.pages import Page, PageCache
 from gis.api.schemas.maps import (
     DEFAULTS,
     BasemapQuery,
@@ -30,18 +34,20 @@ from gis.api.schemas.maps import (
     VillageQuery,
 )
 from gis.api.security import WATCH, allow, check_town, token_of
-from gis.errors import NotFoundError
+from gis.errors import NotFoundError, ValidationError
 from gis.layers.regions import RegionLevel, get_region
 from gis.maps import Basemap, GridMetric, build_command_room_map, build_village_grids_map, render
 from gis.maps.assets import assets_dir_for, choose_assets_url
 from gis.maps.base import TileSource
+from gis.maps.live import MODULES_DIR, LiveFeed
 from gis.maps.page import STATIC_FOLDER, static_file
 from gis.maps.tiles import TileArchive, archive_tile, open_archive, page_basemap
-from gis.services import mapdata
+from gis.services import live, mapdata
 from gis.services.access import Principal, token_expiry
 from gis.settings import Settings
 
 router = APIRouter(prefix="/maps", tags=["maps"])
+TIANDITU = (ValidationError, "a Tianditu basemap is asked for but GIS_TIANDITU_KEY is not set")
 WatchDep = Annotated[Principal | None, Depends(allow(*WATCH))]
 # Basemap tiles are reference data, like the public layers (GIS_PUBLIC_LAYERS).
 TilesDep = Annotated[Principal | None, Depends(allow(*WATCH, public=True))]
@@ -72,7 +78,11 @@ def _page(html: str) -> HTMLResponse:
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/command-room", response_class=HTMLResponse, responses=ERROR_RESPONSES)
+@router.get(
+    "/command-room",
+    response_class=HTMLResponse,
+    responses={**ERROR_RESPONSES, **domain_errors(CATEGORY, WINDOW, TIANDITU)},
+)
 def command_room(
     request: Request,
     session: SessionDep,
@@ -95,26 +105,49 @@ def command_room(
     check_town(principal, town, f"town with code {town!r}")
     tiles = request_basemap(request, settings, basemap)
     assets_url = page_assets_url(request, settings)
-    data = mapdata.command_room_data(
-        session,
-        town_code=town,
-        since=since,
-        until=until,
-        platform=platform.value if platform else None,
-        category=category,
-        cell_m=cell_m,
-        step=step,
-        max_markers=max_markers,
-        # The figures as /stats reads them (stored facts while fresh), so both show one number.
-        stale_after=timedelta(seconds=settings.stats_stale_after_s),
+
+    def build() -> Page:
+        feed = _live_feed(request, session, town)
+        data = mapdata.command_room_data(
+            session,
+            town_code=town,
+            since=since,
+            until=until,
+            platform=platform.value if platform else None,
+            category=category,
+            cell_m=cell_m,
+            step=step,
+            max_markers=max_markers,
+            # The figures as /stats reads them (stored facts while fresh): one number on both.
+            stale_after=timedelta(seconds=settings.stats_stale_after_s),
+        )
+        m = build_command_room_map(
+            data,
+            basemap=tiles,
+            metric=metric,
+            tianditu_key=settings.tianditu_key,
+            live=feed,
+            kiosk=kiosk,
+        )
+        return Page(render(m, assets_url=assets_url), feed.after)
+
+    key = ("command-room", town, since, until, platform, category, basemap, metric, cell_m,
+           step, max_markers, assets_url, kiosk)  # fmt: skip
+    hub = getattr(request.app.state, "hub", None)
+    page = _pages(request).get_or_build(
+        key,
+        build,
+        newest=hub.cursor if hub is not None else None,
+        max_behind=settings.live_max_replay // 2,
     )
-    m = build_command_room_map(
-        data, basemap=tiles, metric=metric, tianditu_key=settings.tianditu_key, kiosk=kiosk
-    )
-    return _page(render(m, assets_url=assets_url))
+    return _page(page.html)
 
 
-@router.get("/grids", response_class=HTMLResponse, responses=ERROR_RESPONSES)
+@router.get(
+    "/grids",
+    response_class=HTMLResponse,
+    responses={**ERROR_RESPONSES, **domain_errors(TIANDITU)},
+)
 def village_grids(
     request: Request,
     session: SessionDep,
@@ -129,11 +162,53 @@ def village_grids(
     check_town(principal, region.parent_code, f"village with code {village!r}")
     tiles = request_basemap(request, settings, basemap)
     assets_url = page_assets_url(request, settings)
-    data = mapdata.village_grids_data(session, village_code=village)
-    m = build_village_grids_map(
-        data, basemap=tiles, tianditu_key=settings.tianditu_key, kiosk=kiosk
+
+    def build() -> Page:
+        data = mapdata.village_grids_data(session, village_code=village)
+        m = build_village_grids_map(
+            data, basemap=tiles, tianditu_key=settings.tianditu_key, kiosk=kiosk
+        )
+        return Page(render(m, assets_url=assets_url))
+
+    key = ("grids", village, basemap, assets_url, kiosk)
+    return _page(_pages(request).get_or_build(key, build).html)
+
+
+def _pages(request: Request) -> PageCache:
+    cache: PageCache = request.app.state.page_cache
+    return cache
+
+
+def _live_feed(request: Request, session: Session, town: str) -> LiveFeed:
+    """Where the page listens, and the feed id its data is as of.
+
+    The data and the ids are read in ONE snapshot (repeatable read): events up to the hub's
+    cursor (read before it) are all in it, and those after it that the snapshot already shows
+    are listed, so the page replays from the cursor and skips them: nothing is missed between
+    the build and the connection, and nothing is counted twice."""
+    # (The tests hand in a session bound to their connection, already under way.)
+    if isinstance(session.get_bind(), Engine) and not session.in_transaction():
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    hub = getattr(request.app.state, "hub", None)
+    after = hub.cursor if hub is not None and hub.ready.is_set() else None
+    after, seen = live.feed_position(session, after)
+    root = request.scope.get("root_path", "")
+    return LiveFeed(
+        stream_url=f"{root}/events/stream?{urlencode({'town': town})}",
+        module_url=f"{root}/maps/modules/live.js",
+        after=after,
+        seen=seen,
     )
-    return _page(render(m, assets_url=assets_url))
+
+
+@router.get("/modules/{name}", include_in_schema=False)
+def module(name: str) -> FileResponse:
+    """An ES module of the map pages (gis/maps/modules)."""
+    target = MODULES_DIR / name
+    if "/" in name or not name.endswith(".js") or not target.is_file():
+        raise NotFoundError(f"no map module {name!r}")
+    # Revalidated on every load: a new version of the service takes effect at once.
+    return FileResponse(target, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/session", response_model=MapSession, responses=ERROR_RESPONSES)

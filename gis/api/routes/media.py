@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
 from gis.api.deps import SessionDep, SettingsDep
-from gis.api.errors import ERROR_RESPONSES
+from gis.api.errors import ERROR_RESPONSES, domain_errors
 from gis.api.security import ACT_ON_CASES, READ_CASES, REPORT, allow
 from gis.errors import NotFoundError, ValidationError
 from gis.layers.users import Role
@@ -53,7 +53,10 @@ async def uploaded_file(request: Request) -> bytes:
     "",
     response_model=MediaRead,
     status_code=status.HTTP_201_CREATED,
-    responses=ERROR_RESPONSES,
+    responses={
+        **ERROR_RESPONSES,
+        **domain_errors((ValidationError, "the file is not a JPEG, PNG or WebP image")),
+    },
     openapi_extra={
         "requestBody": {
             "required": True,

@@ -19,6 +19,7 @@ from starlette.datastructures import UploadFile
 from gis import __version__
 from gis.api.deps import ClockDep, SessionDep, SettingsDep, database_of, settings_of
 from gis.api.open311 import Format, Open311Route, reply
+from gis.api.openapi import public
 from gis.api.schemas import open311 as schemas
 from gis.api.security import (
     READ_CASES,
@@ -127,7 +128,8 @@ async def get_reader(request: Request, api_key: ApiKeyDep, _bearer: BearerDep) -
     return Reader(admit(principal, frozenset(READ_CASES), public=False, settings=settings))
 
 
-ReaderDep = Annotated[Reader, Depends(get_reader)]
+# Without a token when GIS_OPEN311_PUBLIC is on: the OpenAPI document says so (gis.api.openapi).
+ReaderDep = Annotated[Reader, Depends(public(get_reader, "open311_public"))]
 
 
 def _filters(reader: Reader, request: Request, **values: Any) -> open311.RequestFilter:

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.responses import HTMLResponse
 
 from gis.api.deps import SessionDep, SettingsDep
+from gis.api.errors import domain_errors
 from gis.api.geojson import Feature, FeatureCollection, geometry_json
-from gis.api.routes.maps import page_assets_url, request_basemap
+from gis.api.routes.maps import TIANDITU, page_assets_url, request_basemap
 from gis.api.schemas.plans import (
     BaseGridProperties,
     PlanBase,
@@ -17,9 +18,15 @@ from gis.api.schemas.plans import (
     PlanRead,
     PlanSummary,
 )
+from gis.api.schemas.types import one_of
 from gis.api.security import PLAN, WATCH, allow, check_town
+from gis.errors import (
+    InvalidCoordinatesError,
+    InvalidGeometryError,
+    ValidationError,
+)
 from gis.layers.plans import Plan, PlanScope, PlanStatus, get_plan, list_plans
-from gis.maps.base import parse_basemap, render
+from gis.maps.base import Basemap, parse_basemap, render
 from gis.maps.plan import plan_map, preview_from_plan
 from gis.services import planning
 from gis.services.access import Principal
@@ -85,7 +92,16 @@ def plan_base(
     )
 
 
-@router.post("", response_model=PlanRead, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=PlanRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=domain_errors(
+        (InvalidGeometryError, "a proposed geometry is empty or unreadable"),
+        (InvalidCoordinatesError, "a proposed geometry has coordinates outside lon/lat range"),
+        (ValidationError, "a grid code is blank, or the village has no town"),
+    ),
+)
 def create_plan(
     body: PlanCreate, session: SessionDep, settings: SettingsDep, principal: Planner
 ) -> PlanRead:
@@ -143,7 +159,7 @@ def plan(session: SessionDep, principal: Reader, plan_id: PlanId) -> PlanRead:
     return _read(_visible_plan(session, principal, plan_id))
 
 
-@router.get("/{plan_id}/map", response_class=HTMLResponse)
+@router.get("/{plan_id}/map", response_class=HTMLResponse, responses=domain_errors(TIANDITU))
 def plan_preview(
     session: SessionDep,
     settings: SettingsDep,
@@ -152,7 +168,11 @@ def plan_preview(
     request: Request,
     basemap: Annotated[
         str | None,
-        Query(description="osm, tianditu, tianditu_satellite, amap, intranet or local"),
+        Query(
+            description="osm, tianditu, tianditu_satellite, amap, intranet or local "
+            "(default GIS_BASEMAP)",
+            json_schema_extra=one_of([b.value for b in Basemap]),
+        ),
     ] = None,
 ) -> HTMLResponse:
     """The preview: current grids dashed, proposed grids filled, problems red, moving cases."""

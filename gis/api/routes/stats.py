@@ -11,7 +11,10 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from gis.api.deps import PlatformDep, SessionDep, SettingsDep
+from gis.api.errors import WINDOW, domain_errors
+from gis.api.openapi import comma_separated
 from gis.api.schemas.stats import StatsTable
+from gis.api.schemas.types import Time
 from gis.api.security import WATCH, allow
 from gis.errors import NotFoundError
 from gis.layers.base import utcnow
@@ -35,14 +38,14 @@ class Window:
         session: SessionDep,
         settings: SettingsDep,
         start: Annotated[
-            datetime | None,
+            Time | None,
             Query(alias="from", description="Cases received from (default: 1 January, CST)"),
         ] = None,
         end: Annotated[
-            datetime | None, Query(alias="to", description="…until before (default: now)")
+            Time | None, Query(alias="to", description="…until before (default: now)")
         ] = None,
         as_of: Annotated[
-            datetime | None,
+            Time | None,
             Query(
                 description="Read outcomes exactly from the events up to this time; without it, "
                 "from the stored facts as of their last refresh (fast; POST /stats/refresh), or "
@@ -101,8 +104,10 @@ def _reply(
     )
 
 
+# CSV besides JSON, and the 422 of an empty window.
 _CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {_CSV: {}}, "description": "JSON, or CSV with ?format=csv"}
+    200: {"content": {_CSV: {}}, "description": "JSON, or CSV with ?format=csv"},
+    **domain_errors(WINDOW),
 }
 
 
@@ -116,8 +121,9 @@ def case_stats(
         str | None,
         Query(
             max_length=200,
-            description="Comma-separated: " + ", ".join(stats.DIMENSIONS),
+            description="Comma-separated, each once: " + ", ".join(stats.DIMENSIONS),
             examples=["town,month,platform"],
+            json_schema_extra=comma_separated(list(stats.DIMENSIONS)),
         ),
     ] = None,
     town: Annotated[str | None, Query(max_length=12, description="Only this town")] = None,
@@ -197,8 +203,9 @@ def errand_stats(
         str | None,
         Query(
             max_length=200,
-            description="Comma-separated: " + ", ".join(stats.ERRAND_DIMENSIONS),
+            description="Comma-separated, each once: " + ", ".join(stats.ERRAND_DIMENSIONS),
             examples=["town,service"],
+            json_schema_extra=comma_separated(list(stats.ERRAND_DIMENSIONS)),
         ),
     ] = None,
     town: TownDep = None,

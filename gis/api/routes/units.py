@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
 from gis.api.deps import ClockDep, PageDep, PlatformDep, SessionDep, SettingsDep
+from gis.api.errors import OUTSIDE, SWAPPED, domain_errors
 from gis.api.geojson import Feature, FeatureCollection, geometry_json
 from gis.api.schemas.dispatch import FixProperties, UnitProperties, UnitRead, UnitUpdate
+from gis.api.schemas.types import UNIT_STATUSES, UNIT_TYPES, Time, one_of
 from gis.api.security import DISPATCH, WATCH, allow
 from gis.errors import PermissionDeniedError
 from gis.geo import checked_wgs84, parse_crs
@@ -33,10 +34,21 @@ def units(
     _: Watcher,
     platform: PlatformDep,
     type_: Annotated[
-        str | None, Query(alias="type", max_length=60, description="Unit type")
+        str | None,
+        Query(
+            alias="type",
+            max_length=60,
+            description="Unit type",
+            json_schema_extra=one_of(UNIT_TYPES),
+        ),
     ] = None,
     status: Annotated[
-        str | None, Query(max_length=20, description="available, busy or off_duty")
+        str | None,
+        Query(
+            max_length=20,
+            description="available, busy or off_duty",
+            json_schema_extra=one_of(UNIT_STATUSES),
+        ),
     ] = None,
     town: Annotated[
         str | None,
@@ -78,7 +90,9 @@ def unit(session: SessionDep, _: Watcher, unit_id: UnitId) -> UnitRead:
     return UnitRead.of(unit_layer.get_unit(session, unit_id), moved=False)
 
 
-@router.patch("/units/{unit_id}", response_model=UnitRead)
+@router.patch(
+    "/units/{unit_id}", response_model=UnitRead, responses=domain_errors(SWAPPED, OUTSIDE)
+)
 def update_unit(
     session: SessionDep,
     settings: SettingsDep,
@@ -116,7 +130,7 @@ def unit_track(
     session: SessionDep,
     _: Watcher,
     unit_id: UnitId,
-    since: Annotated[datetime | None, Query(description="Only fixes taken since then")] = None,
+    since: Annotated[Time | None, Query(description="Only fixes taken since then")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000, description="Newest fixes to return")] = 1000,
 ) -> FeatureCollection[FixProperties]:
     """A unit's AVL track, oldest fix first."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
 from gis.api.deps import ClockDep, SessionDep, SettingsDep
+from gis.api.errors import domain_errors
+from gis.api.schemas.types import MAX_ID, Time
 from gis.api.schemas.workflow import (
     ActionCreate,
     ActionRead,
@@ -18,6 +19,7 @@ from gis.api.schemas.workflow import (
     SweepRead,
 )
 from gis.api.security import ACT_ON_CASES, READ_CASES, allow, check_case
+from gis.errors import ValidationError
 from gis.layers.incidents import get_incident, list_events
 from gis.layers.users import Role
 from gis.services import sla, workflow
@@ -25,10 +27,22 @@ from gis.services.access import Principal
 
 router = APIRouter(tags=["workflow"])
 
-IncidentId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Incident id")]
+IncidentId = Annotated[int, Path(ge=1, le=MAX_ID, description="Incident id")]
 
 
-@router.post("/incidents/{incident_id}/actions", response_model=ActionRead)
+@router.post(
+    "/incidents/{incident_id}/actions",
+    response_model=ActionRead,
+    responses=domain_errors(
+        (
+            ValidationError,
+            "a field the action needs is missing (reason: return, reopen, reassign, escalate, "
+            "extend, cancel; unit_id: assign, reassign; due_at: extend; duplicate_of: "
+            "mark_duplicate), names no unit or case, repeats the current unit or the case "
+            "itself, or due_at is not in the future; an action the system writes",
+        )
+    ),
+)
 def act(
     session: SessionDep,
     incident_id: IncidentId,
@@ -118,7 +132,7 @@ def sla_preview(
     _: Annotated[Principal | None, Depends(allow(Role.COUNTY))],
     now: ClockDep,
     at: Annotated[
-        datetime | None,
+        Time | None,
         Query(description="The time to imagine the sweep at, with a zone (default: now)"),
     ] = None,
     escalate_after_hours: Hours = None,

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from gis.api.schemas.types import (
+    CRS_NAMES,
+    LAT_RANGE,
+    LON_RANGE,
+    Latitude,
+    Longitude,
+    Omittable,
+    StrictFloat,
+    one_of,
+)
 from gis.layers.cameras import CameraKind, CameraStatus
-from gis.services.cameras import Coverage
+from gis.services.cameras import MAX_RANGE_M, Coverage
 
 
 class CameraProperties(BaseModel):
@@ -38,6 +48,10 @@ _CODE_PATTERN = r"^[A-Za-z0-9_.\-]+$"
 _CODE = Field(min_length=1, max_length=40, pattern=_CODE_PATTERN)
 # Any text without NUL characters, which PostgreSQL text cannot hold.
 _TEXT = r"^[^\x00]*$"
+# The aim of a camera (gis.services.cameras.check_view checks the same for every caller).
+Heading = Annotated[StrictFloat, Field(ge=0, lt=360)]
+FieldOfView = Annotated[StrictFloat, Field(gt=0, le=360)]
+Range = Annotated[StrictFloat, Field(gt=0, le=MAX_RANGE_M)]
 
 
 class CameraCreate(BaseModel):
@@ -47,35 +61,53 @@ class CameraCreate(BaseModel):
 
     code: str = _CODE
     name: str = Field(min_length=1, max_length=100, pattern=_TEXT)
-    lon: float = Field(description="Longitude, in `crs`")
-    lat: float = Field(description="Latitude, in `crs`")
-    crs: str | None = Field(None, max_length=32, description="Default EPSG:4326")
+    lon: Longitude = Field(description="Longitude, in `crs`")
+    lat: Latitude = Field(description="Latitude, in `crs`")
+    crs: str | None = Field(
+        None,
+        max_length=32,
+        description="Default EPSG:4326",
+        json_schema_extra=one_of(CRS_NAMES, nullable=True),
+    )
     kind: CameraKind = CameraKind.FIXED
     status: CameraStatus = CameraStatus.ONLINE
-    heading_deg: float = Field(0.0, description="[0, 360), clockwise from north")
-    fov_deg: float | None = Field(
+    heading_deg: Heading = Field(0.0, description="[0, 360), clockwise from north")
+    fov_deg: FieldOfView | None = Field(
         None, description="(0, 360]; default 60 for fixed cameras, 360 for ptz/dome"
     )
-    range_m: float = Field(100.0, description="(0, 5000] metres")
+    range_m: Range = Field(100.0, description=f"(0, {MAX_RANGE_M:g}] metres")
     town_code: str | None = Field(
         None, max_length=12, pattern=_CODE_PATTERN, description="Default: the town containing it"
     )
 
 
+# What a PATCH must change: a position (lon and lat together) or at least one other field.
+_CHANGES = ("name", "kind", "status", "heading_deg", "fov_deg", "range_m", "town_code")
+_SOME_CHANGE: list[JsonValue] = [{"required": ["lon", "lat"]}]
+_SOME_CHANGE += [
+    {"required": [name], "properties": {"lon": False, "lat": False}} for name in _CHANGES
+]
+
+
 class CameraUpdate(BaseModel):
-    """Fields to change; the view is recomputed when position, kind or aim change."""
+    """Fields to change; the view is recomputed when position, kind or aim change.
 
-    model_config = ConfigDict(extra="forbid")
+    A field left out is kept; only ``town_code`` may be null (the town containing it)."""
 
-    name: str | None = Field(None, min_length=1, max_length=100, pattern=_TEXT)
-    lon: float | None = None
-    lat: float | None = None
-    crs: str | None = Field(None, max_length=32)
-    kind: CameraKind | None = None
-    status: CameraStatus | None = None
-    heading_deg: float | None = None
-    fov_deg: float | None = None
-    range_m: float | None = None
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"anyOf": _SOME_CHANGE},
+    )
+
+    name: Omittable[str] = Field(None, min_length=1, max_length=100, pattern=_TEXT)
+    lon: Omittable[StrictFloat] = Field(None, json_schema_extra=LON_RANGE)
+    lat: Omittable[StrictFloat] = Field(None, json_schema_extra=LAT_RANGE)
+    crs: Omittable[str] = Field(None, max_length=32, json_schema_extra=one_of(CRS_NAMES))
+    kind: Omittable[CameraKind] = None
+    status: Omittable[CameraStatus] = None
+    heading_deg: Omittable[Heading] = None
+    fov_deg: Omittable[FieldOfView] = None
+    range_m: Omittable[Range] = None
     town_code: str | None = Field(None, max_length=12, pattern=_CODE_PATTERN)
 
 

@@ -8,6 +8,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shapely.geometry import mapping
 
+from gis.api.schemas.types import (
+    CRS_NAMES,
+    LAT_RANGE,
+    LON_RANGE,
+    Omittable,
+    StrictFloat,
+    Time,
+    one_of,
+)
 from gis.layers.base import point_lonlat
 from gis.layers.units import ResponderUnit, UnitStatus
 from gis.services.dispatch import NearestResult, RankBy, RankedUnit
@@ -109,24 +118,39 @@ class SuggestedUnitsRead(NearestRead):
 
 
 class UnitUpdate(BaseModel):
-    """A status change and/or an AVL position fix."""
+    """A status change and/or an AVL position fix (lon and lat together)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["lon", "lat"]},
+                {"required": ["status"], "properties": {"lon": False, "lat": False}},
+            ]
+        },
+    )
 
-    status: UnitStatus | None = None
-    lon: float | None = Field(None, description="Longitude, in `crs`")
-    lat: float | None = Field(None, description="Latitude, in `crs`")
-    crs: str | None = Field(None, max_length=32, description="Default EPSG:4326")
-    recorded_at: datetime | None = Field(
-        None, description="When the device took the fix (timezone-aware; default: now)"
+    status: Omittable[UnitStatus] = None
+    lon: Omittable[StrictFloat] = Field(
+        None, description="Longitude, in `crs`", json_schema_extra=LON_RANGE
+    )
+    lat: Omittable[StrictFloat] = Field(
+        None, description="Latitude, in `crs`", json_schema_extra=LAT_RANGE
+    )
+    crs: Omittable[str] = Field(
+        None,
+        max_length=32,
+        description="Default EPSG:4326",
+        json_schema_extra=one_of(CRS_NAMES),
+    )
+    recorded_at: Omittable[Time] = Field(
+        None, description="When the device took the fix (with a UTC offset; default: now)"
     )
 
     @model_validator(mode="after")
     def _position_is_a_pair(self) -> UnitUpdate:
         if (self.lon is None) != (self.lat is None):
             raise ValueError("give both lon and lat for a position, or neither")
-        if self.recorded_at is not None and self.recorded_at.tzinfo is None:
-            raise ValueError("recorded_at needs a timezone, e.g. 2026-11-27T08:00:00+08:00")
         return self
 
 

@@ -7,6 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gis.api.schemas.types import CRS_NAMES, Latitude, Longitude, StrictInt, one_of
+from gis.services.errands import USER_ACTIONS
+
 
 class ServiceRead(BaseModel):
     """A service a grid member may (or may not) run for a resident."""
@@ -30,9 +33,14 @@ class HomeLocation(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    lon: float = Field(description="Longitude", examples=[118.87])
-    lat: float = Field(description="Latitude", examples=[28.94])
-    crs: str | None = Field(None, max_length=16, description="EPSG:4326, EPSG:4490, GCJ-02, BD-09")
+    lon: Longitude = Field(description="Longitude", examples=[118.87])
+    lat: Latitude = Field(description="Latitude", examples=[28.94])
+    crs: str | None = Field(
+        None,
+        max_length=16,
+        description="EPSG:4326, EPSG:4490, GCJ-02, BD-09",
+        json_schema_extra=one_of(CRS_NAMES, nullable=True),
+    )
 
 
 class ErrandCreate(BaseModel):
@@ -55,13 +63,16 @@ class ErrandActionCreate(BaseModel):
     action: str = Field(
         max_length=30,
         description="assign, collect, submit, approve, reject, deliver or cancel",
+        json_schema_extra=one_of([a.value for a in USER_ACTIONS]),
     )
     actor: str | None = Field(None, max_length=100, description="Who acts (without a token)")
     note: str | None = Field(None, max_length=2_000, description="Required for reject, cancel")
-    applicant_trips: int | None = Field(
+    applicant_trips: StrictInt | None = Field(
         None, ge=0, le=50, description="deliver: trips the applicant made in person (0 = 零跑腿)"
     )
-    member_id: int | None = Field(None, ge=1, description="assign: the grid member taking it")
+    member_id: StrictInt | None = Field(
+        None, ge=1, le=2**31 - 1, description="assign: the grid member taking it"
+    )
 
 
 class Member(BaseModel):

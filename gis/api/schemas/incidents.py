@@ -3,16 +3,47 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, WithJsonSchema
 
+from gis.api.schemas.types import CRS_NAMES, Latitude, Longitude, Time, one_of
 from gis.layers.incidents import LocationQuality
 from gis.services.assignment import Location
-from gis.services.intake import IncidentDetail, IncidentReport
+from gis.services.intake import IncidentDetail, IncidentReport, MediaRef, ReportLocation
+
+
+def _list_crs_names(schema: dict[str, Any]) -> None:
+    schema["properties"]["crs"].update(one_of(CRS_NAMES))
+
+
+class LocationCreate(ReportLocation):
+    """Where the case is, in ``crs`` (default WGS84); lon first, as GeoJSON."""
+
+    model_config = ConfigDict(json_schema_extra=_list_crs_names)
+
+    lon: Longitude = Field(description="Longitude (east), degrees")
+    lat: Latitude = Field(description="Latitude (north), degrees")
+
+
+# An http(s) URL as pydantic's HttpUrl reads it, spelled out so a client knows before sending.
+PhotoUrl = Annotated[
+    HttpUrl,
+    WithJsonSchema(
+        {
+            "type": "string",
+            # The last label starts with a letter: all-digit hosts are read as IPv4 addresses.
+            "pattern": r"^https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[0-9]{1,4})?(/[A-Za-z0-9._~-]*)*$",
+            "maxLength": 2083,
+        }
+    ),
+]
 
 
 class IncidentCreate(IncidentReport):
-    """A report: category code, a point (lon/lat in ``crs``), who reports, what and photos."""
+    """A report: category code, a point (lon/lat in ``crs``), who reports, what and photos.
+
+    The same fields as ``IncidentReport`` (the service's), typed strictly at the boundary."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -28,6 +59,16 @@ class IncidentCreate(IncidentReport):
                 }
             ]
         },
+    )
+
+    location: LocationCreate
+    occurred_at: Time | None = Field(
+        None, description="When it happened, with a UTC offset (e.g. 2026-11-27T09:30:00+08:00)"
+    )
+    photos: list[PhotoUrl | MediaRef] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Photos: http(s) URLs, or media:<id> of a photo uploaded with POST /media",
     )
 
 

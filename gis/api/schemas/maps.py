@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Path, Query
 from pydantic import BaseModel, Field
 
+from gis.api.schemas.types import LocalTime
 from gis.layers.categories import Platform
 from gis.maps.base import Basemap
 from gis.maps.command_room import GridMetric
@@ -25,11 +26,11 @@ VillageQuery = Annotated[
     str, Query(min_length=1, max_length=12, description="Village code (行政村/社区)")
 ]
 SinceQuery = Annotated[
-    datetime | None,
+    LocalTime | None,
     Query(description="Start of the period (ISO 8601; no zone = China time). Default: until − 30d"),
 ]
 UntilQuery = Annotated[
-    datetime | None, Query(description="End of the period, exclusive. Default: now")
+    LocalTime | None, Query(description="End of the period, exclusive. Default: now")
 ]
 PlatformQuery = Annotated[Platform | None, Query(description="Only this platform's cases")]
 CategoryQuery = Annotated[

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from gis.api.geojson import FeatureCollection
+from gis.api.schemas.types import Omittable, StrictBool, StrictInt
 from gis.layers.plans import PlanScope, PlanStatus
+
+MemberId = Annotated[StrictInt, Field(ge=1, le=2**31 - 1)]
 
 
 class ProposedGridProperties(BaseModel):
@@ -18,17 +21,53 @@ class ProposedGridProperties(BaseModel):
 
     code: str = Field(min_length=1, max_length=20, description="Grid code (unique county-wide)")
     name: str | None = Field(None, max_length=100, description="Display name (default: code)")
-    households: int | None = Field(
-        None, ge=0, description="Households; omitted = estimated from the current grids by area"
+    households: StrictInt | None = Field(
+        None,
+        ge=0,
+        le=2**31 - 1,
+        description="Households; omitted = estimated from the current grids by area",
     )
-    population: int | None = Field(None, ge=0, description="Residents; omitted = estimated")
-    member: int | list[int] | None = Field(
+    population: StrictInt | None = Field(
+        None, ge=0, le=2**31 - 1, description="Residents; omitted = estimated"
+    )
+    member: MemberId | list[MemberId] | None = Field(
         None, description="Grid-member id(s) who will serve it; omitted = keep current links"
     )
     village: str | None = Field(
         None, max_length=12, description="Village code (town plans; default: most overlap)"
     )
-    allow_multipart: bool = Field(False, description="This grid may have several pieces")
+    allow_multipart: StrictBool = Field(False, description="This grid may have several pieces")
+
+
+# GeoJSON positions and rings (RFC 7946): lon, lat (and an ignored altitude); a ring closes, so
+# it has at least four positions. The planning service reads the geometry itself (422
+# ``invalid_geometry`` for anything else, as for the CLI); whether the shape is valid is the
+# plan's validation report.
+_POSITION: dict[str, Any] = {
+    "type": "array",
+    "minItems": 2,
+    "maxItems": 3,
+    "items": {"type": "number"},
+}
+_RING: dict[str, Any] = {"type": "array", "minItems": 4, "items": _POSITION}
+_POLYGON: dict[str, Any] = {"type": "array", "minItems": 1, "items": _RING}
+_GEOMETRY: dict[str, Any] = {
+    "oneOf": [
+        {
+            "type": "object",
+            "required": ["type", "coordinates"],
+            "properties": {"type": {"const": "Polygon"}, "coordinates": _POLYGON},
+        },
+        {
+            "type": "object",
+            "required": ["type", "coordinates"],
+            "properties": {
+                "type": {"const": "MultiPolygon"},
+                "coordinates": {"type": "array", "minItems": 1, "items": _POLYGON},
+            },
+        },
+    ]
+}
 
 
 class ProposedFeature(BaseModel):
@@ -36,7 +75,7 @@ class ProposedFeature(BaseModel):
 
     type: Literal["Feature"] = "Feature"
     id: str | int | None = None
-    geometry: dict[str, Any]
+    geometry: Annotated[dict[str, Any], WithJsonSchema(_GEOMETRY)]
     properties: ProposedGridProperties
 
 
@@ -52,6 +91,7 @@ class PlanCreate(BaseModel):
 
     model_config = ConfigDict(
         json_schema_extra={
+            "oneOf": [{"required": ["village"]}, {"required": ["town"]}],
             "example": {
                 "village": "330803114001",
                 "based_on_version": "3f2a9c0d41b7e6a8",
@@ -81,19 +121,22 @@ class PlanCreate(BaseModel):
                         }
                     ],
                 },
-            }
+            },
         }
     )
 
-    village: str | None = Field(None, max_length=12, description="Village code to redraw")
-    town: str | None = Field(None, max_length=12, description="Town code (redraw every village)")
+    # Exactly one of the two, and not null (the ``oneOf`` in the model's schema).
+    village: Omittable[str] = Field(None, max_length=12, description="Village code to redraw")
+    town: Omittable[str] = Field(
+        None, max_length=12, description="Town code (redraw every village)"
+    )
     title: str | None = Field(None, max_length=200)
     based_on_version: str = Field(
         min_length=1,
         max_length=40,
         description="The version token from GET /plans/base/{code} the plan was drawn on",
     )
-    allow_multipart: bool = Field(False, description="Every grid may have several pieces")
+    allow_multipart: StrictBool = Field(False, description="Every grid may have several pieces")
     proposed: ProposedCollection
 
     @model_validator(mode="after")

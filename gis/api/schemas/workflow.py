@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gis.api.schemas.types import MAX_ID, StrictInt, Time, one_of
 from gis.services.workflow import USER_ACTIONS
 
 
@@ -20,6 +21,7 @@ class ActionCreate(BaseModel):
         max_length=30,
         description="One of: " + ", ".join(a.value for a in USER_ACTIONS),
         examples=["accept"],
+        json_schema_extra=one_of([a.value for a in USER_ACTIONS]),
     )
     actor: str | None = Field(
         None,
@@ -33,12 +35,14 @@ class ActionCreate(BaseModel):
         max_length=2_000,
         description="Why; required for return, reopen, reassign, escalate, extend and cancel",
     )
-    unit_id: int | None = Field(None, ge=1, description="assign / reassign: the unit taking over")
-    due_at: datetime | None = Field(
+    unit_id: StrictInt | None = Field(
+        None, ge=1, le=2**31 - 1, description="assign / reassign: the unit taking over"
+    )
+    due_at: Time | None = Field(
         None, description="extend: the new deadline, in the future, with a time zone"
     )
-    duplicate_of: int | None = Field(
-        None, ge=1, description="mark_duplicate: the id of the case this one repeats"
+    duplicate_of: StrictInt | None = Field(
+        None, ge=1, le=MAX_ID, description="mark_duplicate: the id of the case this one repeats"
     )
 
 

@@ -1,0 +1,281 @@
+"""Live feed under load: SSE subscribers on one worker while intake runs at a steady rate.
+
+Serves the API with uvicorn (one worker) on the demo county of ``--database-url``; opens
+``--subscribers`` streams (GET /events/stream, each for one town, round robin over the towns, as
+command rooms do), then reports at ``--rate`` per second (Poisson arrivals) for ``--seconds``.
+Half-way, every subscriber is cut and reconnects with Last-Event-ID (``--no-reconnect`` to skip).
+Prints commit → delivery latency (the event's database timestamp to its arrival) p50/p99, and
+compares the ids every subscriber received with the feed in the database: missed and duplicated
+must both be 0.
+
+    python -m bench.live.run --database-url postgresql+psycopg://…/gis_bench --seconds 30
+
+(A PostgreSQL restart in the middle is not part of this run: the database server is shared on
+the machine this was written on. ``bench.outage.run`` stops it for the outage drill.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import time
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from bench.server import admin_token, serve
+
+
+@dataclass
+class Subscriber:
+    """What one stream received: ids in order and delivery latencies (s)."""
+
+    town: str
+    ids: list[int] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    reconnects: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def prepare(url: str) -> tuple[str, dict[str, list[tuple[float, float]]], int]:
+    """A token, points inside grids per town, and the feed's newest id."""
+    engine = sa.create_engine(url)
+    with Session(engine) as session:
+        token = admin_token(session, "bench-live")
+        points: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        for town, x, y in session.execute(
+            sa.text(
+                "SELECT town_code, ST_X(p), ST_Y(p) FROM (SELECT town_code, "
+                "ST_PointOnSurface(geom) AS p FROM grids WHERE valid_to IS NULL) AS s"
+            )
+        ):
+            points[town].append((float(x), float(y)))
+        start = int(session.scalar(sa.text("SELECT coalesce(max(id), 0) FROM live_events")))
+        session.commit()
+    engine.dispose()
+    return token, dict(points), start
+
+
+async def listen(
+    http: httpx.AsyncClient, sub: Subscriber, after: int, stop: asyncio.Event, cut: asyncio.Event
+) -> None:
+    """Read the stream until ``stop``; when ``cut`` is set, drop it once and reconnect with
+    Last-Event-ID."""
+    last = after
+    dropped = False
+    while not stop.is_set():
+        headers = {"Last-Event-ID": str(last)}
+        try:
+            async with http.stream(
+                "GET", "/events/stream", params={"town": sub.town}, headers=headers
+            ) as response:
+                kind = ""
+                async for line in response.aiter_lines():
+                    if line.startswith("event: "):
+                        kind = line[7:]
+                    elif line.startswith("data: ") and kind.startswith(("case.", "unit.")):
+                        event = json.loads(line[6:])
+                        at = datetime.fromisoformat(event["at"]).timestamp()
+                        sub.latencies.append(time.time() - at)
+                        sub.ids.append(int(event["id"]))
+                        last = int(event["id"])
+                    elif line.startswith("data: ") and kind == "reload":
+                        sub.errors.append("reload")
+                    if stop.is_set() or (cut.is_set() and not dropped):
+                        break
+        except httpx.HTTPError as error:
+            sub.errors.append(repr(error))
+            await asyncio.sleep(0.5)
+        if cut.is_set() and not dropped:
+            dropped = True
+            sub.reconnects += 1
+
+
+async def report_loop(
+    http: httpx.AsyncClient,
+    rate: float,
+    points: dict[str, list[tuple[float, float]]],
+    deadline: float,
+    rng: random.Random,
+    failures: list[str],
+) -> int:
+    """POST reports at Poisson arrivals averaging ``rate`` per second until ``deadline``, each
+    sent without waiting for the ones before (an open loop: a slow reply does not slow the
+    offered rate)."""
+    towns = sorted(points)
+
+    async def one(lon: float, lat: float) -> None:
+        body = {
+            "category": "road_hazard",
+            "location": {"lon": lon, "lat": lat},
+            "reporter": {"kind": "grid_member", "id": "bench-live"},
+        }
+        try:
+            response = await http.post("/incidents", json=body)
+            if response.status_code != 201:
+                failures.append(f"{response.status_code}: {response.text[:100]}")
+        except httpx.HTTPError as error:
+            failures.append(repr(error))
+
+    tasks = []
+    while time.monotonic() < deadline:
+        await asyncio.sleep(rng.expovariate(rate))
+        tasks.append(asyncio.create_task(one(*rng.choice(points[rng.choice(towns)]))))
+    await asyncio.gather(*tasks)
+    return len(tasks)
+
+
+async def loop_in(
+    pool: ProcessPoolExecutor,
+    base: str,
+    token: str,
+    rate: float,
+    points: dict[str, list[tuple[float, float]]],
+    seconds: float,
+) -> tuple[int, list[str]]:
+    """``report_loop`` in another process."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(pool, reports_process, base, token, rate, points, seconds)
+
+
+def reports_process(
+    base: str, token: str, rate: float, points: dict[str, list[tuple[float, float]]], seconds: float
+) -> tuple[int, list[str]]:
+    """Send the reports (run in a process of its own)."""
+    failures: list[str] = []
+
+    async def run() -> int:
+        limits = httpx.Limits(max_connections=256)
+        async with httpx.AsyncClient(
+            base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30, limits=limits
+        ) as http:
+            deadline = time.monotonic() + seconds
+            return await report_loop(http, rate, points, deadline, random.Random(13), failures)
+
+    return asyncio.run(run()), failures
+
+
+def newest_per_town(url: str, start: int) -> dict[str, int]:
+    """The newest case event of each town after ``start``."""
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT town_code, max(id) FROM live_events WHERE id > :start "
+                "AND type LIKE 'case.%' GROUP BY town_code"
+            ),
+            {"start": start},
+        ).all()
+    engine.dispose()
+    return {town: int(newest) for town, newest in rows}
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-quantile of ``values`` in milliseconds."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else 0.0
+
+
+def main() -> int:
+    """Run and print the results."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--subscribers", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=100.0, help="reports per second")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--no-reconnect", action="store_true")
+    args = parser.parse_args()
+
+    token, points, start = prepare(args.database_url)
+    towns = sorted(points)
+    env = {"GIS_DATABASE_URL": args.database_url, "GIS_DB_POOL_SIZE": "20"}
+    subs = [Subscriber(towns[i % len(towns)]) for i in range(args.subscribers)]
+    failures: list[str] = []
+    with serve(env, workers=1) as server:
+
+        async def run() -> int:
+            limits = httpx.Limits(max_connections=args.subscribers + 64)
+            auth = {"Authorization": f"Bearer {token}"}
+            async with (
+                httpx.AsyncClient(
+                    base_url=server.base, headers=auth, timeout=httpx.Timeout(30), limits=limits
+                ) as streams,
+            ):
+                stop, cut = asyncio.Event(), asyncio.Event()
+                listeners = [
+                    asyncio.create_task(listen(streams, s, start, stop, cut)) for s in subs
+                ]
+                await asyncio.sleep(2)  # every stream open
+                if not args.no_reconnect:
+                    loop = asyncio.get_running_loop()
+                    loop.call_later(args.seconds / 2, cut.set)
+                # The reports come from a process of their own: parsing 200 streams here
+                # must not slow the offered rate.
+                with ProcessPoolExecutor(1) as pool:
+                    sent, errors = await loop_in(pool, server.base, token, args.rate, points,
+                                                 args.seconds)  # fmt: skip
+                failures.extend(errors)
+                # Wait (up to a minute) for every subscriber to reach the feed's last event of
+                # its town: "missed" below counts losses, not latency.
+                newest = await asyncio.to_thread(newest_per_town, args.database_url, start)
+                for _ in range(600):
+                    if all(s.ids and s.ids[-1] >= newest.get(s.town, 0) for s in subs):
+                        break
+                    await asyncio.sleep(0.1)
+                stop.set()
+                for task in listeners:
+                    task.cancel()
+                await asyncio.gather(*listeners, return_exceptions=True)
+                return sent
+
+        sent = asyncio.run(run())
+
+    engine = sa.create_engine(args.database_url)
+    with engine.connect() as conn:
+        expected: dict[str, list[int]] = defaultdict(list)
+        for town, ident in conn.execute(
+            sa.text(
+                "SELECT town_code, id FROM live_events WHERE id > :start "
+                "AND type LIKE 'case.%' ORDER BY id"
+            ),
+            {"start": start},
+        ):
+            expected[town].append(int(ident))
+    engine.dispose()
+    missed = duplicated = received = 0
+    latencies: list[float] = []
+    for sub in subs:
+        got = sub.ids
+        received += len(got)
+        duplicated += len(got) - len(set(got))
+        missed += len(set(expected[sub.town]) - set(got))
+        latencies += sub.latencies
+    reloads = sum(s.errors.count("reload") for s in subs)
+    print(
+        f"{args.subscribers} subscribers on 1 worker, {sent} reports in {args.seconds:.0f} s "
+        f"({sent / args.seconds:.1f}/s), {os.cpu_count()} cores, "
+        f"reconnect of every subscriber half-way: {not args.no_reconnect}"
+    )
+    print(f"events in the feed: {sum(len(v) for v in expected.values())}; received {received}")
+    print(
+        f"commit -> delivery: p50 {pct(latencies, 0.5):.0f} ms, p99 {pct(latencies, 0.99):.0f} ms"
+    )
+    print(
+        f"missed {missed}, duplicated {duplicated}, reloads {reloads}, "
+        f"intake errors {len(failures)}"
+    )
+    for failure in failures[:3]:
+        print("FAIL", failure)
+    return 1 if missed or duplicated or failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

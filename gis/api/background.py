@@ -1,0 +1,73 @@
+"""Jobs an API process runs beside its requests (the live feed's hub, the webhook sender):
+one step at a time, woken at once by ``wake()`` (a NOTIFY) and otherwise every ``TICK_S``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from gis.errors import GisError
+
+log = logging.getLogger(__name__)
+
+# Seconds between steps when nothing wakes the job (a lost NOTIFY costs at most this), and at
+# least between two steps: under load a NOTIFY comes with every report, and one read per
+# burst serves them all (measured with bench/load: a read per notice cost every worker two
+# queries per report).
+TICK_S = 1.0
+MIN_INTERVAL_S = 0.05
+
+
+class Background:
+    """A background job: subclasses say what one ``step`` does."""
+
+    name = "background job"
+
+    def __init__(self) -> None:
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Run the next step now."""
+        self._wake.set()
+
+    @property
+    def running(self) -> bool:
+        """Whether the job has been started and not stopped."""
+        return self._task is not None
+
+    def start(self) -> None:
+        """Run in the background (the app's lifespan)."""
+        self._task = asyncio.create_task(self._run())
+
+    def cancel(self) -> None:
+        """Stop without waiting (from code that cannot await)."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def stop(self) -> None:
+        """Stop and wait until stopped."""
+        if self._task is not None:
+            task, self._task = self._task, None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def step(self) -> None:
+        """One round of the job's work."""
+        raise NotImplementedError
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.step()
+            except GisError as error:  # the database is away: try again on the next tick
+                log.warning("%s: %s", self.name, error.detail)
+            except Exception:  # a bug must not stop the job for good
+                log.exception("%s failed", self.name)
+            await asyncio.sleep(MIN_INTERVAL_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), TICK_S - MIN_INTERVAL_S)
+            self._wake.clear()

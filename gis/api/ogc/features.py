@@ -1,0 +1,344 @@
+"""OGC API – Features (Parts 1, 2 and 3) under ``/ogc``: landing page, conformance, the
+collections, their queryables, items and single features, as JSON and GeoJSON."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from gis.api.deps import SessionDep, SettingsDep
+from gis.api.ogc.access import ReadingDep, readable
+from gis.api.ogc.router import router
+from gis.api.routes.incidents import use_autocommit
+from gis.api.security import PrincipalDep
+from gis.errors import ValidationError
+from gis.services import ogc
+from gis.services.ogc_collections import Collection
+from gis.services.ogc_crs import CRS84, crs_uris, parse_crs
+from gis.services.ogc_filter import filter_condition
+from gis.settings import Settings
+
+GEOJSON = "application/geo+json"
+_OGC = "http://www.opengis.net/spec/"
+# Declared only for what tests/ogc checks, one test per class.
+CONFORMANCE = [
+    _OGC + "ogcapi-features-1/1.0/conf/core",
+    _OGC + "ogcapi-features-1/1.0/conf/oas30",
+    _OGC + "ogcapi-features-1/1.0/conf/geojson",
+    _OGC + "ogcapi-features-2/1.0/conf/crs",
+    # The four classes QGIS needs before it sends a filter to the server.
+    _OGC + "ogcapi-features-3/1.0/conf/filter",
+    _OGC + "ogcapi-features-3/1.0/conf/features-filter",
+    _OGC + "cql2/1.0/conf/cql2-text",
+    _OGC + "cql2/1.0/conf/basic-cql2",
+    _OGC + "ogcapi-features-3/1.0/conf/queryables",
+    _OGC + "cql2/1.0/conf/cql2-json",
+    _OGC + "cql2/1.0/conf/advanced-comparison-operators",
+    _OGC + "cql2/1.0/conf/case-insensitive-comparison",
+    _OGC + "cql2/1.0/conf/basic-spatial-functions",
+    _OGC + "cql2/1.0/conf/basic-spatial-functions-plus",
+    _OGC + "cql2/1.0/conf/spatial-functions",
+    _OGC + "cql2/1.0/conf/property-property",
+]
+
+
+def base_url(request: Request) -> str:
+    """The absolute URL of ``/ogc`` as the client reached it."""
+    return str(request.base_url).rstrip("/") + "/ogc"
+
+
+def _json(body: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, headers=headers)
+
+
+@router.get("", summary="Landing page")
+def landing(request: Request) -> JSONResponse:
+    """Links to the API definition, the conformance classes and the collections."""
+    base = base_url(request)
+    return _json(
+        {
+            "title": "gis — grid management (OGC API)",
+            "description": "Towns, villages, grids, incidents, cameras, units and roads as "
+            "OGC API – Features collections and vector tiles.",
+            "links": [
+                {"href": base, "rel": "self", "type": "application/json", "title": "This page"},
+                {
+                    "href": base + "/api",
+                    "rel": "service-desc",
+                    "type": "application/vnd.oai.openapi+json;version=3.0",
+                    "title": "The API definition",
+                },
+                {
+                    "href": base + "/conformance",
+                    "rel": "conformance",
+                    "type": "application/json",
+                    "title": "Conformance classes",
+                },
+                {
+                    "href": base + "/collections",
+                    "rel": "data",
+                    "type": "application/json",
+                    "title": "Collections",
+                },
+                {
+                    "href": base + "/tileMatrixSets",
+                    "rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes",
+                    "type": "application/json",
+                    "title": "Tile matrix sets",
+                },
+            ],
+        }
+    )
+
+
+@router.get("/conformance", summary="Conformance classes")
+def conformance() -> JSONResponse:
+    """The requirement classes this API implements."""
+    return _json({"conformsTo": CONFORMANCE})
+
+
+def _collection_json(
+    request: Request, collection: Collection, extent: list[float] | None
+) -> dict[str, Any]:
+    base = f"{base_url(request)}/collections/{collection.id}"
+    body: dict[str, Any] = {
+        "id": collection.id,
+        "title": collection.title,
+        "description": collection.description,
+        "itemType": "feature",
+        "crs": crs_uris(),
+        "storageCrs": CRS84,
+        "links": [
+            {"href": base, "rel": "self", "type": "application/json"},
+            {"href": base + "/items", "rel": "items", "type": GEOJSON},
+            {
+                "href": base + "/queryables",
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+                "type": "application/schema+json",
+            },
+            # The pre-1.0 relation GDAL < 3.7 follows to learn what it may filter on.
+            {"href": base + "/queryables", "rel": "queryables", "type": "application/json"},
+            {
+                "href": base + "/tiles",
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
+                "type": "application/json",
+            },
+        ],
+    }
+    if extent is not None:
+        body["extent"] = {"spatial": {"bbox": [extent], "crs": CRS84}}
+    return body
+
+
+@router.get("/collections", summary="The collections")
+def collections(
+    request: Request, session: SessionDep, settings: SettingsDep, principal: PrincipalDep
+) -> JSONResponse:
+    """Every collection the caller may read."""
+    extent = ogc.county_extent(session)
+    return _json(
+        {
+            "collections": [
+                _collection_json(request, c, extent) for c in readable(principal, settings)
+            ],
+            "links": [
+                {
+                    "href": base_url(request) + "/collections",
+                    "rel": "self",
+                    "type": "application/json",
+                }
+            ],
+        }
+    )
+
+
+@router.get("/collections/{collection_id}", summary="A collection")
+def collection(request: Request, session: SessionDep, read: ReadingDep) -> JSONResponse:
+    """One collection: its extent, CRSs and links."""
+    return _json(_collection_json(request, read.collection, ogc.county_extent(session)))
+
+
+@router.get("/collections/{collection_id}/queryables", summary="Queryable properties")
+def queryables(request: Request, read: ReadingDep) -> JSONResponse:
+    """The properties a filter, ``sortby`` or a query parameter may use, as JSON Schema."""
+    found = read.collection
+    properties = {name: prop.schema() for name, prop in found.properties.items()}
+    properties["geometry"] = {
+        "format": f"geometry-{found.geometry_type.lower()}",
+        "x-ogc-role": "primary-geometry",
+    }
+    body = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"{base_url(request)}/collections/{found.id}/queryables",
+        "type": "object",
+        "title": found.title,
+        "properties": properties,
+        "additionalProperties": False,
+        # The pre-1.0 list GDAL < 3.7 reads (an extra keyword, ignored by JSON Schema).
+        "queryables": [{"id": name} for name in found.properties],
+    }
+    # JSON Schema's own type unless the client asks for plain JSON only (GDAL < 3.7 refuses
+    # anything else).
+    accept = request.headers.get("accept", "")
+    plain = "application/json" in accept and "schema+json" not in accept
+    return JSONResponse(body, media_type="application/json" if plain else "application/schema+json")
+
+
+def _page_link(request: Request, rel: str, offset: int, limit: int) -> dict[str, str]:
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("offset", "limit")]
+    params += [("limit", str(limit)), ("offset", str(offset))]
+    href = f"{base_url(request)}{request.url.path.split('/ogc', 1)[1]}?{urlencode(params)}"
+    return {"href": href, "rel": rel, "type": GEOJSON}
+
+
+def items_query(
+    collection: Collection,
+    settings: Settings,
+    *,
+    limit: int,
+    offset: int,
+    bbox: str | None,
+    bbox_crs: str | None,
+    datetime_: str | None,
+    crs: str | None,
+    filter_: str | None,
+    filter_lang: str | None,
+    filter_crs: str | None,
+    properties: str | None,
+    sortby: str | None,
+) -> ogc.ItemsQuery:
+    """The parameters of an items request, parsed and checked (400 for anything wrong)."""
+    if limit > settings.ogc_max_limit:
+        raise ValidationError(
+            f"limit must be at most {settings.ogc_max_limit} (GIS_OGC_MAX_LIMIT); follow the "
+            "'next' links"
+        )
+    condition = None
+    if filter_ is not None and filter_.strip():
+        condition = filter_condition(
+            collection, filter_, filter_lang, parse_crs(filter_crs, "filter-crs")
+        )
+    elif filter_lang is not None or filter_crs is not None:
+        parse_crs(filter_crs, "filter-crs")
+    return ogc.ItemsQuery(
+        limit=limit,
+        offset=offset,
+        crs=parse_crs(crs, "crs"),
+        bbox=ogc.parse_bbox(bbox),
+        bbox_crs=parse_crs(bbox_crs, "bbox-crs"),
+        period=ogc.parse_datetime(datetime_),
+        filter=condition,
+        properties=ogc.parse_properties(collection, properties),
+        sortby=ogc.parse_sortby(collection, sortby),
+    )
+
+
+@router.get("/collections/{collection_id}/items", summary="Features of a collection")
+def items(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    read: ReadingDep,
+    limit: Annotated[
+        int, Query(ge=1, description="Features per page (the maximum is in this document)")
+    ] = 10,
+    offset: Annotated[int, Query(ge=0, le=100_000_000, description="Features to skip")] = 0,
+    bbox: Annotated[
+        str | None, Query(max_length=200, description="minx,miny,maxx,maxy in bbox-crs")
+    ] = None,
+    bbox_crs: Annotated[str | None, Query(alias="bbox-crs", max_length=200)] = None,
+    datetime_: Annotated[
+        str | None,
+        Query(
+            alias="datetime",
+            max_length=100,
+            description="An instant, a date or an interval (a/b, ../b, a/..); for grids the "
+            "versions in force then",
+        ),
+    ] = None,
+    crs: Annotated[str | None, Query(max_length=200, description="CRS of the reply")] = None,
+    filter_: Annotated[str | None, Query(alias="filter", description="A CQL2 filter")] = None,
+    filter_lang: Annotated[
+        str | None, Query(alias="filter-lang", description="cql2-text (default) or cql2-json")
+    ] = None,
+    filter_crs: Annotated[str | None, Query(alias="filter-crs", max_length=200)] = None,
+    properties: Annotated[
+        str | None, Query(max_length=2_000, description="The properties to return")
+    ] = None,
+    sortby: Annotated[
+        str | None, Query(max_length=2_000, description="e.g. name,-households")
+    ] = None,
+) -> Response:
+    """A page of features (GeoJSON) with ``numberMatched`` and links to the next page."""
+    found, scope = read.collection, read.scope
+    query = items_query(
+        found,
+        settings,
+        limit=limit,
+        offset=offset,
+        bbox=bbox,
+        bbox_crs=bbox_crs,
+        datetime_=datetime_,
+        crs=crs,
+        filter_=filter_,
+        filter_lang=filter_lang,
+        filter_crs=filter_crs,
+        properties=properties,
+        sortby=sortby,
+    )
+    if query.filter is not None:
+        # Only a filter can make the statement slow (bbox and paging use the indexes).
+        ogc.set_timeout(session, settings.ogc_statement_timeout_ms)
+    else:
+        use_autocommit(session)  # one statement: no BEGIN/ROLLBACK round trips around it
+    page = ogc.feature_page(session, found, query, scope, exact_max=settings.ogc_exact_count_max)
+    links = [
+        _page_link(request, "self", offset, limit),
+        {
+            "href": f"{base_url(request)}/collections/{found.id}",
+            "rel": "collection",
+            "type": "application/json",
+        },
+    ]
+    # An estimate may be low: then the next page is offered while pages come back full.
+    if page.returned == limit and (page.estimated or offset + limit < page.matched):
+        links.append(_page_link(request, "next", offset + limit, limit))
+    if offset > 0:
+        links.append(_page_link(request, "prev", max(offset - limit, 0), limit))
+    tail: dict[str, Any] = {
+        "numberMatched": page.matched,
+        "numberReturned": page.returned,
+        "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "links": links,
+    }
+    if page.estimated:
+        tail["numberMatchedEstimated"] = True
+    body = '{"type":"FeatureCollection","features":[' + page.features + "],"
+    body += ogc.dumps(tail)[1:]
+    assert query.crs is not None
+    return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{query.crs.uri}>"})
+
+
+@router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature")
+def item(
+    request: Request,
+    session: SessionDep,
+    read: ReadingDep,
+    feature_id: Annotated[str, Path(max_length=40, description="Feature id")],
+    crs: Annotated[str | None, Query(max_length=200, description="CRS of the reply")] = None,
+) -> Response:
+    """One feature (a grid: its current version)."""
+    found = read.collection
+    out = parse_crs(crs, "crs")
+    text = ogc.feature(session, found, feature_id, out, read.scope)
+    base = f"{base_url(request)}/collections/{found.id}"
+    links = [
+        {"href": f"{base}/items/{feature_id}", "rel": "self", "type": GEOJSON},
+        {"href": base, "rel": "collection", "type": "application/json"},
+    ]
+    body = text[:-1] + ',"links":' + ogc.dumps(links) + "}"
+    return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{out.uri}>"})

@@ -1,0 +1,453 @@
+"""The queries behind the OGC API (``/ogc``): feature pages, single features, counts and vector
+tiles of the collections in ``gis.services.ogc_collections``.
+
+Features are built as GeoJSON text by PostgreSQL (``json_build_object`` and ``ST_AsGeoJSON``), so
+a page costs one statement and no per-value work in Python. Every condition is a SQLAlchemy
+expression with bound parameters; property and column names come from the collection, never
+from the request. The caller's scope (``gis.api.ogc.access``) arrives as one more condition.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from functools import lru_cache
+from typing import Any
+
+import morecantile
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.orm import Session
+
+from gis.errors import NotFoundError, ValidationError
+from gis.layers.base import SRID
+from gis.layers.regions import Region, RegionLevel
+from gis.queries import Flow, Query
+from gis.services.ogc_collections import Collection, get_collection
+from gis.services.ogc_crs import Crs
+
+WEB_MERCATOR = morecantile.tms.get("WebMercatorQuad")
+TILE_EXTENT = 4096
+TILE_BUFFER = 64
+
+
+# --- parameters -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    """A ``datetime`` parameter: an instant (start == end) or an interval (either end open)."""
+
+    start: datetime | None
+    end: datetime | None
+
+
+def parse_datetime(value: str | None) -> Period | None:
+    """An OGC ``datetime`` (RFC 3339 instant, date, or interval with ``..``), or 400."""
+    if value is None or value == "":
+        return None
+    if "/" in value:
+        first, _, second = value.partition("/")
+        start = None if first in ("", "..") else _instant(first, end=False)
+        end = None if second in ("", "..") else _instant(second, end=True)
+        if start is None and end is None:
+            raise ValidationError("datetime: an interval needs at least one end")
+        if start is not None and end is not None and start > end:
+            raise ValidationError("datetime: the interval ends before it starts")
+        return Period(start, end)
+    return Period(_instant(value, end=False), _instant(value, end=True))
+
+
+def _instant(text: str, *, end: bool) -> datetime:
+    text = text.strip()
+    try:
+        if len(text) == 10:  # a date: the whole day (UTC)
+            day = date.fromisoformat(text)
+            return datetime.combine(day, time.max if end else time.min, tzinfo=UTC)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError as error:
+        raise ValidationError(f"datetime: {text[:40]!r} is not an RFC 3339 date or time") from error
+    if moment.tzinfo is None:
+        raise ValidationError("datetime needs a UTC offset, e.g. 2026-01-01T00:00:00Z")
+    return moment
+
+
+def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
+    """A ``bbox`` of 4 (or 6, heights ignored) numbers, in the axis order of its bbox-crs."""
+    if value is None or value == "":
+        return None
+    try:
+        numbers = [float(part) for part in value.split(",")]
+    except ValueError as error:
+        raise ValidationError("bbox must be 4 (or 6) comma-separated numbers") from error
+    if len(numbers) not in (4, 6) or not all(n == n and abs(n) != float("inf") for n in numbers):
+        raise ValidationError("bbox must be 4 (or 6) comma-separated finite numbers")
+    half = len(numbers) // 2
+    a, b, c, d = numbers[0], numbers[1], numbers[half], numbers[half + 1]
+    return a, b, c, d
+
+
+def parse_sortby(collection: Collection, value: str | None) -> list[tuple[str, bool]]:
+    """``sortby=name,-households`` as (property, descending) pairs, checked, or 400."""
+    if not value:
+        return []
+    keys = []
+    for part in value.split(","):
+        part = part.strip()
+        descending = part.startswith("-")
+        name = part.lstrip("+-").strip()
+        if name not in collection.properties:
+            raise ValidationError(f"sortby: {name!r} is not a property of {collection.id}")
+        keys.append((name, descending))
+    return keys
+
+
+def parse_properties(collection: Collection, value: str | None) -> list[str]:
+    """The ``properties`` asked for (all by default), checked, or 400."""
+    if value is None:
+        return list(collection.properties)
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in collection.properties]
+    if unknown:
+        raise ValidationError(f"properties: {', '.join(unknown)} not in {collection.id}")
+    return names
+
+
+@dataclass
+class ItemsQuery:
+    """What one items request asks for, parsed and checked."""
+
+    limit: int
+    offset: int = 0
+    crs: Crs | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    bbox_crs: Crs | None = None
+    period: Period | None = None
+    filter: sa.ColumnElement[bool] | None = None
+    properties: list[str] = field(default_factory=list)
+    sortby: list[tuple[str, bool]] = field(default_factory=list)
+
+
+# --- queries --------------------------------------------------------------------------------
+
+
+def set_timeout(session: Session, milliseconds: int) -> None:
+    """A statement time limit for the rest of the transaction: a crafted filter stops there."""
+    session.execute(
+        sa.select(sa.func.set_config("statement_timeout", str(int(milliseconds)), True))
+    )
+
+
+def _time_condition(collection: Collection, period: Period | None) -> sa.ColumnElement[bool]:
+    if collection.versioned:
+        assert collection.valid_from is not None and collection.valid_to is not None
+        if period is None:  # versioned layers default to the versions in force now
+            return collection.valid_to.is_(None)
+        clauses = []
+        if period.end is not None:
+            clauses.append(collection.valid_from <= period.end)
+        if period.start is not None:
+            clauses.append(
+                sa.or_(collection.valid_to.is_(None), collection.valid_to > period.start)
+            )
+        return sa.and_(sa.true(), *clauses)
+    if period is None or collection.instant is None:
+        return sa.true()
+    column = collection.properties[collection.instant].column
+    clauses = []
+    if period.start is not None:
+        clauses.append(column >= period.start)
+    if period.end is not None:
+        clauses.append(column <= period.end)
+    return sa.and_(sa.true(), *clauses)
+
+
+def _bbox_condition(
+    collection: Collection, bbox: tuple[float, float, float, float], crs: Crs
+) -> sa.ColumnElement[bool]:
+    a, b, c, d = bbox
+    # In a north-first CRS the numbers come as (min lat, min lon, max lat, max lon).
+    xmin, ymin, xmax, ymax = (b, a, d, c) if crs.north_first else (a, b, c, d)
+    if xmin > xmax or ymin > ymax:
+        raise ValidationError("bbox: the lower corner must come first (and not cross 180°)")
+    if crs.geographic and (abs(ymin) > 90 or abs(ymax) > 90 or abs(xmin) > 180 or abs(xmax) > 180):
+        raise ValidationError("bbox: coordinates out of range for " + crs.uri)
+    envelope: sa.ColumnElement[Any] = sa.func.ST_MakeEnvelope(xmin, ymin, xmax, ymax, crs.srid)
+    if crs.srid != SRID:
+        envelope = sa.func.ST_Transform(envelope, SRID)
+    return sa.func.ST_Intersects(collection.geom, envelope)
+
+
+def conditions(
+    collection: Collection, query: ItemsQuery, scope: sa.ColumnElement[bool]
+) -> list[sa.ColumnElement[bool]]:
+    """Every WHERE condition of an items request: the layer, the caller's scope, time, bbox
+    and filter."""
+    where = [collection.base, scope, _time_condition(collection, query.period)]
+    if query.bbox is not None:
+        assert query.bbox_crs is not None
+        where.append(_bbox_condition(collection, query.bbox, query.bbox_crs))
+    if query.filter is not None:
+        where.append(query.filter)
+    return where
+
+
+def _feature_json(
+    collection: Collection, crs: Crs, properties: Sequence[str]
+) -> sa.ColumnElement[str]:
+    pairs: list[Any] = []
+    for name in properties:
+        pairs += [sa.literal(name, sa.String), collection.properties[name].column]
+    geometry = sa.func.ST_AsGeoJSON(crs.stored(collection.geom), crs.decimals, 0)
+    return sa.cast(
+        sa.func.json_build_object(
+            "type",
+            "Feature",
+            "id",
+            collection.id_column,
+            "geometry",
+            sa.cast(geometry, sa.JSON),
+            "properties",
+            sa.func.json_build_object(*pairs),
+        ),
+        sa.Text,
+    )
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of features and ``numberMatched``: exact up to the threshold, else the
+    planner's estimate."""
+
+    features: str  # the page's GeoJSON Feature texts, comma-separated
+    returned: int
+    matched: int
+    estimated: bool
+
+
+def feature_page(
+    session: Session,
+    collection: Collection,
+    query: ItemsQuery,
+    scope: sa.ColumnElement[bool],
+    *,
+    exact_max: int,
+) -> Page:
+    """One page of features, ordered by ``sortby`` then id, with how many match in all.
+
+    The page and the count are ONE statement (a round trip and a compilation less per page).
+    The count stops at ``exact_max`` + 1 rows — a full count on every page is what makes large
+    layers slow — and above it the planner's row estimate is given instead.
+    """
+    assert query.crs is not None
+    where = conditions(collection, query, scope)
+    order: list[Any] = [
+        collection.properties[name].column.desc().nulls_last()
+        if descending
+        else collection.properties[name].column.asc().nulls_last()
+        for name, descending in query.sortby
+    ]
+    order.append(collection.id_column)
+    rows = (
+        sa.select(
+            _feature_json(collection, query.crs, query.properties).label("feature"),
+            sa.func.row_number().over(order_by=order).label("n"),
+        )
+        .select_from(collection.table)
+        .where(*where)
+        .order_by(*order)
+        .limit(query.limit)
+        .offset(query.offset)
+        .cte("page")  # read twice below, computed once
+    )
+    matching = sa.select(sa.literal(1)).select_from(collection.table).where(*where)
+    capped = matching.limit(exact_max + 1).subquery("capped")
+    statement = sa.select(
+        sa.select(sa.func.count()).select_from(capped).scalar_subquery().label("matched"),
+        sa.select(
+            sa.func.coalesce(
+                sa.func.string_agg(rows.c.feature, aggregate_order_by(sa.literal(","), rows.c.n)),
+                "",
+            )
+        )
+        .scalar_subquery()
+        .label("features"),
+        sa.select(sa.func.count()).select_from(rows).scalar_subquery().label("returned"),
+    )
+    row = session.execute(statement).one()
+    matched, estimated = int(row.matched), False
+    if matched > exact_max:
+        matched, estimated = max(_estimate(session, matching), exact_max + 1), True
+    return Page(row.features, int(row.returned), matched, estimated)
+
+
+def _estimate(session: Session, matching: sa.Select[Any]) -> int:
+    """The planner's estimate of the rows ``matching`` returns."""
+    compiled = matching.compile(
+        dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True}
+    )
+    plan = session.connection().exec_driver_sql(
+        "EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params
+    )
+    return int(plan.scalar_one()[0]["Plan"]["Plan Rows"])
+
+
+def feature(
+    session: Session,
+    collection: Collection,
+    feature_id: str,
+    crs: Crs,
+    scope: sa.ColumnElement[bool],
+) -> str:
+    """One feature (the current version of a grid) as GeoJSON text, or ``NotFoundError`` —
+    also for a feature outside the caller's scope."""
+    key: Any = feature_id
+    if collection.id_type is int:
+        if not feature_id.isdigit() or len(feature_id) > 18:
+            raise NotFoundError(f"no feature {feature_id!r} in {collection.id}")
+        key = int(feature_id)
+    statement = (
+        sa.select(_feature_json(collection, crs, list(collection.properties)))
+        .select_from(collection.table)
+        .where(collection.base, scope, _time_condition(collection, None))
+        .where(collection.id_column == key)
+    )
+    text = session.scalar(statement)
+    if text is None:
+        raise NotFoundError(f"no feature {feature_id!r} in {collection.id}")
+    return str(text)
+
+
+def county_extent(session: Session) -> list[float] | None:
+    """The bbox (CRS84) of every town: the spatial extent given for each collection."""
+    box = session.execute(
+        sa.select(
+            sa.func.ST_XMin(sa.func.ST_Extent(Region.geom)),
+            sa.func.ST_YMin(sa.func.ST_Extent(Region.geom)),
+            sa.func.ST_XMax(sa.func.ST_Extent(Region.geom)),
+            sa.func.ST_YMax(sa.func.ST_Extent(Region.geom)),
+        ).where(Region.level == RegionLevel.TOWN.value)
+    ).one()
+    if box[0] is None:
+        return None
+    return [round(float(v), 7) for v in box]
+
+
+# --- vector tiles ---------------------------------------------------------------------------
+
+
+def check_tile(z: int, x: int, y: int) -> morecantile.Tile:
+    """A WebMercatorQuad tile, or 400 when the zoom or x/y are outside the matrix set."""
+    if not WEB_MERCATOR.minzoom <= z <= WEB_MERCATOR.maxzoom:
+        raise ValidationError(
+            f"zoom {z} is outside WebMercatorQuad ({WEB_MERCATOR.minzoom}–{WEB_MERCATOR.maxzoom})"
+        )
+    matrix = WEB_MERCATOR.matrix(z)
+    if not (0 <= x < matrix.matrixWidth and 0 <= y < matrix.matrixHeight):
+        raise ValidationError(f"tile {z}/{x}/{y} is outside the matrix of zoom {z}")
+    return morecantile.Tile(x, y, z)
+
+
+def _tile_select(collection: Collection, scope: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """The MVT statement of a collection; the tile's bounds are the parameters ``xmin``,
+    ``ymin``, ``xmax`` and ``ymax`` (EPSG:3857)."""
+    envelope = sa.func.ST_MakeEnvelope(
+        *(sa.bindparam(name, type_=sa.Float) for name in ("xmin", "ymin", "xmax", "ymax")),
+        sa.literal_column("3857"),
+    )
+    columns: list[Any] = [
+        sa.func.ST_AsMVTGeom(
+            sa.func.ST_Transform(collection.geom, sa.literal_column("3857")),
+            envelope,
+            sa.literal_column(str(TILE_EXTENT)),
+            sa.literal_column(str(TILE_BUFFER)),
+            sa.true(),
+        ).label("geom"),
+        collection.id_column.label("id"),
+    ]
+    for name in collection.tile_properties:
+        prop = collection.properties[name]
+        column = sa.cast(prop.column, sa.Text) if prop.format else prop.column
+        columns.append(column.label(name))
+    rows = (
+        sa.select(*columns)
+        .select_from(collection.table)
+        .where(
+            collection.base,
+            scope,
+            _time_condition(collection, None),
+            # Transform the constant, never the indexed column; ST_Intersects (not a bare &&)
+            # makes the planner take the GiST index for large tiles too.
+            sa.func.ST_Intersects(
+                collection.geom, sa.func.ST_Transform(envelope, sa.literal_column(str(SRID)))
+            ),
+        )
+        .subquery("t")
+    )
+    # Only integer ids can be MVT feature ids; a text id (a grid code) stays a property. The
+    # layer name and numbers are code constants (collection ids are a whitelist).
+    options = [f"'{collection.id}'", str(TILE_EXTENT), "'geom'"]
+    if collection.id_type is int:
+        options.append("'id'")
+    return sa.select(
+        sa.func.ST_AsMVT(sa.literal_column("t"), *map(sa.literal_column, options)).label("mvt")
+    ).select_from(rows)
+
+
+@lru_cache(maxsize=32)
+def _unscoped_tile(collection_id: str) -> tuple[sa.Select[Any], dict[str, Any]]:
+    """The MVT statement of a collection everyone may read whole, built once, with the values
+    of its constant parameters (such as the level of towns)."""
+    statement = _tile_select(get_collection(collection_id), sa.true())
+    return statement, dict(statement.compile().params)
+
+
+def _bounds(collection: Collection, z: int, x: int, y: int) -> dict[str, float] | None:
+    """The tile's bounds as statement parameters; None below the collection's minimum zoom."""
+    b = WEB_MERCATOR.xy_bounds(check_tile(z, x, y))
+    if z < collection.min_zoom:
+        return None
+    return {"xmin": b.left, "ymin": b.bottom, "xmax": b.right, "ymax": b.top}
+
+
+def tile(session: Session, collection: Collection, z: int, x: int, y: int, scope: Any) -> bytes:
+    """The Mapbox Vector Tile of a collection as the caller may see it (layer named after the
+    collection); empty bytes when nothing is there or the zoom is below its minimum."""
+    bounds = _bounds(collection, z, x, y)
+    if bounds is None:
+        return b""
+    data = session.scalar(_tile_select(collection, scope), bounds)
+    return bytes(data) if data else b""
+
+
+def tile_flow(collection: Collection, z: int, x: int, y: int) -> Flow[bytes]:
+    """``tile`` of a collection read whole (no caller scope) as a flow: the API runs it on
+    asyncpg (``gis.db_async``), the same statement, built once per collection."""
+    bounds = _bounds(collection, z, x, y)
+    if bounds is None:
+        return b""
+    statement, constants = _unscoped_tile(collection.id)
+    row = yield Query(statement, {**constants, **bounds})  # type: ignore[arg-type]
+    data = row["mvt"] if row else None
+    return bytes(data) if data else b""
+
+
+def etag(*parts: bytes | str) -> str:
+    """A strong ETag over the given content."""
+    digest = hashlib.blake2b(digest_size=12)
+    for part in parts:
+        digest.update(part.encode() if isinstance(part, str) else part)
+    return f'"{digest.hexdigest()}"'
+
+
+def tilejson_bounds(extent: list[float] | None) -> list[float]:
+    """TileJSON ``bounds`` (the whole world when nothing is loaded)."""
+    return extent or [-180.0, -85.0511, 180.0, 85.0511]
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

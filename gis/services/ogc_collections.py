@@ -1,0 +1,253 @@
+"""The layers served as OGC API collections: which table, which columns are the feature's
+properties (and so its queryables), and its time. Who may read each is decided where every
+other endpoint's access is, in the API (``gis.api.ogc.access``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import InstrumentedAttribute
+
+from gis.errors import NotFoundError
+from gis.layers.cameras import Camera
+from gis.layers.grids import Grid
+from gis.layers.incidents import Incident
+from gis.layers.regions import Region, RegionLevel
+from gis.layers.roads import Road
+from gis.layers.units import ResponderUnit
+
+# A mapped column of a layer's model.
+Column = InstrumentedAttribute[Any]
+
+
+@dataclass(frozen=True)
+class Property:
+    """One feature property: its column and JSON Schema type (and format)."""
+
+    column: Column
+    type: str
+    format: str | None = None
+    title: str | None = None
+
+    def schema(self) -> dict[str, Any]:
+        """The JSON Schema of the property (for /queryables and /schema)."""
+        schema: dict[str, Any] = {"type": self.type}
+        if self.format:
+            schema["format"] = self.format
+        if self.title:
+            schema["title"] = self.title
+        return schema
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A layer as an OGC collection."""
+
+    id: str
+    title: str
+    description: str
+    table: sa.Table
+    id_column: Column
+    id_type: type
+    geom: Column
+    geometry_type: str
+    properties: dict[str, Property]
+    # Rows of the table that belong to the layer at all (towns are the regions of level town).
+    base: sa.ColumnElement[bool] = field(default_factory=sa.true)
+    # The instant ``datetime`` is matched against, or for versioned layers the validity period.
+    instant: str | None = None
+    valid_from: Column | None = None
+    valid_to: Column | None = None
+    # The properties a vector tile carries (few: a tile is drawn, not queried).
+    tile_properties: tuple[str, ...] = ()
+    min_zoom: int = 0
+    max_zoom: int = 22
+
+    @property
+    def versioned(self) -> bool:
+        """Whether ``datetime`` selects versions in force (grids) rather than instants."""
+        return self.valid_from is not None
+
+    @property
+    def temporal(self) -> bool:
+        """Whether the layer has a time ``datetime`` applies to."""
+        return self.versioned or self.instant is not None
+
+
+def _props(*entries: tuple[Any, ...]) -> dict[str, Property]:
+    return {e[0]: Property(e[1], e[2], e[3] if len(e) > 3 else None) for e in entries}
+
+
+_regions = Region.__table__
+_region_props = _props(
+    ("code", Region.code, "string"),
+    ("name", Region.name, "string"),
+    ("name_en", Region.name_en, "string"),
+    ("parent_code", Region.parent_code, "string"),
+    ("households", Region.households, "integer"),
+    ("population", Region.population, "integer"),
+)
+
+COLLECTIONS: dict[str, Collection] = {
+    c.id: c
+    for c in (
+        Collection(
+            id="towns",
+            title="Towns 乡镇/街道",
+            description="Towns and sub-districts with their boundaries.",
+            table=_regions,  # type: ignore[arg-type]
+            id_column=Region.code,
+            id_type=str,
+            geom=Region.geom,
+            geometry_type="MultiPolygon",
+            properties=_region_props,
+            base=Region.level == RegionLevel.TOWN.value,
+            tile_properties=("code", "name"),
+        ),
+        Collection(
+            id="villages",
+            title="Villages 行政村/社区",
+            description="Villages and communities with their boundaries.",
+            table=_regions,  # type: ignore[arg-type]
+            id_column=Region.code,
+            id_type=str,
+            geom=Region.geom,
+            geometry_type="MultiPolygon",
+            properties=_region_props,
+            base=Region.level == RegionLevel.VILLAGE.value,
+            tile_properties=("code", "name", "parent_code"),
+            min_zoom=8,
+        ),
+        Collection(
+            id="grids",
+            title="Grids 网格",
+            description="Grids in force now; with `datetime`, the versions in force then "
+            "(an instant) or during an interval.",
+            table=Grid.__table__,  # type: ignore[arg-type]
+            id_column=Grid.code,
+            id_type=str,
+            geom=Grid.geom,
+            geometry_type="MultiPolygon",
+            properties=_props(
+                ("code", Grid.code, "string"),
+                ("version", Grid.version, "integer"),
+                ("name", Grid.name, "string"),
+                ("village_code", Grid.village_code, "string"),
+                ("town_code", Grid.town_code, "string"),
+                ("households", Grid.households, "integer"),
+                ("population", Grid.population, "integer"),
+                ("valid_from", Grid.valid_from, "string", "date-time"),
+                ("valid_to", Grid.valid_to, "string", "date-time"),
+            ),
+            valid_from=Grid.valid_from,
+            valid_to=Grid.valid_to,
+            tile_properties=("code", "name", "village_code", "town_code"),
+            min_zoom=8,
+        ),
+        Collection(
+            id="incidents",
+            title="Incidents 事件",
+            description="Cases, as the caller may see them (town, grid or unit scope).",
+            table=Incident.__table__,  # type: ignore[arg-type]
+            id_column=Incident.id,
+            id_type=int,
+            geom=Incident.geom,
+            geometry_type="Point",
+            properties=_props(
+                ("category_code", Incident.category_code, "string"),
+                ("platform", Incident.platform, "string"),
+                ("status", Incident.status, "string"),
+                ("description", Incident.description, "string"),
+                ("reporter_kind", Incident.reporter_kind, "string"),
+                ("location_quality", Incident.location_quality, "string"),
+                ("grid_code", Incident.grid_code, "string"),
+                ("village_code", Incident.village_code, "string"),
+                ("town_code", Incident.town_code, "string"),
+                ("unit_id", Incident.unit_id, "integer"),
+                ("reported_at", Incident.reported_at, "string", "date-time"),
+                ("due_at", Incident.due_at, "string", "date-time"),
+                ("closed_at", Incident.closed_at, "string", "date-time"),
+                ("escalation_level", Incident.escalation_level, "integer"),
+            ),
+            instant="reported_at",
+            tile_properties=("category_code", "platform", "status", "reported_at"),
+            min_zoom=10,
+        ),
+        Collection(
+            id="cameras",
+            title="Cameras 天眼",
+            description="Surveillance cameras with their view sectors (the geometry).",
+            table=Camera.__table__,  # type: ignore[arg-type]
+            id_column=Camera.code,
+            id_type=str,
+            geom=Camera.view,
+            geometry_type="Polygon",
+            properties=_props(
+                ("code", Camera.code, "string"),
+                ("name", Camera.name, "string"),
+                ("kind", Camera.kind, "string"),
+                ("status", Camera.status, "string"),
+                ("heading_deg", Camera.heading_deg, "number"),
+                ("fov_deg", Camera.fov_deg, "number"),
+                ("range_m", Camera.range_m, "number"),
+                ("town_code", Camera.town_code, "string"),
+                ("updated_at", Camera.updated_at, "string", "date-time"),
+            ),
+            instant="updated_at",
+            tile_properties=("code", "kind", "status"),
+            min_zoom=10,
+        ),
+        Collection(
+            id="units",
+            title="Responder units 处置单位",
+            description="Units at their last known position, with their status.",
+            table=ResponderUnit.__table__,  # type: ignore[arg-type]
+            id_column=ResponderUnit.id,
+            id_type=int,
+            geom=ResponderUnit.geom,
+            geometry_type="Point",
+            properties=_props(
+                ("code", ResponderUnit.code, "string"),
+                ("name", ResponderUnit.name, "string"),
+                ("platform", ResponderUnit.platform, "string"),
+                ("unit_type", ResponderUnit.unit_type, "string"),
+                ("jurisdiction_code", ResponderUnit.jurisdiction_code, "string"),
+                ("status", ResponderUnit.status, "string"),
+                ("updated_at", ResponderUnit.updated_at, "string", "date-time"),
+            ),
+            instant="updated_at",
+            tile_properties=("code", "name", "platform", "status"),
+        ),
+        Collection(
+            id="roads",
+            title="Roads 道路",
+            description="The road network used for drive times.",
+            table=Road.__table__,  # type: ignore[arg-type]
+            id_column=Road.id,
+            id_type=int,
+            geom=Road.geom,
+            geometry_type="LineString",
+            properties=_props(
+                ("name", Road.name, "string"),
+                ("road_class", Road.road_class, "string"),
+                ("speed_kmh", Road.speed_kmh, "number"),
+                ("oneway", Road.oneway, "boolean"),
+                ("length_m", Road.length_m, "number"),
+            ),
+            tile_properties=("name", "road_class"),
+            min_zoom=10,
+        ),
+    )
+}
+
+
+def get_collection(collection_id: str) -> Collection:
+    """The collection with this id, or ``NotFoundError``."""
+    found = COLLECTIONS.get(collection_id)
+    if found is None:
+        raise NotFoundError(
+            f"no collection {collection_id!r}; the collections are: {', '.join(COLLECTIONS)}"
+        )
+    return found

@@ -1,0 +1,77 @@
+"""The page cache: one build per page and period, however many callers miss at once."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from gis.api.pages import Page, PageCache
+
+
+def test_concurrent_misses_of_one_page_wait_for_a_single_build() -> None:
+    cache = PageCache(ttl_s=60)
+    builds: list[str] = []
+
+    def build() -> Page:
+        builds.append("x")
+        time.sleep(0.2)
+        return Page(f"page {len(builds)}")
+
+    pages: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: pages.append(cache.get_or_build("a", build).html))
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert pages == ["page 1"] * 8 and len(builds) == 1
+    assert cache.get_or_build("b", build).html == "page 2"  # another key is another page
+
+
+def test_a_page_is_rebuilt_after_its_time_and_never_kept_with_zero() -> None:
+    cache = PageCache(ttl_s=0.05)
+    count = iter(range(100))
+
+    def build() -> Page:
+        return Page(str(next(count)), after=100)
+
+    assert cache.get_or_build("a", build).html == "0"
+    assert cache.get_or_build("a", build).html == "0"
+    time.sleep(0.06)
+    assert cache.get_or_build("a", build).html == "1"
+    # Too far behind the feed for its live updates to catch up: built anew.
+    assert cache.get_or_build("a", build, newest=150, max_behind=50).html == "1"
+    assert cache.get_or_build("a", build, newest=151, max_behind=50).html == "2"
+    off = PageCache(ttl_s=0)
+    assert [off.get_or_build("a", build).html for _ in range(2)] == ["3", "4"]
+
+
+def test_a_full_cache_drops_what_expired_first() -> None:
+    cache = PageCache(ttl_s=60, max_entries=2)
+    for key in "abc":
+        cache.get_or_build(key, lambda k=key: Page(k))
+    assert cache.get_or_build("c", lambda: Page("rebuilt")).html == "c"
+
+
+def test_while_one_caller_rebuilds_an_expired_page_the_others_get_it_at_once() -> None:
+    cache = PageCache(ttl_s=0.05)
+    cache.get_or_build("a", lambda: Page("old"))
+    time.sleep(0.06)
+    started = threading.Event()
+
+    def slow() -> Page:
+        started.set()
+        time.sleep(0.3)
+        return Page("new")
+
+    rebuilt: list[str] = []
+    builder = threading.Thread(target=lambda: rebuilt.append(cache.get_or_build("a", slow).html))
+    builder.start()
+    assert started.wait(2)
+    began = time.monotonic()
+    assert cache.get_or_build("a", slow).html == "old"  # not waiting for the rebuild
+    assert time.monotonic() - began < 0.1
+    builder.join()
+    assert rebuilt == ["new"] and cache.get_or_build("a", slow).html == "new"

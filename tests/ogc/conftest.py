@@ -1,0 +1,99 @@
+"""Fixtures of the OGC API tests: the demo county (committed once per session) and callers of
+each kind."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from gis.layers.regions import Region, RegionLevel
+from gis.layers.users import Role
+from gis.services import access
+
+
+@pytest.fixture
+def town_codes(session: Session, demo: dict[str, object]) -> list[str]:
+    """The demo county's town codes, in order."""
+    return list(
+        session.scalars(
+            sa.select(Region.code)
+            .where(Region.level == RegionLevel.TOWN.value)
+            .order_by(Region.code)
+        )
+    )
+
+
+@pytest.fixture
+def headers_for(session: Session) -> Callable[..., dict[str, str]]:
+    """A bearer header of a fresh user of ``role`` (town-scoped roles: ``towns``)."""
+
+    def make(role: Role, towns: tuple[str, ...] = (), **extra: Any) -> dict[str, str]:
+        user = access.add_user(
+            session, name=f"ogc-{role.value}-{len(towns)}", role=role, town_codes=towns, **extra
+        )
+        return {"Authorization": f"Bearer {access.issue_token(session, user)}"}
+
+    return make
+
+
+def ogc_error(response: Any, status: int) -> dict[str, Any]:
+    """The OGC exception body of ``response``, after checking its status and shape."""
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert isinstance(body["code"], str) and body["code"]
+    assert isinstance(body["description"], str) and body["description"]
+    return body
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class OneAtATime:
+    """An ASGI wrapper answering one HTTP request at a time: the app's sessions are the test's
+    one session, which concurrent requests (a browser fetching tiles) must not share."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = asyncio.Lock()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        async with self.lock:
+            await self.app(scope, receive, send)
+
+
+@contextmanager
+def live_server(app: Any) -> Iterator[str]:
+    """uvicorn serving ``app`` on a free loopback port in a thread; yields its base URL."""
+    import uvicorn
+
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(OneAtATime(app), host="127.0.0.1", port=port, log_level="warning", workers=1)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
