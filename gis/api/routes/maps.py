@@ -34,7 +34,7 @@ from gis.api.schemas.maps import (
     VillageQuery,
 )
 from gis.api.security import WATCH, allow, check_town, token_of
-from gis.errors import NotFoundError, ValidationError
+from gis.errors import BasemapUnavailableError, NotFoundError, ValidationError
 from gis.layers.regions import RegionLevel, get_region
 from gis.maps import Basemap, GridMetric, build_command_room_map, build_village_grids_map, render
 from gis.maps.assets import assets_dir_for, choose_assets_url
@@ -48,6 +48,16 @@ from gis.settings import Settings
 
 router = APIRouter(prefix="/maps", tags=["maps"])
 TIANDITU = (ValidationError, "a Tianditu basemap is asked for but GIS_TIANDITU_KEY is not set")
+# A town's own basemap asked for where none is configured, or configured but unusable.
+CONFIGURED_BASEMAP = (
+    ValidationError,
+    "basemap intranet or local is asked for but GIS_BASEMAP_URL / GIS_BASEMAP_FILE is not set",
+)
+BASEMAP_UNUSABLE = (
+    BasemapUnavailableError,
+    "the configured basemap cannot be used (archive missing, not raster tiles, bad URL template)",
+)
+BASEMAP_ERRORS = (TIANDITU, CONFIGURED_BASEMAP, BASEMAP_UNUSABLE)
 WatchDep = Annotated[Principal | None, Depends(allow(*WATCH))]
 # Basemap tiles are reference data, like the public layers (GIS_PUBLIC_LAYERS).
 TilesDep = Annotated[Principal | None, Depends(allow(*WATCH, public=True))]
@@ -81,7 +91,7 @@ def _page(html: str) -> HTMLResponse:
 @router.get(
     "/command-room",
     response_class=HTMLResponse,
-    responses={**ERROR_RESPONSES, **domain_errors(CATEGORY, WINDOW, TIANDITU)},
+    responses={**ERROR_RESPONSES, **domain_errors(CATEGORY, WINDOW, *BASEMAP_ERRORS)},
 )
 def command_room(
     request: Request,
@@ -146,7 +156,7 @@ def command_room(
 @router.get(
     "/grids",
     response_class=HTMLResponse,
-    responses={**ERROR_RESPONSES, **domain_errors(TIANDITU)},
+    responses={**ERROR_RESPONSES, **domain_errors(*BASEMAP_ERRORS)},
 )
 def village_grids(
     request: Request,

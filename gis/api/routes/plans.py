@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from gis.api.deps import SessionDep, SettingsDep
 from gis.api.errors import domain_errors
 from gis.api.geojson import Feature, FeatureCollection, geometry_json
-from gis.api.routes.maps import TIANDITU, page_assets_url, request_basemap
+from gis.api.routes.maps import BASEMAP_ERRORS, page_assets_url, request_basemap
 from gis.api.schemas.plans import (
     BaseGridProperties,
     PlanBase,
@@ -159,7 +159,7 @@ def plan(session: SessionDep, principal: Reader, plan_id: PlanId) -> PlanRead:
     return _read(_visible_plan(session, principal, plan_id))
 
 
-@router.get("/{plan_id}/map", response_class=HTMLResponse, responses=domain_errors(TIANDITU))
+@router.get("/{plan_id}/map", response_class=HTMLResponse, responses=domain_errors(*BASEMAP_ERRORS))
 def plan_preview(
     session: SessionDep,
     settings: SettingsDep,
