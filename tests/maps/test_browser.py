@@ -24,7 +24,7 @@ from gis.layers.users import Role
 from gis.maps import command_room as cr
 from gis.settings import Settings
 from tests.api.live_fixtures import committed_users, demo_towns, live_settings, serve
-from tests.maps.conftest import closed_network
+from tests.browser import closed_network
 from tests.maps.town import TOWN, VILLAGE_1
 
 pytestmark = pytest.mark.browser

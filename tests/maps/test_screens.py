@@ -18,7 +18,7 @@ from gis.layers.plans import PlanScope
 from gis.layers.users import Role
 from gis.services import access, planning
 from gis.settings import Settings
-from tests.maps.conftest import closed_network
+from tests.browser import closed_network
 from tests.maps.town import TOWN, VILLAGE_1
 from tests.services.planfixtures import make_village, thirds
 
