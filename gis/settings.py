@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         1_000_000, ge=1_024, description="Largest request body accepted (bytes); larger is 413."
     )
+    import_max_bytes: int = Field(
+        20_000_000,
+        ge=10_000,
+        le=100_000_000,
+        description="Largest ledger file imported (bytes; CLI and POST /imports); larger is 413.",
+    )
     max_page_size: int = Field(1_000, ge=1, le=100_000, description="Largest page size allowed.")
     overlap_tolerance_m2: float = Field(
         1.0, ge=0, description="Overlap between grids tolerated by boundary validation (m²)."
@@ -316,6 +322,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Longest life of one event stream (s); 0: until the client leaves. Browsers "
         "reconnect with Last-Event-ID, so a bound loses nothing (tests and fuzzers set one).",
+    )
+    analytics_warmup: bool = Field(
+        True,
+        description="Compile the hotspot statistics' numba kernels in a background thread at "
+        "startup (~15 s of CPU once per process), so that no request pays for it.",
     )
 
     @field_validator("database_url")

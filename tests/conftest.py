@@ -61,8 +61,15 @@ def settings(database_url: str) -> Settings:
     # Tokens are checked on every request here, so revocation tests see it at once; the cache
     # has a test of its own.
     # Event streams end after 0.2 s, so a client that reads a whole response (schemathesis,
-    # TestClient) gets one back; the live-feed tests lift the bound.
-    return Settings(database_url=database_url, token_cache_s=0, sse_max_s=0.2, _env_file=None)  # type: ignore[call-arg]
+    # TestClient) gets one back; the live-feed tests lift the bound. No numba warm-up thread in
+    # every test app: the analytics tests compile on first use.
+    return Settings(  # type: ignore[call-arg]
+        database_url=database_url,
+        token_cache_s=0,
+        sse_max_s=0.2,
+        analytics_warmup=False,
+        _env_file=None,
+    )
 
 
 @pytest.fixture(scope="session")

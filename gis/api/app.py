@@ -40,8 +40,13 @@ says otherwise. Errors always have the shape `{"code": …, "detail": …}`.
 _NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
-# Where requests may carry photos (multipart uploads).
-UPLOAD_PATHS = ("/media", "/open311/v2/requests.", "/open311/v2/servicerequestupdates.")
+# Where requests may carry photos or ledgers (multipart uploads).
+UPLOAD_PATHS = (
+    "/media",
+    "/imports/",
+    "/open311/v2/requests.",
+    "/open311/v2/servicerequestupdates.",
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -83,6 +88,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pool.listen({TOKENS_CHANNEL: tokens_changed, LIVE_CHANNEL: published})
             hub.start()
             sender.start()
+        if settings.analytics_warmup:
+            from gis.services.hotspots import warm_up_in_background
+
+            warm_up_in_background()
         try:
             yield
         finally:

@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(stats_app, name="stats")
 
 
-def _moment(text: str | None, name: str) -> datetime | None:
+def parse_moment(text: str | None, name: str) -> datetime | None:
     from gis.errors import ValidationError
     from gis.services.deadlines import SHANGHAI
 
@@ -63,11 +63,11 @@ def _run(
         raise fail(ValidationError(f"--format {output!r}: use table, csv or json"))
     with command_session(settings) as session:
         now = utcnow()
-        stop = _moment(end, "to") or now
-        begin = _moment(start, "from") or datetime(
+        stop = parse_moment(end, "to") or now
+        begin = parse_moment(start, "from") or datetime(
             stop.astimezone(SHANGHAI).year, 1, 1, tzinfo=SHANGHAI
         )
-        clock = _moment(as_of, "as-of")
+        clock = parse_moment(as_of, "as-of")
         towns = None if town is None else (town,)
         # None: the stored facts, unless they are stale (then exact as of now).
         clock = stats.choose_as_of(

@@ -5,6 +5,7 @@ from gis.layers.cameras import Camera
 from gis.layers.categories import Category
 from gis.layers.errands import Errand, ErrandEvent, Service
 from gis.layers.grids import Grid, GridMember, GridMemberGrid
+from gis.layers.imports import ImportRun
 from gis.layers.incidents import Incident, IncidentEvent
 from gis.layers.live import LiveEvent, Webhook, WebhookDelivery
 from gis.layers.media import Media
@@ -26,6 +27,7 @@ __all__ = [
     "GridChange",
     "GridMember",
     "GridMemberGrid",
+    "ImportRun",
     "Incident",
     "IncidentEvent",
     "LiveEvent",

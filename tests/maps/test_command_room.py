@@ -213,6 +213,7 @@ def test_grid_tooltip_carries_code_member_counts_and_rates(
 def test_title_shows_the_towns_period_figures_and_the_counts_of_now(
     session: Session, town: dict[str, int]
 ) -> None:
+    # As a person reads it: figures and live counters sit in <span>s.
     html = page_text(render(build_command_room_map(_data(session))))
     # 7 received, 4 closed of 7 valid, 3 of 4 on time; 2 of them overdue (G2, G3) at NOW.
     assert "受理 Received 7 · 办结率 Closure rate 57.1% · 按期办结率 On-time rate 75.0%" in html

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from gis.errors import BadRequestError, UnknownCodeError
 from gis.layers.cameras import Camera, CameraStatus
-from gis.layers.incidents import Incident
+from gis.layers.incidents import ACTIVE_STATUSES, Incident
 from gis.layers.live import EventType
 from gis.layers.units import ResponderUnit, UnitStatus
 from gis.services import cameras, dispatch, live, sla
@@ -97,11 +97,15 @@ def test_workflow_and_sweep_changes_are_published_with_the_new_state(
         "resolved",
     )
     assert data["open"] is False and resolved.town_code == case.town_code
-    # The sweep, far in the future: every open case overdue, flagged in one statement.
-    start = newest(session)
-    result = sla.sweep(
-        session, now=datetime.now(UTC) + timedelta(days=30), escalate_after_hours=24 * 365
+    # Every active case's deadline passed (the sweep runs on server time, never ahead of it:
+    # the event log refuses future events): all flagged in one statement.
+    session.execute(
+        sa.update(Incident)
+        .where(Incident.status.in_(sorted(ACTIVE_STATUSES)), Incident.overdue_at.is_(None))
+        .values(due_at=datetime.now(UTC) - timedelta(hours=1))
     )
+    start = newest(session)
+    result = sla.sweep(session, now=datetime.now(UTC), escalate_after_hours=24 * 365)
     published = feed(session, start)
     overdue = [e for e in published if e.type == EventType.CASE_OVERDUE]
     escalated = [e for e in published if json.loads(e.payload)["action"] == "escalate"]

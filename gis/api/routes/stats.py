@@ -72,7 +72,7 @@ WindowDep = Annotated[Window, Depends(Window)]
 Watcher = Annotated[Principal | None, Depends(allow(*WATCH))]
 
 
-def _towns(principal: Principal | None, town: str | None) -> tuple[str, ...] | None:
+def towns_in_scope(principal: Principal | None, town: str | None) -> tuple[str, ...] | None:
     """The towns a request may count: the asked one, within the caller's jurisdiction."""
     if principal is None or principal.town_codes is None:
         return None if town is None else (town,)
@@ -136,7 +136,7 @@ def case_stats(
         window.end,
         window.as_of,
         group_by=dims,
-        town_codes=_towns(principal, town),
+        town_codes=towns_in_scope(principal, town),
         platform=platform,
         category=category,
     )
@@ -174,7 +174,7 @@ def town_stats(
         start=window.start,
         end=window.end,
         as_of=window.as_of,
-        town_codes=_towns(principal, town),
+        town_codes=towns_in_scope(principal, town),
     )
     return _reply(window, _as_of(session, window), ["town"], TOWN_COLUMNS, rows)
 
@@ -189,7 +189,7 @@ def grid_stats(
         start=window.start,
         end=window.end,
         as_of=window.as_of,
-        town_codes=_towns(principal, town),
+        town_codes=towns_in_scope(principal, town),
     )
     return _reply(window, _as_of(session, window), ["grid"], GRID_COLUMNS, rows)
 
@@ -217,7 +217,7 @@ def errand_stats(
         start=window.start,
         end=window.end,
         group_by=dims,
-        town_codes=_towns(principal, town),
+        town_codes=towns_in_scope(principal, town),
     )
     columns = [stats.ERRAND_DIMENSIONS[d][1] for d in dims] + list(stats.ERRAND_METRICS)
     return _reply(window, window.end, dims, columns, rows)

@@ -1,0 +1,5 @@
+"""``python -m bench.imports``."""
+
+from bench.imports.run import main
+
+main()

@@ -1,0 +1,168 @@
+"""Spatial statistics for the command room: Gi* hotspots, emerging hotspots, recurring problems.
+
+The same readers and the same town scope as /stats. Replies are GeoJSON whose features carry a
+``colour`` and a ``label``, ready for a map layer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+from shapely.geometry import mapping
+
+from gis.api.deps import SessionDep
+from gis.api.errors import ERROR_RESPONSES
+from gis.api.geojson import Feature
+from gis.api.routes.stats import Watcher, towns_in_scope
+from gis.api.schemas.analytics import (
+    EmergingCollection,
+    EmergingProperties,
+    HotspotCollection,
+    HotspotProperties,
+    RecurringCollection,
+    RecurringProperties,
+)
+from gis.services import hotspots, recurring
+
+router = APIRouter(prefix="/analytics", tags=["analytics"])
+
+TownQuery = Annotated[str, Query(max_length=12, description="The town (code)")]
+SinceQuery = Annotated[
+    datetime | None, Query(description="Cases reported from (default: 30 days before until)")
+]
+UntilQuery = Annotated[datetime | None, Query(description="…until before (default: now)")]
+PlatformQuery = Annotated[str | None, Query(max_length=20, description="Only this platform")]
+CategoryQuery = Annotated[str | None, Query(max_length=50, description="Only this category")]
+PermutationsQuery = Annotated[
+    int,
+    Query(
+        ge=9,
+        le=hotspots.MAX_PERMUTATIONS,
+        description="Random permutations for the p-values (99 % after FDR needs many)",
+    ),
+]
+SeedQuery = Annotated[int | None, Query(ge=0, description="Fix the permutations (repeatable)")]
+
+
+def hotspot_query(
+    principal: Watcher,
+    town: TownQuery,
+    since: SinceQuery = None,
+    until: UntilQuery = None,
+    platform: PlatformQuery = None,
+    category: CategoryQuery = None,
+    permutations: PermutationsQuery = hotspots.DEFAULT_PERMUTATIONS,
+    seed: SeedQuery = None,
+) -> hotspots.HotspotQuery:
+    """The town (within the caller's jurisdiction), period, filters and inference asked for."""
+    (town_code,) = towns_in_scope(principal, town) or (town,)
+    return hotspots.HotspotQuery(
+        town_code, since, until, platform, category, permutations=permutations, seed=seed
+    )
+
+
+HotspotQueryDep = Annotated[hotspots.HotspotQuery, Depends(hotspot_query)]
+
+
+def _all(features: Sequence[Feature[Any] | dict[str, Any]]) -> dict[str, Any]:
+    """The features of an unpaged collection and their counts."""
+    return {"features": features, "number_matched": len(features), "number_returned": len(features)}
+
+
+def _per_grid(model: type[BaseModel], grids: Sequence[Any]) -> dict[str, Any]:
+    """One feature per grid (id: its code), its properties read from the service's result."""
+    return _all(
+        [
+            {
+                "id": grid.code,
+                "geometry": dict(mapping(grid.geom)),
+                "properties": model.model_validate(grid, from_attributes=True),
+            }
+            for grid in grids
+        ]
+    )
+
+
+@router.get("/hotspots", response_model=HotspotCollection, responses=ERROR_RESPONSES)
+def get_hotspots(session: SessionDep, query: HotspotQueryDep) -> HotspotCollection:
+    """Getis-Ord Gi* hot and cold spots of the town's grids (热点), FDR-corrected."""
+    result = hotspots.find_hotspots(session, query)
+    return HotspotCollection(
+        **_per_grid(HotspotProperties, result.grids),
+        town_code=result.town_code,
+        since=result.period.since,
+        until=result.period.until,
+        permutations=result.permutations,
+        seed=result.seed,
+        cases=result.cases,
+        fdr_cutoffs={str(level): cutoff for level, cutoff in result.cutoffs.items()},
+        summary=result.summary,
+    )
+
+
+@router.get("/emerging", response_model=EmergingCollection, responses=ERROR_RESPONSES)
+def get_emerging(
+    session: SessionDep,
+    query: HotspotQueryDep,
+    step: Annotated[hotspots.SliceStep, Query(description="week or month")] = (
+        hotspots.SliceStep.WEEK
+    ),
+    level: Annotated[int, Query(description="90, 95 or 99: when a slice is hot/cold")] = 90,
+) -> EmergingCollection:
+    """Emerging hotspots: Gi* per week or month and a Mann–Kendall trend per grid."""
+    result = hotspots.find_emerging(session, query, step=step, level=level)
+    return EmergingCollection(
+        **_per_grid(EmergingProperties, result.grids),
+        town_code=result.town_code,
+        step=result.step.value,
+        slices=result.slices,
+        level=result.level,
+        summary=result.summary,
+    )
+
+
+@router.get("/recurring", response_model=RecurringCollection, responses=ERROR_RESPONSES)
+def get_recurring(
+    session: SessionDep,
+    principal: Watcher,
+    town: Annotated[str | None, Query(max_length=12, description="Only this town")] = None,
+    until: UntilQuery = None,
+    weeks: Annotated[int, Query(description="Look back this many weeks")] = (
+        recurring.DEFAULT_WEEKS
+    ),
+    radius_m: Annotated[float, Query(description="The same place: within this distance")] = (
+        recurring.DEFAULT_RADIUS_M
+    ),
+    min_cases: Annotated[int, Query(description="At least this many closed cases")] = (
+        recurring.DEFAULT_MIN_CASES
+    ),
+    category: CategoryQuery = None,
+) -> RecurringCollection:
+    """Recurring problems (治标不治本): one category, one place, closed again and again."""
+    query = recurring.RecurringQuery(
+        until=until,
+        weeks=weeks,
+        radius_m=radius_m,
+        min_cases=min_cases,
+        town_codes=towns_in_scope(principal, town),
+        category=category,
+    )
+    result = recurring.find_recurring(session, query)
+    features = [
+        Feature[RecurringProperties](
+            id=f"{group.category_code}-{group.case_ids[0]}",
+            geometry=dict(mapping(group.centre)),
+            properties=RecurringProperties.model_validate(group, from_attributes=True),
+        )
+        for group in result.groups
+    ]
+    return RecurringCollection(
+        **_all(features),
+        since=result.since,
+        until=result.until,
+        radius_m=result.radius_m,
+        min_cases=result.min_cases,
+    )

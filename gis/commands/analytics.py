@@ -1,0 +1,186 @@
+"""`gis analytics`: hotspots (Gi*), emerging hotspots and recurring problems as tables."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from gis.commands.stats import parse_moment as moment
+
+analytics_app = typer.Typer(
+    help="Spatial statistics: hotspots, emerging hotspots, recurring problems.",
+    no_args_is_help=True,
+)
+
+SINCE_HELP = "Cases reported from, ISO 8601 (default: 30 days before --until; CST if no zone)"
+UNTIL_HELP = "…until before, ISO 8601 (default: now)"
+FORMAT_HELP = "table or json"
+
+
+def register(app: typer.Typer) -> None:
+    """Mount `gis analytics`."""
+    app.add_typer(analytics_app, name="analytics")
+
+
+def _in_session(work: Callable[[Session], tuple[list[str], list[list[Any]]]], output: str) -> None:
+    """Run ``work`` in a session and print its columns and rows; a domain error exits 2."""
+    from gis.cli import fail
+    from gis.db import make_engine, session_scope
+    from gis.errors import GisError, ValidationError
+    from gis.settings import get_settings
+
+    engine = make_engine(get_settings())
+    try:
+        if output not in ("table", "json"):
+            raise ValidationError(f"--format {output!r}: use table or json")
+        with session_scope(engine) as session:
+            columns, rows = work(session)
+    except GisError as error:
+        raise fail(error) from error
+    finally:
+        engine.dispose()
+    _print(columns, rows, output)
+
+
+def _print(columns: Sequence[str], rows: Sequence[Sequence[Any]], output: str) -> None:
+    if output == "json":
+        typer.echo(json.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=str))
+        return
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*("" if value is None else str(value) for value in row))
+    Console(width=160).print(table)
+
+
+def _query(
+    town: str,
+    since: str | None,
+    until: str | None,
+    platform: str | None,
+    category: str | None,
+    permutations: int,
+    seed: int | None,
+) -> Any:
+    from gis.services.hotspots import HotspotQuery
+
+    return HotspotQuery(
+        town,
+        moment(since, "since"),
+        moment(until, "until"),
+        platform,
+        category,
+        permutations=permutations,
+        seed=seed,
+    )
+
+
+@analytics_app.command("hotspots")
+def hotspots_command(
+    town: str = typer.Option(..., help="The town (code)"),
+    since: str | None = typer.Option(None, help=SINCE_HELP),
+    until: str | None = typer.Option(None, help=UNTIL_HELP),
+    platform: str | None = typer.Option(None, help="Only this platform"),
+    category: str | None = typer.Option(None, help="Only this category"),
+    permutations: int = typer.Option(999, help="Random permutations for the p-values"),
+    seed: int | None = typer.Option(None, help="Fix the permutations (repeatable results)"),
+    significant: bool = typer.Option(False, help="Only the hot and cold grids"),
+    output: str = typer.Option("table", "--format", help=FORMAT_HELP),
+) -> None:
+    """Getis-Ord Gi* hot and cold spots of a town's grids, FDR-corrected (热点)."""
+    from gis.services import hotspots
+
+    def work(session: Session) -> tuple[list[str], list[list[Any]]]:
+        query = _query(town, since, until, platform, category, permutations, seed)
+        result = hotspots.find_hotspots(session, query)
+        grids = sorted(result.grids, key=lambda g: (-g.confidence, -g.z))
+        rows = [
+            [g.code, g.name, g.count, g.z, g.p, g.spot.value]
+            for g in grids
+            if g.confidence or not significant
+        ]
+        counts = ", ".join(f"{k} {v}" for k, v in result.summary.items() if v)
+        Console(stderr=True).print(
+            f"{result.cases} cases in {len(result.grids)} grids, "
+            f"{result.period.since:%Y-%m-%d}–{result.period.until:%Y-%m-%d}: {counts}"
+        )
+        return ["grid", "name", "cases", "z", "p", "class"], rows
+
+    _in_session(work, output)
+
+
+@analytics_app.command("emerging")
+def emerging_command(
+    town: str = typer.Option(..., help="The town (code)"),
+    since: str | None = typer.Option(None, help=SINCE_HELP),
+    until: str | None = typer.Option(None, help=UNTIL_HELP),
+    step: str = typer.Option("week", help="week or month"),
+    level: int = typer.Option(90, help="90, 95 or 99: when a slice counts as hot/cold"),
+    platform: str | None = typer.Option(None, help="Only this platform"),
+    category: str | None = typer.Option(None, help="Only this category"),
+    permutations: int = typer.Option(999, help="Random permutations for the p-values"),
+    seed: int | None = typer.Option(None, help="Fix the permutations (repeatable results)"),
+    output: str = typer.Option("table", "--format", help=FORMAT_HELP),
+) -> None:
+    """Emerging hotspots: Gi* per week or month and a Mann–Kendall trend per grid."""
+    from gis.errors import ValidationError
+    from gis.services import hotspots
+
+    def work(session: Session) -> tuple[list[str], list[list[Any]]]:
+        try:
+            slice_step = hotspots.SliceStep(step)
+        except ValueError:
+            raise ValidationError(f"--step {step!r}: use week or month") from None
+        query = _query(town, since, until, platform, category, permutations, seed)
+        result = hotspots.find_emerging(session, query, step=slice_step, level=level)
+        rows = [
+            [g.code, g.name, g.category.value, sum(g.counts), g.trend_tau, g.trend_p]
+            for g in sorted(result.grids, key=lambda g: (g.category.value, g.code))
+        ]
+        return ["grid", "name", "category", "cases", "trend_tau", "trend_p"], rows
+
+    _in_session(work, output)
+
+
+@analytics_app.command("recurring")
+def recurring_command(
+    town: str | None = typer.Option(None, help="Only this town (code)"),
+    until: str | None = typer.Option(None, help=UNTIL_HELP),
+    weeks: int = typer.Option(8, help="Look back this many weeks"),
+    radius_m: float = typer.Option(100.0, help="The same place: within this many metres"),
+    min_cases: int = typer.Option(3, help="At least this many closed cases"),
+    category: str | None = typer.Option(None, help="Only this category"),
+    output: str = typer.Option("table", "--format", help=FORMAT_HELP),
+) -> None:
+    """Recurring problems (治标不治本): one category, one place, closed again and again."""
+    from gis.services import recurring
+
+    def work(session: Session) -> tuple[list[str], list[list[Any]]]:
+        query = recurring.RecurringQuery(
+            until=moment(until, "until"),
+            weeks=weeks,
+            radius_m=radius_m,
+            min_cases=min_cases,
+            town_codes=None if town is None else (town,),
+            category=category,
+        )
+        result = recurring.find_recurring(session, query)
+        rows = [
+            [
+                g.category_name,
+                g.town_code,
+                ",".join(g.grid_codes),
+                g.cases,
+                " ".join(map(str, g.case_ids)),
+                f"{g.first_reported_at:%Y-%m-%d}–{g.last_reported_at:%Y-%m-%d}",
+            ]
+            for g in result.groups
+        ]
+        return ["category", "town", "grids", "cases", "case ids", "reported"], rows
+
+    _in_session(work, output)

@@ -1,0 +1,67 @@
+"""`gis analytics` from the shell, on the committed demo county: a table, and the reason on
+bad input."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session
+
+from gis.settings import Settings, get_settings
+from tests.conftest import SAMPLE_END
+
+
+@pytest.fixture
+def demo_town(
+    demo: dict[str, object], engine: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    from gis.services.mapdata import towns_with_cases
+
+    monkeypatch.setenv("GIS_DATABASE_URL", settings.database_url)
+    get_settings.cache_clear()
+    with Session(engine) as session:
+        town = towns_with_cases(session)[0]
+    try:
+        yield town
+    finally:
+        get_settings.cache_clear()
+
+
+def _run(*args: str) -> Any:
+    from typer.testing import CliRunner
+
+    from gis.cli import app
+
+    return CliRunner().invoke(app, ["analytics", *args], env={"COLUMNS": "160"})
+
+
+UNTIL = SAMPLE_END.isoformat()
+
+
+def test_hotspots_print_one_row_per_grid(demo_town: str) -> None:
+    result = _run("hotspots", "--town", demo_town, "--until", UNTIL, "--seed", "1", "--format",
+                  "json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout.strip().splitlines()[-1])
+    assert rows and set(rows[0]) == {"grid", "name", "cases", "z", "p", "class"}
+    table = _run("hotspots", "--town", demo_town, "--until", UNTIL, "--seed", "1")
+    assert table.exit_code == 0 and "class" in table.stdout
+
+
+def test_recurring_and_emerging_run(demo_town: str) -> None:
+    recurring = _run("recurring", "--town", demo_town, "--until", UNTIL, "--weeks", "12")
+    assert recurring.exit_code == 0, recurring.output
+    emerging = _run("emerging", "--town", demo_town, "--until", UNTIL, "--since",
+                    "2026-08-01", "--seed", "1")  # fmt: skip
+    assert emerging.exit_code == 0, emerging.output
+    assert "category" in emerging.stdout
+
+
+def test_bad_input_exits_2_with_the_reason(demo_town: str) -> None:
+    result = _run("hotspots", "--town", demo_town, "--platform", "police")
+    assert result.exit_code == 2 and "unknown platform" in result.output
+    result = _run("hotspots", "--town", demo_town, "--since", "yesterday")
+    assert result.exit_code == 2 and "not ISO 8601" in result.output
