@@ -122,6 +122,13 @@ class MapAssetsMissingError(GisError):
     code = "map_assets_missing"
 
 
+class BasemapUnavailableError(GisError):
+    """A basemap the service is configured with cannot be used (its archive is missing or not
+    raster tiles, its URL template cannot address tiles)."""
+
+    code = "basemap_unavailable"
+
+
 # The HTTP status of every error class; the most specific class in an error's MRO wins.
 STATUS_CODES: dict[type[GisError], int] = {
     GisError: 500,
@@ -135,6 +142,7 @@ STATUS_CODES: dict[type[GisError], int] = {
     DatabaseUnavailableError: 503,
     ProvisioningError: 503,
     MapAssetsMissingError: 503,
+    BasemapUnavailableError: 503,
 }
 
 

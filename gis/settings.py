@@ -13,6 +13,8 @@ PlatformName = Literal["governance", "market", "enforcement", "service"]
 
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/gis"
+# The coordinates a configured basemap's tiles are drawn in (gis.maps.tiles.BASEMAP_CRS_NAMES).
+BASEMAP_CRS_PATTERN = "^(wgs84|gcj02)$"
 
 
 class Settings(BaseSettings):
@@ -111,6 +113,58 @@ class Settings(BaseSettings):
         pattern="^(auto|local|cdn)$",
         description="Where map pages load Leaflet from: local (served by this service at "
         "/maps/assets; 503 until fetched), cdn (public CDNs), auto (local once fetched).",
+    )
+    basemap: str = Field(
+        "osm",
+        pattern="^(osm|tianditu|tianditu_satellite|amap|intranet|local)$",
+        description="The map pages' basemap when the request names none: osm, tianditu, "
+        "tianditu_satellite, amap, intranet (GIS_BASEMAP_URL) or local (GIS_BASEMAP_FILE).",
+    )
+    basemap_url: str | None = Field(
+        None,
+        max_length=2000,
+        description="The town's own tile server (basemap=intranet): an XYZ template "
+        "(http://10.1.2.3/tiles/{z}/{x}/{y}.png) or a WMTS GetTile/RESTful URL in the "
+        "Web-Mercator tiling ({TileMatrix}, {TileRow}, {TileCol}), e.g. a provincial "
+        "Tianditu node.",
+    )
+    basemap_labels_url: str | None = Field(
+        None,
+        max_length=2000,
+        description="Optional label tiles drawn over GIS_BASEMAP_URL (Tianditu's cva layer), "
+        "same placeholders.",
+    )
+    basemap_crs: str = Field(
+        "wgs84",
+        pattern=BASEMAP_CRS_PATTERN,
+        description="Coordinates GIS_BASEMAP_URL's tiles are drawn in: wgs84 (also CGCS2000, "
+        "Tianditu) or gcj02 (overlays are then shifted as for AMap).",
+    )
+    basemap_subdomains: str = Field(
+        "",
+        max_length=40,
+        description="Letters or digits for {s} in GIS_BASEMAP_URL (e.g. 01234567).",
+    )
+    basemap_attribution: str = Field(
+        "内网底图 intranet basemap",
+        max_length=500,
+        description="Credit line shown for GIS_BASEMAP_URL's tiles.",
+    )
+    basemap_max_zoom: int = Field(
+        18,
+        ge=1,
+        le=24,
+        description="Deepest zoom GIS_BASEMAP_URL has tiles for (deeper: enlarged).",
+    )
+    basemap_file: str | None = Field(
+        None,
+        description="A raster tile archive (.mbtiles or .pmtiles) served at "
+        "/maps/tiles/{z}/{x}/{y} for basemap=local: a basemap with no network at all.",
+    )
+    basemap_file_crs: str = Field(
+        "wgs84",
+        pattern=BASEMAP_CRS_PATTERN,
+        description="Coordinates GIS_BASEMAP_FILE's tiles are drawn in: wgs84 or gcj02.",
     )
     dispatch_max_outside_m: float = Field(
         20_000.0,

@@ -59,3 +59,25 @@ def browser() -> Iterator[Any]:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         yield chromium
         chromium.close()
+
+
+def closed_network(page: Any, origin: str) -> list[str]:
+    """Abort every request not to ``origin``; returns the list the page's script errors go to."""
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
+
+    def on_console(message: Any) -> None:
+        # A tile the closed network refused is a failed load, not a script error.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            errors.append(f"console: {message.text}")
+
+    page.on("console", on_console)
+    page.route(
+        "**/*",
+        lambda route: (
+            route.continue_()
+            if route.request.url.startswith(origin)
+            else route.abort("internetdisconnected")
+        ),
+    )
+    return errors

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from gis.commands import command_session, fail
 from gis.errors import GisError
+
+if TYPE_CHECKING:
+    from gis.maps.base import Basemap, TileSource
+    from gis.settings import Settings
 
 console = Console(stderr=True)
 map_app = typer.Typer(help="Command-room maps as HTML files (Folium).", no_args_is_help=True)
@@ -18,6 +23,21 @@ map_app = typer.Typer(help="Command-room maps as HTML files (Folium).", no_args_
 def register(app: typer.Typer) -> None:
     """Mount `gis map`."""
     app.add_typer(map_app, name="map")
+
+
+BASEMAP_HELP = "osm, tianditu, tianditu_satellite, amap, intranet, local (default GIS_BASEMAP)"
+TILES_HELP = (
+    "Where the service serves basemap=local's tiles (default http://GIS_HOST:GIS_PORT/maps/tiles)"
+)
+
+
+def _basemap(name: str | None, settings: Settings, tiles_url: str | None) -> Basemap | TileSource:
+    """The basemap of a page the CLI writes (a local archive's tiles come from the service)."""
+    from gis.maps import parse_basemap
+    from gis.maps.tiles import page_basemap
+
+    tiles = tiles_url or f"http://{settings.host}:{settings.port}/maps/tiles"
+    return page_basemap(parse_basemap(name) if name else None, settings, tiles_url=tiles)
 
 
 def _write(html: str, output: Path) -> None:
@@ -34,7 +54,7 @@ def command_room(
     until: datetime | None = typer.Option(None, help="Period end, exclusive (default now)"),
     platform: str | None = typer.Option(None, help="governance, market, enforcement, service"),
     category: str | None = typer.Option(None, help="A category code from the catalog"),
-    basemap: str = typer.Option("osm", help="osm, tianditu, tianditu_satellite, amap"),
+    basemap: str | None = typer.Option(None, help=BASEMAP_HELP),
     metric: str = typer.Option("load", help="Grid colour: load, closure or on_time"),
     cell_m: float = typer.Option(250.0, help="Heatmap cell size (m)"),
     step: str = typer.Option("auto", help="Time view frames: auto, day, week"),
@@ -42,18 +62,17 @@ def command_room(
     assets_url: str | None = typer.Option(
         None, help="Load Leaflet from here (e.g. http://host:8000/maps/assets) instead of CDNs"
     ),
+    tiles_url: str | None = typer.Option(None, help=TILES_HELP),
 ) -> None:
     """Write the command-room map of a town (heat, grids, open cases, units, cameras)."""
     from gis.errors import ValidationError
-    from gis.maps import GridMetric, build_command_room_map, parse_basemap, render
-    from gis.maps.base import check_basemap
+    from gis.maps import GridMetric, build_command_room_map, render
     from gis.services.mapdata import TimeStep, command_room_data
     from gis.settings import get_settings
 
     settings = get_settings()
     with command_session(settings) as session:
-        chosen = parse_basemap(basemap)
-        check_basemap(chosen, settings.tianditu_key)
+        chosen = _basemap(basemap, settings, tiles_url)
         try:
             grid_metric, time_step = GridMetric(metric), TimeStep(step)
         except ValueError as error:
@@ -83,19 +102,18 @@ def command_room(
 def grids(
     village: str = typer.Option(..., help="Village code (行政村/社区)"),
     output: Path = typer.Option(Path("grids.html"), "-o", "--output", help="HTML file"),
-    basemap: str = typer.Option("osm", help="osm, tianditu, tianditu_satellite, amap"),
+    basemap: str | None = typer.Option(None, help=BASEMAP_HELP),
     assets_url: str | None = typer.Option(None, help="Load Leaflet from here instead of CDNs"),
+    tiles_url: str | None = typer.Option(None, help=TILES_HELP),
 ) -> None:
     """Write a village's grid map with labels and members (for printing)."""
-    from gis.maps import build_village_grids_map, parse_basemap, render
-    from gis.maps.base import check_basemap
+    from gis.maps import build_village_grids_map, render
     from gis.services.mapdata import village_grids_data
     from gis.settings import get_settings
 
     settings = get_settings()
     with command_session(settings) as session:
-        chosen = parse_basemap(basemap)
-        check_basemap(chosen, settings.tianditu_key)
+        chosen = _basemap(basemap, settings, tiles_url)
         data = village_grids_data(session, village_code=village)
         m = build_village_grids_map(data, basemap=chosen, tianditu_key=settings.tianditu_key)
         _write(render(m, assets_url=assets_url), output)

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 import folium
 import numpy as np
@@ -20,15 +20,37 @@ from shapely.geometry.base import BaseGeometry
 from gis.errors import ValidationError
 from gis.geo import Crs, from_wgs84_fn
 from gis.maps.assets import use_local_assets
+from gis.maps.page import add_page_chrome, is_kiosk, serve_page_files
 
 
 class Basemap(StrEnum):
-    """Background tiles. Tianditu is CGCS2000 (= WGS84 at map scale); AMap tiles are GCJ-02."""
+    """Background tiles. Tianditu is CGCS2000 (= WGS84 at map scale); AMap tiles are GCJ-02.
+    ``intranet`` and ``local`` are configured by the town (``gis.maps.tiles``): tiles from a
+    server on its own network, or from an archive file the service serves itself."""
 
     OSM = "osm"
     TIANDITU = "tianditu"
     TIANDITU_SATELLITE = "tianditu_satellite"
     AMAP = "amap"
+    INTRANET = "intranet"
+    LOCAL = "local"
+
+
+@dataclass(frozen=True)
+class TileSource:
+    """A configured basemap: Leaflet URL template(s), the coordinates its tiles are drawn in
+    (overlays are shifted into them), and where and at which zooms it has tiles."""
+
+    url: str
+    crs: Crs
+    attribution: str
+    name: str
+    labels_url: str | None = None
+    subdomains: str = "abc"
+    min_zoom: int = 0
+    max_zoom: int = 18
+    # (west, south, east, north) in WGS84: outside it no tile is asked for.
+    bounds: tuple[float, float, float, float] | None = None
 
 
 # What the basemap's own coordinates are: overlays are shifted into it so that they line up.
@@ -58,8 +80,14 @@ def parse_basemap(value: str | Basemap) -> Basemap:
         raise ValidationError(f"unknown basemap {value!r}; choose one of: {known}") from None
 
 
-def check_basemap(basemap: Basemap, tianditu_key: str | None) -> None:
-    """Raise a ValidationError when the basemap cannot be shown (Tianditu without a key)."""
+def check_basemap(basemap: Basemap | TileSource, tianditu_key: str | None) -> None:
+    """Raise a ValidationError when the basemap cannot be shown (Tianditu without a key, a
+    configured basemap not resolved to its tile source by ``gis.maps.tiles``)."""
+    if basemap in (Basemap.INTRANET, Basemap.LOCAL):
+        raise ValidationError(
+            f"basemap {basemap.value!r} is configured by the service "
+            "(GIS_BASEMAP_URL or GIS_BASEMAP_FILE): resolve it with gis.maps.tiles.resolve_basemap"
+        )
     if basemap in (Basemap.TIANDITU, Basemap.TIANDITU_SATELLITE) and not tianditu_key:
         raise ValidationError(
             "the Tianditu basemap needs a key: set GIS_TIANDITU_KEY (a browser key from "
@@ -67,9 +95,12 @@ def check_basemap(basemap: Basemap, tianditu_key: str | None) -> None:
         )
 
 
-def add_basemap(m: folium.Map, basemap: Basemap, *, tianditu_key: str | None) -> None:
+def add_basemap(m: folium.Map, basemap: Basemap | TileSource, *, tianditu_key: str | None) -> None:
     """Add the chosen background tiles (and Tianditu's label layer) to a map."""
     check_basemap(basemap, tianditu_key)
+    if isinstance(basemap, TileSource):
+        _add_tile_source(m, basemap)
+        return
     if basemap is Basemap.OSM:
         folium.TileLayer("OpenStreetMap", name="OpenStreetMap", control=False).add_to(m)
         return
@@ -89,6 +120,29 @@ def add_basemap(m: folium.Map, basemap: Basemap, *, tianditu_key: str | None) ->
             overlay=overlay,
             control=False,
             max_zoom=18,
+        ).add_to(m)
+
+
+def _add_tile_source(m: folium.Map, source: TileSource) -> None:
+    bounds = None
+    if source.bounds is not None:
+        # The tiles' own coordinates: a GCJ-02 archive's edge is where its tiles end.
+        bounds = Projector(source.crs).bounds(source.bounds)
+    for url, overlay in ((source.url, False), (source.labels_url, True)):
+        if url is None:
+            continue
+        folium.TileLayer(
+            url,
+            attr=source.attribution,
+            name=source.name,
+            subdomains=source.subdomains,
+            overlay=overlay,
+            control=False,
+            # Past its last level Leaflet enlarges the deepest tiles instead of asking for more.
+            max_native_zoom=source.max_zoom,
+            min_native_zoom=source.min_zoom,
+            max_zoom=max(source.max_zoom, 19),
+            bounds=bounds,
         ).add_to(m)
 
 
@@ -127,22 +181,30 @@ class Projector:
         return [[s, w], [n, e]]
 
 
-def projector_for(basemap: Basemap) -> Projector:
-    """The projector that lines overlays up with ``basemap``."""
+def projector_for(basemap: Basemap | TileSource) -> Projector:
+    """The projector that lines overlays up with ``basemap`` (a configured one declares its
+    CRS: GCJ-02 tiles get the same shift as AMap's)."""
+    if isinstance(basemap, TileSource):
+        return Projector(basemap.crs)
+    if basemap not in BASEMAP_CRS:
+        check_basemap(basemap, None)  # raises: a configured basemap must be resolved first
     return Projector(BASEMAP_CRS[basemap])
 
 
-def new_map(bounds: list[list[float]]) -> folium.Map:
-    """An empty map fitted to ``bounds`` with a scale bar; tiles are added separately."""
+def new_map(bounds: list[list[float]], *, kiosk: bool = False) -> folium.Map:
+    """An empty map fitted to ``bounds``, with the page's responsive controls and basemap banner
+    (``gis.maps.page``); ``kiosk``: the wall's view, without zoom buttons or scale bar."""
     (s, w), (n, e) = bounds
     m = folium.Map(
         location=[(s + n) / 2, (w + e) / 2],
         zoom_start=13,
         tiles=None,
-        control_scale=True,
+        control_scale=not kiosk,
+        zoom_control=not kiosk,
         prefer_canvas=True,
     )
     m.fit_bounds(bounds)
+    add_page_chrome(m, kiosk=kiosk)
     return m
 
 
@@ -151,20 +213,22 @@ def esc(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def add_panel(m: folium.Map, body: str, *, css: str, element_id: str) -> None:
-    """A fixed HTML box over the map (title, legend); ``body`` must already be escaped."""
-    box = (
-        f'<div id="{element_id}" style="position:fixed;z-index:1000;'
-        "background:rgba(255,255,255,.92);"
-        "padding:6px 10px;border-radius:4px;box-shadow:0 1px 4px rgba(0,0,0,.35);"
-        f"font:13px/1.35 -apple-system,'PingFang SC','Microsoft YaHei',sans-serif;{css}\">"
-        f"{body}</div>"
-    )
+PanelRole = Literal["title", "legend"]
+
+
+def add_panel(m: folium.Map, body: str, *, role: PanelRole, element_id: str, css: str = "") -> None:
+    """A fixed HTML box over the map; ``body`` must already be escaped. Its place and look come
+    from its ``role`` in map-page.css (a legend collapses into a button on a phone)."""
+    style = f' style="{css}"' if css else ""
+    box = f'<div id="{element_id}" class="gis-panel gis-{role}"{style}>{body}</div>'
     m.get_root().html.add_child(Element(box))  # type: ignore[attr-defined]
 
 
 def add_layer_control(m: folium.Map) -> None:
-    """The layer switcher, expanded: the command room toggles layers all day."""
+    """The layer switcher, expanded on a screen with room for it (on a phone it is a button,
+    in kiosk mode it is left out): the command room toggles layers all day."""
+    if is_kiosk(m):
+        return
     folium.LayerControl(collapsed=False, position="topright").add_to(m)
 
 
@@ -205,7 +269,9 @@ def stabilise_ids(m: folium.Map) -> None:
 
 
 def render(m: folium.Map, *, assets_url: str | None = None) -> str:
-    """The map as one HTML page; scripts come from ``assets_url`` when given, else the CDNs."""
+    """The map as one HTML page; scripts come from ``assets_url`` when given, else the CDNs
+    (and the page's own files are inlined)."""
+    serve_page_files(m, assets_url)
     if assets_url is not None:
         use_local_assets(m.get_root(), assets_url)
     stabilise_ids(m)

@@ -17,6 +17,7 @@ from gis.layers.categories import PLATFORM_NAMES_ZH, Platform
 from gis.maps.base import (
     Basemap,
     Projector,
+    TileSource,
     add_basemap,
     add_layer_control,
     add_panel,
@@ -520,6 +521,20 @@ def _legend(data: CommandRoomData, grids_legend: str) -> str:
     return "".join(parts)
 
 
+def _figure(name: str, value: str, *, key: bool = False, live: bool = False) -> str:
+    """One figure of the title (its label from FIGURE_LABELS), marked so a phone's one-line
+    title (only the ``key`` ones) and the wall's large figures can style it, and a test can read
+    it; each carries its own separator, so hiding one leaves no stray dot. A ``live`` one is
+    kept current by the live feed (gis/maps/modules/live.js finds it by data-gis-count)."""
+    zh, _, en = FIGURE_LABELS[name].partition(" ")
+    count = f' data-gis-count="{name}"' if live else ""
+    return (
+        f'<span class="gis-figure{" gis-key" if key else ""}" data-figure="{name}">'
+        f'<span class="gis-sep"> · </span>{zh}<span class="gis-en"> {en}</span> '
+        f"<b{count}>{value}</b></span>"
+    )
+
+
 def _title(data: CommandRoomData) -> str:
     town = data.town
     english = f" — {esc(town.name_en)} command room" if town.name_en else " — command room"
@@ -532,40 +547,46 @@ def _title(data: CommandRoomData) -> str:
     until = data.until.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
     figures = data.town_figures
     period = [
-        f"{FIGURE_LABELS['received']} {figures.received:,}",
-        f"{FIGURE_LABELS['closure_rate']} {_pct(figures.closure_rate)}",
-        f"{FIGURE_LABELS['on_time_rate']} {_pct(figures.on_time_rate)}",
-        f"{FIGURE_LABELS['overdue_open']} {figures.overdue_open:,}",
+        _figure("received", f"{figures.received:,}", key=True),
+        _figure("closure_rate", _pct(figures.closure_rate), key=True),
+        _figure("on_time_rate", _pct(figures.on_time_rate)),
+        _figure("overdue_open", f"{figures.overdue_open:,}"),
     ]
     # The "now" counts follow the live feed (gis/maps/modules/live.js finds them by data-gis-count);
     # the period's figures are /stats' and stay as built.
     open_now = data.open_cases.total + data.overdue_cases.total
     now = [
-        f'{FIGURE_LABELS["open_now"]} <span data-gis-count="open_now">{open_now:,}</span>',
-        f"{FIGURE_LABELS['overdue_now']} "
-        f'<span data-gis-count="overdue_now">{data.overdue_cases.total:,}</span>',
+        _figure("open_now", f"{open_now:,}", live=True),
+        _figure("overdue_now", f"{data.overdue_cases.total:,}", key=True, live=True),
     ]
     as_of = f" (统计截至 as of {_when(data.figures_as_of)})" if data.figures_as_of else ""
     return (
-        '<div style="font-size:17px;font-weight:600">'
-        f"{esc(town.name)} 综合信息指挥室{english}</div>"
-        f"<div>{since} – {until} (UTC+8) · {' · '.join(period)}{as_of}</div>"
-        f"<div>{' · '.join(now)}" + (" · " + " · ".join(filters) if filters else "") + "</div>"
+        f'<div class="gis-title-name">{esc(town.name)}<span class="gis-room"> 综合信息指挥室</span>'
+        f'<span class="gis-en">{english}</span></div>'
+        f'<div class="gis-title-line"><span class="gis-period">{since} – {until} (UTC+8)</span>'
+        + "".join(period)
+        + f'<span class="gis-period gis-as-of">{as_of}</span></div>'
+        + '<div class="gis-title-line">'
+        + "".join(now)
+        + (f'<span class="gis-filters"> · {" · ".join(filters)}</span>' if filters else "")
+        + "</div>"
     )
 
 
 def build_command_room_map(
     data: CommandRoomData,
     *,
-    basemap: Basemap = Basemap.OSM,
+    basemap: Basemap | TileSource = Basemap.OSM,
     metric: GridMetric = GridMetric.LOAD,
     tianditu_key: str | None = None,
     live: LiveFeed | None = None,
+    kiosk: bool = False,
 ) -> folium.Map:
     """The command-room map of one town from its data (no database access here); with
-    ``live``, the page then listens to the event stream and redraws itself."""
+    ``live``, the page then listens to the event stream and redraws itself; ``kiosk``: the
+    wall's view (no controls, a discreet legend, large figures, a clock)."""
     project = projector_for(basemap)
-    m = new_map(project.bounds(data.town.bounds))
+    m = new_map(project.bounds(data.town.bounds), kiosk=kiosk)
     add_basemap(m, basemap, tianditu_key=tianditu_key)
     folium.GeoJson(
         {"type": "Feature", "geometry": project.geometry(data.town.geom), "properties": {}},
@@ -598,16 +619,6 @@ def build_command_room_map(
         )
     # After the layer control, whose events it listens to.
     _ShowWithLayer(m, time_view).add_to(m)
-    add_panel(
-        m,
-        _title(data),
-        css="top:10px;left:50%;transform:translateX(-50%);text-align:center",
-        element_id="gis-title",
-    )
-    add_panel(
-        m,
-        _legend(data, grids_legend),
-        css="bottom:52px;left:10px;max-height:60vh;overflow:auto",
-        element_id="gis-legend",
-    )
+    add_panel(m, _title(data), role="title", element_id="gis-title")
+    add_panel(m, _legend(data, grids_legend), role="legend", element_id="gis-legend")
     return m

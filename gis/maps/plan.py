@@ -13,6 +13,7 @@ from shapely.geometry.base import BaseGeometry
 
 from gis.maps.base import (
     Basemap,
+    TileSource,
     add_basemap,
     add_layer_control,
     add_panel,
@@ -65,7 +66,10 @@ def preview_from_plan(
 
 
 def plan_map(
-    preview: PlanPreview, *, basemap: Basemap = Basemap.OSM, tianditu_key: str | None = None
+    preview: PlanPreview,
+    *,
+    basemap: Basemap | TileSource = Basemap.OSM,
+    tianditu_key: str | None = None,
 ) -> folium.Map:
     """The preview map of a plan."""
     project = projector_for(basemap)
@@ -154,7 +158,7 @@ def plan_map(
         '<span style="background:#66c2a5">proposed</span> · '
         '<span style="background:#d32f2f;color:#fff">problem</span> · '
         '<span style="color:#6a1b9a">● moving case</span>',
-        css="bottom:24px;left:10px;",
+        role="legend",
         element_id="plan-legend",
     )
     add_layer_control(m)

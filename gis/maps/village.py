@@ -6,6 +6,7 @@ import folium
 
 from gis.maps.base import (
     Basemap,
+    TileSource,
     add_basemap,
     add_layer_control,
     add_panel,
@@ -34,12 +35,16 @@ FILLS = (
 
 
 def build_village_grids_map(
-    data: VillageGridsData, *, basemap: Basemap = Basemap.OSM, tianditu_key: str | None = None
+    data: VillageGridsData,
+    *,
+    basemap: Basemap | TileSource = Basemap.OSM,
+    tianditu_key: str | None = None,
+    kiosk: bool = False,
 ) -> folium.Map:
     """The printable grid map of one village from its data (no database access here)."""
     project = projector_for(basemap)
     village = data.village
-    m = new_map(project.bounds(village.bounds))
+    m = new_map(project.bounds(village.bounds), kiosk=kiosk)
     add_basemap(m, basemap, tianditu_key=tianditu_key)
     folium.GeoJson(
         {"type": "Feature", "geometry": project.geometry(village.geom), "properties": {}},
@@ -109,10 +114,13 @@ def build_village_grids_map(
     households = sum(grid.households for grid in data.grids)
     add_panel(
         m,
-        f'<div style="font-size:17px;font-weight:600">{esc(data.town_name)}{esc(village.name)} '
-        f"网格图{english}</div><div>{len(data.grids)} 个网格 grids · {households:,} 户 households"
-        f" · {esc(village.code)}</div>",
-        css="top:10px;left:50%;transform:translateX(-50%);text-align:center",
+        f'<div class="gis-title-name">{esc(data.town_name)}{esc(village.name)} '
+        f'网格图<span class="gis-en">{english}</span></div><div class="gis-title-line">'
+        f'<span class="gis-figure" data-figure="grids">{len(data.grids)} 个网格'
+        f'<span class="gis-en"> grids</span></span> · <span class="gis-figure" '
+        f'data-figure="households">{households:,} 户<span class="gis-en"> households</span>'
+        f'</span><span class="gis-period"> · {esc(village.code)}</span></div>',
+        role="title",
         element_id="gis-title",
     )
     return m

@@ -23,6 +23,7 @@ from gis.services.stats import refresh_facts
 from gis.settings import Settings
 from tests.api.test_maps import _client
 from tests.conftest import SAMPLE_END
+from tests.maps.town import page_text
 
 SINCE, UNTIL = SAMPLE_END - timedelta(days=30), SAMPLE_END
 FIGURES = ("received", "closed", "closure_rate", "on_time_rate", "overdue_open")
@@ -42,9 +43,9 @@ def _grid_features(html: str) -> list[dict[str, Any]]:
 
 
 def _title_figures(html: str) -> str:
-    """The line of the title that carries the period's figures."""
-    (line,) = re.findall(r"\(UTC\+8\) · ([^<]*)</div>", html)
-    return str(line)
+    """The title's text, which carries the period's figures (each marked up in a span)."""
+    start = html.index('<div id="gis-title"')
+    return page_text(html[start : html.index("</div></div>", start)])
 
 
 def _stats(client: TestClient, path: str, town: str | None) -> list[dict[str, Any]]:
@@ -123,4 +124,5 @@ def test_dazhou_overdue_in_the_tooltip_is_stats_overdue_open_and_now_is_labelled
     assert all(f["overdue_now"] >= f["overdue_open"] for f in features)
     assert any(f["open_now"] > 0 for f in features)
     assert cr.FIGURE_LABELS["overdue_now"] != cr.FIGURE_LABELS["overdue_open"]
-    assert "现超期 Overdue now" in html and "期内超期 Overdue (period)" in html
+    title = _title_figures(html)
+    assert "现超期 Overdue now" in title and "期内超期 Overdue (period)" in title

@@ -14,7 +14,7 @@ from gis.api import create_app
 from gis.maps import command_room as cr
 from gis.settings import Settings
 from tests.conftest import use_session
-from tests.maps.town import OTHER_TOWN, TOWN, VILLAGE_1, build_town
+from tests.maps.town import OTHER_TOWN, TOWN, VILLAGE_1, build_town, page_text
 
 PERIOD = {"since": "2026-10-01T00:00:00+08:00", "until": "2026-11-01T00:00:00+08:00"}
 
@@ -49,8 +49,8 @@ def test_command_room_page_is_html_with_every_layer(maps_client: TestClient) -> 
     assert response.headers["content-type"].startswith("text/html")
     assert response.headers["cache-control"] == "no-store"
     html = response.text
-    assert "高家镇 综合信息指挥室 — Gaojia command room" in html
-    assert "受理 Received 7" in html
+    assert "高家镇 综合信息指挥室 — Gaojia command room" in page_text(html)
+    assert "受理 Received 7" in page_text(html)
     for name in cr.LAYERS:
         assert name.encode("unicode_escape").decode() in html
 
@@ -60,7 +60,8 @@ def test_command_room_filters_by_platform(maps_client: TestClient) -> None:
         "/maps/command-room", params={"town": TOWN, "platform": "market", **PERIOD}
     )
     assert response.status_code == 200
-    assert "受理 Received 2" in response.text and "平台 platform: market" in response.text
+    text = page_text(response.text)
+    assert "受理 Received 2" in text and "平台 platform: market" in text
 
 
 def test_the_same_request_gives_the_same_page(maps_client: TestClient) -> None:
@@ -128,7 +129,7 @@ def test_missing_town_is_422(maps_client: TestClient) -> None:
 def test_village_grids_page(maps_client: TestClient) -> None:
     response = maps_client.get("/maps/grids", params={"village": VILLAGE_1})
     assert response.status_code == 200
-    assert "高家镇东山村 网格图 — Dongshan grids" in response.text
+    assert "高家镇东山村 网格图 — Dongshan grids" in page_text(response.text)
 
 
 def test_village_grids_of_a_town_code_is_404(maps_client: TestClient) -> None:
@@ -205,7 +206,7 @@ def test_a_command_room_sees_its_town_and_not_another(
         own = client.get("/maps/command-room", params={"town": OTHER_TOWN}, headers=headers)
         other = client.get("/maps/command-room", params={"town": TOWN}, headers=headers)
         village = client.get("/maps/grids", params={"village": VILLAGE_1}, headers=headers)
-    assert own.status_code == 200 and "别镇 综合信息指挥室" in own.text
+    assert own.status_code == 200 and "别镇 综合信息指挥室" in page_text(own.text)
     _error(other, 404, "not_found")
     _error(village, 404, "not_found")
 

@@ -18,38 +18,19 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 
 from gis.api import create_app
 from gis.layers.users import Role
 from gis.maps import command_room as cr
 from gis.settings import Settings
 from tests.api.live_fixtures import committed_users, demo_towns, live_settings, serve
-from tests.conftest import use_session
-from tests.maps.town import TOWN, VILLAGE_1, build_town
+from tests.browser import closed_network
+from tests.maps.town import TOWN, VILLAGE_1
 
 pytestmark = pytest.mark.browser
 
-# The `browser` and `assets_dir` fixtures are in tests/browser.py, shared with tests/ogc.
-
-
-@pytest.fixture
-def server(settings: Settings, session: Session, catalog: int, assets_dir: Path) -> Iterator[str]:
-    """uvicorn serving the app on a free loopback port; its sessions are the test's session."""
-
-    build_town(session)
-    app = create_app(
-        settings.model_copy(
-            update={
-                "auth_required": False,
-                "map_assets": "local",
-                "map_assets_dir": str(assets_dir),
-            }
-        )
-    )
-    use_session(app, session)
-    with serve(app) as url:
-        yield url
+# The `browser` and `assets_dir` fixtures are in tests/browser.py, shared with tests/ogc;
+# `server` is tests/maps/conftest.py's.
 
 
 def _open(
@@ -64,23 +45,7 @@ def _open(
     page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
     if cookies:
         page.context.add_cookies(cookies)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
-
-    def on_console(message: Any) -> None:
-        # A tile the closed network refused is a failed load, not a script error.
-        if message.type == "error" and not message.text.startswith("Failed to load resource"):
-            errors.append(f"console: {message.text}")
-
-    page.on("console", on_console)
-    page.route(
-        "**/*",
-        lambda route: (
-            route.continue_()
-            if route.request.url.startswith(origin)
-            else route.abort("internetdisconnected")
-        ),
-    )
+    errors = closed_network(page, origin)
     response = page.goto(url, wait_until="load")
     assert response is not None and response.status == 200
     return page, errors
@@ -170,7 +135,6 @@ def service(
     assets_dir: Path,
 ) -> Iterator[dict[str, Any]]:
     """The service on loopback with a committed command room of town A and a county user."""
-    from gis.api import create_app
 
     town = demo_towns(engine)[0]
     with engine.connect() as conn:

@@ -29,7 +29,16 @@ from gis.maps.assets import LOCAL_PATHS
 from gis.maps.data import CommandRoomData
 from gis.services.mapdata import command_room_data, village_grids_data
 from tests.conftest import count
-from tests.maps.town import EXPECTED, NOW, SINCE, TOWN, TOWN_BOUNDS, UNTIL, VILLAGE_1
+from tests.maps.town import (
+    EXPECTED,
+    NOW,
+    SINCE,
+    TOWN,
+    TOWN_BOUNDS,
+    UNTIL,
+    VILLAGE_1,
+    page_text,
+)
 
 
 def _data(session: Session, **kwargs: object) -> CommandRoomData:
@@ -154,7 +163,7 @@ def test_unknown_basemap_names_the_known_ones() -> None:
 
 def test_title_and_legend_are_chinese_with_english(session: Session, town: dict[str, int]) -> None:
     html = render(build_command_room_map(_data(session)))
-    assert "高家镇 综合信息指挥室 — Gaojia command room" in html  # panels are plain HTML
+    assert "高家镇 综合信息指挥室 — Gaojia command room" in page_text(html)  # plain HTML
     assert "每千户案件 Cases per 1,000 households" in html
     assert "综合执法 enforcement" in html
 
@@ -204,8 +213,8 @@ def test_grid_tooltip_carries_code_member_counts_and_rates(
 def test_title_shows_the_towns_period_figures_and_the_counts_of_now(
     session: Session, town: dict[str, int]
 ) -> None:
-    # As a person reads it: the live counters sit in <span>s (gis/maps/modules/live.js).
-    html = re.sub(r"<[^>]+>", "", render(build_command_room_map(_data(session))))
+    # As a person reads it: figures and live counters sit in <span>s.
+    html = page_text(render(build_command_room_map(_data(session))))
     # 7 received, 4 closed of 7 valid, 3 of 4 on time; 2 of them overdue (G2, G3) at NOW.
     assert "受理 Received 7 · 办结率 Closure rate 57.1% · 按期办结率 On-time rate 75.0%" in html
     assert "期内超期 Overdue (period) 2" in html
@@ -273,7 +282,7 @@ def test_village_map_labels_each_grid_with_its_members(
     assert html == render(
         build_village_grids_map(village_grids_data(session, village_code=VILLAGE_1))
     )
-    assert "高家镇东山村 网格图 — Dongshan grids" in html
+    assert "高家镇东山村 网格图 — Dongshan grids" in page_text(html)
     icons = [json.loads(text) for text in re.findall(r'"html": ("(?:[^"\\]|\\.)*")', html)]
     assert len(icons) == 2
     assert "<b>G1</b><br>G1网格<br>李一" in icons[0] and "<b>G2</b><br>G2网格<br>王二" in icons[1]

@@ -14,6 +14,7 @@ The period of the figures is October 2026 in China time; ``NOW`` is 2026-11-01 1
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -284,3 +285,8 @@ def build_town(session: Session) -> dict[str, int]:
         )  # fmt: skip
     session.flush()
     return {"police": police.id, "market": market.id}
+
+
+def page_text(html: str) -> str:
+    """A page's text with its tags taken out (the title marks its figures with spans)."""
+    return re.sub(r"<[^>]+>", "", html)

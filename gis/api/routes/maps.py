@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -20,36 +20,67 @@ from gis.api.schemas.maps import (
     BasemapQuery,
     CategoryQuery,
     CellQuery,
+    KioskQuery,
+    MapSession,
     MaxMarkersQuery,
     MetricQuery,
     PlatformQuery,
     SinceQuery,
     StepQuery,
+    TileXY,
+    TileZ,
     TownQuery,
     UntilQuery,
     VillageQuery,
 )
-from gis.api.security import WATCH, allow, check_town
-from gis.errors import NotFoundError, ValidationError
+from gis.api.security import WATCH, allow, check_town, token_of
+from gis.errors import BasemapUnavailableError, NotFoundError, ValidationError
 from gis.layers.regions import RegionLevel, get_region
 from gis.maps import Basemap, GridMetric, build_command_room_map, build_village_grids_map, render
 from gis.maps.assets import assets_dir_for, choose_assets_url
-from gis.maps.base import check_basemap
+from gis.maps.base import TileSource
 from gis.maps.live import MODULES_DIR, LiveFeed
+from gis.maps.page import STATIC_FOLDER, static_file
+from gis.maps.tiles import TileArchive, archive_tile, open_archive, page_basemap
 from gis.services import live, mapdata
-from gis.services.access import Principal
+from gis.services.access import Principal, token_expiry
 from gis.settings import Settings
 
 router = APIRouter(prefix="/maps", tags=["maps"])
 TIANDITU = (ValidationError, "a Tianditu basemap is asked for but GIS_TIANDITU_KEY is not set")
+# A town's own basemap asked for where none is configured, or configured but unusable.
+CONFIGURED_BASEMAP = (
+    ValidationError,
+    "basemap intranet or local is asked for but GIS_BASEMAP_URL / GIS_BASEMAP_FILE is not set",
+)
+BASEMAP_UNUSABLE = (
+    BasemapUnavailableError,
+    "the configured basemap cannot be used (archive missing, not raster tiles, bad URL template)",
+)
+BASEMAP_ERRORS = (TIANDITU, CONFIGURED_BASEMAP, BASEMAP_UNUSABLE)
 WatchDep = Annotated[Principal | None, Depends(allow(*WATCH))]
+# Basemap tiles are reference data, like the public layers (GIS_PUBLIC_LAYERS).
+TilesDep = Annotated[Principal | None, Depends(allow(*WATCH, public=True))]
 # Library files never change under a versioned folder name, so browsers may keep them a day.
 ASSET_CACHE = "public, max-age=86400"
+# The page's own files change with the service: browsers revalidate them (ETag) on each load.
+PAGE_FILE_CACHE = "no-cache"
+# A town may replace its archive: an hour is short enough, and spares the service the refetches.
+TILE_CACHE = "public, max-age=3600"
 
 
-def _assets_url(request: Request, settings: Settings) -> str | None:
+def page_assets_url(request: Request, settings: Settings) -> str | None:
+    """Where a map page of this request loads Leaflet and the page files (None: CDNs)."""
     local = request.scope.get("root_path", "") + "/maps/assets"
     return choose_assets_url(settings.map_assets, assets_dir_for(settings.map_assets_dir), local)
+
+
+def request_basemap(
+    request: Request, settings: Settings, basemap: Basemap | None
+) -> Basemap | TileSource:
+    """The basemap a page of this request draws (a local archive's tiles come from here)."""
+    tiles_url = request.scope.get("root_path", "") + "/maps/tiles"
+    return page_basemap(basemap, settings, tiles_url=tiles_url)
 
 
 def _page(html: str) -> HTMLResponse:
@@ -60,7 +91,7 @@ def _page(html: str) -> HTMLResponse:
 @router.get(
     "/command-room",
     response_class=HTMLResponse,
-    responses={**ERROR_RESPONSES, **domain_errors(CATEGORY, WINDOW, TIANDITU)},
+    responses={**ERROR_RESPONSES, **domain_errors(CATEGORY, WINDOW, *BASEMAP_ERRORS)},
 )
 def command_room(
     request: Request,
@@ -72,17 +103,18 @@ def command_room(
     until: UntilQuery = None,
     platform: PlatformQuery = None,
     category: CategoryQuery = None,
-    basemap: BasemapQuery = Basemap.OSM,
+    basemap: BasemapQuery = None,
     metric: MetricQuery = GridMetric.LOAD,
     cell_m: CellQuery = DEFAULTS["cell_m"],
     step: StepQuery = mapdata.TimeStep.AUTO,
     max_markers: MaxMarkersQuery = int(DEFAULTS["max_markers"]),
+    kiosk: KioskQuery = False,
 ) -> HTMLResponse:
     """The command-room map of a town: heat, time view, grids, open/overdue cases, units,
     cameras (高家镇 综合信息指挥室)."""
     check_town(principal, town, f"town with code {town!r}")
-    check_basemap(basemap, settings.tianditu_key)
-    assets_url = _assets_url(request, settings)
+    tiles = request_basemap(request, settings, basemap)
+    assets_url = page_assets_url(request, settings)
 
     def build() -> Page:
         feed = _live_feed(request, session, town)
@@ -100,12 +132,17 @@ def command_room(
             stale_after=timedelta(seconds=settings.stats_stale_after_s),
         )
         m = build_command_room_map(
-            data, basemap=basemap, metric=metric, tianditu_key=settings.tianditu_key, live=feed
+            data,
+            basemap=tiles,
+            metric=metric,
+            tianditu_key=settings.tianditu_key,
+            live=feed,
+            kiosk=kiosk,
         )
         return Page(render(m, assets_url=assets_url), feed.after)
 
     key = ("command-room", town, since, until, platform, category, basemap, metric, cell_m,
-           step, max_markers, assets_url)  # fmt: skip
+           step, max_markers, assets_url, kiosk)  # fmt: skip
     hub = getattr(request.app.state, "hub", None)
     page = _pages(request).get_or_build(
         key,
@@ -119,7 +156,7 @@ def command_room(
 @router.get(
     "/grids",
     response_class=HTMLResponse,
-    responses={**ERROR_RESPONSES, **domain_errors(TIANDITU)},
+    responses={**ERROR_RESPONSES, **domain_errors(*BASEMAP_ERRORS)},
 )
 def village_grids(
     request: Request,
@@ -127,20 +164,23 @@ def village_grids(
     settings: SettingsDep,
     principal: WatchDep,
     village: VillageQuery,
-    basemap: BasemapQuery = Basemap.OSM,
+    basemap: BasemapQuery = None,
+    kiosk: KioskQuery = False,
 ) -> HTMLResponse:
     """A village's grids with labels and members: the printable planner's map."""
     region = get_region(session, village, level=RegionLevel.VILLAGE)
     check_town(principal, region.parent_code, f"village with code {village!r}")
-    check_basemap(basemap, settings.tianditu_key)
-    assets_url = _assets_url(request, settings)
+    tiles = request_basemap(request, settings, basemap)
+    assets_url = page_assets_url(request, settings)
 
     def build() -> Page:
         data = mapdata.village_grids_data(session, village_code=village)
-        m = build_village_grids_map(data, basemap=basemap, tianditu_key=settings.tianditu_key)
+        m = build_village_grids_map(
+            data, basemap=tiles, tianditu_key=settings.tianditu_key, kiosk=kiosk
+        )
         return Page(render(m, assets_url=assets_url))
 
-    key = ("grids", village, basemap, assets_url)
+    key = ("grids", village, basemap, assets_url, kiosk)
     return _page(_pages(request).get_or_build(key, build).html)
 
 
@@ -181,9 +221,61 @@ def module(name: str) -> FileResponse:
     return FileResponse(target, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
 
+@router.get("/session", response_model=MapSession, responses=ERROR_RESPONSES)
+def map_session(request: Request, session: SessionDep, principal: WatchDep) -> MapSession:
+    """Who the page's login is and until when: the kiosk asks, and says on screen when its
+    login has expired (401) instead of turning into an error page at the next reload."""
+    token = token_of(request)
+    return MapSession(
+        user=principal.name if principal else None,
+        role=principal.role.value if principal else None,
+        expires_at=token_expiry(session, token) if principal and token else None,
+    )
+
+
+@router.get("/tiles/file", include_in_schema=False)
+def tile_archive(settings: SettingsDep, principal: TilesDep) -> FileResponse:
+    """The local basemap archive itself (GIS_BASEMAP_FILE), with range requests, for clients
+    that read PMTiles or MBTiles directly."""
+    archive = _archive(settings)
+    return FileResponse(
+        archive.path,
+        media_type=archive.media_type,
+        filename=archive.path.name,
+        headers={"Cache-Control": TILE_CACHE},
+    )
+
+
+@router.get("/tiles/{z}/{x}/{y}", include_in_schema=False)
+def tile(z: TileZ, x: TileXY, y: TileXY, settings: SettingsDep, principal: TilesDep) -> Response:
+    """One tile of the local basemap archive: 204 where the archive has none."""
+    archive = _archive(settings)
+    data = archive_tile(archive, z, x, y)
+    headers = {"Cache-Control": TILE_CACHE}
+    if data is None:
+        return Response(status_code=204, headers=headers)
+    if archive.content_encoding:
+        headers["Content-Encoding"] = archive.content_encoding
+    return Response(data, media_type=archive.info.media_type, headers=headers)
+
+
+def _archive(settings: Settings) -> TileArchive:
+    if not settings.basemap_file:
+        raise NotFoundError(
+            "no local basemap: set GIS_BASEMAP_FILE to an .mbtiles or .pmtiles file"
+        )
+    return open_archive(settings.basemap_file)
+
+
 @router.get("/assets/{path:path}", include_in_schema=False)
 def asset(path: str, settings: SettingsDep) -> FileResponse:
-    """A Leaflet or plugin file fetched by `gis map assets`."""
+    """A Leaflet or plugin file fetched by `gis map assets`, or one of the page's own files."""
+    folder, _, name = path.partition("/")
+    if folder == STATIC_FOLDER:
+        page_file = static_file(name)
+        if page_file is None:
+            raise NotFoundError(f"no map asset {path!r}")
+        return FileResponse(page_file, headers={"Cache-Control": PAGE_FILE_CACHE})
     base = assets_dir_for(settings.map_assets_dir).resolve()
     target = (base / path).resolve()
     # resolve() follows "..": anything that lands outside the folder does not exist here.

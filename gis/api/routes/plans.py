@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.responses import HTMLResponse
 
 from gis.api.deps import SessionDep, SettingsDep
 from gis.api.errors import domain_errors
 from gis.api.geojson import Feature, FeatureCollection, geometry_json
-from gis.api.routes.maps import TIANDITU
+from gis.api.routes.maps import BASEMAP_ERRORS, page_assets_url, request_basemap
 from gis.api.schemas.plans import (
     BaseGridProperties,
     PlanBase,
@@ -159,29 +159,31 @@ def plan(session: SessionDep, principal: Reader, plan_id: PlanId) -> PlanRead:
     return _read(_visible_plan(session, principal, plan_id))
 
 
-@router.get("/{plan_id}/map", response_class=HTMLResponse, responses=domain_errors(TIANDITU))
+@router.get("/{plan_id}/map", response_class=HTMLResponse, responses=domain_errors(*BASEMAP_ERRORS))
 def plan_preview(
     session: SessionDep,
     settings: SettingsDep,
     principal: Reader,
     plan_id: PlanId,
+    request: Request,
     basemap: Annotated[
-        str,
+        str | None,
         Query(
-            description="osm, tianditu, tianditu_satellite or amap",
+            description="osm, tianditu, tianditu_satellite, amap, intranet or local "
+            "(default GIS_BASEMAP)",
             json_schema_extra=one_of([b.value for b in Basemap]),
         ),
-    ] = "osm",
+    ] = None,
 ) -> HTMLResponse:
     """The preview: current grids dashed, proposed grids filled, problems red, moving cases."""
     plan = _visible_plan(session, principal, plan_id)
-    chosen = parse_basemap(basemap)
+    chosen = request_basemap(request, settings, parse_basemap(basemap) if basemap else None)
     old = planning.grids_before(session, plan)
     preview = preview_from_plan(
         plan.id, plan.status, plan.proposed, plan.validation, plan.impact, old
     )
     m = plan_map(preview, basemap=chosen, tianditu_key=settings.tianditu_key)
-    return HTMLResponse(render(m))
+    return HTMLResponse(render(m, assets_url=page_assets_url(request, settings)))
 
 
 @router.post("/{plan_id}/apply", response_model=PlanRead)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import Path, Query
+from pydantic import BaseModel, Field
 
 from gis.api.schemas.types import LocalTime
 from gis.layers.categories import Platform
@@ -35,9 +37,31 @@ CategoryQuery = Annotated[
     str | None, Query(max_length=50, description="Only this category's cases (a catalog code)")
 ]
 BasemapQuery = Annotated[
-    Basemap,
-    Query(description="osm; tianditu / tianditu_satellite (need GIS_TIANDITU_KEY); amap (GCJ-02)"),
+    Basemap | None,
+    Query(
+        description="osm; tianditu / tianditu_satellite (need GIS_TIANDITU_KEY); amap (GCJ-02); "
+        "intranet (GIS_BASEMAP_URL); local (GIS_BASEMAP_FILE). Default: GIS_BASEMAP"
+    ),
 ]
+KioskQuery = Annotated[
+    bool,
+    Query(
+        description="The wall's view: no controls, a discreet legend, large figures, a clock, "
+        "the live indicator, and a notice when the login expires"
+    ),
+]
+TileZ = Annotated[int, Path(ge=0, le=30, description="Zoom level")]
+TileXY = Annotated[int, Path(ge=0, description="Tile column or row (XYZ: row 0 at the top)")]
+
+
+class MapSession(BaseModel):
+    """Who the page's login is, and until when (the kiosk warns on screen when it ends)."""
+
+    user: str | None = Field(description="The token's user; null when no login is needed")
+    role: str | None = Field(description="Its role")
+    expires_at: datetime | None = Field(description="When the token expires; null: never")
+
+
 MetricQuery = Annotated[
     GridMetric,
     Query(description="Grid colour: load (cases per 1,000 households), closure or on_time rate"),
