@@ -41,6 +41,11 @@ EXCLUDED_OPERATIONS: dict[str, str] = {
 
 # Path regex -> {check name -> why it is off for the operations of those paths}.
 EXCLUDED_CHECKS_BY_PATH: dict[str, dict[str, str]] = {
+    "^/events/stream$": {
+        "positive_data_acceptance": "schemathesis sends the optional Last-Event-ID header's "
+        "null as the text 'null'; the stream answers a Last-Event-ID that is not a number with "
+        "400, as issue #13 requires (a browser only ever sends the id it received)",
+    },
     "^/open311/": {
         "positive_data_acceptance": "GeoReport v2 answers every refusal 400, its domain rules "
         "too (a 90-day window, a location given as lat/long, address_string or address_id, "

@@ -6,7 +6,6 @@ The same readers and the same town scope as /stats. Replies are GeoJSON whose fe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -25,6 +24,7 @@ from gis.api.schemas.analytics import (
     RecurringCollection,
     RecurringProperties,
 )
+from gis.api.schemas.types import Time
 from gis.errors import UnknownCodeError, ValidationError
 from gis.services import hotspots, recurring
 
@@ -47,9 +47,9 @@ router = APIRouter(prefix="/analytics", tags=["analytics"])
 
 TownQuery = Annotated[str, Query(max_length=12, description="The town (code)")]
 SinceQuery = Annotated[
-    datetime | None, Query(description="Cases reported from (default: 30 days before until)")
+    Time | None, Query(description="Cases reported from (default: 30 days before until)")
 ]
-UntilQuery = Annotated[datetime | None, Query(description="…until before (default: now)")]
+UntilQuery = Annotated[Time | None, Query(description="…until before (default: now)")]
 PlatformQuery = Annotated[str | None, Query(max_length=20, description="Only this platform")]
 CategoryQuery = Annotated[str | None, Query(max_length=50, description="Only this category")]
 PermutationsQuery = Annotated[

@@ -29,7 +29,19 @@ STREAM_RESPONSES = {
     200: {
         "description": "An endless stream of events (`id`, `event` = type, `data` = JSON); "
         "`reload` means: fetch the page again, events were missed.",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        # One schema per event, as SSE clients (and schemathesis) read a stream.
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string", "pattern": "^[0-9]+$"},
+                        "event": {"type": "string", "description": f"{_TYPES} or reload"},
+                        "data": {"type": "string", "description": "The event as JSON"},
+                    },
+                }
+            }
+        },
     },
 }
 
@@ -61,6 +73,9 @@ async def event_stream(
         Header(
             alias="Last-Event-ID",
             max_length=40,
+            # Documented as a number; anything else is the stream's own 400 (not a 422), which
+            # is why the pattern is in the schema only.
+            json_schema_extra={"pattern": r"^[0-9]{1,18}$"},
             description="Resume after this event id (browsers send it when they reconnect)",
         ),
     ] = None,
