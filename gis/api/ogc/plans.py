@@ -343,11 +343,19 @@ def items_post(collection_id: CollectionId) -> Response:
     return _read_only(collection_id)
 
 
-@router.api_route(
-    _ITEMS + "/{feature_id}",
-    methods=["PUT", "PATCH", "DELETE"],
-    summary="Not allowed on a read-only collection",
-)
-def item_write(collection_id: CollectionId, feature_id: FeatureId) -> Response:
+@router.put(_ITEMS + "/{feature_id}", summary="Not allowed on a read-only collection")
+def item_put(collection_id: CollectionId, feature_id: FeatureId) -> Response:
+    """405 with ``Allow``."""
+    return _read_only(collection_id)
+
+
+@router.patch(_ITEMS + "/{feature_id}", summary="Not allowed on a read-only collection")
+def item_patch(collection_id: CollectionId, feature_id: FeatureId) -> Response:
+    """405 with ``Allow``."""
+    return _read_only(collection_id)
+
+
+@router.delete(_ITEMS + "/{feature_id}", summary="Not allowed on a read-only collection")
+def item_delete(collection_id: CollectionId, feature_id: FeatureId) -> Response:
     """405 with ``Allow``."""
     return _read_only(collection_id)
