@@ -229,6 +229,7 @@ def test_unknown_content_crs_is_400(
     client: Any, session: Session, draft: Plan, planner: dict
 ) -> None:
     square = mapping(_inside(draft, session))
+    grids = len(draft.proposed["features"])
     body = ogc_error(
         client.post(
             _items(draft),
@@ -238,6 +239,14 @@ def test_unknown_content_crs_is_400(
         400,
     )
     assert "Content-Crs" in body["description"]
+    # Latitude-first coordinates sent as CRS84 (the default) land outside lon/lat range.
+    latlon = mapping(shapely.transform(_inside(draft, session), lambda xy: xy[:, ::-1]))
+    ogc_error(
+        client.post(_items(draft), json={"type": "Feature", "geometry": latlon}, headers=planner),
+        400,
+    )
+    session.refresh(draft)
+    assert len(draft.proposed["features"]) == grids
 
 
 def test_current_grids_are_read_only_405_with_allow(

@@ -24,9 +24,9 @@ from gis.services.ogc_collections import get_collection
 from gis.services.ogc_crs import CRS84, crs_uris, parse_crs
 
 GEOJSON = "application/geo+json"
-READ_ONLY = "GET, HEAD, OPTIONS"
-EDITABLE_ITEMS = "GET, HEAD, POST, OPTIONS"
-EDITABLE_ITEM = "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"
+READ_ONLY = "GET, OPTIONS"
+EDITABLE_ITEMS = "GET, POST, OPTIONS"
+EDITABLE_ITEM = "GET, PUT, PATCH, DELETE, OPTIONS"
 MAX_LISTED = 100  # draft plans listed in /collections, newest first
 
 Planner = Annotated[Principal | None, Depends(allow(*PLAN))]
@@ -203,19 +203,19 @@ def plan_create(
     return _feature_response(request, plan, feature, None, 201)
 
 
-def _change(
+def plan_change(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    principal: Principal | None,
-    plan_id: int,
-    code: str,
-    body: Any,
-    content_crs: str | None,
-    if_match: str | None,
-    *,
-    merge: bool,
+    principal: Planner,
+    plan_id: PlanId,
+    code: Code,
+    body: Annotated[Any, Body(description="A GeoJSON Feature (PATCH: a JSON merge patch of it)")],
+    content_crs: ContentCrs = None,
+    if_match: IfMatch = None,
 ) -> Response:
+    """PUT replaces a grid's geometry and properties, PATCH changes what it sends (a JSON merge
+    patch); 412 if ``If-Match`` is stale."""
     crs = parse_crs(content_crs, "Content-Crs")
     plan = _plan(session, principal, plan_id, for_update=True)
     feature = ogc_plans.change(
@@ -224,7 +224,7 @@ def _change(
         code,
         body,
         crs,
-        merge=merge,
+        merge=request.method == "PATCH",
         if_match=if_match,
         settings=settings,
         now=utcnow(),
@@ -233,58 +233,13 @@ def _change(
     return _feature_response(request, plan, feature, None)
 
 
-@router.put(_PLAN_PATH + "/items/{code}", summary="Replace a proposed grid")
-def plan_replace(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    principal: Planner,
-    plan_id: PlanId,
-    code: Code,
-    body: Annotated[Any, Body(description="A GeoJSON Feature in Content-Crs")],
-    content_crs: ContentCrs = None,
-    if_match: IfMatch = None,
-) -> Response:
-    """Replace a grid's geometry and properties (412 if ``If-Match`` is stale)."""
-    return _change(
-        request,
-        session,
-        settings,
-        principal,
-        plan_id,
-        code,
-        body,
-        content_crs,
-        if_match,
-        merge=False,
-    )
-
-
-@router.patch(_PLAN_PATH + "/items/{code}", summary="Update a proposed grid")
-def plan_update(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    principal: Planner,
-    plan_id: PlanId,
-    code: Code,
-    body: Annotated[Any, Body(description="A JSON merge patch of the Feature")],
-    content_crs: ContentCrs = None,
-    if_match: IfMatch = None,
-) -> Response:
-    """Change some properties and/or the geometry (JSON merge patch; 412 if stale)."""
-    return _change(
-        request,
-        session,
-        settings,
-        principal,
-        plan_id,
-        code,
-        body,
-        content_crs,
-        if_match,
-        merge=True,
-    )
+# One endpoint, two operations (each with its own id in /ogc/api).
+router.put(
+    _PLAN_PATH + "/items/{code}", summary="Replace a proposed grid", operation_id="replacePlanGrid"
+)(plan_change)
+router.patch(
+    _PLAN_PATH + "/items/{code}", summary="Update a proposed grid", operation_id="updatePlanGrid"
+)(plan_change)
 
 
 @router.delete(_PLAN_PATH + "/items/{code}", status_code=204, summary="Remove a proposed grid")
@@ -343,19 +298,14 @@ def items_post(collection_id: CollectionId) -> Response:
     return _read_only(collection_id)
 
 
-@router.put(_ITEMS + "/{feature_id}", summary="Not allowed on a read-only collection")
-def item_put(collection_id: CollectionId, feature_id: FeatureId) -> Response:
+def item_write(collection_id: CollectionId, feature_id: FeatureId) -> Response:
     """405 with ``Allow``."""
     return _read_only(collection_id)
 
 
-@router.patch(_ITEMS + "/{feature_id}", summary="Not allowed on a read-only collection")
-def item_patch(collection_id: CollectionId, feature_id: FeatureId) -> Response:
-    """405 with ``Allow``."""
-    return _read_only(collection_id)
-
-
-@router.delete(_ITEMS + "/{feature_id}", summary="Not allowed on a read-only collection")
-def item_delete(collection_id: CollectionId, feature_id: FeatureId) -> Response:
-    """405 with ``Allow``."""
-    return _read_only(collection_id)
+for _method in ("put", "patch", "delete"):
+    getattr(router, _method)(
+        _ITEMS + "/{feature_id}",
+        summary="Not allowed on a read-only collection",
+        operation_id=f"{_method}ReadOnlyItem",
+    )(item_write)
