@@ -86,6 +86,12 @@ class OutsideCoverageError(ValidationError):
     code = "outside_coverage"
 
 
+class PreconditionFailedError(GisError):
+    """An ``If-Match`` precondition no longer holds: the resource changed since it was read."""
+
+    code = "precondition_failed"
+
+
 class PayloadTooLargeError(GisError):
     """The request body is larger than allowed."""
 
@@ -136,6 +142,7 @@ STATUS_CODES: dict[type[GisError], int] = {
     ValidationError: 422,
     NotFoundError: 404,
     ConflictError: 409,
+    PreconditionFailedError: 412,
     PayloadTooLargeError: 413,
     AuthenticationError: 401,
     PermissionDeniedError: 403,

@@ -12,6 +12,8 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 # GDAL's command-line tools: the OGC API tests read /ogc with ogrinfo/ogr2ogr (OAPIF driver).
 command -v ogr2ogr >/dev/null 2>&1 || missing+=(gdal-bin)
+# QGIS (headless, for the system python3): tests/ogc/test_qgis.py loads an OAPIF layer.
+/usr/bin/python3 -c "import qgis.core" >/dev/null 2>&1 || missing+=(python3-qgis)
 if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing ${missing[*]} for the browser tests" >&2
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" \

@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 
 from gis import __version__
 from gis.api.deps import SettingsDep
-from gis.api.ogc import features, tiles  # noqa: F401  (their routes register on the router)
+from gis.api.ogc import features, plans, tiles  # noqa: F401  (their routes register on the router)
 from gis.api.ogc.router import router
 from gis.errors import NotFoundError
 from gis.services.ogc_filter import FILTER_LANGS
@@ -23,6 +23,10 @@ PREFIX = "/ogc"
 _OGC_NAMES = {"collection_id": "collectionId", "feature_id": "featureId"}
 
 __all__ = ["router"]
+
+# A draft plan's collection (/collections/plan-{id}-grids/…) must match before the generic
+# /collections/{collection_id}/…, whatever order the modules registered their routes in.
+router.routes.sort(key=lambda route: "/collections/plan-{" not in getattr(route, "path", ""))
 
 
 def openapi_document(request: Request, max_limit: int) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 
 from gis.api.deps import SessionDep, SettingsDep
 from gis.api.ogc.access import ReadingDep, readable
+from gis.api.ogc.plans import plan_collections
 from gis.api.ogc.router import router
 from gis.api.routes.incidents import use_autocommit
 from gis.api.security import PrincipalDep
@@ -43,6 +44,9 @@ CONFORMANCE = [
     _OGC + "cql2/1.0/conf/basic-spatial-functions-plus",
     _OGC + "cql2/1.0/conf/spatial-functions",
     _OGC + "cql2/1.0/conf/property-property",
+    # Part 4, on draft plans' grids only (gis/api/ogc/plans.py).
+    _OGC + "ogcapi-features-4/1.0/conf/create-replace-delete",
+    _OGC + "ogcapi-features-4/1.0/conf/update",
 ]
 
 
@@ -144,7 +148,8 @@ def collections(
         {
             "collections": [
                 _collection_json(request, c, extent) for c in readable(principal, settings)
-            ],
+            ]
+            + plan_collections(request, session, principal),
             "links": [
                 {
                     "href": base_url(request) + "/collections",
