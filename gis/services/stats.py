@@ -53,17 +53,10 @@ DIMENSIONS: Mapping[str, str] = {
     "week": "reported_week",
     "month": "reported_month",
 }
+# The name each dimension's column takes in the result: the ``facts`` column, except the
+# calendar periods, which drop the ``reported_`` prefix.
 DIMENSION_COLUMNS: Mapping[str, str] = {
-    "platform": "platform",
-    "town": "town_code",
-    "village": "village_code",
-    "grid": "grid_code",
-    "unit": "unit_id",
-    "member": "member_id",
-    "category": "category_code",
-    "day": "day",
-    "week": "week",
-    "month": "month",
+    name: expression.removeprefix("reported_") for name, expression in DIMENSIONS.items()
 }
 METRICS = (
     "received",

@@ -22,8 +22,8 @@ from gis.layers.units import ResponderUnit, UnitStatus
 from gis.services.dispatch import NearestResult, RankBy, RankedUnit
 
 
-class UnitProperties(BaseModel):
-    """Properties of a responder unit feature."""
+class UnitFields(BaseModel):
+    """What every reply says about a responder unit."""
 
     id: int
     code: str
@@ -33,20 +33,17 @@ class UnitProperties(BaseModel):
     status: str
     jurisdiction_code: str
     phone: str | None
+
+
+class UnitProperties(UnitFields):
+    """Properties of a responder unit feature."""
+
     updated_at: datetime
 
 
-class NearestUnit(BaseModel):
+class NearestUnit(UnitFields):
     """One unit in a nearest-units answer."""
 
-    id: int
-    code: str
-    name: str
-    platform: str
-    unit_type: str
-    status: str
-    jurisdiction_code: str
-    phone: str | None
     lon: float
     lat: float
     distance_m: float = Field(description="Geodesic (WGS84 ellipsoid) straight-line distance")
