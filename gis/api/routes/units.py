@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from gis.api.deps import ClockDep, PageDep, PlatformDep, SessionDep, SettingsDep
 from gis.api.errors import OUTSIDE, SWAPPED, domain_errors
-from gis.api.geojson import Feature, FeatureCollection, geometry_json
+from gis.api.geojson import Feature, FeatureCollection, feature_collection, geometry_json
 from gis.api.schemas.dispatch import FixProperties, UnitProperties, UnitRead, UnitUpdate
 from gis.api.schemas.types import UNIT_STATUSES, UNIT_TYPES, Time, one_of
 from gis.api.security import DISPATCH, WATCH, allow
@@ -136,14 +136,4 @@ def unit_track(
     """A unit's AVL track, oldest fix first."""
     unit_layer.get_unit(session, unit_id)
     fixes = unit_layer.unit_track(session, unit_id, since=since, limit=limit)
-    features = [
-        Feature[FixProperties](
-            id=f.id,
-            geometry=geometry_json(f.geom),
-            properties=FixProperties.model_validate(f, from_attributes=True),
-        )
-        for f in fixes
-    ]
-    return FeatureCollection[FixProperties](
-        features=features, number_matched=len(features), number_returned=len(features)
-    )
+    return feature_collection(FixProperties, fixes, id_of=lambda f: f.id)
