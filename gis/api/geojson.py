@@ -49,18 +49,27 @@ def feature_collection(
     rows: Iterable[Any],
     *,
     id_of: Callable[[Any], str | int],
+    geometry_of: Callable[[Any], Any] = lambda row: row.geom,
     properties: Callable[[Any], P] | None = None,
+    number_matched: int | None = None,
 ) -> FeatureCollection[P]:
-    """All ``rows`` as one unpaged collection: each row's ``geom`` as the geometry, its
-    properties made by ``properties`` or, by default, read from the row's attributes."""
+    """``rows`` as a collection: each row's ``geom`` (or ``geometry_of``) as the geometry, its
+    properties made by ``properties`` or, by default, read from the row's attributes.
+    ``number_matched``: the total of a page's filters (default: the rows, unpaged)."""
     make = properties or (lambda row: model.model_validate(row, from_attributes=True))
     features = [
-        {"id": id_of(row), "geometry": geometry_json(row.geom), "properties": make(row)}
+        {"id": id_of(row), "geometry": geometry_json(geometry_of(row)), "properties": make(row)}
         for row in rows
     ]
+    if number_matched is None:
+        number_matched = len(features)
     # Parametrised at run time, so that the reply is checked against ``model``; mypy cannot
     # see a type in a variable.
     collection: type[FeatureCollection[P]] = FeatureCollection[model]  # type: ignore[valid-type]
     return collection.model_validate(
-        {"features": features, "number_matched": len(features), "number_returned": len(features)}
+        {
+            "features": features,
+            "number_matched": number_matched,
+            "number_returned": len(features),
+        }
     )

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from gis.api.deps import ClockDep, PageDep, PlatformDep, SessionDep, SettingsDep
 from gis.api.errors import OUTSIDE, SWAPPED, domain_errors
-from gis.api.geojson import Feature, FeatureCollection, feature_collection, geometry_json
+from gis.api.geojson import FeatureCollection, feature_collection
 from gis.api.schemas.dispatch import FixProperties, UnitProperties, UnitRead, UnitUpdate
 from gis.api.schemas.types import UNIT_STATUSES, UNIT_TYPES, Time, one_of
 from gis.api.security import DISPATCH, WATCH, allow
@@ -71,17 +71,7 @@ def units(
         limit=page.limit,
         offset=page.offset,
     )
-    features = [
-        Feature[UnitProperties](
-            id=u.id,
-            geometry=geometry_json(u.geom),
-            properties=UnitProperties.model_validate(u, from_attributes=True),
-        )
-        for u in rows
-    ]
-    return FeatureCollection[UnitProperties](
-        features=features, number_matched=total, number_returned=len(features)
-    )
+    return feature_collection(UnitProperties, rows, id_of=lambda u: u.id, number_matched=total)
 
 
 @router.get("/units/{unit_id}", response_model=UnitRead)

@@ -25,6 +25,8 @@ from gis.services.dispatch import NearestResult, RankBy, RankedUnit
 class UnitFields(BaseModel):
     """What every reply says about a responder unit."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     code: str
     name: str
@@ -65,14 +67,7 @@ class NearestUnit(UnitFields):
         unit = ranked.unit
         lon, lat = point_lonlat(unit.geom)
         return cls(
-            id=unit.id,
-            code=unit.code,
-            name=unit.name,
-            platform=unit.platform,
-            unit_type=unit.unit_type,
-            status=unit.status,
-            jurisdiction_code=unit.jurisdiction_code,
-            phone=unit.phone,
+            **UnitFields.model_validate(unit).model_dump(),
             lon=lon,
             lat=lat,
             distance_m=round(ranked.distance_m, 2),
