@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -10,6 +9,7 @@ from pydantic import BaseModel
 
 from gis.api.deps import SessionDep
 from gis.api.geojson import Feature, FeatureCollection, feature_collection, geometry_json
+from gis.api.schemas.plans import GridColumns
 from gis.api.schemas.types import Time
 from gis.api.security import allow
 from gis.layers import grids as grid_layer
@@ -79,20 +79,6 @@ def region(session: SessionDep, code: str) -> Feature[RegionProperties]:
     )
 
 
-class GridColumns(BaseModel):
-    """A grid version's own columns, as a grid feature shows them."""
-
-    code: str
-    version: int
-    name: str
-    village_code: str
-    town_code: str
-    households: int
-    population: int
-    valid_from: datetime
-    valid_to: datetime | None
-
-
 class GridProperties(GridColumns):
     """Properties of a grid feature."""
 
@@ -118,7 +104,7 @@ def grids(
         rows,
         id_of=lambda g: g.code,
         properties=lambda g: GridProperties(
-            **GridColumns.model_validate(g, from_attributes=True).model_dump(),
+            **GridColumns.model_validate(g).model_dump(),
             members=members.get(g.code, []),
         ),
     )
