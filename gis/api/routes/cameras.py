@@ -13,6 +13,7 @@ from gis.api.routes.incidents import REPLAY_HEADER
 from gis.api.schemas.cameras import (
     AlertCreate,
     CameraCreate,
+    CameraFields,
     CameraProperties,
     CameraRead,
     CameraUpdate,
@@ -100,10 +101,7 @@ def seeing(
         lon, lat = point_lonlat(camera.geom)
         items.append(
             SeeingCamera(
-                code=camera.code,
-                name=camera.name,
-                kind=camera.kind,
-                status=camera.status,
+                **CameraFields.model_validate(camera).model_dump(),
                 lon=lon,
                 lat=lat,
                 distance_m=round(distance, 2),
