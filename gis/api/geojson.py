@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, Literal, TypeVar
 
 from geoalchemy2 import WKBElement
@@ -41,3 +42,34 @@ def geometry_json(value: WKBElement | str | dict[str, Any] | None) -> dict[str, 
         parsed: dict[str, Any] = json.loads(value)
         return parsed
     return dict(mapping(to_shape(value)))
+
+
+def feature_collection(
+    model: type[P],
+    rows: Iterable[Any],
+    *,
+    id_of: Callable[[Any], str | int],
+    geometry_of: Callable[[Any], Any] = lambda row: row.geom,
+    properties: Callable[[Any], P] | None = None,
+    number_matched: int | None = None,
+) -> FeatureCollection[P]:
+    """``rows`` as a collection: each row's ``geom`` (or ``geometry_of``) as the geometry, its
+    properties made by ``properties`` or, by default, read from the row's attributes.
+    ``number_matched``: the total of a page's filters (default: the rows, unpaged)."""
+    make = properties or (lambda row: model.model_validate(row, from_attributes=True))
+    features = [
+        {"id": id_of(row), "geometry": geometry_json(geometry_of(row)), "properties": make(row)}
+        for row in rows
+    ]
+    if number_matched is None:
+        number_matched = len(features)
+    # Parametrised at run time, so that the reply is checked against ``model``; mypy cannot
+    # see a type in a variable.
+    collection: type[FeatureCollection[P]] = FeatureCollection[model]  # type: ignore[valid-type]
+    return collection.model_validate(
+        {
+            "features": features,
+            "number_matched": number_matched,
+            "number_returned": len(features),
+        }
+    )

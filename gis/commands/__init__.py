@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from gis.errors import GisError
 
@@ -66,3 +67,29 @@ def command_session(settings: Settings | None = None) -> Iterator[Session]:
 
     with command_engine(settings) as engine, session_scope(engine) as session:
         yield session
+
+
+def outcome_table(
+    title: str,
+    codes_header: str,
+    *,
+    added: list[str],
+    changed: list[str],
+    unchanged: int,
+    show: int,
+) -> Table:
+    """The table an import's dry run prints: how many rows are added, changed and unchanged,
+    with the first ``show`` codes of each; the caller adds its own rows (retired, rejected…)."""
+    table = Table(title=title)
+    table.add_column("outcome")
+    table.add_column("count", justify="right")
+    table.add_column(codes_header)
+    table.add_row("added", str(len(added)), sample(added, show))
+    table.add_row("changed", str(len(changed)), sample(changed, show))
+    table.add_row("unchanged", str(unchanged), "")
+    return table
+
+
+def sample(items: list[str], show: int) -> str:
+    """The first ``show`` items, comma-separated, with an ellipsis when there are more."""
+    return ", ".join(items[:show]) + (" …" if len(items) > show else "")

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from gis.commands import command_session
+from gis.commands import command_session, outcome_table, sample
 
 console = Console(stderr=True)
 boundaries_app = typer.Typer(
@@ -90,25 +89,18 @@ def _print_plan(read: object, plan: object, show: int) -> None:
     from gis.ingest.boundaries import ImportPlan, ReadResult
 
     assert isinstance(read, ReadResult) and isinstance(plan, ImportPlan)
-    table = Table(title=f"{plan.level.value} import", show_lines=False)
-    table.add_column("outcome")
-    table.add_column("count", justify="right")
-    table.add_column("examples")
-
-    def sample(items: list[str]) -> str:
-        return ", ".join(items[:show]) + (" …" if len(items) > show else "")
-
-    table.add_row("added", str(len(plan.added)), sample([f.code for f in plan.added]))
-    table.add_row(
-        "changed",
-        str(len(plan.changed)),
-        sample([f"{f.code} ({'+'.join(what)})" for f, what in plan.changed]),
+    table = outcome_table(
+        f"{plan.level.value} import",
+        "examples",
+        added=[f.code for f in plan.added],
+        changed=[f"{f.code} ({'+'.join(what)})" for f, what in plan.changed],
+        unchanged=len(plan.unchanged),
+        show=show,
     )
-    table.add_row("unchanged", str(len(plan.unchanged)), "")
     retire_note = (
         "retired" if plan.level.value == "grid" else "missing (kept: regions are not versioned)"
     )
-    table.add_row(retire_note, str(len(plan.retired)), sample([c for c, _ in plan.retired]))
+    table.add_row(retire_note, str(len(plan.retired)), sample([c for c, _ in plan.retired], show))
     table.add_row("repaired", str(len(read.repaired)), "")
     table.add_row("rejected", str(len(read.rejected) + len(plan.unplaced)), "")
     console.print(table)

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gis.commands import fail
+from gis.commands import fail, outcome_table, sample
 from gis.errors import GisError
 
 console = Console(stderr=True)
@@ -108,23 +108,16 @@ def print_plan(plan: object, show: int) -> None:
 
     assert isinstance(plan, ImportPlan)
     out = Console() if sys.stdout.isatty() else Console(width=160)
-    table = Table(title=f"{plan.kind.value} from {plan.source}")
-    table.add_column("outcome")
-    table.add_column("count", justify="right")
-    table.add_column("codes")
-
-    def sample(items: list[str]) -> str:
-        return ", ".join(items[:show]) + (" …" if len(items) > show else "")
-
-    table.add_row("added", str(len(plan.added)), sample([r.key for r in plan.added]))
-    table.add_row(
-        "changed",
-        str(len(plan.changed)),
-        sample([f"{r.key} ({'+'.join(what)})" for r, what in plan.changed]),
+    table = outcome_table(
+        f"{plan.kind.value} from {plan.source}",
+        "codes",
+        added=[r.key for r in plan.added],
+        changed=[f"{r.key} ({'+'.join(what)})" for r, what in plan.changed],
+        unchanged=len(plan.unchanged),
+        show=show,
     )
-    table.add_row("unchanged", str(len(plan.unchanged)), "")
     retired = "retired" if plan.retire_missing else "not in file (kept; --retire-missing)"
-    table.add_row(retired, str(len(plan.retired)), sample(plan.retired))
+    table.add_row(retired, str(len(plan.retired)), sample(plan.retired, show))
     out.print(table)
     for note in plan.notes:
         console.print(f"note: {note}")

@@ -10,7 +10,8 @@ import shapely
 import sqlalchemy as sa
 from geoalchemy2 import Geometry, WKBElement
 from geoalchemy2.shape import to_shape
-from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from gis.errors import NotFoundError, UnknownCodeError
 
@@ -48,6 +49,36 @@ def check_in(column: str, values: type) -> sa.CheckConstraint:
 
 
 TZDateTime = sa.DateTime(timezone=True)
+
+
+class LocatedPoint:
+    """Columns of a row placed by point → grid (a case, an errand): the point in WGS84, what the
+    sender gave beside it, and the grid, regions and member the point was assigned to."""
+
+    geom: Mapped[WKBElement] = mapped_column(geometry("POINT"))
+    source_crs: Mapped[str] = mapped_column(sa.String(16), default="EPSG:4326")
+    source_lon: Mapped[float] = mapped_column(sa.Float)
+    source_lat: Mapped[float] = mapped_column(sa.Float)
+    location_quality: Mapped[str] = mapped_column(sa.String(10))
+    grid_id: Mapped[int | None] = mapped_column(sa.ForeignKey("grids.id"))
+    grid_code: Mapped[str | None] = mapped_column(sa.String(20), index=True)
+    village_code: Mapped[str | None] = mapped_column(sa.ForeignKey("regions.code"))
+    town_code: Mapped[str | None] = mapped_column(sa.ForeignKey("regions.code"))
+    county_code: Mapped[str | None] = mapped_column(sa.ForeignKey("regions.code"))
+    member_id: Mapped[int | None] = mapped_column(sa.ForeignKey("grid_members.id"), index=True)
+
+
+class LogEntry:
+    """Columns of a workflow log entry (a case's or an errand's event): who, when, from which
+    state to which, and why."""
+
+    at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(sa.String(100))
+    action: Mapped[str] = mapped_column(sa.String(30))
+    from_status: Mapped[str | None] = mapped_column(sa.String(20))
+    to_status: Mapped[str | None] = mapped_column(sa.String(20))
+    note: Mapped[str | None] = mapped_column(sa.Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
 
 
 def query_point(lon: float, lat: float) -> sa.ColumnElement[Any]:

@@ -9,12 +9,20 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from geoalchemy2 import WKBElement
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gis.errors import UnknownCodeError, ValidationError
-from gis.layers.base import Base, TZDateTime, check_in, events_of, geometry, get_or_raise, utcnow
+from gis.layers.base import (
+    Base,
+    LocatedPoint,
+    LogEntry,
+    TZDateTime,
+    check_in,
+    events_of,
+    get_or_raise,
+    utcnow,
+)
 from gis.layers.categories import DATA_DIR
 from gis.layers.incidents import LocationQuality
 
@@ -63,7 +71,7 @@ class Service(Base):
     description: Mapped[str | None] = mapped_column(sa.Text)
 
 
-class Errand(Base):
+class Errand(LocatedPoint, Base):
     """A resident's request, run by the grid member of the grid covering their home."""
 
     __tablename__ = "errands"
@@ -79,17 +87,6 @@ class Errand(Base):
     status: Mapped[str] = mapped_column(sa.String(20), index=True)
     applicant_name: Mapped[str] = mapped_column(sa.String(100))
     applicant_phone: Mapped[str] = mapped_column(sa.String(32))
-    geom: Mapped[WKBElement] = mapped_column(geometry("POINT"))
-    source_crs: Mapped[str] = mapped_column(sa.String(16), default="EPSG:4326")
-    source_lon: Mapped[float] = mapped_column(sa.Float)
-    source_lat: Mapped[float] = mapped_column(sa.Float)
-    location_quality: Mapped[str] = mapped_column(sa.String(10))
-    grid_id: Mapped[int | None] = mapped_column(sa.ForeignKey("grids.id"))
-    grid_code: Mapped[str | None] = mapped_column(sa.String(20), index=True)
-    village_code: Mapped[str | None] = mapped_column(sa.ForeignKey("regions.code"))
-    town_code: Mapped[str | None] = mapped_column(sa.ForeignKey("regions.code"))
-    county_code: Mapped[str | None] = mapped_column(sa.ForeignKey("regions.code"))
-    member_id: Mapped[int | None] = mapped_column(sa.ForeignKey("grid_members.id"), index=True)
     note: Mapped[str | None] = mapped_column(sa.Text)
     requested_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
     due_at: Mapped[datetime] = mapped_column(TZDateTime)
@@ -101,7 +98,7 @@ class Errand(Base):
     updated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
 
 
-class ErrandEvent(Base):
+class ErrandEvent(LogEntry, Base):
     """One change to an errand: who, when, from which state to which, and why. Never updated."""
 
     __tablename__ = "errand_events"
@@ -109,13 +106,6 @@ class ErrandEvent(Base):
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     errand_id: Mapped[int] = mapped_column(sa.ForeignKey("errands.id", ondelete="CASCADE"))
-    at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
-    actor: Mapped[str] = mapped_column(sa.String(100))
-    action: Mapped[str] = mapped_column(sa.String(30))
-    from_status: Mapped[str | None] = mapped_column(sa.String(20))
-    to_status: Mapped[str | None] = mapped_column(sa.String(20))
-    note: Mapped[str | None] = mapped_column(sa.Text)
-    data: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
 
 
 _SERVICE_FIELDS = {

@@ -5,14 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 import sqlalchemy as sa
-from geoalchemy2 import WKBElement
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from gis.layers.base import Base, TZDateTime, check_in, events_of, geometry, get_or_raise, utcnow
+from gis.layers.base import (
+    Base,
+    LocatedPoint,
+    LogEntry,
+    TZDateTime,
+    check_in,
+    events_of,
+    get_or_raise,
+    utcnow,
+)
 from gis.layers.categories import Platform
 
 
@@ -65,7 +72,7 @@ class ReporterKind(StrEnum):
     SYSTEM = "system"
 
 
-class Incident(Base):
+class Incident(LocatedPoint, Base):
     """One case: where, what, who handles it, and by when."""
 
     __tablename__ = "incidents"
@@ -110,18 +117,6 @@ class Incident(Base):
     reporter_kind: Mapped[str] = mapped_column(sa.String(20))
     reporter_id: Mapped[str | None] = mapped_column(sa.String(100))
     photos: Mapped[list[str]] = mapped_column(JSONB, default=list)
-    # Stored in WGS84; what the reporter sent is kept beside it.
-    geom: Mapped[WKBElement] = mapped_column(geometry("POINT"))
-    source_crs: Mapped[str] = mapped_column(sa.String(16), default="EPSG:4326")
-    source_lon: Mapped[float] = mapped_column(sa.Float)
-    source_lat: Mapped[float] = mapped_column(sa.Float)
-    location_quality: Mapped[str] = mapped_column(sa.String(10))
-    grid_id: Mapped[int | None] = mapped_column(sa.ForeignKey("grids.id"))
-    grid_code: Mapped[str | None] = mapped_column(sa.String(20), index=True)
-    village_code: Mapped[str | None] = mapped_column(sa.ForeignKey("regions.code"))
-    town_code: Mapped[str | None] = mapped_column(sa.ForeignKey("regions.code"))
-    county_code: Mapped[str | None] = mapped_column(sa.ForeignKey("regions.code"))
-    member_id: Mapped[int | None] = mapped_column(sa.ForeignKey("grid_members.id"), index=True)
     unit_id: Mapped[int | None] = mapped_column(sa.ForeignKey("responder_units.id"), index=True)
     unit_distance_m: Mapped[float | None] = mapped_column(sa.Float)
     unit_note: Mapped[str | None] = mapped_column(sa.Text)
@@ -144,7 +139,7 @@ class Incident(Base):
     request_hash: Mapped[str | None] = mapped_column(sa.String(64))
 
 
-class IncidentEvent(Base):
+class IncidentEvent(LogEntry, Base):
     """One change to a case: who, when, from which state to which, and why. Never updated."""
 
     __tablename__ = "incident_events"
@@ -156,13 +151,6 @@ class IncidentEvent(Base):
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     incident_id: Mapped[int] = mapped_column(sa.ForeignKey("incidents.id", ondelete="CASCADE"))
-    at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
-    actor: Mapped[str] = mapped_column(sa.String(100))
-    action: Mapped[str] = mapped_column(sa.String(30))
-    from_status: Mapped[str | None] = mapped_column(sa.String(20))
-    to_status: Mapped[str | None] = mapped_column(sa.String(20))
-    note: Mapped[str | None] = mapped_column(sa.Text)
-    data: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
 
 
 def get_incident(session: Session, incident_id: int) -> Incident:

@@ -5,6 +5,7 @@ other endpoint's access is, in the API (``gis.api.ogc.access``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -76,19 +77,27 @@ class Collection:
         return self.versioned or self.instant is not None
 
 
-def _props(*entries: tuple[Any, ...]) -> dict[str, Property]:
-    return {e[0]: Property(e[1], e[2], e[3] if len(e) > 3 else None) for e in entries}
+# The JSON Schema type (and format) of a column, by the Python type it reads as.
+_JSON_TYPES: dict[type, tuple[str, str | None]] = {
+    str: ("string", None),
+    int: ("integer", None),
+    float: ("number", None),
+    bool: ("boolean", None),
+    datetime: ("string", "date-time"),
+}
+
+
+def _props(model: Any, *names: str) -> dict[str, Property]:
+    """The named columns of ``model`` as feature properties, typed from their column types."""
+    properties = {}
+    for name in names:
+        column: Column = getattr(model, name)
+        properties[name] = Property(column, *_JSON_TYPES[column.type.python_type])
+    return properties
 
 
 _regions = Region.__table__
-_region_props = _props(
-    ("code", Region.code, "string"),
-    ("name", Region.name, "string"),
-    ("name_en", Region.name_en, "string"),
-    ("parent_code", Region.parent_code, "string"),
-    ("households", Region.households, "integer"),
-    ("population", Region.population, "integer"),
-)
+_region_props = _props(Region, "code", "name", "name_en", "parent_code", "households", "population")
 
 COLLECTIONS: dict[str, Collection] = {
     c.id: c
@@ -131,15 +140,16 @@ COLLECTIONS: dict[str, Collection] = {
             geom=Grid.geom,
             geometry_type="MultiPolygon",
             properties=_props(
-                ("code", Grid.code, "string"),
-                ("version", Grid.version, "integer"),
-                ("name", Grid.name, "string"),
-                ("village_code", Grid.village_code, "string"),
-                ("town_code", Grid.town_code, "string"),
-                ("households", Grid.households, "integer"),
-                ("population", Grid.population, "integer"),
-                ("valid_from", Grid.valid_from, "string", "date-time"),
-                ("valid_to", Grid.valid_to, "string", "date-time"),
+                Grid,
+                "code",
+                "version",
+                "name",
+                "village_code",
+                "town_code",
+                "households",
+                "population",
+                "valid_from",
+                "valid_to",
             ),
             valid_from=Grid.valid_from,
             valid_to=Grid.valid_to,
@@ -156,20 +166,21 @@ COLLECTIONS: dict[str, Collection] = {
             geom=Incident.geom,
             geometry_type="Point",
             properties=_props(
-                ("category_code", Incident.category_code, "string"),
-                ("platform", Incident.platform, "string"),
-                ("status", Incident.status, "string"),
-                ("description", Incident.description, "string"),
-                ("reporter_kind", Incident.reporter_kind, "string"),
-                ("location_quality", Incident.location_quality, "string"),
-                ("grid_code", Incident.grid_code, "string"),
-                ("village_code", Incident.village_code, "string"),
-                ("town_code", Incident.town_code, "string"),
-                ("unit_id", Incident.unit_id, "integer"),
-                ("reported_at", Incident.reported_at, "string", "date-time"),
-                ("due_at", Incident.due_at, "string", "date-time"),
-                ("closed_at", Incident.closed_at, "string", "date-time"),
-                ("escalation_level", Incident.escalation_level, "integer"),
+                Incident,
+                "category_code",
+                "platform",
+                "status",
+                "description",
+                "reporter_kind",
+                "location_quality",
+                "grid_code",
+                "village_code",
+                "town_code",
+                "unit_id",
+                "reported_at",
+                "due_at",
+                "closed_at",
+                "escalation_level",
             ),
             instant="reported_at",
             tile_properties=("category_code", "platform", "status", "reported_at"),
@@ -185,15 +196,16 @@ COLLECTIONS: dict[str, Collection] = {
             geom=Camera.view,
             geometry_type="Polygon",
             properties=_props(
-                ("code", Camera.code, "string"),
-                ("name", Camera.name, "string"),
-                ("kind", Camera.kind, "string"),
-                ("status", Camera.status, "string"),
-                ("heading_deg", Camera.heading_deg, "number"),
-                ("fov_deg", Camera.fov_deg, "number"),
-                ("range_m", Camera.range_m, "number"),
-                ("town_code", Camera.town_code, "string"),
-                ("updated_at", Camera.updated_at, "string", "date-time"),
+                Camera,
+                "code",
+                "name",
+                "kind",
+                "status",
+                "heading_deg",
+                "fov_deg",
+                "range_m",
+                "town_code",
+                "updated_at",
             ),
             instant="updated_at",
             tile_properties=("code", "kind", "status"),
@@ -209,13 +221,14 @@ COLLECTIONS: dict[str, Collection] = {
             geom=ResponderUnit.geom,
             geometry_type="Point",
             properties=_props(
-                ("code", ResponderUnit.code, "string"),
-                ("name", ResponderUnit.name, "string"),
-                ("platform", ResponderUnit.platform, "string"),
-                ("unit_type", ResponderUnit.unit_type, "string"),
-                ("jurisdiction_code", ResponderUnit.jurisdiction_code, "string"),
-                ("status", ResponderUnit.status, "string"),
-                ("updated_at", ResponderUnit.updated_at, "string", "date-time"),
+                ResponderUnit,
+                "code",
+                "name",
+                "platform",
+                "unit_type",
+                "jurisdiction_code",
+                "status",
+                "updated_at",
             ),
             instant="updated_at",
             tile_properties=("code", "name", "platform", "status"),
@@ -229,13 +242,7 @@ COLLECTIONS: dict[str, Collection] = {
             id_type=int,
             geom=Road.geom,
             geometry_type="LineString",
-            properties=_props(
-                ("name", Road.name, "string"),
-                ("road_class", Road.road_class, "string"),
-                ("speed_kmh", Road.speed_kmh, "number"),
-                ("oneway", Road.oneway, "boolean"),
-                ("length_m", Road.length_m, "number"),
-            ),
+            properties=_props(Road, "name", "road_class", "speed_kmh", "oneway", "length_m"),
             tile_properties=("name", "road_class"),
             min_zoom=10,
         ),

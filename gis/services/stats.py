@@ -53,17 +53,10 @@ DIMENSIONS: Mapping[str, str] = {
     "week": "reported_week",
     "month": "reported_month",
 }
+# The name each dimension's column takes in the result: the ``facts`` column, except the
+# calendar periods, which drop the ``reported_`` prefix.
 DIMENSION_COLUMNS: Mapping[str, str] = {
-    "platform": "platform",
-    "town": "town_code",
-    "village": "village_code",
-    "grid": "grid_code",
-    "unit": "unit_id",
-    "member": "member_id",
-    "category": "category_code",
-    "day": "day",
-    "week": "week",
-    "month": "month",
+    name: expression.removeprefix("reported_") for name, expression in DIMENSIONS.items()
 }
 METRICS = (
     "received",
@@ -215,12 +208,17 @@ class StatsQuery:
     with_total: bool = False
 
 
-def parse_group_by(text: str | Sequence[str] | None) -> tuple[str, ...]:
-    """Grouping dimensions from ``"town,month"`` (or a list), checked against the whitelist."""
+def _group_names(text: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The names of ``"town,month"`` (or a list), blanks dropped; the caller checks them."""
     if text is None:
         return ()
     parts = text.split(",") if isinstance(text, str) else list(text)
-    names = tuple(part.strip() for part in parts if part.strip())
+    return tuple(part.strip() for part in parts if part.strip())
+
+
+def parse_group_by(text: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Grouping dimensions from ``"town,month"`` (or a list), checked against the whitelist."""
+    names = _group_names(text)
     unknown = [name for name in names if name not in DIMENSIONS]
     if unknown:
         raise ValidationError(
@@ -231,14 +229,13 @@ def parse_group_by(text: str | Sequence[str] | None) -> tuple[str, ...]:
     return names
 
 
-def _check_window(query: StatsQuery) -> None:
-    for name in ("start", "end", "as_of"):
-        moment = getattr(query, name)
+def _check_window(start: datetime, end: datetime, as_of: datetime | None = None) -> None:
+    """A window of aware times that is not empty, or ``ValidationError``."""
+    for name, moment in (("start", start), ("end", end), ("as_of", as_of)):
         if moment is not None and (moment.tzinfo is None or moment.utcoffset() is None):
             raise ValidationError(f"{name} {moment.isoformat()} has no time zone; add +08:00 or Z")
-    if query.end <= query.start:
+    if end <= start:
         raise ValidationError("the window is empty: 'to' must be after 'from'")
-    parse_platform(query.platform)
 
 
 def _case_filters(query: StatsQuery) -> tuple[list[str], dict[str, Any]]:
@@ -263,7 +260,8 @@ def case_figures_sql(
     """The SQL and parameters of ``case_figures``: exact from the events when the query has an
     ``as_of``, else from the stored facts refreshed at ``refreshed_at``. ``small_cohort`` reads
     the events case by case instead of by scanning each deciding action."""
-    _check_window(query)
+    _check_window(query.start, query.end, query.as_of)
+    parse_platform(query.platform)
     as_of = query.as_of if query.as_of is not None else refreshed_at
     if as_of is None:
         raise ValidationError("give as_of, or refresh the stored facts first (gis stats refresh)")
@@ -534,10 +532,7 @@ FROM facts
 
 def parse_errand_group_by(text: str | Sequence[str] | None) -> tuple[str, ...]:
     """Errand grouping dimensions from ``"town,service"``, checked against the whitelist."""
-    if text is None:
-        return ()
-    parts = text.split(",") if isinstance(text, str) else list(text)
-    names = tuple(part.strip() for part in parts if part.strip())
+    names = _group_names(text)
     unknown = [name for name in names if name not in ERRAND_DIMENSIONS]
     if unknown or len(set(names)) != len(names):
         raise ValidationError(
@@ -557,11 +552,7 @@ def errand_figures(
 ) -> list[dict[str, Any]]:
     """Errands requested in ``[start, end)``: delivered, zero-trip share (零跑腿: delivered
     with ``applicant_trips`` = 0, over delivered), on-time delivery, hours to delivery."""
-    for name, moment in (("start", start), ("end", end)):
-        if moment.tzinfo is None or moment.utcoffset() is None:
-            raise ValidationError(f"{name} {moment.isoformat()} has no time zone; add +08:00 or Z")
-    if end <= start:
-        raise ValidationError("the window is empty: 'to' must be after 'from'")
+    _check_window(start, end)
     params: dict[str, Any] = {"start": start, "end": end}
     filters = ""
     if town_codes is not None:

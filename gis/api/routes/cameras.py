@@ -8,11 +8,12 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 
 from gis.api.deps import PageDep, SessionDep, SettingsDep
 from gis.api.errors import CATEGORY, OUTSIDE, SWAPPED, domain_errors
-from gis.api.geojson import Feature, FeatureCollection, geometry_json
+from gis.api.geojson import FeatureCollection, feature_collection, geometry_json
 from gis.api.routes.incidents import REPLAY_HEADER
 from gis.api.schemas.cameras import (
     AlertCreate,
     CameraCreate,
+    CameraFields,
     CameraProperties,
     CameraRead,
     CameraUpdate,
@@ -74,16 +75,12 @@ def cameras(
         limit=page.limit,
         offset=page.offset,
     )
-    features = [
-        Feature[CameraProperties](
-            id=c.code,
-            geometry=geometry_json(c.view if geometry == "view" else c.geom),
-            properties=CameraProperties.model_validate(c, from_attributes=True),
-        )
-        for c in rows
-    ]
-    return FeatureCollection[CameraProperties](
-        features=features, number_matched=total, number_returned=len(features)
+    return feature_collection(
+        CameraProperties,
+        rows,
+        id_of=lambda c: c.code,
+        geometry_of=lambda c: c.view if geometry == "view" else c.geom,
+        number_matched=total,
     )
 
 
@@ -104,10 +101,7 @@ def seeing(
         lon, lat = point_lonlat(camera.geom)
         items.append(
             SeeingCamera(
-                code=camera.code,
-                name=camera.name,
-                kind=camera.kind,
-                status=camera.status,
+                **CameraFields.model_validate(camera).model_dump(),
                 lon=lon,
                 lat=lat,
                 distance_m=round(distance, 2),

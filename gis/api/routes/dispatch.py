@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
@@ -24,6 +25,7 @@ from gis.services import dispatch
 from gis.services.access import Principal
 from gis.services.dispatch import MAX_K, RankBy
 from gis.services.routing import RouteOptions
+from gis.settings import Settings
 
 router = APIRouter(tags=["dispatch"])
 
@@ -39,8 +41,42 @@ RouteQuery = Annotated[
 ]
 
 
+@dataclass(frozen=True)
+class Ranking:
+    """How a dispatch answer ranks units: how many, which, by what, with routes or not."""
+
+    k: int
+    available_only: bool
+    by: RankBy
+    include_route: bool
+
+    def arguments(self, settings: Settings) -> dict[str, Any]:
+        """The ranking keywords of ``nearest_responders`` and ``suggested_units``."""
+        return {
+            "k": self.k,
+            "available_only": self.available_only,
+            "by": self.by,
+            "options": RouteOptions.from_settings(settings),
+            "with_routes": self.include_route,
+        }
+
+
+def ranking(
+    k: KQuery = 5,
+    available_only: AvailableQuery = True,
+    by: ByQuery = RankBy.DISTANCE,
+    include_route: RouteQuery = False,
+) -> Ranking:
+    """The ranking query parameters both dispatch endpoints take."""
+    return Ranking(k, available_only, by, include_route)
+
+
+RankingDep = Annotated[Ranking, Depends(ranking)]
+
+
 @router.get("/dispatch/nearest", response_model=NearestRead, responses=domain_errors(SWAPPED))
 def nearest(
+    *,
     session: SessionDep,
     settings: SettingsDep,
     _: Dispatcher,
@@ -52,10 +88,7 @@ def nearest(
         str | None,
         Query(max_length=60, description="Unit type", json_schema_extra=one_of(UNIT_TYPES)),
     ] = None,
-    k: KQuery = 5,
-    available_only: AvailableQuery = True,
-    by: ByQuery = RankBy.DISTANCE,
-    include_route: RouteQuery = False,
+    ranking: RankingDep,
 ) -> NearestRead:
     """The k units nearest to a place, with distance and (by drive time) ETA and route length."""
     wgs_lon, wgs_lat = checked_wgs84(lon, lat, crs)[:2]
@@ -65,11 +98,7 @@ def nearest(
         lat=wgs_lat,
         platform=platform,
         unit_type=dispatch.parse_unit_type(unit_type),
-        k=k,
-        available_only=available_only,
-        by=by,
-        options=RouteOptions.from_settings(settings),
-        with_routes=include_route,
+        **ranking.arguments(settings),
     )
     return NearestRead.of(result)
 
@@ -80,21 +109,14 @@ def suggested_units(
     settings: SettingsDep,
     principal: Dispatcher,
     incident_id: Annotated[int, Path(ge=1, le=MAX_ID, description="Incident id")],
-    k: KQuery = 5,
-    available_only: AvailableQuery = True,
-    by: ByQuery = RankBy.DISTANCE,
-    include_route: RouteQuery = False,
+    ranking: RankingDep,
 ) -> SuggestedUnitsRead:
     """Units of the type the case's category needs, nearest (or fastest) first."""
     check_case(principal, get_incident(session, incident_id))
     incident, result = dispatch.suggested_units(
         session,
         incident_id,
-        k=k,
-        available_only=available_only,
-        by=by,
-        options=RouteOptions.from_settings(settings),
-        with_routes=include_route,
+        **ranking.arguments(settings),
     )
     base = NearestRead.of(result)
     return SuggestedUnitsRead(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from gis.api.deps import SessionDep
 from gis.api.geojson import geometry_json
-from gis.api.schemas.plans import GridVersionRead
+from gis.api.schemas.plans import GridColumns, GridVersionRead
 from gis.api.security import PLAN, WATCH, allow, check_town
 from gis.services import grid_versions
 from gis.services.access import Principal
@@ -30,16 +30,8 @@ def grid_history(
     check_town(principal, history[-1].grid.town_code, f"grid with code {code!r}")
     return [
         GridVersionRead(
-            code=v.grid.code,
-            version=v.grid.version,
-            name=v.grid.name,
-            village_code=v.grid.village_code,
-            town_code=v.grid.town_code,
-            households=v.grid.households,
-            population=v.grid.population,
+            **GridColumns.model_validate(v.grid).model_dump(),
             area_m2=v.area_m2,
-            valid_from=v.grid.valid_from,
-            valid_to=v.grid.valid_to,
             created_by=v.grid.created_by,
             created_at=v.grid.created_at,
             retired_by=v.retired_by,

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from gis.api.deps import PageDep, SessionDep, SettingsDep, database_of, settings_of
 from gis.api.errors import CATEGORY, OUTSIDE, SWAPPED, domain_errors
-from gis.api.geojson import Feature, FeatureCollection
+from gis.api.geojson import FeatureCollection, feature_collection
 from gis.api.responses import json_response
 from gis.api.schemas.incidents import IncidentCreate, IncidentProperties, IncidentRead
 from gis.api.schemas.types import MAX_ID, Time
@@ -180,14 +180,10 @@ def incidents(
     use_autocommit(session)
     with translate_db_errors():
         rows, total = list_incidents(session, filters, limit=page.limit, offset=page.offset)
-    features = [
-        Feature[IncidentProperties](
-            id=r.id,
-            geometry={"type": "Point", "coordinates": [r.lon, r.lat]},
-            properties=IncidentProperties.model_validate(r, from_attributes=True),
-        )
-        for r in rows
-    ]
-    return FeatureCollection[IncidentProperties](
-        features=features, number_matched=total, number_returned=len(features)
+    return feature_collection(
+        IncidentProperties,
+        rows,
+        id_of=lambda r: r.id,
+        geometry_of=lambda r: {"type": "Point", "coordinates": [r.lon, r.lat]},
+        number_matched=total,
     )

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from gis.api.deps import SessionDep
-from gis.api.geojson import Feature, FeatureCollection, geometry_json
+from gis.api.geojson import Feature, FeatureCollection, feature_collection, geometry_json
+from gis.api.schemas.plans import GridColumns
 from gis.api.schemas.types import Time
 from gis.api.security import allow
 from gis.layers import grids as grid_layer
@@ -65,17 +65,7 @@ def regions(
 ) -> FeatureCollection[RegionProperties]:
     """Administrative regions as GeoJSON (towns: ?level=town; a town's villages: ?parent=…)."""
     rows = list_regions(session, level=level, parent_code=parent)
-    features = [
-        Feature[RegionProperties](
-            id=r.code,
-            geometry=geometry_json(r.geom),
-            properties=RegionProperties.model_validate(r, from_attributes=True),
-        )
-        for r in rows
-    ]
-    return FeatureCollection[RegionProperties](
-        features=features, number_matched=len(features), number_returned=len(features)
-    )
+    return feature_collection(RegionProperties, rows, id_of=lambda r: r.code)
 
 
 @router.get("/regions/{code}", response_model=Feature[RegionProperties])
@@ -89,18 +79,9 @@ def region(session: SessionDep, code: str) -> Feature[RegionProperties]:
     )
 
 
-class GridProperties(BaseModel):
+class GridProperties(GridColumns):
     """Properties of a grid feature."""
 
-    code: str
-    version: int
-    name: str
-    village_code: str
-    town_code: str
-    households: int
-    population: int
-    valid_from: datetime
-    valid_to: datetime | None
     members: list[str]
 
 
@@ -118,25 +99,12 @@ def grids(
     """Grids (网格) as GeoJSON, as they were at ``at``."""
     rows = grid_layer.list_grids(session, at=at, town_code=town, village_code=village)
     members = grid_layer.member_names_by_grid(session, [g.code for g in rows])
-    features = [
-        Feature[GridProperties](
-            id=g.code,
-            geometry=geometry_json(g.geom),
-            properties=GridProperties(
-                code=g.code,
-                version=g.version,
-                name=g.name,
-                village_code=g.village_code,
-                town_code=g.town_code,
-                households=g.households,
-                population=g.population,
-                valid_from=g.valid_from,
-                valid_to=g.valid_to,
-                members=members.get(g.code, []),
-            ),
-        )
-        for g in rows
-    ]
-    return FeatureCollection[GridProperties](
-        features=features, number_matched=len(features), number_returned=len(features)
+    return feature_collection(
+        GridProperties,
+        rows,
+        id_of=lambda g: g.code,
+        properties=lambda g: GridProperties(
+            **GridColumns.model_validate(g).model_dump(),
+            members=members.get(g.code, []),
+        ),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response, status
@@ -88,12 +89,8 @@ def upload(
     )
     session.commit()
     return MediaRead(
-        id=photo.id,
+        **asdict(photo),
         ref=photo.ref,
-        content_type=photo.content_type,
-        bytes=photo.bytes,
-        width=photo.width,
-        height=photo.height,
         url=f"/media/{photo.id}",
         thumbnail_url=f"/media/{photo.id}/thumbnail",
     )

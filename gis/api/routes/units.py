@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from gis.api.deps import ClockDep, PageDep, PlatformDep, SessionDep, SettingsDep
 from gis.api.errors import OUTSIDE, SWAPPED, domain_errors
-from gis.api.geojson import Feature, FeatureCollection, geometry_json
+from gis.api.geojson import FeatureCollection, feature_collection
 from gis.api.schemas.dispatch import FixProperties, UnitProperties, UnitRead, UnitUpdate
 from gis.api.schemas.types import UNIT_STATUSES, UNIT_TYPES, Time, one_of
 from gis.api.security import DISPATCH, WATCH, allow
@@ -71,17 +71,7 @@ def units(
         limit=page.limit,
         offset=page.offset,
     )
-    features = [
-        Feature[UnitProperties](
-            id=u.id,
-            geometry=geometry_json(u.geom),
-            properties=UnitProperties.model_validate(u, from_attributes=True),
-        )
-        for u in rows
-    ]
-    return FeatureCollection[UnitProperties](
-        features=features, number_matched=total, number_returned=len(features)
-    )
+    return feature_collection(UnitProperties, rows, id_of=lambda u: u.id, number_matched=total)
 
 
 @router.get("/units/{unit_id}", response_model=UnitRead)
@@ -136,14 +126,4 @@ def unit_track(
     """A unit's AVL track, oldest fix first."""
     unit_layer.get_unit(session, unit_id)
     fixes = unit_layer.unit_track(session, unit_id, since=since, limit=limit)
-    features = [
-        Feature[FixProperties](
-            id=f.id,
-            geometry=geometry_json(f.geom),
-            properties=FixProperties.model_validate(f, from_attributes=True),
-        )
-        for f in fixes
-    ]
-    return FeatureCollection[FixProperties](
-        features=features, number_matched=len(features), number_returned=len(features)
-    )
+    return feature_collection(FixProperties, fixes, id_of=lambda f: f.id)

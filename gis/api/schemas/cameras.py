@@ -21,14 +21,21 @@ from gis.layers.cameras import CameraKind, CameraStatus
 from gis.services.cameras import MAX_RANGE_M, Coverage
 
 
-class CameraProperties(BaseModel):
-    """Properties of a camera feature."""
+class CameraFields(BaseModel):
+    """What every reply says about a camera."""
 
-    id: int
+    model_config = ConfigDict(from_attributes=True)
+
     code: str
     name: str
     kind: str
     status: str
+
+
+class CameraProperties(CameraFields):
+    """Properties of a camera feature."""
+
+    id: int
     heading_deg: float = Field(description="Degrees clockwise from north")
     fov_deg: float = Field(description="Field of view, degrees (360: sees all round)")
     range_m: float
@@ -111,13 +118,9 @@ class CameraUpdate(BaseModel):
     town_code: str | None = Field(None, max_length=12, pattern=_CODE_PATTERN)
 
 
-class SeeingCamera(BaseModel):
+class SeeingCamera(CameraFields):
     """A camera whose view covers the place."""
 
-    code: str
-    name: str
-    kind: str
-    status: str
     lon: float
     lat: float
     distance_m: float = Field(description="Geodesic distance camera → place")

@@ -22,8 +22,10 @@ from gis.layers.units import ResponderUnit, UnitStatus
 from gis.services.dispatch import NearestResult, RankBy, RankedUnit
 
 
-class UnitProperties(BaseModel):
-    """Properties of a responder unit feature."""
+class UnitFields(BaseModel):
+    """What every reply says about a responder unit."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     id: int
     code: str
@@ -33,20 +35,17 @@ class UnitProperties(BaseModel):
     status: str
     jurisdiction_code: str
     phone: str | None
+
+
+class UnitProperties(UnitFields):
+    """Properties of a responder unit feature."""
+
     updated_at: datetime
 
 
-class NearestUnit(BaseModel):
+class NearestUnit(UnitFields):
     """One unit in a nearest-units answer."""
 
-    id: int
-    code: str
-    name: str
-    platform: str
-    unit_type: str
-    status: str
-    jurisdiction_code: str
-    phone: str | None
     lon: float
     lat: float
     distance_m: float = Field(description="Geodesic (WGS84 ellipsoid) straight-line distance")
@@ -68,14 +67,7 @@ class NearestUnit(BaseModel):
         unit = ranked.unit
         lon, lat = point_lonlat(unit.geom)
         return cls(
-            id=unit.id,
-            code=unit.code,
-            name=unit.name,
-            platform=unit.platform,
-            unit_type=unit.unit_type,
-            status=unit.status,
-            jurisdiction_code=unit.jurisdiction_code,
-            phone=unit.phone,
+            **UnitFields.model_validate(unit).model_dump(),
             lon=lon,
             lat=lat,
             distance_m=round(ranked.distance_m, 2),

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gis.api.schemas.types import CRS_NAMES, Latitude, Longitude, StrictInt, one_of
+from gis.api.schemas.workflow import LogEntry
 from gis.services.errands import USER_ACTIONS
 
 
@@ -83,18 +83,8 @@ class Member(BaseModel):
     phone: str
 
 
-class ErrandEventRead(BaseModel):
+class ErrandEventRead(LogEntry):
     """One entry of an errand's log."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    at: datetime
-    actor: str
-    action: str
-    from_status: str | None
-    to_status: str | None
-    note: str | None
-    data: dict[str, Any]
 
 
 class ErrandRead(BaseModel):

@@ -203,8 +203,10 @@ class PlanBase(BaseModel):
     grids: FeatureCollection[BaseGridProperties]
 
 
-class GridVersionRead(BaseModel):
-    """One version of a grid, with who brought it into force and who retired it."""
+class GridColumns(BaseModel):
+    """A grid version's own columns, as grid features and the grid history show them."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     code: str
     version: int
@@ -213,9 +215,14 @@ class GridVersionRead(BaseModel):
     town_code: str
     households: int
     population: int
-    area_m2: float
     valid_from: datetime
     valid_to: datetime | None
+
+
+class GridVersionRead(GridColumns):
+    """One version of a grid, with who brought it into force and who retired it."""
+
+    area_m2: float
     created_by: str
     created_at: datetime
     retired_by: str | None

@@ -46,13 +46,11 @@ class ActionCreate(BaseModel):
     )
 
 
-class EventRead(BaseModel):
-    """One entry of a case's log."""
+class LogEntry(BaseModel):
+    """One entry of a workflow's log (a case's or an errand's): who moved it, how, when."""
 
     model_config = ConfigDict(from_attributes=True)
 
-    id: int
-    incident_id: int
     at: datetime
     actor: str
     action: str
@@ -60,6 +58,13 @@ class EventRead(BaseModel):
     to_status: str | None
     note: str | None
     data: dict[str, Any]
+
+
+class EventRead(LogEntry):
+    """One entry of a case's log."""
+
+    id: int
+    incident_id: int
 
 
 class CaseState(BaseModel):
