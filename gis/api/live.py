@@ -255,14 +255,15 @@ class Stream:
     async def _replay(self, after: int, upto: int) -> AsyncIterator[FeedEvent | str]:
         """The wanted events in (after, upto] from the database, or one ``reload`` when they
         are no longer kept or too many."""
-        if after >= upto:
+        oldest, newest = await self.hub.database.run(bounds_flow())
+        if after >= max(upto, newest):
             return
-        oldest, _ = await self.hub.database.run(bounds_flow())
         if oldest == 0 or after < oldest - 1:
             yield _reload("events after this id are no longer kept")
             return
-        # Ids of the whole feed, not only the wanted ones: decided before sending anything.
-        if upto - after > self.hub.settings.live_max_replay:
+        # Ids of the whole feed, not only the wanted ones: decided before sending anything, and
+        # against the feed's newest id in the database (the hub's cursor may not have seen it).
+        if max(upto, newest) - after > self.hub.settings.live_max_replay:
             yield _reload("too many events missed")
             return
         while after < upto:
