@@ -125,6 +125,7 @@ def load_sample(
     bar.update()
     bar.close()
     events = _load_cases(session, county.cases, county.plan, bars) if len(county.cases) else 0
+    _set_unit_statuses(session, county.units)
     _finish(session)
     return SampleSummary(
         towns=len(county.boundaries.towns),
@@ -232,7 +233,9 @@ def _load_grids(session: Session, seed: int, boundaries: Boundaries, valid_from:
 
 
 def _load_units(session: Session, units: list[dict[str, Any]], now: datetime) -> None:
-    """Responder units with their points."""
+    """Responder units with their points, all available while the year's cases are assigned
+    (by intake's rule, which takes available units only); their statuses of today are set after
+    the history (``_set_unit_statuses``), so no past case goes without a unit because of them."""
     points = bulk.ewkb(shapely.points([(u["lon"], u["lat"]) for u in units]))
     bulk.copy_rows(
         session,
@@ -244,11 +247,22 @@ def _load_units(session: Session, units: list[dict[str, Any]], now: datetime) ->
         (
             (
                 i, u["code"], u["name"], u["platform"], u["unit_type"], u["jurisdiction_code"],
-                u["status"], u["phone"], geom, now,
+                "available", u["phone"], geom, now,
             )
             for i, (u, geom) in enumerate(zip(units, points, strict=True), start=1)
         ),
     )  # fmt: skip
+
+
+def _set_unit_statuses(session: Session, units: list[dict[str, Any]]) -> None:
+    """Give the units their statuses of today (off duty, busy…) once the history is written."""
+    changed = [
+        {"code": u["code"], "status": u["status"]} for u in units if u["status"] != "available"
+    ]
+    if changed:
+        session.execute(
+            sa.text("UPDATE responder_units SET status = :status WHERE code = :code"), changed
+        )
 
 
 def _load_roads(session: Session, roads: Any) -> None:
