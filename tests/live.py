@@ -18,11 +18,21 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: Any, *, timeout_s: float = 20.0) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a thread; yields its base URL, stops it afterwards."""
+def serve(
+    app: Any, *, timeout_s: float = 20.0, graceful_shutdown_s: int | None = None
+) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a thread; yields its base URL, stops it afterwards
+    (``graceful_shutdown_s`` bounds the wait for open event streams when stopping)."""
     import uvicorn
 
-    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", workers=1)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=free_port(),
+        log_level="warning",
+        workers=1,
+        timeout_graceful_shutdown=graceful_shutdown_s,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

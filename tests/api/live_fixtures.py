@@ -4,7 +4,6 @@ tests, committed users and cases, and a small Server-Sent Events reader."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -21,43 +20,15 @@ from sqlalchemy.orm import Session
 from gis.layers.users import Role, User
 from gis.services import access
 from gis.settings import Settings
-
-
-def free_port() -> int:
-    """A free loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.live import serve as serve_app
 
 
 @contextmanager
 def serve(app: Any) -> Iterator[str]:
-    """uvicorn serving ``app`` in a thread on a free loopback port; yields its base URL."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            workers=1,
-            timeout_graceful_shutdown=1,  # open event streams are cut
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    """uvicorn serving ``app`` in a thread on a free loopback port; yields its base URL. Open
+    event streams are cut after a second when it stops."""
+    with serve_app(app, graceful_shutdown_s=1) as url:
+        yield url
 
 
 def listener_pids(engine: Engine) -> list[int]:

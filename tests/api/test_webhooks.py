@@ -22,7 +22,8 @@ from gis.layers.live import Webhook
 from gis.layers.users import Role
 from gis.services import webhooks
 from gis.settings import Settings
-from tests.api.live_fixtures import committed_users, demo_towns, free_port, live_settings, serve
+from tests.api.live_fixtures import committed_users, demo_towns, live_settings, serve
+from tests.live import free_port
 
 
 class Receiver:

@@ -4,9 +4,6 @@ each kind."""
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,6 +15,7 @@ from sqlalchemy.orm import Session
 from gis.layers.regions import Region, RegionLevel
 from gis.layers.users import Role
 from gis.services import access
+from tests.live import serve
 
 
 @pytest.fixture
@@ -54,12 +52,6 @@ def ogc_error(response: Any, status: int) -> dict[str, Any]:
     return body
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class OneAtATime:
     """An ASGI wrapper answering one HTTP request at a time: the app's sessions are the test's
     one session, which concurrent requests (a browser fetching tiles) must not share."""
@@ -78,22 +70,7 @@ class OneAtATime:
 
 @contextmanager
 def live_server(app: Any) -> Iterator[str]:
-    """uvicorn serving ``app`` on a free loopback port in a thread; yields its base URL."""
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(OneAtATime(app), host="127.0.0.1", port=port, log_level="warning", workers=1)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    """uvicorn serving ``app`` on a free loopback port in a thread, one request at a time;
+    yields its base URL."""
+    with serve(OneAtATime(app)) as url:
+        yield url
