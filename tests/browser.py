@@ -72,6 +72,12 @@ def closed_network(page: Any, origin: str) -> list[str]:
             errors.append(f"console: {message.text}")
 
     page.on("console", on_console)
+    refuse_outside(page, origin)
+    return errors
+
+
+def refuse_outside(page: Any, origin: str) -> None:
+    """Nothing leaves the machine: every request not to ``origin`` is refused."""
     page.route(
         "**/*",
         lambda route: (
@@ -80,4 +86,3 @@ def closed_network(page: Any, origin: str) -> list[str]:
             else route.abort("internetdisconnected")
         ),
     )
-    return errors

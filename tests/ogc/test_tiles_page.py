@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from gis.api import create_app
 from gis.layers.users import Role
 from gis.settings import Settings
+from tests.browser import refuse_outside
 from tests.conftest import use_session
 from tests.ogc.conftest import live_server
 
@@ -72,15 +73,7 @@ def _open(browser: Any, url: str, viewport: dict[str, int], cookie: str | None =
         ),
     )
     origin = url.split("/maps/")[0]
-    # Nothing leaves the machine: anything not served by the app is refused.
-    page.route(
-        "**/*",
-        lambda route: (
-            route.continue_()
-            if route.request.url.startswith(origin)
-            else route.abort("internetdisconnected")
-        ),
-    )
+    refuse_outside(page, origin)
     response = page.goto(url, wait_until="load")
     assert response is not None and response.status == 200
     page.wait_for_function(
