@@ -14,7 +14,8 @@ COMMON = {"errors", "settings", "geo", "gis"}
 ALLOWED = {
     "layers": set(),
     "services": {"layers", "queries", "maps.data"},
-    "maps": {"layers"},
+    "maps": {"layers", "web"},
+    "web": set(),
     "ingest": {"layers", "services"},
     "sample": {"layers", "services", "commands"},
     "db": set(),

@@ -268,10 +268,11 @@ def stabilise_ids(m: folium.Map) -> None:
         )
 
 
-def render(m: folium.Map, *, assets_url: str | None = None) -> str:
-    """The map as one HTML page; scripts come from ``assets_url`` when given, else the CDNs
-    (and the page's own files are inlined)."""
-    serve_page_files(m, assets_url)
+def render(m: folium.Map, *, assets_url: str | None = None, pages_url: str | None = None) -> str:
+    """The map as one HTML page; Leaflet and plugins come from ``assets_url`` when given, else
+    the CDNs; the page's own files from ``pages_url`` (the service's ``/web``) when given, else
+    inlined (a file the CLI writes)."""
+    serve_page_files(m, pages_url)
     if assets_url is not None:
         use_local_assets(m.get_root(), assets_url)
     stabilise_ids(m)

@@ -525,7 +525,7 @@ def _figure(name: str, value: str, *, key: bool = False, live: bool = False) -> 
     """One figure of the title (its label from FIGURE_LABELS), marked so a phone's one-line
     title (only the ``key`` ones) and the wall's large figures can style it, and a test can read
     it; each carries its own separator, so hiding one leaves no stray dot. A ``live`` one is
-    kept current by the live feed (gis/maps/modules/live.js finds it by data-gis-count)."""
+    kept current by the live feed (gis/web/common/live.js finds it by data-gis-count)."""
     zh, _, en = FIGURE_LABELS[name].partition(" ")
     count = f' data-gis-count="{name}"' if live else ""
     return (
@@ -552,7 +552,7 @@ def _title(data: CommandRoomData) -> str:
         _figure("on_time_rate", _pct(figures.on_time_rate)),
         _figure("overdue_open", f"{figures.overdue_open:,}"),
     ]
-    # The "now" counts follow the live feed (gis/maps/modules/live.js finds them by data-gis-count);
+    # The "now" counts follow the live feed (gis/web/common/live.js finds them by data-gis-count);
     # the period's figures are /stats' and stay as built.
     open_now = data.open_cases.total + data.overdue_cases.total
     now = [

@@ -1,11 +1,10 @@
 """Live updates on a map page: the ``#gis-live`` indicator and the call of the ES module
-``modules/live.js`` that listens to ``GET /events/stream`` (docs/live.md)."""
+``gis/web/common/live.js`` that listens to ``GET /events/stream`` (docs/live.md)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import folium
 from branca.element import Element, MacroElement
@@ -14,8 +13,8 @@ from jinja2 import Template
 from gis.layers.live import EventType
 from gis.maps.base import Projector
 
-# The page's ES modules, served at /maps/modules/<name>.
-MODULES_DIR = Path(__file__).parent / "modules"
+# The ES module that listens (gis/web/common/live.js, served at /web/common/live.js).
+LIVE_MODULE = ("common", "live.js")
 
 
 @dataclass(frozen=True)

@@ -1,34 +1,28 @@
-"""The page around every map: its own stylesheet and ES modules (``gis/maps/static/``) for the
+"""The page around every map: its own stylesheet and ES modules (``gis/web/maps/``) for the
 responsive controls, the wall's kiosk mode and the basemap banner.
 
-A page served by the API loads them from ``/maps/assets/gis/…`` next to Leaflet; a file the CLI
-writes for opening anywhere carries the same files inline. Either way the files are their one
-home: nothing of them is written in Python strings.
+A page served by the API loads them from ``/web/maps/…`` (every page's files have that one home,
+``gis.web``); a file the CLI writes for opening anywhere carries the same files inline. Either
+way nothing of them is written in Python strings.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import folium
 from branca.element import MacroElement
 from folium.template import Template
 
-STATIC_DIR = Path(__file__).parent / "static"
-# Served under the assets URL in this folder (next to the npm packages' folders).
-STATIC_FOLDER = "gis"
+from gis.web import WEB_DIR
+
+PAGE = "maps"
+STATIC_DIR = WEB_DIR / PAGE
 STYLESHEET = "map-page.css"
 # Module file -> the function it exports, in the order the page calls them.
 CONTROLS = ("map-controls.js", "collapsibleControls")
 BASEMAP = ("map-basemap.js", "watchBasemap")
 KIOSK = ("map-kiosk.js", "kioskMode")
-STATIC_FILES = (STYLESHEET, CONTROLS[0], BASEMAP[0], KIOSK[0])
-
-
-def static_file(name: str) -> Path | None:
-    """The page file called ``name`` (None for anything else: no path games)."""
-    return STATIC_DIR / name if name in STATIC_FILES else None
 
 
 def _json(value: object) -> str:
@@ -108,10 +102,9 @@ def is_kiosk(m: folium.Map) -> bool:
     return chrome is not None and chrome.kiosk
 
 
-def serve_page_files(m: folium.Map, assets_url: str | None) -> None:
-    """Load the page files from ``assets_url`` (or inline them when None)."""
+def serve_page_files(m: folium.Map, pages_url: str | None) -> None:
+    """Load the page files from ``pages_url`` (the service's ``/web``), or inline them when
+    None."""
     chrome = page_chrome(m)
     if chrome is not None:
-        chrome.base_url = (
-            None if assets_url is None else f"{assets_url.rstrip('/')}/{STATIC_FOLDER}"
-        )
+        chrome.base_url = None if pages_url is None else f"{pages_url.rstrip('/')}/{PAGE}"

@@ -202,11 +202,11 @@ def test_the_kiosk_page_has_no_controls_and_starts_the_kiosk_module(
     session: Session, town: dict[str, int]
 ) -> None:
     data = command_room_data(session, town_code=TOWN, since=SINCE, until=UNTIL, now=NOW)
-    kiosk = render(build_command_room_map(data, kiosk=True), assets_url="/maps/assets")
-    normal = render(build_command_room_map(data), assets_url="/maps/assets")
+    kiosk = render(build_command_room_map(data, kiosk=True), pages_url="/web")
+    normal = render(build_command_room_map(data), pages_url="/web")
     assert "L.control.layers(" in normal and "L.control.layers(" not in kiosk
     assert '"zoomControl": false' in kiosk and "L.control.scale(" not in kiosk
-    assert 'import { kioskMode } from "/maps/assets/gis/map-kiosk.js"' in kiosk
+    assert 'import { kioskMode } from "/web/maps/map-kiosk.js"' in kiosk
     assert "collapsibleControls" in normal and "collapsibleControls" not in kiosk
     figures = re.compile(r'data-figure="(\w+)">.*?<b>([^<]+)</b>')
     assert figures.findall(kiosk) == figures.findall(normal) != []
@@ -216,23 +216,27 @@ def test_the_page_files_are_served_with_the_assets_or_inlined_without_them(
     session: Session, town: dict[str, int], settings: Settings
 ) -> None:
     with _client(settings, session) as client:
-        module = client.get("/maps/assets/gis/map-controls.js")
+        module = client.get("/web/maps/map-controls.js")
         assert module.status_code == 200 and "javascript" in module.headers["content-type"]
         assert "export function collapsibleControls" in module.text
         assert (
-            client.get("/maps/assets/gis/map-page.css")
+            client.get("/web/maps/map-page.css")
             .headers["content-type"]
             .startswith("text/css")
         )
-        _error(client.get("/maps/assets/gis/static/map-page.css"), 404, "not_found")
-        _error(client.get("/maps/assets/gis/settings.py"), 404, "not_found")
+        live = client.get("/web/common/live.js")
+        assert live.status_code == 200 and "export function startLive" in live.text
+        _error(client.get("/web/maps/static/map-page.css"), 404, "not_found")
+        _error(client.get("/web/maps/__init__.py"), 404, "not_found")
+        _error(client.get("/web/../settings.py"), 404, "not_found")
+        _error(client.get("/web/maps/.hidden.js"), 404, "not_found")
     data = command_room_data(session, town_code=TOWN, since=SINCE, until=UNTIL, now=NOW)
     inline = render(build_command_room_map(data))  # a file the CLI writes: no service to ask
     assert "export function collapsibleControls" in inline and ".gis-toggles" in inline
-    assert '<link rel="stylesheet" href="/maps/assets/gis' not in inline
-    assert 'from "/maps/assets/gis' not in inline
-    served = render(build_command_room_map(data), assets_url="/maps/assets")
-    assert '<link rel="stylesheet" href="/maps/assets/gis/map-page.css">' in served
+    assert '<link rel="stylesheet" href="/web/maps' not in inline
+    assert 'from "/web/maps' not in inline
+    served = render(build_command_room_map(data), pages_url="/web")
+    assert '<link rel="stylesheet" href="/web/maps/map-page.css">' in served
     assert "export function" not in served
 
 

@@ -135,4 +135,5 @@ def test_a_dispatcher_also_sees_cases_and_camera_views(
 
 def test_unknown_town_is_404(client: Any, demo: object) -> None:
     assert client.get("/maps/tiles?town=999999999999").status_code == 404
-    assert client.get("/maps/tiles/other.js").status_code == 404
+    assert client.get("/web/tiles/other.js").status_code == 404
+    assert client.get("/web/tiles/tiles.js").status_code == 200

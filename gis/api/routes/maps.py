@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlencode
 
+import folium
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
 from sqlalchemy.engine import Engine
@@ -39,12 +40,12 @@ from gis.layers.regions import RegionLevel, get_region
 from gis.maps import Basemap, GridMetric, build_command_room_map, build_village_grids_map, render
 from gis.maps.assets import assets_dir_for, choose_assets_url
 from gis.maps.base import TileSource
-from gis.maps.live import MODULES_DIR, LiveFeed
-from gis.maps.page import STATIC_FOLDER, static_file
+from gis.maps.live import LIVE_MODULE, LiveFeed
 from gis.maps.tiles import TileArchive, archive_tile, open_archive, page_basemap
 from gis.services import live, mapdata
 from gis.services.access import Principal, token_expiry
 from gis.settings import Settings
+from gis.web import URL_PREFIX, web_url
 
 router = APIRouter(prefix="/maps", tags=["maps"])
 TIANDITU = (ValidationError, "a Tianditu basemap is asked for but GIS_TIANDITU_KEY is not set")
@@ -63,16 +64,20 @@ WatchDep = Annotated[Principal | None, Depends(allow(*WATCH))]
 TilesDep = Annotated[Principal | None, Depends(allow(*WATCH, public=True))]
 # Library files never change under a versioned folder name, so browsers may keep them a day.
 ASSET_CACHE = "public, max-age=86400"
-# The page's own files change with the service: browsers revalidate them (ETag) on each load.
-PAGE_FILE_CACHE = "no-cache"
 # A town may replace its archive: an hour is short enough, and spares the service the refetches.
 TILE_CACHE = "public, max-age=3600"
 
 
 def page_assets_url(request: Request, settings: Settings) -> str | None:
-    """Where a map page of this request loads Leaflet and the page files (None: CDNs)."""
+    """Where a map page of this request loads Leaflet and its plugins (None: CDNs)."""
     local = request.scope.get("root_path", "") + "/maps/assets"
     return choose_assets_url(settings.map_assets, assets_dir_for(settings.map_assets_dir), local)
+
+
+def render_page(m: folium.Map, request: Request, assets_url: str | None) -> str:
+    """A map page as this service serves it: its own files from ``/web`` (gis.web)."""
+    pages_url = request.scope.get("root_path", "") + URL_PREFIX
+    return render(m, assets_url=assets_url, pages_url=pages_url)
 
 
 def request_basemap(
@@ -139,7 +144,7 @@ def command_room(
             live=feed,
             kiosk=kiosk,
         )
-        return Page(render(m, assets_url=assets_url), feed.after)
+        return Page(render_page(m, request, assets_url), feed.after)
 
     key = ("command-room", town, since, until, platform, category, basemap, metric, cell_m,
            step, max_markers, assets_url, kiosk)  # fmt: skip
@@ -178,7 +183,7 @@ def village_grids(
         m = build_village_grids_map(
             data, basemap=tiles, tianditu_key=settings.tianditu_key, kiosk=kiosk
         )
-        return Page(render(m, assets_url=assets_url))
+        return Page(render_page(m, request, assets_url))
 
     key = ("grids", village, basemap, assets_url, kiosk)
     return _page(_pages(request).get_or_build(key, build).html)
@@ -205,20 +210,10 @@ def _live_feed(request: Request, session: Session, town: str) -> LiveFeed:
     root = request.scope.get("root_path", "")
     return LiveFeed(
         stream_url=f"{root}/events/stream?{urlencode({'town': town})}",
-        module_url=f"{root}/maps/modules/live.js",
+        module_url=web_url(root, *LIVE_MODULE),
         after=after,
         seen=seen,
     )
-
-
-@router.get("/modules/{name}", include_in_schema=False)
-def module(name: str) -> FileResponse:
-    """An ES module of the map pages (gis/maps/modules)."""
-    target = MODULES_DIR / name
-    if "/" in name or not name.endswith(".js") or not target.is_file():
-        raise NotFoundError(f"no map module {name!r}")
-    # Revalidated on every load: a new version of the service takes effect at once.
-    return FileResponse(target, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/session", response_model=MapSession, responses=ERROR_RESPONSES)
@@ -269,13 +264,7 @@ def _archive(settings: Settings) -> TileArchive:
 
 @router.get("/assets/{path:path}", include_in_schema=False)
 def asset(path: str, settings: SettingsDep) -> FileResponse:
-    """A Leaflet or plugin file fetched by `gis map assets`, or one of the page's own files."""
-    folder, _, name = path.partition("/")
-    if folder == STATIC_FOLDER:
-        page_file = static_file(name)
-        if page_file is None:
-            raise NotFoundError(f"no map asset {path!r}")
-        return FileResponse(page_file, headers={"Cache-Control": PAGE_FILE_CACHE})
+    """A Leaflet or plugin file fetched by `gis map assets` (the page's own files: /web)."""
     base = assets_dir_for(settings.map_assets_dir).resolve()
     target = (base / path).resolve()
     # resolve() follows "..": anything that lands outside the folder does not exist here.

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from gis.api.deps import SessionDep, SettingsDep
 from gis.api.errors import domain_errors
 from gis.api.geojson import Feature, FeatureCollection, geometry_json
-from gis.api.routes.maps import BASEMAP_ERRORS, page_assets_url, request_basemap
+from gis.api.routes.maps import BASEMAP_ERRORS, page_assets_url, render_page, request_basemap
 from gis.api.schemas.plans import (
     BaseGridProperties,
     PlanBase,
@@ -26,7 +26,7 @@ from gis.errors import (
     ValidationError,
 )
 from gis.layers.plans import Plan, PlanScope, PlanStatus, get_plan, list_plans
-from gis.maps.base import Basemap, parse_basemap, render
+from gis.maps.base import Basemap, parse_basemap
 from gis.maps.plan import plan_map, preview_from_plan
 from gis.services import planning
 from gis.services.access import Principal
@@ -183,7 +183,7 @@ def plan_preview(
         plan.id, plan.status, plan.proposed, plan.validation, plan.impact, old
     )
     m = plan_map(preview, basemap=chosen, tianditu_key=settings.tianditu_key)
-    return HTMLResponse(render(m, assets_url=page_assets_url(request, settings)))
+    return HTMLResponse(render_page(m, request, page_assets_url(request, settings)))
 
 
 @router.post("/{plan_id}/apply", response_model=PlanRead)

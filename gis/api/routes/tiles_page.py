@@ -1,31 +1,28 @@
 """The vector-tile map page (/maps/tiles): Leaflet draws a town's grids, camera views and
 cases from the OGC API's vector tiles in the browser; the page and its module are static
-files in ``gis/web/tiles``."""
+files in ``gis/web/tiles``, served at ``/web/tiles/…``."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from string import Template
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import HTMLResponse
 
 from gis.api.deps import SessionDep, SettingsDep
 from gis.api.errors import ERROR_RESPONSES
 from gis.api.schemas.maps import TownQuery
 from gis.api.security import allow, check_town
-from gis.errors import NotFoundError
 from gis.layers.regions import RegionLevel, get_region
 from gis.layers.users import Role
 from gis.maps.assets import VECTORGRID, asset_url, assets_dir_for, choose_assets_url
 from gis.services.access import Principal
+from gis.web import WEB_DIR, web_url
 
 router = APIRouter(prefix="/maps", tags=["maps"])
-PAGE_DIR = Path(__file__).resolve().parents[2] / "web" / "tiles"
-# The page's own files, by the name it asks for them.
-FILES = {"tiles.js": "text/javascript", "tiles.css": "text/css"}
+PAGE = "tiles"
 _JSDELIVR = "https://cdn.jsdelivr.net/npm"
 # Readable by whoever may read the public layers; each tile layer then follows its own rules.
 Reader = Annotated[Principal | None, Depends(allow(*Role, public=True))]
@@ -43,7 +40,7 @@ def tiles_page(
     base = choose_assets_url(
         settings.map_assets, assets_dir_for(settings.map_assets_dir), root + "/maps/assets"
     )
-    html = Template((PAGE_DIR / "page.html").read_text(encoding="utf-8")).substitute(
+    html = Template((WEB_DIR / PAGE / "page.html").read_text(encoding="utf-8")).substitute(
         leaflet_css=asset_url(f"{_JSDELIVR}/leaflet@1.9.3/dist/leaflet.css", base),
         leaflet_js=asset_url(f"{_JSDELIVR}/leaflet@1.9.3/dist/leaflet.js", base),
         vectorgrid_js=asset_url(
@@ -51,17 +48,9 @@ def tiles_page(
             "/dist/Leaflet.VectorGrid.bundled.min.js",
             base,
         ),
-        page_css=f"{root}/maps/tiles/tiles.css",
-        page_js=f"{root}/maps/tiles/tiles.js",
+        page_css=web_url(root, PAGE, "tiles.css"),
+        page_js=web_url(root, PAGE, "tiles.js"),
         # "</" cannot end the script element early: json.dumps leaves no "<" unescaped here.
         config=json.dumps({"ogc": f"{root}/ogc", "town": region.code}).replace("<", "\\u003c"),
     )
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
-
-
-@router.get("/tiles/{name}", include_in_schema=False)
-def page_file(name: str) -> FileResponse:
-    """The page's script and stylesheet."""
-    if name not in FILES:
-        raise NotFoundError(f"no file {name!r} of the tiles page")
-    return FileResponse(PAGE_DIR / name, media_type=FILES[name])
