@@ -219,11 +219,7 @@ def test_the_page_files_are_served_with_the_assets_or_inlined_without_them(
         module = client.get("/web/maps/map-controls.js")
         assert module.status_code == 200 and "javascript" in module.headers["content-type"]
         assert "export function collapsibleControls" in module.text
-        assert (
-            client.get("/web/maps/map-page.css")
-            .headers["content-type"]
-            .startswith("text/css")
-        )
+        assert client.get("/web/maps/map-page.css").headers["content-type"].startswith("text/css")
         live = client.get("/web/common/live.js")
         assert live.status_code == 200 and "export function startLive" in live.text
         _error(client.get("/web/maps/static/map-page.css"), 404, "not_found")
