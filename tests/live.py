@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -46,3 +47,23 @@ def serve(
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+class OneAtATime:
+    """An ASGI wrapper answering one HTTP request at a time: for an app whose sessions are the
+    test's one session (``tests.conftest.use_session``), which the concurrent requests of a
+    browser must not share. Event streams are let through (they would hold the turn forever);
+    their work on the session is brief and done before they stream."""
+
+    STREAMS = ("/events/stream",)
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = asyncio.Lock()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"].endswith(self.STREAMS):
+            await self.app(scope, receive, send)
+            return
+        async with self.lock:
+            await self.app(scope, receive, send)

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from gis.api import create_app
 from gis.settings import Settings
-from tests.api.live_fixtures import serve
 from tests.conftest import use_session
+from tests.live import OneAtATime, serve
 from tests.maps.tile_archives import tiles, write_mbtiles, write_pmtiles
 from tests.maps.town import build_town
 
@@ -66,5 +66,6 @@ def server(
         )
     )
     use_session(app, session)
-    with serve(app) as url:
+    # Open event streams (the command room's live feed) are cut after a second when it stops.
+    with serve(OneAtATime(app), graceful_shutdown_s=1) as url:
         yield url

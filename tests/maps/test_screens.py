@@ -320,13 +320,13 @@ def test_kiosk_says_on_screen_when_its_login_expired_and_stays_on_the_map(
 ) -> None:
     user = access.add_user(session, name="wall-gaojia", role=Role.COMMAND_ROOM, town_codes=[TOWN])
     # Long enough for a loaded machine to serve the page with it, short enough to wait for.
-    token = access.issue_token(session, user, valid_for=timedelta(seconds=10))
+    token = access.issue_token(session, user, valid_for=timedelta(seconds=20))
     screen = Screen(browser, server, LAPTOP)
     screen.context.add_cookies([{"name": "gis_token", "value": token, "url": server}])
     page = screen.open(COMMAND_ROOM + "&kiosk=1")
     url = page.url
     assert not _visible(page, "#gis-expired")
-    page.wait_for_selector("#gis-expired", state="visible", timeout=30_000)
+    page.wait_for_selector("#gis-expired", state="visible", timeout=45_000)
     assert "登录已过期" in page.inner_text("#gis-expired")
     assert "Login expired" in page.inner_text("#gis-expired")
     assert page.url == url and _visible(page, "#gis-title")  # no login page, the map stays

@@ -3,7 +3,6 @@ each kind."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,7 +14,7 @@ from sqlalchemy.orm import Session
 from gis.layers.regions import Region, RegionLevel
 from gis.layers.users import Role
 from gis.services import access
-from tests.live import serve
+from tests.live import OneAtATime, serve
 
 
 @pytest.fixture
@@ -50,22 +49,6 @@ def ogc_error(response: Any, status: int) -> dict[str, Any]:
     assert isinstance(body["code"], str) and body["code"]
     assert isinstance(body["description"], str) and body["description"]
     return body
-
-
-class OneAtATime:
-    """An ASGI wrapper answering one HTTP request at a time: the app's sessions are the test's
-    one session, which concurrent requests (a browser fetching tiles) must not share."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.lock = asyncio.Lock()
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        async with self.lock:
-            await self.app(scope, receive, send)
 
 
 @contextmanager
