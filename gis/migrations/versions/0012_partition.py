@@ -19,7 +19,8 @@ partitioned yet):
 - The foreign key to ``incidents``, both indexes, the clock guard (0009) and the live feed's
   trigger (0010) are created on the partitioned table; PostgreSQL 15 runs statement triggers
   with transition tables on it for rows of every partition.
-- ``incident_facts`` is re-created over the new table, as 0009 defined it.
+- ``incident_facts`` is re-created over the new table, as 0009 defined it: its rows are
+  computed again as of its last refresh (``stats_refreshes``), the same rows a refresh left.
 
 Downgrade copies every row back into a plain table (refused while months are archived:
 restore them first with ``gis archive restore``).
