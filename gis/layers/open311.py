@@ -46,6 +46,8 @@ class Open311Update(Base):
         sa.ForeignKeyConstraint(
             ["event_id", "event_at"],
             ["incident_events.id", "incident_events.at"],
+            # The log's repair may move an event's time (gis.services.eventlog).
+            onupdate="CASCADE",
             ondelete="CASCADE",
         ),
     )

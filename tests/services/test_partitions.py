@@ -246,3 +246,39 @@ def test_exact_statistics_of_a_window_skip_the_months_before_it(
     read = {month for month in history if names[month] in plan}
     assert Month(2026, 6) in read and Month(2026, 7) in read
     assert not {month for month in read if month < Month(2026, 6)}, plan
+
+
+def test_moving_an_event_to_another_month_carries_the_open311_update_with_it(
+    session: Session, area: Area, settings: Settings
+) -> None:
+    """The log's repair may move an event's time (out-of-order repair): across months it
+    changes partition, and the Open311 update naming it follows."""
+    case = _old_case(session, settings)
+    ensure_partitions(session, first=Month(2019, 2), last=Month(2019, 3))
+    event = session.execute(
+        sa.text("SELECT id, at FROM incident_events WHERE incident_id = :id LIMIT 1"),
+        {"id": case},
+    ).one()
+    session.execute(
+        sa.text(
+            "INSERT INTO open311_updates (client_update_id, incident_id, event_id, event_at, "
+            "received_at) VALUES ('t-3', :case, :id, :at, now())"
+        ),
+        {"case": case, "id": event.id, "at": event.at},
+    )
+    earlier = datetime(2019, 2, 20, tzinfo=UTC)
+    session.execute(
+        sa.text("UPDATE incident_events SET at = :at WHERE id = :id"),
+        {"at": earlier, "id": event.id},
+    )
+    moved = session.execute(
+        sa.text("SELECT tableoid::regclass::text, at FROM incident_events WHERE id = :id"),
+        {"id": event.id},
+    ).one()
+    assert moved == ("incident_events_y2019m02", earlier)
+    assert (
+        session.scalar(
+            sa.text("SELECT event_at FROM open311_updates WHERE client_update_id = 't-3'")
+        )
+        == earlier
+    )

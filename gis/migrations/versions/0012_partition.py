@@ -15,7 +15,8 @@ partitioned yet):
 - The primary key of a partitioned table must hold the partition key: ``(id, at)``. ``id``
   still comes from the same identity sequence (continued where it stood).
 - ``open311_updates`` names its event by ``(event_id, event_at)``, the whole key, so its
-  foreign key stays.
+  foreign key stays; ``ON UPDATE CASCADE``: the log's repair may move an event's time
+  (``gis db repair``), and the update follows it.
 - The foreign key to ``incidents``, both indexes, the clock guard (0009) and the live feed's
   trigger (0010) are created on the partitioned table; PostgreSQL 15 runs statement triggers
   with transition tables on it for rows of every partition.
@@ -160,7 +161,8 @@ def upgrade() -> None:
     op.execute("ALTER TABLE open311_updates ALTER COLUMN event_at SET NOT NULL")
     op.execute(
         "ALTER TABLE open311_updates ADD CONSTRAINT fk_open311_updates_event_id_incident_events "
-        "FOREIGN KEY (event_id, event_at) REFERENCES incident_events (id, at) ON DELETE CASCADE"
+        "FOREIGN KEY (event_id, event_at) REFERENCES incident_events (id, at) "
+        "ON UPDATE CASCADE ON DELETE CASCADE"
     )
 
 
