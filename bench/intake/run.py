@@ -29,11 +29,13 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bench.server import Server, admin_token, serve
+from bench.server import Server, admin_token, baseline_checkout, serve
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_URL = "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/gis_bench"
 REPORTER_ID = "bench-intake"
+# A loaded machine (load average 11 on 2 cores measured) needs ~30 s to import and start the app.
+READY_S = 180.0
 
 
 @dataclass
@@ -207,6 +209,18 @@ def delete_bench_incidents(engine: sa.Engine) -> int:
     return int(deleted)
 
 
+ALEMBIC_SQL = sa.text("SELECT version_num FROM alembic_version")
+
+
+def migrate(root: Path, url: str) -> None:
+    """Bring the database at ``url`` to the head of the checkout at ``root``, with its code."""
+    subprocess.run(
+        [sys.executable, "-m", "gis.cli", "db", "migrate"],
+        cwd=root, env={**os.environ, "PYTHONPATH": str(root), "GIS_DATABASE_URL": url},
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and print the table and the ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -229,16 +243,41 @@ def main(argv: list[str] | None = None) -> None:
         "one paced run per rate",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--baseline-ref",
+        help="also serve this git ref (e.g. main) from a temporary worktree, in the same rounds, "
+        "and print this checkout's ratio to it; needs --baseline-database-url",
+    )
+    parser.add_argument(
+        "--baseline-database-url",
+        help="the database the baseline serves: the same demo county, migrated by the "
+        "baseline's own code (it is brought to the baseline's head first)",
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
+    if bool(args.baseline_ref) != bool(args.baseline_database_url):
+        sys.exit("--baseline-ref and --baseline-database-url go together")
 
     engine = sa.create_engine(args.database_url)
+    engines = [engine]
+    if args.baseline_database_url:
+        engines.append(sa.create_engine(args.baseline_database_url))
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         points = tmp / "points.txt"
-        print(f"cleaned up {delete_bench_incidents(engine):,} incidents of an earlier run")
-        vacuum(engine)
+        baseline_root = None
+        if args.baseline_ref:
+            baseline_root = stack.enter_context(baseline_checkout(args.baseline_ref))
+            migrate(baseline_root, args.baseline_database_url)
+        for each in engines:
+            print(f"cleaned up {delete_bench_incidents(each):,} incidents of an earlier run")
+            vacuum(each)
+            with each.connect() as conn:
+                print(
+                    f"  {each.url.database}: schema {conn.scalar(ALEMBIC_SQL)}, "
+                    f"{conn.scalar(sa.text('SELECT count(*) FROM incident_events')):,} events"
+                )
         grids = sample_points(engine, args.points, points)
         with engine.connect() as conn:
             units = conn.scalar(sa.text("SELECT count(*) FROM responder_units"))
@@ -253,18 +292,32 @@ def main(argv: list[str] | None = None) -> None:
             f"app; {os.cpu_count()} cores"
         )
         os.environ["BENCH_POINTS"] = str(points)
-        os.environ["BENCH_TOKEN"] = bench_token(engine)
+        tokens = {"bare asyncpg": bench_token(engine)}
+        tokens["service"] = tokens["bare asyncpg"]
         os.environ["BENCH_CATEGORIES"] = ",".join(categories)
         service = stack.enter_context(
-            serve({"GIS_DATABASE_URL": args.database_url}, workers=args.workers)
+            serve({"GIS_DATABASE_URL": args.database_url}, workers=args.workers, ready_s=READY_S)
         )
         bare = stack.enter_context(
             serve(
                 {"BENCH_DATABASE_URL": args.database_url},
                 app="bench.intake.bare:create_app",
                 workers=args.workers,
+                ready_s=READY_S,
             )
         )
+        targets: list[tuple[str, Server]] = [("bare asyncpg", bare), ("service", service)]
+        if baseline_root is not None:
+            tokens[args.baseline_ref] = bench_token(engines[1])
+            baseline = stack.enter_context(
+                serve(
+                    {"GIS_DATABASE_URL": args.baseline_database_url},
+                    workers=args.workers,
+                    root=baseline_root,
+                    ready_s=READY_S,
+                )
+            )
+            targets.append((args.baseline_ref, baseline))
         results: list[Result] = []
         try:
             runs = (("POST /incidents", "intake.lua"), ("GET /locate", "locate.lua"))
@@ -277,7 +330,8 @@ def main(argv: list[str] | None = None) -> None:
             for round_ in range(1, args.rounds + 1):
                 for endpoint, script in runs:
                     for rate in (0, *args.paced_rate):
-                        for target, server in (("bare asyncpg", bare), ("service", service)):
+                        for target, server in targets:
+                            os.environ["BENCH_TOKEN"] = tokens[target]
                             r = measure(server, script, target, endpoint, args, rate=rate)
                             results.append(r)
                             print(
@@ -288,9 +342,11 @@ def main(argv: list[str] | None = None) -> None:
                                 flush=True,
                             )
         finally:
-            print(f"cleaned up {delete_bench_incidents(engine):,} benchmark incidents")
-            vacuum(engine)
-    engine.dispose()
+            for each in engines:
+                print(f"cleaned up {delete_bench_incidents(each):,} benchmark incidents")
+                vacuum(each)
+    for each in engines:
+        each.dispose()
     print()
     targets = {"POST /incidents": 0.5, "GET /locate": 0.7}
     for endpoint, target in targets.items():
@@ -328,6 +384,15 @@ def main(argv: list[str] | None = None) -> None:
                 f"({'meets' if p99 < 50 else 'MISSES'} < 50 ms); baseline p50 "
                 f"{median('bare asyncpg', 'p50_ms', mode=mode):.1f} ms, p99 "
                 f"{median('bare asyncpg', 'p99_ms', mode=mode):.1f} ms"
+            )
+        if args.baseline_ref:
+            ref_rps = median(args.baseline_ref, "requests_per_s")
+            ref_cpu = median(args.baseline_ref, "cpu_ms_per_request")
+            print(
+                f"  vs {args.baseline_ref} (same rounds): {ref_rps:.0f} req/s -> ratio this / "
+                f"{args.baseline_ref} {rps / ref_rps:.2f}; CPU per request "
+                f"{median('service', 'cpu_ms_per_request'):.2f} vs {ref_cpu:.2f} ms; p99 "
+                f"{median('service', 'p99_ms'):.1f} vs {median(args.baseline_ref, 'p99_ms'):.1f} ms"
             )
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -139,17 +140,33 @@ class Incident(LocatedPoint, Base):
     request_hash: Mapped[str | None] = mapped_column(sa.String(64))
 
 
+# The event log is partitioned by month of ``at`` (docs/partitioning.md): one partition per month,
+# named like this, and a default partition for anything no month partition covers yet.
+EVENT_PARTITIONS_OF = "incident_events"
+EVENT_PARTITION = re.compile(r"^incident_events_(y\d{4}m\d{2}|default)$")
+
+
+def event_partition_name(year: int, month: int) -> str:
+    """The name of the event log's partition for one calendar month (China Standard Time)."""
+    return f"{EVENT_PARTITIONS_OF}_y{year:04d}m{month:02d}"
+
+
 class IncidentEvent(LogEntry, Base):
-    """One change to a case: who, when, from which state to which, and why. Never updated."""
+    """One change to a case: who, when, from which state to which, and why. Never updated.
+
+    Partitioned by month of ``at`` (migration 0012): the primary key must hold the partition
+    key, so it is ``(id, at)``; ``id`` still comes from one identity sequence."""
 
     __tablename__ = "incident_events"
     __table_args__ = (
         sa.Index("ix_incident_events_incident_at", "incident_id", "at"),
         # Statistics read the log by action (close, extend…) and per case in time order.
         sa.Index("ix_incident_events_action_incident_at", "action", "incident_id", "at"),
+        {"postgresql_partition_by": "RANGE (at)"},
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow, primary_key=True)
     incident_id: Mapped[int] = mapped_column(sa.ForeignKey("incidents.id", ondelete="CASCADE"))
 
 

@@ -42,6 +42,15 @@ class Open311Update(Base):
     """A client's ``POST servicerequestupdates``: its own update id, once, and the event it made."""
 
     __tablename__ = "open311_updates"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["event_id", "event_at"],
+            ["incident_events.id", "incident_events.at"],
+            # The log's repair may move an event's time (gis.services.eventlog).
+            onupdate="CASCADE",
+            ondelete="CASCADE",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     # The client's id of the update (FixMyStreet's comment id): a repeat is refused.
@@ -49,9 +58,9 @@ class Open311Update(Base):
     incident_id: Mapped[int] = mapped_column(
         sa.ForeignKey("incidents.id", ondelete="CASCADE"), index=True
     )
-    event_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("incident_events.id", ondelete="CASCADE"), unique=True
-    )
+    # The event's key is (id, at): the log is partitioned by month of ``at`` (migration 0012).
+    event_id: Mapped[int] = mapped_column(sa.BigInteger, unique=True)
+    event_at: Mapped[datetime] = mapped_column(TZDateTime)
     user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     email: Mapped[str | None] = mapped_column(sa.String(200))
     first_name: Mapped[str | None] = mapped_column(sa.String(100))

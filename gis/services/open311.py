@@ -483,7 +483,10 @@ def list_updates(
             Open311Update.media_url,
         )
         .join(Incident, Incident.id == event.incident_id)
-        .outerjoin(Open311Update, Open311Update.event_id == event.id)
+        .outerjoin(
+            Open311Update,
+            (Open311Update.event_id == event.id) & (Open311Update.event_at == event.at),
+        )
         .where(*conditions, *_conditions(window_free))
         .order_by(event.at, event.id)
         .limit(min(limit, MAX_REQUESTS))
@@ -560,6 +563,7 @@ def post_update(
             client_update_id=post.update_id,
             incident_id=incident.id,
             event_id=result.event.id,
+            event_at=result.event.at,
             user_id=user_id,
             email=post.email,
             first_name=post.first_name,

@@ -1,0 +1,3 @@
+from bench.partition.run import main
+
+main()
