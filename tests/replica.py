@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,14 +89,16 @@ class LocalReplica:
         self._ctl("start")
         wait_caught_up(self.primary_url, self.url)
 
-    def pause_replay(self) -> None:
-        """Keep receiving WAL but replay none of it (``pg_wal_replay_pause``)."""
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Inside: the replica receives WAL but replays none of it (``pg_wal_replay_pause``);
+        afterwards it replays again and has caught up."""
         sql(self.url, "SELECT pg_wal_replay_pause()")
-
-    def resume_replay(self) -> None:
-        """Replay again, and wait until it has caught up."""
-        sql(self.url, "SELECT pg_wal_replay_resume()")
-        wait_caught_up(self.primary_url, self.url)
+        try:
+            yield
+        finally:
+            sql(self.url, "SELECT pg_wal_replay_resume()")
+            wait_caught_up(self.primary_url, self.url)
 
 
 @pytest.fixture(scope="session", name="replica")

@@ -58,9 +58,21 @@ def service(settings: Settings, **changes: Any) -> Iterator[str]:
         yield url
 
 
-def report(client: httpx.Client, town: Town) -> int:
-    """POST a case in ``town``; returns its id."""
-    reply = client.post(
+@contextmanager
+def clients(
+    url: str, headers: dict[str, dict[str, str]]
+) -> Iterator[tuple[httpx.Client, httpx.Client]]:
+    """HTTP clients (keeping cookies) of the writer and of the reader."""
+    with (
+        httpx.Client(base_url=url, headers=headers["replica-writer"], timeout=30) as writer,
+        httpx.Client(base_url=url, headers=headers["replica-reader"], timeout=30) as reader,
+    ):
+        yield writer, reader
+
+
+def post_case(client: httpx.Client, town: Town) -> httpx.Response:
+    """POST a case in ``town`` with an idempotency key of its own."""
+    return client.post(
         "/incidents",
         json={
             "category": "road_hazard",
@@ -69,6 +81,11 @@ def report(client: httpx.Client, town: Town) -> int:
         },
         headers={"Idempotency-Key": str(uuid.uuid4())},
     )
+
+
+def report(client: httpx.Client, town: Town) -> int:
+    """POST a case in ``town``; returns its id."""
+    reply = post_case(client, town)
     assert reply.status_code == 201, reply.text
     return int(reply.json()["id"])
 
@@ -106,43 +123,35 @@ def test_stale_read_is_served_by_the_replica_and_a_writer_reads_its_own_write(
 ) -> None:
     with service(settings, read_database_urls=(replica.url,), replica_max_lag_s=600) as url:
         wait_state(url, "ok")
-        replica.pause_replay()
-        try:
-            with (
-                httpx.Client(base_url=url, headers=headers["replica-writer"], timeout=10) as writer,
-                httpx.Client(base_url=url, headers=headers["replica-reader"], timeout=10) as reader,
-            ):
-                case = report(writer, town)
-                # The replica has not replayed the report: a stale-tolerant read served by it
-                # does not find the case; the primary does.
-                assert reader.get(f"/incidents/{case}").status_code == 404
-                assert reader.get("/incidents", params={"limit": 1000}).status_code == 200
-                ids = [
-                    f["id"]
-                    for f in reader.get(
-                        "/incidents", params={"status": "assigned", "limit": 1000}
-                    ).json()["features"]
-                ]
-                assert case not in ids
-                # The writer reads its own write at once: by its token (this process) …
-                assert writer.get(f"/incidents/{case}").status_code == 200
-                # … and by the cookie its write's answer set (any process or host).
-                cookie = writer.cookies.get("gis_primary_until")
-                assert cookie is not None and float(cookie) > time.time()
-                fresh = reader.get(
-                    f"/incidents/{case}", headers={"Cookie": f"gis_primary_until={cookie}"}
-                )
-                assert fresh.status_code == 200
-                # Anyone may ask for a fresh read.
-                no_cache = reader.get(f"/incidents/{case}", headers={"Cache-Control": "no-cache"})
-                assert no_cache.status_code == 200
-                # The replica's lag is reported but within the (large) bound: still in use.
-                (entry,) = replicas_health(url)
-                assert entry["state"] == "ok" and entry["name"].endswith(
-                    f":{replica.port}/" + replica.url.rsplit("/", 1)[1]
-                )
-        finally:
-            replica.resume_replay()
+        with replica.paused(), clients(url, headers) as (writer, reader):
+            case = report(writer, town)
+            # The replica has not replayed the report: a stale-tolerant read served by it
+            # does not find the case; the primary does.
+            assert reader.get(f"/incidents/{case}").status_code == 404
+            listing = {"status": "assigned", "limit": 1000}
+            stale = reader.get("/incidents", params=listing)
+            fresh_list = reader.get(
+                "/incidents", params=listing, headers={"Cache-Control": "no-cache"}
+            )
+            assert case in [f["id"] for f in fresh_list.json()["features"]]
+            assert case not in [f["id"] for f in stale.json()["features"]]
+            # The writer reads its own write at once: by its token (this process) …
+            assert writer.get(f"/incidents/{case}").status_code == 200
+            # … and by the cookie its write's answer set (any process or host).
+            cookie = writer.cookies.get("gis_primary_until")
+            assert cookie is not None and float(cookie) > time.time()
+            fresh = reader.get(
+                f"/incidents/{case}", headers={"Cookie": f"gis_primary_until={cookie}"}
+            )
+            assert fresh.status_code == 200
+            # Anyone may ask for a fresh read.
+            no_cache = reader.get(f"/incidents/{case}", headers={"Cache-Control": "no-cache"})
+            assert no_cache.status_code == 200
+            # The replica's lag is reported but within the (large) bound: still in use.
+            (entry,) = replicas_health(url)
+            assert entry["state"] == "ok" and entry["name"].endswith(
+                f":{replica.port}/" + replica.url.rsplit("/", 1)[1]
+            )
         with httpx.Client(base_url=url, headers=headers["replica-reader"], timeout=10) as reader:
             assert reader.get(f"/incidents/{case}").status_code == 200
 
@@ -152,19 +161,12 @@ def test_replica_lagging_beyond_the_bound_is_skipped_and_health_shows_its_lag(
 ) -> None:
     with service(settings, read_database_urls=(replica.url,), replica_max_lag_s=1.0) as url:
         wait_state(url, "ok")
-        replica.pause_replay()
-        try:
-            with (
-                httpx.Client(base_url=url, headers=headers["replica-writer"], timeout=10) as writer,
-                httpx.Client(base_url=url, headers=headers["replica-reader"], timeout=10) as reader,
-            ):
-                case = report(writer, town)
-                lagging = wait_state(url, "lagging")
-                assert lagging["lag_s"] > 1.0
-                # Skipped: the reader's stale-tolerant read comes from the primary.
-                assert reader.get(f"/incidents/{case}").status_code == 200
-        finally:
-            replica.resume_replay()
+        with replica.paused(), clients(url, headers) as (writer, reader):
+            case = report(writer, town)
+            lagging = wait_state(url, "lagging")
+            assert lagging["lag_s"] > 1.0
+            # Skipped: the reader's stale-tolerant read comes from the primary.
+            assert reader.get(f"/incidents/{case}").status_code == 200
         back = wait_state(url, "ok")
         assert back["lag_s"] <= 1.0
 
@@ -202,35 +204,27 @@ def test_replica_lost_under_load_costs_no_error_and_no_write(
     def writer_loop(url: str) -> None:
         with httpx.Client(base_url=url, headers=headers["replica-writer"], timeout=30) as client:
             while not stop.is_set():
-                try:
-                    case = client.post(
-                        "/incidents",
-                        json={
-                            "category": "road_hazard",
-                            "location": {"lon": town.lon, "lat": town.lat},
-                            "reporter": {"kind": "citizen"},
-                        },
-                        headers={"Idempotency-Key": str(uuid.uuid4())},
-                    )
-                    statuses["write"].append(case.status_code)
-                    if case.status_code == 201:
-                        created.append(int(case.json()["id"]))
-                        own = client.get(f"/incidents/{created[-1]}")
-                        statuses["own read"].append(own.status_code)
-                except httpx.HTTPError as error:
-                    errors.append(repr(error))
+            try:
+                case = post_case(client, town)
+                statuses["write"].append(case.status_code)
+                if case.status_code == 201:
+                    created.append(int(case.json()["id"]))
+                    own = client.get(f"/incidents/{created[-1]}")
+                    statuses["own read"].append(own.status_code)
+            except httpx.HTTPError as error:
+                errors.append(repr(error))
 
     def reader_loop(url: str) -> None:
         with httpx.Client(base_url=url, headers=headers["replica-reader"], timeout=30) as client:
             while not stop.is_set():
-                try:
-                    listed = client.get("/incidents", params={"limit": 20})
-                    statuses["list"].append(listed.status_code)
-                    # An OGC vector tile: a read on the replica's asyncpg pool.
-                    tile = client.get(f"/ogc/collections/grids/tiles/WebMercatorQuad/{tile_path}")
-                    statuses["tile"].append(tile.status_code)
-                except httpx.HTTPError as error:
-                    errors.append(repr(error))
+            try:
+                listed = client.get("/incidents", params={"limit": 20})
+                statuses["list"].append(listed.status_code)
+                # An OGC vector tile: a read on the replica's asyncpg pool.
+                tile = client.get(f"/ogc/collections/grids/tiles/WebMercatorQuad/{tile_path}")
+                statuses["tile"].append(tile.status_code)
+            except httpx.HTTPError as error:
+                errors.append(repr(error))
 
     tile_path = tile_of(town, 12)
     with service(settings, read_database_urls=(replica.url,), replica_max_lag_s=5) as url:
@@ -246,10 +240,9 @@ def test_replica_lost_under_load_costs_no_error_and_no_write(
             served_before = sum(len(v) for v in statuses.values())
             replica.stop()
             time.sleep(2.5)
-        finally:
             stop.set()
             for thread in threads:
-                thread.join(timeout=30)
+            thread.join(timeout=30)
         down = wait_state(url, "down")
         assert down["error"]
         replica.start()

@@ -16,14 +16,16 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from gis.layers.users import Role
+from gis.services import access
 from tests.api.live_fixtures import SseStream, Town, committed_users, demo_towns
 from tests.conftest import IN_CI
 from tests.live import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-TOKEN_CACHE_S = 2.0
+TOKEN_CACHE_S = 5.0
 USERS = {
     "hosts-county": (Role.COUNTY, []),
     "hosts-revoked": (Role.COUNTY, []),
@@ -146,7 +148,8 @@ def hosts(
     proxy = None
     try:
         for p in ports:
-            wait_http(f"http://127.0.0.1:{p}/health")
+            # Importing the service takes ~3 s of CPU, much longer on a loaded machine.
+            wait_http(f"http://127.0.0.1:{p}/health", seconds=180)
         proxy = subprocess.Popen(
             [nginx, "-e", str(tmp / "error.log"), "-p", str(tmp), "-c", str(conf)],
             stdout=subprocess.DEVNULL,
@@ -167,7 +170,11 @@ def hosts(
                 process.terminate()
         for process in [proxy, *servers]:
             if process is not None:
-                process.wait(timeout=30)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=10)
         with engine.begin() as conn:
             conn.execute(sa.text("DELETE FROM incidents WHERE id > :id"), {"id": first_case})
             conn.execute(sa.text("DELETE FROM live_events WHERE id > :id"), {"id": first_event})
@@ -192,23 +199,20 @@ def test_both_hosts_serve_through_the_proxy(hosts: Hosts) -> None:
 
 
 def test_token_revoked_on_one_host_is_refused_by_the_other_at_once(
-    hosts: Hosts, database_url: str
+    hosts: Hosts, engine: Engine
 ) -> None:
     victim = hosts.headers["hosts-revoked"]
-    # Both hosts have checked the token and keep it in their caches.
+    # Both hosts have just checked the token and keep it in their caches.
     assert set(statuses_by_host(hosts, victim).values()) == {200}
-    # Revoked from one host's shell (the service NOTIFYs every process, on every host).
-    subprocess.run(
-        [sys.executable, "-m", "gis.cli", "users", "revoke", "hosts-revoked"],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "GIS_DATABASE_URL": database_url},
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    # Well within the cache's bound: the notice, not the expiry, emptied both caches.
-    time.sleep(0.5)
+    cached_at = time.monotonic()
+    # Revoked as `gis users revoke` does it (the service NOTIFYs every process on every host).
+    with Session(engine) as session:
+        access.revoke(session, "hosts-revoked")
+        session.commit()
+    time.sleep(0.3)
     assert set(statuses_by_host(hosts, victim).values()) == {401}
+    # Both refused while their caches would still have trusted it: the notice emptied them.
+    assert time.monotonic() - cached_at < TOKEN_CACHE_S
 
 
 def test_token_revoked_without_notice_is_refused_everywhere_within_the_cache_bound(
