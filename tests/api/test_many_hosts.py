@@ -170,8 +170,8 @@ def hosts(
                 process.terminate()
         for process in [proxy, *servers]:
             if process is not None:
-                try:
-                    process.wait(timeout=30)
+                try:  # `gis serve` cuts open streams after 5 s
+                    process.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait(timeout=10)
