@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING
 
 from fastapi import Request
@@ -64,36 +63,60 @@ async def stale_read_ok(request: Request) -> None:
 
 
 def replica_for(request: Request) -> Replica | None:
-    """The replica this request's reads go to, or ``None`` for the primary."""
+    """The replica this request's reads go to, or ``None`` for the primary. Decided on the
+    first read of a stale-tolerant route, so that other requests pay nothing for it."""
     choice: ReadChoice | None = request.scope.get(SCOPE_KEY)
     if choice is None or not choice.stale_ok or choice.primary_only:
         return None
     if choice.replica is None:
+        if wants_primary(request.scope, request.app.state.recent_writers):
+            choice.primary_only = True
+            return None
         reads: ReadRouter = request.app.state.reads
         choice.replica = reads.pick()
     return choice.replica
+
+
+def wants_primary(scope: Scope, writers: dict[str, float]) -> bool:
+    """Whether the client of a read wrote a moment ago (its token, in this process, or the
+    cookie of its write's answer) or asks for a fresh answer (``Cache-Control: no-cache``)."""
+    headers = _headers(scope)
+    if b"no-cache" in headers.get(b"cache-control", b"").lower():
+        return True
+    if writers:
+        key = _writer_key(headers)
+        if key is not None and writers.get(key, 0.0) > time.monotonic():
+            return True
+    until = _cookie(headers, WROTE_COOKIE)
+    try:
+        return until is not None and float(until) > time.time()
+    except ValueError:
+        return False
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:
     return {name.lower(): value for name, value in scope.get("headers", [])}
 
 
-def _cookies(headers: dict[bytes, bytes]) -> SimpleCookie:
-    cookie: SimpleCookie = SimpleCookie()
-    try:
-        cookie.load(headers.get(b"cookie", b"").decode("latin-1"))
-    except Exception:  # a malformed Cookie header: as if there were none
-        return SimpleCookie()
-    return cookie
+def _cookie(headers: dict[bytes, bytes], name: str) -> str | None:
+    """The value of cookie ``name`` of the request, or ``None``."""
+    raw = headers.get(b"cookie")
+    if raw is None or name.encode() not in raw:
+        return None
+    for part in raw.decode("latin-1").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value.strip().strip('"')
+    return None
 
 
-def _writer_key(headers: dict[bytes, bytes], cookies: SimpleCookie) -> str | None:
+def _writer_key(headers: dict[bytes, bytes]) -> str | None:
     """Who the client is, for read-your-writes: its token's hash (header, else login cookie)."""
     scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return hash_token(token.strip())
-    morsel = cookies.get("gis_token")  # gis.api.security.TOKEN_COOKIE
-    return hash_token(morsel.value) if morsel is not None and morsel.value else None
+    cookie = _cookie(headers, "gis_token")  # gis.api.security.TOKEN_COOKIE
+    return hash_token(cookie) if cookie else None
 
 
 class ReadRouting:
@@ -110,17 +133,12 @@ class ReadRouting:
         if reads is None or not reads.enabled:
             await self.app(scope, receive, send)
             return
-        headers = _headers(scope)
-        cookies = _cookies(headers)
-        writers: dict[str, float] = scope["app"].state.recent_writers
-        key = _writer_key(headers, cookies)
         if scope["method"] not in READ_METHODS:
             scope[SCOPE_KEY] = ReadChoice(primary_only=True)
-            await self.app(scope, receive, self._recording(send, reads, writers, key))
+            await self.app(scope, receive, self._recording(scope, send, reads))
             return
         pristine = dict(scope)
-        choice = ReadChoice(primary_only=self._recent_writer(headers, cookies, writers, key))
-        scope[SCOPE_KEY] = choice
+        choice = scope[SCOPE_KEY] = ReadChoice(primary_only=False)
         started = failed = False
 
         async def guarded(message: Message) -> None:
@@ -151,32 +169,15 @@ class ReadRouting:
         await self.app(retry, _empty_body_then(receive), send)
 
     @staticmethod
-    def _recent_writer(
-        headers: dict[bytes, bytes],
-        cookies: SimpleCookie,
-        writers: dict[str, float],
-        key: str | None,
-    ) -> bool:
-        if b"no-cache" in headers.get(b"cache-control", b"").lower():
-            return True
-        if key is not None and writers.get(key, 0.0) > time.monotonic():
-            return True
-        morsel = cookies.get(WROTE_COOKIE)
-        try:
-            return morsel is not None and float(morsel.value) > time.time()
-        except ValueError:
-            return False
-
-    @staticmethod
-    def _recording(
-        send: Send, reads: ReadRouter, writers: dict[str, float], key: str | None
-    ) -> Send:
+    def _recording(scope: Scope, send: Send, reads: ReadRouter) -> Send:
         """``send``, remembering the client as a recent writer when the write succeeded."""
 
         async def recording(message: Message) -> None:
             if message["type"] == "http.response.start" and message["status"] < 400:
                 window = reads.read_your_writes_s
+                key = _writer_key(_headers(scope))
                 if key is not None:
+                    writers: dict[str, float] = scope["app"].state.recent_writers
                     if len(writers) >= _MAX_WRITERS:
                         writers.clear()
                     writers[key] = time.monotonic() + window
