@@ -21,7 +21,6 @@ from gis.api.deps import (
     ClockDep,
     SessionDep,
     SettingsDep,
-    StaleReadOk,
     primary_database_of,
     settings_of,
 )
@@ -46,9 +45,9 @@ from gis.services.media import MAX_UPLOADS
 
 # FixMyStreet names its photo parts photo1…photoN; GeoReport's own name is media.
 PHOTO_FIELD = re.compile(r"^(media|photo\d*)$")
-router = APIRouter(
-    prefix="/open311/v2", tags=["open311"], route_class=Open311Route, dependencies=[StaleReadOk]
-)
+# Not ``StaleReadOk``: Open311 clients authenticate with an api_key parameter and seldom keep
+# cookies, so a client reading the request it just filed could not be recognised as its writer.
+router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=Open311Route)
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
 CHANGESET = "2026-12-06T00:00:00Z"
