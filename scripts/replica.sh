@@ -86,10 +86,11 @@ create() {
   install -d -o postgres -g postgres -m 700 "$data"
   runuser -u postgres -- pg_basebackup -d "$base/postgres" -D "$data" -R -X stream -c fast \
     -C -S "$slot"
-  pg_ctlcluster --skip-systemctl-redirect "$version" "$name" start
-  for _ in $(seq 1 100); do
+  # Replaying up to a consistent state can take minutes when the primary is busy: wait for it.
+  pg_ctlcluster --skip-systemctl-redirect "$version" "$name" start -- -t 900
+  for _ in $(seq 1 600); do
     pg_isready -q -h 127.0.0.1 -p "$port" && return 0
-    sleep 0.1
+    sleep 0.5
   done
   echo "the replica on port $port did not start; see /var/log/postgresql/" >&2
   exit 1

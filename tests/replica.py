@@ -41,7 +41,7 @@ def sql(url: str, statement: str) -> object:
     return None if row is None else row[0]
 
 
-def wait_caught_up(primary_url: str, replica_url: str, seconds: float = 60) -> None:
+def wait_caught_up(primary_url: str, replica_url: str, seconds: float = 600) -> None:
     """Wait until the replica has replayed everything the primary has written so far."""
     target = sql(primary_url, "SELECT pg_current_wal_lsn()::text")
     deadline = time.monotonic() + seconds
@@ -60,7 +60,7 @@ def _cluster(action: str, primary_url: str, port: int) -> None:
     subprocess.run(
         [str(SCRIPT), action, libpq(primary_url), str(port)],
         check=True,
-        timeout=900,
+        timeout=1800,
         capture_output=True,
         text=True,
     )
@@ -75,10 +75,11 @@ class LocalReplica:
     port: int
 
     def _ctl(self, action: str, *extra: str) -> None:
+        # pg_ctl waits up to -t seconds for a start: replaying a busy primary's WAL takes long.
         major = int(str(sql(self.primary_url, "SHOW server_version_num"))) // 10000
         name = f"gisreplica{self.port}"
         command = ["pg_ctlcluster", "--skip-systemctl-redirect", str(major), name, action]
-        subprocess.run([*command, *extra], check=True, capture_output=True, timeout=120)
+        subprocess.run([*command, *extra], check=True, capture_output=True, timeout=960)
 
     def stop(self) -> None:
         """Stop it at once (fast shutdown: open connections are cut)."""
@@ -86,7 +87,7 @@ class LocalReplica:
 
     def start(self) -> None:
         """Start it again and wait until it has caught up with the primary."""
-        self._ctl("start")
+        self._ctl("start", "--", "-t", "900")
         wait_caught_up(self.primary_url, self.url)
 
     @contextmanager

@@ -106,7 +106,7 @@ def replicas_health(url: str) -> list[dict[str, Any]]:
     return list(reply.json()["replicas"])
 
 
-def wait_state(url: str, state: str, seconds: float = 15) -> dict[str, Any]:
+def wait_state(url: str, state: str, seconds: float = 60) -> dict[str, Any]:
     """Wait until /health reports the (only) replica in ``state``; returns its entry."""
     deadline = time.monotonic() + seconds
     while True:
@@ -159,16 +159,16 @@ def test_stale_read_is_served_by_the_replica_and_a_writer_reads_its_own_write(
 def test_replica_lagging_beyond_the_bound_is_skipped_and_health_shows_its_lag(
     settings: Settings, replica: LocalReplica, headers: dict[str, dict[str, str]], town: Town
 ) -> None:
-    with service(settings, read_database_urls=(replica.url,), replica_max_lag_s=1.0) as url:
+    with service(settings, read_database_urls=(replica.url,), replica_max_lag_s=3.0) as url:
         wait_state(url, "ok")
         with replica.paused(), clients(url, headers) as (writer, reader):
             case = report(writer, town)
             lagging = wait_state(url, "lagging")
-            assert lagging["lag_s"] > 1.0
+            assert lagging["lag_s"] > 3.0
             # Skipped: the reader's stale-tolerant read comes from the primary.
             assert reader.get(f"/incidents/{case}").status_code == 200
         back = wait_state(url, "ok")
-        assert back["lag_s"] <= 1.0
+        assert back["lag_s"] <= 3.0
 
 
 def test_unreachable_replica_at_start_is_logged_and_the_primary_serves(
@@ -227,7 +227,8 @@ def test_replica_lost_under_load_costs_no_error_and_no_write(
                     errors.append(repr(error))
 
     tile_path = tile_of(town, 12)
-    with service(settings, read_database_urls=(replica.url,), replica_max_lag_s=5) as url:
+    # A bound the replica meets even while other databases on the server write a lot of WAL.
+    with service(settings, read_database_urls=(replica.url,), replica_max_lag_s=60) as url:
         wait_state(url, "ok")
         threads = [
             threading.Thread(target=loop, args=(url,), daemon=True)
