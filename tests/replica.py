@@ -113,6 +113,7 @@ def replica_fixture(database_url: str, demo: object) -> Iterator[LocalReplica]:
     try:
         _cluster("create", database_url, REPLICA_PORT)
     except subprocess.CalledProcessError as error:
+        _cluster("drop", database_url, REPLICA_PORT)  # no cluster, no slot keeping WAL
         pytest.fail(f"scripts/replica.sh create failed: {error.stderr[-2000:]}")
     url = make_url(database_url).set(host="127.0.0.1", port=REPLICA_PORT)
     local = LocalReplica(url.render_as_string(hide_password=False), database_url, REPLICA_PORT)
