@@ -82,8 +82,8 @@ class LocalReplica:
         subprocess.run([*command, *extra], check=True, capture_output=True, timeout=960)
 
     def stop(self) -> None:
-        """Stop it at once (fast shutdown: open connections are cut)."""
-        self._ctl("stop", "-m", "fast")
+        """Lose it: an immediate shutdown, as in a crash (connections cut, no checkpoint)."""
+        self._ctl("stop", "-m", "immediate")
 
     def start(self) -> None:
         """Start it again and wait until it has caught up with the primary."""

@@ -246,8 +246,11 @@ def test_replica_lost_under_load_costs_no_error_and_no_write(
             )
             served_before = sum(len(v) for v in statuses.values())
             replica.stop()
-            time.sleep(2.5)
-            served_while_down = sum(len(v) for v in statuses.values()) - served_before
+            # The load goes on without the replica: wait for a good number of answers.
+            deadline = time.monotonic() + 60
+            while sum(len(v) for v in statuses.values()) < served_before + 40:
+                assert time.monotonic() < deadline, f"no answers without the replica: {statuses}"
+                time.sleep(0.1)
         finally:
             stop.set()
             for thread in threads:
@@ -258,7 +261,7 @@ def test_replica_lost_under_load_costs_no_error_and_no_write(
         wait_state(url, "ok")
     assert errors == []
     assert isinstance(in_use, int) and in_use > 0
-    assert served_before > 0 and served_while_down > 0, statuses
+    assert served_before > 0, statuses
     assert set(statuses["write"]) == {201}, statuses["write"]
     assert set(statuses["own read"]) == {200}
     assert set(statuses["list"]) == {200}
