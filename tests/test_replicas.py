@@ -159,16 +159,18 @@ def test_stale_read_is_served_by_the_replica_and_a_writer_reads_its_own_write(
 def test_replica_lagging_beyond_the_bound_is_skipped_and_health_shows_its_lag(
     settings: Settings, replica: LocalReplica, headers: dict[str, dict[str, str]], town: Town
 ) -> None:
-    with service(settings, read_database_urls=(replica.url,), replica_max_lag_s=3.0) as url:
+    # A bound that a replica of a server busy with other databases' WAL still meets, and that
+    # a paused one passes within seconds.
+    with service(settings, read_database_urls=(replica.url,), replica_max_lag_s=15.0) as url:
         wait_state(url, "ok")
         with replica.paused(), clients(url, headers) as (writer, reader):
             case = report(writer, town)
             lagging = wait_state(url, "lagging")
-            assert lagging["lag_s"] > 3.0
+            assert lagging["lag_s"] > 15.0
             # Skipped: the reader's stale-tolerant read comes from the primary.
             assert reader.get(f"/incidents/{case}").status_code == 200
         back = wait_state(url, "ok")
-        assert back["lag_s"] <= 3.0
+        assert back["lag_s"] <= 15.0
 
 
 def test_unreachable_replica_at_start_is_logged_and_the_primary_serves(
