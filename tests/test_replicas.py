@@ -162,14 +162,15 @@ def test_replica_lagging_beyond_the_bound_is_skipped_and_health_shows_its_lag(
     # A bound that a replica of a server busy with other databases' WAL still meets, and that
     # a paused one passes within seconds.
     with service(settings, read_database_urls=(replica.url,), replica_max_lag_s=15.0) as url:
-        wait_state(url, "ok")
+        # Within the bound once it has replayed what other databases' loads wrote meanwhile.
+        wait_state(url, "ok", seconds=600)
         with replica.paused(), clients(url, headers) as (writer, reader):
             case = report(writer, town)
             lagging = wait_state(url, "lagging")
             assert lagging["lag_s"] > 15.0
             # Skipped: the reader's stale-tolerant read comes from the primary.
             assert reader.get(f"/incidents/{case}").status_code == 200
-        back = wait_state(url, "ok")
+        back = wait_state(url, "ok", seconds=600)
         assert back["lag_s"] <= 15.0
 
 
@@ -229,8 +230,9 @@ def test_replica_lost_under_load_costs_no_error_and_no_write(
                     errors.append(repr(error))
 
     tile_path = tile_of(town, 12)
-    # A bound the replica meets even while other databases on the server write a lot of WAL.
-    with service(settings, read_database_urls=(replica.url,), replica_max_lag_s=60) as url:
+    # A bound the replica meets even while other databases on the server write so much WAL
+    # that replay falls minutes behind (seen on the shared machine this was written on).
+    with service(settings, read_database_urls=(replica.url,), replica_max_lag_s=3600) as url:
         wait_state(url, "ok")
         threads = [
             threading.Thread(target=loop, args=(url,), daemon=True)

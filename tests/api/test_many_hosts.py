@@ -259,7 +259,7 @@ def test_event_posted_on_one_host_streams_from_the_other(hosts: Hosts) -> None:
         else:
             pytest.fail("nginx sent every report to the streaming host")
     case = int(reply.json()["id"])
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 20  # the machine the tests run on may be very busy
     while not any(e.data.get("incident_id") == case for e in stream.events):
         assert time.monotonic() < deadline, f"case {case} did not stream: {stream.events}"
         time.sleep(0.02)
