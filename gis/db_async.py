@@ -71,8 +71,10 @@ _UNAVAILABLE = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.InternalC
 class AsyncDatabase:
     """An asyncpg pool sized and timed like the sync engine (``GIS_DB_*`` settings)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, url: str | None = None) -> None:
         self._settings = settings
+        # The primary's, or a read replica's (gis.replicas).
+        self._url = url or settings.database_url
         self._pool: asyncpg.Pool | None = None
         # Keyed by the statement's identity (they are module constants); the statement itself
         # is kept too, so an id is never reused while its entry lives.
@@ -84,7 +86,7 @@ class AsyncDatabase:
         down and answers 503 until it is back."""
         s = self._settings
         self._pool = await asyncpg.create_pool(
-            asyncpg_dsn(s.database_url),
+            asyncpg_dsn(self._url),
             min_size=0,
             max_size=s.db_pool_size,
             timeout=s.db_connect_timeout_s,
@@ -108,7 +110,7 @@ class AsyncDatabase:
         while True:
             try:
                 conn = await asyncpg.connect(
-                    asyncpg_dsn(s.database_url),
+                    asyncpg_dsn(self._url),
                     timeout=s.db_connect_timeout_s,
                     server_settings={"application_name": "gis-listen"},
                 )

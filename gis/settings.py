@@ -47,6 +47,36 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(
         30_000, ge=100, description="Per-statement time limit inside the service (ms)."
     )
+    read_database_urls: tuple[str, ...] = Field(
+        (),
+        max_length=16,
+        description="Read replicas (JSON list of URLs like GIS_DATABASE_URL, streaming "
+        "replicas of it): reads that may be a little stale (maps, statistics, OGC items and "
+        "tiles, lists, analytics) go to one of them; writes, and a client's reads right after "
+        "its own write, go to the primary. See docs/scaling.md.",
+    )
+    replica_max_lag_s: float = Field(
+        10.0,
+        gt=0,
+        le=3_600,
+        description="A replica whose replay lags the primary by more than this (seconds, "
+        "pg_last_xact_replay_timestamp) is skipped until it catches up.",
+    )
+    replica_check_s: float = Field(
+        1.0,
+        gt=0,
+        le=300,
+        description="Seconds between checks of each replica's lag and health (in the "
+        "background, never per request).",
+    )
+    read_your_writes_s: float = Field(
+        15.0,
+        ge=0,
+        le=3_600,
+        description="After a write, the same client (token, or the cookie set on the write's "
+        "answer) reads from the primary for this long (seconds; never less than "
+        "GIS_REPLICA_MAX_LAG_S + GIS_REPLICA_CHECK_S).",
+    )
     host: str = Field("127.0.0.1", description="Address `gis serve` listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `gis serve` listens on.")
     workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes for `gis serve`.")
@@ -332,11 +362,21 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: str) -> str:
-        if not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
-            raise ValueError("GIS_DATABASE_URL must be a PostgreSQL URL (postgresql+psycopg://…)")
-        if value.startswith(("postgresql://", "postgres://")):
-            value = "postgresql+psycopg://" + value.split("://", 1)[1]
-        return value
+        return _postgres_url(value, "GIS_DATABASE_URL")
+
+    @field_validator("read_database_urls")
+    @classmethod
+    def _replicas_postgres_only(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_postgres_url(v, "GIS_READ_DATABASE_URLS") for v in values)
+
+
+def _postgres_url(value: str, name: str) -> str:
+    """``value`` as a postgresql+psycopg URL, or the error saying what ``name`` must be."""
+    if not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+        raise ValueError(f"{name} must be a PostgreSQL URL (postgresql+psycopg://…)")
+    if value.startswith(("postgresql://", "postgres://")):
+        value = "postgresql+psycopg://" + value.split("://", 1)[1]
+    return value
 
 
 @lru_cache

@@ -20,6 +20,7 @@ ALLOWED = {
     "sample": {"layers", "services", "commands"},
     "db": set(),
     "db_async": {"db", "queries"},
+    "replicas": {"db", "db_async", "queries"},
     "queries": set(),
 }
 

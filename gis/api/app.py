@@ -16,11 +16,13 @@ from gis.api.hot import HotPaths, hot_routes
 from gis.api.live import Hub
 from gis.api.middleware import BodySizeLimit
 from gis.api.pages import PageCache
+from gis.api.reads import ReadRouting
 from gis.api.routes import discover_routers
 from gis.api.webhooks import WebhookSender
 from gis.db import make_engine, make_sessionmaker
 from gis.db_async import AsyncDatabase
 from gis.layers.live import LIVE_CHANNEL
+from gis.replicas import ReadRouter
 from gis.services.access import TOKENS_CHANNEL
 from gis.services.media import MAX_UPLOADS
 from gis.settings import Settings, get_settings
@@ -63,6 +65,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        # Read replicas (none unless GIS_READ_DATABASE_URLS): an unreachable one is logged and
+        # skipped, never fatal.
+        reads = app.state.reads = ReadRouter(settings)
+        await reads.open()
         # A database handed in before startup (the tests' session) is used as it is.
         pool = None if hasattr(app.state, "database") else AsyncDatabase(settings)
         if pool is not None:
@@ -101,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if pool is not None:
                 await pool.close()
                 del app.state.database
+            await reads.close()
             engine.dispose()
 
     app = FastAPI(
@@ -114,6 +121,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     # Principals of recently checked tokens, by token hash (gis.api.security).
     app.state.token_cache = {}
+    # Recent writers' token hashes and until when they read the primary (gis.api.reads).
+    app.state.recent_writers = {}
     # Built map pages (gis.api.pages).
     app.state.page_cache = PageCache(settings.page_cache_s)
     install_error_handlers(app)
@@ -123,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)  # no prefix: a route's path is its router's
     # The last added is the outermost: the body limit applies to the hot paths too.
     app.add_middleware(HotPaths, routes=hot_routes(r for router in routers for r in router.routes))
+    app.add_middleware(ReadRouting)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,

@@ -10,6 +10,7 @@ from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
 from gis.api.openapi import setting_maximum
+from gis.api.reads import replica_for, stale_read_ok
 from gis.db_async import Database
 from gis.layers.base import utcnow
 from gis.layers.categories import Platform, parse_platform
@@ -31,14 +32,27 @@ def settings_of(request: Request) -> Settings:
 
 def database_of(request: Request) -> Database:
     """Where the hot paths run their flows: the app's asyncpg pool (``gis.db_async``), or what
-    was handed in as ``app.state.database`` before startup."""
+    was handed in as ``app.state.database`` before startup; a read replica's pool for a route
+    that declared ``StaleReadOk`` (``gis.api.reads``)."""
+    replica = replica_for(request)
+    if replica is not None:
+        return replica.database
+    return primary_database_of(request)
+
+
+def primary_database_of(request: Request) -> Database:
+    """The primary's flows whatever the route declared: token checks, which must see a
+    revocation at once, never read a replica."""
     database: Database = request.app.state.database
     return database
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
-    """A session per request; the route commits what it writes, anything else is rolled back."""
-    session: Session = request.app.state.sessionmaker()
+    """A session per request; the route commits what it writes, anything else is rolled back.
+    A route that declared ``StaleReadOk`` may get a read replica's session."""
+    replica = replica_for(request)
+    maker = request.app.state.sessionmaker if replica is None else replica.sessionmaker
+    session: Session = maker()
     try:
         yield session
     finally:
@@ -54,6 +68,9 @@ async def server_clock() -> datetime:
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 ClockDep = Annotated[datetime, Depends(server_clock)]
+# A route's (or router's) declaration that its reads may come from a read replica:
+# ``APIRouter(dependencies=[StaleReadOk])`` or ``@router.get(..., dependencies=[StaleReadOk])``.
+StaleReadOk = Depends(stale_read_ok)
 
 
 class Page:

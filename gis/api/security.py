@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from gis.api.deps import database_of, settings_of
+from gis.api.deps import primary_database_of, settings_of
 from gis.api.openapi import public as mark_public
 from gis.errors import AuthenticationError, NotFoundError, PermissionDeniedError
 from gis.layers.users import Role
@@ -70,7 +70,7 @@ async def principal_of(request: Request) -> Principal | None:
         return None
     principal = _cached(request, token)
     if principal is None:  # the database is asked only on a cache miss
-        principal = await database_of(request).run(authenticate_flow(token))
+        principal = await primary_database_of(request).run(authenticate_flow(token))
         _remember(request, token, principal)
     return principal
 

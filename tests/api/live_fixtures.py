@@ -118,6 +118,7 @@ class SseStream:
     ended: threading.Event = field(default_factory=threading.Event)
     opened: threading.Event = field(default_factory=threading.Event)
     heartbeats: int = 0
+    response_headers: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> SseStream:
         """Open the stream in a thread; returns once the response headers arrived."""
@@ -134,6 +135,7 @@ class SseStream:
                 ) as response,
             ):
                 self.status = response.status_code
+                self.response_headers = dict(response.headers)
                 self.opened.set()
                 kind, ident, data = "message", None, ""
                 for line in response.iter_lines():

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from shapely.geometry import mapping
 
-from gis.api.deps import SessionDep
+from gis.api.deps import SessionDep, StaleReadOk
 from gis.api.errors import CATEGORY, ERROR_RESPONSES, domain_errors
 from gis.api.geojson import Feature
 from gis.api.routes.stats import Watcher, towns_in_scope
@@ -43,7 +43,7 @@ ANALYTICS_ERRORS = {
 }
 
 
-router = APIRouter(prefix="/analytics", tags=["analytics"])
+router = APIRouter(prefix="/analytics", tags=["analytics"], dependencies=[StaleReadOk])
 
 TownQuery = Annotated[str, Query(max_length=12, description="The town (code)")]
 SinceQuery = Annotated[

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 
-from gis.api.deps import PageDep, SessionDep, SettingsDep
+from gis.api.deps import PageDep, SessionDep, SettingsDep, StaleReadOk
 from gis.api.errors import CATEGORY, OUTSIDE, SWAPPED, domain_errors
 from gis.api.geojson import FeatureCollection, feature_collection, geometry_json
 from gis.api.routes.incidents import REPLAY_HEADER
@@ -31,7 +31,7 @@ from gis.layers.cameras import Camera, CameraKind, CameraStatus, cameras_seeing,
 from gis.services import cameras as camera_service
 from gis.services.access import Principal
 
-router = APIRouter(tags=["cameras"])
+router = APIRouter(tags=["cameras"], dependencies=[StaleReadOk])
 
 TOWN = (UnknownCodeError, "town_code is not a town (GET /regions?level=town)")
 

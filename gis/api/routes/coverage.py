@@ -6,13 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from gis.api.deps import SessionDep
+from gis.api.deps import SessionDep, StaleReadOk
 from gis.api.schemas.cameras import CoverageRead
 from gis.api.security import WATCH, allow
 from gis.services.access import Principal
 from gis.services.cameras import grid_coverage
 
-router = APIRouter(tags=["cameras"])
+router = APIRouter(tags=["cameras"], dependencies=[StaleReadOk])
 
 
 @router.get("/grids/{code}/coverage", response_model=CoverageRead)

@@ -6,14 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from gis.api.deps import SessionDep
+from gis.api.deps import SessionDep, StaleReadOk
 from gis.api.geojson import geometry_json
 from gis.api.schemas.plans import GridColumns, GridVersionRead
 from gis.api.security import PLAN, WATCH, allow, check_town
 from gis.services import grid_versions
 from gis.services.access import Principal
 
-router = APIRouter(tags=["layers"])
+router = APIRouter(tags=["layers"], dependencies=[StaleReadOk])
 
 Reader = Annotated[Principal | None, Depends(allow(*PLAN, *WATCH, public=True))]
 

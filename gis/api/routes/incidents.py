@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from gis.api.deps import PageDep, SessionDep, SettingsDep, database_of, settings_of
+from gis.api.deps import PageDep, SessionDep, SettingsDep, StaleReadOk, database_of, settings_of
 from gis.api.errors import CATEGORY, OUTSIDE, SWAPPED, domain_errors
 from gis.api.geojson import FeatureCollection, feature_collection
 from gis.api.responses import json_response
@@ -94,7 +94,7 @@ async def create_incident(
     return json_response(IncidentRead.from_detail(result.incident), 201, headers)
 
 
-@router.get("/incidents/{incident_id}", response_model=IncidentRead)
+@router.get("/incidents/{incident_id}", response_model=IncidentRead, dependencies=[StaleReadOk])
 def read_incident(
     session: SessionDep,
     settings: SettingsDep,
@@ -143,6 +143,7 @@ BboxDep = Annotated[tuple[float, float, float, float] | None, Depends(parse_bbox
 
 @router.get(
     "/incidents",
+    dependencies=[StaleReadOk],
     response_model=FeatureCollection[IncidentProperties],
     responses=domain_errors(
         (InvalidCoordinatesError, "bbox: min is not below max, or a bound is out of range"),

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from gis.api.deps import SessionDep
+from gis.api.deps import SessionDep, StaleReadOk
 from gis.api.geojson import Feature, FeatureCollection, feature_collection, geometry_json
 from gis.api.schemas.plans import GridColumns
 from gis.api.schemas.types import Time
@@ -18,7 +18,7 @@ from gis.layers.regions import RegionLevel, get_region, list_regions
 from gis.layers.users import Role
 
 # Reference layers: every role reads them, and anyone when GIS_PUBLIC_LAYERS is on.
-router = APIRouter(tags=["layers"], dependencies=[Depends(allow(*Role, public=True))])
+router = APIRouter(tags=["layers"], dependencies=[StaleReadOk, Depends(allow(*Role, public=True))])
 
 
 class CategoryRead(BaseModel):

@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from gis.api.deps import SessionDep, SettingsDep
+from gis.api.deps import SessionDep, SettingsDep, StaleReadOk
 from gis.api.errors import CATEGORY, ERROR_RESPONSES, WINDOW, domain_errors
 from gis.api.pages import Page, PageCache
 from gis.api.schemas.maps import (
@@ -47,7 +47,7 @@ from gis.services.access import Principal, token_expiry
 from gis.settings import Settings
 from gis.web import URL_PREFIX, web_url
 
-router = APIRouter(prefix="/maps", tags=["maps"])
+router = APIRouter(prefix="/maps", tags=["maps"], dependencies=[StaleReadOk])
 TIANDITU = (ValidationError, "a Tianditu basemap is asked for but GIS_TIANDITU_KEY is not set")
 # A town's own basemap asked for where none is configured, or configured but unusable.
 CONFIGURED_BASEMAP = (

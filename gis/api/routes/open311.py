@@ -17,7 +17,13 @@ from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials
 from starlette.datastructures import UploadFile
 
 from gis import __version__
-from gis.api.deps import ClockDep, SessionDep, SettingsDep, database_of, settings_of
+from gis.api.deps import (
+    ClockDep,
+    SessionDep,
+    SettingsDep,
+    primary_database_of,
+    settings_of,
+)
 from gis.api.open311 import Format, Open311Route, reply
 from gis.api.openapi import public
 from gis.api.schemas import open311 as schemas
@@ -39,6 +45,8 @@ from gis.services.media import MAX_UPLOADS
 
 # FixMyStreet names its photo parts photo1…photoN; GeoReport's own name is media.
 PHOTO_FIELD = re.compile(r"^(media|photo\d*)$")
+# Not ``StaleReadOk``: Open311 clients authenticate with an api_key parameter and seldom keep
+# cookies, so a client reading the request it just filed could not be recognised as its writer.
 router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=Open311Route)
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
@@ -100,7 +108,7 @@ BearerDep = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
 async def _principal(request: Request, api_key: str | None) -> Principal | None:
     """The caller of an ``api_key`` (GeoReport's way) or of the bearer header or login cookie."""
     if api_key:
-        principal: Principal = await database_of(request).run(authenticate_flow(api_key))
+        principal: Principal = await primary_database_of(request).run(authenticate_flow(api_key))
         return principal
     return await principal_of(request)
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from gis.api.deps import PlatformDep, SessionDep, SettingsDep
+from gis.api.deps import PlatformDep, SessionDep, SettingsDep, StaleReadOk
 from gis.api.errors import WINDOW, domain_errors
 from gis.api.openapi import comma_separated
 from gis.api.schemas.stats import StatsTable
@@ -23,7 +23,7 @@ from gis.services import stats
 from gis.services.access import Principal
 from gis.services.deadlines import SHANGHAI
 
-router = APIRouter(prefix="/stats", tags=["statistics"])
+router = APIRouter(prefix="/stats", tags=["statistics"], dependencies=[StaleReadOk])
 
 Format = Literal["json", "csv"]
 _CSV = "text/csv"

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
-from gis.api.deps import SessionDep, SettingsDep
+from gis.api.deps import SessionDep, SettingsDep, StaleReadOk
 from gis.api.errors import ERROR_RESPONSES
 from gis.api.schemas.maps import TownQuery
 from gis.api.security import allow, check_town
@@ -21,7 +21,7 @@ from gis.maps.assets import VECTORGRID, asset_url, assets_dir_for, choose_assets
 from gis.services.access import Principal
 from gis.web import WEB_DIR, web_url
 
-router = APIRouter(prefix="/maps", tags=["maps"])
+router = APIRouter(prefix="/maps", tags=["maps"], dependencies=[StaleReadOk])
 PAGE = "tiles"
 _JSDELIVR = "https://cdn.jsdelivr.net/npm"
 # Readable by whoever may read the public layers; each tile layer then follows its own rules.

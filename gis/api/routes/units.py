@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from gis.api.deps import ClockDep, PageDep, PlatformDep, SessionDep, SettingsDep
+from gis.api.deps import ClockDep, PageDep, PlatformDep, SessionDep, SettingsDep, StaleReadOk
 from gis.api.errors import OUTSIDE, SWAPPED, domain_errors
 from gis.api.geojson import FeatureCollection, feature_collection
 from gis.api.schemas.dispatch import FixProperties, UnitProperties, UnitRead, UnitUpdate
@@ -19,7 +19,7 @@ from gis.layers.users import Role
 from gis.services import dispatch
 from gis.services.access import Principal
 
-router = APIRouter(tags=["units"])
+router = APIRouter(tags=["units"], dependencies=[StaleReadOk])
 
 UnitId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Unit id")]
 Watcher = Annotated[Principal | None, Depends(allow(*WATCH, *DISPATCH))]

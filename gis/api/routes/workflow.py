@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from gis.api.deps import ClockDep, SessionDep, SettingsDep
+from gis.api.deps import ClockDep, SessionDep, SettingsDep, StaleReadOk
 from gis.api.errors import domain_errors
 from gis.api.schemas.types import MAX_ID, Time
 from gis.api.schemas.workflow import (
@@ -25,7 +25,7 @@ from gis.layers.users import Role
 from gis.services import sla, workflow
 from gis.services.access import Principal
 
-router = APIRouter(tags=["workflow"])
+router = APIRouter(tags=["workflow"], dependencies=[StaleReadOk])
 
 IncidentId = Annotated[int, Path(ge=1, le=MAX_ID, description="Incident id")]
 
