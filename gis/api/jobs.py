@@ -34,10 +34,6 @@ PROGRESS_INTERVAL_S = 0.5
 STOPPED = "the server stopped while the job ran; start it again"
 
 
-class _Cancelled(Exception):
-    pass
-
-
 class JobRunner:
     """Runs queued jobs in ``GIS_JOB_WORKERS`` threads of this process."""
 
@@ -80,7 +76,7 @@ class JobRunner:
                 break
             try:
                 future.result(timeout=remaining)
-            except Exception:  # noqa: BLE001, S112  (each job records its own outcome)
+            except Exception:
                 continue
 
     def _beat(self, job_id: int, **values: Any) -> bool:
@@ -99,27 +95,29 @@ class JobRunner:
         cancel = threading.Event()
         done = threading.Event()
         heart = threading.Thread(
-            target=self._heartbeat, args=(job_id, cancel, done), daemon=True,
+            target=self._heartbeat,
+            args=(job_id, cancel, done),
+            daemon=True,
             name=f"gis-job-{job_id}-heartbeat",
-        )  # fmt: skip
+        )
         heart.start()
         last = [0.0]
 
         def progress(fraction: float, message: str) -> None:
             if cancel.is_set() or self._stopping.is_set():
-                raise _Cancelled
+                raise jobs.JobCancelledError("cancelled")
             now = time.monotonic()
             if now - last[0] >= PROGRESS_INTERVAL_S:
                 last[0] = now
                 if self._beat(job_id, progress=fraction, message=message):
                     cancel.set()
-                    raise _Cancelled
+                    raise jobs.JobCancelledError("cancelled")
 
         try:
             with session_scope(self.engine) as session:
                 result = jobs.job_kind(kind).run(session, params, progress)
                 jobs.finish(session, job_id, JobStatus.SUCCEEDED, result=result, message="done")
-        except _Cancelled:
+        except jobs.JobCancelledError:
             self._end(job_id, JobStatus.FAILED if self._stopping.is_set() else JobStatus.CANCELLED)
         except GisError as error:
             self._end(job_id, JobStatus.FAILED, error=f"{error.code}: {error.detail}")

@@ -242,10 +242,17 @@ def redistrict_command(
             f"draft plan {suggestion.plan_id} ({'valid' if suggestion.valid else 'INVALID'})"
         )
         rows = [
-            [v.village_code, v.method.value, v.blocks, len(v.grids), v.before["cv"],
-             v.after["cv"], suggestion.plan_id]
+            [
+                v.village_code,
+                v.method.value,
+                v.blocks,
+                len(v.grids),
+                v.before["cv"],
+                v.after["cv"],
+                suggestion.plan_id,
+            ]
             for v in suggestion.villages
-        ]  # fmt: skip
+        ]
         return ["village", "method", "blocks", "grids", "cv_now", "cv_suggested", "plan"], rows
 
     _in_session(work, output)
@@ -268,9 +275,14 @@ def camera_siting_command(
 
     def work(session: Session) -> tuple[list[str], list[list[Any]]]:
         query = siting.CameraSitingQuery(
-            town, k, range_m, spacing_m, moment(since, "since"), moment(until, "until"),
+            town,
+            k,
+            range_m,
+            spacing_m,
+            moment(since, "since"),
+            moment(until, "until"),
             time_limit_s,
-        )  # fmt: skip
+        )
         result = siting.site_cameras(session, query, progress=_progress).result()
         summary = result["summary"]
         Console(stderr=True).print(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import warnings
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -30,10 +31,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import shapely
+import shapely.ops
 import sqlalchemy as sa
 from geoalchemy2.shape import to_shape
 from pyproj import Transformer
-from shapely.geometry import MultiPolygon, Polygon, box
+from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.orm import Session
 
@@ -189,7 +191,7 @@ def building_blocks(village: BaseGeometry, k: int, cell_m: float | None = None) 
         # Area in m² on the ellipsoid, the same measure as the plan's balance table.
         cell_m = float(np.sqrt(area_m2(village) / (CELLS_PER_GRID * k)))
         cell_m = min(MAX_CELL_M, max(MIN_CELL_M, cell_m))
-    minx, miny, maxx, maxy = shapely.transform(village, forward.transform, interleaved=False).bounds
+    minx, miny, maxx, maxy = shapely.ops.transform(forward.transform, village).bounds
     xs = np.arange(minx - cell_m / 2, maxx + cell_m, cell_m)
     ys = np.arange(miny - cell_m / 2, maxy + cell_m, cell_m)
     if (len(xs) - 1) * (len(ys) - 1) > MAX_UNITS * 4:
@@ -230,18 +232,22 @@ def _measure(
     session: Session,
     scope: planning.Scope,
     village: str,
-    shapes: list[BaseGeometry],
+    shapes: Sequence[BaseGeometry],
     *,
     settings: Settings,
     now: datetime,
 ) -> FloatArray:
     """households, population, incidents_12m of each shape, by the plan's balance rule."""
     grids = [
-        planning.ProposedGrid(index=i, code=f"u{i}", name=None, geom=MultiPolygon([s])
-                              if isinstance(s, Polygon) else planning.polygonal(s),
-                              village_code=village)
+        planning.ProposedGrid(
+            index=i,
+            code=f"u{i}",
+            name=None,
+            geom=MultiPolygon([s]) if isinstance(s, Polygon) else planning.polygonal(s),
+            village_code=village,
+        )
         for i, s in enumerate(shapes)
-    ]  # fmt: skip
+    ]
     report = planning.balance(session, scope, grids, settings=settings, now=now)
     return np.array(
         [[float(entry[m]) for m in WEIGHT_COLUMNS] for entry in report["grids"]],
@@ -380,8 +386,8 @@ def balanced_regions(
     _, near = kmeans2(centres, k, minit="++", seed=rng)
     seeds: list[int] = []
     for c in range(k):
-        members = np.flatnonzero(near == c)
-        pool = members if members.size else np.setdiff1d(np.arange(n), seeds)
+        cluster = np.flatnonzero(near == c)
+        pool = cluster if cluster.size else np.setdiff1d(np.arange(n), seeds)
         centre = centres[pool].mean(axis=0)
         order = pool[np.argsort(((centres[pool] - centre) ** 2).sum(axis=1))]
         seeds.append(int(next(i for i in order if i not in seeds)))
@@ -394,8 +400,9 @@ def balanced_regions(
     while assigned < n:
         grew = False
         for r in np.argsort(sums):
-            frontier = {j for i in np.flatnonzero(labels == r) for j in neighbours[i]
-                        if labels[j] < 0}  # fmt: skip
+            frontier = {
+                j for i in np.flatnonzero(labels == r) for j in neighbours[i] if labels[j] < 0
+            }
             if not frontier:
                 continue
             seed_xy = centres[seeds[r]]
@@ -523,7 +530,7 @@ def _codes(
             for i, region in enumerate(regions)
             for g in village.current
         ),
-    )  # fmt: skip
+    )
     codes: dict[int, str] = {}
     used: set[str] = set()
     for overlap, i, code in pairs:
@@ -568,8 +575,9 @@ def suggest_village(
     def inner(fraction: float, message: str) -> None:
         progress(0.3 + 0.6 * fraction, f"village {village.code}: {message}")
 
-    labels = regionalise(blocks, loads, village.k, method=query.method, seed=query.seed,
-                         progress=inner)  # fmt: skip
+    labels = regionalise(
+        blocks, loads, village.k, method=query.method, seed=query.seed, progress=inner
+    )
     regions = [
         planning.polygonal(shapely.union_all([blocks[i] for i in np.flatnonzero(labels == r)]))
         for r in range(int(labels.max()) + 1)
@@ -586,8 +594,8 @@ def suggest_village(
             name=None,
             geom=region,
             village_code=village.code,
-            households=int(round(float(region_values[i][0]))),
-            population=int(round(float(region_values[i][1]))),
+            households=round(float(region_values[i][0])),
+            population=round(float(region_values[i][1])),
         )
         for i, (code, region) in enumerate(zip(codes, regions, strict=True))
     ]
@@ -658,9 +666,17 @@ def suggest(
             progress(0.9 * (n + fraction) / len(villages), message)
 
         suggestions.append(
-            suggest_village(session, scope, village, query, settings=settings, now=now,
-                            taken=taken, progress=step)
-        )  # fmt: skip
+            suggest_village(
+                session,
+                scope,
+                village,
+                query,
+                settings=settings,
+                now=now,
+                taken=taken,
+                progress=step,
+            )
+        )
     worse = [s for s in suggestions if s.after["cv"] >= s.before["cv"]]
     if len(worse) == len(suggestions):
         detail = "; ".join(
@@ -712,8 +728,7 @@ def _unchanged(village: _Village) -> list[dict[str, Any]]:
 def run(session: Session, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     """The job's work: the suggestion as a draft plan; the result links to it."""
     query = RedistrictQuery.from_params(params)
-    suggestion = suggest(session, query, actor=str(params.get("actor") or "job"),
-                         progress=progress)  # fmt: skip
+    suggestion = suggest(session, query, actor=str(params.get("actor") or "job"), progress=progress)
     return suggestion.summary()
 
 

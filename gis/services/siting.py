@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import shapely
+import shapely.ops
 import sqlalchemy as sa
 from pyproj import Transformer
 from scipy import sparse
@@ -144,10 +145,12 @@ _ROADS_SQL = sa.text(
 
 def _transformers(session: Session, town_code: str) -> tuple[Transformer, Transformer]:
     lon, lat = session.execute(
-        sa.text("SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_PointOnSurface(geom) AS c "
-                "FROM regions WHERE code = :town) AS p"),
+        sa.text(
+            "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_PointOnSurface(geom) AS c "
+            "FROM regions WHERE code = :town) AS p"
+        ),
         {"town": town_code},
-    ).one()  # fmt: skip
+    ).one()
     crs = utm_crs_for(float(lon), float(lat))
     return (
         Transformer.from_crs("EPSG:4326", crs, always_xy=True),
@@ -155,9 +158,7 @@ def _transformers(session: Session, town_code: str) -> tuple[Transformer, Transf
     )
 
 
-def demand(
-    session: Session, query: CameraSitingQuery, forward: Transformer
-) -> Demand:
+def demand(session: Session, query: CameraSitingQuery, forward: Transformer) -> Demand:
     """The period's valid cases of the town that no online camera sees now."""
     since, until = query.period()
     rows = session.execute(
@@ -182,8 +183,7 @@ def candidates(
     xy: list[FloatArray] = []
     road_ids: list[int] = []
     for road_id, wkb in session.execute(_ROADS_SQL, {"town": query.town_code}):
-        geom = shapely.transform(shapely.from_wkb(bytes(wkb)), forward.transform,
-                                 interleaved=False)  # fmt: skip
+        geom = shapely.ops.transform(forward.transform, shapely.from_wkb(bytes(wkb)))
         for line in shapely.get_parts(geom):
             if line.geom_type != "LineString" or line.length == 0:
                 continue
@@ -309,7 +309,9 @@ def solve_mclp(reduced: Reduced, k: int, *, time_limit_s: float) -> Solution:
     h.changeObjectiveSense(highspy.ObjSense.kMaximize)
     # y_i − Σ_j a_ij x_j ≤ 0
     m = reduced.matrix.tocsr()
-    starts, index, value = [], [], []
+    starts: list[int] = []
+    index: list[int] = []
+    value: list[float] = []
     for i in range(n_demand):
         starts.append(len(index))
         index.append(n_sites + i)
@@ -423,10 +425,17 @@ class CameraSiting:
             "table": {
                 "columns": columns,
                 "rows": [
-                    [s.rank, round(s.lon, 7), round(s.lat, 7), s.road_id, s.grid_code or "",
-                     s.cases, s.only_here]
+                    [
+                        s.rank,
+                        round(s.lon, 7),
+                        round(s.lat, 7),
+                        s.road_id,
+                        s.grid_code or "",
+                        s.cases,
+                        s.only_here,
+                    ]
                     for s in self.sites
-                ],  # fmt: skip
+                ],
             },
         }
 
@@ -514,8 +523,11 @@ def _answer(
             grid = locate(session, lon, lat).grid_code
         except OutsideCoverageError:
             grid = None
-        out.append(Site(rank, lon, lat, int(sites.road_ids[chosen[j]]), grid,
-                        int(per_site[j]), int(only[j])))  # fmt: skip
+        out.append(
+            Site(
+                rank, lon, lat, int(sites.road_ids[chosen[j]]), grid, int(per_site[j]), int(only[j])
+            )
+        )
     return CameraSiting(
         town_code=query.town_code,
         k=query.k,

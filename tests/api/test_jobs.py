@@ -48,8 +48,10 @@ def api(settings: Settings, engine: Engine, demo: dict[str, object]) -> Iterator
             plan_ids = session.scalars(
                 sa.select(Job.result["plan_id"].as_integer()).where(Job.owner.in_(OWNERS))
             ).all()
-            session.execute(sa.text("DELETE FROM plans WHERE id = ANY(:ids)"),
-                            {"ids": [i for i in plan_ids if i]})  # fmt: skip
+            session.execute(
+                sa.text("DELETE FROM plans WHERE id = ANY(:ids)"),
+                {"ids": [i for i in plan_ids if i]},
+            )
             session.execute(sa.delete(Job).where(Job.owner.in_(OWNERS)))
             session.commit()
 
@@ -82,9 +84,14 @@ def test_camera_siting_job_gives_a_layer_and_a_csv(api: TestClient, engine: Engi
     town = _demo_town(engine)
     reply = api.post(
         "/analytics/camera-siting",
-        json={"town": town, "k": 3, "range_m": 150, "spacing_m": 100,
-              "until": SAMPLE_END.isoformat()},
-    )  # fmt: skip
+        json={
+            "town": town,
+            "k": 3,
+            "range_m": 150,
+            "spacing_m": 100,
+            "until": SAMPLE_END.isoformat(),
+        },
+    )
     assert reply.status_code == 202, reply.text
     location = reply.headers["location"]
     assert location == f"/jobs/{reply.json()['id']}" and reply.json()["status"] == "queued"
@@ -133,17 +140,20 @@ def test_bad_redistricting_input_is_422_and_queues_nothing(
     with Session(engine) as session:
         counts = dict(
             session.execute(
-                sa.text("SELECT village_code, count(*) FROM grids WHERE valid_to IS NULL "
-                        "GROUP BY 1 ORDER BY 2 DESC, 1")
+                sa.text(
+                    "SELECT village_code, count(*) FROM grids WHERE valid_to IS NULL "
+                    "GROUP BY 1 ORDER BY 2 DESC, 1"
+                )
             ).all()
-        )  # fmt: skip
+        )
         before = session.scalar(sa.select(sa.func.count()).select_from(Job))
     many = next(v for v, n in counts.items() if n >= 2)
     one = next((v for v, n in counts.items() if n == 1), None)
     if one is None and "{one}" in str(body):
         pytest.skip("the demo county has no one-grid village")
-    filled = {k: (v.format(village=many, one=one) if isinstance(v, str) else v)
-              for k, v in body.items()}  # fmt: skip
+    filled = {
+        k: (v.format(village=many, one=one) if isinstance(v, str) else v) for k, v in body.items()
+    }
     reply = api.post("/analytics/redistricting", json=filled)
     assert reply.status_code == 422, reply.text
     assert reason in reply.json()["detail"]
@@ -206,9 +216,19 @@ def test_a_queued_job_is_cancelled_at_once(
 def _dead_job(engine: Engine) -> int:
     with Session(engine) as session:
         long_ago = utcnow() - timedelta(hours=1)
-        job = Job(kind="slow", owner=OWNERS[0], params={}, status=JobStatus.RUNNING.value,
-                  progress=0.4, message="step 4", cancel_requested=False, worker="gone:1",
-                  created_at=long_ago, started_at=long_ago, heartbeat_at=long_ago)  # fmt: skip
+        job = Job(
+            kind="slow",
+            owner=OWNERS[0],
+            params={},
+            status=JobStatus.RUNNING.value,
+            progress=0.4,
+            message="step 4",
+            cancel_requested=False,
+            worker="gone:1",
+            created_at=long_ago,
+            started_at=long_ago,
+            heartbeat_at=long_ago,
+        )
         session.add(job)
         session.commit()
         return job.id

@@ -44,15 +44,16 @@ def uneven_village(session: Session, rows: int = 5, cols: int = 8, *, cases: int
 def add_roads(session: Session, rows: int, cols: int) -> None:
     """East–west and north–south roads along the lattice's grid lines (ids 9_700_001…)."""
     x0, y0 = ORIGIN
-    lines = [
-        ((x0, y0 + r * CELL), (x0 + cols * CELL, y0 + r * CELL)) for r in range(1, rows)
-    ] + [((x0 + c * CELL, y0), (x0 + c * CELL, y0 + rows * CELL)) for c in range(1, cols)]
+    lines = [((x0, y0 + r * CELL), (x0 + cols * CELL, y0 + r * CELL)) for r in range(1, rows)] + [
+        ((x0 + c * CELL, y0), (x0 + c * CELL, y0 + rows * CELL)) for c in range(1, cols)
+    ]
     for n, ((ax, ay), (bx, by)) in enumerate(lines, start=1):
         session.execute(
             sa.text(
                 "INSERT INTO roads (id, name, road_class, speed_kmh, oneway, length_m, geom) "
                 "VALUES (:id, :name, 'residential', 30, false, "
-                "ST_Length(ST_MakeLine(ST_MakePoint(:ax, :ay), ST_MakePoint(:bx, :by))::geography), "
+                "ST_Length(ST_SetSRID(ST_MakeLine(ST_MakePoint(:ax, :ay), "
+                "ST_MakePoint(:bx, :by)), 4326)::geography), "
                 "ST_SetSRID(ST_MakeLine(ST_MakePoint(:ax, :ay), ST_MakePoint(:bx, :by)), 4326))"
             ),
             {"id": 9_700_000 + n, "name": f"格路{n}", "ax": ax, "ay": ay, "bx": bx, "by": by},

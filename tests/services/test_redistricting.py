@@ -80,7 +80,9 @@ def test_regions_keep_the_codes_of_the_grids_they_overlap(
     assert len(kept) >= 30
     row_col = [(int(g.code[2:4]), int(g.code[5:7])) for g in kept]
     for grid, (r, c) in zip(kept, row_col, strict=True):
-        old = box(112.0 + c * 0.005, 28.0 + r * 0.005, 112.0 + (c + 1) * 0.005, 28.0 + (r + 1) * 0.005)
+        old = box(
+            112.0 + c * 0.005, 28.0 + r * 0.005, 112.0 + (c + 1) * 0.005, 28.0 + (r + 1) * 0.005
+        )
         assert shapely.area(shapely.intersection(grid.geom, old)) > 0
     assert all(g.code.startswith(f"{VILLAGE}-") for g in grids if g not in kept)
 
@@ -104,7 +106,7 @@ def test_one_grid_village_is_refused(session: Session, settings: Settings, villa
 def test_unknown_weight_column_is_refused(
     session: Session, settings: Settings, village: None
 ) -> None:
-    with pytest.raises(ValidationError, match="unknown weight column.*'cameras'"):
+    with pytest.raises(ValidationError, match=r"unknown weight column.*'cameras'"):
         _suggest(session, settings, weights={"cameras": 1.0})
     with pytest.raises(ValidationError, match="at least one weight"):
         _suggest(session, settings, weights={"households": 0.0})
@@ -113,9 +115,12 @@ def test_unknown_weight_column_is_refused(
 def test_unknown_village_is_not_found(session: Session, settings: Settings) -> None:
     with pytest.raises(NotFoundError):
         redistricting.suggest(
-            session, RedistrictQuery(PlanScope.VILLAGE, "000000000000"), actor="p",
-            settings=settings, now=NOW,
-        )  # fmt: skip
+            session,
+            RedistrictQuery(PlanScope.VILLAGE, "000000000000"),
+            actor="p",
+            settings=settings,
+            now=NOW,
+        )
 
 
 def test_balanced_regions_are_contiguous_on_a_line() -> None:

@@ -71,7 +71,8 @@ def test_solver_matches_brute_force_and_reduction_keeps_the_optimum() -> None:
     matrix = siting.coverage(demand, sites, 180.0)
     dense = matrix.toarray().astype(bool)
     best = max(
-        int(dense[:, list(combo)].any(axis=1).sum()) for combo in itertools.combinations(range(14), 3)
+        int(dense[:, list(combo)].any(axis=1).sum())
+        for combo in itertools.combinations(range(14), 3)
     )
     reduced = siting.reduce_problem(matrix)
     assert len(reduced.kept) <= 14 and reduced.weights.sum() == dense.any(axis=1).sum()
@@ -94,11 +95,12 @@ def test_a_dominated_candidate_is_dropped() -> None:
         (CameraSitingQuery(TOWN, k=500, **PERIOD), ValidationError, "k must be"),
         (CameraSitingQuery(TOWN, k=90, spacing_m=1000, **PERIOD), ValidationError, "candidate"),
         (
-            CameraSitingQuery(TOWN, k=1, since=WEEK_0 + timedelta(days=30),
-                              until=WEEK_0 + timedelta(days=31)),
+            CameraSitingQuery(
+                TOWN, k=1, since=WEEK_0 + timedelta(days=30), until=WEEK_0 + timedelta(days=31)
+            ),
             ValidationError,
             "only 0 case",
-        ),  # fmt: skip
+        ),
         (CameraSitingQuery(ONE_GRID_TOWN, k=1, **PERIOD), ValidationError, "case"),
         (CameraSitingQuery("999999999999", k=1, **PERIOD), NotFoundError, "town"),
     ],

@@ -218,16 +218,18 @@ def start_redistricting(
 ) -> JSONResponse:
     """Suggest contiguous grids of balanced workload; the result is a draft plan (planners)."""
     level, code = (
-        (PlanScope.VILLAGE, body.village) if body.village is not None
+        (PlanScope.VILLAGE, body.village)
+        if body.village is not None
         else (PlanScope.TOWN, str(body.town))
-    )  # fmt: skip
+    )
     if principal is not None and principal.town_codes is not None:
         check_town(principal, planning.scope_town(session, level, str(code)), level.value)
     params = redistricting.RedistrictQuery.from_params(
         {**body.model_dump(exclude_none=True), "level": level.value, "code": code}
     ).params()
-    return start_job(request, session, principal, redistricting.KIND,
-                     {**params, "actor": owner_of(principal)})  # fmt: skip
+    return start_job(
+        request, session, principal, redistricting.KIND, {**params, "actor": owner_of(principal)}
+    )
 
 
 @router.post(

@@ -110,9 +110,7 @@ def get_job(request: Request, session: SessionDep, principal: JobUser, job_id: J
         **domain_errors((ConflictError, "the job has already ended")),
     },
 )
-def cancel_job(
-    request: Request, session: SessionDep, principal: JobUser, job_id: JobId
-) -> JobRead:
+def cancel_job(request: Request, session: SessionDep, principal: JobUser, job_id: JobId) -> JobRead:
     """Cancel a job: a queued one at once, a running one at its next step (cooperatively)."""
     job = jobs.request_cancel(session, _job(request, session, principal, job_id))
     session.commit()
