@@ -68,7 +68,12 @@ class JobRunner:
         """Stop: queued jobs stay queued no more (they fail), running ones stop at their next
         step and are marked failed, saying the server stopped."""
         self._stopping.set()
+        pending = dict(self._futures)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        for job_id, future in pending.items():
+            if future.cancelled():  # queued here, never started: it would wait for ever
+                with session_scope(self.engine) as session:
+                    jobs.finish(session, job_id, JobStatus.FAILED, error=STOPPED)
         deadline = time.monotonic() + wait_s
         for future in list(self._futures.values()):
             remaining = deadline - time.monotonic()

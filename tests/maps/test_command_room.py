@@ -352,5 +352,7 @@ def test_hotspot_layer_shows_the_hotspot_service_classes(session: Session, catal
     assert any(c.label.startswith("热点") for c in data.hotspots)
     m = build_command_room_map(data)
     assert feature_counts(m)[cr.HOTSPOTS_LAYER] == 64
-    html = render(m)
-    assert json.dumps(cr.HOTSPOTS_LAYER) in html and "热点 99% hot spot" in html
+    layer = _layer(m, cr.HOTSPOTS_LAYER)
+    colours = {f["properties"]["code"]: f["properties"]["colour"] for f in layer.data["features"]}
+    assert colours == {g.code: g.colour for g in expected.grids}
+    assert json.dumps(cr.HOTSPOTS_LAYER) in render(m)
