@@ -77,7 +77,9 @@ def redistricting(url: str, repeat: int) -> None:
             for method in (r.Method.BALANCE, r.Method.AZP):
                 if method is r.Method.AZP:
                     r.STARTS, starts = 1, r.STARTS
-                sec, labels = _wall(lambda m=method: r.regionalise(blocks, loads, 40, method=m), 1)
+                sec, labels = _wall(
+                    lambda m=method, b=blocks, w=loads: r.regionalise(b, w, 40, method=m), 1
+                )
                 if method is r.Method.AZP:
                     r.STARTS = starts
                 sums = np.bincount(labels, weights=loads)
