@@ -358,6 +358,19 @@ class Settings(BaseSettings):
         description="Compile the hotspot statistics' numba kernels in a background thread at "
         "startup (~15 s of CPU once per process), so that no request pays for it.",
     )
+    job_workers: int = Field(
+        1,
+        ge=1,
+        le=8,
+        description="Background jobs (redistricting, siting) an API process runs at once; "
+        "more wait queued.",
+    )
+    job_heartbeat_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        description="A running job whose heartbeat is older than this (its process died) is "
+        "marked failed when read or at startup.",
+    )
 
     @field_validator("database_url")
     @classmethod

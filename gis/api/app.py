@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,6 +14,7 @@ from gis import __version__
 from gis.api import openapi
 from gis.api.errors import ERROR_RESPONSES, install_error_handlers
 from gis.api.hot import HotPaths, hot_routes
+from gis.api.jobs import JobRunner
 from gis.api.live import Hub
 from gis.api.middleware import BodySizeLimit
 from gis.api.pages import PageCache
@@ -94,6 +96,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pool.listen({TOKENS_CHANNEL: tokens_changed, LIVE_CHANNEL: published})
             hub.start()
             sender.start()
+        # Background jobs (long analyses) run in this process; a dead one's jobs are failed now.
+        runner = app.state.jobs = JobRunner(engine, settings)
+        runner.start()
         if settings.analytics_warmup:
             from gis.services.hotspots import warm_up_in_background
 
@@ -101,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await asyncio.to_thread(runner.stop)
             await hub.stop()
             if pool is not None:
                 await sender.stop()

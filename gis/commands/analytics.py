@@ -28,7 +28,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(analytics_app, name="analytics")
 
 
-def _in_session(work: Callable[[Session], tuple[list[str], list[list[Any]]]], output: str) -> None:
+def _in_session(
+    work: Callable[[Session], tuple[list[str], list[list[Any]]]],
+    output: str,
+    *,
+    printer: Callable[[Sequence[str], Sequence[Sequence[Any]], str], None] | None = None,
+) -> None:
     """Run ``work`` in a session and print its columns and rows; a domain error exits 2."""
     from gis.cli import fail
     from gis.db import make_engine, session_scope
@@ -45,7 +50,7 @@ def _in_session(work: Callable[[Session], tuple[list[str], list[list[Any]]]], ou
         raise fail(error) from error
     finally:
         engine.dispose()
-    _print(columns, rows, output)
+    (printer or _print)(columns, rows, output)
 
 
 def _print(columns: Sequence[str], rows: Sequence[Sequence[Any]], output: str) -> None:
@@ -183,4 +188,123 @@ def recurring_command(
         ]
         return ["category", "town", "grids", "cases", "case ids", "reported"], rows
 
+    _in_session(work, output)
+
+
+def _progress(fraction: float, message: str) -> None:
+    Console(stderr=True).print(f"[{fraction:4.0%}] {message}", highlight=False)
+
+
+@analytics_app.command("redistrict")
+def redistrict_command(
+    village: str | None = typer.Option(None, help="The village (code) to redraw"),
+    town: str | None = typer.Option(None, help="…or every village of this town"),
+    grids: int | None = typer.Option(None, help="Grids per village (default: as many as now)"),
+    weight: list[str] = typer.Option(
+        [], help="column=weight, repeatable: households, population, incidents_12m (default 1)"
+    ),
+    cell_m: float | None = typer.Option(None, help="Building-block cell size, m (default auto)"),
+    method: str = typer.Option("balance", help="balance, azp, maxp or skater"),
+    seed: int = typer.Option(0, help="Seed of the random starts"),
+    actor: str = typer.Option("cli", help="Recorded as the plan's author"),
+    output: str = typer.Option("table", "--format", help=FORMAT_HELP),
+) -> None:
+    """Suggest balanced contiguous grids and store them as a DRAFT plan (apply it with the
+    plan tools after review)."""
+    from gis.errors import ValidationError
+    from gis.services import redistricting
+
+    def work(session: Session) -> tuple[list[str], list[list[Any]]]:
+        if (village is None) == (town is None):
+            raise ValidationError("give exactly one of --village or --town")
+        weights: dict[str, float] = {}
+        for item in weight:
+            name, sep, value = item.partition("=")
+            try:
+                weights[name.strip()] = float(value)
+            except ValueError:
+                raise ValidationError(f"--weight {item!r}: use column=number") from None
+            if not sep:
+                raise ValidationError(f"--weight {item!r}: use column=number")
+        query = redistricting.RedistrictQuery.from_params(
+            {
+                "level": "village" if village else "town",
+                "code": village or town,
+                "grids": grids,
+                "weights": weights or None,
+                "cell_m": cell_m,
+                "method": method,
+                "seed": seed,
+            }
+        )
+        suggestion = redistricting.suggest(session, query, actor=actor, progress=_progress)
+        Console(stderr=True).print(
+            f"draft plan {suggestion.plan_id} ({'valid' if suggestion.valid else 'INVALID'})"
+        )
+        rows = [
+            [
+                v.village_code,
+                v.method.value,
+                v.blocks,
+                len(v.grids),
+                v.before["cv"],
+                v.after["cv"],
+                suggestion.plan_id,
+            ]
+            for v in suggestion.villages
+        ]
+        return ["village", "method", "blocks", "grids", "cv_now", "cv_suggested", "plan"], rows
+
+    _in_session(work, output)
+
+
+@analytics_app.command("camera-siting")
+def camera_siting_command(
+    town: str = typer.Option(..., help="The town (code)"),
+    k: int = typer.Option(..., help="New cameras"),
+    range_m: float = typer.Option(100.0, help="How far a new camera sees (m)"),
+    spacing_m: float = typer.Option(50.0, help="Candidate sites every … m of road"),
+    since: str | None = typer.Option(None, help="Cases from (default: a year before --until)"),
+    until: str | None = typer.Option(None, help=UNTIL_HELP),
+    time_limit_s: float = typer.Option(50.0, help="Solver time limit (s)"),
+    geojson: str | None = typer.Option(None, help="Also write the sites as GeoJSON here"),
+    output: str = typer.Option("table", "--format", help=FORMAT_HELP + " (csv too)"),
+) -> None:
+    """Where k new cameras would see the most cases today's cameras miss (MCLP, HiGHS)."""
+    from gis.services import siting
+
+    def work(session: Session) -> tuple[list[str], list[list[Any]]]:
+        query = siting.CameraSitingQuery(
+            town,
+            k,
+            range_m,
+            spacing_m,
+            moment(since, "since"),
+            moment(until, "until"),
+            time_limit_s,
+        )
+        result = siting.site_cameras(session, query, progress=_progress).result()
+        summary = result["summary"]
+        Console(stderr=True).print(
+            f"{summary['added_by_new_cameras']} more cases seen (of {summary['cases']}; "
+            f"{summary['seen_by_current_cameras']} seen now); optimality gap "
+            f"{summary['optimality_gap']:.2%}, {summary['solver_status']}"
+        )
+        if geojson:
+            layer = {"type": "FeatureCollection", "features": result["features"]}
+            with open(geojson, "w", encoding="utf-8") as out:
+                json.dump(layer, out, ensure_ascii=False)
+        return result["table"]["columns"], result["table"]["rows"]
+
+    if output == "csv":
+        import csv
+        import sys
+
+        def as_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]], _: str) -> None:
+            writer = csv.writer(sys.stdout)
+            writer.writerow(columns)
+            writer.writerows(rows)
+
+        _in_session(work, "table", printer=as_csv)
+        return
     _in_session(work, output)

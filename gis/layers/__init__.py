@@ -7,6 +7,7 @@ from gis.layers.errands import Errand, ErrandEvent, Service
 from gis.layers.grids import Grid, GridMember, GridMemberGrid
 from gis.layers.imports import ImportRun
 from gis.layers.incidents import Incident, IncidentEvent
+from gis.layers.jobs import Job
 from gis.layers.live import LiveEvent, Webhook, WebhookDelivery
 from gis.layers.media import Media
 from gis.layers.open311 import Open311Request, Open311Update
@@ -30,6 +31,7 @@ __all__ = [
     "ImportRun",
     "Incident",
     "IncidentEvent",
+    "Job",
     "LiveEvent",
     "Media",
     "Open311Request",

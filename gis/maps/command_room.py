@@ -38,9 +38,11 @@ OVERDUE_LAYER = "超期案件 Overdue cases"
 UNITS_LAYER = "处置力量 Units"
 CAMERAS_LAYER = "天眼 Cameras"
 BOUNDARY_LAYER = "镇界 Town boundary"
+HOTSPOTS_LAYER = "热点 Hotspots"
 LAYERS = (
     BOUNDARY_LAYER,
     GRIDS_LAYER,
+    HOTSPOTS_LAYER,
     HEAT_LAYER,
     TIME_LAYER,
     OPEN_LAYER,
@@ -264,6 +266,45 @@ def _grids_layer(
         for each in GridMetric
     )
     return layer, f'<div id="gis-metric-switch">{switch}</div>{blocks}'
+
+
+def _hotspots_layer(m: folium.Map, data: CommandRoomData, project: Projector) -> folium.GeoJson:
+    """Grids coloured by their Gi* class (FDR-corrected); off until chosen in the control."""
+    features = [
+        {
+            "type": "Feature",
+            "geometry": project.geometry(cell.geom),
+            "properties": {
+                "code": cell.code,
+                "name": cell.name,
+                "label": cell.label,
+                "count": cell.count,
+                "z": cell.z,
+                "p": cell.p,
+                "colour": cell.colour,
+            },
+        }
+        for cell in data.hotspots
+    ]
+    layer = folium.GeoJson(
+        {"type": "FeatureCollection", "features": features},
+        name=HOTSPOTS_LAYER,
+        show=False,
+        style_function=lambda f: {
+            "fillColor": f["properties"]["colour"],
+            "fillOpacity": 0.7,
+            "color": "#555555",
+            "weight": 1,
+        },
+        tooltip=folium.GeoJsonTooltip(
+            fields=["code", "name", "label", "count", "z", "p"],
+            aliases=["网格 Grid", "名称 Name", "类别 Class", "案件 Cases", "Gi* z", "p"],
+        )
+        if features
+        else None,
+    )
+    layer.add_to(m)
+    return layer
 
 
 class _MetricSwitch(MacroElement):
@@ -512,6 +553,12 @@ def _legend(data: CommandRoomData, grids_legend: str) -> str:
     parts.append("<b>天眼 Cameras</b><br>")
     for colour, label in CAMERA_STATUS.values():
         parts.append(_swatch(colour, label, square=True))
+    parts.append("<b>热点 Hotspots</b> (Gi*, FDR)<br>")
+    if data.hotspots:
+        shown = sorted({(c.colour, c.label) for c in data.hotspots}, key=lambda c: c[1])
+        parts.extend(_swatch(colour, label, square=True) for colour, label in shown)
+    else:
+        parts.append(f'<span class="gis-hotspots-note">{esc(data.hotspots_note)}</span><br>')
     for capped, what in ((data.open_cases, "未超期 in time"), (data.overdue_cases, "超期 overdue")):
         if capped.truncated:
             parts.append(
@@ -595,6 +642,7 @@ def build_command_room_map(
     ).add_to(m)
     grids, grids_legend = _grids_layer(m, data.grids, metric, project)
     _MetricSwitch(grids).add_to(m)
+    _hotspots_layer(m, data, project)
     time_view = _heat_layers(m, data, project)
     open_layer = _case_layer(m, OPEN_LAYER, data.open_cases, False, project)
     overdue_layer = _case_layer(m, OVERDUE_LAYER, data.overdue_cases, True, project)

@@ -6,7 +6,7 @@ Every coordinate here is WGS84 lon/lat; the builders shift them for a GCJ-02 bas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from shapely.geometry.base import BaseGeometry
@@ -137,6 +137,20 @@ class Capped:
 
 
 @dataclass(frozen=True)
+class HotspotCell:
+    """One grid's Gi* hot/cold class for the period (gis.services.hotspots)."""
+
+    code: str
+    name: str
+    geom: BaseGeometry
+    count: int
+    z: float
+    p: float
+    label: str
+    colour: str
+
+
+@dataclass(frozen=True)
 class CommandRoomData:
     """Everything the command-room map of one town shows for one period."""
 
@@ -159,6 +173,10 @@ class CommandRoomData:
     # The town's figures for the period (as /stats/towns) and the time they are as of.
     town_figures: CaseFigures = CaseFigures()
     figures_as_of: datetime | None = None
+    # Gi* hot and cold spots of the period's cases; when there are too few cases or grids
+    # for inference, none, and the reason.
+    hotspots: list[HotspotCell] = field(default_factory=list)
+    hotspots_note: str = ""
 
 
 @dataclass(frozen=True)

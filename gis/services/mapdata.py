@@ -42,6 +42,7 @@ from gis.maps.data import (
     GridStat,
     HeatCell,
     HeatFrame,
+    HotspotCell,
     OpenCase,
     UnitPoint,
     VillageGridsData,
@@ -616,7 +617,38 @@ def command_room_data(
         total_incidents=sum(cell.count for cell in figures.heat),
         town_figures=by_town,
         figures_as_of=as_of if as_of is not None else stats.last_refresh(session),
+        **town_hotspots(session, area.code, period, **common),
     )
+
+
+# Fixed, so that a page built twice from the same data is the same page.
+HOTSPOT_SEED = 0
+
+
+def town_hotspots(
+    session: Session,
+    town_code: str,
+    period: Period,
+    *,
+    platform: str | None,
+    category: str | None,
+) -> dict[str, Any]:
+    """The map's hotspot layer: Gi* classes of the town's grids for the period
+    (``gis.services.hotspots``), or none and the reason when inference is not possible."""
+    from gis.services import hotspots
+
+    query = hotspots.HotspotQuery(
+        town_code, period.since, period.until, platform, category, seed=HOTSPOT_SEED
+    )
+    try:
+        result = hotspots.find_hotspots(session, query)
+    except ValidationError as error:
+        return {"hotspots": [], "hotspots_note": error.detail}
+    cells = [
+        HotspotCell(g.code, g.name, g.geom, g.count, g.z, g.p, g.label, g.colour)
+        for g in result.grids
+    ]
+    return {"hotspots": cells, "hotspots_note": ""}
 
 
 def village_grids_data(session: Session, *, village_code: str) -> VillageGridsData:

@@ -65,3 +65,21 @@ def test_bad_input_exits_2_with_the_reason(demo_town: str) -> None:
     assert result.exit_code == 2 and "unknown platform" in result.output
     result = _run("hotspots", "--town", demo_town, "--since", "yesterday")
     assert result.exit_code == 2 and "not ISO 8601" in result.output
+
+
+def test_camera_siting_prints_a_csv_and_writes_a_layer(demo_town: str, tmp_path: Any) -> None:
+    layer = tmp_path / "sites.geojson"
+    result = _run("camera-siting", "--town", demo_town, "--k", "2", "--range-m", "150",
+                  "--spacing-m", "100", "--until", UNTIL, "--format", "csv",
+                  "--geojson", str(layer))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line.startswith(("rank", "1,", "2,"))]
+    assert lines[0].startswith("rank,lon,lat") and len(lines) == 3
+    assert len(json.loads(layer.read_text())["features"]) == 2
+
+
+def test_redistrict_refuses_an_unknown_weight_column(demo_town: str) -> None:
+    result = _run("redistrict", "--town", demo_town, "--weight", "cameras=1")
+    assert result.exit_code == 2 and "unknown weight column" in result.output
+    result = _run("redistrict", "--village", "x", "--town", demo_town)
+    assert result.exit_code == 2 and "exactly one of" in result.output

@@ -316,3 +316,43 @@ def test_the_page_can_switch_the_grid_colouring_between_the_three_metrics(
     assert '<div class="gis-metric" data-metric="closure"><b>办结率 Closure rate</b>' in html
     assert '<div class="gis-metric" data-metric="load" style="display:none">' in html
     assert 'value="closure" checked' in html
+
+
+def test_hotspot_layer_is_empty_with_the_reason_when_inference_is_impossible(
+    session: Session, town: dict[str, int]
+) -> None:
+    data = _data(session)
+    assert data.hotspots == [] and "at least 5" in data.hotspots_note
+    m = build_command_room_map(data)
+    assert feature_counts(m)[cr.HOTSPOTS_LAYER] == 0
+    assert "gis-hotspots-note" in render(m)
+
+
+def test_hotspot_layer_shows_the_hotspot_service_classes(session: Session, catalog: int) -> None:
+    from datetime import timedelta
+
+    import numpy as np
+
+    from gis.services import hotspots
+    from tests.services.analytics_fixtures import TOWN as LATTICE_TOWN
+    from tests.services.analytics_fixtures import WEEK_0, add_cases, build_lattice
+
+    build_lattice(session, 8, 8)
+    counts = np.random.default_rng(2).poisson(2.0, size=(8, 8))
+    counts[2:5, 2:5] += 12
+    add_cases(session, counts)
+    until = WEEK_0 + timedelta(weeks=1)
+    data = command_room_data(session, town_code=LATTICE_TOWN, since=WEEK_0, until=until, now=NOW)
+    expected = hotspots.find_hotspots(
+        session, hotspots.HotspotQuery(LATTICE_TOWN, WEEK_0, until, seed=0)
+    )
+    assert [(c.code, c.colour, c.label) for c in data.hotspots] == [
+        (g.code, g.colour, g.label) for g in expected.grids
+    ]
+    assert any(c.label.startswith("热点") for c in data.hotspots)
+    m = build_command_room_map(data)
+    assert feature_counts(m)[cr.HOTSPOTS_LAYER] == 64
+    layer = _layer(m, cr.HOTSPOTS_LAYER)
+    colours = {f["properties"]["code"]: f["properties"]["colour"] for f in layer.data["features"]}
+    assert colours == {g.code: g.colour for g in expected.grids}
+    assert json.dumps(cr.HOTSPOTS_LAYER) in render(m)

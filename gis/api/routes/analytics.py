@@ -8,13 +8,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from shapely.geometry import mapping
 
 from gis.api.deps import SessionDep, StaleReadOk
 from gis.api.errors import CATEGORY, ERROR_RESPONSES, domain_errors
 from gis.api.geojson import Feature
+from gis.api.routes.jobs import owner_of, start_job
 from gis.api.routes.stats import Watcher, towns_in_scope
 from gis.api.schemas.analytics import (
     EmergingCollection,
@@ -24,9 +26,13 @@ from gis.api.schemas.analytics import (
     RecurringCollection,
     RecurringProperties,
 )
+from gis.api.schemas.jobs import CameraSitingCreate, JobRead, RedistrictingCreate
 from gis.api.schemas.types import Time
+from gis.api.security import PLAN, WATCH, allow, check_town
 from gis.errors import UnknownCodeError, ValidationError
-from gis.services import hotspots, recurring
+from gis.layers.plans import PlanScope
+from gis.services import hotspots, planning, recurring, redistricting, siting
+from gis.services.access import Principal
 
 # What the statistics refuse beyond the schema (gis.services.hotspots, gis.services.recurring).
 ANALYTICS_ERRORS = {
@@ -182,3 +188,69 @@ def get_recurring(
         radius_m=result.radius_m,
         min_cases=result.min_cases,
     )
+
+
+# --- proposals: long analyses run as background jobs (GET /jobs/{id}) -------------------------
+
+PROPOSAL_ERRORS = {
+    **ERROR_RESPONSES,
+    **domain_errors(
+        (UnknownCodeError, "an unknown method"),
+        (
+            ValidationError,
+            "a village with fewer than 2 grids (or none), an unknown weight column, weights all "
+            "zero, k larger than the candidate sites, a period that is empty, too few cases",
+        ),
+    ),
+}
+Planner = Annotated[Principal | None, Depends(allow(*PLAN))]
+Siter = Annotated[Principal | None, Depends(allow(*PLAN, *WATCH))]
+
+
+@router.post(
+    "/redistricting",
+    status_code=202,
+    response_model=JobRead,
+    responses={**PROPOSAL_ERRORS, 202: {"description": "Queued; poll the Location (/jobs/{id})"}},
+)
+def start_redistricting(
+    request: Request, session: SessionDep, principal: Planner, body: RedistrictingCreate
+) -> JSONResponse:
+    """Suggest contiguous grids of balanced workload; the result is a draft plan (planners)."""
+    level, code = (
+        (PlanScope.VILLAGE, body.village)
+        if body.village is not None
+        else (PlanScope.TOWN, str(body.town))
+    )
+    if principal is not None and principal.town_codes is not None:
+        check_town(principal, planning.scope_town(session, level, str(code)), level.value)
+    params = redistricting.RedistrictQuery.from_params(
+        {**body.model_dump(exclude_none=True), "level": level.value, "code": code}
+    ).params()
+    return start_job(
+        request, session, principal, redistricting.KIND, {**params, "actor": owner_of(principal)}
+    )
+
+
+@router.post(
+    "/camera-siting",
+    status_code=202,
+    response_model=JobRead,
+    responses={**PROPOSAL_ERRORS, 202: {"description": "Queued; poll the Location (/jobs/{id})"}},
+)
+def start_camera_siting(
+    request: Request, session: SessionDep, principal: Siter, body: CameraSitingCreate
+) -> JSONResponse:
+    """Where k new cameras would see the most cases (MCLP); the result is a GeoJSON layer with a
+    summary (GET /jobs/{id}/result) and a CSV (GET /jobs/{id}/result.csv)."""
+    (town,) = towns_in_scope(principal, body.town) or (body.town,)
+    query = siting.CameraSitingQuery(
+        town_code=town,
+        k=body.k,
+        range_m=body.range_m,
+        spacing_m=body.spacing_m,
+        since=body.since,
+        until=body.until,
+        time_limit_s=body.time_limit_s,
+    )
+    return start_job(request, session, principal, siting.KIND, query.params())
