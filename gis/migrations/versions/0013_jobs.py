@@ -1,7 +1,7 @@
 """background jobs with progress (long analyses: redistricting, siting)
 
-Revision ID: 0012_proposals
-Revises: 0011_onboard
+Revision ID: 0013_jobs
+Revises: 0012_partition
 Create Date: 2026-12-06 23:10:00
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision: str = "0012_proposals"
-down_revision: str | None = "0011_onboard"
+revision: str = "0013_jobs"
+down_revision: str | None = "0012_partition"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
