@@ -56,7 +56,7 @@ from gis.geo import area_m2, check_lonlat
 from gis.layers.base import utcnow
 from gis.layers.grids import Grid, GridMember, GridMemberGrid, list_grids
 from gis.layers.incidents import FINAL_STATUSES
-from gis.layers.plans import Plan, PlanScope, PlanStatus, get_plan
+from gis.layers.plans import GridChange, Plan, PlanScope, PlanStatus, get_plan
 from gis.layers.regions import Region, RegionLevel
 from gis.services import grid_versions
 from gis.settings import Settings
@@ -165,7 +165,8 @@ def _members(value: Any, what: str) -> list[int]:
     return sorted(set(items))
 
 
-def _check_coordinates(geom: BaseGeometry, what: str) -> None:
+def check_coordinates(geom: BaseGeometry, what: str) -> None:
+    """Finite lon/lat inside the valid ranges, or ``InvalidCoordinatesError`` saying which."""
     coords = shapely.get_coordinates(geom)
     if coords.size == 0:
         raise InvalidGeometryError(f"{what}: the geometry is empty")
@@ -231,7 +232,7 @@ def parse_proposal(
             shapely.errors.GEOSException,
         ) as e:
             raise InvalidGeometryError(f"{what}: unreadable geometry ({e})") from e
-        _check_coordinates(geom, what)
+        check_coordinates(geom, what)
         fixed, reason = repair(geom)
         grids.append(
             ProposedGrid(
@@ -1034,6 +1035,7 @@ def apply_plan(
             f"the grids of {plan.scope_level} {plan.scope_code} changed since plan {plan_id} was "
             f"made (based_on_version {plan.based_on_version!r}, now {token!r}); make a new plan",
             current_version=token,
+            changed=changes_since(session, plan),
         )
     grids = proposal_from_plan(plan)
     evaluation = evaluate(session, scope, grids, current, settings=settings, now=now)
@@ -1078,6 +1080,31 @@ def apply_plan(
     plan.result = {**plan.result, "version": version_token(current_grids(session, scope))}
     session.flush()
     return plan
+
+
+def changes_since(session: Session, plan: Plan) -> list[dict[str, Any]]:
+    """What changed in the plan's scope since the plan was made: grid versions brought into or
+    out of force, with who and how (the 409 of a stale apply says this; first 100)."""
+    scope = load_scope(session, PlanScope(plan.scope_level), plan.scope_code)
+    codes = sa.select(Grid.code).where(_scope_grid_filter(scope))
+    rows = session.scalars(
+        sa.select(GridChange)
+        .where(GridChange.code.in_(codes), GridChange.at > plan.created_at)
+        .order_by(GridChange.at, GridChange.id)
+        .limit(100)
+    ).all()
+    return [
+        {
+            "code": r.code,
+            "version": r.version,
+            "change": r.change,
+            "at": r.at.isoformat(),
+            "actor": r.actor,
+            "source": r.source,
+            "plan_id": r.plan_id,
+        }
+        for r in rows
+    ]
 
 
 def _plan_write(
