@@ -120,7 +120,8 @@ def edit_plan(
 ) -> EditorRead:
     """Apply one gesture to a draft (split, merge, move_vertex, add, rename, member, replace):
     the server keeps the grids a coverage and answers the re-validated draft; a bad gesture is
-    422 with the reason and changes nothing; 409 if another window edited it since ``head``."""
+    422 with the reason and changes nothing; 409 if another window edited it since ``head``.
+    With ``preview`` the result is checked and answered but not stored (a vertex being dragged)."""
     _visible_plan(session, principal, plan_id)
     try:
         plan = plan_editor.edit(
@@ -131,11 +132,15 @@ def edit_plan(
             settings=settings,
             head=body.head,
         )
-        session.commit()
+        answer = _editor_read(session, plan)
+        if body.preview:  # as you draw: the checks of the result, nothing kept
+            session.rollback()
+        else:
+            session.commit()
     except BaseException:
         session.rollback()
         raise
-    return _editor_read(session, plan)
+    return answer
 
 
 def _undo(session: SessionDep, settings: SettingsDep, plan_id: int, *, redo: bool) -> EditorRead:

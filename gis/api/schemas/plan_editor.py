@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gis.api.schemas.plans import MemberId, PlanRead, ProposedCollection
-from gis.api.schemas.types import StrictInt
+from gis.api.schemas.types import StrictBool, StrictInt
 
 # A [lon, lat] point; the service checks ranges (and says when lon and lat look swapped).
 Point = Annotated[list[float], Field(min_length=2, max_length=2, description="[lon, lat]")]
@@ -99,6 +99,9 @@ class EditRequest(BaseModel):
 
     gesture: Gesture
     head: StrictInt | None = Field(None, ge=0, le=10_000)
+    preview: StrictBool = Field(
+        False, description="Validate the gesture's result and answer it, but store nothing"
+    )
 
 
 class DraftStart(BaseModel):
