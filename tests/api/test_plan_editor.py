@@ -37,7 +37,7 @@ def planner(app: Any, village: Village) -> Iterator[TestClient]:
 
 
 def _start(client: TestClient, village: Village) -> dict[str, Any]:
-    response = client.post("/plans/drafts", json={"village": village.village})
+    response = client.post("/plans/editor/drafts", json={"village": village.village})
     assert response.status_code == 201, response.text
     return dict(response.json())
 

@@ -1,5 +1,5 @@
 """The planner's editor: the page (/plans/editor) and the gestures on a draft plan
-(/plans/drafts, /plans/{id}/edits, undo, redo, rebase); saving and applying use /plans."""
+(/plans/editor/drafts, /plans/{id}/edits, undo, redo, rebase); saving and applying use /plans."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse
 
 from gis.api.deps import SessionDep, SettingsDep
-from gis.api.errors import ERROR_RESPONSES, domain_errors
+from gis.api.errors import domain_errors
 from gis.api.routes.plans import PlanId, Planner, _actor, _read, _visible_plan
 from gis.api.schemas.plan_editor import DraftStart, EditorRead, EditRequest
 from gis.api.security import check_town
@@ -30,6 +30,7 @@ from gis.web import WEB_DIR, web_url
 router = APIRouter(prefix="/plans", tags=["plans"])
 PAGE = "editor"
 _JSDELIVR = "https://cdn.jsdelivr.net/npm"
+TOWN_PLAN = (plan_editor.GestureError, "the plan redraws a town: the editor redraws one village")
 GESTURE_ERRORS = domain_errors(
     (plan_editor.GestureError, "the gesture cannot be applied (the detail says why)"),
     (InvalidGeometryError, "a drawn outline crosses itself or has no area"),
@@ -54,7 +55,11 @@ def _town_check(session: SessionDep, principal: Principal | None, village: str) 
     check_town(principal, town, f"village {village}")
 
 
-@router.get("/editor", response_class=HTMLResponse, responses=ERROR_RESPONSES)
+@router.get(
+    "/editor",
+    response_class=HTMLResponse,
+    responses=domain_errors((ValidationError, "neither or both of village and plan are given")),
+)
 def editor_page(
     request: Request,
     session: SessionDep,
@@ -87,7 +92,7 @@ def editor_page(
 
 
 @router.post(
-    "/drafts",
+    "/editor/drafts",
     response_model=EditorRead,
     status_code=status.HTTP_201_CREATED,
     responses=domain_errors((ValidationError, "the village has no grids, or no town")),
@@ -156,7 +161,7 @@ def _undo(session: SessionDep, settings: SettingsDep, plan_id: int, *, redo: boo
 @router.post(
     "/{plan_id}/undo",
     response_model=EditorRead,
-    responses=domain_errors((ConflictError, "nothing to undo")),
+    responses=domain_errors((ConflictError, "nothing to undo"), TOWN_PLAN),
 )
 def undo_edit(
     session: SessionDep, settings: SettingsDep, principal: Planner, plan_id: PlanId
@@ -169,7 +174,7 @@ def undo_edit(
 @router.post(
     "/{plan_id}/redo",
     response_model=EditorRead,
-    responses=domain_errors((ConflictError, "nothing to redo")),
+    responses=domain_errors((ConflictError, "nothing to redo"), TOWN_PLAN),
 )
 def redo_edit(
     session: SessionDep, settings: SettingsDep, principal: Planner, plan_id: PlanId
@@ -179,7 +184,7 @@ def redo_edit(
     return _undo(session, settings, plan_id, redo=True)
 
 
-@router.post("/{plan_id}/rebase", response_model=EditorRead)
+@router.post("/{plan_id}/rebase", response_model=EditorRead, responses=domain_errors(TOWN_PLAN))
 def rebase_plan(
     session: SessionDep, settings: SettingsDep, principal: Planner, plan_id: PlanId
 ) -> EditorRead:

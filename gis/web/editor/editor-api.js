@@ -24,7 +24,7 @@ export function planApi(root) {
     return data;
   }
   return {
-    start: (village) => call("POST", "/plans/drafts", { village }),
+    start: (village) => call("POST", "/plans/editor/drafts", { village }),
     open: (planId) => call("GET", `/plans/${planId}/editor`),
     base: (village) => call("GET", `/plans/base/${encodeURIComponent(village)}`),
     edit: (planId, gesture, head, preview = false) =>
