@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 
 from gis.api.deps import SessionDep, SettingsDep
 from gis.api.errors import domain_errors
+from gis.api.routes.maps import page_assets_url
 from gis.api.routes.plans import PlanId, Planner, _actor, _read, _visible_plan
 from gis.api.schemas.plan_editor import DraftStart, EditorRead, EditRequest
 from gis.api.security import check_town
@@ -22,7 +23,7 @@ from gis.errors import (
     ValidationError,
 )
 from gis.layers.plans import Plan, PlanScope
-from gis.maps.assets import asset_url, assets_dir_for, choose_assets_url
+from gis.maps.assets import asset_url
 from gis.services import plan_editor, planning
 from gis.services.access import Principal
 from gis.web import WEB_DIR, web_url
@@ -76,9 +77,7 @@ def editor_page(
     assert village is not None
     _town_check(session, principal, village)
     root = request.scope.get("root_path", "")
-    base = choose_assets_url(
-        settings.map_assets, assets_dir_for(settings.map_assets_dir), root + "/maps/assets"
-    )
+    base = page_assets_url(request, settings)
     html = Template((WEB_DIR / PAGE / "page.html").read_text(encoding="utf-8")).substitute(
         leaflet_css=asset_url(f"{_JSDELIVR}/leaflet@1.9.3/dist/leaflet.css", base),
         leaflet_js=asset_url(f"{_JSDELIVR}/leaflet@1.9.3/dist/leaflet.js", base),
