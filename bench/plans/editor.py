@@ -73,10 +73,14 @@ def busiest_village(engine: sa.Engine) -> str:
         )
 
 
+CPU: dict[str, float] = {}  # process CPU seconds of the last call (client and server: one process)
+
+
 def _call(client: TestClient, method: str, path: str, body: Any = None) -> tuple[float, Any]:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     response = client.request(method, path, json=body)
     elapsed = time.perf_counter() - started
+    CPU["last"] = time.process_time() - cpu
     if response.status_code >= 400:
         raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:300]}")
     return elapsed, response.json()
@@ -155,6 +159,7 @@ def one_round(client: TestClient, village: str) -> dict[str, float]:
     def gesture(name: str, body: dict[str, Any]) -> dict[str, Any]:
         elapsed, answer = _call(client, "POST", f"/plans/{pid}/edits", {"gesture": body})
         times[name] = elapsed
+        times[f"{name}_cpu"] = CPU["last"]
         return dict(answer)
 
     code = _largest(plan)["code"]
@@ -175,6 +180,7 @@ def one_round(client: TestClient, village: str) -> dict[str, float]:
     plan = gesture("rename", {"op": "rename", "grid": code, "name": "bench"})
     elapsed, plan = _call(client, "POST", f"/plans/{pid}/undo")
     times["undo"] = elapsed
+    times["undo_cpu"] = CPU["last"]
     assert plan["coverage"]["valid"], plan["coverage"]
     # Baseline: the same draft's grids as a new plan, the existing whole-plan path.
     _, base = _call(client, "GET", f"/plans/base/{village}")
@@ -196,6 +202,7 @@ def one_round(client: TestClient, village: str) -> dict[str, float]:
         {"village": village, "based_on_version": base["based_on_version"], "proposed": proposed},
     )
     times["baseline_post_plan"] = elapsed
+    times["baseline_post_plan_cpu"] = CPU["last"]
     return times
 
 
@@ -226,17 +233,30 @@ def main(argv: list[str] | None = None) -> None:
         session.commit()
     _log(f"village {village}, {TARGET_GRIDS} grids, {args.rounds} rounds (plans > {first_plan})")
     baseline = statistics.median(r["baseline_post_plan"] for r in rounds)
-    _log(f"{'gesture':<14}{'median ms':>10}{'max ms':>9}{'baseline/gesture':>18}")
-    all_gestures = []
+    baseline_cpu = statistics.median(r["baseline_post_plan_cpu"] for r in rounds)
+    _log(
+        f"{'gesture':<14}{'median ms':>10}{'max ms':>9}{'baseline/gesture':>18}"
+        f"{'Python CPU ms':>15}"
+    )
+    all_gestures, all_cpu = [], []
     for name in ("split", "move_vertex", "merge", "add", "rename", "undo"):
         values = [r[name] for r in rounds]
+        cpu = [r[f"{name}_cpu"] for r in rounds]
         all_gestures.extend(values)
+        all_cpu.extend(cpu)
         median = statistics.median(values)
         _log(
             f"{name:<14}{median * 1000:>10.0f}{max(values) * 1000:>9.0f}{baseline / median:>18.2f}"
+            f"{statistics.median(cpu) * 1000:>15.0f}"
         )
-    _log(f"{'every gesture':<14}{statistics.median(all_gestures) * 1000:>10.0f}")
-    _log(f"{'POST /plans':<14}{baseline * 1000:>10.0f}  (baseline: the whole-plan check)")
+    _log(
+        f"{'every gesture':<14}{statistics.median(all_gestures) * 1000:>10.0f}{'':>27}"
+        f"{statistics.median(all_cpu) * 1000:>15.0f}"
+    )
+    _log(
+        f"{'POST /plans':<14}{baseline * 1000:>10.0f}{'':>27}{baseline_cpu * 1000:>15.0f}"
+        "  (baseline: the whole-plan check)"
+    )
 
 
 if __name__ == "__main__":

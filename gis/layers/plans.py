@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, defer, mapped_column
 
 from gis.errors import NotFoundError
 from gis.layers.base import Base, TZDateTime, check_in, utcnow
@@ -152,6 +152,11 @@ class PlanEdit(Base):
 
 
 def list_plan_edits(session: Session, plan_id: int) -> list[PlanEdit]:
-    """The editor's gestures on a plan, oldest first."""
-    query = sa.select(PlanEdit).where(PlanEdit.plan_id == plan_id).order_by(PlanEdit.seq)
+    """The editor's gestures on a plan, oldest first (the proposals load when first read)."""
+    query = (
+        sa.select(PlanEdit)
+        .where(PlanEdit.plan_id == plan_id)
+        .order_by(PlanEdit.seq)
+        .options(defer(PlanEdit.before), defer(PlanEdit.after))
+    )
     return list(session.scalars(query))
