@@ -135,7 +135,7 @@ export async function start(config) {
         tr.classList.toggle("flagged", row.flagged.length > 0);
         tr.classList.toggle("selected", state.selected.has(row.code));
         const cells = [
-          `${names[row.code] || ""} ${row.code}`,
+          names[row.code] && names[row.code] !== row.code ? `${names[row.code]} ${row.code}` : row.code,
           row.members.join(", ") || "—",
           fmt.format(row.households) + (row.households_estimated ? "*" : ""),
           fmt.format(row.population) + (row.population_estimated ? "*" : ""),
