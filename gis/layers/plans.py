@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, defer, mapped_column
 
 from gis.errors import NotFoundError
 from gis.layers.base import Base, TZDateTime, check_in, utcnow
@@ -126,5 +126,37 @@ def list_grid_changes(session: Session, code: str) -> list[GridChange]:
     """Every recorded change to grid ``code``, oldest first."""
     query = (
         sa.select(GridChange).where(GridChange.code == code).order_by(GridChange.at, GridChange.id)
+    )
+    return list(session.scalars(query))
+
+
+class PlanEdit(Base):
+    """One gesture of the planner's editor on a draft plan: the proposal before and after it.
+
+    The edits of a plan form its undo history: undo restores ``before`` of the newest edit not
+    undone, redo restores ``after`` of the oldest undone one; a new gesture drops the undone ones.
+    """
+
+    __tablename__ = "plan_edits"
+    __table_args__ = (sa.UniqueConstraint("plan_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    plan_id: Mapped[int] = mapped_column(sa.ForeignKey("plans.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(sa.Integer)
+    gesture: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    before: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    after: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    undone: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    actor: Mapped[str] = mapped_column(sa.String(100))
+    at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+
+
+def list_plan_edits(session: Session, plan_id: int) -> list[PlanEdit]:
+    """The editor's gestures on a plan, oldest first (the proposals load when first read)."""
+    query = (
+        sa.select(PlanEdit)
+        .where(PlanEdit.plan_id == plan_id)
+        .order_by(PlanEdit.seq)
+        .options(defer(PlanEdit.before), defer(PlanEdit.after))
     )
     return list(session.scalars(query))

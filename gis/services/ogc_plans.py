@@ -221,7 +221,7 @@ def _feature_body(body: Any) -> dict[str, Any]:
     return body
 
 
-def _revise(
+def revise(
     session: Session, plan: Plan, proposed: list[dict[str, Any]], settings: Settings, now: datetime
 ) -> None:
     """Store a new proposal on the plan with its validation, balance and impact, exactly as
@@ -263,7 +263,7 @@ def create(
         "geometry": stored_geometry(feature.get("geometry"), crs, what),
         "properties": {**props, "code": code},
     }
-    _revise(session, plan, [*features(plan), new], settings, now)
+    revise(session, plan, [*features(plan), new], settings, now)
     return find(plan, code)
 
 
@@ -298,7 +298,7 @@ def change(
         geometry = stored_geometry(body.get("geometry"), crs, what)
     new = {"type": "Feature", "id": code, "geometry": geometry, "properties": {**merged}}
     new["properties"]["code"] = code
-    _revise(
+    revise(
         session, plan, [new if f.get("id") == code else f for f in features(plan)], settings, now
     )
     return find(plan, code)
@@ -318,4 +318,4 @@ def delete(
     rest = [f for f in features(plan) if f.get("id") != code]
     if not rest:
         raise ValidationError(f"grid {code} is the plan's last grid; reject the plan instead")
-    _revise(session, plan, rest, settings, now)
+    revise(session, plan, rest, settings, now)
