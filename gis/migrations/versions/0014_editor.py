@@ -1,7 +1,7 @@
 """the planner's editor: the undo history of a draft plan's gestures
 
-Revision ID: 0012_editor
-Revises: 0011_onboard
+Revision ID: 0014_editor
+Revises: 0013_jobs
 Create Date: 2026-12-06 23:40:00
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0012_editor"
-down_revision: str | None = "0011_onboard"
+revision: str = "0014_editor"
+down_revision: str | None = "0013_jobs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
