@@ -24,7 +24,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gis.errors import NotFoundError, PayloadTooLargeError, ValidationError
-from gis.layers.incidents import MEDIA_PHOTOS_WHERE, Incident
+from gis.layers.incidents import (
+    EVENT_PHOTOS_WHERE,
+    MEDIA_PHOTOS_WHERE,
+    Incident,
+    IncidentEvent,
+)
 from gis.layers.media import Media
 from gis.queries import Flow, Query
 from gis.settings import Settings
@@ -195,11 +200,12 @@ def media_ids(photos: Iterable[str]) -> list[str]:
     return [m.group("id") for p in photos if (m := MEDIA_REF.match(p))]
 
 
-_KNOWN_SQL = sa.text("SELECT id FROM media WHERE id = ANY(CAST(:ids AS text[]))")
+_KNOWN_SQL = sa.text("SELECT id, uploaded_by FROM media WHERE id = ANY(CAST(:ids AS text[]))")
 
 
-def check_media_flow(photos: Sequence[str]) -> Flow[None]:
-    """Raise ``ValidationError`` for a ``media:`` reference to nothing stored (a flow)."""
+def check_media_flow(photos: Sequence[str], *, uploader: int | None = None) -> Flow[None]:
+    """Raise ``ValidationError`` for a ``media:`` reference to nothing stored, or — given the
+    ``uploader`` (a user id) — to a photo another user uploaded (a flow)."""
     wanted = media_ids(photos)
     if not wanted:
         return
@@ -209,6 +215,18 @@ def check_media_flow(photos: Sequence[str]) -> Flow[None]:
         raise ValidationError(
             f"unknown media {', '.join('media:' + m for m in missing)}: upload with POST /media"
         )
+    if uploader is not None:
+        # A photo id is not a capability: naming one seen elsewhere must not attach it here.
+        foreign = sorted(
+            row["id"]
+            for row in rows
+            if row["uploaded_by"] is not None and row["uploaded_by"] != uploader
+        )
+        if foreign:
+            raise ValidationError(
+                f"media {', '.join('media:' + m for m in foreign)} was uploaded by another "
+                "user: upload your own photo with POST /media"
+            )
 
 
 def get_media(session: Session, media_id: str) -> Media:
@@ -224,9 +242,13 @@ def cases_showing(
 ) -> list[tuple[str | None, str | None, int | None]]:
     """Town, grid and unit of every case whose photos include the media (for the access rules)."""
     ref = sa.func.jsonb_build_array(f"media:{media_id}")
-    rows = session.execute(
-        sa.select(Incident.town_code, Incident.grid_code, Incident.unit_id).where(
-            Incident.photos.op("@>")(ref), sa.text(MEDIA_PHOTOS_WHERE)
-        )
+    columns = (Incident.town_code, Incident.grid_code, Incident.unit_id)
+    reported = sa.select(*columns).where(Incident.photos.op("@>")(ref), sa.text(MEDIA_PHOTOS_WHERE))
+    # Photos of an action (a resolve with a picture of the work done) live in its event.
+    acted = (
+        sa.select(*columns)
+        .join(IncidentEvent, IncidentEvent.incident_id == Incident.id)
+        .where(IncidentEvent.data["photos"].op("@>")(ref), sa.text(EVENT_PHOTOS_WHERE))
     )
+    rows = session.execute(sa.union(reported, acted))
     return [(row[0], row[1], row[2]) for row in rows]
