@@ -121,7 +121,7 @@ def _cases(engine: Engine, description: str) -> list[Incident]:
 
 
 def _shot(page: Any, tmp_path: Path, name: str) -> None:
-    page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(tmp_path / f"{name}.png"))
 
 
 def test_report_with_two_photos_makes_one_case_with_both_stripped_of_exif(
@@ -326,6 +326,8 @@ def test_queued_report_of_a_retired_category_is_refused_in_chinese_and_its_photo
     page.context.set_offline(False)
     page.wait_for_selector("#outbox-list .failed", timeout=TIMEOUT)
     assert "该类别已停用" in page.inner_text("#outbox-list")
+    # The picker no longer offers it; "edit and send again" puts the report back in the form.
+    page.wait_for_selector(f"#category-list button[data-code={RETIRED}]", state="detached")
     assert page.locator("#outbox-status").is_hidden()
     _shot(page, tmp_path, "refused")
     assert _cases(engine, "停用类别 retired") == []

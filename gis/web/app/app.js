@@ -42,7 +42,7 @@ async function drawOutbox() {
     list = document.createElement('ul');
     list.id = 'outbox-list';
     list.className = 'cards';
-    $('screen-report').prepend(list);
+    $('h-report').after(list);
   }
   list.replaceChildren(...items.filter((i) => i.state === 'failed').map(failedCard));
 }
@@ -56,7 +56,7 @@ function failedCard(item) {
   const edit = document.createElement('button');
   edit.type = 'button';
   edit.className = 'secondary';
-  edit.textContent = t('report');
+  edit.textContent = t('edit');
   // Back into the form: choose another category (a retired one) and send again.
   edit.addEventListener('click', async () => {
     await outbox.remove(item.key);
@@ -73,8 +73,12 @@ function failedCard(item) {
   return li;
 }
 
-function flush() {
-  return outbox.flush(onSent, drawOutbox);
+async function flush() {
+  await outbox.flush(onSent, drawOutbox);
+  // A category retired while a report waited: the picker must not offer it again.
+  if ((await outbox.items()).some((i) => i.error && i.error.code === 'unknown_code')) {
+    await form.loadCategories();
+  }
 }
 
 function onSent(item, reply) {
@@ -158,7 +162,6 @@ async function send() {
 
 function relabel() {
   applyLabels(document);
-  document.documentElement.lang = isEnglish() ? 'zh-CN' : 'zh-CN';
   form.drawCategories();
   drawOutbox();
 }

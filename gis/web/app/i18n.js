@@ -43,6 +43,7 @@ const LABELS = {
   queued: ['无信号:已保存,有信号时自动发送', 'No signal: saved, sent when the signal returns'],
   failed: ['未能发送', 'Not sent'],
   discard: ['放弃', 'Discard'],
+  edit: ['修改后重发', 'Edit and send again'],
   chooseCategory: ['请选择事件类别', 'Choose a category'],
   needLocation: ['还没有位置:请定位或在地图上点选', 'No location yet: locate or tap the map'],
   nothing: ['暂无', 'Nothing yet'],
