@@ -255,6 +255,30 @@ class Settings(BaseSettings):
         description="Folder of stored photos (content-addressed, EXIF stripped); default "
         "~/.local/share/gis/media.",
     )
+    media_s3_bucket: str | None = Field(
+        None,
+        max_length=63,
+        description="Store photos in this S3-compatible bucket instead of GIS_MEDIA_DIR "
+        "(Aliyun OSS, Tencent COS, Ceph, MinIO…).",
+    )
+    media_s3_url: str | None = Field(
+        None,
+        max_length=500,
+        description="The S3 endpoint, e.g. https://oss-cn-hangzhou.aliyuncs.com or "
+        "http://10.0.0.5:9000 (unset: AWS itself).",
+    )
+    media_s3_region: str | None = Field(
+        None, max_length=50, description="The bucket's region, if the endpoint needs one."
+    )
+    media_s3_key_id: str | None = Field(
+        None, max_length=200, description="Access key id for the bucket (else boto3's own chain)."
+    )
+    media_s3_secret: str | None = Field(
+        None, max_length=200, description="Secret access key for the bucket."
+    )
+    media_s3_prefix: str = Field(
+        "media/", max_length=200, description="Key prefix of the photos in the bucket."
+    )
     media_max_bytes: int = Field(
         10_000_000,
         ge=10_000,

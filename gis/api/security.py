@@ -201,3 +201,21 @@ def case_filter(principal: Principal | None, table: Any) -> sa.ColumnElement[boo
     elif principal.role is Role.UNIT:
         clause = sa.and_(clause, table.unit_id == principal.unit_id)
     return clause
+
+
+def errand_filter(principal: Principal | None, table: Any) -> sa.ColumnElement[bool]:
+    """The errands the caller sees in a list: a grid member those assigned to them, everyone
+    else those of their towns."""
+    if principal is None:
+        return sa.true()
+    clause = town_filter(principal, table.town_code)
+    if principal.role is Role.GRID_MEMBER:
+        clause = sa.and_(clause, table.member_id == principal.member_id)
+    return clause
+
+
+def uploader_of(principal: Principal | None) -> int | None:
+    """Whose photos a caller may name: their own (admins and unauthenticated setups: any)."""
+    if principal is None or principal.role is Role.ADMIN:
+        return None
+    return principal.user_id

@@ -184,3 +184,19 @@ def get_errand(session: Session, errand_id: int) -> Errand:
 def list_errand_events(session: Session, errand_id: int) -> list[ErrandEvent]:
     """The errand's events, oldest first."""
     return events_of(session, ErrandEvent, ErrandEvent.errand_id, errand_id)
+
+
+def list_errands(
+    session: Session,
+    *,
+    scope: sa.ColumnElement[bool],
+    statuses: tuple[str, ...] = (),
+    limit: int = 50,
+    offset: int = 0,
+) -> list[Errand]:
+    """Errands inside ``scope`` (a WHERE clause), optionally of some statuses, newest first."""
+    query = sa.select(Errand).where(scope)
+    if statuses:
+        query = query.where(Errand.status.in_(statuses))
+    query = query.order_by(Errand.requested_at.desc(), Errand.id.desc())
+    return list(session.scalars(query.limit(limit).offset(offset)))

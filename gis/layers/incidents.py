@@ -52,6 +52,8 @@ ACTIVE_STATUSES = OPEN_STATUSES - {IncidentStatus.RESOLVED}
 
 # The condition of the partial index on stored photos; a query must repeat it to use the index.
 MEDIA_PHOTOS_WHERE = "CAST(photos AS text) LIKE '%media:%'"
+# The same for the photos of workflow actions, kept in their event's data.
+EVENT_PHOTOS_WHERE = "data ? 'photos'"
 
 
 class LocationQuality(StrEnum):
@@ -160,6 +162,12 @@ class IncidentEvent(LogEntry, Base):
     __tablename__ = "incident_events"
     __table_args__ = (
         sa.Index("ix_incident_events_incident_at", "incident_id", "at"),
+        sa.Index(
+            "ix_incident_events_photos",
+            sa.text("(data -> 'photos') jsonb_path_ops"),
+            postgresql_using="gin",
+            postgresql_where=sa.text(EVENT_PHOTOS_WHERE),
+        ),
         # Statistics read the log by action (close, extend…) and per case in time order.
         sa.Index("ix_incident_events_action_incident_at", "action", "incident_id", "at"),
         {"postgresql_partition_by": "RANGE (at)"},

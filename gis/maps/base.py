@@ -123,6 +123,38 @@ def add_basemap(m: folium.Map, basemap: Basemap | TileSource, *, tianditu_key: s
         ).add_to(m)
 
 
+def tile_layer_spec(basemap: Basemap | TileSource, tianditu_key: str | None) -> dict[str, object]:
+    """The basemap as a plain Leaflet tile layer for a page that draws it itself (the phone
+    app): URL template, subdomains, credits, deepest zoom, and the coordinates of its tiles."""
+    check_basemap(basemap, tianditu_key)
+    if isinstance(basemap, TileSource):
+        url, subdomains, attribution, max_zoom = (
+            basemap.url,
+            basemap.subdomains,
+            basemap.attribution,
+            basemap.max_zoom,
+        )
+        crs = basemap.crs
+    elif basemap is Basemap.OSM:
+        url, subdomains, max_zoom = "https://tile.openstreetmap.org/{z}/{x}/{y}.png", "abc", 19
+        attribution = "&copy; OpenStreetMap contributors"
+        crs = Crs.WGS84
+    elif basemap is Basemap.AMAP:
+        url, subdomains, attribution, max_zoom = _AMAP_URL, "1234", _AMAP_ATTR, 18
+        crs = Crs.GCJ02
+    else:
+        layer = "vec" if basemap is Basemap.TIANDITU else "img"
+        url = _TIANDITU_URL.format(layer=layer, key=tianditu_key, s="{s}")
+        subdomains, attribution, max_zoom, crs = "01234567", _TIANDITU_ATTR, 18, Crs.WGS84
+    return {
+        "url": url,
+        "subdomains": subdomains,
+        "attribution": attribution,
+        "maxZoom": max_zoom,
+        "gcj02": crs is Crs.GCJ02,
+    }
+
+
 def _add_tile_source(m: folium.Map, source: TileSource) -> None:
     bounds = None
     if source.bounds is not None:

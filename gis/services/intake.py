@@ -17,6 +17,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -51,6 +52,14 @@ MAX_CAMERAS = 20
 MAX_DUPLICATES = 20
 
 
+class LocationMethod(StrEnum):
+    """How a reporter's point was found; kept in the report's event."""
+
+    GPS = "gps"
+    MANUAL = "manual"
+    PHOTO_EXIF = "photo_exif"
+
+
 class ReportLocation(BaseModel):
     """Where the case is, in ``crs`` (default WGS84); lon first, as GeoJSON."""
 
@@ -62,6 +71,14 @@ class ReportLocation(BaseModel):
         "EPSG:4326",
         max_length=32,
         description="EPSG:4326 (default), EPSG:4490 (CGCS2000), GCJ-02 (Amap/Tencent) or BD-09",
+    )
+    accuracy_m: float | None = Field(
+        None, ge=0, le=100_000, description="The fix's accuracy radius in metres (a phone's GPS)"
+    )
+    method: LocationMethod | None = Field(
+        None,
+        description="How the point was found: gps (the phone, at capture time), manual (moved "
+        "by hand on a map) or photo_exif (read from a photo's EXIF: flagged, as it may be stale)",
     )
 
 
@@ -279,7 +296,10 @@ events AS (
          jsonb_build_object('source_crs', ins.source_crs, 'source_lon', ins.source_lon,
                             'source_lat', ins.source_lat,
                             'location_quality', ins.location_quality,
-                            'grid_code', ins.grid_code)),
+                            'grid_code', ins.grid_code)
+         || jsonb_strip_nulls(jsonb_build_object(
+                'accuracy_m', CAST(:accuracy_m AS float8),
+                'location_method', CAST(:location_method AS text)))),
         (2, 'system', 'assign', 'reported', 'assigned', ins.unit_note,
          jsonb_build_object('unit_id', ins.unit_id, 'distance_m', ins.unit_distance_m))
     ) AS e(ord, actor, action, from_status, to_status, note, data)
@@ -325,11 +345,18 @@ def report_incident(
     settings: Settings,
     now: datetime | None = None,
     idempotency_key: str | None = None,
+    uploader: int | None = None,
 ) -> IntakeResult:
     """Save a report with its grid, platform, unit and deadline, and its first events."""
     return run(
         session,
-        report_flow(report, settings=settings, now=now, idempotency_key=idempotency_key),
+        report_flow(
+            report,
+            settings=settings,
+            now=now,
+            idempotency_key=idempotency_key,
+            uploader=uploader,
+        ),
     )
 
 
@@ -339,8 +366,11 @@ def report_flow(
     settings: Settings,
     now: datetime | None = None,
     idempotency_key: str | None = None,
+    uploader: int | None = None,
 ) -> Flow[IntakeResult]:
-    """``report_incident`` as a flow (``gis.queries``): the API runs it on asyncpg."""
+    """``report_incident`` as a flow (``gis.queries``): the API runs it on asyncpg.
+
+    ``uploader`` (the reporting user's id) must have uploaded every ``media:`` photo named."""
     now = now or datetime.now(UTC)
     lon, lat, crs = checked_wgs84(report.location.lon, report.location.lat, report.location.crs)
     if report.occurred_at is not None:
@@ -351,7 +381,7 @@ def report_flow(
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise ValidationError("Idempotency-Key must be 1 to 200 characters")
     photos = [str(photo) for photo in report.photos]
-    yield from check_media_flow(photos)
+    yield from check_media_flow(photos, uploader=uploader)
     category = yield Query(_CATEGORY_SQL, {"code": report.category})
     if category is None:
         known = yield Query(_CATEGORY_CODES_SQL, many=True)
@@ -378,6 +408,8 @@ def report_flow(
         "source_crs": crs.value,
         "source_lon": float(report.location.lon),
         "source_lat": float(report.location.lat),
+        "accuracy_m": report.location.accuracy_m,
+        "location_method": report.location.method.value if report.location.method else None,
         "occurred_at": report.occurred_at,
         "now": now,
         "due_at": due_at(

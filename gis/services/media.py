@@ -17,14 +17,20 @@ import re
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gis.errors import NotFoundError, PayloadTooLargeError, ValidationError
-from gis.layers.incidents import MEDIA_PHOTOS_WHERE, Incident
+from gis.errors import ConflictError, NotFoundError, PayloadTooLargeError, ValidationError
+from gis.layers.incidents import (
+    EVENT_PHOTOS_WHERE,
+    MEDIA_PHOTOS_WHERE,
+    Incident,
+    IncidentEvent,
+)
 from gis.layers.media import Media
 from gis.queries import Flow, Query
 from gis.settings import Settings
@@ -34,7 +40,10 @@ MEDIA_REF_PATTERN = MEDIA_REF.pattern
 # Photos one request may upload at once.
 MAX_UPLOADS = 5
 THUMB_PX = 320
-_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "HEIF": "image/jpeg"}
+# What a format is stored as: HEIC (the iPhone's own) becomes a JPEG every browser shows.
+_STORED_AS = {"HEIF": "JPEG"}
+_GPS_IFD = 0x8825
 
 
 class MediaStore(Protocol):
@@ -81,8 +90,69 @@ class DirectoryStore:
         self._path(key).unlink(missing_ok=True)
 
 
+class S3Store:
+    """Media as objects of an S3-compatible bucket (boto3), keys under a prefix."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> S3Store:
+        """The bucket GIS_MEDIA_S3_* name (credentials from there, else boto3's own chain)."""
+        return cls(_s3_client(settings), settings.media_s3_bucket or "", settings.media_s3_prefix)
+
+    def put(self, key: str, data: bytes) -> None:
+        """Upload the object (a PUT is atomic: readers see all of it or nothing)."""
+        self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
+
+    def get(self, key: str) -> bytes:
+        """The object's bytes, or ``NotFoundError``."""
+        try:
+            reply = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
+        except self.client.exceptions.NoSuchKey:
+            raise NotFoundError(f"no media {key}") from None
+        body: bytes = reply["Body"].read()
+        return body
+
+    def delete(self, key: str) -> None:
+        """Delete the object (S3 answers the same whether it was there or not)."""
+        self.client.delete_object(Bucket=self.bucket, Key=self.prefix + key)
+
+
+@lru_cache(maxsize=8)
+def _s3_client_for(
+    url: str | None, region: str | None, key_id: str | None, secret: str | None
+) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    # One client per configuration and process: boto3 clients are thread-safe and costly to make.
+    return boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name=region,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        # Path-style addressing works with every S3-compatible server (MinIO, Ceph, moto).
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+    )
+
+
+def _s3_client(settings: Settings) -> Any:
+    return _s3_client_for(
+        settings.media_s3_url,
+        settings.media_s3_region,
+        settings.media_s3_key_id,
+        settings.media_s3_secret,
+    )
+
+
 def store_for(settings: Settings) -> MediaStore:
-    """The media store the settings name."""
+    """The media store the settings name: the S3 bucket if one is set, else the directory."""
+    if settings.media_s3_bucket:
+        return S3Store.from_settings(settings)
     root = settings.media_dir or str(Path.home() / ".local" / "share" / "gis" / "media")
     return DirectoryStore(Path(root).expanduser())
 
@@ -96,6 +166,9 @@ class Photo:
     bytes: int
     width: int
     height: int
+    # Where the upload's EXIF GPS put it (WGS84 lon, lat): a fallback for a report without a
+    # point, to be flagged as such (location method ``photo_exif``).
+    exif_lonlat: tuple[float, float] | None = None
 
     @property
     def ref(self) -> str:
@@ -116,9 +189,52 @@ def _encode(image: Any, fmt: str) -> bytes:
     return out.getvalue()
 
 
-def clean_photo(data: bytes, *, settings: Settings) -> tuple[bytes, bytes, str, int, int]:
+def _register_heif() -> None:
+    """Let Pillow read HEIC/HEIF (pillow-heif), once."""
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+
+
+def _dms(value: Any) -> float:
+    degrees, minutes, seconds = (float(part) for part in value)
+    return degrees + minutes / 60 + seconds / 3600
+
+
+def exif_lonlat(image: Any) -> tuple[float, float] | None:
+    """The WGS84 point an image's EXIF GPS tags give, or None (absent, partial or nonsense)."""
+    try:
+        gps = image.getexif().get_ifd(_GPS_IFD)
+        lat, lon = _dms(gps[2]), _dms(gps[4])
+        if gps.get(1) == "S":
+            lat = -lat
+        if gps.get(3) == "W":
+            lon = -lon
+    except (KeyError, TypeError, ValueError, ZeroDivisionError, AttributeError):
+        return None
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90) or (lon == 0 and lat == 0):
+        return None
+    return lon, lat
+
+
+@dataclass(frozen=True)
+class CleanPhoto:
+    """A checked photo: the stored bytes (no metadata), its thumbnail, and what EXIF said."""
+
+    data: bytes
+    thumbnail: bytes
+    content_type: str
+    width: int
+    height: int
+    # Read from the upload before its EXIF was dropped; never stored with the photo.
+    exif_lonlat: tuple[float, float] | None
+
+
+def clean_photo(data: bytes, *, settings: Settings) -> CleanPhoto:
     """The photo re-encoded without metadata, its thumbnail, type and size — or why not."""
     from PIL import Image, ImageOps, UnidentifiedImageError
+
+    _register_heif()
 
     if not data:
         raise ValidationError("the photo is empty")
@@ -132,7 +248,7 @@ def clean_photo(data: bytes, *, settings: Settings) -> tuple[bytes, bytes, str, 
             fmt = image.format or ""
             if fmt not in _FORMATS:
                 raise ValidationError(
-                    f"photos must be JPEG, PNG or WebP; this file is {fmt or 'not an image'}"
+                    f"photos must be JPEG, PNG, WebP or HEIC; this file is {fmt or 'not an image'}"
                 )
             width, height = image.size
             if width * height > settings.media_max_pixels:
@@ -141,17 +257,18 @@ def clean_photo(data: bytes, *, settings: Settings) -> tuple[bytes, bytes, str, 
                     f"{settings.media_max_pixels} (GIS_MEDIA_MAX_PIXELS)"
                 )
             image.load()
+            lonlat = exif_lonlat(image)
             upright = ImageOps.exif_transpose(image)
-            cleaned = _encode(upright, fmt)
+            cleaned = _encode(upright, _STORED_AS.get(fmt, fmt))
             thumb = upright.copy()
             thumb.thumbnail((THUMB_PX, THUMB_PX))
             thumbnail = _encode(thumb, "JPEG")
             width, height = upright.size
     except UnidentifiedImageError:
-        raise ValidationError("the file is not an image (JPEG, PNG or WebP)") from None
+        raise ValidationError("the file is not an image (JPEG, PNG, WebP or HEIC)") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise ValidationError(f"the photo is damaged or truncated: {error}") from None
-    return cleaned, thumbnail, _FORMATS[fmt], width, height
+    return CleanPhoto(cleaned, thumbnail, _FORMATS[fmt], width, height, lonlat)
 
 
 def save_photo(
@@ -163,23 +280,50 @@ def save_photo(
     uploaded_by: int | None,
 ) -> Photo:
     """Check, clean and store a photo, and record it; the caller commits (or ``forget``s)."""
-    cleaned, thumbnail, content_type, width, height = clean_photo(data, settings=settings)
-    key = hashlib.sha256(cleaned).hexdigest()
+    photo = clean_photo(data, settings=settings)
+    key = hashlib.sha256(photo.data).hexdigest()
     if session.get(Media, key) is None:
-        store.put(key, cleaned)
-        store.put(f"{key}.thumb", thumbnail)
+        store.put(key, photo.data)
+        store.put(f"{key}.thumb", photo.thumbnail)
         session.add(
             Media(
                 id=key,
-                content_type=content_type,
-                bytes=len(cleaned),
-                width=width,
-                height=height,
+                content_type=photo.content_type,
+                bytes=len(photo.data),
+                width=photo.width,
+                height=photo.height,
                 uploaded_by=uploaded_by,
             )
         )
         session.flush()
-    return Photo(key, content_type, len(cleaned), width, height)
+    return Photo(
+        key, photo.content_type, len(photo.data), photo.width, photo.height, photo.exif_lonlat
+    )
+
+
+_USED_SQL = sa.text(
+    f"""
+SELECT EXISTS (SELECT 1 FROM incidents
+               WHERE photos @> jsonb_build_array(CAST(:ref AS text)) AND {MEDIA_PHOTOS_WHERE})
+    OR EXISTS (SELECT 1 FROM incident_events
+               WHERE data -> 'photos' @> jsonb_build_array(CAST(:ref AS text))
+                 AND {EVENT_PHOTOS_WHERE})
+"""  # noqa: S608 -- module constants only
+)
+
+
+def discard_photo(session: Session, media_id: str, *, user_id: int | None) -> Photo:
+    """Delete the record of a photo its uploader no longer needs (the report it was for
+    failed); a photo a case or an action names stays (``ConflictError``), another user's is not
+    found. After the commit, ``forget`` removes its files."""
+    item = get_media(session, media_id)
+    if user_id is not None and item.uploaded_by != user_id:
+        raise NotFoundError(f"no media {media_id}")
+    if session.execute(_USED_SQL, {"ref": f"media:{media_id}"}).scalar():
+        raise ConflictError(f"media:{media_id} is shown by a case; it stays")
+    session.delete(item)
+    session.flush()
+    return Photo(item.id, item.content_type, item.bytes, item.width, item.height)
 
 
 def forget(session: Session, store: MediaStore, photos: Iterable[Photo]) -> None:
@@ -195,11 +339,12 @@ def media_ids(photos: Iterable[str]) -> list[str]:
     return [m.group("id") for p in photos if (m := MEDIA_REF.match(p))]
 
 
-_KNOWN_SQL = sa.text("SELECT id FROM media WHERE id = ANY(CAST(:ids AS text[]))")
+_KNOWN_SQL = sa.text("SELECT id, uploaded_by FROM media WHERE id = ANY(CAST(:ids AS text[]))")
 
 
-def check_media_flow(photos: Sequence[str]) -> Flow[None]:
-    """Raise ``ValidationError`` for a ``media:`` reference to nothing stored (a flow)."""
+def check_media_flow(photos: Sequence[str], *, uploader: int | None = None) -> Flow[None]:
+    """Raise ``ValidationError`` for a ``media:`` reference to nothing stored, or — given the
+    ``uploader`` (a user id) — to a photo another user uploaded (a flow)."""
     wanted = media_ids(photos)
     if not wanted:
         return
@@ -209,6 +354,18 @@ def check_media_flow(photos: Sequence[str]) -> Flow[None]:
         raise ValidationError(
             f"unknown media {', '.join('media:' + m for m in missing)}: upload with POST /media"
         )
+    if uploader is not None:
+        # A photo id is not a capability: naming one seen elsewhere must not attach it here.
+        foreign = sorted(
+            row["id"]
+            for row in rows
+            if row["uploaded_by"] is not None and row["uploaded_by"] != uploader
+        )
+        if foreign:
+            raise ValidationError(
+                f"media {', '.join('media:' + m for m in foreign)} was uploaded by another "
+                "user: upload your own photo with POST /media"
+            )
 
 
 def get_media(session: Session, media_id: str) -> Media:
@@ -224,9 +381,13 @@ def cases_showing(
 ) -> list[tuple[str | None, str | None, int | None]]:
     """Town, grid and unit of every case whose photos include the media (for the access rules)."""
     ref = sa.func.jsonb_build_array(f"media:{media_id}")
-    rows = session.execute(
-        sa.select(Incident.town_code, Incident.grid_code, Incident.unit_id).where(
-            Incident.photos.op("@>")(ref), sa.text(MEDIA_PHOTOS_WHERE)
-        )
+    columns = (Incident.town_code, Incident.grid_code, Incident.unit_id)
+    reported = sa.select(*columns).where(Incident.photos.op("@>")(ref), sa.text(MEDIA_PHOTOS_WHERE))
+    # Photos of an action (a resolve with a picture of the work done) live in its event.
+    acted = (
+        sa.select(*columns)
+        .join(IncidentEvent, IncidentEvent.incident_id == Incident.id)
+        .where(IncidentEvent.data["photos"].op("@>")(ref), sa.text(EVENT_PHOTOS_WHERE))
     )
+    rows = session.execute(sa.union(reported, acted))
     return [(row[0], row[1], row[2]) for row in rows]

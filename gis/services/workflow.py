@@ -7,7 +7,7 @@ replays control the clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -21,6 +21,8 @@ from gis.errors import InvalidTransitionError, NotFoundError, ValidationError
 from gis.layers.base import utcnow
 from gis.layers.incidents import ACTIVE_STATUSES, Incident, IncidentEvent, IncidentStatus
 from gis.layers.units import ResponderUnit
+from gis.queries import run
+from gis.services.media import check_media_flow
 from gis.services.transitions import record_transition
 
 S = IncidentStatus
@@ -151,9 +153,13 @@ def apply_action(
     unit_id: int | None = None,
     due_at: datetime | None = None,
     duplicate_of: int | None = None,
+    photos: Sequence[str] = (),
+    uploader: int | None = None,
     now: datetime | None = None,
 ) -> ActionResult:
-    """Apply a person's action to a case: check it against the table, update, append the event."""
+    """Apply a person's action to a case: check it against the table, update, append the event.
+
+    ``photos`` (``media:<id>``, uploaded by ``uploader`` when given) are kept in the event."""
     now = now or utcnow()
     known = parse_action(action)
     if known in SYSTEM_ACTIONS:
@@ -177,6 +183,9 @@ def apply_action(
     data: dict[str, Any] = {}
     if _clean(reason) and _clean(note):
         data["note"] = _clean(note)
+    if photos:
+        run(session, check_media_flow(list(photos), uploader=uploader))
+        data["photos"] = list(photos)
 
     if known in (Action.ASSIGN, Action.REASSIGN):
         data.update(_change_unit(session, incident, known, unit_id, actor, why, now))

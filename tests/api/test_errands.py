@@ -108,3 +108,31 @@ def test_out_of_order_action_is_409(hotline: TestClient, county: County) -> None
 
 def test_unknown_errand_is_404(hotline: TestClient, county: County) -> None:
     assert hotline.get("/errands/987654321").status_code == 404
+
+
+def test_errand_list_shows_a_grid_member_only_their_own_newest_first(
+    app: Any, hotline: TestClient, county: County
+) -> None:
+    first = hotline.post("/errands", json=BODY).json()
+    second = hotline.post("/errands", json=BODY).json()
+    elsewhere = hotline.post(
+        "/errands", json={**BODY, "home": {"lon": 111.035, "lat": 31.005}}
+    ).json()
+    assert elsewhere["member"] is None or elsewhere["member"]["id"] != county.members[G2]
+    listed = [e["id"] for e in hotline.get("/errands").json()]
+    assert listed[:3] == [elsewhere["id"], second["id"], first["id"]]  # county: all, newest first
+    app.dependency_overrides[get_principal] = lambda: Principal(
+        user_id=None,
+        name="member",
+        role=Role.GRID_MEMBER,
+        town_codes=frozenset({first["town_code"]}),
+        member_id=county.members[G2],
+        grid_codes=frozenset({G2}),
+    )
+    mine = hotline.get("/errands").json()
+    assert [e["id"] for e in mine] == [second["id"], first["id"]]
+    assert hotline.get("/errands", params={"status": "delivered"}).json() == []
+    app.dependency_overrides[get_principal] = lambda: Principal(
+        user_id=None, name="other", role=Role.COMMAND_ROOM, town_codes=frozenset({TOWN_2})
+    )
+    assert first["id"] not in [e["id"] for e in hotline.get("/errands").json()]

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from sqlalchemy.orm import Session
 
-from gis.api.deps import ClockDep, SessionDep, SettingsDep
+from gis.api.deps import ClockDep, PageDep, SessionDep, SettingsDep
 from gis.api.errors import SWAPPED, domain_errors
 from gis.api.schemas.errands import (
     ErrandActionCreate,
@@ -18,9 +18,9 @@ from gis.api.schemas.errands import (
     ServiceRead,
 )
 from gis.api.schemas.types import MAX_ID
-from gis.api.security import ACT_ON_CASES, READ_CASES, REPORT, allow, check_town
+from gis.api.security import ACT_ON_CASES, READ_CASES, REPORT, allow, check_town, errand_filter
 from gis.errors import UnknownCodeError, ValidationError
-from gis.layers.errands import Errand, get_errand, list_services
+from gis.layers.errands import Errand, ErrandStatus, get_errand, list_errands, list_services
 from gis.services import errands as errand_service
 from gis.services.access import Principal
 
@@ -112,6 +112,27 @@ def create_errand(
     session.commit()
     response.headers["Location"] = f"/errands/{errand.id}"
     return reply
+
+
+@router.get("/errands", response_model=list[ErrandRead])
+def errands(
+    session: SessionDep,
+    page: PageDep,
+    principal: Annotated[Principal | None, Depends(allow(*READ_CASES))],
+    status_: Annotated[
+        list[ErrandStatus] | None,
+        Query(alias="status", description="One or more statuses (repeat the parameter)"),
+    ] = None,
+) -> list[ErrandRead]:
+    """Errands newest first: a grid member's own (跑小二), or those of the caller's towns."""
+    rows = list_errands(
+        session,
+        scope=errand_filter(principal, Errand),
+        statuses=tuple(s.value for s in status_ or ()),
+        limit=page.limit,
+        offset=page.offset,
+    )
+    return [errand_read(session, errand) for errand in rows]
 
 
 @router.get("/errands/{errand_id}", response_model=ErrandRead)

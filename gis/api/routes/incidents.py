@@ -24,6 +24,7 @@ from gis.api.security import (
     allow_hot,
     case_filter,
     check_case,
+    uploader_of,
 )
 from gis.db import translate_db_errors
 from gis.errors import InvalidCoordinatesError, ValidationError
@@ -49,6 +50,7 @@ def use_autocommit(session: Session) -> None:
 
 
 REPLAY_HEADER = "Idempotent-Replayed"
+
 _NUMBER = r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?"
 BBOX_PATTERN = rf"^{_NUMBER},{_NUMBER},{_NUMBER},{_NUMBER}$"
 _BBOX = re.compile(BBOX_PATTERN)
@@ -66,14 +68,18 @@ _BBOX = re.compile(BBOX_PATTERN)
             SWAPPED,
             OUTSIDE,
             CATEGORY,
-            (ValidationError, "a media: photo that was not uploaded first (POST /media)"),
+            (
+                ValidationError,
+                "a media: photo that was not uploaded first (POST /media), or that another "
+                "user uploaded",
+            ),
         ),
     },
 )
 async def create_incident(
     body: IncidentCreate,
     request: Request,
-    _: Annotated[Principal | None, Depends(allow_hot(*REPORT))],
+    principal: Annotated[Principal | None, Depends(allow_hot(*REPORT))],
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -85,7 +91,12 @@ async def create_incident(
     ] = None,
 ) -> Response:
     """Report a case: it is saved with its grid, platform, unit and deadline in one go."""
-    flow = report_flow(body, settings=settings_of(request), idempotency_key=idempotency_key)
+    flow = report_flow(
+        body,
+        settings=settings_of(request),
+        idempotency_key=idempotency_key,
+        uploader=uploader_of(principal),
+    )
     result = await database_of(request).run(flow)
     headers = {"Location": f"/incidents/{result.incident.id}"}
     if not result.created:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from gis.api.deps import SessionDep, StaleReadOk
 from gis.api.geojson import Feature, FeatureCollection, feature_collection, geometry_json
@@ -16,6 +16,7 @@ from gis.layers import grids as grid_layer
 from gis.layers.categories import Platform, list_categories
 from gis.layers.regions import RegionLevel, get_region, list_regions
 from gis.layers.users import Role
+from gis.services.pinyin import initials
 
 # Reference layers: every role reads them, and anyone when GIS_PUBLIC_LAYERS is on.
 router = APIRouter(tags=["layers"], dependencies=[StaleReadOk, Depends(allow(*Role, public=True))])
@@ -32,6 +33,9 @@ class CategoryRead(BaseModel):
     time_limit_hours: float
     working_hours: bool
     priority: int
+    initials: str = Field(
+        description="Pinyin initials of name_zh (油烟扰民 → yyrm), for search as you type"
+    )
 
 
 @router.get("/categories", response_model=list[CategoryRead])
@@ -40,7 +44,17 @@ def categories(
 ) -> list[CategoryRead]:
     """The category catalog: category → platform → unit type, time limit, priority."""
     return [
-        CategoryRead.model_validate(c, from_attributes=True)
+        CategoryRead(
+            code=c.code,
+            name_zh=c.name_zh,
+            name_en=c.name_en,
+            platform=Platform(c.platform),
+            unit_type=c.unit_type,
+            time_limit_hours=c.time_limit_hours,
+            working_hours=c.working_hours,
+            priority=c.priority,
+            initials=initials(c.name_zh),
+        )
         for c in list_categories(session, platform=platform)
     ]
 

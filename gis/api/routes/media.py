@@ -11,6 +11,7 @@ from starlette.datastructures import UploadFile
 
 from gis.api.deps import SessionDep, SettingsDep
 from gis.api.errors import ERROR_RESPONSES, domain_errors
+from gis.api.schemas.incidents import LonLat
 from gis.api.security import ACT_ON_CASES, READ_CASES, REPORT, allow
 from gis.errors import NotFoundError, ValidationError
 from gis.layers.users import Role
@@ -36,6 +37,11 @@ class MediaRead(BaseModel):
     height: int
     url: str
     thumbnail_url: str
+    exif_location: LonLat | None = Field(
+        None,
+        description="Where the upload's EXIF GPS put it (WGS84), read before EXIF was "
+        "removed: a fallback for a report without a point (send it with method photo_exif)",
+    )
 
 
 async def uploaded_file(request: Request) -> bytes:
@@ -56,7 +62,7 @@ async def uploaded_file(request: Request) -> bytes:
     status_code=status.HTTP_201_CREATED,
     responses={
         **ERROR_RESPONSES,
-        **domain_errors((ValidationError, "the file is not a JPEG, PNG or WebP image")),
+        **domain_errors((ValidationError, "the file is not a JPEG, PNG, WebP or HEIC image")),
     },
     openapi_extra={
         "requestBody": {
@@ -79,7 +85,7 @@ def upload(
     principal: Annotated[Principal | None, Depends(allow(*UPLOADERS))],
     data: Annotated[bytes, Depends(uploaded_file)],
 ) -> MediaRead:
-    """Store a photo (JPEG, PNG or WebP by its bytes; EXIF removed) and return its id."""
+    """Store a photo (JPEG, PNG, WebP or HEIC by its bytes; EXIF removed) and return its id."""
     photo = media.save_photo(
         session,
         media.store_for(settings),
@@ -88,8 +94,10 @@ def upload(
         uploaded_by=principal.user_id if principal else None,
     )
     session.commit()
+    lonlat = photo.exif_lonlat
     return MediaRead(
-        **asdict(photo),
+        **{k: v for k, v in asdict(photo).items() if k != "exif_lonlat"},
+        exif_location=None if lonlat is None else LonLat(lon=lonlat[0], lat=lonlat[1]),
         ref=photo.ref,
         url=f"/media/{photo.id}",
         thumbnail_url=f"/media/{photo.id}/thumbnail",
@@ -141,3 +149,23 @@ def thumbnail(
     _check_may_see(session, media_id, principal)
     data = media.store_for(settings).get(f"{media_id}.thumb")
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": PRIVATE_CACHE})
+
+
+@router.delete(
+    "/{media_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses={**ERROR_RESPONSES, 409: {"description": "A case or an action shows the photo"}},
+)
+def discard(
+    session: SessionDep,
+    settings: SettingsDep,
+    media_id: MediaId,
+    principal: Annotated[Principal | None, Depends(allow(*UPLOADERS))],
+) -> Response:
+    """Delete a photo you uploaded that no case shows (its report failed or was dropped)."""
+    user_id = None if principal is None or principal.role is Role.ADMIN else principal.user_id
+    photo = media.discard_photo(session, media_id, user_id=user_id)
+    session.commit()
+    media.forget(session, media.store_for(settings), [photo])
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -18,7 +18,7 @@ from gis.api.schemas.workflow import (
     SweepCreate,
     SweepRead,
 )
-from gis.api.security import ACT_ON_CASES, READ_CASES, allow, check_case
+from gis.api.security import ACT_ON_CASES, READ_CASES, allow, check_case, uploader_of
 from gis.errors import ValidationError
 from gis.layers.incidents import get_incident, list_events
 from gis.layers.users import Role
@@ -39,7 +39,8 @@ IncidentId = Annotated[int, Path(ge=1, le=MAX_ID, description="Incident id")]
             "a field the action needs is missing (reason: return, reopen, reassign, escalate, "
             "extend, cancel; unit_id: assign, reassign; due_at: extend; duplicate_of: "
             "mark_duplicate), names no unit or case, repeats the current unit or the case "
-            "itself, or due_at is not in the future; an action the system writes",
+            "itself, or due_at is not in the future; an action the system writes; a photo not "
+            "uploaded by the caller",
         )
     ),
 )
@@ -67,6 +68,8 @@ def act(
         unit_id=body.unit_id,
         due_at=body.due_at,
         duplicate_of=body.duplicate_of,
+        photos=body.photos,
+        uploader=uploader_of(principal),
         now=now,
     )
     reply = ActionRead(

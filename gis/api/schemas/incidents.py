@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, WithJsonSchema
 
-from gis.api.schemas.types import CRS_NAMES, Latitude, Longitude, Time, one_of
+from gis.api.schemas.types import CRS_NAMES, Latitude, Longitude, StrictFloat, Time, one_of
 from gis.layers.incidents import LocationQuality
 from gis.services.assignment import Location
 from gis.services.intake import IncidentDetail, IncidentReport, MediaRef, ReportLocation
@@ -24,6 +24,9 @@ class LocationCreate(ReportLocation):
 
     lon: Longitude = Field(description="Longitude (east), degrees")
     lat: Latitude = Field(description="Latitude (north), degrees")
+    accuracy_m: StrictFloat | None = Field(
+        None, ge=0, le=100_000, description="The fix's accuracy radius in metres (a phone's GPS)"
+    )
 
 
 # An http(s) URL as pydantic's HttpUrl reads it, spelled out so a client knows before sending.

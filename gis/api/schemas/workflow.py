@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from gis.api.schemas.types import MAX_ID, StrictInt, Time, one_of
+from gis.services.intake import MediaRef
 from gis.services.workflow import USER_ACTIONS
 
 
@@ -43,6 +44,11 @@ class ActionCreate(BaseModel):
     )
     duplicate_of: StrictInt | None = Field(
         None, ge=1, le=MAX_ID, description="mark_duplicate: the id of the case this one repeats"
+    )
+    photos: list[MediaRef] = Field(
+        default_factory=list,
+        max_length=10,
+        description="media:<id> of photos you uploaded (POST /media): the work done, the scene",
     )
 
 
