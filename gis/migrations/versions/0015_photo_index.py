@@ -1,7 +1,7 @@
 """who may see a workflow action's photos: a partial GIN index on incident_events' data photos
 
-Revision ID: 0012_fieldapp
-Revises: 0011_onboard
+Revision ID: 0015_photos
+Revises: 0014_editor
 Create Date: 2026-12-06 23:30:00
 """
 
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0012_fieldapp"
-down_revision: str | None = "0011_onboard"
+revision: str = "0015_photos"
+down_revision: str | None = "0014_editor"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
