@@ -66,6 +66,16 @@ UPDATE incidents AS i
 """
 
 
+# What the intake thread inserts (rolled back) while the write-back runs.
+INTAKE = """
+INSERT INTO incidents (category_code, platform, status, description, reporter_kind, photos,
+       geom, source_crs, source_lon, source_lat, location_quality, reported_at, updated_at)
+VALUES ('public_security_hazard', 'governance', 'reported', '', 'citizen', '[]',
+        ST_SetSRID(ST_MakePoint(118.4, 28.7), 4326), 'EPSG:4326', 118.4, 28.7, 'inside',
+        now(), now())
+"""
+
+
 def _log(message: str) -> None:
     print(message, flush=True)
 
@@ -104,16 +114,7 @@ class _Intake(threading.Thread):
             while not self.stop.is_set():
                 started = time.perf_counter()
                 with connection.begin() as transaction:
-                    connection.execute(
-                        sa.text(
-                            "INSERT INTO incidents (category_code, platform, status, description,"
-                            " reporter_kind, photos, geom, source_crs, source_lon, source_lat, location_quality,"
-                            " reported_at, updated_at) VALUES ('public_security_hazard',"
-                            " 'governance', 'reported', '', 'citizen', '[]',"
-                            " ST_SetSRID(ST_MakePoint(118.4, 28.7), 4326), 'EPSG:4326', 118.4, 28.7,"
-                            " 'inside', now(), now())"
-                        )
-                    )
+                    connection.execute(sa.text(INTAKE))
                     transaction.rollback()
                 self.latencies.append(time.perf_counter() - started)
                 time.sleep(0.02)
