@@ -72,7 +72,7 @@ def setup(engine: sa.Engine, cases: int) -> None:
                        ST_SetSRID(ST_MakePoint(120, 29), 4326), 'EPSG:4326', 120, 29, 'inside',
                        r, r, r + interval '72 hours', CAST(:c AS text),
                        CAST(:c AS text) || lpad((n % :towns)::text, 6, '0')
-                  FROM (SELECT n, now() - interval '366 days' + random() * interval '365 days' AS r
+                  FROM (SELECT n, now() - interval '371 days' + random() * interval '365 days' AS r
                           FROM generate_series(1, :n) n) s
                 """
             ),

@@ -131,12 +131,12 @@ def scheduler() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     )  # fmt: skip
     worker = subprocess.Popen(
         [str(DASK), "worker", address, "--nthreads", "1", "--nworkers", "1",
-         "--no-dashboard", "--death-timeout", "10"],
+         "--no-dashboard", "--no-nanny", "--death-timeout", "10"],
         **quiet,  # type: ignore[call-overload]
     )  # fmt: skip
     try:
         with Client(address, timeout=30) as probe:
-            probe.wait_for_workers(1, timeout=120)
+            probe.wait_for_workers(1, timeout=300)
         yield address, sched
     finally:
         for process in (worker, sched):
