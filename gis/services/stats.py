@@ -499,18 +499,20 @@ def refresh_facts(
                 sa.text(
                     "SELECT count(*) FROM (SELECT DISTINCT i.town_code, date_trunc('month', "
                     "i.reported_at AT TIME ZONE 'Asia/Shanghai') FROM incidents i "
-                    "JOIN facts_changed c ON c.incident_id = i.id) t"
+                    "WHERE i.id = ANY(ARRAY(SELECT incident_id FROM facts_changed))) t"
                 )
             )
             or 0
         )
         session.execute(
             sa.text(
-                "DELETE FROM incident_facts AS f USING facts_changed AS c "
-                "WHERE f.incident_id = c.incident_id"
+                "DELETE FROM incident_facts "
+                "WHERE incident_id = ANY(ARRAY(SELECT incident_id FROM facts_changed))"
             )
         )
-        only = "IN (SELECT incident_id FROM facts_changed)"
+        # An array, not IN (subquery): index probes per changed case on both tables, where
+        # the planner hashed the subquery against a scan of every case or extension.
+        only = "= ANY(ARRAY(SELECT incident_id FROM facts_changed))"
         session.execute(
             sa.text(
                 _STORED_FACTS_REFRESH_SQL.format(
