@@ -80,6 +80,32 @@ METRICS = (
     "p90_hours_to_close",
 )
 
+
+def _fact_columns(case: str) -> str:
+    """The derived columns of a case's facts (calendar periods, outcomes, the deadline in force)
+    over the case alias ``case`` and the event CTEs ``cl``, ``rs``, ``r``, ``le``, ``fe``: one
+    definition for the exact figures and the stored facts."""
+    return f"""({case}.reported_at AT TIME ZONE 'Asia/Shanghai')::date AS reported_day,
+       date_trunc('week', {case}.reported_at AT TIME ZONE 'Asia/Shanghai')::date AS reported_week,
+       date_trunc('month', {case}.reported_at AT TIME ZONE 'Asia/Shanghai')::date AS reported_month,
+       CASE WHEN cl.last_close IS NOT NULL
+                 AND (r.last_reopen IS NULL OR r.last_reopen < cl.last_close)
+            THEN extract(epoch FROM cl.last_close - {case}.reported_at) / 3600 END
+           AS hours_to_close,
+       cl.last_close, rs.last_resolve, r.last_return,
+       COALESCE(r.cancelled, false) AS cancelled,
+       COALESCE(r.duplicate, false) AS duplicate,
+       COALESCE(r.extended, false) AS extended,
+       COALESCE(r.reassigned, false) AS reassigned,
+       COALESCE(r.escalated, false) AS escalated,
+       COALESCE(r.reworked, false) AS reworked,
+       cl.last_close IS NOT NULL
+           AND (r.last_reopen IS NULL OR r.last_reopen < cl.last_close) AS is_closed,
+       NOT COALESCE(r.cancelled OR r.duplicate, false) AS is_valid,
+       rs.last_resolve IS NOT NULL AS was_resolved,
+       COALESCE(le.due_at, fe.original_due_at, {case}.due_at) AS due_in_force"""
+
+
 _EXACT_FACTS_SQL = """
 WITH cases AS (
     SELECT i.id, i.platform, i.town_code, i.village_code, i.grid_code, i.unit_id, i.member_id,
@@ -129,25 +155,7 @@ WITH cases AS (
     ORDER BY incident_id, at, id
 ), facts AS (
     SELECT c.*,
-           (c.reported_at AT TIME ZONE 'Asia/Shanghai')::date AS reported_day,
-           date_trunc('week', c.reported_at AT TIME ZONE 'Asia/Shanghai')::date AS reported_week,
-           date_trunc('month', c.reported_at AT TIME ZONE 'Asia/Shanghai')::date AS reported_month,
-           CASE WHEN cl.last_close IS NOT NULL
-                     AND (r.last_reopen IS NULL OR r.last_reopen < cl.last_close)
-                THEN extract(epoch FROM cl.last_close - c.reported_at) / 3600 END
-               AS hours_to_close,
-           cl.last_close, rs.last_resolve, r.last_return,
-           COALESCE(r.cancelled, false) AS cancelled,
-           COALESCE(r.duplicate, false) AS duplicate,
-           COALESCE(r.extended, false) AS extended,
-           COALESCE(r.reassigned, false) AS reassigned,
-           COALESCE(r.escalated, false) AS escalated,
-           COALESCE(r.reworked, false) AS reworked,
-           cl.last_close IS NOT NULL
-               AND (r.last_reopen IS NULL OR r.last_reopen < cl.last_close) AS is_closed,
-           NOT COALESCE(r.cancelled OR r.duplicate, false) AS is_valid,
-           rs.last_resolve IS NOT NULL AS was_resolved,
-           COALESCE(le.due_at, fe.original_due_at, c.due_at) AS due_in_force
+           {fact_columns}
     FROM cases AS c
     LEFT JOIN closes AS cl ON cl.incident_id = c.id
     LEFT JOIN resolves AS rs ON rs.incident_id = c.id
@@ -155,7 +163,7 @@ WITH cases AS (
     LEFT JOIN last_extension AS le ON le.incident_id = c.id
     LEFT JOIN first_extension AS fe ON fe.incident_id = c.id
 )
-"""
+""".replace("{fact_columns}", _fact_columns("c"))
 
 # The same facts as of the last refresh (migration 0005b), for the default "as of now" figures.
 _STORED_FACTS_SQL = """
@@ -340,24 +348,7 @@ WITH events AS NOT MATERIALIZED (
 )
 SELECT i.id AS incident_id, i.platform, i.town_code, i.village_code, i.grid_code, i.unit_id,
        i.member_id, i.category_code, i.reported_at,
-       (i.reported_at AT TIME ZONE 'Asia/Shanghai')::date AS reported_day,
-       date_trunc('week', i.reported_at AT TIME ZONE 'Asia/Shanghai')::date AS reported_week,
-       date_trunc('month', i.reported_at AT TIME ZONE 'Asia/Shanghai')::date AS reported_month,
-       CASE WHEN cl.last_close IS NOT NULL
-                 AND (r.last_reopen IS NULL OR r.last_reopen < cl.last_close)
-            THEN extract(epoch FROM cl.last_close - i.reported_at) / 3600 END AS hours_to_close,
-       cl.last_close, rs.last_resolve, r.last_return,
-       COALESCE(r.cancelled, false) AS cancelled,
-       COALESCE(r.duplicate, false) AS duplicate,
-       COALESCE(r.extended, false) AS extended,
-       COALESCE(r.reassigned, false) AS reassigned,
-       COALESCE(r.escalated, false) AS escalated,
-       COALESCE(r.reworked, false) AS reworked,
-       cl.last_close IS NOT NULL
-           AND (r.last_reopen IS NULL OR r.last_reopen < cl.last_close) AS is_closed,
-       NOT COALESCE(r.cancelled OR r.duplicate, false) AS is_valid,
-       rs.last_resolve IS NOT NULL AS was_resolved,
-       COALESCE(le.due_at, fe.original_due_at, i.due_at) AS due_in_force
+       {fact_columns}
 FROM incidents AS i
 LEFT JOIN closes AS cl ON cl.incident_id = i.id
 LEFT JOIN resolves AS rs ON rs.incident_id = i.id
@@ -367,7 +358,7 @@ LEFT JOIN first_extension AS fe ON fe.incident_id = i.id
 -- A case reported after the cutoff is not in the facts (the exact query leaves it out too).
 WHERE i.reported_at <= :cutoff {cases}
 {order}
-"""
+""".replace("{fact_columns}", _fact_columns("i"))
 # One refresh at a time, across processes and hosts: a transaction-level advisory lock.
 REFRESH_LOCK = (2026, 20)
 # How long a refresh waits for the transactions writing events when it starts to finish, so
