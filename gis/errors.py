@@ -136,6 +136,12 @@ class BasemapUnavailableError(GisError):
 
 
 # The HTTP status of every error class; the most specific class in an error's MRO wins.
+class BulkJobError(GisError):
+    """A bulk job's Dask cluster failed mid-job (scheduler or workers gone); nothing was written."""
+
+    code = "bulk_job_failed"
+
+
 STATUS_CODES: dict[type[GisError], int] = {
     GisError: 500,
     BadRequestError: 400,
@@ -150,6 +156,7 @@ STATUS_CODES: dict[type[GisError], int] = {
     ProvisioningError: 503,
     MapAssetsMissingError: 503,
     BasemapUnavailableError: 503,
+    BulkJobError: 503,
 }
 
 

@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     snap_meters: float = Field(
         50.0, ge=0, le=5_000, description="A point this close to a grid is snapped into it."
     )
+    dask_scheduler: str | None = Field(
+        None,
+        description="Dask scheduler (tcp://host:8786) for bulk jobs run with --dask; "
+        "unset: a local cluster.",
+    )
     coverage_margin_m: float = Field(
         50_000.0,
         ge=0,

@@ -137,9 +137,20 @@ def reassign(
         "table (analysis only: historic cases keep their grid)",
     ),
     actor: str = typer.Option("reassign", help="Recorded on each case event"),
+    dask: bool = typer.Option(
+        False, "--dask", help="Join on a Dask cluster (a local one unless --scheduler)"
+    ),
+    scheduler: str | None = typer.Option(
+        None,
+        help="Dask scheduler of a real cluster, e.g. tcp://10.0.0.5:8786 (implies --dask; "
+        "default GIS_DASK_SCHEDULER)",
+    ),
     commit: bool = typer.Option(False, "--commit", help="Write the changes (default: dry run)"),
 ) -> None:
-    """Re-assign open cases to the grids in force now (set-based), e.g. after a county reload."""
+    """Re-assign open cases to the grids in force now (set-based), e.g. after a county reload.
+
+    The join runs in PostGIS, or with --dask/--scheduler on a Dask cluster (county-wide only);
+    the write-back is PostgreSQL's either way, through a staging table, in one transaction."""
     import time
 
     from gis.layers.regions import RegionLevel, get_region
@@ -147,6 +158,13 @@ def reassign(
     from gis.settings import get_settings
 
     settings = get_settings()
+    scheduler = scheduler or settings.dask_scheduler
+    on_dask = dask or scheduler is not None
+    if on_dask and (town is not None or historic_table is not None):
+        raise typer.BadParameter("--dask joins every open case: drop --town and --historic-table")
+    if on_dask:
+        _reassign_on_dask(scheduler, actor=actor, commit=commit)
+        return
     with command_session(settings) as session:
         scope = service.CaseScope()
         if town is not None:
@@ -169,13 +187,46 @@ def reassign(
             result = service.write_back(
                 session, actor=actor, reason="bulk re-assignment to the current grids"
             )
-        seconds = time.perf_counter() - started
-        console.print(
-            f"{result.considered:,} open cases: {result.moved:,} change grid, "
-            f"{result.version_only:,} only the grid version, {result.snapped:,} snapped, "
-            f"{result.unassigned:,} outside every grid; historic cases that would change: "
-            f"{result.historic_would_move:,} ({seconds:.1f} s)"
+        _print_reassigned(result, time.perf_counter() - started)
+        if not commit:
+            session.rollback()
+            console.print("[yellow]dry run[/yellow]: rolled back; add --commit to write")
+            return
+    console.print("[green]committed[/green]")
+
+
+def _print_reassigned(result: object, seconds: float) -> None:
+    from gis.services.reassign import ReassignResult
+
+    assert isinstance(result, ReassignResult)
+    console.print(
+        f"{result.considered:,} open cases: {result.moved:,} change grid, "
+        f"{result.version_only:,} only the grid version (kept), {result.snapped:,} snapped, "
+        f"{result.unassigned:,} outside every grid; historic cases that would change: "
+        f"{result.historic_would_move:,} ({seconds:.1f} s)"
+    )
+
+
+def _reassign_on_dask(scheduler: str | None, *, actor: str, commit: bool) -> None:
+    """The county-wide re-assignment with the join on Dask (progress bar on stderr)."""
+    import time
+
+    from gis.services import bulk
+    from gis.services import reassign as service
+    from gis.settings import get_settings
+
+    settings = get_settings()
+    started = time.perf_counter()
+    with command_session(settings) as session, bulk.dask_client(scheduler) as client:
+        console.print(f"Dask: {client.scheduler_info().get('address', scheduler)}")
+        bulk.stage_on_dask(session, client, snap_m=settings.snap_meters)
+        result = service.write_back(
+            session,
+            actor=actor,
+            reason="bulk re-assignment to the current grids",
+            table=service.STAGE_PREFIX,
         )
+        _print_reassigned(result, time.perf_counter() - started)
         if not commit:
             session.rollback()
             console.print("[yellow]dry run[/yellow]: rolled back; add --commit to write")

@@ -151,22 +151,39 @@ def errands(
     _run("errands", group_by, start, end, None, town, None, output)
 
 
+# Exit code of `gis stats refresh` when another refresh is running and --wait is not given.
+REFRESH_BUSY_EXIT = 3
+
+
 @stats_app.command("refresh")
 def refresh(
     full: bool = typer.Option(
-        False, help="Rewrite in sorted order (readers wait); e.g. nightly, to keep it fast"
+        False, help="Recompute every case in sorted order (readers wait); e.g. nightly"
+    ),
+    wait: bool = typer.Option(
+        False,
+        "--wait",
+        help=f"Wait for a refresh already running (default: exit {REFRESH_BUSY_EXIT})",
     ),
 ) -> None:
-    """Recompute the stored per-case facts from the event log (cron: every few minutes)."""
+    """Bring the stored per-case facts up to now, incrementally: only the cases with events or
+    reports since the last refresh (cron: every few minutes). Exit code 3: another refresh is
+    running (nothing done; add --wait to queue behind it)."""
     import time
 
     from gis.commands import command_session
     from gis.services import stats
 
     started = time.perf_counter()
-    with command_session() as session:
-        refreshed_at = stats.refresh_facts(session, full=full)
+    try:
+        with command_session() as session:
+            result = stats.refresh_facts(session, full=full, wait=wait)
+    except typer.Exit as stop:
+        if isinstance(stop.__cause__, stats.RefreshBusyError):
+            raise typer.Exit(code=REFRESH_BUSY_EXIT) from None
+        raise
     Console().print(
-        f"facts refreshed as of {refreshed_at.isoformat(timespec='seconds')} "
-        f"in {time.perf_counter() - started:.1f} s"
+        f"facts refreshed as of {result.refreshed_at.isoformat(timespec='seconds')} "
+        f"({result.mode}: {result.cases:,} cases in {result.town_months:,} towns × months, "
+        f"waited {result.waited_s:.1f} s) in {time.perf_counter() - started:.1f} s"
     )

@@ -13,9 +13,18 @@ from gis.layers.incidents import EVENT_PARTITION
 SQL_ONLY_INDEXES = frozenset(
     {"ix_responder_units_geog", "ix_incidents_geog", "ix_grids_geog", "ix_roads_geog"}
 )
-# PostGIS's table, Alembic's, and the refresh log of the statistics' materialized view (raw SQL
-# in migration 0005b, read and written only by gis.services.stats).
-FOREIGN_TABLES = frozenset({"spatial_ref_sys", "alembic_version", "stats_refreshes"})
+# PostGIS's table, Alembic's, and the statistics' stored facts with their refresh log and
+# pending cases (raw SQL in migrations 0005b and 0012, read and written only by
+# gis.services.stats).
+FOREIGN_TABLES = frozenset(
+    {
+        "spatial_ref_sys",
+        "alembic_version",
+        "stats_refreshes",
+        "incident_facts",
+        "stats_refresh_pending",
+    }
+)
 
 
 def include_object(

@@ -14,8 +14,18 @@ Rules:
   point outside every grid but within ``GIS_SNAP_METERS`` goes to the nearest one (``snapped``);
   farther out it loses its grid (``outside``: the town's unassigned queue) — it is not dropped.
 - Every case whose grid *code* changes gets a ``reassign_grid`` event with from/to in ``data``;
-  its status is unchanged. A case whose code stays but whose grid version changed only has its
-  ``grid_id`` updated (no event: nothing changed for the people handling it).
+  its status is unchanged. A case whose code stays but whose grid version changed keeps its
+  ``grid_id`` (the version it was assigned to, DESIGN §3) and is not written at all: counted as
+  ``version_only``. Rewriting those rows was 75 % of a county reload's write (docs/bench-plans.md).
+
+The write-back reads a staging table (``compute_assignments`` fills it with a ``CREATE TABLE
+AS`` join in PostGIS; the Dask path, ``gis.services.bulk``, COPYs its partitions into it) and
+writes in **one statement**: an ``UPDATE … FROM`` the staging table of only the rows whose grid
+code, village, town or location quality really changes, and still have the grid and an
+unfinished status the join saw (a case closed or moved by someone else meanwhile is left
+alone), ``RETURNING`` the rows that feed the events of the same statement. Intake is never
+blocked (an ``INSERT`` does not conflict with the row locks); the moved rows are locked from
+this statement until the caller commits.
 """
 
 from __future__ import annotations
@@ -146,8 +156,12 @@ def compute_assignments(
         params=params,
         carry=("status", "is_open", "from_grid_id", "from_code", "from_member"),
     )
-    # The member of the new grid, only where the code changes (the others keep theirs).
     session.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN to_member integer"))
+    return _add_members(session, table)
+
+
+def _add_members(session: Session, table: str) -> int:
+    """Fill ``to_member`` (the member of the new grid) where the code changes; the row count."""
     session.execute(
         sa.text(
             f"UPDATE {table} AS m SET to_member = {assignment.grid_member('m.to_code')} "  # noqa: S608
@@ -156,6 +170,77 @@ def compute_assignments(
     )
     count_sql = f"SELECT count(*) FROM {table}"  # noqa: S608
     return int(session.execute(sa.text(count_sql)).scalar_one())
+
+
+# The staging table's columns, in COPY order: what a join computed outside the database
+# (gis.services.bulk) hands to the write-back. ``quality`` null: no grid covered the point,
+# ``finish_stage`` snaps it (or not) by the one SQL rule.
+STAGE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("incident_id", "bigint"),
+    ("status", "varchar(20)"),
+    ("is_open", "boolean"),
+    ("from_grid_id", "integer"),
+    ("from_code", "varchar(64)"),
+    ("from_member", "integer"),
+    ("to_grid_id", "integer"),
+    ("to_code", "varchar(64)"),
+    ("to_village", "varchar(12)"),
+    ("to_town", "varchar(12)"),
+    ("quality", "varchar(10)"),
+    ("snap_distance_m", "float8"),
+    ("to_member", "integer"),
+)
+STAGE_PREFIX = "reassign_stage"
+
+
+def create_stage(session: Session, table: str = STAGE_PREFIX) -> str:
+    """Create the (temporary, dropped at commit or rollback) staging table; its name."""
+    if not _TABLE_NAME.match(table):
+        raise ValidationError(f"table name {table!r} must be lower-case letters, digits and _")
+    columns = ", ".join(f"{name} {kind}" for name, kind in STAGE_COLUMNS)
+    session.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+    session.execute(sa.text(f"CREATE TEMP TABLE {table} ({columns}) ON COMMIT DROP"))
+    return table
+
+
+def copy_into_stage(session: Session, table: str, rows_csv: str) -> None:
+    """COPY rows (CSV in ``STAGE_COLUMNS`` order, ``\\N`` for null) into the staging table."""
+    if not _TABLE_NAME.match(table):
+        raise ValidationError(f"table name {table!r} must be lower-case letters, digits and _")
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    statement = f"COPY {table} FROM STDIN WITH (FORMAT csv, NULL '\\N')"
+    with raw.cursor() as cursor, cursor.copy(statement) as copy:
+        copy.write(rows_csv)
+
+
+def finish_stage(session: Session, *, table: str = STAGE_PREFIX, snap_m: float = 50.0) -> int:
+    """Index the staged rows, snap the uncovered ones and add the new members; the row count.
+
+    A staged row without ``quality`` had no covering grid: it gets the nearest grid within
+    ``snap_m`` (``snapped``) or none (``outside``), by ``assignment.snapped_grid``.
+    """
+    if not _TABLE_NAME.match(table):
+        raise ValidationError(f"table name {table!r} must be lower-case letters, digits and _")
+    _no_jit(session)
+    session.execute(sa.text(f"CREATE UNIQUE INDEX ON {table} (incident_id)"))
+    session.execute(sa.text(f"ANALYZE {table}"))
+    session.execute(
+        sa.text(
+            f"""
+            UPDATE {table} AS m
+               SET to_grid_id = n.id, to_code = n.code, to_village = n.village_code,
+                   to_town = n.town_code, snap_distance_m = n.d,
+                   quality = CASE WHEN n.id IS NULL THEN 'outside' ELSE 'snapped' END
+              FROM incidents AS i
+              LEFT JOIN LATERAL ({assignment.snapped_grid("i.geom", assignment.CURRENT)}) AS n
+                ON TRUE
+             WHERE m.quality IS NULL AND i.id = m.incident_id
+            """  # noqa: S608 -- module constants only
+        ),
+        {"snap_m": snap_m},
+    )
+    return _add_members(session, table)
 
 
 def write_back(
@@ -168,7 +253,8 @@ def write_back(
     table: str = "reassign_moves",
     keep_moves: int = 10_000,
 ) -> ReassignResult:
-    """Apply the open cases' new grids from ``table`` with one keyed UPDATE and their events."""
+    """Apply the open cases' new grids from ``table``: one UPDATE of the rows whose grid code,
+    village, town or location quality changes, with the events of those whose code changes."""
     if not _TABLE_NAME.match(table):
         raise ValidationError(f"table name {table!r} must be lower-case letters, digits and _")
     now = now or utcnow()
@@ -212,18 +298,41 @@ def write_back(
         {"incident_id": r[0], "status": r[1], "from": r[2], "to": r[3], "quality": r[4]}
         for r in rows
     ]
-    # Events first, while the incident still shows where it came from.
+    # One statement: the rows really changing are updated, and the same rows (RETURNING) get
+    # their events, so the two cannot disagree even when cases move or close meanwhile.
     session.execute(
         sa.text(
             f"""
+            WITH changed AS (
+                UPDATE incidents i
+                   SET grid_id = CASE WHEN m.to_code IS DISTINCT FROM m.from_code
+                                      THEN m.to_grid_id ELSE i.grid_id END,
+                       grid_code = m.to_code,
+                       village_code = COALESCE(m.to_village, i.village_code),
+                       town_code = COALESCE(m.to_town, i.town_code),
+                       member_id = CASE WHEN m.to_code IS DISTINCT FROM m.from_code
+                                        THEN m.to_member ELSE i.member_id END,
+                       location_quality = m.quality,
+                       updated_at = :now
+                  FROM {table} m
+                 WHERE i.id = m.incident_id AND m.is_open
+                   AND i.status <> ALL(:final)
+                   AND i.grid_code IS NOT DISTINCT FROM m.from_code
+                   AND (m.to_code IS DISTINCT FROM m.from_code
+                        OR i.location_quality IS DISTINCT FROM m.quality
+                        OR i.village_code IS DISTINCT FROM COALESCE(m.to_village, i.village_code)
+                        OR i.town_code IS DISTINCT FROM COALESCE(m.to_town, i.town_code))
+             RETURNING i.id, m.status, m.from_code, m.to_code, m.from_member, m.to_member,
+                       m.quality
+            )
             INSERT INTO incident_events
                    (incident_id, at, actor, action, from_status, to_status, note, data)
-            SELECT m.incident_id, :now, :actor, :action, m.status, m.status, :reason,
-                   jsonb_build_object('from_grid', m.from_code, 'to_grid', m.to_code,
-                                      'from_member', m.from_member, 'to_member', m.to_member,
-                                      'quality', m.quality, 'plan_id', CAST(:plan_id AS integer))
-              FROM {table} m
-             WHERE m.is_open AND m.to_code IS DISTINCT FROM m.from_code
+            SELECT c.id, :now, :actor, :action, c.status, c.status, :reason,
+                   jsonb_build_object('from_grid', c.from_code, 'to_grid', c.to_code,
+                                      'from_member', c.from_member, 'to_member', c.to_member,
+                                      'quality', c.quality, 'plan_id', CAST(:plan_id AS integer))
+              FROM changed c
+             WHERE c.to_code IS DISTINCT FROM c.from_code
             """  # noqa: S608
         ),
         {
@@ -232,27 +341,8 @@ def write_back(
             "action": REASSIGN_ACTION,
             "reason": reason,
             "plan_id": plan_id,
+            "final": _FINAL,
         },
-    )
-    session.execute(
-        sa.text(
-            f"""
-            UPDATE incidents i
-               SET grid_id = m.to_grid_id,
-                   grid_code = m.to_code,
-                   village_code = COALESCE(m.to_village, i.village_code),
-                   town_code = COALESCE(m.to_town, i.town_code),
-                   member_id = CASE WHEN m.to_code IS DISTINCT FROM m.from_code
-                                    THEN m.to_member ELSE i.member_id END,
-                   location_quality = m.quality,
-                   updated_at = :now
-              FROM {table} m
-             WHERE i.id = m.incident_id AND m.is_open
-               AND (m.to_grid_id IS DISTINCT FROM m.from_grid_id
-                    OR i.location_quality IS DISTINCT FROM m.quality)
-            """  # noqa: S608
-        ),
-        {"now": now},
     )
     return result
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,7 +36,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gis.errors import ValidationError
+from gis.errors import ConflictError, ValidationError
 from gis.layers.categories import PLATFORM_NAMES_ZH, Platform, parse_platform
 
 # Grouping dimensions: name → SQL expression over the ``facts`` CTE.
@@ -78,6 +79,32 @@ METRICS = (
     "median_hours_to_close",
     "p90_hours_to_close",
 )
+
+
+def _fact_columns(case: str) -> str:
+    """The derived columns of a case's facts (calendar periods, outcomes, the deadline in force)
+    over the case alias ``case`` and the event CTEs ``cl``, ``rs``, ``r``, ``le``, ``fe``: one
+    definition for the exact figures and the stored facts."""
+    return f"""({case}.reported_at AT TIME ZONE 'Asia/Shanghai')::date AS reported_day,
+       date_trunc('week', {case}.reported_at AT TIME ZONE 'Asia/Shanghai')::date AS reported_week,
+       date_trunc('month', {case}.reported_at AT TIME ZONE 'Asia/Shanghai')::date AS reported_month,
+       CASE WHEN cl.last_close IS NOT NULL
+                 AND (r.last_reopen IS NULL OR r.last_reopen < cl.last_close)
+            THEN extract(epoch FROM cl.last_close - {case}.reported_at) / 3600 END
+           AS hours_to_close,
+       cl.last_close, rs.last_resolve, r.last_return,
+       COALESCE(r.cancelled, false) AS cancelled,
+       COALESCE(r.duplicate, false) AS duplicate,
+       COALESCE(r.extended, false) AS extended,
+       COALESCE(r.reassigned, false) AS reassigned,
+       COALESCE(r.escalated, false) AS escalated,
+       COALESCE(r.reworked, false) AS reworked,
+       cl.last_close IS NOT NULL
+           AND (r.last_reopen IS NULL OR r.last_reopen < cl.last_close) AS is_closed,
+       NOT COALESCE(r.cancelled OR r.duplicate, false) AS is_valid,
+       rs.last_resolve IS NOT NULL AS was_resolved,
+       COALESCE(le.due_at, fe.original_due_at, {case}.due_at) AS due_in_force"""
+
 
 _EXACT_FACTS_SQL = """
 WITH cases AS (
@@ -128,25 +155,7 @@ WITH cases AS (
     ORDER BY incident_id, at, id
 ), facts AS (
     SELECT c.*,
-           (c.reported_at AT TIME ZONE 'Asia/Shanghai')::date AS reported_day,
-           date_trunc('week', c.reported_at AT TIME ZONE 'Asia/Shanghai')::date AS reported_week,
-           date_trunc('month', c.reported_at AT TIME ZONE 'Asia/Shanghai')::date AS reported_month,
-           CASE WHEN cl.last_close IS NOT NULL
-                     AND (r.last_reopen IS NULL OR r.last_reopen < cl.last_close)
-                THEN extract(epoch FROM cl.last_close - c.reported_at) / 3600 END
-               AS hours_to_close,
-           cl.last_close, rs.last_resolve, r.last_return,
-           COALESCE(r.cancelled, false) AS cancelled,
-           COALESCE(r.duplicate, false) AS duplicate,
-           COALESCE(r.extended, false) AS extended,
-           COALESCE(r.reassigned, false) AS reassigned,
-           COALESCE(r.escalated, false) AS escalated,
-           COALESCE(r.reworked, false) AS reworked,
-           cl.last_close IS NOT NULL
-               AND (r.last_reopen IS NULL OR r.last_reopen < cl.last_close) AS is_closed,
-           NOT COALESCE(r.cancelled OR r.duplicate, false) AS is_valid,
-           rs.last_resolve IS NOT NULL AS was_resolved,
-           COALESCE(le.due_at, fe.original_due_at, c.due_at) AS due_in_force
+           {fact_columns}
     FROM cases AS c
     LEFT JOIN closes AS cl ON cl.incident_id = c.id
     LEFT JOIN resolves AS rs ON rs.incident_id = c.id
@@ -154,7 +163,7 @@ WITH cases AS (
     LEFT JOIN last_extension AS le ON le.incident_id = c.id
     LEFT JOIN first_extension AS fe ON fe.incident_id = c.id
 )
-"""
+""".replace("{fact_columns}", _fact_columns("c"))
 
 # The same facts as of the last refresh (migration 0005b), for the default "as of now" figures.
 _STORED_FACTS_SQL = """
@@ -296,28 +305,279 @@ def last_refresh(session: Session) -> datetime | None:
     )
 
 
-def refresh_facts(session: Session, *, full: bool = False) -> datetime:
-    """Recompute the stored facts from the events; returns the time they are as of.
+# The stored facts of some cases as of :cutoff: every event at or before it, none after
+# (DESIGN: statistics come from the event log). The rule of migration 0009's view, kept here
+# since 0012 made the facts a table refreshed case by case. ``{cases}`` / ``{events}``: the
+# restriction to the changed cases (empty for a full refresh).
+_STORED_FACTS_REFRESH_SQL = """
+INSERT INTO incident_facts
+WITH events AS NOT MATERIALIZED (
+    -- Inlined into each reader below, so each keeps its own index scan.
+    SELECT incident_id, at, action, data, id FROM incident_events
+    WHERE at <= :cutoff {events}
+), closes AS (
+    SELECT incident_id, max(at) AS last_close FROM events
+    WHERE action = 'close' GROUP BY incident_id
+), resolves AS (
+    SELECT incident_id, max(at) AS last_resolve FROM events
+    WHERE action = 'resolve' GROUP BY incident_id
+), rare AS (
+    SELECT incident_id,
+           max(at) FILTER (WHERE action = 'reopen') AS last_reopen,
+           max(at) FILTER (WHERE action IN ('return', 'reopen')) AS last_return,
+           bool_or(action = 'cancel') AS cancelled,
+           bool_or(action = 'mark_duplicate') AS duplicate,
+           bool_or(action = 'extend') AS extended,
+           bool_or(action = 'reassign') AS reassigned,
+           bool_or(action = 'escalate') AS escalated,
+           bool_or(action IN ('return', 'reopen')) AS reworked
+    FROM events
+    WHERE action IN ('reopen', 'return', 'cancel', 'mark_duplicate', 'extend', 'reassign',
+                     'escalate')
+    GROUP BY incident_id
+), last_extension AS (
+    SELECT DISTINCT ON (incident_id) incident_id, (data ->> 'due_at')::timestamptz AS due_at
+    FROM events WHERE action = 'extend'
+    ORDER BY incident_id, at DESC, id DESC
+), first_extension AS (
+    -- The deadline before any extension, even one after the cutoff (as the exact query does).
+    SELECT DISTINCT ON (incident_id) incident_id,
+           (data ->> 'previous_due_at')::timestamptz AS original_due_at
+    FROM incident_events WHERE action = 'extend' {events}
+    ORDER BY incident_id, at, id
+)
+SELECT i.id AS incident_id, i.platform, i.town_code, i.village_code, i.grid_code, i.unit_id,
+       i.member_id, i.category_code, i.reported_at,
+       {fact_columns}
+FROM incidents AS i
+LEFT JOIN closes AS cl ON cl.incident_id = i.id
+LEFT JOIN resolves AS rs ON rs.incident_id = i.id
+LEFT JOIN rare AS r ON r.incident_id = i.id
+LEFT JOIN last_extension AS le ON le.incident_id = i.id
+LEFT JOIN first_extension AS fe ON fe.incident_id = i.id
+-- A case reported after the cutoff is not in the facts (the exact query leaves it out too).
+WHERE i.reported_at <= :cutoff {cases}
+{order}
+""".replace("{fact_columns}", _fact_columns("i"))
+# One refresh at a time, across processes and hosts: a transaction-level advisory lock.
+REFRESH_LOCK = (2026, 20)
+# How long a refresh waits for the transactions writing events when it starts to finish, so
+# that every id up to its watermark is final (seconds); past it, the watermark stays put.
+SETTLE_TIMEOUT_S = 10.0
 
-    By default CONCURRENTLY: readers keep the previous facts until the new ones are in, and only
-    changed cases are rewritten. ``full`` rewrites the view in its sorted order (readers wait
-    meanwhile), which keeps the town × month table fast after many concurrent refreshes. The
-    time is taken before the refresh starts and stamped first: the view counts the events at
-    or before it and none after (migration 0008), so the stored figures are the exact ones as
-    of that time even when the log holds events dated later.
+
+class RefreshBusyError(ConflictError):
+    """Another statistics refresh is running (``gis stats refresh`` exits with code 3)."""
+
+    code = "refresh_running"
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    """What a refresh did: as of when, full or incremental, how many cases and towns×months."""
+
+    refreshed_at: datetime
+    mode: str
+    cases: int
+    town_months: int
+    events_watermark: int | None
+    waited_s: float
+
+
+def _settled_watermark(session: Session, table: str, timeout_s: float) -> tuple[int, bool]:
+    """The highest id of ``table`` (``incident_events`` or ``incidents``) such that every row
+    with an id at or below it is committed or rolled back, once the transactions writing the
+    table when this started have ended (waited for up to ``timeout_s``); and whether they did.
+
+    A row's id is drawn after its writer locks the table (RowExclusiveLock), so reading the
+    sequence first and the lock holders second finds every writer that can still commit an id
+    at or below it. Intake is never blocked: this only watches ``pg_locks``."""
+    sequence = session.scalar(sa.text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table})
+    last, called = session.execute(
+        sa.text(f"SELECT last_value, is_called FROM {sequence}")  # noqa: S608 -- catalog name
+    ).one()
+    high = int(last) if called else int(last) - 1
+    holders = """
+        SELECT DISTINCT virtualtransaction FROM pg_locks
+         WHERE locktype = 'relation' AND mode = 'RowExclusiveLock' AND granted
+           AND pid <> pg_backend_pid()
+           AND relation IN (SELECT CAST(:t AS regclass) UNION ALL
+                            SELECT inhrelid FROM pg_inherits
+                             WHERE inhparent = CAST(:t AS regclass))
     """
+    writers = set(session.scalars(sa.text(holders), {"t": table}))
+    deadline = time.monotonic() + timeout_s
+    while writers:
+        writers &= set(session.scalars(sa.text(holders), {"t": table}))
+        if not writers:
+            break
+        if time.monotonic() > deadline:
+            return high, False
+        time.sleep(0.05)
+    return high, True
+
+
+def refresh_facts(
+    session: Session,
+    *,
+    full: bool = False,
+    wait: bool = True,
+    settle_timeout_s: float = SETTLE_TIMEOUT_S,
+) -> RefreshResult:
+    """Bring the stored facts up to now; never commits (the caller's transaction holds the lock).
+
+    Incremental by default: only the cases with an event or a report newer than the last
+    refresh's watermarks (and those left pending because an event was dated after its cutoff)
+    are recomputed; the others' facts cannot have changed. ``full`` (or no watermark yet)
+    recomputes every case, in the town × month order that keeps the table fast to read (readers
+    wait meanwhile). The cutoff is taken first: the facts count the events at or before it.
+
+    One refresh at a time: a second one waits for the first (``wait``) or raises
+    ``RefreshBusyError`` at once.
+    """
+    started = time.perf_counter()
+    if wait:
+        session.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:a, :b)"),
+            dict(zip("ab", REFRESH_LOCK, strict=True)),
+        )
+    elif not session.scalar(
+        sa.text("SELECT pg_try_advisory_xact_lock(:a, :b)"),
+        dict(zip("ab", REFRESH_LOCK, strict=True)),
+    ):
+        raise RefreshBusyError(
+            "a statistics refresh is running; try again when it ends (or --wait)"
+        )
+    waited = time.perf_counter() - started
     stamp: datetime = session.scalar(sa.text("SELECT clock_timestamp()"))
+    previous = session.execute(
+        sa.text(
+            "SELECT events_watermark, incidents_watermark FROM stats_refreshes "
+            "WHERE name = 'incident_facts'"
+        )
+    ).first()
+    events_high, events_settled = _settled_watermark(session, "incident_events", settle_timeout_s)
+    cases_high, cases_settled = _settled_watermark(session, "incidents", settle_timeout_s)
+    session.execute(sa.text("SET LOCAL jit = off"))
+    session.execute(sa.text("SELECT set_config('work_mem', '256MB', true)"))
+    incremental = not full and previous is not None and None not in tuple(previous)
+    params: dict[str, Any] = {"cutoff": stamp}
+    if incremental:
+        assert previous is not None
+        params.update(
+            prev_events=previous[0], events_high=events_high,
+            prev_cases=previous[1], cases_high=cases_high,
+        )  # fmt: skip
+        session.execute(sa.text("DROP TABLE IF EXISTS facts_changed"))
+        session.execute(
+            sa.text(
+                """
+                CREATE TEMP TABLE facts_changed ON COMMIT DROP AS
+                SELECT incident_id FROM incident_events
+                 WHERE id > :prev_events AND id <= :events_high
+                UNION
+                SELECT id FROM incidents WHERE id > :prev_cases AND id <= :cases_high
+                UNION
+                SELECT incident_id FROM stats_refresh_pending
+                """
+            ),
+            params,
+        )
+        session.execute(sa.text("ALTER TABLE facts_changed ADD PRIMARY KEY (incident_id)"))
+        session.execute(sa.text("ANALYZE facts_changed"))
+        town_months = int(
+            session.scalar(
+                sa.text(
+                    "SELECT count(*) FROM (SELECT DISTINCT i.town_code, date_trunc('month', "
+                    "i.reported_at AT TIME ZONE 'Asia/Shanghai') FROM incidents i "
+                    "WHERE i.id = ANY(ARRAY(SELECT incident_id FROM facts_changed))) t"
+                )
+            )
+            or 0
+        )
+        session.execute(
+            sa.text(
+                "DELETE FROM incident_facts "
+                "WHERE incident_id = ANY(ARRAY(SELECT incident_id FROM facts_changed))"
+            )
+        )
+        # An array, not IN (subquery): index probes per changed case on both tables, where
+        # the planner hashed the subquery against a scan of every case or extension.
+        only = "= ANY(ARRAY(SELECT incident_id FROM facts_changed))"
+        session.execute(
+            sa.text(
+                _STORED_FACTS_REFRESH_SQL.format(
+                    events=f"AND incident_id {only}", cases=f"AND i.id {only}", order=""
+                )
+            ),
+            params,
+        )
+        cases = int(session.scalar(sa.text("SELECT count(*) FROM facts_changed")) or 0)
+        pending_from = "facts_changed AS c"
+    else:
+        session.execute(sa.text("TRUNCATE incident_facts"))
+        session.execute(
+            sa.text(
+                _STORED_FACTS_REFRESH_SQL.format(
+                    events="", cases="", order="ORDER BY i.town_code, reported_month, i.platform"
+                )
+            ),
+            params,
+        )
+        cases = int(session.scalar(sa.text("SELECT count(*) FROM incident_facts")) or 0)
+        town_months = int(
+            session.scalar(
+                sa.text(
+                    "SELECT count(*) FROM (SELECT DISTINCT town_code, reported_month "
+                    "FROM incident_facts) t"
+                )
+            )
+            or 0
+        )
+        pending_from = (
+            "(SELECT DISTINCT incident_id FROM incident_events WHERE at > :cutoff "
+            "UNION SELECT id FROM incidents WHERE reported_at > :cutoff) AS c"
+        )
+    # The cases with an event (or a report) dated after the cutoff: recomputed next time.
+    session.execute(sa.text("DELETE FROM stats_refresh_pending"))
     session.execute(
         sa.text(
-            "INSERT INTO stats_refreshes (name, refreshed_at) VALUES ('incident_facts', :at) "
-            "ON CONFLICT (name) DO UPDATE SET refreshed_at = excluded.refreshed_at"
+            f"""
+            INSERT INTO stats_refresh_pending (incident_id)
+            SELECT c.incident_id FROM {pending_from}
+             WHERE EXISTS (SELECT 1 FROM incident_events e
+                            WHERE e.incident_id = c.incident_id AND e.at > :cutoff)
+                OR EXISTS (SELECT 1 FROM incidents i
+                            WHERE i.id = c.incident_id AND i.reported_at > :cutoff)
+            ON CONFLICT DO NOTHING
+            """  # noqa: S608 -- module constants only
         ),
-        {"at": stamp},
+        params,
     )
-    session.execute(sa.text("SET LOCAL jit = off"))
-    mode = "" if full else " CONCURRENTLY"
-    session.execute(sa.text(f"REFRESH MATERIALIZED VIEW{mode} incident_facts"))
-    return stamp
+    # A watermark moves only when every id up to it is final; else the next refresh redoes
+    # the same ids (recomputing a case is idempotent).
+    keep_events = previous[0] if (incremental and previous and not events_settled) else events_high
+    keep_cases = previous[1] if (incremental and previous and not cases_settled) else cases_high
+    if not incremental and not (events_settled and cases_settled):
+        keep_events = keep_cases = None
+    session.execute(
+        sa.text(
+            "INSERT INTO stats_refreshes (name, refreshed_at, events_watermark, "
+            "incidents_watermark) VALUES ('incident_facts', :at, :ev, :inc) "
+            "ON CONFLICT (name) DO UPDATE SET refreshed_at = excluded.refreshed_at, "
+            "events_watermark = excluded.events_watermark, "
+            "incidents_watermark = excluded.incidents_watermark"
+        ),
+        {"at": stamp, "ev": keep_events, "inc": keep_cases},
+    )
+    return RefreshResult(
+        refreshed_at=stamp,
+        mode="incremental" if incremental else "full",
+        cases=cases,
+        town_months=town_months,
+        events_watermark=keep_events,
+        waited_s=waited,
+    )
 
 
 def choose_as_of(

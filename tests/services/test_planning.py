@@ -109,6 +109,7 @@ def test_valid_plan_applies_new_versions_moves_open_cases_and_keeps_history(
     assert current[f"{village.village}-M"].version == 1
     assert all(g.valid_from == NOW and g.created_by == "planner-zhao" for g in current.values())
     before = list_grids(session, village_code=village.village, at=NOW - timedelta(seconds=1))
+    before_ids = {g.code: g.id for g in before}
     assert sorted((g.code, g.version, g.valid_to) for g in before) == sorted(
         [(village.west, 1, NOW), (village.east, 1, NOW)]
     )
@@ -133,7 +134,8 @@ def test_valid_plan_applies_new_versions_moves_open_cases_and_keeps_history(
     staying = session.get(Incident, village.cases["open_west_staying"])
     assert staying is not None
     session.refresh(staying)
-    assert (staying.grid_code, staying.grid_id) == (village.west, current[village.west].id)
+    # Same code, new version: the case keeps the version it was assigned to (not rewritten).
+    assert (staying.grid_code, staying.grid_id) == (village.west, before_ids[village.west])
     closed = session.get(Incident, village.cases["closed_west_moving"])
     assert closed is not None
     session.refresh(closed)

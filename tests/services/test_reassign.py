@@ -80,6 +80,7 @@ def test_open_cases_follow_new_grids_and_historic_cases_keep_theirs(
     session: Session, village: Village
 ) -> None:
     # The west grid shrinks to the western 0.003°; the east grid takes the rest.
+    old_west = _incident(session, village.cases["open_west_staying"]).grid_id
     new = _redraw(
         session, village, {village.west: (WEST, WEST + 0.003), village.east: (WEST + 0.003, EAST)}
     )
@@ -92,7 +93,9 @@ def test_open_cases_follow_new_grids_and_historic_cases_keep_theirs(
     assert (moved.grid_code, moved.grid_id) == (village.east, new[village.east].id)
     assert moved.member_id == village.member_e and moved.status == "assigned"
     stayed = _incident(session, village.cases["open_west_staying"])
-    assert (stayed.grid_code, stayed.grid_id) == (village.west, new[village.west].id)
+    # Same code, new version: not rewritten, the case keeps the version it was assigned to.
+    assert (stayed.grid_code, stayed.grid_id) == (village.west, old_west)
+    assert stayed.grid_id != new[village.west].id
     closed = _incident(session, village.cases["closed_west_moving"])
     assert closed.grid_code == village.west and closed.grid_id != new[village.west].id
     events = session.scalars(

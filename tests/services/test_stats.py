@@ -293,7 +293,7 @@ def test_on_time_uses_the_deadline_in_force_at_the_close(session: Session, catal
 def test_stored_facts_give_the_exact_figures_as_of_their_refresh(
     session: Session, history: dict[str, int], group_by: tuple[str, ...], full: bool
 ) -> None:
-    refreshed_at = refresh_facts(session, full=full)
+    refreshed_at = refresh_facts(session, full=full).refreshed_at
     assert last_refresh(session) == refreshed_at
     stored = case_figures(
         session, StatsQuery(MARCH, APRIL, None, group_by=group_by, town_codes=OURS)
@@ -331,7 +331,7 @@ def test_stored_facts_equal_the_exact_ones_with_odd_events_in_the_log(
     inject_event(session, history["E"], "close", hours_after(29), status="closed")
     inject_event(session, history["J"], "escalate", hours_after(1), status="escalated")
     for group_by in ((), ("grid", "unit")):
-        refreshed_at = refresh_facts(session)
+        refreshed_at = refresh_facts(session).refreshed_at
         stored = case_figures(
             session, StatsQuery(MARCH, APRIL, None, group_by=group_by, town_codes=OURS)
         )

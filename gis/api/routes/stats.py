@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from gis.api.deps import PlatformDep, SessionDep, SettingsDep, StaleReadOk
@@ -224,16 +224,30 @@ def errand_stats(
 
 
 class RefreshRead(BaseModel):
-    """When the stored facts are now as of."""
+    """When the stored facts are now as of, and what the refresh recomputed."""
 
     refreshed_at: datetime
+    mode: str = Field(description="incremental, or full (the first refresh)")
+    cases: int = Field(description="cases whose facts were recomputed")
+    town_months: int = Field(description="towns × months those cases fall in")
 
 
-@router.post("/refresh", response_model=RefreshRead)
+@router.post(
+    "/refresh",
+    response_model=RefreshRead,
+    responses=domain_errors(
+        (stats.RefreshBusyError, "another refresh is running (this one does not wait)")
+    ),
+)
 def refresh(
     session: SessionDep, _: Annotated[Principal | None, Depends(allow(Role.COUNTY))]
 ) -> RefreshRead:
-    """Recompute the stored per-case facts from the event log (run it every few minutes)."""
-    refreshed_at = stats.refresh_facts(session)
+    """Bring the stored per-case facts up to now, incrementally (run it every few minutes)."""
+    result = stats.refresh_facts(session, wait=False)
     session.commit()
-    return RefreshRead(refreshed_at=refreshed_at)
+    return RefreshRead(
+        refreshed_at=result.refreshed_at,
+        mode=result.mode,
+        cases=result.cases,
+        town_months=result.town_months,
+    )
