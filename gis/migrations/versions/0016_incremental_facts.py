@@ -1,7 +1,7 @@
 """stored facts refreshed incrementally: a table with watermarks instead of a materialized view
 
-Revision ID: 0012_bulk
-Revises: 0011_onboard
+Revision ID: 0016_facts
+Revises: 0015_photos
 Create Date: 2026-12-06 23:40:00
 
 A materialized view can only be recomputed whole (~23 s for 1M cases, ~4 min at a province's
@@ -18,8 +18,8 @@ from pathlib import Path
 
 from alembic import op
 
-revision: str = "0012_bulk"
-down_revision: str | None = "0011_onboard"
+revision: str = "0016_facts"
+down_revision: str | None = "0015_photos"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
