@@ -261,7 +261,11 @@ def test_event_posted_on_one_host_streams_from_the_other(hosts: Hosts) -> None:
     case = int(reply.json()["id"])
     deadline = time.monotonic() + 20  # the machine the tests run on may be very busy
     while not any(e.data.get("incident_id") == case for e in stream.events):
-        assert time.monotonic() < deadline, f"case {case} did not stream: {stream.events}"
+        assert time.monotonic() < deadline, (
+            f"case {case} (reported on {reply.headers['X-Upstream']}) did not stream from "
+            f"{streaming_host}: {stream.events}, {stream.heartbeats} heartbeats, "
+            f"ended: {stream.ended.is_set()}"
+        )
         time.sleep(0.02)
     created = next(e for e in stream.events if e.data.get("incident_id") == case)
     assert created.type == "case.created" and created.id is not None
