@@ -15,6 +15,7 @@ rolled-back session through it, so the API answers from data the test has not co
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
@@ -54,6 +55,9 @@ def compile_for_asyncpg(statement: TextClause) -> tuple[str, tuple[str, ...]]:
     return str(compiled), tuple(compiled.positiontup or ())
 
 
+# Compiled Core statements kept per process (by shape).
+SHAPED_CACHE_SIZE = 256
+
 # Seconds between attempts to (re)open a listening connection, and between checks that it lives.
 RELISTEN_S = 2.0
 
@@ -77,6 +81,9 @@ class AsyncDatabase:
         # Keyed by the statement's identity (they are module constants); the statement itself
         # is kept too, so an id is never reused while its entry lives.
         self._compiled: dict[int, tuple[TextClause, str, tuple[str, ...]]] = {}
+        # Core statements by their cache key (the statement's shape; values are extracted from
+        # each request's statement), bounded: filters can take many shapes.
+        self._shaped: OrderedDict[Any, Any] = OrderedDict()
         self._listeners: list[asyncio.Task[None]] = []
 
     async def open(self) -> None:
@@ -140,12 +147,45 @@ class AsyncDatabase:
             await self._pool.close()
             self._pool = None
 
-    def _sql(self, statement: TextClause) -> tuple[str, tuple[str, ...]]:
+    def _sql(self, statement: Any) -> tuple[str, tuple[str, ...]]:
         entry = self._compiled.get(id(statement))
         if entry is None:
             entry = (statement, *compile_for_asyncpg(statement))
             self._compiled[id(statement)] = entry
         return entry[1], entry[2]
+
+    def _prepare(self, query: Query) -> tuple[str, list[Any]]:
+        """The SQL and the positional arguments of ``query`` for asyncpg."""
+        if isinstance(query.statement, TextClause):
+            sql, names = self._sql(query.statement)
+            return sql, [query.params[name] for name in names]
+        return self._shaped_sql(query.statement, query.params)
+
+    def _shaped_sql(self, statement: Any, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        key = statement._generate_cache_key()
+        compiled = None if key is None else self._shaped.get(key)
+        if compiled is not None:
+            self._shaped.move_to_end(key)
+            values = compiled.construct_params(
+                params=dict(params), extracted_parameters=key.bindparams
+            )
+        else:
+            # IN lists are expanded into one placeholder per value: such a statement's SQL
+            # depends on the values, so it is compiled for each request and not kept.
+            compiled = statement.compile(
+                dialect=_DIALECT, compile_kwargs={"render_postcompile": True}
+            )
+            values = compiled.construct_params(params=dict(params))
+            if key is not None and not any(b.expanding for b in compiled.binds.values()):
+                self._shaped[key] = compiled
+                if len(self._shaped) > SHAPED_CACHE_SIZE:
+                    self._shaped.popitem(last=False)
+        processors = compiled._bind_processors
+        args = [
+            processors[name](values[name]) if name in processors else values[name]
+            for name in compiled.positiontup or ()
+        ]
+        return str(compiled), args
 
     async def run(self, flow: Flow[T]) -> T:
         """Run ``flow`` on one pooled connection; driver errors become domain errors."""
@@ -179,8 +219,7 @@ class AsyncDatabase:
         query, done, value = _advance(flow, None)
         while not done:
             assert query is not None
-            sql, names = self._sql(query.statement)
-            args = [query.params[name] for name in names]
+            sql, args = self._prepare(query)
             reply: Any
             if query.many:
                 reply = [dict(row) for row in await conn.fetch(sql, *args)]

@@ -20,12 +20,15 @@ from typing import Any
 import morecantile
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from gis.errors import NotFoundError, ValidationError
 from gis.layers.base import SRID
 from gis.layers.regions import Region, RegionLevel
-from gis.queries import Flow, Query
+from gis.queries import Flow, Query, run
 from gis.services.ogc_collections import Collection, get_collection
 from gis.services.ogc_crs import Crs
 
@@ -228,19 +231,19 @@ class Page:
     estimated: bool
 
 
-def feature_page(
-    session: Session,
+def feature_page_flow(
     collection: Collection,
     query: ItemsQuery,
     scope: sa.ColumnElement[bool],
     *,
     exact_max: int,
-) -> Page:
+) -> Flow[Page]:
     """One page of features, ordered by ``sortby`` then id, with how many match in all.
 
     The page and the count are ONE statement (a round trip and a compilation less per page).
     The count stops at ``exact_max`` + 1 rows — a full count on every page is what makes large
-    layers slow — and above it the planner's row estimate is given instead.
+    layers slow — and above it the planner's row estimate is given instead (a second
+    statement). A flow: the API runs it on asyncpg, the same statement cached by its shape.
     """
     assert query.crs is not None
     where = conditions(collection, query, scope)
@@ -277,22 +280,45 @@ def feature_page(
         .label("features"),
         sa.select(sa.func.count()).select_from(rows).scalar_subquery().label("returned"),
     )
-    row = session.execute(statement).one()
-    matched, estimated = int(row.matched), False
+    row = yield Query(statement)
+    matched, estimated = int(row["matched"]), False
     if matched > exact_max:
-        matched, estimated = max(_estimate(session, matching), exact_max + 1), True
-    return Page(row.features, int(row.returned), matched, estimated)
+        plan = yield Query(Explain(matching))
+        estimate = int(_json_value(plan["QUERY PLAN"])[0]["Plan"]["Plan Rows"])
+        matched, estimated = max(estimate, exact_max + 1), True
+    return Page(row["features"], int(row["returned"]), matched, estimated)
 
 
-def _estimate(session: Session, matching: sa.Select[Any]) -> int:
-    """The planner's estimate of the rows ``matching`` returns."""
-    compiled = matching.compile(
-        dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True}
-    )
-    plan = session.connection().exec_driver_sql(
-        "EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params
-    )
-    return int(plan.scalar_one()[0]["Plan"]["Plan Rows"])
+def feature_page(
+    session: Session,
+    collection: Collection,
+    query: ItemsQuery,
+    scope: sa.ColumnElement[bool],
+    *,
+    exact_max: int,
+) -> Page:
+    """``feature_page_flow`` on a session (in its transaction)."""
+    return run(session, feature_page_flow(collection, query, scope, exact_max=exact_max))
+
+
+class Explain(Executable, sa.ClauseElement):
+    """``EXPLAIN (FORMAT JSON)`` of a statement, as a statement (the row ``QUERY PLAN``)."""
+
+    inherit_cache = False
+    _traverse_internals = [("statement", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
+
+    def __init__(self, statement: sa.Select[Any]) -> None:
+        self.statement = statement
+
+
+@compiles(Explain)
+def _compile_explain(element: Explain, compiler: Any, **kw: Any) -> str:
+    return "EXPLAIN (FORMAT JSON) " + compiler.process(element.statement, **kw)
+
+
+def _json_value(value: Any) -> Any:
+    """A json column as read by either driver (psycopg decodes it, asyncpg gives text)."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def feature(
@@ -430,7 +456,7 @@ def tile_flow(collection: Collection, z: int, x: int, y: int) -> Flow[bytes]:
     if bounds is None:
         return b""
     statement, constants = _unscoped_tile(collection.id)
-    row = yield Query(statement, {**constants, **bounds})  # type: ignore[arg-type]
+    row = yield Query(statement, {**constants, **bounds})
     data = row["mvt"] if row else None
     return bytes(data) if data else b""
 
