@@ -284,7 +284,7 @@ def feature_page_flow(
     matched, estimated = int(row["matched"]), False
     if matched > exact_max:
         plan = yield Query(Explain(matching))
-        estimate = int(_json_value(plan["QUERY PLAN"])[0]["Plan"]["Plan Rows"])
+        estimate = int(_json_value(next(iter(plan.values())))[0]["Plan"]["Plan Rows"])
         matched, estimated = max(estimate, exact_max + 1), True
     return Page(row["features"], int(row["returned"]), matched, estimated)
 
@@ -302,7 +302,7 @@ def feature_page(
 
 
 class Explain(Executable, sa.ClauseElement):
-    """``EXPLAIN (FORMAT JSON)`` of a statement, as a statement (the row ``QUERY PLAN``)."""
+    """``EXPLAIN (FORMAT JSON)`` of a statement, as a statement (one row, one column)."""
 
     inherit_cache = False
     _traverse_internals = [("statement", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
