@@ -163,9 +163,12 @@ class AsyncDatabase:
 
     def _shaped_sql(self, statement: Any, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
         key = statement._generate_cache_key()
-        compiled = None if key is None else self._shaped.get(key)
+        # The hashable part of a cache key is its .key (the structure); .bindparams are the
+        # values of this statement.
+        shape = None if key is None else key.key
+        compiled = None if shape is None else self._shaped.get(shape)
         if compiled is not None:
-            self._shaped.move_to_end(key)
+            self._shaped.move_to_end(shape)
             values = compiled.construct_params(
                 params=dict(params), extracted_parameters=key.bindparams
             )
@@ -173,11 +176,11 @@ class AsyncDatabase:
             # IN lists are expanded into one placeholder per value: such a statement's SQL
             # depends on the values, so it is compiled for each request and not kept.
             compiled = statement.compile(
-                dialect=_DIALECT, compile_kwargs={"render_postcompile": True}
+                dialect=_DIALECT, cache_key=key, compile_kwargs={"render_postcompile": True}
             )
             values = compiled.construct_params(params=dict(params))
-            if key is not None and not any(b.expanding for b in compiled.binds.values()):
-                self._shaped[key] = compiled
+            if shape is not None and not any(b.expanding for b in compiled.binds.values()):
+                self._shaped[shape] = compiled
                 if len(self._shaped) > SHAPED_CACHE_SIZE:
                     self._shaped.popitem(last=False)
         processors = compiled._bind_processors

@@ -146,7 +146,10 @@ def main() -> None:
     results: dict[str, dict[str, Result]] = {row.name: {} for row in rows}
     sizes: dict[str, dict[str, int]] = {row.name: {} for row in rows}
     bearer = {"Authorization": f"Bearer {token}"}
-    with serve({"GIS_DATABASE_URL": args.database_url}, workers=args.workers, ready_s=120) as ours:
+    # No numba warm-up: it compiles the hotspot kernels for ~15 s of CPU per worker right after
+    # start, i.e. during the first rows (z10 was measured against it); tipg has nothing like it.
+    env = {"GIS_DATABASE_URL": args.database_url, "GIS_ANALYTICS_WARMUP": "false"}
+    with serve(env, workers=args.workers, ready_s=180) as ours:
         for row in rows:
             headers = bearer if row.auth else {}
             sizes[row.name]["ours"] = check(ours.base, row.ours, headers)
@@ -162,7 +165,7 @@ def main() -> None:
             factory=False,
             python=args.tipg_python,
             workers=args.workers,
-            ready_s=120,
+            ready_s=180,
         ) as tipg:
             for row in rows:
                 sizes[row.name]["tipg"] = check(tipg.base, row.tipg, {})
