@@ -167,28 +167,30 @@ class AsyncDatabase:
         # values of this statement.
         shape = None if key is None else key.key
         compiled = None if shape is None else self._shaped.get(shape)
-        if compiled is not None:
-            self._shaped.move_to_end(shape)
-            values = compiled.construct_params(
-                params=dict(params), extracted_parameters=key.bindparams
-            )
-        else:
-            # IN lists are expanded into one placeholder per value: such a statement's SQL
-            # depends on the values, so it is compiled for each request and not kept.
-            compiled = statement.compile(
-                dialect=_DIALECT, cache_key=key, compile_kwargs={"render_postcompile": True}
-            )
-            values = compiled.construct_params(params=dict(params))
-            if shape is not None and not any(b.expanding for b in compiled.binds.values()):
+        if compiled is None:
+            compiled = statement.compile(dialect=_DIALECT, cache_key=key)
+            if shape is not None:
                 self._shaped[shape] = compiled
                 if len(self._shaped) > SHAPED_CACHE_SIZE:
                     self._shaped.popitem(last=False)
-        processors = compiled._bind_processors
+        else:
+            self._shaped.move_to_end(shape)
+        values = compiled.construct_params(
+            params=dict(params),
+            extracted_parameters=None if key is None else key.bindparams,
+            _no_postcompile=True,
+        )
+        # IN lists become one placeholder per value here (SQLAlchemy's "post-compile" step,
+        # as its engine does on each execution).
+        state = compiled._process_parameters_for_postcompile(values)
+        processors = state.processors
         args = [
-            processors[name](values[name]) if name in processors else values[name]
-            for name in compiled.positiontup or ()
+            processors[name](state.parameters[name])
+            if name in processors
+            else state.parameters[name]
+            for name in state.positiontup or ()
         ]
-        return str(compiled), args
+        return state.statement, args
 
     async def run(self, flow: Flow[T]) -> T:
         """Run ``flow`` on one pooled connection; driver errors become domain errors."""
