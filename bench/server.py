@@ -40,7 +40,7 @@ def serve(
     *,
     app: str = "gis.api.app:create_app",
     workers: int = 1,
-    ready_s: float = 30.0,
+    ready_s: float = 180.0,
     python: str = sys.executable,
     factory: bool = True,
     root: Path = ROOT,

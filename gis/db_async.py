@@ -15,6 +15,7 @@ rolled-back session through it, so the API answers from data the test has not co
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
@@ -54,6 +55,9 @@ def compile_for_asyncpg(statement: TextClause) -> tuple[str, tuple[str, ...]]:
     return str(compiled), tuple(compiled.positiontup or ())
 
 
+# Compiled Core statements kept per process (by shape).
+SHAPED_CACHE_SIZE = 256
+
 # Seconds between attempts to (re)open a listening connection, and between checks that it lives.
 RELISTEN_S = 2.0
 
@@ -79,6 +83,9 @@ class AsyncDatabase:
         # Keyed by the statement's identity (they are module constants); the statement itself
         # is kept too, so an id is never reused while its entry lives.
         self._compiled: dict[int, tuple[TextClause, str, tuple[str, ...]]] = {}
+        # Core statements by their cache key (the statement's shape; values are extracted from
+        # each request's statement), bounded: filters can take many shapes.
+        self._shaped: OrderedDict[Any, Any] = OrderedDict()
         self._listeners: list[asyncio.Task[None]] = []
 
     async def open(self) -> None:
@@ -142,12 +149,50 @@ class AsyncDatabase:
             await self._pool.close()
             self._pool = None
 
-    def _sql(self, statement: TextClause) -> tuple[str, tuple[str, ...]]:
+    def _sql(self, statement: Any) -> tuple[str, tuple[str, ...]]:
         entry = self._compiled.get(id(statement))
         if entry is None:
             entry = (statement, *compile_for_asyncpg(statement))
             self._compiled[id(statement)] = entry
         return entry[1], entry[2]
+
+    def _prepare(self, query: Query) -> tuple[str, list[Any]]:
+        """The SQL and the positional arguments of ``query`` for asyncpg."""
+        if isinstance(query.statement, TextClause):
+            sql, names = self._sql(query.statement)
+            return sql, [query.params[name] for name in names]
+        return self._shaped_sql(query.statement, query.params)
+
+    def _shaped_sql(self, statement: Any, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        key = statement._generate_cache_key()
+        # The hashable part of a cache key is its .key (the structure); .bindparams are the
+        # values of this statement.
+        shape = None if key is None else key.key
+        compiled = None if shape is None else self._shaped.get(shape)
+        if compiled is None:
+            compiled = statement.compile(dialect=_DIALECT, cache_key=key)
+            if shape is not None:
+                self._shaped[shape] = compiled
+                if len(self._shaped) > SHAPED_CACHE_SIZE:
+                    self._shaped.popitem(last=False)
+        else:
+            self._shaped.move_to_end(shape)
+        values = compiled.construct_params(
+            params=dict(params),
+            extracted_parameters=None if key is None else key.bindparams,
+            _no_postcompile=True,
+        )
+        # IN lists become one placeholder per value here (SQLAlchemy's "post-compile" step,
+        # as its engine does on each execution).
+        state = compiled._process_parameters_for_postcompile(values)
+        processors = state.processors
+        args = [
+            processors[name](state.parameters[name])
+            if name in processors
+            else state.parameters[name]
+            for name in state.positiontup or ()
+        ]
+        return state.statement, args
 
     async def run(self, flow: Flow[T]) -> T:
         """Run ``flow`` on one pooled connection; driver errors become domain errors."""
@@ -181,8 +226,7 @@ class AsyncDatabase:
         query, done, value = _advance(flow, None)
         while not done:
             assert query is not None
-            sql, names = self._sql(query.statement)
-            args = [query.params[name] for name in names]
+            sql, args = self._prepare(query)
             reply: Any
             if query.many:
                 reply = [dict(row) for row in await conn.fetch(sql, *args)]

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import TextClause
 
 T = TypeVar("T")
@@ -35,7 +36,10 @@ class Query:
     """One statement and its parameters; a flow is sent back its first row (or ``None``), or
     with ``many`` the list of all rows."""
 
-    statement: TextClause
+    # A text() constant, or a SQLAlchemy Core statement whose shape varies (an OGC items page):
+    # gis.db_async caches the latter's compiled SQL by its cache key (its shape, not its
+    # values), as SQLAlchemy's own engine does.
+    statement: TextClause | Executable
     params: Mapping[str, Any] = field(default_factory=dict)
     many: bool = False
 

@@ -348,6 +348,14 @@ class Settings(BaseSettings):
         description="A built map page is served to every caller of its town for this long "
         "(seconds; 0: build each time). Its live updates replay what happened since.",
     )
+    stats_cache_s: float = Field(
+        5.0,
+        ge=0,
+        le=600,
+        description="A statistics reply (/stats/cases, /stats/towns, /stats/grids) is served "
+        "again for this long to callers asking the same of the same towns (seconds; 0: "
+        "computed each time). The stored facts it reads change only when refreshed.",
+    )
     webhook_timeout_s: float = Field(
         5.0, gt=0, le=120, description="Seconds a webhook receiver has to answer a delivery."
     )

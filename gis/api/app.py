@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.recent_writers = {}
     # Built map pages (gis.api.pages).
     app.state.page_cache = PageCache(settings.page_cache_s)
+    app.state.stats_cache = PageCache(settings.stats_cache_s)
     install_error_handlers(app)
     openapi.install(app, settings)
     routers = discover_routers()

@@ -231,14 +231,65 @@ class Coverage:
         return self.covered_road_m / self.road_m if self.road_m > 0 else None
 
 
+def utm_srid(geom: Any) -> sa.ColumnElement[int]:
+    """The SRID of the WGS84 UTM zone of ``geom``'s centroid: where coverage is measured."""
+    centroid = sa.func.ST_Centroid(geom)
+    x = sa.func.ST_X(centroid, type_=sa.Float)
+    zone = sa.cast(sa.func.floor((x + 180) / sa.literal_column("6.0", sa.Float)), sa.Integer) + 1
+    north = sa.case((sa.func.ST_Y(centroid) >= 0, 32600), else_=32700)
+    return north + sa.func.least(sa.func.greatest(zone, 1), 60)
+
+
+def online_views(grid_geom: Any, srid: Any) -> Any:
+    """The union (in the UTM zone ``srid``) of the views of the online cameras that touch
+    ``grid_geom``, as ``views_m``, and how many they are, as ``cameras``."""
+    return sa.select(
+        # Typed plainly: a geometry column would be wrapped in ST_AsEWKB for reading.
+        sa.type_coerce(
+            sa.func.ST_Union(sa.func.ST_Transform(Camera.view, srid)), sa.types.NullType()
+        ).label("views_m"),
+        sa.func.count().label("cameras"),
+    ).where(
+        Camera.status == CameraStatus.ONLINE.value, sa.func.ST_Intersects(Camera.view, grid_geom)
+    )
+
+
+def coverage_columns(grid_geom: Any) -> dict[str, sa.ColumnElement[Any]]:
+    """Per-row coverage of a grid geometry column, for a set of grids (the OGC collection):
+    ``cameras`` seeing it, ``area_m2``, ``covered_m2`` and ``covered_share``. Each is its own
+    scalar subquery, so a query that does not ask for one (a count) does not compute it."""
+    srid = utm_srid(grid_geom)
+    grid_m = sa.func.ST_Transform(grid_geom, srid)
+    views = online_views(grid_geom, srid)
+    area = sa.func.ST_Area(grid_m)
+    covered = sa.func.coalesce(
+        sa.func.ST_Area(
+            sa.func.ST_Intersection(
+                grid_m, views.with_only_columns(views.selected_columns.views_m).scalar_subquery()
+            )
+        ),
+        0.0,
+    )
+    return {
+        "cameras": views.with_only_columns(sa.func.count()).scalar_subquery(),
+        "area_m2": area,
+        "covered_m2": covered,
+        "covered_share": sa.case((area > 0, covered / area), else_=0.0),
+    }
+
+
+def _sql_text(element: Any) -> str:
+    """A SQL expression of this module as text (for the one statement written as text)."""
+    dialect = sa.dialects.postgresql.dialect()
+    return str(element.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+
+
 # Everything is measured in the UTM zone of each grid's centroid (metres), from the grid and
-# the union of the online views that touch it; roads are clipped to the grid first.
-_COVERAGE_SQL = """
+# the union of the online views that touch it; roads are clipped to the grid first. The zone
+# and the views are the expressions above, so the OGC collection computes the same figures.
+_COVERAGE_TEMPLATE = """
 WITH g AS (
-    SELECT code, name, town_code, geom,
-           CASE WHEN ST_Y(ST_Centroid(geom)) >= 0 THEN 32600 ELSE 32700 END
-           + LEAST(GREATEST(floor((ST_X(ST_Centroid(geom)) + 180) / 6)::int + 1, 1), 60)
-             AS srid
+    SELECT code, name, town_code, geom, {srid} AS srid
     FROM grids
     WHERE valid_to IS NULL
       AND code = ANY(CAST(:codes AS text[]))
@@ -247,11 +298,7 @@ WITH g AS (
            ST_Transform(g.geom, g.srid) AS grid_m,
            v.views_m, v.cameras
     FROM g
-    CROSS JOIN LATERAL (
-        SELECT ST_Union(ST_Transform(c.view, g.srid)) AS views_m, count(*) AS cameras
-        FROM cameras c
-        WHERE c.status = 'online' AND ST_Intersects(c.view, g.geom)
-    ) AS v
+    CROSS JOIN LATERAL ({views}) AS v
 )
 SELECT m.code, m.name, m.town_code, m.cameras,
        ST_Area(m.grid_m) AS area_m2,
@@ -273,6 +320,11 @@ CROSS JOIN LATERAL (
 ) AS r
 ORDER BY m.code
 """
+_COVERAGE_SQL = _COVERAGE_TEMPLATE.replace(
+    "{srid}", _sql_text(utm_srid(sa.literal_column("geom")))
+).replace(
+    "{views}", _sql_text(online_views(sa.literal_column("g.geom"), sa.literal_column("g.srid")))
+)
 _BLIND_SQL = (
     "ST_AsBinary(ST_Transform(CASE WHEN m.views_m IS NULL THEN m.grid_m "
     "ELSE ST_Difference(m.grid_m, m.views_m) END, 4326))"

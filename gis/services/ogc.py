@@ -20,12 +20,15 @@ from typing import Any
 import morecantile
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from gis.errors import NotFoundError, ValidationError
 from gis.layers.base import SRID
 from gis.layers.regions import Region, RegionLevel
-from gis.queries import Flow, Query
+from gis.queries import Flow, Query, run
 from gis.services.ogc_collections import Collection, get_collection
 from gis.services.ogc_crs import Crs
 
@@ -142,32 +145,35 @@ def set_timeout(session: Session, milliseconds: int) -> None:
 
 
 def _time_condition(collection: Collection, period: Period | None) -> sa.ColumnElement[bool]:
+    """The ``datetime`` condition; its times are the parameters ``t_start`` and ``t_end``
+    (``_values``), so the statement depends on the period's shape only."""
+    start = sa.bindparam("t_start", period.start if period else None, type_=sa.DateTime(True))
+    end = sa.bindparam("t_end", period.end if period else None, type_=sa.DateTime(True))
     if collection.versioned:
         assert collection.valid_from is not None and collection.valid_to is not None
         if period is None:  # versioned layers default to the versions in force now
             return collection.valid_to.is_(None)
         clauses = []
         if period.end is not None:
-            clauses.append(collection.valid_from <= period.end)
+            clauses.append(collection.valid_from <= end)
         if period.start is not None:
-            clauses.append(
-                sa.or_(collection.valid_to.is_(None), collection.valid_to > period.start)
-            )
+            clauses.append(sa.or_(collection.valid_to.is_(None), collection.valid_to > start))
         return sa.and_(sa.true(), *clauses)
     if period is None or collection.instant is None:
         return sa.true()
     column = collection.properties[collection.instant].column
     clauses = []
     if period.start is not None:
-        clauses.append(column >= period.start)
+        clauses.append(column >= start)
     if period.end is not None:
-        clauses.append(column <= period.end)
+        clauses.append(column <= end)
     return sa.and_(sa.true(), *clauses)
 
 
-def _bbox_condition(
-    collection: Collection, bbox: tuple[float, float, float, float], crs: Crs
-) -> sa.ColumnElement[bool]:
+def _bbox_corners(
+    bbox: tuple[float, float, float, float], crs: Crs
+) -> tuple[float, float, float, float]:
+    """(xmin, ymin, xmax, ymax) of a ``bbox`` given in ``crs``, checked, or 400."""
     a, b, c, d = bbox
     # In a north-first CRS the numbers come as (min lat, min lon, max lat, max lon).
     xmin, ymin, xmax, ymax = (b, a, d, c) if crs.north_first else (a, b, c, d)
@@ -175,7 +181,19 @@ def _bbox_condition(
         raise ValidationError("bbox: the lower corner must come first (and not cross 180°)")
     if crs.geographic and (abs(ymin) > 90 or abs(ymax) > 90 or abs(xmin) > 180 or abs(xmax) > 180):
         raise ValidationError("bbox: coordinates out of range for " + crs.uri)
-    envelope: sa.ColumnElement[Any] = sa.func.ST_MakeEnvelope(xmin, ymin, xmax, ymax, crs.srid)
+    return xmin, ymin, xmax, ymax
+
+
+_BBOX = ("bbox_xmin", "bbox_ymin", "bbox_xmax", "bbox_ymax")
+
+
+def _bbox_condition(
+    collection: Collection, bbox: tuple[float, float, float, float], crs: Crs
+) -> sa.ColumnElement[bool]:
+    """Features intersecting the bbox; its corners are the parameters ``bbox_*``."""
+    corners = _bbox_corners(bbox, crs)
+    binds = [sa.bindparam(n, v, type_=sa.Float) for n, v in zip(_BBOX, corners, strict=True)]
+    envelope: sa.ColumnElement[Any] = sa.func.ST_MakeEnvelope(*binds, crs.srid)
     if crs.srid != SRID:
         envelope = sa.func.ST_Transform(envelope, SRID)
     return sa.func.ST_Intersects(collection.geom, envelope)
@@ -228,20 +246,89 @@ class Page:
     estimated: bool
 
 
-def feature_page(
-    session: Session,
+def feature_page_flow(
     collection: Collection,
     query: ItemsQuery,
     scope: sa.ColumnElement[bool],
     *,
     exact_max: int,
-) -> Page:
+) -> Flow[Page]:
     """One page of features, ordered by ``sortby`` then id, with how many match in all.
 
     The page and the count are ONE statement (a round trip and a compilation less per page).
     The count stops at ``exact_max`` + 1 rows — a full count on every page is what makes large
-    layers slow — and above it the planner's row estimate is given instead.
+    layers slow — and above it the planner's row estimate is given instead (a second
+    statement). Every value of the request (bbox corners, times, limit, offset) is a named
+    parameter, so a request without a filter or a caller scope reuses the statement built for
+    its shape (building it costs more Python than the page's SQL; bench/ogc), and the API runs
+    it on asyncpg, compiled once per shape too.
     """
+    assert query.crs is not None
+    values: dict[str, Any] = {
+        "page_limit": query.limit,
+        "page_offset": query.offset,
+        "count_cap": exact_max + 1,
+        "t_start": query.period.start if query.period else None,
+        "t_end": query.period.end if query.period else None,
+    }
+    if query.bbox is not None:
+        assert query.bbox_crs is not None
+        values.update(zip(_BBOX, _bbox_corners(query.bbox, query.bbox_crs), strict=True))
+    if query.filter is None and _is_true(scope):
+        statement, matching = _shaped_page(
+            collection.id,
+            query.crs,
+            tuple(query.properties),
+            None if query.bbox is None else query.bbox_crs,
+            None
+            if query.period is None
+            else (query.period.start is None, query.period.end is None),
+            tuple(query.sortby),
+        )
+    else:
+        statement, matching = _page_statement(collection, query, scope)
+    row = yield Query(statement, values)
+    matched, estimated = int(row["matched"]), False
+    if matched > exact_max:
+        plan = yield Query(Explain(matching), values)
+        estimate = int(_json_value(next(iter(plan.values())))[0]["Plan"]["Plan Rows"])
+        matched, estimated = max(estimate, exact_max + 1), True
+    return Page(row["features"], int(row["returned"]), matched, estimated)
+
+
+def _is_true(scope: sa.ColumnElement[bool]) -> bool:
+    return isinstance(scope, sa.sql.elements.True_)
+
+
+@lru_cache(maxsize=256)
+def _shaped_page(
+    collection_id: str,
+    crs: Crs,
+    properties: tuple[str, ...],
+    bbox_crs: Crs | None,
+    period: tuple[bool, bool] | None,
+    sortby: tuple[tuple[str, bool], ...],
+) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """The page statement of an unscoped, unfiltered request of this shape, built once."""
+    placeholder = datetime(2000, 1, 1, tzinfo=UTC)  # the values are parameters
+    shape = ItemsQuery(
+        limit=1,
+        crs=crs,
+        bbox=None if bbox_crs is None else (0.0, 0.0, 0.0, 0.0),
+        bbox_crs=bbox_crs,
+        period=None
+        if period is None
+        else Period(None if period[0] else placeholder, None if period[1] else placeholder),
+        properties=list(properties),
+        sortby=list(sortby),
+    )
+    return _page_statement(get_collection(collection_id), shape, sa.true())
+
+
+def _page_statement(
+    collection: Collection, query: ItemsQuery, scope: sa.ColumnElement[bool]
+) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """The page statement and the statement of the matching rows (for the estimate)."""
     assert query.crs is not None
     where = conditions(collection, query, scope)
     order: list[Any] = [
@@ -259,12 +346,12 @@ def feature_page(
         .select_from(collection.table)
         .where(*where)
         .order_by(*order)
-        .limit(query.limit)
-        .offset(query.offset)
+        .limit(sa.bindparam("page_limit", type_=sa.Integer))
+        .offset(sa.bindparam("page_offset", type_=sa.Integer))
         .cte("page")  # read twice below, computed once
     )
     matching = sa.select(sa.literal(1)).select_from(collection.table).where(*where)
-    capped = matching.limit(exact_max + 1).subquery("capped")
+    capped = matching.limit(sa.bindparam("count_cap", type_=sa.Integer)).subquery("capped")
     statement = sa.select(
         sa.select(sa.func.count()).select_from(capped).scalar_subquery().label("matched"),
         sa.select(
@@ -277,22 +364,39 @@ def feature_page(
         .label("features"),
         sa.select(sa.func.count()).select_from(rows).scalar_subquery().label("returned"),
     )
-    row = session.execute(statement).one()
-    matched, estimated = int(row.matched), False
-    if matched > exact_max:
-        matched, estimated = max(_estimate(session, matching), exact_max + 1), True
-    return Page(row.features, int(row.returned), matched, estimated)
+    return statement, matching
 
 
-def _estimate(session: Session, matching: sa.Select[Any]) -> int:
-    """The planner's estimate of the rows ``matching`` returns."""
-    compiled = matching.compile(
-        dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True}
-    )
-    plan = session.connection().exec_driver_sql(
-        "EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params
-    )
-    return int(plan.scalar_one()[0]["Plan"]["Plan Rows"])
+def feature_page(
+    session: Session,
+    collection: Collection,
+    query: ItemsQuery,
+    scope: sa.ColumnElement[bool],
+    *,
+    exact_max: int,
+) -> Page:
+    """``feature_page_flow`` on a session (in its transaction)."""
+    return run(session, feature_page_flow(collection, query, scope, exact_max=exact_max))
+
+
+class Explain(Executable, sa.ClauseElement):
+    """``EXPLAIN (FORMAT JSON)`` of a statement, as a statement (one row, one column)."""
+
+    inherit_cache = False
+    _traverse_internals = [("statement", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
+
+    def __init__(self, statement: sa.Select[Any]) -> None:
+        self.statement = statement
+
+
+@compiles(Explain)
+def _compile_explain(element: Explain, compiler: Any, **kw: Any) -> str:
+    return "EXPLAIN (FORMAT JSON) " + compiler.process(element.statement, **kw)
+
+
+def _json_value(value: Any) -> Any:
+    """A json column as read by either driver (psycopg decodes it, asyncpg gives text)."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def feature(
@@ -430,7 +534,7 @@ def tile_flow(collection: Collection, z: int, x: int, y: int) -> Flow[bytes]:
     if bounds is None:
         return b""
     statement, constants = _unscoped_tile(collection.id)
-    row = yield Query(statement, {**constants, **bounds})  # type: ignore[arg-type]
+    row = yield Query(statement, {**constants, **bounds})
     data = row["mvt"] if row else None
     return bytes(data) if data else b""
 

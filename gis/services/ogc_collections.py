@@ -13,14 +13,15 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from gis.errors import NotFoundError
 from gis.layers.cameras import Camera
-from gis.layers.grids import Grid
+from gis.layers.grids import Grid, GridMember, GridMemberGrid
 from gis.layers.incidents import Incident
 from gis.layers.regions import Region, RegionLevel
 from gis.layers.roads import Road
 from gis.layers.units import ResponderUnit
+from gis.services.cameras import coverage_columns
 
-# A mapped column of a layer's model.
-Column = InstrumentedAttribute[Any]
+# A mapped column of a layer's model, or a column of a derived layer's subquery.
+Column = InstrumentedAttribute[Any] | sa.ColumnElement[Any]
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Collection:
     id: str
     title: str
     description: str
-    table: sa.Table
+    table: sa.FromClause  # a table, or the subquery of a derived layer
     id_column: Column
     id_type: type
     geom: Column
@@ -88,12 +89,50 @@ _JSON_TYPES: dict[type, tuple[str, str | None]] = {
 
 
 def _props(model: Any, *names: str) -> dict[str, Property]:
-    """The named columns of ``model`` as feature properties, typed from their column types."""
+    """The named columns of ``model`` (a model or a subquery's ``.c``) as feature properties,
+    typed from their column types."""
     properties = {}
     for name in names:
         column: Column = getattr(model, name)
         properties[name] = Property(column, *_JSON_TYPES[column.type.python_type])
     return properties
+
+
+# Grid members with the current grids they serve: one feature per (member, grid), so a bbox
+# or a tile reaches the grids' GiST index through the join. Personal data: who may read it is
+# decided with the cases' rules (gis.api.ogc.access).
+_members = (
+    sa.select(
+        (GridMemberGrid.grid_code + ":" + sa.cast(GridMember.id, sa.String)).label("id"),
+        GridMember.id.label("member_id"),
+        GridMember.name,
+        GridMember.phone,
+        Grid.code.label("grid_code"),
+        Grid.name.label("grid_name"),
+        Grid.village_code,
+        Grid.town_code,
+        Grid.geom,
+    )
+    .join(GridMemberGrid, GridMemberGrid.member_id == GridMember.id)
+    .join(Grid, sa.and_(Grid.code == GridMemberGrid.grid_code, Grid.valid_to.is_(None)))
+    .where(GridMember.active.is_(True))
+    .subquery("member_grids")
+)
+
+# Camera coverage of each current grid, by the coverage service's rule (gis.services.cameras):
+# each figure a scalar subquery, computed only for the rows and columns a request reads.
+_coverage = (
+    sa.select(
+        Grid.code,
+        Grid.name,
+        Grid.village_code,
+        Grid.town_code,
+        Grid.geom,
+        *(column.label(name) for name, column in coverage_columns(Grid.geom).items()),
+    )
+    .where(Grid.valid_to.is_(None))
+    .subquery("grid_coverage")
+)
 
 
 _regions = Region.__table__
@@ -106,7 +145,7 @@ COLLECTIONS: dict[str, Collection] = {
             id="towns",
             title="Towns 乡镇/街道",
             description="Towns and sub-districts with their boundaries.",
-            table=_regions,  # type: ignore[arg-type]
+            table=_regions,
             id_column=Region.code,
             id_type=str,
             geom=Region.geom,
@@ -119,7 +158,7 @@ COLLECTIONS: dict[str, Collection] = {
             id="villages",
             title="Villages 行政村/社区",
             description="Villages and communities with their boundaries.",
-            table=_regions,  # type: ignore[arg-type]
+            table=_regions,
             id_column=Region.code,
             id_type=str,
             geom=Region.geom,
@@ -134,7 +173,7 @@ COLLECTIONS: dict[str, Collection] = {
             title="Grids 网格",
             description="Grids in force now; with `datetime`, the versions in force then "
             "(an instant) or during an interval.",
-            table=Grid.__table__,  # type: ignore[arg-type]
+            table=Grid.__table__,
             id_column=Grid.code,
             id_type=str,
             geom=Grid.geom,
@@ -160,7 +199,7 @@ COLLECTIONS: dict[str, Collection] = {
             id="incidents",
             title="Incidents 事件",
             description="Cases, as the caller may see them (town, grid or unit scope).",
-            table=Incident.__table__,  # type: ignore[arg-type]
+            table=Incident.__table__,
             id_column=Incident.id,
             id_type=int,
             geom=Incident.geom,
@@ -190,7 +229,7 @@ COLLECTIONS: dict[str, Collection] = {
             id="cameras",
             title="Cameras 天眼",
             description="Surveillance cameras with their view sectors (the geometry).",
-            table=Camera.__table__,  # type: ignore[arg-type]
+            table=Camera.__table__,
             id_column=Camera.code,
             id_type=str,
             geom=Camera.view,
@@ -215,7 +254,7 @@ COLLECTIONS: dict[str, Collection] = {
             id="units",
             title="Responder units 处置单位",
             description="Units at their last known position, with their status.",
-            table=ResponderUnit.__table__,  # type: ignore[arg-type]
+            table=ResponderUnit.__table__,
             id_column=ResponderUnit.id,
             id_type=int,
             geom=ResponderUnit.geom,
@@ -237,7 +276,7 @@ COLLECTIONS: dict[str, Collection] = {
             id="roads",
             title="Roads 道路",
             description="The road network used for drive times.",
-            table=Road.__table__,  # type: ignore[arg-type]
+            table=Road.__table__,
             id_column=Road.id,
             id_type=int,
             geom=Road.geom,
@@ -245,6 +284,54 @@ COLLECTIONS: dict[str, Collection] = {
             properties=_props(Road, "name", "road_class", "speed_kmh", "oneway", "length_m"),
             tile_properties=("name", "road_class"),
             min_zoom=10,
+        ),
+        Collection(
+            id="members",
+            title="Grid members 网格员",
+            description="Active grid members with the current grids they serve (one feature "
+            "per member and grid, id `grid:member`); personal data, scoped like cases.",
+            table=_members,
+            id_column=_members.c.id,
+            id_type=str,
+            geom=_members.c.geom,
+            geometry_type="MultiPolygon",
+            properties=_props(
+                _members.c,
+                "member_id",
+                "name",
+                "phone",
+                "grid_code",
+                "grid_name",
+                "village_code",
+                "town_code",
+            ),
+            tile_properties=("member_id", "name", "grid_code"),
+            min_zoom=10,
+        ),
+        Collection(
+            id="coverage",
+            title="Camera coverage per grid 网格天眼覆盖",
+            description="Each current grid with the online cameras whose views touch it and "
+            "the share of its area they see (measured in its UTM zone).",
+            table=_coverage,
+            id_column=_coverage.c.code,
+            id_type=str,
+            geom=_coverage.c.geom,
+            geometry_type="MultiPolygon",
+            properties=_props(
+                _coverage.c,
+                "code",
+                "name",
+                "village_code",
+                "town_code",
+                "cameras",
+                "area_m2",
+                "covered_m2",
+                "covered_share",
+            ),
+            tile_properties=("code", "cameras", "covered_share"),
+            # Each grid's coverage is computed when read: tiles from the town level down.
+            min_zoom=12,
         ),
     )
 }

@@ -142,3 +142,44 @@ def test_stale_stored_facts_are_not_served_silently(
 def test_months_are_dates_in_json(county_room: TestClient, history: dict) -> None:
     rows = county_room.get("/stats/cases", params={**AS_OF, "group_by": "month"}).json()["rows"]
     assert [row["month"] for row in rows] == ["2026-03-01"]
+
+
+def test_a_cached_reply_is_reused_within_its_period_and_never_across_towns(
+    app: Any, history: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gis.services import stats
+
+    builds: list[object] = []
+    real = stats.case_figures
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        builds.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stats, "case_figures", counted)
+    county = Principal(
+        user_id=None, name="county", role=Role.COUNTY, town_codes=frozenset({TOWN_1, TOWN_2})
+    )
+    town_2 = Principal(
+        user_id=None, name="乙镇指挥室", role=Role.COMMAND_ROOM, town_codes=frozenset({TOWN_2})
+    )
+    params = {**AS_OF, "group_by": "town"}
+    callers = {"county": county, "town_2": town_2}
+    app.dependency_overrides[get_principal] = lambda: callers[current]
+    with TestClient(app) as client:
+        assert app.state.stats_cache.ttl_s > 0  # on by default (GIS_STATS_CACHE_S)
+        current = "county"
+        first = client.get("/stats/cases", params=params)
+        assert first.status_code == 200 and first.headers["content-type"] == "application/json"
+        assert {row["town_code"] for row in first.json()["rows"]} == {TOWN_1, TOWN_2}
+        # Same parameters, another jurisdiction: its own reply, not the county's.
+        current = "town_2"
+        rows = client.get("/stats/cases", params=params).json()["rows"]
+        assert [row["town_code"] for row in rows] == [TOWN_2]
+        assert len(builds) == 2
+        # Within the period the county's reply is served again, not computed again.
+        current = "county"
+        assert client.get("/stats/cases", params=params).content == first.content
+        assert len(builds) == 2
+        csv = client.get("/stats/cases", params={**params, "format": "csv"})
+        assert csv.headers["content-type"].startswith("text/csv")

@@ -6,6 +6,7 @@ skipped locally and fail in CI (scripts/test-deps.sh installs it)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gis.api import create_app
-from gis.layers.grids import Grid
+from gis.layers.grids import Grid, GridMember, GridMemberGrid
 from gis.layers.users import Role
 from gis.settings import Settings
 from tests.conftest import IN_CI, use_session
@@ -76,6 +77,44 @@ def test_ogrinfo_lists_the_public_collections_and_with_a_token_the_rest(
     ]
     with_token = _gdal("ogrinfo", "-ro", "-q", f"OAPIF:{url}", headers=admin_headers)
     assert "incidents" in with_token and "cameras" in with_token and "units" in with_token
+    assert "members" in with_token and "coverage" in with_token
+
+
+def test_ogr2ogr_copies_a_towns_grid_members_and_ogrinfo_filters_coverage(
+    server: tuple[str, Recorder],
+    session: Session,
+    tmp_path: Path,
+    headers_for: Any,
+    town_codes: list[str],
+) -> None:
+    url, recorder = server
+    town = town_codes[0]
+    target = tmp_path / "members.gpkg"
+    headers = headers_for(Role.DISPATCHER, (town,))
+    _gdal(
+        "ogr2ogr", "-f", "GPKG", str(target), f"OAPIF:{url}", "members", "-oo", "PAGE_SIZE=50",
+        headers=headers,
+    )  # fmt: skip
+    copied = pyogrio.read_dataframe(target, layer="members")
+    expected = session.execute(
+        sa.select(GridMemberGrid.grid_code, sa.func.ST_Area(Grid.geom))
+        .join(GridMember, GridMember.id == GridMemberGrid.member_id)
+        .join(Grid, sa.and_(Grid.code == GridMemberGrid.grid_code, Grid.valid_to.is_(None)))
+        .where(GridMember.active.is_(True), Grid.town_code == town)
+    ).all()
+    assert len(copied) == len(expected) > 0 and set(copied["town_code"]) == {town}
+    areas = dict(expected)
+    for code, geometry in zip(copied["grid_code"], copied.geometry, strict=True):
+        assert geometry.area == pytest.approx(areas[code], rel=1e-4)
+    # A filter on a computed figure passes through to the server.
+    out = _gdal(
+        "ogrinfo", "-ro", "-q", f"OAPIF:{url}", "coverage", "-where", "cameras >= 3",
+        headers=headers_for(Role.COUNTY),
+    )  # fmt: skip
+    assert out.count("OGRFeature(coverage)") > 0
+    assert all(int(n) >= 3 for n in re.findall(r"cameras \(Integer\) = (\d+)", out))
+    pages = [r for r in recorder.requests if r.startswith("/ogc/collections/coverage/items")]
+    assert pages and "cameras >= 3" in pages[-1]
 
 
 def test_ogr2ogr_copies_every_grid_with_the_same_geometry(
@@ -139,3 +178,11 @@ def test_owslib_reads_collections_items_and_queryables(
     dispatcher = Features(url, headers=headers_for(Role.DISPATCHER, (town_codes[0],)))
     cases = dispatcher.collection_items("incidents", limit=50)
     assert {f["properties"]["town_code"] for f in cases["features"]} == {town_codes[0]}
+    members = dispatcher.collection_items("members", limit=50)
+    assert members["features"]
+    assert {f["properties"]["town_code"] for f in members["features"]} == {town_codes[0]}
+    assert "phone" in dispatcher.collection_queryables("members")["properties"]
+    county = Features(url, headers=headers_for(Role.COUNTY))
+    coverage = county.collection_items("coverage", limit=5)
+    assert len(coverage["features"]) == 5
+    assert "covered_share" in county.collection_queryables("coverage")["properties"]

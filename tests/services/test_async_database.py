@@ -226,3 +226,56 @@ def test_an_unreachable_database_is_503_through_the_api(settings: Settings) -> N
     assert response.status_code == 503, response.text
     assert response.json()["code"] == "database_unavailable"
     assert response.headers["Retry-After"] == "5"
+
+
+def test_ogc_pages_and_tiles_are_the_same_on_asyncpg_and_on_a_session(
+    committed: None, engine: Engine, settings: Settings
+) -> None:
+    """Core statements of varying shape (an items page with or without bbox, an IN-list scope,
+    the planner's estimate, a tile) compiled and cached by shape for asyncpg."""
+    import morecantile
+
+    from gis.services import ogc
+    from gis.services.ogc_collections import get_collection
+    from gis.services.ogc_crs import parse_crs
+
+    grids, incidents = get_collection("grids"), get_collection("incidents")
+    crs = parse_crs(None, "crs")
+
+    def page(collection: Any, bbox: Any, scope: Any, exact_max: int = 1000) -> Any:
+        query = ogc.ItemsQuery(
+            limit=3,
+            crs=crs,
+            bbox=bbox,
+            bbox_crs=crs,
+            properties=list(collection.properties),
+        )
+        return ogc.feature_page_flow(collection, query, scope, exact_max=exact_max)
+
+    boxes = [None, (110.0, 30.0, 110.012, 30.012), (110.0, 30.0, 110.006, 30.006)]
+    tile = morecantile.tms.get("WebMercatorQuad").tile(110.005, 30.005, 14)
+
+    def flows() -> list[Any]:
+        return [
+            *(page(grids, box, sa.true()) for box in boxes),
+            page(grids, None, sa.true(), exact_max=1),  # the estimate (EXPLAIN) path
+            page(incidents, None, Incident.town_code.in_([TOWN_1])),
+            page(incidents, None, Incident.town_code.in_([TOWN_1, "x"])),
+            ogc.tile_flow(grids, tile.z, tile.x, tile.y),
+        ]
+
+    with Session(engine) as session:
+        expected = [run(session, flow) for flow in flows()]
+
+    async def work(database: AsyncDatabase) -> tuple[list[Any], int]:
+        found = [await database.run(flow) for flow in flows()]
+        again = [await database.run(flow) for flow in flows()]  # from the shape cache
+        assert again == found
+        return found, len(database._shaped)
+
+    found, shapes = on_asyncpg(settings, work)
+    assert found == expected
+    assert expected[0].returned == 3 and expected[1].matched != expected[2].matched
+    assert expected[3].estimated and expected[-1]
+    # Kept by shape, not per request: fewer entries than the statements run (8 per round).
+    assert 0 < shapes < 8

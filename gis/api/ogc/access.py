@@ -12,7 +12,15 @@ import sqlalchemy as sa
 from fastapi import Depends, Path, Request
 
 from gis.api.deps import settings_of
-from gis.api.security import DISPATCH, READ_CASES, WATCH, PrincipalDep, admit, case_filter
+from gis.api.security import (
+    DISPATCH,
+    READ_CASES,
+    WATCH,
+    PrincipalDep,
+    admit,
+    case_filter,
+    town_filter,
+)
 from gis.errors import GisError
 from gis.layers.incidents import Incident
 from gis.layers.users import Role
@@ -30,11 +38,27 @@ READERS: dict[str, tuple[frozenset[Role], bool]] = {
     "cameras": (frozenset(WATCH), False),
     "units": (frozenset(WATCH + DISPATCH), False),
     "incidents": (frozenset(READ_CASES), False),
+    # Names and phone numbers: whoever reads cases, never anonymous (GIS_PUBLIC_LAYERS is for
+    # the maps, not for people), each within its scope below.
+    "members": (frozenset(READ_CASES), False),
+    # As /grids/{code}/coverage.
+    "coverage": (frozenset(WATCH), False),
 }
 # The rows of a layer the caller sees; every row unless listed.
 SCOPES: dict[str, Callable[[Principal | None], sa.ColumnElement[bool]]] = {
     "incidents": lambda principal: case_filter(principal, Incident),
+    "members": lambda principal: _member_scope(principal),
 }
+
+
+def _member_scope(principal: Principal | None) -> sa.ColumnElement[bool]:
+    """The members a caller sees: those of the grids of its towns, as for cases; a grid
+    member only those of its own grids."""
+    rows = get_collection("members").table.c
+    clause = town_filter(principal, rows.town_code)
+    if principal is not None and principal.role is Role.GRID_MEMBER:
+        clause = sa.and_(clause, rows.grid_code.in_(sorted(principal.grid_codes or ())))
+    return clause
 
 
 def scope_for(

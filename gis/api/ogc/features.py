@@ -8,15 +8,18 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.orm import Session
 
-from gis.api.deps import SessionDep, SettingsDep
+from gis.api.deps import SessionDep, SettingsDep, database_of
 from gis.api.ogc.access import ReadingDep, readable
 from gis.api.ogc.plans import plan_collections
 from gis.api.ogc.router import router
-from gis.api.routes.incidents import use_autocommit
 from gis.api.security import PrincipalDep
+from gis.db import translate_db_errors
 from gis.errors import ValidationError
+from gis.queries import Flow, run
 from gis.services import ogc
 from gis.services.ogc_collections import Collection
 from gis.services.ogc_crs import CRS84, crs_uris, parse_crs
@@ -243,7 +246,7 @@ def items_query(
 
 
 @router.get("/collections/{collection_id}/items", summary="Features of a collection")
-def items(
+async def items(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
@@ -295,12 +298,15 @@ def items(
         properties=properties,
         sortby=sortby,
     )
+    flow = ogc.feature_page_flow(found, query, scope, exact_max=settings.ogc_exact_count_max)
     if query.filter is not None:
-        # Only a filter can make the statement slow (bbox and paging use the indexes).
-        ogc.set_timeout(session, settings.ogc_statement_timeout_ms)
+        # Only a filter can make the statement slow (bbox and paging use the indexes): it runs
+        # in a transaction of its own with the OGC statement timeout, on a session.
+        page = await run_in_threadpool(_filtered_page, session, settings, flow)
     else:
-        use_autocommit(session)  # one statement: no BEGIN/ROLLBACK round trips around it
-    page = ogc.feature_page(session, found, query, scope, exact_max=settings.ogc_exact_count_max)
+        # An items page is a hot path (a map client pages through a layer): its statements run
+        # on the asyncpg pool in the event loop, compiled once per shape (bench/ogc).
+        page = await database_of(request).run(flow)
     links = [
         _page_link(request, "self", offset, limit),
         {
@@ -326,6 +332,13 @@ def items(
     body += ogc.dumps(tail)[1:]
     assert query.crs is not None
     return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{query.crs.uri}>"})
+
+
+def _filtered_page(session: Session, settings: Settings, flow: Flow[ogc.Page]) -> ogc.Page:
+    """A filtered page on the request's session, under the OGC statement timeout."""
+    with translate_db_errors():
+        ogc.set_timeout(session, settings.ogc_statement_timeout_ms)
+        return run(session, flow)
 
 
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature")
