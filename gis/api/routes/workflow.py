@@ -53,7 +53,10 @@ def act(
     """Apply a workflow action (accept, start, resolve, close, return, reassign, extend…).
 
     An action the case's state does not allow is 409 `invalid_transition` with
-    `allowed_actions`; missing or bad fields for the action are 422; nothing is written.
+    `allowed_actions`; an assignment to an off-duty unit is 409 `unit_unavailable`, one made on
+    a stale view (`expected_unit_id`) 409 `assigned_elsewhere` naming who assigned it; a unit
+    that takes a case turns busy. Missing or bad fields for the action are 422; nothing is
+    written.
     """
     check_case(principal, get_incident(session, incident_id))
     result = workflow.apply_action(
@@ -67,6 +70,7 @@ def act(
         unit_id=body.unit_id,
         due_at=body.due_at,
         duplicate_of=body.duplicate_of,
+        expected_unit_id=body.expected_unit_id,
         now=now,
     )
     reply = ActionRead(

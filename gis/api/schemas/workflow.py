@@ -44,6 +44,13 @@ class ActionCreate(BaseModel):
     duplicate_of: StrictInt | None = Field(
         None, ge=1, le=MAX_ID, description="mark_duplicate: the id of the case this one repeats"
     )
+    expected_unit_id: StrictInt | None = Field(
+        None,
+        ge=0,
+        le=2**31 - 1,
+        description="assign / reassign: the unit the caller saw on the case (0: none); if "
+        "another assignment came first, 409 `assigned_elsewhere` says who made it",
+    )
 
 
 class LogEntry(BaseModel):
