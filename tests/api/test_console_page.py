@@ -238,6 +238,8 @@ def test_two_dispatchers_on_one_case_one_wins_the_other_gets_409_with_who(
     select_case(first, case["id"])
     select_case(second, case["id"])
     second.screenshot(path=str(tmp_path / "console-phone.png"), full_page=True)
+    # At 360 px the panels are stacked: nothing sticks out sideways.
+    assert second.evaluate("document.documentElement.scrollWidth") <= 360
     second.route("**/events/stream*", lambda route: route.abort())
     second.evaluate("window.gisConsoleStream && window.gisConsoleStream.close()")
     first.locator("body").press("Enter")

@@ -55,7 +55,7 @@ export function span(seconds) {
 export function ago(iso, now = Date.now()) {
   if (!iso) return '—';
   const seconds = (now - Date.parse(iso)) / 1000;
-  return seconds >= 0 ? `${span(seconds)}前 ago` : `${span(seconds)}后 from now`;
+  return seconds >= 0 ? `${span(seconds)} 前 ago` : `${span(seconds)} 后 from now`;
 }
 
 export function km(metres) {
