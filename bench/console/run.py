@@ -101,13 +101,18 @@ def main(argv: list[str] | None = None) -> None:
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     env = {"GIS_DATABASE_URL": args.database_url, "GIS_AUTH_REQUIRED": "false"}
-    with serve(env) as server, sync_playwright() as playwright:
+    with serve(env, ready_s=180) as server, sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             **({"executable_path": chromium} if chromium else {}), args=LAUNCH_ARGS
         )
         url = f"{server.base}/console?town={town}"
         client = httpx.Client(base_url=server.base, timeout=60)
-        client.get("/console", params={"town": town}).raise_for_status()  # warm the process
+        # Warm the process: one untimed load that selects a case (every route's first call).
+        page = browser.new_page()
+        page.goto(url, wait_until="commit")
+        page.wait_for_selector("body[data-ready='true']", timeout=120_000)
+        page.wait_for_function("window.gisConsole.state.responders !== null", timeout=120_000)
+        page.close()
 
         paints, queue_ttfb, board_ttfb = [], [], []
         for _ in range(args.loads):

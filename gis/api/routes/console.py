@@ -6,8 +6,10 @@ at /web/console/…); everything it shows and does goes through the public API (
 from __future__ import annotations
 
 import json
+from html import escape
 from string import Template
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
@@ -23,6 +25,8 @@ from gis.web import WEB_DIR, web_url
 
 router = APIRouter(tags=["console"])
 PAGE = "console"
+# Every module of the page, fetched at once rather than level by level of the import graph.
+MODULES = ("console.js", "api.js", "board.js", "format.js", "map.js", "queue.js", "responders.js")
 _JSDELIVR = "https://cdn.jsdelivr.net/npm"
 Dispatcher = Annotated[Principal | None, Depends(allow(*DISPATCH))]
 
@@ -52,11 +56,26 @@ def console_page(
         "modules": web_url(root, PAGE),
         "stream": f"{root}/events/stream",
     }
+    # The first data the page asks for, fetched by the browser while it loads Leaflet and the
+    # modules; console.js's own requests (same URLs) are then answered from these.
+    data = [
+        f"{root}/dispatch/queue?{urlencode({'town': region.code, 'sort': 'deadline'})}",
+        f"{root}/dispatch/board?{urlencode({'town': region.code})}",
+        f"{root}/categories",
+    ]
+    preload = [
+        f'<link rel="modulepreload" href="{web_url(root, folder, name)}">'
+        for folder, name in [(PAGE, m) for m in MODULES] + [("common", "live.js")]
+    ] + [
+        f'<link rel="preload" as="fetch" crossorigin="anonymous" href="{escape(url)}">'
+        for url in data
+    ]
     html = Template((WEB_DIR / PAGE / "console.html").read_text(encoding="utf-8")).substitute(
         leaflet_css=asset_url(f"{_JSDELIVR}/leaflet@1.9.3/dist/leaflet.css", base),
         leaflet_js=asset_url(f"{_JSDELIVR}/leaflet@1.9.3/dist/leaflet.js", base),
         page_css=web_url(root, PAGE, "console.css"),
         page_js=web_url(root, PAGE, "console.js"),
+        preload="\n".join(preload),
         # "</" cannot end the script element early: json.dumps leaves no "<" unescaped here.
         config=json.dumps(config, ensure_ascii=False).replace("<", "\\u003c"),
     )

@@ -15,8 +15,9 @@ export function makeApi(root) {
     for (const [key, value] of Object.entries(query || {})) {
       if (value !== undefined && value !== null && value !== '') url.searchParams.set(key, value);
     }
-    const headers = { Accept: 'application/json' };
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    // No Accept header: the API answers JSON anyway, and a request with the browser's default
+    // headers is the one the page's <link rel="preload"> already made.
+    const headers = body === undefined ? {} : { 'Content-Type': 'application/json' };
     const response = await fetch(url, {
       method,
       credentials: 'same-origin',

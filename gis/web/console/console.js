@@ -11,6 +11,7 @@ import { ConsoleMap } from './map.js';
 import { markSelected, renderCounts, renderQueue } from './queue.js';
 import { choices, renderResponders } from './responders.js';
 
+performance.mark('console-module');
 const config = JSON.parse(document.getElementById('gis-config').textContent);
 const api = makeApi(config.root);
 const $ = (id) => document.getElementById(id);
@@ -230,6 +231,7 @@ async function start() {
   document.addEventListener('keydown', onKey);
   try {
     const [queue] = await Promise.all([loadQueue(), loadBoard(), loadCategories()]);
+    performance.mark('console-drawn');
     state.timings.firstPaint = performance.now();
     document.body.dataset.ready = 'true';
     window.gisConsoleStream = connectStream({

@@ -30,20 +30,21 @@ function itemHtml(item, now) {
   );
 }
 
+// One string for the whole list and one click listener on it: a town's queue can hold hundreds.
 export function renderQueue(list, items, selectedId, onSelect) {
   const now = Date.now();
-  list.innerHTML = '';
-  for (const item of items) {
-    const li = document.createElement('li');
-    li.dataset.id = String(item.id);
-    li.setAttribute('aria-selected', String(item.id === selectedId));
-    li.innerHTML = itemHtml(item, now);
-    li.addEventListener('click', () => onSelect(item.id));
-    list.appendChild(li);
-  }
-  if (!items.length) {
-    list.innerHTML = '<li class="empty">没有待办 Nothing needs a dispatcher</li>';
-  }
+  list.innerHTML = items.length
+    ? items
+        .map(
+          (item) =>
+            `<li data-id="${item.id}" aria-selected="${item.id === selectedId}">${itemHtml(item, now)}</li>`,
+        )
+        .join('')
+    : '<li class="empty">没有待办 Nothing needs a dispatcher</li>';
+  list.onclick = (event) => {
+    const li = event.target.closest('li[data-id]');
+    if (li) onSelect(Number(li.dataset.id));
+  };
 }
 
 export function markSelected(list, selectedId) {
