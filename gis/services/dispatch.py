@@ -212,31 +212,25 @@ def case_responders(
     fastest first by drive time (what ``GET /dispatch/nearest`` answers for that type,
     platform and jurisdiction), and the nearest units left out: busy, off duty, or available
     but of another jurisdiction."""
-    check_k(k)
-    incident = get_incident(session, incident_id)
-    category = get_category(session, incident.category_code)
-    lon, lat = incident_lonlat(incident)
-    unit_type = parse_unit_type(category.unit_type)
-    jurisdiction = case_jurisdiction(session, incident)
-    result = nearest_responders(
+    incident, result = suggested_units(
         session,
-        lon=lon,
-        lat=lat,
-        unit_type=unit_type,
-        platform=Platform(category.platform),
+        incident_id,
         k=k,
         by=RankBy.DRIVE_TIME,
         options=options,
         with_routes=with_routes,
-        jurisdiction_codes=jurisdiction,
+        in_jurisdiction=True,
     )
+    jurisdiction = case_jurisdiction(session, incident)
+    category = get_category(session, incident.category_code)
+    lon, lat = incident_lonlat(incident)
     offered = {r.unit.id for r in result.units}
     nearby = nearest_units(
         session,
         lon,
         lat,
         k=EXCLUSION_POOL,
-        unit_type=unit_type.value if unit_type else None,
+        unit_type=category.unit_type,
         platform=category.platform,
         available_only=False,
     )
@@ -270,8 +264,10 @@ def suggested_units(
     by: RankBy = RankBy.DISTANCE,
     options: RouteOptions | None = None,
     with_routes: bool = False,
+    in_jurisdiction: bool = False,
 ) -> tuple[Incident, NearestResult]:
-    """The units of the type an incident's category needs, nearest to it first."""
+    """The units of the type an incident's category needs, nearest to it first (with
+    ``in_jurisdiction``: only those of its town and county, ``case_jurisdiction``)."""
     check_k(k)
     incident = get_incident(session, incident_id)
     category = get_category(session, incident.category_code)
@@ -288,6 +284,7 @@ def suggested_units(
         by=by,
         options=options,
         with_routes=with_routes,
+        jurisdiction_codes=case_jurisdiction(session, incident) if in_jurisdiction else None,
     )
     return incident, result
 
