@@ -89,11 +89,8 @@ async function select(id) {
   showCase(item);
   if (!item) return;
   const started = performance.now();
-  const responders = api(`/incidents/${id}/responders`, { query: { k: 5 } });
-  // Place and cameras load beside the responders; they never hold the list up.
-  loadPlace(item, token);
   try {
-    const data = await responders;
+    const data = await api(`/incidents/${id}/responders`, { query: { k: 5 } });
     if (token !== state.token) return;
     state.responders = data;
     renderResponders($('responders'), $('excluded'), data, assign);
@@ -102,6 +99,9 @@ async function select(id) {
   } catch (error) {
     if (token === state.token) say(`${error.message}`, 'error');
   }
+  // The place and its cameras after the responders: the list a dispatcher acts on comes
+  // first, without those requests competing for the server.
+  if (token === state.token) loadPlace(item, token);
 }
 
 async function loadPlace(item, token) {
