@@ -1,7 +1,7 @@
 // The responders panel: the units offered for the selected case by drive time (one click
 // assigns), and the nearby units left out with why.
 
-import { REASONS, UNIT_STATUS, escapeHtml, km, span } from './format.js';
+import { REASONS, escapeHtml, km, span } from './format.js';
 
 // The units a case may go to: the offered ones but its current unit (it has the case already).
 export function choices(data) {
@@ -37,11 +37,7 @@ export function renderResponders(list, excluded, data, onAssign) {
     .map(
       (unit) =>
         `<li data-unit-id="${unit.id}">${escapeHtml(unit.name)} · ${km(unit.distance_m)} · ` +
-        `<span class="reason">${escapeHtml(REASONS[unit.reason] || unit.reason)}</span>` +
-        (unit.reason === 'out_of_jurisdiction'
-          ? ''
-          : ` <span lang="en">(${escapeHtml(UNIT_STATUS[unit.status] || unit.status)})</span>`) +
-        '</li>',
+        `<span class="reason">${escapeHtml(REASONS[unit.reason] || unit.reason)}</span></li>`,
     )
     .join('');
 }
