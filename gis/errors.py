@@ -80,6 +80,18 @@ class InvalidTransitionError(ConflictError):
     code = "invalid_transition"
 
 
+class AssignedElsewhereError(ConflictError):
+    """An assignment based on a stale view: someone else gave the case to a unit meanwhile."""
+
+    code = "assigned_elsewhere"
+
+
+class UnitUnavailableError(ConflictError):
+    """An assignment to a unit that cannot take a case now (off duty)."""
+
+    code = "unit_unavailable"
+
+
 class OutsideCoverageError(ValidationError):
     """A point far outside every region the service knows."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -13,11 +14,13 @@ from sqlalchemy.orm import Session
 
 from gis.errors import (
     OutsideCoverageError,
+    UnknownCodeError,
     ValidationError,
 )
 from gis.layers.base import parse_key, point_lonlat, utcnow
 from gis.layers.categories import Platform, get_category
 from gis.layers.incidents import Incident, get_incident
+from gis.layers.regions import Region, RegionLevel
 from gis.layers.units import (
     ResponderUnit,
     UnitPosition,
@@ -101,18 +104,21 @@ def nearest_responders(
     by: RankBy = RankBy.DISTANCE,
     options: RouteOptions | None = None,
     with_routes: bool = False,
+    jurisdiction_codes: Sequence[str] | None = None,
 ) -> NearestResult:
     """The ``k`` units nearest to a WGS84 point, by geodesic distance or by drive time.
 
     By drive time, the straight-line-nearest candidates are routed and re-ranked; reachable
     units come first by ETA, then the unreachable ones by distance (ETA null). With
-    ``with_routes`` the returned reachable units carry their route as a line.
+    ``with_routes`` the returned reachable units carry their route as a line. With
+    ``jurisdiction_codes`` only units with jurisdiction over one of them are considered.
     """
     check_k(k)
     filters = {
         "unit_type": unit_type.value if unit_type else None,
         "platform": platform.value if platform else None,
         "available_only": available_only,
+        "jurisdiction_codes": jurisdiction_codes,
     }
     if by is RankBy.DISTANCE:
         found = nearest_units(session, lon, lat, k=k, **filters)  # type: ignore[arg-type]
@@ -148,6 +154,102 @@ def nearest_responders(
     return NearestResult(lon, lat, by, ranked, len(found))
 
 
+def town_jurisdiction(session: Session, town_code: str) -> list[str]:
+    """The jurisdictions whose units serve a town (属地管理): the town and its county."""
+    town = session.get(Region, town_code)
+    if town is None or town.level != RegionLevel.TOWN.value:
+        raise UnknownCodeError(f"unknown town {town_code!r}: give a town (乡镇) code")
+    return [town.code] + ([town.parent_code] if town.parent_code else [])
+
+
+def case_jurisdiction(session: Session, incident: Incident) -> list[str] | None:
+    """The jurisdictions whose units serve a case: its town and county (None: unknown, any)."""
+    if incident.town_code is not None:
+        return town_jurisdiction(session, incident.town_code)
+    return [incident.county_code] if incident.county_code else None
+
+
+class Exclusion(StrEnum):
+    """Why a nearby unit of the right type is not offered for a case."""
+
+    BUSY = "busy"
+    OFF_DUTY = "off_duty"
+    OUT_OF_JURISDICTION = "out_of_jurisdiction"
+
+
+@dataclass(frozen=True)
+class ExcludedUnit:
+    """A nearby unit of the case's type that is not offered, and why."""
+
+    unit: ResponderUnit
+    distance_m: float
+    reason: Exclusion
+
+
+@dataclass(frozen=True)
+class CaseResponders:
+    """Who can go to a case: the offered units by drive time, and the nearby ones excluded."""
+
+    incident: Incident
+    jurisdiction: list[str] | None
+    result: NearestResult
+    excluded: list[ExcludedUnit]
+
+
+# How many of the straight-line-nearest units of the type are examined for exclusions.
+EXCLUSION_POOL = 12
+
+
+def case_responders(
+    session: Session,
+    incident_id: int,
+    *,
+    k: int = 5,
+    options: RouteOptions | None = None,
+    with_routes: bool = True,
+) -> CaseResponders:
+    """The available units of the case's type with jurisdiction over its town or county,
+    fastest first by drive time (what ``GET /dispatch/nearest`` answers for that type,
+    platform and jurisdiction), and the nearest units left out: busy, off duty, or available
+    but of another jurisdiction."""
+    incident, result = suggested_units(
+        session,
+        incident_id,
+        k=k,
+        by=RankBy.DRIVE_TIME,
+        options=options,
+        with_routes=with_routes,
+        in_jurisdiction=True,
+    )
+    jurisdiction = case_jurisdiction(session, incident)
+    category = get_category(session, incident.category_code)
+    lon, lat = incident_lonlat(incident)
+    offered = {r.unit.id for r in result.units}
+    nearby = nearest_units(
+        session,
+        lon,
+        lat,
+        k=EXCLUSION_POOL,
+        unit_type=category.unit_type,
+        platform=category.platform,
+        available_only=False,
+    )
+    excluded = []
+    for unit, distance in nearby:
+        if unit.id in offered:
+            continue
+        if unit.status == UnitStatus.OFF_DUTY.value:
+            reason = Exclusion.OFF_DUTY
+        elif unit.status == UnitStatus.BUSY.value:
+            reason = Exclusion.BUSY
+        elif jurisdiction is not None and unit.jurisdiction_code not in jurisdiction:
+            reason = Exclusion.OUT_OF_JURISDICTION
+        else:
+            continue  # available and ours, only slower than the k offered
+        excluded.append(ExcludedUnit(unit, distance, reason))
+    return CaseResponders(incident, jurisdiction, result, excluded)
+
+
 def incident_lonlat(incident: Incident) -> tuple[float, float]:
     """The WGS84 lon/lat of an incident."""
     return point_lonlat(incident.geom)
@@ -162,8 +264,10 @@ def suggested_units(
     by: RankBy = RankBy.DISTANCE,
     options: RouteOptions | None = None,
     with_routes: bool = False,
+    in_jurisdiction: bool = False,
 ) -> tuple[Incident, NearestResult]:
-    """The units of the type an incident's category needs, nearest to it first."""
+    """The units of the type an incident's category needs, nearest to it first (with
+    ``in_jurisdiction``: only those of its town and county, ``case_jurisdiction``)."""
     check_k(k)
     incident = get_incident(session, incident_id)
     category = get_category(session, incident.category_code)
@@ -180,6 +284,7 @@ def suggested_units(
         by=by,
         options=options,
         with_routes=with_routes,
+        jurisdiction_codes=case_jurisdiction(session, incident) if in_jurisdiction else None,
     )
     return incident, result
 

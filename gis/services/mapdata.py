@@ -454,8 +454,16 @@ def _town_envelope(town_code: str) -> sa.ScalarSelect[Any]:
     )
 
 
+def units_of_town(town_code: str) -> sa.ColumnElement[bool]:
+    """The units of a town: with jurisdiction over it, or standing within its bounding box."""
+    return sa.or_(
+        ResponderUnit.jurisdiction_code == town_code,
+        sa.func.ST_Intersects(ResponderUnit.geom, _town_envelope(town_code)),
+    )
+
+
 def town_units(session: Session, *, town_code: str) -> list[UnitPoint]:
-    """Units with jurisdiction over the town or standing within its bounding box, by code."""
+    """The units of a town (``units_of_town``), by code."""
     query = (
         sa.select(
             ResponderUnit.code,
@@ -466,12 +474,7 @@ def town_units(session: Session, *, town_code: str) -> list[UnitPoint]:
             sa.func.ST_X(ResponderUnit.geom),
             sa.func.ST_Y(ResponderUnit.geom),
         )
-        .where(
-            sa.or_(
-                ResponderUnit.jurisdiction_code == town_code,
-                sa.func.ST_Intersects(ResponderUnit.geom, _town_envelope(town_code)),
-            )
-        )
+        .where(units_of_town(town_code))
         .order_by(ResponderUnit.code)
     )
     return [

@@ -17,10 +17,16 @@ import sqlalchemy as sa
 from geoalchemy2 import Geography
 from sqlalchemy.orm import Session
 
-from gis.errors import InvalidTransitionError, NotFoundError, ValidationError
+from gis.errors import (
+    AssignedElsewhereError,
+    InvalidTransitionError,
+    NotFoundError,
+    UnitUnavailableError,
+    ValidationError,
+)
 from gis.layers.base import utcnow
 from gis.layers.incidents import ACTIVE_STATUSES, Incident, IncidentEvent, IncidentStatus
-from gis.layers.units import ResponderUnit
+from gis.layers.units import ResponderUnit, UnitStatus
 from gis.queries import run
 from gis.services.media import check_media_flow
 from gis.services.transitions import record_transition
@@ -155,11 +161,15 @@ def apply_action(
     duplicate_of: int | None = None,
     photos: Sequence[str] = (),
     uploader: int | None = None,
+    expected_unit_id: int | None = None,
     now: datetime | None = None,
 ) -> ActionResult:
     """Apply a person's action to a case: check it against the table, update, append the event.
 
-    ``photos`` (``media:<id>``, uploaded by ``uploader`` when given) are kept in the event."""
+    ``photos`` (``media:<id>``, uploaded by ``uploader`` when given) are kept in the event.
+
+    ``expected_unit_id`` (assign, reassign) is the unit the caller saw on the case, 0 for none:
+    if someone else has (re)assigned it since, ``AssignedElsewhereError`` (409) says who."""
     now = now or utcnow()
     known = parse_action(action)
     if known in SYSTEM_ACTIONS:
@@ -167,9 +177,13 @@ def apply_action(
     actor = (actor or "").strip()
     if not actor:
         raise ValidationError("actor is required: who is acting (user name or role:id)")
-    incident = session.get(Incident, incident_id, with_for_update=True)
+    # populate_existing: the route may have loaded the case before the lock; what counts is the
+    # row as it stands once we hold the lock (a concurrent assignment may just have committed).
+    incident = session.get(Incident, incident_id, with_for_update=True, populate_existing=True)
     if incident is None:
         raise NotFoundError(f"no incident with id {incident_id}")
+    if known in (Action.ASSIGN, Action.REASSIGN) and expected_unit_id is not None:
+        _check_expected_unit(session, incident, expected_unit_id)
     before = incident.status
     after = next_status(before, known.value)
     why = _clean(reason) or _clean(note)
@@ -225,6 +239,33 @@ def _clean(text: str | None) -> str | None:
     return text or None
 
 
+def _check_expected_unit(session: Session, incident: Incident, expected_unit_id: int) -> None:
+    """Refuse an assignment made on a stale view of the case, naming who assigned it since."""
+    if (incident.unit_id or 0) == expected_unit_id:
+        return
+    last = session.scalars(
+        sa.select(IncidentEvent)
+        .where(
+            IncidentEvent.incident_id == incident.id,
+            IncidentEvent.action.in_([Action.ASSIGN.value, Action.REASSIGN.value]),
+        )
+        .order_by(IncidentEvent.at.desc(), IncidentEvent.id.desc())
+        .limit(1)
+    ).first()
+    unit = session.get(ResponderUnit, incident.unit_id) if incident.unit_id else None
+    who = last.actor if last is not None else "intake (automatic assignment)"
+    when = (last.at if last is not None else incident.assigned_at) or incident.updated_at
+    target = f"unit {unit.name} (#{unit.id})" if unit is not None else "no unit"
+    raise AssignedElsewhereError(
+        f"case {incident.id} was meanwhile assigned to {target} by {who} at "
+        f"{when.isoformat()}; reload the case before assigning it",
+        assigned_by=who,
+        assigned_at=when,
+        unit_id=incident.unit_id,
+        unit_name=unit.name if unit is not None else None,
+    )
+
+
 def _change_unit(
     session: Session,
     incident: Incident,
@@ -236,11 +277,20 @@ def _change_unit(
 ) -> dict[str, Any]:
     if unit_id is None:
         raise ValidationError(f"{action.value} needs unit_id: the unit that takes the case")
-    unit = session.get(ResponderUnit, unit_id)
+    # Locked: a status change racing this assignment (the unit going off duty) waits for it or
+    # is seen by it, never half of each.
+    unit = session.get(ResponderUnit, unit_id, with_for_update=True, populate_existing=True)
     if unit is None:
         raise ValidationError(f"no responder unit with id {unit_id}; see GET /units")
     if unit.id == incident.unit_id:
         raise ValidationError(f"the case is already with unit {unit_id} ({unit.name})")
+    if unit.status == UnitStatus.OFF_DUTY.value:
+        raise UnitUnavailableError(
+            f"unit {unit.name} (#{unit.id}) is off duty (since {unit.updated_at.isoformat()}); "
+            "choose another unit",
+            unit_id=unit.id,
+            unit_status=unit.status,
+        )
     distance = session.scalar(
         sa.select(
             sa.func.ST_Distance(
@@ -265,6 +315,10 @@ def _change_unit(
     incident.assigned_at = now
     if action is Action.REASSIGN:
         incident.reassign_count += 1
+    # A unit that takes a case is on its way: no longer offered as available.
+    if unit.status == UnitStatus.AVAILABLE.value:
+        unit.status = UnitStatus.BUSY.value
+        unit.updated_at = max(now, unit.updated_at)
     return data
 
 

@@ -7,9 +7,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from gis.api.deps import PlatformDep, SessionDep, SettingsDep
-from gis.api.errors import SWAPPED, domain_errors
+from gis.api.deps import ClockDep, PlatformDep, SessionDep, SettingsDep
+from gis.api.errors import CATEGORY, SWAPPED, domain_errors
 from gis.api.schemas.dispatch import NearestRead, SuggestedUnitsRead
+from gis.api.schemas.queue import (
+    BoardRead,
+    BoardUnitRead,
+    QueueItemRead,
+    QueueRead,
+    RespondersRead,
+)
 from gis.api.schemas.types import (
     MAX_ID,
     UNIT_TYPES,
@@ -18,12 +25,17 @@ from gis.api.schemas.types import (
     LonQuery,
     one_of,
 )
-from gis.api.security import DISPATCH, allow, check_case
+from gis.api.security import DISPATCH, allow, case_filter, check_case, check_town
+from gis.errors import UnknownCodeError
 from gis.geo import checked_wgs84
-from gis.layers.incidents import get_incident
-from gis.services import dispatch
+from gis.layers.categories import get_category
+from gis.layers.incidents import Incident, get_incident
+from gis.layers.regions import RegionLevel, get_region
+from gis.services import dispatch, queue
 from gis.services.access import Principal
 from gis.services.dispatch import MAX_K, RankBy
+from gis.services.live import feed_position
+from gis.services.queue import MAX_QUEUE, QueueSort
 from gis.services.routing import RouteOptions
 from gis.settings import Settings
 
@@ -74,7 +86,17 @@ def ranking(
 RankingDep = Annotated[Ranking, Depends(ranking)]
 
 
-@router.get("/dispatch/nearest", response_model=NearestRead, responses=domain_errors(SWAPPED))
+JURISDICTION = (UnknownCodeError, "jurisdiction is not a town (GET /regions?level=town)")
+TownCode = Annotated[
+    str, Query(min_length=1, max_length=12, pattern=r"^[0-9]+$", description="Town code (乡镇)")
+]
+
+
+@router.get(
+    "/dispatch/nearest",
+    response_model=NearestRead,
+    responses=domain_errors(SWAPPED, JURISDICTION),
+)
 def nearest(
     *,
     session: SessionDep,
@@ -88,6 +110,14 @@ def nearest(
         str | None,
         Query(max_length=60, description="Unit type", json_schema_extra=one_of(UNIT_TYPES)),
     ] = None,
+    jurisdiction: Annotated[
+        str | None,
+        Query(
+            max_length=12,
+            pattern=r"^[0-9]+$",
+            description="Only units with jurisdiction over this town or its county (属地管理)",
+        ),
+    ] = None,
     ranking: RankingDep,
 ) -> NearestRead:
     """The k units nearest to a place, with distance and (by drive time) ETA and route length."""
@@ -98,6 +128,9 @@ def nearest(
         lat=wgs_lat,
         platform=platform,
         unit_type=dispatch.parse_unit_type(unit_type),
+        jurisdiction_codes=(
+            None if jurisdiction is None else dispatch.town_jurisdiction(session, jurisdiction)
+        ),
         **ranking.arguments(settings),
     )
     return NearestRead.of(result)
@@ -125,4 +158,104 @@ def suggested_units(
         category_code=incident.category_code,
         town_code=incident.town_code,
         current_unit_id=incident.unit_id,
+    )
+
+
+@router.get(
+    "/incidents/{incident_id}/responders",
+    response_model=RespondersRead,
+)
+def responders(
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Dispatcher,
+    incident_id: Annotated[int, Path(ge=1, le=MAX_ID, description="Incident id")],
+    k: KQuery = 5,
+    include_route: Annotated[
+        bool, Query(description="Each reachable unit's route as GeoJSON")
+    ] = True,
+) -> RespondersRead:
+    """Who can go to a case: the available units of its category's type with jurisdiction over
+    its town or county, fastest first by drive time (as `GET /dispatch/nearest?by=drive_time`
+    with that unit type, platform and `jurisdiction`), and the nearest units left out with
+    why: `busy`, `off_duty`, `out_of_jurisdiction`."""
+    check_case(principal, get_incident(session, incident_id))
+    found = dispatch.case_responders(
+        session,
+        incident_id,
+        k=k,
+        options=RouteOptions.from_settings(settings),
+        with_routes=include_route,
+    )
+    return RespondersRead.of_case(found)
+
+
+def _town(session: SessionDep, principal: Principal | None, town: str) -> str:
+    """A town the caller may see, else 404 (unknown, or another town's: the same answer)."""
+    region = get_region(session, town, level=RegionLevel.TOWN)
+    check_town(principal, region.code, f"town with code {town!r}")
+    return region.code
+
+
+@router.get(
+    "/dispatch/queue",
+    response_model=QueueRead,
+    responses=domain_errors(CATEGORY),
+)
+def dispatch_queue(
+    session: SessionDep,
+    principal: Dispatcher,
+    now: ClockDep,
+    town: TownCode,
+    platform: PlatformDep,
+    category: Annotated[
+        str | None, Query(max_length=50, description="Only this category's cases")
+    ] = None,
+    sort: Annotated[
+        QueueSort, Query(description="deadline (nearest first) or age (oldest report first)")
+    ] = QueueSort.DEADLINE,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_QUEUE, description=f"Cases to list (1–{MAX_QUEUE})")
+    ] = 200,
+) -> QueueRead:
+    """The active cases of a town that need a person — unassigned, outside every grid,
+    escalated, overdue, reworked, raised from a camera, or new — with counts per bucket; the
+    dispatcher's console shows it and follows `GET /events/stream?after=` from `after`."""
+    code = _town(session, principal, town)
+    if category is not None:
+        get_category(session, category)
+    # The feed id first: an event committed while the queue is read is replayed, never lost.
+    after, _ = feed_position(session, None)
+    found = queue.dispatch_queue(
+        session,
+        town_code=code,
+        now=now,
+        platform=platform.value if platform else None,
+        category=category,
+        sort=sort,
+        limit=limit,
+        scope=case_filter(principal, Incident),
+    )
+    return QueueRead(
+        town_code=found.town_code,
+        now=found.now,
+        after=after,
+        counts=found.counts,
+        total=found.total,
+        items=[QueueItemRead.model_validate(item) for item in found.items],
+    )
+
+
+@router.get("/dispatch/board", response_model=BoardRead)
+def unit_board(session: SessionDep, principal: Dispatcher, town: TownCode) -> BoardRead:
+    """Every unit of a town (its own, and the county's standing in it): status, when its last
+    position was taken, and how many active cases it holds. Change a status with
+    `PATCH /units/{id}`."""
+    code = _town(session, principal, town)
+    return BoardRead(
+        town_code=code,
+        units=[
+            BoardUnitRead.model_validate(u, from_attributes=True)
+            for u in queue.unit_board(session, town_code=code)
+        ],
     )

@@ -54,7 +54,10 @@ def act(
     """Apply a workflow action (accept, start, resolve, close, return, reassign, extend…).
 
     An action the case's state does not allow is 409 `invalid_transition` with
-    `allowed_actions`; missing or bad fields for the action are 422; nothing is written.
+    `allowed_actions`; an assignment to an off-duty unit is 409 `unit_unavailable`, one made on
+    a stale view (`expected_unit_id`) 409 `assigned_elsewhere` naming who assigned it; a unit
+    that takes a case turns busy. Missing or bad fields for the action are 422; nothing is
+    written.
     """
     check_case(principal, get_incident(session, incident_id))
     result = workflow.apply_action(
@@ -70,6 +73,7 @@ def act(
         duplicate_of=body.duplicate_of,
         photos=body.photos,
         uploader=uploader_of(principal),
+        expected_unit_id=body.expected_unit_id,
         now=now,
     )
     reply = ActionRead(

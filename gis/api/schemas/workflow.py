@@ -50,6 +50,13 @@ class ActionCreate(BaseModel):
         max_length=10,
         description="media:<id> of photos you uploaded (POST /media): the work done, the scene",
     )
+    expected_unit_id: StrictInt | None = Field(
+        None,
+        ge=0,
+        le=2**31 - 1,
+        description="assign / reassign: the unit the caller saw on the case (0: none); if "
+        "another assignment came first, 409 `assigned_elsewhere` says who made it",
+    )
 
 
 class LogEntry(BaseModel):

@@ -1,6 +1,7 @@
-// Live updates of the command-room map: listens to GET /events/stream and redraws cases,
-// counters, units and cameras without a reload. Loaded by the page as an ES module
-// (gis/maps/live.py puts the call in the page); no build step, no dependencies beyond Leaflet.
+// Live updates: `connectStream` listens to GET /events/stream for any page (the dispatcher's
+// console uses it directly); `startLive` redraws the command-room map's cases, counters, units
+// and cameras without a reload (gis/maps/live.py puts the call in the page). ES module, no build
+// step, no dependencies beyond Leaflet.
 
 const OPEN = new Set(['reported', 'assigned', 'accepted', 'in_progress', 'returned', 'escalated']);
 const RECLASSIFY_MS = 60_000;
@@ -187,24 +188,30 @@ export class LiveMap {
   }
 }
 
-// Connect the page to the stream; the browser's EventSource reconnects by itself and sends
-// Last-Event-ID, the service replays what was missed or says `reload`.
-export function startLive(options, layers) {
+// Listen to the event stream: `onEvent(type, id, data)` for each of `types`, the indicator
+// (#gis-live) kept current. The browser's EventSource reconnects by itself and sends
+// Last-Event-ID; the service replays what was missed or says `reload`, which calls `onReload`
+// (default: reload the page, at most once a minute). Any page may use it (the command room, the
+// dispatcher's console); returns the EventSource.
+export function connectStream({ stream, after, types, onEvent, onReload }) {
   const indicator = document.getElementById('gis-live');
-  const live = new LiveMap(options, layers);
-  const url = new URL(options.stream, window.location.href);
-  url.searchParams.set('after', String(options.after));
+  const url = new URL(stream, window.location.href);
+  if (after !== undefined && after !== null) url.searchParams.set('after', String(after));
   const source = new EventSource(url, { withCredentials: true });
-  const on = (type) =>
+  types.forEach((type) =>
     source.addEventListener(type, (event) => {
-      live.apply(type, Number(event.lastEventId), JSON.parse(event.data));
-    });
-  options.types.forEach(on);
+      onEvent(type, Number(event.lastEventId), JSON.parse(event.data));
+    }),
+  );
   source.addEventListener('open', () => setState(indicator, 'connected'));
   source.addEventListener('error', () => {
     setState(indicator, source.readyState === EventSource.CLOSED ? 'offline' : 'reconnecting');
   });
   source.addEventListener('reload', () => {
+    if (onReload) {
+      onReload();
+      return;
+    }
     // At most one reload a minute: a page that comes back as far behind waits, not loops.
     const last = Number(sessionStorage.getItem('gis-live-reload') || 0);
     if (Date.now() - last < 60_000) {
@@ -219,6 +226,18 @@ export function startLive(options, layers) {
   source.addEventListener('revoked', () => {
     source.close();
     setState(indicator, 'offline');
+  });
+  return source;
+}
+
+// Connect the command-room map to the stream.
+export function startLive(options, layers) {
+  const live = new LiveMap(options, layers);
+  connectStream({
+    stream: options.stream,
+    after: options.after,
+    types: options.types,
+    onEvent: (type, id, data) => live.apply(type, id, data),
   });
   setInterval(() => live.reclassify(), RECLASSIFY_MS);
   window.gisLive = live; // for the kiosk mode and the tests

@@ -1,0 +1,117 @@
+"""Replies of the dispatch queue, the unit board and a case's responders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gis.api.schemas.dispatch import NearestRead, SuggestedUnitsRead, UnitFields
+from gis.layers.base import point_lonlat
+from gis.services.dispatch import CaseResponders, ExcludedUnit, Exclusion
+from gis.services.queue import Bucket
+
+
+class QueueItemRead(BaseModel):
+    """A case of the queue and the buckets it is in."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    status: str
+    category: str
+    category_zh: str
+    category_en: str
+    platform: str
+    description: str
+    location_quality: str
+    reporter_kind: str
+    grid_code: str | None
+    village_code: str | None
+    town_code: str | None
+    unit_id: int | None
+    unit_name: str | None
+    reported_at: datetime
+    due_at: datetime | None
+    buckets: list[Bucket] = Field(description="Why the case needs a person")
+    lon: float
+    lat: float
+
+
+class QueueRead(BaseModel):
+    """A town's dispatch queue."""
+
+    town_code: str
+    now: datetime = Field(description="The time the buckets were judged at (overdue, newest)")
+    after: int = Field(
+        description="The live feed id this answer is as of: pass it to GET /events/stream?after="
+    )
+    counts: dict[Bucket, int] = Field(description="Cases per bucket (all of them, not only listed)")
+    total: int = Field(description="Cases in at least one bucket")
+    items: list[QueueItemRead]
+
+
+class BoardUnitRead(UnitFields):
+    """A unit on the board."""
+
+    lon: float
+    lat: float
+    updated_at: datetime
+    last_fix_at: datetime | None = Field(description="When its newest AVL fix was taken")
+    open_cases: int = Field(description="Active cases it holds")
+
+
+class BoardRead(BaseModel):
+    """Every unit of a town."""
+
+    town_code: str
+    units: list[BoardUnitRead]
+
+
+class ExcludedUnitRead(UnitFields):
+    """A nearby unit of the case's type that is not offered, and why."""
+
+    lon: float
+    lat: float
+    distance_m: float
+    reason: Exclusion
+
+    @classmethod
+    def of(cls, excluded: ExcludedUnit) -> ExcludedUnitRead:
+        """The reply item for a service result."""
+        lon, lat = point_lonlat(excluded.unit.geom)
+        return cls(
+            **UnitFields.model_validate(excluded.unit).model_dump(),
+            lon=lon,
+            lat=lat,
+            distance_m=round(excluded.distance_m, 2),
+            reason=excluded.reason,
+        )
+
+
+class RespondersRead(SuggestedUnitsRead):
+    """Who can go to a case: offered units by drive time, and the nearby ones left out."""
+
+    jurisdiction: list[str] | None = Field(
+        description="The jurisdictions whose units are offered: the case's town and county"
+    )
+    excluded: list[ExcludedUnitRead]
+
+    @classmethod
+    def of_case(cls, found: CaseResponders) -> RespondersRead:
+        """The reply for a service result."""
+        base = NearestRead.of(found.result)
+        incident = found.incident
+        return cls(
+            lon=base.lon,
+            lat=base.lat,
+            by=base.by,
+            candidates=base.candidates,
+            units=base.units,
+            incident_id=incident.id,
+            category_code=incident.category_code,
+            town_code=incident.town_code,
+            current_unit_id=incident.unit_id,
+            jurisdiction=found.jurisdiction,
+            excluded=[ExcludedUnitRead.of(e) for e in found.excluded],
+        )
