@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from gis.db import session_scope
-from gis.errors import GisError
+from gis.errors import DatabaseUnavailableError, GisError
 from gis.layers.jobs import Job, JobStatus
 from gis.services import jobs
 from gis.settings import Settings
@@ -47,9 +47,15 @@ class JobRunner:
         self._futures: dict[int, Future[None]] = {}
 
     def start(self) -> int:
-        """Mark failed the jobs a dead process left running; their count."""
-        with session_scope(self.engine) as session:
-            return jobs.reap_stale(session, timeout_s=self.timeout_s)
+        """Mark failed the jobs a dead process left running; their count. A database that is
+        down at start-up does not stop the service (it answers 503 until the database is back):
+        such jobs are then marked failed when they are read (``jobs.get_job``)."""
+        try:
+            with session_scope(self.engine) as session:
+                return jobs.reap_stale(session, timeout_s=self.timeout_s)
+        except DatabaseUnavailableError as error:
+            log.warning("stale jobs not reaped at start-up: %s", error)
+            return 0
 
     def submit(self, job_id: int) -> Future[None]:
         """Run the (committed, queued) job ``job_id`` when a worker is free."""

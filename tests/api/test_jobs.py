@@ -196,11 +196,11 @@ def test_a_running_job_is_cancelled_at_its_next_step(
     running = api.get(f"/jobs/{job_id}").json()
     assert running["status"] == "running" and 0 < running["progress"] < 1
     assert running["message"].startswith("step ")
-    reply = api.delete(f"/jobs/{job_id}")
+    reply = api.post(f"/jobs/{job_id}/cancel")
     assert reply.status_code == 202 and reply.json()["cancel_requested"] is True
     job = _wait(api, f"/jobs/{job_id}", timeout_s=30)
     assert job["status"] == "cancelled" and job["progress"] < 1 and job["result_url"] is None
-    assert api.delete(f"/jobs/{job_id}").status_code == 409
+    assert api.post(f"/jobs/{job_id}/cancel").status_code == 409
     assert api.get(f"/jobs/{job_id}/result").status_code == 404
 
 
@@ -209,7 +209,7 @@ def test_a_queued_job_is_cancelled_at_once(
 ) -> None:
     monkeypatch.setitem(jobs.KINDS, "slow", _slow_kind(1, 0.0))
     job_id = _queue(engine, "slow")  # never submitted: it stays queued
-    reply = api.delete(f"/jobs/{job_id}")
+    reply = api.post(f"/jobs/{job_id}/cancel")
     assert reply.status_code == 202 and reply.json()["status"] == "cancelled"
 
 
@@ -284,7 +284,7 @@ def test_only_the_owner_and_admins_see_a_job(api: TestClient, engine: Engine) ->
     job_id = _dead_job(engine)
     _as(api, OWNERS[1])
     assert api.get(f"/jobs/{job_id}").status_code == 404
-    assert api.delete(f"/jobs/{job_id}").status_code == 404
+    assert api.post(f"/jobs/{job_id}/cancel").status_code == 404
     _as(api, OWNERS[2], Role.ADMIN)
     assert api.get(f"/jobs/{job_id}").status_code == 200
     _as(api, "jobs-grid-member", Role.GRID_MEMBER)

@@ -101,8 +101,8 @@ def get_job(request: Request, session: SessionDep, principal: JobUser, job_id: J
     return job_read(_job(request, session, principal, job_id))
 
 
-@router.delete(
-    "/{job_id}",
+@router.post(
+    "/{job_id}/cancel",
     response_model=JobRead,
     status_code=status.HTTP_202_ACCEPTED,
     responses={
