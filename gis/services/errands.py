@@ -9,7 +9,7 @@ appends an ``errand_events`` row; the caller commits.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -31,6 +31,7 @@ from gis.layers.errands import (
 from gis.layers.grids import GridMember
 from gis.services.assignment import locate
 from gis.services.deadlines import DEFAULT_CALENDAR, WorkingCalendar
+from gis.services.media import action_photos
 from gis.services.transitions import record_transition
 from gis.settings import Settings
 
@@ -251,9 +252,14 @@ def apply_errand_action(
     note: str | None = None,
     applicant_trips: int | None = None,
     member_id: int | None = None,
+    photos: Sequence[str] = (),
+    uploader: int | None = None,
     now: datetime | None = None,
 ) -> ErrandActionResult:
-    """Move an errand along its table; ``deliver`` records how many trips the applicant made."""
+    """Move an errand along its table; ``deliver`` records how many trips the applicant made.
+
+    ``photos`` (``media:<id>``, uploaded by ``uploader`` when given: the papers collected, the
+    result handed over) are kept in the event, as a case action's are."""
     now = now or utcnow()
     actor = (actor or "").strip()
     if not actor:
@@ -268,7 +274,7 @@ def apply_errand_action(
         raise ValidationError(f"{known.value} needs a reason in 'note'")
     if now < errand.updated_at:
         raise ValidationError("the action's time is before the errand's last change")
-    data: dict[str, Any] = {}
+    data: dict[str, Any] = action_photos(session, photos, uploader=uploader)
     if known is ErrandAction.DELIVER:
         if applicant_trips is None or not 0 <= applicant_trips <= 50:
             raise ValidationError(

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gis.errors import ConflictError, NotFoundError, PayloadTooLargeError, ValidationError
+from gis.layers.errands import Errand, ErrandEvent
 from gis.layers.incidents import (
     EVENT_PHOTOS_WHERE,
     MEDIA_PHOTOS_WHERE,
@@ -32,7 +33,7 @@ from gis.layers.incidents import (
     IncidentEvent,
 )
 from gis.layers.media import Media
-from gis.queries import Flow, Query
+from gis.queries import Flow, Query, run
 from gis.settings import Settings
 
 MEDIA_REF = re.compile(r"^media:(?P<id>[0-9a-f]{64})$")
@@ -308,6 +309,8 @@ SELECT EXISTS (SELECT 1 FROM incidents
     OR EXISTS (SELECT 1 FROM incident_events
                WHERE data -> 'photos' @> jsonb_build_array(CAST(:ref AS text))
                  AND {EVENT_PHOTOS_WHERE})
+    OR EXISTS (SELECT 1 FROM errand_events
+               WHERE data -> 'photos' @> jsonb_build_array(CAST(:ref AS text)))
 """  # noqa: S608 -- module constants only
 )
 
@@ -368,6 +371,17 @@ def check_media_flow(photos: Sequence[str], *, uploader: int | None = None) -> F
             )
 
 
+def action_photos(
+    session: Session, photos: Sequence[str], *, uploader: int | None = None
+) -> dict[str, list[str]]:
+    """The event data keeping an action's photos (a case's or an errand's), once checked by
+    ``check_media_flow``: ``{"photos": [...]}``, or nothing without photos."""
+    if not photos:
+        return {}
+    run(session, check_media_flow(list(photos), uploader=uploader))
+    return {"photos": list(photos)}
+
+
 def get_media(session: Session, media_id: str) -> Media:
     """The media record, or ``NotFoundError``."""
     media = session.get(Media, media_id) if re.fullmatch(r"[0-9a-f]{64}", media_id) else None
@@ -391,3 +405,16 @@ def cases_showing(
     )
     rows = session.execute(sa.union(reported, acted))
     return [(row[0], row[1], row[2]) for row in rows]
+
+
+def errands_showing(session: Session, media_id: str) -> list[str | None]:
+    """Town of every errand whose log names the media among an action's photos (for the
+    access rules: whoever may read the errand may see its photos)."""
+    ref = sa.func.jsonb_build_array(f"media:{media_id}")
+    rows = session.execute(
+        sa.select(Errand.town_code)
+        .join(ErrandEvent, ErrandEvent.errand_id == Errand.id)
+        .where(ErrandEvent.data["photos"].op("@>")(ref))
+        .distinct()
+    )
+    return [row[0] for row in rows]

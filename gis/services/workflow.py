@@ -27,8 +27,7 @@ from gis.errors import (
 from gis.layers.base import utcnow
 from gis.layers.incidents import ACTIVE_STATUSES, Incident, IncidentEvent, IncidentStatus
 from gis.layers.units import ResponderUnit, UnitStatus
-from gis.queries import run
-from gis.services.media import check_media_flow
+from gis.services.media import action_photos
 from gis.services.transitions import record_transition
 
 S = IncidentStatus
@@ -197,9 +196,7 @@ def apply_action(
     data: dict[str, Any] = {}
     if _clean(reason) and _clean(note):
         data["note"] = _clean(note)
-    if photos:
-        run(session, check_media_flow(list(photos), uploader=uploader))
-        data["photos"] = list(photos)
+    data.update(action_photos(session, photos, uploader=uploader))
 
     if known in (Action.ASSIGN, Action.REASSIGN):
         data.update(_change_unit(session, incident, known, unit_id, actor, why, now))

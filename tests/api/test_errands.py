@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +14,12 @@ from gis.api.security import get_principal
 from gis.layers.errands import load_services
 from gis.layers.users import Role
 from gis.services.access import Principal
+from tests.api.test_media import bearer, media_dir, upload
 from tests.conftest import count
-from tests.services.workflow_fixtures import G2, TOWN_2, County, build_county
+from tests.photos import jpeg_with_gps
+from tests.services.workflow_fixtures import G2, TOWN_1, TOWN_2, County, build_county
+
+__all__ = ["media_dir"]
 
 BODY = {
     "service": "elderly_card",
@@ -136,3 +141,42 @@ def test_errand_list_shows_a_grid_member_only_their_own_newest_first(
         user_id=None, name="other", role=Role.COMMAND_ROOM, town_codes=frozenset({TOWN_2})
     )
     assert first["id"] not in [e["id"] for e in hotline.get("/errands").json()]
+
+
+def test_an_action_keeps_its_photos_for_whoever_may_read_the_errand(
+    client: TestClient, session: Session, county: County, media_dir: Path
+) -> None:
+    member = bearer(session, Role.GRID_MEMBER, (TOWN_1,), name="e-member")
+    stranger = bearer(session, Role.DISPATCHER, (TOWN_1,), name="e-stranger")
+    errand = client.post("/errands", json=BODY, headers=member).json()
+    assert errand["town_code"] == TOWN_1
+    photo = upload(client, member, jpeg_with_gps(colour="orange")).json()
+    events_before = count(session, "errand_events")
+    taken = client.post(
+        f"/errands/{errand['id']}/actions",
+        json={"action": "collect", "photos": [photo["ref"]]},
+        headers=stranger,
+    )
+    assert taken.status_code == 422 and taken.json()["code"] == "validation_error"
+    assert "another user" in taken.json()["detail"]
+    assert count(session, "errand_events") == events_before
+    assert client.get(f"/errands/{errand['id']}", headers=member).json()["status"] == "requested"
+    # Before any errand names it, the photo is its uploader's only.
+    assert client.get(photo["thumbnail_url"], headers=stranger).status_code == 404
+    done = client.post(
+        f"/errands/{errand['id']}/actions",
+        json={"action": "collect", "note": "材料已收齐", "photos": [photo["ref"]]},
+        headers=member,
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["events"][-1]["data"]["photos"] == [photo["ref"]]
+    reader = bearer(session, Role.COMMAND_ROOM, (TOWN_1,), name="e-reader")
+    outsider = bearer(session, Role.COMMAND_ROOM, (TOWN_2,), name="e-outsider")
+    assert client.get(f"/errands/{errand['id']}", headers=reader).status_code == 200
+    assert client.get(photo["url"], headers=reader).status_code == 200
+    assert client.get(photo["thumbnail_url"], headers=stranger).status_code == 200
+    assert client.get(f"/errands/{errand['id']}", headers=outsider).status_code == 404
+    assert client.get(photo["url"], headers=outsider).status_code == 404
+    # A photo an errand's log names stays.
+    kept = client.delete(f"/media/{photo['id']}", headers=member)
+    assert kept.status_code == 409 and kept.json()["code"] == "conflict"

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from gis.api import create_app
 from gis.layers.categories import Category
-from gis.layers.errands import Errand
+from gis.layers.errands import Errand, ErrandEvent
 from gis.layers.incidents import Incident, IncidentEvent
 from gis.layers.media import Media
 from gis.services.media import DirectoryStore
@@ -292,11 +292,37 @@ def test_my_work_accept_start_resolve_with_a_photo_and_an_errand(
         assert event.note == "护栏已修复 fixed" and len(event.data["photos"]) == 1
     page.click("#item-back")
     page.locator("#errand-list li button").first.click()
+    page.wait_for_selector("#item-actions button[data-action=collect]", timeout=TIMEOUT)
+    assert page.locator("#item-photos img").count() == 0  # the case's photo is not the errand's
+    page.fill("#item-note", "材料已收齐 papers collected")
+    page.set_input_files(
+        "#item-photo-input",
+        files=[
+            {"name": "papers.jpg", "mimeType": "image/jpeg", "buffer": jpeg_with_gps(colour="red")}
+        ],
+    )
+    assert page.locator("#item-photo-previews img").count() == 1
+    _shot(page, tmp_path, "errand")
     page.click("#item-actions button[data-action=collect]")
     page.wait_for_selector("#item-actions button[data-action=submit]", timeout=TIMEOUT)
+    # The errand's photo, shown back from its log: the member may read it (loaded, not a 404).
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#item-photos img')]"
+        ".some((img) => img.complete && img.naturalWidth > 0)",
+        timeout=TIMEOUT,
+    )
     with Session(engine) as s:
         errand = s.get(Errand, town.errand_id)
         assert errand is not None and errand.status == "collecting"
+        collected = s.scalars(
+            sa.select(ErrandEvent).where(
+                ErrandEvent.errand_id == errand.id, ErrandEvent.action == "collect"
+            )
+        ).one()
+        assert collected.note == "材料已收齐 papers collected"
+        [ref] = collected.data["photos"]
+        assert ref.startswith("media:") and ref != event.data["photos"][0]
+        assert page.get_attribute("#item-photos img", "alt") == ref
     page.click("#tabs button[data-screen=settings]")
     page.check("#english")
     assert page.inner_text("#tabs button[data-screen=report]") == "上报 Report"

@@ -18,7 +18,15 @@ from gis.api.schemas.errands import (
     ServiceRead,
 )
 from gis.api.schemas.types import MAX_ID
-from gis.api.security import ACT_ON_CASES, READ_CASES, REPORT, allow, check_town, errand_filter
+from gis.api.security import (
+    ACT_ON_CASES,
+    READ_CASES,
+    REPORT,
+    allow,
+    check_town,
+    errand_filter,
+    uploader_of,
+)
 from gis.errors import UnknownCodeError, ValidationError
 from gis.layers.errands import Errand, ErrandStatus, get_errand, list_errands, list_services
 from gis.services import errands as errand_service
@@ -154,7 +162,8 @@ def read_errand(
         (
             ValidationError,
             "a field the action needs is missing (reject and cancel: note; assign: member_id; "
-            "deliver: applicant_trips), or member_id is not a grid member",
+            "deliver: applicant_trips), member_id is not a grid member, or a photo is not "
+            "stored or was uploaded by another user",
         )
     ),
 )
@@ -175,6 +184,8 @@ def act_on_errand(
         note=body.note,
         applicant_trips=body.applicant_trips,
         member_id=body.member_id,
+        photos=body.photos,
+        uploader=uploader_of(principal),
         now=now,
     )
     reply = errand_read(session, result.errand)

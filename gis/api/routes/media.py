@@ -105,7 +105,8 @@ def upload(
 
 
 def _check_may_see(session: SessionDep, media_id: str, principal: Principal | None) -> str:
-    """The photo's content type, if the caller uploaded it or may see a case that shows it."""
+    """The photo's content type, if the caller uploaded it or may see a case or an errand that
+    shows it."""
     item = media.get_media(session, media_id)
     if principal is None or principal.role is Role.ADMIN:
         return item.content_type
@@ -113,6 +114,8 @@ def _check_may_see(session: SessionDep, media_id: str, principal: Principal | No
         return item.content_type
     if any(principal.sees_case(*case) for case in media.cases_showing(session, media_id)):
         return item.content_type
+    if any(principal.sees_town(town) for town in media.errands_showing(session, media_id)):
+        return item.content_type  # an errand's reader (``check_town``) sees its photos
     raise NotFoundError(f"no media {media_id}")
 
 
@@ -128,7 +131,7 @@ def read(
     media_id: MediaId,
     principal: Annotated[Principal | None, Depends(allow(*READ_CASES))],
 ) -> Response:
-    """The photo, to its uploader and to whoever may see a case that shows it."""
+    """The photo, to its uploader and to whoever may see a case or an errand that shows it."""
     content_type = _check_may_see(session, media_id, principal)
     data = media.store_for(settings).get(media_id)
     return Response(data, media_type=content_type, headers={"Cache-Control": PRIVATE_CACHE})

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gis.api.schemas.types import CRS_NAMES, Latitude, Longitude, StrictInt, one_of
 from gis.api.schemas.workflow import LogEntry
 from gis.services.errands import USER_ACTIONS
+from gis.services.intake import MediaRef
 
 
 class ServiceRead(BaseModel):
@@ -72,6 +73,12 @@ class ErrandActionCreate(BaseModel):
     )
     member_id: StrictInt | None = Field(
         None, ge=1, le=2**31 - 1, description="assign: the grid member taking it"
+    )
+    photos: list[MediaRef] = Field(
+        default_factory=list,
+        max_length=10,
+        description="media:<id> of photos you uploaded (POST /media): papers collected, "
+        "the result handed over",
     )
 
 

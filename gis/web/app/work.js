@@ -47,6 +47,11 @@ function facts(list, pairs) {
   }
 }
 
+/** The photos of every action in a log (a case's or an errand's), kept in each event's data. */
+function logPhotos(events) {
+  return events.flatMap((e) => (e.data && e.data.photos) || []);
+}
+
 export class MyWork {
   constructor(show) {
     this.show = show;
@@ -88,19 +93,34 @@ export class MyWork {
     }
   }
 
-  reset(kind) {
+  reset() {
     this.photos = [];
     $('item-note').value = '';
     $('item-error').textContent = '';
     $('item-photo-previews').replaceChildren();
     $('item-photos').replaceChildren();
-    // Photos go with case actions (kept in the case's log); errands take a note.
-    $('item-photo-label').hidden = kind !== 'case';
     $('item-trips-row').hidden = true;
   }
 
+  /** The thumbnails of the stored photos among refs (a report's, and every action's in the log). */
+  showPhotos(refs) {
+    for (const ref of refs.filter((r) => r.startsWith('media:'))) {
+      const img = document.createElement('img');
+      img.src = `${ROOT}/media/${ref.slice(6)}/thumbnail`;
+      img.alt = ref;
+      $('item-photos').append(img);
+    }
+  }
+
+  /** Upload the photos picked for the next action (a case's or an errand's); their refs. */
+  async uploadPicked() {
+    const photos = [];
+    for (const file of this.photos) photos.push((await uploadPhoto(file, file.name)).ref);
+    return photos;
+  }
+
   async openCase(id) {
-    this.reset('case');
+    this.reset();
     const [detail, log] = await Promise.all([call(`/incidents/${id}`), call(`/incidents/${id}/events`)]);
     this.current = { kind: 'case', id };
     $('item-title').textContent = `${t('caseNo')} #${id} · ${detail.category.name}`;
@@ -111,19 +131,13 @@ export class MyWork {
       ['due', formatTime(detail.due_at)],
       ['description', detail.description || '—'],
     ]);
-    const refs = [...detail.photos, ...log.events.flatMap((e) => (e.data && e.data.photos) || [])];
-    for (const ref of refs.filter((r) => r.startsWith('media:'))) {
-      const img = document.createElement('img');
-      img.src = `${ROOT}/media/${ref.slice(6)}/thumbnail`;
-      img.alt = ref;
-      $('item-photos').append(img);
-    }
+    this.showPhotos([...detail.photos, ...logPhotos(log.events)]);
     this.actions(log.allowed_actions.filter((a) => CASE_ACTIONS.includes(a)));
     this.show('item');
   }
 
   async openErrand(id) {
-    this.reset('errand');
+    this.reset();
     const errand = await call(`/errands/${id}`);
     this.current = { kind: 'errand', id };
     $('item-title').textContent = `${t('errands')} #${id} · ${errand.service_name}`;
@@ -133,6 +147,7 @@ export class MyWork {
       ['due', formatTime(errand.due_at)],
       ['description', `${errand.applicant_name} ${errand.applicant_phone}`],
     ]);
+    this.showPhotos(logPhotos(errand.events));
     const allowed = errand.allowed_actions.filter((a) => ERRAND_ACTIONS.includes(a));
     $('item-trips-row').hidden = !allowed.includes('deliver');
     this.actions(allowed);
@@ -158,13 +173,12 @@ export class MyWork {
     button.disabled = true;
     $('item-error').textContent = '';
     try {
+      const photos = await this.uploadPicked();
       if (kind === 'case') {
-        const photos = [];
-        for (const file of this.photos) photos.push((await uploadPhoto(file, file.name)).ref);
         await call(`/incidents/${id}/actions`, { method: 'POST', json: { action, note, photos } });
         await this.openCase(id);
       } else {
-        const body = { action, note };
+        const body = { action, note, photos };
         if (action === 'deliver') body.applicant_trips = Number($('item-trips').value || 0);
         await call(`/errands/${id}/actions`, { method: 'POST', json: body });
         await this.openErrand(id);
