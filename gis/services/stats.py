@@ -106,6 +106,24 @@ def _fact_columns(case: str) -> str:
        COALESCE(le.due_at, fe.original_due_at, {case}.due_at) AS due_in_force"""
 
 
+# What the rare events of a case say (rework, cancel, duplicate, extension, reassignment,
+# escalation): one definition for the exact figures and the stored facts' refresh.
+_RARE_FLAGS = """max(at) FILTER (WHERE action = 'reopen') AS last_reopen,
+           max(at) FILTER (WHERE action IN ('return', 'reopen')) AS last_return,
+           bool_or(action = 'cancel') AS cancelled,
+           bool_or(action = 'mark_duplicate') AS duplicate,
+           bool_or(action = 'extend') AS extended,
+           bool_or(action = 'reassign') AS reassigned,
+           bool_or(action = 'escalate') AS escalated,
+           bool_or(action IN ('return', 'reopen')) AS reworked"""
+_RARE_ACTIONS = "('reopen', 'return', 'cancel', 'mark_duplicate', 'extend', 'reassign', 'escalate')"
+
+
+def _with_rare(sql: str) -> str:
+    """``sql`` with its ``{rare_flags}`` and ``{rare_actions}`` filled in."""
+    return sql.replace("{rare_flags}", _RARE_FLAGS).replace("{rare_actions}", _RARE_ACTIONS)
+
+
 _EXACT_FACTS_SQL = """
 WITH cases AS (
     SELECT i.id, i.platform, i.town_code, i.village_code, i.grid_code, i.unit_id, i.member_id,
@@ -128,17 +146,9 @@ WITH cases AS (
     GROUP BY incident_id
 ), rare AS (
     SELECT incident_id,
-           max(at) FILTER (WHERE action = 'reopen') AS last_reopen,
-           max(at) FILTER (WHERE action IN ('return', 'reopen')) AS last_return,
-           bool_or(action = 'cancel') AS cancelled,
-           bool_or(action = 'mark_duplicate') AS duplicate,
-           bool_or(action = 'extend') AS extended,
-           bool_or(action = 'reassign') AS reassigned,
-           bool_or(action = 'escalate') AS escalated,
-           bool_or(action IN ('return', 'reopen')) AS reworked
+           {rare_flags}
     FROM incident_events
-    WHERE action IN ('reopen', 'return', 'cancel', 'mark_duplicate', 'extend', 'reassign',
-                     'escalate')
+    WHERE action IN {rare_actions}
       AND at >= :start AND at <= :as_of {cohort}
     GROUP BY incident_id
 ), last_extension AS (
@@ -164,6 +174,7 @@ WITH cases AS (
     LEFT JOIN first_extension AS fe ON fe.incident_id = c.id
 )
 """.replace("{fact_columns}", _fact_columns("c"))
+_EXACT_FACTS_SQL = _with_rare(_EXACT_FACTS_SQL)
 
 # The same facts as of the last refresh (migration 0005b), for the default "as of now" figures.
 _STORED_FACTS_SQL = """
@@ -323,17 +334,9 @@ WITH events AS NOT MATERIALIZED (
     WHERE action = 'resolve' GROUP BY incident_id
 ), rare AS (
     SELECT incident_id,
-           max(at) FILTER (WHERE action = 'reopen') AS last_reopen,
-           max(at) FILTER (WHERE action IN ('return', 'reopen')) AS last_return,
-           bool_or(action = 'cancel') AS cancelled,
-           bool_or(action = 'mark_duplicate') AS duplicate,
-           bool_or(action = 'extend') AS extended,
-           bool_or(action = 'reassign') AS reassigned,
-           bool_or(action = 'escalate') AS escalated,
-           bool_or(action IN ('return', 'reopen')) AS reworked
+           {rare_flags}
     FROM events
-    WHERE action IN ('reopen', 'return', 'cancel', 'mark_duplicate', 'extend', 'reassign',
-                     'escalate')
+    WHERE action IN {rare_actions}
     GROUP BY incident_id
 ), last_extension AS (
     SELECT DISTINCT ON (incident_id) incident_id, (data ->> 'due_at')::timestamptz AS due_at
@@ -359,6 +362,7 @@ LEFT JOIN first_extension AS fe ON fe.incident_id = i.id
 WHERE i.reported_at <= :cutoff {cases}
 {order}
 """.replace("{fact_columns}", _fact_columns("i"))
+_STORED_FACTS_REFRESH_SQL = _with_rare(_STORED_FACTS_REFRESH_SQL)
 # One refresh at a time, across processes and hosts: a transaction-level advisory lock.
 REFRESH_LOCK = (2026, 20)
 # How long a refresh waits for the transactions writing events when it starts to finish, so
