@@ -17,8 +17,12 @@ their answers. docs/analytics.md explains the method and the class rules with ex
   cold (z < 0) at that confidence. ``confidence`` is signed like the tools' Gi_Bin: +99 … −99.
 
 esda's permutation kernels are numba functions compiled on their first call in a process
-(~15 s of CPU on this machine). ``warm_up`` compiles them on a tiny lattice; the API runs it in
-a background thread at startup (``GIS_ANALYTICS_WARMUP``) so that no request pays for it.
+(~30 s of CPU on this machine). They are compiled once per installation, not per process: esda
+does not ask numba to cache them, so ``_cache_kernels`` does, and a later process (a worker, a
+notebook's kernel, a test run) loads the machine code from numba's cache (``__pycache__`` beside
+esda, or ``NUMBA_CACHE_DIR``) in a few seconds. ``warm_up`` compiles or loads them on a tiny
+lattice; the API runs it in a background thread at startup (``GIS_ANALYTICS_WARMUP``) so that
+no request pays for it.
 """
 
 from __future__ import annotations
@@ -264,6 +268,7 @@ def gi_star(
     """Gi* z-scores with permutation p-values and FDR-corrected classes (esda does the maths)."""
     from esda import G_Local
 
+    _cache_kernels()
     y = np.asarray(values, dtype=np.float64)
     if y.size != weights.n:
         raise ValidationError(f"{y.size} values for {weights.n} units")
@@ -599,9 +604,30 @@ def _side(
 
 # --- Warm-up -------------------------------------------------------------------------------------
 
+_cached = threading.Event()
 _warm = threading.Event()
 _warm_lock = threading.Lock()
 _warm_thread: list[threading.Thread] = []
+
+
+def _cache_kernels() -> None:
+    """Have numba cache esda's Gi* permutation kernels on disk (once per process, before use).
+
+    ``Dispatcher.enable_caching`` is what ``@njit(cache=True)`` does at decoration; it must run
+    before a kernel's first compilation in the process. The cache is keyed by the kernel's source
+    file and numba's version, so an upgrade of either compiles afresh.
+    """
+    if _cached.is_set():
+        return
+    import esda.crand
+    import esda.getisord
+    from numba.core.registry import CPUDispatcher
+
+    for module in (esda.crand, esda.getisord):
+        for kernel in vars(module).values():
+            if isinstance(kernel, CPUDispatcher) and not kernel.overloads:
+                kernel.enable_caching()
+    _cached.set()
 
 
 def warm_up() -> None:

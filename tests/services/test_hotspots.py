@@ -3,6 +3,8 @@ the z-scores are esda's and the textbook formula's, and bad input is refused wit
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
 
 import numpy as np
@@ -221,3 +223,20 @@ def test_the_warm_up_compiles_once_per_process() -> None:
         thread.join(timeout=600)
     assert hotspots.is_warm()
     assert hotspots.warm_up_in_background() is None
+
+
+
+def test_the_gi_star_kernels_are_cached_on_disk_once_compiled() -> None:
+    """esda's permutation kernels are compiled with numba's disk cache on, so a worker or a
+    notebook's kernel loads them instead of compiling (a fresh process, as a worker starts)."""
+    script = (
+        "import esda.getisord\n"
+        "from gis.services.hotspots import warm_up\n"
+        "warm_up()\n"
+        "kernel = esda.getisord._g_local_star_crand\n"
+        "print(type(kernel._cache).__name__, len(kernel.overloads))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    kind, compiled = run.stdout.split()
+    assert kind != "NullCache" and int(compiled) == 1
