@@ -225,7 +225,6 @@ def test_the_warm_up_compiles_once_per_process() -> None:
     assert hotspots.warm_up_in_background() is None
 
 
-
 def test_the_gi_star_kernels_are_cached_on_disk_once_compiled() -> None:
     """esda's permutation kernels are compiled with numba's disk cache on, so a worker or a
     notebook's kernel loads them instead of compiling (a fresh process, as a worker starts)."""
