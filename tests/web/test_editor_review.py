@@ -94,7 +94,7 @@ def test_members_by_name_export_import_and_a_bad_file(
     plans = count(session, "plans")
     page.set_input_files("#ed-import", str(bad))
     page.wait_for_function("document.getElementById('ed-hint').textContent.includes('invalid')")
-    assert "Self-intersection" in page.inner_text("#ed-hint")
+    assert "Self-intersection" in page.inner_text("#ed-import-result.bad")
     assert _state(page, "plan.id") == second
     assert count(session, "plans") == plans
     page.screenshot(path=str(tmp_path / "3-refused.png"))

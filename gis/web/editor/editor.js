@@ -495,6 +495,9 @@ export async function start(config) {
     if (!file) return;
     const plan = await run(() => api.importFile(state.plan.scope_code, file), "导入 Import");
     event.target.value = "";
+    const result = el("ed-import-result");
+    result.className = plan ? "" : "bad";
+    result.textContent = plan ? `✓ ${file.name} → #${plan.id}` : el("ed-hint").textContent;
     if (plan) {
       const url = new URL(window.location.href);
       url.searchParams.set("plan", plan.id);
