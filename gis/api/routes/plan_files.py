@@ -8,9 +8,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import Response
-from starlette.datastructures import UploadFile
 
-from gis.api.deps import SessionDep, SettingsDep
+from gis.api.deps import SessionDep, SettingsDep, Upload, read_upload
 from gis.api.errors import ERROR_RESPONSES, domain_errors
 from gis.api.routes.plan_editor import editor_read, town_check
 from gis.api.routes.plans import PlanId, Planner, Reader, _actor, _read, _visible_plan
@@ -20,7 +19,6 @@ from gis.errors import (
     ConflictError,
     InvalidCoordinatesError,
     InvalidGeometryError,
-    PayloadTooLargeError,
     UnknownCrsError,
     ValidationError,
 )
@@ -114,25 +112,9 @@ _FORM_SCHEMA: dict[str, Any] = {
 }
 
 
-async def upload(request: Request, settings: SettingsDep) -> tuple[str, bytes, str | None]:
-    """The uploaded file (field ``file``): its name, its bytes, and the optional title."""
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise ValidationError("send the file as multipart/form-data, in the field 'file'")
-    form = await request.form()
-    file = form.get("file")
-    if not isinstance(file, UploadFile):
-        raise ValidationError("send the file as the multipart field 'file'")
-    data = await file.read(settings.import_max_bytes + 1)
-    if len(data) > settings.import_max_bytes:
-        raise PayloadTooLargeError(
-            f"the file has more than {settings.import_max_bytes} bytes (GIS_IMPORT_MAX_BYTES)"
-        )
-    title = form.get("title")
-    return (
-        file.filename or "upload.gpkg",
-        data,
-        title[:200] if isinstance(title, str) and title else None,
-    )
+async def upload(request: Request, settings: SettingsDep) -> Upload:
+    """The uploaded file (field ``file``) and the optional ``title``."""
+    return await read_upload(request, settings, "file", "upload.gpkg")
 
 
 @router.post(
@@ -165,20 +147,20 @@ def import_plan(
     village: Annotated[
         str, Query(min_length=1, max_length=12, description="Village the file redraws")
     ],
-    file: Annotated[tuple[str, bytes, str | None], Depends(upload)],
+    file: Annotated[Upload, Depends(upload)],
 ) -> EditorRead:
     """A new draft of the village from a GeoPackage/GeoJSON file (导入), e.g. one exported and
     edited in QGIS; validated like any plan. A file the editor cannot show (unreadable, another
     CRS, invalid or non-polygon geometry, grids outside the village) is refused with the reason
     and nothing is saved."""
     town_check(session, principal, village)
-    name, data, title = file
+    title = (file.fields.get("title") or "")[:200] or None
     try:
         plan = plan_files.import_draft(
             session,
             village=village,
-            data=data,
-            name=name,
+            data=file.data,
+            name=file.filename,
             actor=_actor(principal),
             settings=settings,
             title=title,

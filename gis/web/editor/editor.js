@@ -438,54 +438,49 @@ export async function start(config) {
     );
   }
 
-  async function submitDraft() {
+  // Submit and apply: what was done, or why not (stale: what changed, and the rebase offer).
+  async function decide(action, done, [zh, en]) {
     const result = el("ed-apply-result");
     result.className = "";
     try {
-      await api.submit(state.plan.id);
-      show(await api.open(state.plan.id));
-      result.textContent = "已提交审核。Submitted for review.";
+      await action(state.plan.id);
+      const plan = await api.open(state.plan.id);
+      show(plan);
+      result.textContent = done(plan);
       listPlans();
+      return plan;
     } catch (error) {
       if (!(error instanceof ApiError)) {
         throw error;
       }
       result.className = "bad";
       if (error.status === 409 && error.body.changed) {
-        result.textContent = `不能提交。Not submitted. ${staleMessage(error)}`;
+        result.textContent = `不能${zh}。Not ${en}. ${staleMessage(error)}`;
       } else if (error.status === 422) {
-        result.textContent = `校验未通过，不能提交。Not submitted, the draft has errors: ${error.message}`;
+        result.textContent = `校验未通过，不能${zh}。Not ${en}, the draft has errors: ${error.message}`;
       } else {
-        result.textContent = `不能提交 Not submitted: ${error.message}`;
+        result.textContent = `不能${zh} Not ${en}: ${error.message}`;
       }
+      return null;
     }
   }
 
+  function submitDraft() {
+    return decide(api.submit, () => "已提交审核。Submitted for review.", ["提交", "submitted"]);
+  }
+
   async function applyDraft() {
-    const result = el("ed-apply-result");
-    result.className = "";
-    try {
-      await api.apply(state.plan.id);
-      const plan = await api.open(state.plan.id);
-      show(plan);
+    const plan = await decide(
+      api.apply,
+      (applied) =>
+        `已应用 Applied: 新版本 new versions ${applied.result.created.join(", ") || "—"}; ` +
+        `移动案件 cases moved ${applied.result.cases.moved}.`,
+      ["应用", "applied"],
+    );
+    if (plan) {
       state.applied = plan.result;
-      result.textContent =
-        `已应用 Applied: 新版本 new versions ${plan.result.created.join(", ") || "—"}; ` +
-        `移动案件 cases moved ${plan.result.cases.moved}.`;
       state.base = await api.base(plan.scope_code);
       resetBefore();
-    } catch (error) {
-      if (!(error instanceof ApiError)) {
-        throw error;
-      }
-      result.className = "bad";
-      if (error.status === 409 && error.body.changed) {
-        result.textContent = `不能应用。Not applied. ${staleMessage(error)}`;
-      } else if (error.status === 422) {
-        result.textContent = `校验未通过，不能应用。Not applied, the draft has errors: ${error.message}`;
-      } else {
-        result.textContent = `不能应用 Not applied: ${error.message}`;
-      }
     }
   }
 
