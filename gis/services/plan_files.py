@@ -195,8 +195,8 @@ def _count(value: Any, what: str) -> int | None:
 def _member_ids(value: Any, what: str) -> list[int]:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return []
-    if isinstance(value, str):
-        parts = [p for p in re.split(r"[,，;\s]+", value) if p]
+    if isinstance(value, str):  # "3,7" as exported; "[3, 7]" as a list read as text
+        parts = [p for p in re.split(r"[,，;\s]+", value.strip("[]() ")) if p]
     elif isinstance(value, list | tuple | np.ndarray):
         parts = list(value)
     else:

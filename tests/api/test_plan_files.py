@@ -192,12 +192,16 @@ def test_import_with_a_gap_is_a_draft_that_shows_it(
         geometry=[box(WEST, SOUTH, MID - 0.001, NORTH), box(MID, SOUTH, EAST, NORTH)],
         crs="EPSG:4326",
     )
-    text = json.dumps(json.loads(frame.to_json()))
-    response = _import(planner, village, "gap.geojson", text.encode())
+    collection = json.loads(frame.to_json())
+    # A hand-written GeoJSON names members as a JSON list.
+    collection["features"][1]["properties"]["members"] = [village.member_w]
+    response = _import(planner, village, "gap.geojson", json.dumps(collection).encode())
     assert response.status_code == 201, response.text
     plan = response.json()
     assert not plan["valid"]
     assert any(p["kind"] == "gap" for p in plan["problems"])
+    members = {g["code"]: g["members"] for g in plan["balance"]["grids"]}
+    assert members[village.east] == [village.member_w]
 
 
 def test_submit_freezes_withdraw_reopens_and_apply_runs(
