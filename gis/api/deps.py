@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
@@ -122,3 +123,34 @@ def get_platform(
 
 
 PlatformDep = Annotated[Platform | None, Depends(get_platform)]
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded file (multipart field ``file``) and the text fields sent beside it."""
+
+    filename: str
+    data: bytes
+    fields: dict[str, str | None]
+
+
+async def read_upload(request: Request, settings: Settings, what: str, default_name: str) -> Upload:
+    """The multipart upload of a request: 422 unless it is multipart with a ``file`` field, 413
+    past ``GIS_IMPORT_MAX_BYTES``."""
+    from starlette.datastructures import UploadFile
+
+    from gis.errors import PayloadTooLargeError, ValidationError
+
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise ValidationError(f"send the {what} as multipart/form-data, in the field 'file'")
+    form = await request.form()
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise ValidationError(f"send the {what} as the multipart field 'file'")
+    data = await upload.read(settings.import_max_bytes + 1)
+    if len(data) > settings.import_max_bytes:
+        raise PayloadTooLargeError(
+            f"the file has more than {settings.import_max_bytes} bytes (GIS_IMPORT_MAX_BYTES)"
+        )
+    fields = {k: str(form[k]) if isinstance(form.get(k), str) else None for k in form}
+    return Upload(upload.filename or default_name, data, fields)

@@ -118,3 +118,19 @@ def member_names_by_grid(session: Session, codes: list[str]) -> dict[str, list[s
     for code, name in session.execute(query):
         names.setdefault(code, []).append(name)
     return names
+
+
+def list_members(
+    session: Session, *, town_code: str, also: list[int] | None = None
+) -> list[GridMember]:
+    """The grid members of a town (active first, by name), and any of the ids in ``also`` from
+    elsewhere (a plan may name a member of another town)."""
+    condition = GridMember.town_code == town_code
+    if also:
+        condition = sa.or_(condition, GridMember.id.in_(also))
+    query = (
+        sa.select(GridMember)
+        .where(condition)
+        .order_by(GridMember.active.desc(), GridMember.name, GridMember.id)
+    )
+    return list(session.scalars(query))

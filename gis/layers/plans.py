@@ -15,12 +15,18 @@ from gis.layers.base import Base, TZDateTime, check_in, utcnow
 
 
 class PlanStatus(StrEnum):
-    """Life of a plan: drafted, then applied, rejected, or overtaken by another change."""
+    """Life of a plan: drafted (editable), submitted for review (frozen until withdrawn), then
+    applied, rejected, or overtaken by another change."""
 
     DRAFT = "draft"
+    SUBMITTED = "submitted"
     APPLIED = "applied"
     REJECTED = "rejected"
     SUPERSEDED = "superseded"
+
+
+# A plan not yet decided: it can still be applied or rejected (and superseded by another apply).
+PENDING_STATUSES = (PlanStatus.DRAFT.value, PlanStatus.SUBMITTED.value)
 
 
 class PlanScope(StrEnum):
@@ -59,6 +65,8 @@ class Plan(Base):
     impact: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     created_by: Mapped[str] = mapped_column(sa.String(100))
     created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    submitted_by: Mapped[str | None] = mapped_column(sa.String(100))
+    submitted_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     applied_by: Mapped[str | None] = mapped_column(sa.String(100))
     applied_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     # What the apply did: grid versions created and retired, cases moved.

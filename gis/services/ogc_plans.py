@@ -75,8 +75,14 @@ def draft_plans(session: Session, towns: sa.ColumnElement[bool], limit: int) -> 
 
 
 def draft_plan(session: Session, plan_id: int, *, for_update: bool = False) -> Plan:
-    """A draft plan, or 404: an applied, rejected or superseded plan is no longer editable."""
+    """A draft plan: 409 for a submitted one (withdraw it to edit), 404 for an applied,
+    rejected or superseded one (no longer editable)."""
     plan = get_plan(session, plan_id, for_update=for_update)
+    if plan.status == PlanStatus.SUBMITTED.value:
+        raise ConflictError(
+            f"plan {plan_id} is submitted for review and cannot be edited; withdraw it "
+            f"(POST /plans/{plan_id}/withdraw) to edit it again"
+        )
     if plan.status != PlanStatus.DRAFT.value:
         raise NotFoundError(
             f"plan {plan_id} is {plan.status}; only a draft plan's grids are a collection"

@@ -56,7 +56,14 @@ from gis.geo import area_m2, check_lonlat
 from gis.layers.base import utcnow
 from gis.layers.grids import Grid, GridMember, GridMemberGrid, list_grids
 from gis.layers.incidents import FINAL_STATUSES
-from gis.layers.plans import GridChange, Plan, PlanScope, PlanStatus, get_plan
+from gis.layers.plans import (
+    PENDING_STATUSES,
+    GridChange,
+    Plan,
+    PlanScope,
+    PlanStatus,
+    get_plan,
+)
 from gis.layers.regions import Region, RegionLevel
 from gis.services import grid_versions
 from gis.settings import Settings
@@ -1037,8 +1044,10 @@ def apply_plan(
     # A lock wait past the timeout is SQLSTATE 55P03: gis.db makes it a 409 to retry.
     lock_scope(session, scope, settings.plan_lock_timeout_s)
     plan = get_plan(session, plan_id, for_update=True)
-    if plan.status != PlanStatus.DRAFT.value:
-        raise ConflictError(f"plan {plan_id} is {plan.status}; only a draft plan can be applied")
+    if plan.status not in PENDING_STATUSES:
+        raise ConflictError(
+            f"plan {plan_id} is {plan.status}; only a draft or submitted plan can be applied"
+        )
     current = current_grids(session, scope, lock=True)
     # The clock is read once the locks are held: a change that waited for another must not be
     # dated before it (valid_to > valid_from would fail, and history would run backwards).
@@ -1072,7 +1081,7 @@ def apply_plan(
         sa.update(Plan)
         .where(
             Plan.scope_code == plan.scope_code,
-            Plan.status == PlanStatus.DRAFT.value,
+            Plan.status.in_(PENDING_STATUSES),
             Plan.id != plan.id,
         )
         .values(status=PlanStatus.SUPERSEDED.value)
@@ -1187,10 +1196,12 @@ def _link_members(session: Session, grids: list[ProposedGrid], *, retired_codes:
 
 
 def reject_plan(session: Session, plan_id: int, *, actor: str) -> Plan:
-    """Mark a draft plan rejected (it stays for the record)."""
+    """Mark a draft or submitted plan rejected (it stays for the record)."""
     plan = get_plan(session, plan_id, for_update=True)
-    if plan.status != PlanStatus.DRAFT.value:
-        raise ConflictError(f"plan {plan_id} is {plan.status}; only a draft plan can be rejected")
+    if plan.status not in PENDING_STATUSES:
+        raise ConflictError(
+            f"plan {plan_id} is {plan.status}; only a draft or submitted plan can be rejected"
+        )
     plan.status = PlanStatus.REJECTED.value
     plan.result = {"rejected_by": actor, "rejected_at": utcnow().isoformat()}
     session.flush()

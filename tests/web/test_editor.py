@@ -175,9 +175,14 @@ def test_split_merge_undo_drag_and_apply(
     _tiles_exactly([shape(f["geometry"]) for f in stored.proposed["features"]])
     # The case at 118.804, 28.905 is now east of the moved boundary.
     assert "移动的在办案件 Open cases moving: 1" in page.inner_text("#ed-impact-text")
-    # Compare with the current grids, then apply.
+    # Compare with the current grids (a swipe), then submit and apply.
     page.check("#ed-compare")
+    page.wait_for_selector("#ed-swipe-range")
     page.screenshot(path=str(tmp_path / "5-compare.png"))
+    page.uncheck("#ed-compare")
+    assert page.is_disabled("#ed-apply")  # a draft is submitted first
+    page.click("#ed-submit")
+    page.wait_for_function("window.gisEditor.state.plan.status === 'submitted'")
     page.click("#ed-apply")
     page.wait_for_function(
         "document.getElementById('ed-apply-result').textContent.includes('已应用')"
@@ -211,9 +216,11 @@ def test_a_gap_is_drawn_red_and_apply_is_refused(
     )
     assert page.locator("#ed-issues li.error[data-kind=gap]").count() == 1
     page.screenshot(path=str(tmp_path / "gap.png"))
-    page.click("#ed-apply")
+    assert page.is_disabled("#ed-apply")  # only a submitted plan is applied…
+    page.click("#ed-submit")  # …and a plan with errors is not submitted
     page.wait_for_selector("#ed-apply-result.bad")
     assert "校验未通过" in page.inner_text("#ed-apply-result")
+    assert page.evaluate("window.gisEditor.state.plan.status") == "draft"
     # Undo restores the clean draft.
     page.click("#ed-undo")
     _done(page, 0)

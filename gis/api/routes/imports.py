@@ -8,12 +8,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
-from starlette.datastructures import UploadFile
 
-from gis.api.deps import SessionDep, SettingsDep
+from gis.api.deps import SessionDep, SettingsDep, read_upload
 from gis.api.errors import ERROR_RESPONSES, domain_errors
 from gis.api.security import allow
-from gis.errors import PayloadTooLargeError, UnknownCodeError, ValidationError
+from gis.errors import UnknownCodeError, ValidationError
 from gis.ingest.ledgers import LedgerKind, commit_import, plan_import
 from gis.ingest.tables import read_table
 from gis.layers.users import Role
@@ -74,21 +73,11 @@ def _flag(value: Any) -> bool:
 
 async def import_form(request: Request, settings: SettingsDep) -> ImportForm:
     """The uploaded ledger and the options sent with it."""
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise ValidationError("send the ledger as multipart/form-data, in the field 'file'")
-    form = await request.form()
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        raise ValidationError("send the ledger as the multipart field 'file'")
-    data = await upload.read(settings.import_max_bytes + 1)
-    if len(data) > settings.import_max_bytes:
-        raise PayloadTooLargeError(
-            f"the file has more than {settings.import_max_bytes} bytes (GIS_IMPORT_MAX_BYTES)"
-        )
-    text = {k: str(form[k]) if isinstance(form.get(k), str) else None for k in form}
+    upload = await read_upload(request, settings, "ledger", "upload")
+    text = upload.fields
     return ImportForm(
-        filename=upload.filename or "upload",
-        data=data,
+        filename=upload.filename,
+        data=upload.data,
         crs=text.get("crs") or None,
         sheet=text.get("sheet") or None,
         encoding=text.get("encoding") or None,

@@ -24,7 +24,7 @@ from gis.errors import (
 )
 from gis.layers.plans import Plan, PlanScope
 from gis.maps.assets import asset_url
-from gis.services import plan_editor, planning
+from gis.services import plan_editor, plan_review, planning
 from gis.services.access import Principal
 from gis.web import WEB_DIR, web_url
 
@@ -40,18 +40,21 @@ GESTURE_ERRORS = domain_errors(
 )
 
 
-def _editor_read(session: SessionDep, plan: Plan) -> EditorRead:
+def editor_read(session: SessionDep, plan: Plan) -> EditorRead:
+    """A plan as the editor shows it."""
     return EditorRead.model_validate(
         {
             **_read(plan).model_dump(),
             "coverage": plan_editor.coverage_check(plan),
             "problems": plan_editor.problems(plan),
             "history": plan_editor.history(session, plan.id),
+            "members": plan_review.member_choices(session, plan),
         }
     )
 
 
-def _town_check(session: SessionDep, principal: Principal | None, village: str) -> None:
+def town_check(session: SessionDep, principal: Principal | None, village: str) -> None:
+    """404/403 unless the village exists and the principal may plan its town."""
     town = planning.scope_town(session, PlanScope.VILLAGE, village)
     check_town(principal, town, f"village {village}")
 
@@ -75,7 +78,7 @@ def editor_page(
     if plan is not None:
         village = _visible_plan(session, principal, plan).scope_code
     assert village is not None
-    _town_check(session, principal, village)
+    town_check(session, principal, village)
     root = request.scope.get("root_path", "")
     base = page_assets_url(request, settings)
     html = Template((WEB_DIR / PAGE / "page.html").read_text(encoding="utf-8")).substitute(
@@ -100,18 +103,18 @@ def start_draft(
     body: DraftStart, session: SessionDep, settings: SettingsDep, principal: Planner
 ) -> EditorRead:
     """A new draft plan of a village proposing its grids as they are: the editor's start."""
-    _town_check(session, principal, body.village)
+    town_check(session, principal, body.village)
     plan = plan_editor.start_draft(
         session, village=body.village, actor=_actor(principal), settings=settings, title=body.title
     )
     session.commit()
-    return _editor_read(session, plan)
+    return editor_read(session, plan)
 
 
 @router.get("/{plan_id}/editor", response_model=EditorRead)
 def editor_state(session: SessionDep, principal: Planner, plan_id: PlanId) -> EditorRead:
     """A plan as the editor shows it (coverage check, problems to draw, undo history)."""
-    return _editor_read(session, _visible_plan(session, principal, plan_id))
+    return editor_read(session, _visible_plan(session, principal, plan_id))
 
 
 @router.post("/{plan_id}/edits", response_model=EditorRead, responses=GESTURE_ERRORS)
@@ -136,7 +139,7 @@ def edit_plan(
             settings=settings,
             head=body.head,
         )
-        answer = _editor_read(session, plan)
+        answer = editor_read(session, plan)
         if body.preview:  # as you draw: the checks of the result, nothing kept
             session.rollback()
         else:
@@ -154,7 +157,7 @@ def _undo(session: SessionDep, settings: SettingsDep, plan_id: int, *, redo: boo
     except BaseException:
         session.rollback()
         raise
-    return _editor_read(session, plan)
+    return editor_read(session, plan)
 
 
 @router.post(
@@ -191,4 +194,4 @@ def rebase_plan(
     _visible_plan(session, principal, plan_id)
     plan = plan_editor.rebase(session, plan_id, settings=settings)
     session.commit()
-    return _editor_read(session, plan)
+    return editor_read(session, plan)

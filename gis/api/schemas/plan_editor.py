@@ -128,6 +128,15 @@ class Coverage(BaseModel):
     grids_with_invalid_edges: int
 
 
+class MemberChoice(BaseModel):
+    """A grid member the planner may name in a grid (the town's, or one the plan names)."""
+
+    id: int
+    name: str
+    active: bool
+    town: str
+
+
 class EditorRead(PlanRead):
     """A draft plan as the editor shows it: the plan's report, its coverage check, the issues
     that have a shape to draw, and its undo history."""
@@ -135,3 +144,6 @@ class EditorRead(PlanRead):
     coverage: Coverage
     problems: list[dict[str, Any]]
     history: EditHistory
+    members: list[MemberChoice] = Field(
+        description="Members to pick from, with their names (the balance table shows ids)"
+    )

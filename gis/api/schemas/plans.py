@@ -167,6 +167,8 @@ class PlanSummary(BaseModel):
     based_on_version: str
     created_by: str
     created_at: datetime
+    submitted_by: str | None = Field(None, description="Who submitted it for review")
+    submitted_at: datetime | None = None
     applied_by: str | None
     applied_at: datetime | None
 

@@ -12,7 +12,9 @@ export class ApiError extends Error {
 export function planApi(root) {
   async function call(method, path, body) {
     const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (body !== undefined) {
+    if (body instanceof FormData) {
+      init.body = body; // multipart: the browser sets the boundary
+    } else if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
@@ -33,5 +35,14 @@ export function planApi(root) {
     redo: (planId) => call("POST", `/plans/${planId}/redo`),
     apply: (planId) => call("POST", `/plans/${planId}/apply`),
     rebase: (planId) => call("POST", `/plans/${planId}/rebase`),
+    submit: (planId) => call("POST", `/plans/${planId}/submit`),
+    withdraw: (planId) => call("POST", `/plans/${planId}/withdraw`),
+    plans: (village) => call("GET", `/plans?scope=${encodeURIComponent(village)}&limit=20`),
+    exportUrl: (planId, format) => `${root}/plans/${planId}/export?format=${format}`,
+    importFile: (village, file) => {
+      const form = new FormData();
+      form.append("file", file, file.name);
+      return call("POST", `/plans/editor/imports?village=${encodeURIComponent(village)}`, form);
+    },
   };
 }

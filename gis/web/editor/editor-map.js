@@ -39,11 +39,71 @@ export function gridLayer(plan, rowsByCode, mean, selected, onClick) {
   });
 }
 
-export function beforeLayer(base) {
+/** The current grids, as the left side of the compare swipe shows them (in their own pane). */
+export function beforeLayer(base, renderer) {
   return L.geoJSON(base.grids, {
     interactive: false,
-    style: { color: "#0f172a", weight: 2, dashArray: "6 4", fill: false },
+    renderer,
+    style: {
+      color: "#0f172a",
+      weight: 2,
+      dashArray: "6 4",
+      fillColor: "#93c5fd",
+      fillOpacity: 0.45,
+      className: "ed-before",
+    },
   });
+}
+
+/**
+ * Compare before/after with a swipe: the current grids (pane ``ed-before``) left of the handle,
+ * the draft (the overlay pane) right of it. Both panes are clipped in layer coordinates, so the
+ * clip follows the map as it pans and zooms. Returns {setPosition, remove}.
+ */
+export function swipe(map, beforePane, percent = 50) {
+  const overlay = map.getPane("overlayPane");
+  const control = L.DomUtil.create("div", "ed-swipe", map.getContainer());
+  control.innerHTML =
+    '<span class="ed-swipe-line"></span>' +
+    '<span class="ed-swipe-label ed-swipe-before">◀ 现状 Current</span>' +
+    '<span class="ed-swipe-label ed-swipe-after">草案 Draft ▶</span>' +
+    '<input type="range" id="ed-swipe-range" min="0" max="100" step="1" ' +
+    'aria-label="对比位置 Compare position">';
+  const range = control.querySelector("input");
+  const line = control.querySelector(".ed-swipe-line");
+  range.value = String(percent);
+  // Dragging the handle must not pan the map underneath.
+  L.DomEvent.disableClickPropagation(control);
+  L.DomEvent.disableScrollPropagation(control);
+  for (const type of ["mousedown", "touchstart", "pointerdown", "dblclick"]) {
+    L.DomEvent.on(range, type, L.DomEvent.stopPropagation);
+  }
+
+  function update() {
+    const size = map.getSize();
+    const nw = map.containerPointToLayerPoint([0, 0]);
+    const se = map.containerPointToLayerPoint(size);
+    const x = nw.x + (size.x * Number(range.value)) / 100;
+    beforePane.style.clip = `rect(${nw.y}px, ${x}px, ${se.y}px, ${nw.x}px)`;
+    overlay.style.clip = `rect(${nw.y}px, ${se.x}px, ${se.y}px, ${x}px)`;
+    line.style.left = `${(size.x * Number(range.value)) / 100}px`;
+  }
+  range.addEventListener("input", update);
+  map.on("move zoom resize viewreset zoomend", update);
+  update();
+  return {
+    range,
+    setPosition(value) {
+      range.value = String(value);
+      update();
+    },
+    remove() {
+      map.off("move zoom resize viewreset zoomend", update);
+      beforePane.style.clip = "";
+      overlay.style.clip = "";
+      control.remove();
+    },
+  };
 }
 
 export function problemLayer(plan) {

@@ -9,6 +9,7 @@ import {
   gridLayer,
   loadPer1000,
   problemLayer,
+  swipe,
   vertices,
 } from "./editor-map.js";
 
@@ -20,6 +21,19 @@ const HINTS = {
   add: "依次点击画出新网格的轮廓，然后点“完成”。Click the outline of the new grid, then Finish.",
 };
 const fmt = new Intl.NumberFormat("zh-CN", { maximumFractionDigits: 1 });
+const STATES = {
+  draft: ["草稿 Draft", "可编辑；完成后提交审核。Editable; submit it for review when done."],
+  submitted: [
+    "已提交 Submitted",
+    "已冻结等待应用；要修改请先撤回。Frozen for review: apply it, or withdraw it to edit.",
+  ],
+  applied: ["已应用 Applied", "新网格已生效。The new grids are in force."],
+  rejected: ["已驳回 Rejected", "仅供查阅。Kept for the record."],
+  superseded: [
+    "已被取代 Superseded",
+    "本村网格已被另一方案修改。Another plan changed the village's grids meanwhile.",
+  ],
+};
 
 function el(id) {
   return document.getElementById(id);
@@ -32,6 +46,11 @@ function status(text) {
 export async function start(config) {
   const api = planApi(config.root);
   const map = L.map("ed-map", { zoomControl: true });
+  // The current grids of the compare swipe: their own pane above the draft's, clipped apart.
+  const beforePane = map.createPane("ed-before");
+  beforePane.style.zIndex = 450;
+  beforePane.style.pointerEvents = "none";
+  const beforeRenderer = L.svg({ pane: "ed-before" });
   L.tileLayer("https://{s}.tile.openstreetmap.org/{z}/{x}/{y}.png", {
     maxZoom: 19,
     attribution: "© OpenStreetMap",
@@ -46,6 +65,7 @@ export async function start(config) {
     busy: false,
     previewTimer: null,
     applied: null,
+    compare: null,
     ready: false,
   };
   window.gisEditor = { map, state };
@@ -90,18 +110,42 @@ export async function start(config) {
     }
     state.layers.grids = gridLayer(plan, rows, mean, state.selected, onGridClick).addTo(map);
     state.layers.problems = problemLayer(plan).addTo(map);
-    if (state.layers.before && map.hasLayer(state.layers.before)) {
-      state.layers.before.bringToFront();
-    }
     showVertices();
     showChecks(plan);
     showBalance(plan, rows);
     showImpact(plan);
-    el("ed-plan-id").textContent = `#${plan.id} ${plan.status}`;
-    el("ed-undo").disabled = plan.history.done === 0 || plan.status !== "draft";
-    el("ed-redo").disabled = plan.history.undone === 0 || plan.status !== "draft";
-    el("ed-apply").disabled = plan.status !== "draft";
+    showState(plan);
     showSelected();
+  }
+
+  function showState(plan) {
+    const draft = plan.status === "draft";
+    const [label, hint] = STATES[plan.status] || [plan.status, ""];
+    el("ed-plan-id").textContent = `#${plan.id}`;
+    el("ed-plan-state").textContent = label;
+    el("ed-plan-state").className = plan.status;
+    el("ed-state-hint").textContent = hint;
+    el("ed-undo").disabled = plan.history.done === 0 || !draft;
+    el("ed-redo").disabled = plan.history.undone === 0 || !draft;
+    el("ed-submit").disabled = !draft;
+    el("ed-withdraw").hidden = plan.status !== "submitted";
+    el("ed-apply").disabled = plan.status !== "submitted";
+    // A submitted (or decided) plan is frozen: no tool, no rename, no member change.
+    el("ed-tools").classList.toggle("frozen", !draft);
+    for (const button of document.querySelectorAll("#ed-tools [data-tool], #ed-selected button")) {
+      button.disabled = !draft;
+    }
+    if (!draft) {
+      el("ed-finish").disabled = true;
+      el("ed-cancel").disabled = true;
+    }
+    el("ed-export-gpkg").href = api.exportUrl(plan.id, "gpkg");
+    el("ed-export-geojson").href = api.exportUrl(plan.id, "geojson");
+  }
+
+  function memberName(id) {
+    const member = (state.plan.members || []).find((m) => m.id === id);
+    return member ? member.name : `#${id}`;
   }
 
   function showChecks(plan) {
@@ -136,7 +180,7 @@ export async function start(config) {
         tr.classList.toggle("selected", state.selected.has(row.code));
         const cells = [
           names[row.code] && names[row.code] !== row.code ? `${names[row.code]} ${row.code}` : row.code,
-          row.members.join(", ") || "—",
+          row.members.map(memberName).join("、") || "—",
           fmt.format(row.households) + (row.households_estimated ? "*" : ""),
           fmt.format(row.population) + (row.population_estimated ? "*" : ""),
           fmt.format(row.incidents_12m),
@@ -179,7 +223,19 @@ export async function start(config) {
     section.hidden = false;
     el("ed-sel-code").textContent = code;
     el("ed-name").value = feature.properties.name || "";
-    el("ed-members").value = (feature.properties.members || []).join(", ");
+    const chosen = new Set(feature.properties.members || []);
+    el("ed-member-list").replaceChildren(
+      ...state.plan.members.map((member) => {
+        const label = document.createElement("label");
+        const box = document.createElement("input");
+        box.type = "checkbox";
+        box.value = String(member.id);
+        box.checked = chosen.has(member.id);
+        label.className = member.active ? "" : "inactive";
+        label.append(box, ` ${member.name}${member.active ? "" : "（停用 inactive）"}`);
+        return label;
+      }),
+    );
   }
 
   function showVertices() {
@@ -331,95 +387,144 @@ export async function start(config) {
   });
   el("ed-set-members").addEventListener("click", () => {
     const [code] = [...state.selected];
-    const members = el("ed-members").value.split(/[,，\s]+/).filter(Boolean).map(Number);
+    const members = [...document.querySelectorAll("#ed-member-list input:checked")].map((box) =>
+      Number(box.value),
+    );
     gesture({ op: "member", grid: code, members }, "网格员 Members");
   });
   el("ed-compare").addEventListener("change", (event) => {
     if (event.target.checked) {
-      state.layers.before.addTo(map).bringToFront();
+      state.layers.before.addTo(map);
+      state.compare = swipe(map, beforePane);
     } else {
       map.removeLayer(state.layers.before);
+      state.compare.remove();
+      state.compare = null;
     }
+  });
+  el("ed-submit").addEventListener("click", submitDraft);
+  el("ed-withdraw").addEventListener("click", async () => {
+    await run(async () => {
+      await api.withdraw(state.plan.id);
+      return api.open(state.plan.id);
+    }, "撤回 Withdraw");
+    listPlans();
   });
   el("ed-apply").addEventListener("click", applyDraft);
   el("ed-rebase").addEventListener("click", async () => {
-    const plan = await run(() => api.rebase(state.plan.id), "基于最新 Rebase");
+    const plan = await run(async () => {
+      if (state.plan.status === "submitted") {
+        await api.withdraw(state.plan.id); // a submitted plan is frozen: back to a draft first
+      }
+      return api.rebase(state.plan.id);
+    }, "基于最新 Rebase");
     if (plan) {
       el("ed-rebase").hidden = true;
+      el("ed-apply-result").textContent = "已基于最新网格，请检查后重新提交。Rebased: check it and submit again.";
       state.base = await api.base(plan.scope_code);
       resetBefore();
+      listPlans();
     }
   });
-  el("ed-export").addEventListener("click", exportDraft);
-  el("ed-import").addEventListener("change", importDraft);
+  el("ed-import").addEventListener("change", importFile);
 
-  async function applyDraft() {
+  // A 409 of a stale draft: what changed, and the offer to rebase.
+  function staleMessage(error) {
+    const what = error.body.changed.map((c) => `${c.code} v${c.version} ${c.change}`);
+    el("ed-rebase").hidden = false;
+    return (
+      `村里的网格在此期间被修改。The village changed meanwhile: ${what.join("; ")}. ` +
+      "可基于最新网格重做草案。You can rebase the draft on the new grids."
+    );
+  }
+
+  // Submit and apply: what was done, or why not (stale: what changed, and the rebase offer).
+  async function decide(action, done, [zh, en]) {
     const result = el("ed-apply-result");
     result.className = "";
     try {
-      await api.apply(state.plan.id);
+      await action(state.plan.id);
       const plan = await api.open(state.plan.id);
       show(plan);
-      state.applied = plan.result;
-      result.textContent =
-        `已应用 Applied: 新版本 new versions ${plan.result.created.join(", ") || "—"}; ` +
-        `移动案件 cases moved ${plan.result.cases.moved}.`;
-      state.base = await api.base(plan.scope_code);
-      resetBefore();
+      result.textContent = done(plan);
+      listPlans();
+      return plan;
     } catch (error) {
       if (!(error instanceof ApiError)) {
         throw error;
       }
       result.className = "bad";
       if (error.status === 409 && error.body.changed) {
-        const what = error.body.changed.map((c) => `${c.code} v${c.version} ${c.change}`);
-        result.textContent =
-          `村里的网格在此期间被修改，不能应用。The village changed meanwhile: ${what.join("; ")}. ` +
-          "可基于最新网格重做草案。You can rebase the draft on the new grids.";
-        el("ed-rebase").hidden = false;
+        result.textContent = `不能${zh}。Not ${en}. ${staleMessage(error)}`;
       } else if (error.status === 422) {
-        result.textContent = `校验未通过，不能应用。Not applied, the draft has errors: ${error.message}`;
+        result.textContent = `校验未通过，不能${zh}。Not ${en}, the draft has errors: ${error.message}`;
       } else {
-        result.textContent = `不能应用 Not applied: ${error.message}`;
+        result.textContent = `不能${zh} Not ${en}: ${error.message}`;
       }
+      return null;
     }
   }
 
-  function exportDraft() {
-    const blob = new Blob([JSON.stringify(state.plan.proposed)], { type: "application/geo+json" });
-    const link = document.createElement("a");
-    link.href = URL.createObjectURL(blob);
-    link.download = `plan-${state.plan.id}.geojson`;
-    link.click();
-    setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+  function submitDraft() {
+    return decide(api.submit, () => "已提交审核。Submitted for review.", ["提交", "submitted"]);
   }
 
-  async function importDraft(event) {
+  async function applyDraft() {
+    const plan = await decide(
+      api.apply,
+      (applied) =>
+        `已应用 Applied: 新版本 new versions ${applied.result.created.join(", ") || "—"}; ` +
+        `移动案件 cases moved ${applied.result.cases.moved}.`,
+      ["应用", "applied"],
+    );
+    if (plan) {
+      state.applied = plan.result;
+      state.base = await api.base(plan.scope_code);
+      resetBefore();
+    }
+  }
+
+  // A GeoPackage/GeoJSON file (edited in QGIS, say) becomes a new draft of the village.
+  async function importFile(event) {
     const [file] = event.target.files;
     if (!file) return;
-    let proposed;
-    try {
-      proposed = JSON.parse(await file.text());
-    } catch {
-      el("ed-hint").textContent = "不是 GeoJSON 文件 Not a GeoJSON file";
-      return;
-    }
-    for (const feature of proposed.features || []) {
-      const props = feature.properties || {};
-      if (props.members && props.member === undefined) props.member = props.members;
-      delete props.members;
-      feature.properties = Object.fromEntries(
-        Object.entries(props).filter(([, v]) => v !== null && !(Array.isArray(v) && !v.length)),
-      );
-    }
-    await gesture({ op: "replace", proposed }, "导入 Import");
+    const plan = await run(() => api.importFile(state.plan.scope_code, file), "导入 Import");
     event.target.value = "";
+    const result = el("ed-import-result");
+    result.className = plan ? "" : "bad";
+    result.textContent = plan ? `✓ ${file.name} → #${plan.id}` : el("ed-hint").textContent;
+    if (plan) {
+      const url = new URL(window.location.href);
+      url.searchParams.set("plan", plan.id);
+      window.history.replaceState(null, "", url);
+      el("ed-hint").textContent = `已导入为新草案 #${plan.id} Imported as a new draft: ${file.name}`;
+      listPlans();
+    }
+  }
+
+  async function listPlans() {
+    const plans = await api.plans(state.plan.scope_code);
+    el("ed-plan-list").replaceChildren(
+      ...plans.map((plan) => {
+        const li = document.createElement("li");
+        li.dataset.status = plan.status;
+        li.classList.toggle("current", plan.id === state.plan.id);
+        const link = document.createElement("a");
+        const url = new URL(window.location.href);
+        url.searchParams.set("plan", plan.id);
+        link.href = url.pathname + url.search;
+        link.textContent = `#${plan.id}`;
+        const [label] = STATES[plan.status] || [plan.status];
+        li.append(link, ` ${label} · ${plan.title || ""} · ${plan.created_by}`);
+        return li;
+      }),
+    );
   }
 
   function resetBefore() {
     const shown = state.layers.before && map.hasLayer(state.layers.before);
     if (state.layers.before) map.removeLayer(state.layers.before);
-    state.layers.before = beforeLayer(state.base);
+    state.layers.before = beforeLayer(state.base, beforeRenderer);
     if (shown) state.layers.before.addTo(map);
   }
 
@@ -441,6 +546,7 @@ export async function start(config) {
   map.fitBounds(state.layers.grids.getBounds());
   el("ed-title").textContent = `网格规划编辑器 Grid plan editor — ${plan.scope_code}`;
   el("ed-hint").textContent = HINTS.select;
+  await listPlans();
   status("就绪 Ready");
   state.ready = true;
 }
