@@ -227,10 +227,17 @@ def revise(
     """Store a new proposal on the plan with its validation, balance and impact, exactly as
     ``planning`` computes them for a new draft (repairs already reported are kept)."""
     scope = planning.load_scope(session, PlanScope(plan.scope_level), plan.scope_code)
+    before, before_balance = plan.proposed, plan.balance
     plan.proposed = {"type": "FeatureCollection", "features": proposed}
     grids = planning.proposal_from_plan(plan)
     current = planning.current_grids(session, scope)
-    evaluation = planning.evaluate(session, scope, grids, current, settings=settings, now=now)
+    # A change touches a grid or two: the others keep the estimates their shape already had.
+    known = planning.known_estimates(
+        before, before_balance, proposed, planning.version_token(current)
+    )
+    evaluation = planning.evaluate(
+        session, scope, grids, current, settings=settings, now=now, known=known
+    )
     plan.proposed = {"type": "FeatureCollection", "features": [g.feature() for g in grids]}
     plan.validation = evaluation.validation()
     plan.balance = evaluation.balance

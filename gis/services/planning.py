@@ -52,7 +52,7 @@ from gis.errors import (
     NotFoundError,
     ValidationError,
 )
-from gis.geo import area_m2, check_lonlat
+from gis.geo import area_m2, areas_m2, check_lonlat
 from gis.layers.base import utcnow
 from gis.layers.grids import Grid, GridMember, GridMemberGrid, list_grids
 from gis.layers.incidents import FINAL_STATUSES
@@ -129,6 +129,7 @@ class ProposedGrid:
     allow_multipart: bool = False
     repaired_from: dict[str, Any] | None = None
     repair_reason: str | None = None
+    area: float | None = field(default=None, repr=False, compare=False)  # m², see grid_areas
 
     def feature(self) -> dict[str, Any]:
         """The normalised GeoJSON feature stored in the plan."""
@@ -146,6 +147,15 @@ class ProposedGrid:
                 "allow_multipart": self.allow_multipart,
             },
         }
+
+
+def grid_areas(grids: list[ProposedGrid]) -> list[float]:
+    """Each grid's area in m² (``gis.geo.area_m2``), measured once per grid and kept on it."""
+    missing = [g for g in grids if g.area is None]
+    if missing:
+        for grid, area in zip(missing, areas_m2([g.geom for g in missing]), strict=True):
+            grid.area = float(area)
+    return [float(g.area) for g in grids if g.area is not None]
 
 
 def _int_or_none(value: Any, what: str) -> int | None:
@@ -440,7 +450,7 @@ def validate(
     """Every problem of a proposal, each with the geometry that shows it; errors block apply."""
     tolerance = settings.overlap_tolerance_m2
     issues: list[dict[str, Any]] = []
-    for grid in grids:
+    for grid, grid_area in zip(grids, grid_areas(grids), strict=True):
         if grid.repair_reason:
             if grid.geom.is_empty:
                 issues.append(
@@ -463,12 +473,12 @@ def validate(
                         f"grid {grid.code} was invalid ({grid.repair_reason}); it was repaired "
                         "(geometry = the repaired shape, original = what was sent)",
                         geometry=grid.geom,
-                        area=area_m2(grid.geom),
+                        area=grid_area,
                         original=grid.repaired_from,
                         reason=grid.repair_reason,
                     )
                 )
-        elif grid.geom.is_empty or area_m2(grid.geom) <= tolerance:
+        elif grid.geom.is_empty or grid_area <= tolerance:
             issues.append(
                 _issue(
                     "invalid_geometry",
@@ -565,6 +575,8 @@ def validate(
     # Grids outside their village.
     for grid in drawable:
         village_geom = scope.villages.get(grid.village_code or "")
+        if village_geom is not None:
+            shapely.prepare(village_geom)  # once: many grids are tested against one village
         if village_geom is None or village_geom.covers(grid.geom):
             continue
         outside = polygonal(shapely.difference(grid.geom, village_geom, grid_size=OVERLAY_GRID_DEG))
@@ -652,44 +664,158 @@ def _member_issues(
 
 
 # --- balance and impact -------------------------------------------------------------------------
+#
+# Both count points (cases, cameras) in proposed polygons. The points near the proposal are read
+# once, by one indexed query each (a village's ~3k cases), and counted in-process against the
+# ~40 proposed polygons with shapely (``covered_by``: a point on an edge counts, as ``ST_Covers``
+# says; on a shared edge the lowest code wins, as everywhere). Sending 40 polygons to PostGIS and
+# probing the cases' index once per polygon cost 100–170 ms a check (bench/plans/editor.py).
+# Only the households/population estimate (an overlay with the grids in force) stays in SQL, and
+# only for the grids that need it: a draft's unchanged grids keep their estimate
+# (``known_estimates``).
 
 _PROPOSED_CTE = """
 proposed AS MATERIALIZED (  -- each polygon built once, so PostGIS can prepare it once
-    SELECT t.code, ST_SetSRID(ST_GeomFromWKB(t.wkb), 4326) AS geom
-      FROM unnest(CAST(:codes AS text[]), CAST(:wkbs AS bytea[])) AS t(code, wkb)
+    SELECT t.k, ST_SetSRID(ST_GeomFromWKB(t.wkb), 4326) AS geom
+      FROM unnest(CAST(:keys AS int[]), CAST(:wkbs AS bytea[])) AS t(k, wkb)
 )
 """
 
 
-def _proposed_params(grids: list[ProposedGrid]) -> dict[str, Any]:
-    drawable = [g for g in grids if not g.geom.is_empty]
+@dataclass
+class Surroundings:
+    """The cases and cameras a proposal's balance and impact count: those in the bounding box
+    of the scope and the proposal, and the cases filed under the scope's current grids."""
+
+    case_id: npt.NDArray[np.int64]
+    case_status: npt.NDArray[Any]
+    case_open: npt.NDArray[np.bool_]
+    case_recent: npt.NDArray[np.bool_]  # reported in the last 12 months
+    case_grid: npt.NDArray[Any]  # the grid code each case is filed under (or None)
+    case_points: npt.NDArray[Any]
+    camera_code: npt.NDArray[Any]
+    camera_name: npt.NDArray[Any]
+    camera_grid: npt.NDArray[Any]  # the current grid covering it (lowest code), or None
+    camera_points: npt.NDArray[Any]
+
+
+def _envelope(scope: Scope, grids: list[ProposedGrid]) -> dict[str, float]:
+    bounds = np.array(
+        [scope.geom.bounds, *(g.geom.bounds for g in grids if not g.geom.is_empty)], dtype=float
+    )
+    bounds = bounds[np.isfinite(bounds).all(axis=1)]
     return {
-        "codes": [g.code for g in drawable],
-        "wkbs": [shapely.to_wkb(g.geom) for g in drawable],
+        "xmin": float(bounds[:, 0].min()),
+        "ymin": float(bounds[:, 1].min()),
+        "xmax": float(bounds[:, 2].max()),
+        "ymax": float(bounds[:, 3].max()),
     }
 
 
-def balance(
+def surroundings(
     session: Session,
     scope: Scope,
     grids: list[ProposedGrid],
+    current: list[Grid],
     *,
-    settings: Settings,
     now: datetime,
-) -> dict[str, Any]:
-    """Workload per proposed grid and its deviation from its village's mean."""
-    params = _proposed_params(grids)
+) -> Surroundings:
+    """Read the cases and cameras a check of ``grids`` counts (two indexed queries)."""
+    box = _envelope(scope, grids)
+    envelope = "ST_MakeEnvelope(:xmin, :ymin, :xmax, :ymax, 4326)"
+    cases = session.execute(
+        sa.text(
+            f"""
+            SELECT i.id, i.status, i.status <> ALL(:final) AS is_open, i.grid_code,
+                   i.reported_at >= :since AS recent, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat
+              FROM incidents i
+             WHERE i.geom && {envelope} OR i.grid_code = ANY(:old_codes)
+             ORDER BY i.id
+            """  # noqa: S608
+        ),
+        {
+            **box,
+            "final": _FINAL,
+            "since": now - timedelta(days=365),
+            "old_codes": [g.code for g in current],
+        },
+    ).all()
+    cameras = session.execute(
+        sa.text(
+            f"""
+            SELECT c.code, c.name, ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat,
+                   (SELECT g.code FROM grids g
+                     WHERE g.valid_to IS NULL AND ST_Covers(g.geom, c.geom)
+                     ORDER BY g.code LIMIT 1) AS grid_code
+              FROM cameras c
+             WHERE c.geom && {envelope}
+             ORDER BY c.code
+            """  # noqa: S608
+        ),
+        box,
+    ).all()
+
+    def column(rows: Any, k: int, dtype: Any = object) -> npt.NDArray[Any]:
+        return np.array([r[k] for r in rows], dtype=dtype)
+
+    def points(rows: Any, x: int, y: int) -> npt.NDArray[Any]:
+        xy = np.array([(r[x], r[y]) for r in rows], dtype=float).reshape(-1, 2)
+        return np.asarray(shapely.points(xy), dtype=object).reshape(-1)
+
+    return Surroundings(
+        case_id=column(cases, 0, np.int64),
+        case_status=column(cases, 1),
+        case_open=column(cases, 2, bool),
+        case_recent=column(cases, 4, bool),
+        case_grid=column(cases, 3),
+        case_points=points(cases, 5, 6),
+        camera_code=column(cameras, 0),
+        camera_name=column(cameras, 1),
+        camera_grid=column(cameras, 4),
+        camera_points=points(cameras, 2, 3),
+    )
+
+
+def _covered(
+    geoms: npt.NDArray[Any], points: npt.NDArray[Any]
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """(point, polygon) index pairs where the polygon covers the point (``ST_Covers``)."""
+    if not len(geoms) or not len(points):
+        empty = np.zeros(0, dtype=np.intp)
+        return empty, empty
+    pairs = shapely.STRtree(geoms).query(points, predicate="covered_by")
+    return pairs[0], pairs[1]
+
+
+def _lowest_code(
+    codes: list[str], pairs: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]], count: int
+) -> npt.NDArray[Any]:
+    """For each of ``count`` points, the lowest code among the polygons covering it (or None):
+    the tie-break on a shared edge."""
+    order = sorted(range(len(codes)), key=lambda k: codes[k])
+    rank = np.empty(len(codes), dtype=np.intp)
+    rank[order] = np.arange(len(codes))
+    best = np.full(count, len(codes), dtype=np.intp)
+    np.minimum.at(best, pairs[0], rank[pairs[1]])
+    by_rank = np.array([codes[k] for k in order] + [None], dtype=object)
+    return by_rank[best]
+
+
+def _drawable(grids: list[ProposedGrid]) -> list[ProposedGrid]:
+    return [g for g in grids if not g.geom.is_empty]
+
+
+def _estimates(session: Session, grids: list[ProposedGrid]) -> dict[int, tuple[float, float]]:
+    """Households and population of each grid, estimated from the grids in force by the share
+    of each one's area it covers (one overlay per (current, proposed) pair, in PostGIS)."""
+    if not grids:
+        return {}
     rows = session.execute(
         sa.text(
             f"""
             WITH {_PROPOSED_CTE}
-            SELECT p.code,
-                   (SELECT count(*) FROM incidents i
-                     WHERE ST_Covers(p.geom, i.geom) AND i.reported_at >= :since) AS incidents,
-                   (SELECT count(*) FROM cameras c WHERE ST_Covers(p.geom, c.geom)) AS cameras,
-                   est.hh, est.pop
+            SELECT p.k, est.hh, est.pop
               FROM proposed p
-              -- One overlay per (current, proposed) pair for both estimates.
               CROSS JOIN LATERAL (
                     SELECT COALESCE(sum(g.households * x.share), 0) AS hh,
                            COALESCE(sum(g.population * x.share), 0) AS pop
@@ -700,27 +826,103 @@ def balance(
                      WHERE g.valid_to IS NULL AND ST_Intersects(g.geom, p.geom)) est
             """  # noqa: S608
         ),
-        {**params, "since": now - timedelta(days=365)},
+        {"keys": [g.index for g in grids], "wkbs": [shapely.to_wkb(g.geom) for g in grids]},
     ).all()
-    measured = {r.code: r for r in rows}
+    return {int(r.k): (float(r.hh), float(r.pop)) for r in rows}
+
+
+Estimate = tuple[float | None, float | None]
+
+
+def known_estimates(
+    before: dict[str, Any],
+    before_balance: dict[str, Any],
+    after: list[dict[str, Any]],
+    version: str,
+) -> dict[int, Estimate]:
+    """The households/population estimates of a draft's previous check that still hold for
+    its new features: by feature index, for the features whose code and geometry are unchanged,
+    when the previous check was measured against the same grids in force (``version``, the
+    scope's token: a token never comes back once the grids change). An estimate depends only
+    on the grid's shape and the grids in force, so it is the same as measured again."""
+    if not before_balance or before_balance.get("version") != version:
+        return {}
+    entries: dict[str, dict[str, Any]] = {}
+    geometries: dict[str, Any] = {}
+    twice: set[str] = set()
+    for entry in before_balance.get("grids", []):
+        twice.update({entry["code"]} & entries.keys())
+        entries[entry["code"]] = entry
+    for feature in before.get("features", []):
+        code = (feature.get("properties") or {}).get("code", feature.get("id"))
+        twice.update({code} & geometries.keys())
+        geometries[code] = feature.get("geometry")
+    known: dict[int, Estimate] = {}
+    for index, feature in enumerate(after):
+        code = (feature.get("properties") or {}).get("code", feature.get("id"))
+        if not isinstance(code, str) or code in twice or code not in entries:
+            continue
+        if feature.get("geometry") is None or geometries.get(code) != feature.get("geometry"):
+            continue
+        entry = entries[code]
+        hh = float(entry["households"]) if entry.get("households_estimated") else None
+        pop = float(entry["population"]) if entry.get("population_estimated") else None
+        if hh is not None or pop is not None:
+            known[index] = (hh, pop)
+    return known
+
+
+def balance(
+    session: Session,
+    scope: Scope,
+    grids: list[ProposedGrid],
+    *,
+    settings: Settings,
+    now: datetime,
+    around: Surroundings | None = None,
+    known: dict[int, Estimate] | None = None,
+) -> dict[str, Any]:
+    """Workload per proposed grid and its deviation from its village's mean.
+
+    ``around``: the cases and cameras already read for this check (else read here); ``known``:
+    households/population estimates still valid, by grid index (``known_estimates``)."""
+    if around is None:
+        around = surroundings(session, scope, grids, [], now=now)
+    known = known or {}
+    drawable = _drawable(grids)
+    geoms = np.array([g.geom for g in drawable], dtype=object)
+    slot = {id(g): k for k, g in enumerate(drawable)}
+    point, polygon = _covered(geoms, around.case_points)
+    recent = around.case_recent[point] if len(point) else np.zeros(0, dtype=bool)
+    incidents = np.bincount(polygon[recent], minlength=len(drawable))
+    cameras = np.bincount(_covered(geoms, around.camera_points)[1], minlength=len(drawable))
+    wanted = [
+        g
+        for g in drawable
+        if (g.households is None and known.get(g.index, (None, None))[0] is None)
+        or (g.population is None and known.get(g.index, (None, None))[1] is None)
+    ]
+    measured = _estimates(session, wanted)
     threshold = settings.plan_balance_threshold
+    areas = grid_areas(grids)
     per_grid: list[dict[str, Any]] = []
-    for grid in grids:
-        row = measured.get(grid.code)
+    for grid, area in zip(grids, areas, strict=True):
+        k = slot.get(id(grid))
+        hh, pop = measured.get(grid.index, known.get(grid.index, (None, None)))
         entry: dict[str, Any] = {
             "code": grid.code,
             "village": grid.village_code,
-            "area_m2": round(area_m2(grid.geom), 1),
+            "area_m2": round(float(area), 1),
             "households": grid.households
             if grid.households is not None
-            else round(float(row.hh) if row else 0.0),
+            else round(hh if hh is not None else 0.0),
             "households_estimated": grid.households is None,
             "population": grid.population
             if grid.population is not None
-            else round(float(row.pop) if row else 0.0),
+            else round(pop if pop is not None else 0.0),
             "population_estimated": grid.population is None,
-            "incidents_12m": int(row.incidents) if row else 0,
-            "cameras": int(row.cameras) if row else 0,
+            "incidents_12m": int(incidents[k]) if k is not None else 0,
+            "cameras": int(cameras[k]) if k is not None else 0,
             "members": grid.member_ids,
         }
         per_grid.append(entry)
@@ -746,70 +948,37 @@ def balance(
 
 
 def impact(
-    session: Session, scope: Scope, grids: list[ProposedGrid], current: list[Grid]
+    session: Session,
+    scope: Scope,
+    grids: list[ProposedGrid],
+    current: list[Grid],
+    *,
+    around: Surroundings | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """What the plan would change: cases, cameras, members, grid codes."""
-    params = {
-        **_proposed_params(grids),
-        "area": shapely.to_wkb(scope.geom),
-        "old_codes": [g.code for g in current],
-        "final": _FINAL,
-    }
-    case_rows = session.execute(
-        sa.text(
-            f"""
-            WITH {_PROPOSED_CTE},
-            cases AS MATERIALIZED (
-                SELECT i.id, i.status, i.grid_code, i.geom, (i.status <> ALL(:final)) AS is_open
-                  FROM incidents i
-                 WHERE i.id = ANY(ARRAY(  -- by primary key: no scan of every case
-                       SELECT id FROM incidents
-                        WHERE ST_Intersects(geom, ST_SetSRID(ST_GeomFromWKB(:area), 4326))
-                       UNION
-                       SELECT id FROM incidents WHERE grid_code = ANY(:old_codes)))
-            ),
-            -- The proposed grids drive the join through the cases' GiST index, each polygon
-            -- built once (a case-outer LATERAL rebuilt and tested every polygon for every
-            -- case: 1 s for a 40-grid village of 2,800 cases, bench/plans/editor.py).
-            hits AS MATERIALIZED (
-                SELECT DISTINCT ON (h.id) h.id, p.code
-                  FROM proposed p
-                 CROSS JOIN LATERAL (
-                       SELECT i.id FROM incidents i WHERE ST_Covers(p.geom, i.geom)) h
-                 ORDER BY h.id, p.code
-            )
-            SELECT c.id, c.status, c.is_open, c.grid_code AS from_code, n.code AS to_code,
-                   ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat
-              FROM cases c
-              LEFT JOIN hits n ON n.id = c.id
-             WHERE n.code IS DISTINCT FROM c.grid_code
-             ORDER BY c.id
-            """  # noqa: S608
-        ),
-        params,
-    ).all()
-    open_moves = [r for r in case_rows if r.is_open]
-    historic = [r for r in case_rows if not r.is_open]
-    camera_rows = session.execute(
-        sa.text(
-            f"""
-            WITH {_PROPOSED_CTE}
-            SELECT c.code, c.name, o.code AS from_code, n.code AS to_code
-              FROM cameras c
-              LEFT JOIN LATERAL (
-                    SELECT g.code FROM grids g
-                     WHERE g.valid_to IS NULL AND ST_Covers(g.geom, c.geom)
-                     ORDER BY g.code LIMIT 1) o ON TRUE
-              LEFT JOIN LATERAL (
-                    SELECT p.code FROM proposed p WHERE ST_Covers(p.geom, c.geom)
-                     ORDER BY p.code LIMIT 1) n ON TRUE
-             WHERE ST_Intersects(c.geom, ST_SetSRID(ST_GeomFromWKB(:area), 4326))
-               AND n.code IS DISTINCT FROM o.code
-             ORDER BY c.code
-            """  # noqa: S608
-        ),
-        params,
-    ).all()
+    if around is None:
+        around = surroundings(session, scope, grids, current, now=now or utcnow())
+    drawable = _drawable(grids)
+    geoms = np.array([g.geom for g in drawable], dtype=object)
+    codes = [g.code for g in drawable]
+    area = scope.geom
+    shapely.prepare(area)
+    # The cases of the scope: in its area, or filed under one of its current grids.
+    old_codes = {g.code for g in current}
+    in_scope = shapely.intersects(area, around.case_points) | np.array(
+        [c in old_codes for c in around.case_grid], dtype=bool
+    )
+    to_code = _lowest_code(codes, _covered(geoms, around.case_points), len(around.case_points))
+    moving = in_scope & (to_code != around.case_grid)
+    open_moves = np.flatnonzero(moving & around.case_open)
+    historic = int((moving & ~around.case_open).sum())
+    camera_to = _lowest_code(
+        codes, _covered(geoms, around.camera_points), len(around.camera_points)
+    )
+    camera_moves = np.flatnonzero(
+        shapely.intersects(area, around.camera_points) & (camera_to != around.camera_grid)
+    )
     old_by_code = {g.code: g for g in current}
     new_codes = {g.code for g in grids}
     changed = []
@@ -832,20 +1001,25 @@ def impact(
         "open_cases_moving": len(open_moves),
         "moves": [
             {
-                "incident_id": r.id,
-                "status": r.status,
-                "from": r.from_code,
-                "to": r.to_code,
-                "lon": float(r.lon),
-                "lat": float(r.lat),
+                "incident_id": int(around.case_id[k]),
+                "status": around.case_status[k],
+                "from": around.case_grid[k],
+                "to": to_code[k],
+                "lon": float(shapely.get_x(around.case_points[k])),
+                "lat": float(shapely.get_y(around.case_points[k])),
             }
-            for r in open_moves[:MAX_LISTED]
+            for k in open_moves[:MAX_LISTED]
         ],
-        "historic_cases_keeping_grid": len(historic),
-        "cameras_changing_grid": len(camera_rows),
+        "historic_cases_keeping_grid": historic,
+        "cameras_changing_grid": len(camera_moves),
         "cameras": [
-            {"code": r.code, "name": r.name, "from": r.from_code, "to": r.to_code}
-            for r in camera_rows[:MAX_LISTED]
+            {
+                "code": around.camera_code[k],
+                "name": around.camera_name[k],
+                "from": around.camera_grid[k],
+                "to": camera_to[k],
+            }
+            for k in camera_moves[:MAX_LISTED]
         ],
         "members": _member_impact(session, grids, current),
     }
@@ -943,15 +1117,26 @@ def evaluate(
     *,
     settings: Settings,
     now: datetime,
+    known: dict[int, Estimate] | None = None,
 ) -> Evaluation:
-    """Validate a proposal and measure its balance and impact."""
+    """Validate a proposal and measure its balance and impact.
+
+    ``known``: households/population estimates of unchanged grids from the draft's previous
+    check (``known_estimates``); without it everything is measured."""
     # These few statements are cheap but their estimated cost triggers JIT compilation, which
-    # costs more than the statements themselves (bench/plans); off for this transaction only.
-    session.execute(sa.text("SELECT set_config('jit', 'off', true)"))
-    # Likewise parallel workers: starting them costs more than these index scans (bench/plans).
-    session.execute(sa.text("SELECT set_config('max_parallel_workers_per_gather', '0', true)"))
+    # costs more than the statements themselves; likewise parallel workers: starting them costs
+    # more than these index scans (bench/plans). Off for this transaction only.
+    session.execute(
+        sa.text(
+            "SELECT set_config('jit', 'off', true), "
+            "set_config('max_parallel_workers_per_gather', '0', true)"
+        )
+    )
     issues = validate(session, scope, grids, settings=settings)
-    report = balance(session, scope, grids, settings=settings, now=now)
+    around = surroundings(session, scope, grids, current, now=now)
+    report = balance(session, scope, grids, settings=settings, now=now, around=around, known=known)
+    # The grids in force the estimates were measured against (``known_estimates`` checks it).
+    report["version"] = version_token(current)
     for entry in report["grids"]:
         if entry["flagged"]:
             devs = ", ".join(f"{m} {entry['deviation'][m]:+.0%}" for m in entry["flagged"])
@@ -964,7 +1149,7 @@ def evaluate(
                     f"±{settings.plan_balance_threshold:.0%}: {devs}",
                 )
             )
-    return Evaluation(issues, report, impact(session, scope, grids, current))
+    return Evaluation(issues, report, impact(session, scope, grids, current, around=around))
 
 
 def create_plan(
