@@ -163,8 +163,11 @@ def node(cells: list[Cell]) -> None:
 def coverage_check(plan: Plan) -> dict[str, Any]:
     """Whether the draft's grids form a valid coverage (shared edges match, no overlaps), and the
     edges that do not (``shapely.coverage_invalid_edges``), as GeoJSON."""
+    kept = ogc_plans.kept_shapes(plan)
     geoms = np.array(
-        [
+        [g for g in kept if not g.is_empty]
+        if kept is not None
+        else [
             planning.polygonal(shape(f["geometry"]))
             for f in ogc_plans.features(plan)
             if f.get("geometry")
@@ -415,15 +418,25 @@ def _replace(gesture: dict[str, Any], allow_multipart: bool) -> list[dict[str, A
 GESTURES = ("split", "merge", "move_vertex", "add", "rename", "member", "replace")
 
 
+@dataclass
+class _After:
+    """The draft after a gesture: its features, their geometries (already read, by index),
+    and the village (already loaded), so the re-evaluation reads neither again."""
+
+    features: list[dict[str, Any]]
+    shapes: list[BaseGeometry | None] | None = None
+    scope: planning.Scope | None = None
+
+
 def _features_after(
     session: Session, plan: Plan, gesture: dict[str, Any], settings: Settings
-) -> list[dict[str, Any]]:
+) -> _After:
     """The draft's features after ``gesture`` (nothing stored yet)."""
     op = gesture.get("op")
     if op not in GESTURES:
         raise GestureError(f"unknown gesture {op!r}; one of {', '.join(GESTURES)}")
     if op == "replace":
-        return _replace(gesture, plan.allow_multipart)
+        return _After(_replace(gesture, plan.allow_multipart))
     scope = planning.load_scope(session, PlanScope.VILLAGE, plan.scope_code)
     cells = _cells(plan)
     tolerance = settings.overlap_tolerance_m2
@@ -451,7 +464,7 @@ def _features_after(
             feature["properties"].update(households=None, population=None)
             feature["geometry"] = planning.geojson(cell.geom)
         features.append(feature)
-    return features
+    return _After(features, [cell.geom for cell in cells], scope)
 
 
 # --- the draft and its history ------------------------------------------------------------------
@@ -543,8 +556,10 @@ def edit(
             head=len(done),
         )
     before = plan.proposed
-    features = _features_after(session, plan, gesture, settings)
-    ogc_plans.revise(session, plan, features, settings, now)
+    after = _features_after(session, plan, gesture, settings)
+    ogc_plans.revise(
+        session, plan, after.features, settings, now, scope=after.scope, shapes=after.shapes
+    )
     for undone in (e for e in edits if e.undone):
         session.delete(undone)
     if len(done) >= MAX_HISTORY:

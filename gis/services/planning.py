@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -193,13 +194,18 @@ def check_coordinates(geom: BaseGeometry, what: str) -> None:
 
 
 def parse_proposal(
-    collection: dict[str, Any], *, allow_multipart: bool = False
+    collection: dict[str, Any],
+    *,
+    allow_multipart: bool = False,
+    shapes: Sequence[BaseGeometry | None] | None = None,
 ) -> list[ProposedGrid]:
     """Read a GeoJSON FeatureCollection of proposed grids (WGS84), repairing what can be repaired.
 
     Structural problems (not polygons, NaN, out-of-range or swapped coordinates, missing code)
     raise at once: they cannot be shown on a map. Geometric ones (self-intersections…) are
-    repaired here and reported by ``validate``.
+    repaired here and reported by ``validate``. ``shapes``: the features' geometries already
+    read (by feature index; None where not), so a caller that holds them does not parse the
+    GeoJSON again; they are checked and repaired like the others.
     """
     features = collection.get("features")
     if collection.get("type") != "FeatureCollection" or not isinstance(features, list):
@@ -232,7 +238,8 @@ def parse_proposal(
         if not isinstance(raw, dict) or raw.get("type") not in ("Polygon", "MultiPolygon"):
             raise InvalidGeometryError(f"{what}: the geometry must be a Polygon or MultiPolygon")
         try:
-            geom = shape(raw)
+            given = shapes[index] if shapes is not None and index < len(shapes) else None
+            geom = given if given is not None else shape(raw)
         except (
             ValueError,
             TypeError,
@@ -262,9 +269,11 @@ def parse_proposal(
     return grids
 
 
-def proposal_from_plan(plan: Plan) -> list[ProposedGrid]:
-    """The stored (already repaired) proposal of a plan."""
-    grids = parse_proposal(plan.proposed, allow_multipart=plan.allow_multipart)
+def proposal_from_plan(
+    plan: Plan, *, shapes: Sequence[BaseGeometry | None] | None = None
+) -> list[ProposedGrid]:
+    """The stored (already repaired) proposal of a plan (``shapes``: see ``parse_proposal``)."""
+    grids = parse_proposal(plan.proposed, allow_multipart=plan.allow_multipart, shapes=shapes)
     # Repairs were reported when the plan was made; keep them in the report at apply time.
     repairs = {
         issue["grids"][0]: issue
@@ -1047,10 +1056,15 @@ def _member_impact(
                 member_codes.discard(grid.code)
             for member_id in grid.member_ids:
                 after.setdefault(member_id, set()).add(grid.code)
-    names = dict(
-        session.execute(
-            sa.select(GridMember.id, GridMember.name).where(GridMember.id.in_(list(after)))
-        ).all()
+    moving = [m for m in sorted(after) if after[m] != before.get(m, set())]
+    names = (
+        dict(
+            session.execute(
+                sa.select(GridMember.id, GridMember.name).where(GridMember.id.in_(moving))
+            ).all()
+        )
+        if moving
+        else {}
     )
     return [
         {
@@ -1059,8 +1073,7 @@ def _member_impact(
             "before": sorted(before.get(member_id, set())),
             "after": sorted(after[member_id]),
         }
-        for member_id in sorted(after)
-        if after[member_id] != before.get(member_id, set())
+        for member_id in moving
     ]
 
 
