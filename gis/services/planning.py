@@ -792,8 +792,10 @@ def _covered(
     if not len(geoms) or not len(points):
         empty = np.zeros(0, dtype=np.intp)
         return empty, empty
-    pairs = shapely.STRtree(geoms).query(points, predicate="covered_by")
-    return pairs[0], pairs[1]
+    # The tree holds the points and the polygons probe it: each polygon is then prepared once
+    # (the other way round, every point would test an unprepared polygon: ~10× slower).
+    pairs = shapely.STRtree(points).query(geoms, predicate="covers")
+    return pairs[1], pairs[0]
 
 
 def _lowest_code(
