@@ -139,14 +139,22 @@ def _insert_vertices(geom: MultiPolygon, points: npt.NDArray[np.float64]) -> Mul
     return MultiPolygon(polygons)
 
 
-def node(cells: list[Cell]) -> None:
+def node(cells: list[Cell], *, changed_only: bool = False) -> None:
     """Insert into every grid the vertices of the other grids that lie on its edges, so two
-    neighbours share each edge vertex for vertex (what a valid coverage needs)."""
+    neighbours share each edge vertex for vertex (what a valid coverage needs).
+
+    ``changed_only``: only the vertices a gesture can have brought: into a changed grid from
+    its neighbours, into an unchanged one from its changed neighbours (two unchanged grids
+    were noded when they last changed; re-noding all 40 grids per gesture cost more than the
+    gesture)."""
     geoms = np.array([c.geom for c in cells], dtype=object)
+    changed = np.array([c.changed or not changed_only for c in cells], dtype=bool)
     tree = shapely.STRtree(geoms)
     left, right = tree.query(geoms, predicate="dwithin", distance=VERTEX_TOLERANCE_DEG)
     for i in range(len(cells)):
         others = right[(left == i) & (right != i)]
+        if not changed[i]:
+            others = others[changed[others]]
         if not len(others):
             continue
         points = np.unique(
@@ -452,7 +460,7 @@ def _features_after(
         cells = _set_property(cells, gesture)
     if any(c.changed for c in cells):
         before = {id(c): c.geom for c in cells}
-        node(cells)
+        node(cells, changed_only=True)
         for cell in cells:
             if cell.geom is not before[id(cell)]:
                 cell.changed = True
