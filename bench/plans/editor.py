@@ -216,7 +216,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     provision.up(args.database_url, log=_log)
     upgrade(args.database_url)
-    settings = Settings(database_url=args.database_url, auth_required=False, _env_file=None)  # type: ignore[call-arg]
+    # No analytics warm-up thread: it imports libpysal and compiles numba kernels for ~10 s at
+    # start-up, in this process, and its CPU (and the GIL) would be counted against the gestures.
+    settings = Settings(  # type: ignore[call-arg]
+        database_url=args.database_url,
+        auth_required=False,
+        analytics_warmup=False,
+        _env_file=None,
+    )
     engine = make_engine(settings)
     prepare(engine, args.database_url)
     village = busiest_village(engine)
