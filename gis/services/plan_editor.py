@@ -234,7 +234,9 @@ def _free_codes(session: Session, cells: list[Cell], village: str, count: int) -
     candidates = [f"{village}-{n:02d}" for n in range(1, 100 + len(used) + count * 2)]
     taken = set(
         session.scalars(
-            sa.select(Grid.code).where(Grid.code.in_(candidates), Grid.valid_to.is_(None))
+            sa.select(Grid.code).where(
+                planning.among(Grid.code, candidates), Grid.valid_to.is_(None)
+            )
         )
     )
     free = [c for c in candidates if c not in used and c not in taken]
