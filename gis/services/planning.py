@@ -29,6 +29,7 @@ then measured: an exact split has no gap at all (docs/planning.md, issue 24).
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -851,6 +852,12 @@ def _estimates(session: Session, grids: list[ProposedGrid]) -> dict[int, tuple[f
 Estimate = tuple[float | None, float | None]
 
 
+def _geometry_key(geometry: Any) -> str:
+    """A GeoJSON geometry as comparable text: the same whether its coordinates are lists (read
+    from the database) or tuples (made by shapely), full float precision."""
+    return json.dumps(geometry, separators=(",", ":"))
+
+
 def known_estimates(
     before: dict[str, Any],
     before_balance: dict[str, Any],
@@ -873,13 +880,15 @@ def known_estimates(
     for feature in before.get("features", []):
         code = (feature.get("properties") or {}).get("code", feature.get("id"))
         twice.update({code} & geometries.keys())
-        geometries[code] = feature.get("geometry")
+        geometries[code] = _geometry_key(feature.get("geometry"))
     known: dict[int, Estimate] = {}
     for index, feature in enumerate(after):
         code = (feature.get("properties") or {}).get("code", feature.get("id"))
         if not isinstance(code, str) or code in twice or code not in entries:
             continue
-        if feature.get("geometry") is None or geometries.get(code) != feature.get("geometry"):
+        if feature.get("geometry") is None or geometries.get(code) != _geometry_key(
+            feature.get("geometry")
+        ):
             continue
         entry = entries[code]
         hh = float(entry["households"]) if entry.get("households_estimated") else None
