@@ -2,7 +2,11 @@
 
     python -m bench.plans.editor --database-url postgresql+psycopg://postgres:postgres@127.0.0.1:5432/gis_bench_editor
 
-The village is the ×1 demo county's busiest (most cases in 12 months), scaled to 40 grids: its
+The database is loaded with the ×1 demo county if it has no grids; point it at a copy of a
+loaded ×100 county (``createdb -T gis_bench gis_bench_editor``: the scaling below applies a
+plan, so never at a shared one) to measure the ×100 county's busiest village.
+
+The village is the county's busiest (most cases in 12 months), scaled to 40 grids: its
 grids are split by the editor's own split gesture (the largest through its centroid, angles
 alternating) and the result applied once, committed (reused by later runs). Then, per round,
 a fresh draft takes the gestures a planner makes — split, move a shared vertex, merge, new grid,
@@ -216,7 +220,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     provision.up(args.database_url, log=_log)
     upgrade(args.database_url)
-    settings = Settings(database_url=args.database_url, auth_required=False, _env_file=None)  # type: ignore[call-arg]
+    # No analytics warm-up thread: it imports libpysal and compiles numba kernels for ~10 s at
+    # start-up, in this process, and its CPU (and the GIL) would be counted against the gestures.
+    settings = Settings(  # type: ignore[call-arg]
+        database_url=args.database_url,
+        auth_required=False,
+        analytics_warmup=False,
+        _env_file=None,
+    )
     engine = make_engine(settings)
     prepare(engine, args.database_url)
     village = busiest_village(engine)

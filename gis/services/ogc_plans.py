@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -228,20 +229,56 @@ def _feature_body(body: Any) -> dict[str, Any]:
 
 
 def revise(
-    session: Session, plan: Plan, proposed: list[dict[str, Any]], settings: Settings, now: datetime
+    session: Session,
+    plan: Plan,
+    proposed: list[dict[str, Any]],
+    settings: Settings,
+    now: datetime,
+    *,
+    scope: planning.Scope | None = None,
+    shapes: Sequence[BaseGeometry | None] | None = None,
 ) -> None:
     """Store a new proposal on the plan with its validation, balance and impact, exactly as
-    ``planning`` computes them for a new draft (repairs already reported are kept)."""
-    scope = planning.load_scope(session, PlanScope(plan.scope_level), plan.scope_code)
-    plan.proposed = {"type": "FeatureCollection", "features": proposed}
-    grids = planning.proposal_from_plan(plan)
-    current = planning.current_grids(session, scope)
-    evaluation = planning.evaluate(session, scope, grids, current, settings=settings, now=now)
-    plan.proposed = {"type": "FeatureCollection", "features": [g.feature() for g in grids]}
-    plan.validation = evaluation.validation()
-    plan.balance = evaluation.balance
-    plan.impact = evaluation.impact
+    ``planning`` computes them for a new draft (repairs already reported are kept).
+
+    ``scope`` (the plan's, already loaded) and ``shapes`` (the features' geometries already
+    read, by index) only spare reading them again."""
+    if scope is None:
+        scope = planning.load_scope(session, PlanScope(plan.scope_level), plan.scope_code)
+    before, before_balance = plan.proposed, plan.balance
+    # Nothing is written until the new report is complete (one UPDATE, not one per query).
+    with session.no_autoflush:
+        plan.proposed = {"type": "FeatureCollection", "features": proposed}
+        grids = planning.proposal_from_plan(plan, shapes=shapes)
+        current = planning.current_grids(session, scope)
+        # A change touches a grid or two: the others keep the estimates their shape already had.
+        known = planning.known_estimates(
+            before, before_balance, proposed, planning.version_token(current)
+        )
+        evaluation = planning.evaluate(
+            session, scope, grids, current, settings=settings, now=now, known=known
+        )
+        plan.proposed = {"type": "FeatureCollection", "features": [g.feature() for g in grids]}
+        plan.validation = evaluation.validation()
+        plan.balance = evaluation.balance
+        plan.impact = evaluation.impact
+    remember_shapes(plan, [g.geom for g in grids])
     session.flush()
+
+
+def remember_shapes(plan: Plan, geoms: list[BaseGeometry]) -> None:
+    """Keep the proposal's geometries with the loaded plan (this session only), so what reads
+    them next in the same request does not parse the GeoJSON again."""
+    sa.inspect(plan).info["shapes"] = (plan.proposed, geoms)
+
+
+def kept_shapes(plan: Plan) -> list[BaseGeometry] | None:
+    """The proposal's geometries kept by ``remember_shapes``, if the proposal is still the same
+    object (None otherwise)."""
+    kept = sa.inspect(plan).info.get("shapes")
+    if kept is None or kept[0] is not plan.proposed:
+        return None
+    return list(kept[1])
 
 
 def create(

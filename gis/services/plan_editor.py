@@ -139,14 +139,22 @@ def _insert_vertices(geom: MultiPolygon, points: npt.NDArray[np.float64]) -> Mul
     return MultiPolygon(polygons)
 
 
-def node(cells: list[Cell]) -> None:
+def node(cells: list[Cell], *, changed_only: bool = False) -> None:
     """Insert into every grid the vertices of the other grids that lie on its edges, so two
-    neighbours share each edge vertex for vertex (what a valid coverage needs)."""
+    neighbours share each edge vertex for vertex (what a valid coverage needs).
+
+    ``changed_only``: only the vertices a gesture can have brought: into a changed grid from
+    its neighbours, into an unchanged one from its changed neighbours (two unchanged grids
+    were noded when they last changed; re-noding all 40 grids per gesture cost more than the
+    gesture)."""
     geoms = np.array([c.geom for c in cells], dtype=object)
+    changed = np.array([c.changed or not changed_only for c in cells], dtype=bool)
     tree = shapely.STRtree(geoms)
     left, right = tree.query(geoms, predicate="dwithin", distance=VERTEX_TOLERANCE_DEG)
     for i in range(len(cells)):
         others = right[(left == i) & (right != i)]
+        if not changed[i]:
+            others = others[changed[others]]
         if not len(others):
             continue
         points = np.unique(
@@ -163,8 +171,11 @@ def node(cells: list[Cell]) -> None:
 def coverage_check(plan: Plan) -> dict[str, Any]:
     """Whether the draft's grids form a valid coverage (shared edges match, no overlaps), and the
     edges that do not (``shapely.coverage_invalid_edges``), as GeoJSON."""
+    kept = ogc_plans.kept_shapes(plan)
     geoms = np.array(
-        [
+        [g for g in kept if not g.is_empty]
+        if kept is not None
+        else [
             planning.polygonal(shape(f["geometry"]))
             for f in ogc_plans.features(plan)
             if f.get("geometry")
@@ -223,7 +234,9 @@ def _free_codes(session: Session, cells: list[Cell], village: str, count: int) -
     candidates = [f"{village}-{n:02d}" for n in range(1, 100 + len(used) + count * 2)]
     taken = set(
         session.scalars(
-            sa.select(Grid.code).where(Grid.code.in_(candidates), Grid.valid_to.is_(None))
+            sa.select(Grid.code).where(
+                planning.among(Grid.code, candidates), Grid.valid_to.is_(None)
+            )
         )
     )
     free = [c for c in candidates if c not in used and c not in taken]
@@ -415,15 +428,25 @@ def _replace(gesture: dict[str, Any], allow_multipart: bool) -> list[dict[str, A
 GESTURES = ("split", "merge", "move_vertex", "add", "rename", "member", "replace")
 
 
+@dataclass
+class _After:
+    """The draft after a gesture: its features, their geometries (already read, by index),
+    and the village (already loaded), so the re-evaluation reads neither again."""
+
+    features: list[dict[str, Any]]
+    shapes: list[BaseGeometry | None] | None = None
+    scope: planning.Scope | None = None
+
+
 def _features_after(
     session: Session, plan: Plan, gesture: dict[str, Any], settings: Settings
-) -> list[dict[str, Any]]:
+) -> _After:
     """The draft's features after ``gesture`` (nothing stored yet)."""
     op = gesture.get("op")
     if op not in GESTURES:
         raise GestureError(f"unknown gesture {op!r}; one of {', '.join(GESTURES)}")
     if op == "replace":
-        return _replace(gesture, plan.allow_multipart)
+        return _After(_replace(gesture, plan.allow_multipart))
     scope = planning.load_scope(session, PlanScope.VILLAGE, plan.scope_code)
     cells = _cells(plan)
     tolerance = settings.overlap_tolerance_m2
@@ -439,7 +462,7 @@ def _features_after(
         cells = _set_property(cells, gesture)
     if any(c.changed for c in cells):
         before = {id(c): c.geom for c in cells}
-        node(cells)
+        node(cells, changed_only=True)
         for cell in cells:
             if cell.geom is not before[id(cell)]:
                 cell.changed = True
@@ -451,7 +474,7 @@ def _features_after(
             feature["properties"].update(households=None, population=None)
             feature["geometry"] = planning.geojson(cell.geom)
         features.append(feature)
-    return features
+    return _After(features, [cell.geom for cell in cells], scope)
 
 
 # --- the draft and its history ------------------------------------------------------------------
@@ -543,8 +566,10 @@ def edit(
             head=len(done),
         )
     before = plan.proposed
-    features = _features_after(session, plan, gesture, settings)
-    ogc_plans.revise(session, plan, features, settings, now)
+    after = _features_after(session, plan, gesture, settings)
+    ogc_plans.revise(
+        session, plan, after.features, settings, now, scope=after.scope, shapes=after.shapes
+    )
     for undone in (e for e in edits if e.undone):
         session.delete(undone)
     if len(done) >= MAX_HISTORY:

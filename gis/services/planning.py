@@ -29,8 +29,10 @@ then measured: an exact split has no gap at all (docs/planning.md, issue 24).
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,6 +45,7 @@ from geoalchemy2.shape import to_shape
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from gis.errors import (
@@ -52,7 +55,7 @@ from gis.errors import (
     NotFoundError,
     ValidationError,
 )
-from gis.geo import area_m2, check_lonlat
+from gis.geo import area_m2, areas_m2, check_lonlat
 from gis.layers.base import utcnow
 from gis.layers.grids import Grid, GridMember, GridMemberGrid, list_grids
 from gis.layers.incidents import FINAL_STATUSES
@@ -70,6 +73,7 @@ from gis.settings import Settings
 
 _FINAL = sorted(status.value for status in FINAL_STATUSES)
 MAX_GRIDS_PER_PLAN = 2_000
+JIT_FREE_GRIDS = 100  # up to this many proposed grids, no statement of a check nears JIT costs
 MAX_LISTED = 1_000  # moved cases / cameras listed in a report; the totals are always exact
 # Validation's overlays snap-round onto this grid (degrees, ~0.1 µm). GEOS's default floating
 # overlay can answer wrongly when edges coincide to within a few ulps, as the two sides of an
@@ -136,6 +140,7 @@ class ProposedGrid:
     allow_multipart: bool = False
     repaired_from: dict[str, Any] | None = None
     repair_reason: str | None = None
+    area: float | None = field(default=None, repr=False, compare=False)  # m², see grid_areas
 
     def feature(self) -> dict[str, Any]:
         """The normalised GeoJSON feature stored in the plan."""
@@ -153,6 +158,15 @@ class ProposedGrid:
                 "allow_multipart": self.allow_multipart,
             },
         }
+
+
+def grid_areas(grids: list[ProposedGrid]) -> list[float]:
+    """Each grid's area in m² (``gis.geo.area_m2``), measured once per grid and kept on it."""
+    missing = [g for g in grids if g.area is None]
+    if missing:
+        for grid, area in zip(missing, areas_m2([g.geom for g in missing]), strict=True):
+            grid.area = float(area)
+    return [float(g.area) for g in grids if g.area is not None]
 
 
 def _int_or_none(value: Any, what: str) -> int | None:
@@ -190,13 +204,18 @@ def check_coordinates(geom: BaseGeometry, what: str) -> None:
 
 
 def parse_proposal(
-    collection: dict[str, Any], *, allow_multipart: bool = False
+    collection: dict[str, Any],
+    *,
+    allow_multipart: bool = False,
+    shapes: Sequence[BaseGeometry | None] | None = None,
 ) -> list[ProposedGrid]:
     """Read a GeoJSON FeatureCollection of proposed grids (WGS84), repairing what can be repaired.
 
     Structural problems (not polygons, NaN, out-of-range or swapped coordinates, missing code)
     raise at once: they cannot be shown on a map. Geometric ones (self-intersections…) are
-    repaired here and reported by ``validate``.
+    repaired here and reported by ``validate``. ``shapes``: the features' geometries already
+    read (by feature index; None where not), so a caller that holds them does not parse the
+    GeoJSON again; they are checked and repaired like the others.
     """
     features = collection.get("features")
     if collection.get("type") != "FeatureCollection" or not isinstance(features, list):
@@ -229,7 +248,8 @@ def parse_proposal(
         if not isinstance(raw, dict) or raw.get("type") not in ("Polygon", "MultiPolygon"):
             raise InvalidGeometryError(f"{what}: the geometry must be a Polygon or MultiPolygon")
         try:
-            geom = shape(raw)
+            given = shapes[index] if shapes is not None and index < len(shapes) else None
+            geom = given if given is not None else shape(raw)
         except (
             ValueError,
             TypeError,
@@ -259,9 +279,11 @@ def parse_proposal(
     return grids
 
 
-def proposal_from_plan(plan: Plan) -> list[ProposedGrid]:
-    """The stored (already repaired) proposal of a plan."""
-    grids = parse_proposal(plan.proposed, allow_multipart=plan.allow_multipart)
+def proposal_from_plan(
+    plan: Plan, *, shapes: Sequence[BaseGeometry | None] | None = None
+) -> list[ProposedGrid]:
+    """The stored (already repaired) proposal of a plan (``shapes``: see ``parse_proposal``)."""
+    grids = parse_proposal(plan.proposed, allow_multipart=plan.allow_multipart, shapes=shapes)
     # Repairs were reported when the plan was made; keep them in the report at apply time.
     repairs = {
         issue["grids"][0]: issue
@@ -273,6 +295,12 @@ def proposal_from_plan(plan: Plan) -> list[ProposedGrid]:
             grid.repaired_from = repairs[grid.code].get("original")
             grid.repair_reason = repairs[grid.code].get("reason")
     return grids
+
+
+def among(column: Any, values: Sequence[Any]) -> sa.ColumnElement[bool]:
+    """``column = ANY(:values)``: one array parameter, where ``IN`` would bind, compile and plan
+    one parameter per value (a check's ~40 codes: milliseconds per statement, more under load)."""
+    return column == sa.any_(sa.literal(list(values), type_=ARRAY(column.type)))
 
 
 # --- the scope ----------------------------------------------------------------------------------
@@ -447,7 +475,7 @@ def validate(
     """Every problem of a proposal, each with the geometry that shows it; errors block apply."""
     tolerance = settings.overlap_tolerance_m2
     issues: list[dict[str, Any]] = []
-    for grid in grids:
+    for grid, grid_area in zip(grids, grid_areas(grids), strict=True):
         if grid.repair_reason:
             if grid.geom.is_empty:
                 issues.append(
@@ -470,12 +498,12 @@ def validate(
                         f"grid {grid.code} was invalid ({grid.repair_reason}); it was repaired "
                         "(geometry = the repaired shape, original = what was sent)",
                         geometry=grid.geom,
-                        area=area_m2(grid.geom),
+                        area=grid_area,
                         original=grid.repaired_from,
                         reason=grid.repair_reason,
                     )
                 )
-        elif grid.geom.is_empty or area_m2(grid.geom) <= tolerance:
+        elif grid.geom.is_empty or grid_area <= tolerance:
             issues.append(
                 _issue(
                     "invalid_geometry",
@@ -502,7 +530,7 @@ def validate(
     taken = session.execute(
         sa.select(Grid.code, Grid.village_code).where(
             Grid.valid_to.is_(None),
-            Grid.code.in_(list(by_code)),
+            among(Grid.code, list(by_code)),
             sa.not_(_scope_grid_filter(scope)),
         )
     ).all()
@@ -572,6 +600,8 @@ def validate(
     # Grids outside their village.
     for grid in drawable:
         village_geom = scope.villages.get(grid.village_code or "")
+        if village_geom is not None:
+            shapely.prepare(village_geom)  # once: many grids are tested against one village
         if village_geom is None or village_geom.covers(grid.geom):
             continue
         outside = polygonal(shapely.difference(grid.geom, village_geom, grid_size=OVERLAY_GRID_DEG))
@@ -621,7 +651,7 @@ def _member_issues(
     if not wanted:
         return []
     found = {
-        m.id: m for m in session.scalars(sa.select(GridMember).where(GridMember.id.in_(wanted)))
+        m.id: m for m in session.scalars(sa.select(GridMember).where(among(GridMember.id, wanted)))
     }
     issues = []
     for grid in grids:
@@ -659,44 +689,158 @@ def _member_issues(
 
 
 # --- balance and impact -------------------------------------------------------------------------
+#
+# Both count points (cases, cameras) in proposed polygons. The points near the proposal are read
+# once, by one indexed query each (a village's ~3k cases), and counted in-process against the
+# ~40 proposed polygons with shapely (``covered_by``: a point on an edge counts, as ``ST_Covers``
+# says; on a shared edge the lowest code wins, as everywhere). Sending 40 polygons to PostGIS and
+# probing the cases' index once per polygon cost 100–170 ms a check (bench/plans/editor.py).
+# Only the households/population estimate (an overlay with the grids in force) stays in SQL, and
+# only for the grids that need it: a draft's unchanged grids keep their estimate
+# (``known_estimates``).
 
 _PROPOSED_CTE = """
 proposed AS MATERIALIZED (  -- each polygon built once, so PostGIS can prepare it once
-    SELECT t.code, ST_SetSRID(ST_GeomFromWKB(t.wkb), 4326) AS geom
-      FROM unnest(CAST(:codes AS text[]), CAST(:wkbs AS bytea[])) AS t(code, wkb)
+    SELECT t.k, ST_SetSRID(ST_GeomFromWKB(t.wkb), 4326) AS geom
+      FROM unnest(CAST(:keys AS int[]), CAST(:wkbs AS bytea[])) AS t(k, wkb)
 )
 """
 
 
-def _proposed_params(grids: list[ProposedGrid]) -> dict[str, Any]:
-    drawable = [g for g in grids if not g.geom.is_empty]
+@dataclass
+class Surroundings:
+    """The cases and cameras a proposal's balance and impact count: those in the bounding box
+    of the scope and the proposal, and the cases filed under the scope's current grids."""
+
+    case_id: npt.NDArray[np.int64]
+    case_status: npt.NDArray[Any]
+    case_open: npt.NDArray[np.bool_]
+    case_recent: npt.NDArray[np.bool_]  # reported in the last 12 months
+    case_grid: npt.NDArray[Any]  # the grid code each case is filed under (or None)
+    case_points: npt.NDArray[Any]
+    camera_code: npt.NDArray[Any]
+    camera_name: npt.NDArray[Any]
+    camera_grid: npt.NDArray[Any]  # the current grid covering it (lowest code), or None
+    camera_points: npt.NDArray[Any]
+
+
+def _envelope(scope: Scope, grids: list[ProposedGrid]) -> dict[str, float]:
+    bounds = np.array(
+        [scope.geom.bounds, *(g.geom.bounds for g in grids if not g.geom.is_empty)], dtype=float
+    )
+    bounds = bounds[np.isfinite(bounds).all(axis=1)]
     return {
-        "codes": [g.code for g in drawable],
-        "wkbs": [shapely.to_wkb(g.geom) for g in drawable],
+        "xmin": float(bounds[:, 0].min()),
+        "ymin": float(bounds[:, 1].min()),
+        "xmax": float(bounds[:, 2].max()),
+        "ymax": float(bounds[:, 3].max()),
     }
 
 
-def balance(
+_BOX = "ST_MakeEnvelope(:xmin, :ymin, :xmax, :ymax, 4326)"
+
+
+def surroundings(
     session: Session,
     scope: Scope,
     grids: list[ProposedGrid],
+    current: list[Grid],
     *,
-    settings: Settings,
     now: datetime,
-) -> dict[str, Any]:
-    """Workload per proposed grid and its deviation from its village's mean."""
-    params = _proposed_params(grids)
+) -> Surroundings:
+    """Read the cases and cameras a check of ``grids`` counts (one statement, two indexed
+    scans: under load each round trip to PostgreSQL cost 10–25 ms, bench/plans/editor.py)."""
+    rows = session.execute(
+        sa.text(
+            f"""
+            SELECT 'case' AS kind, i.id, i.status AS code, NULL AS name, i.grid_code,
+                   i.status <> ALL(:final) AS is_open, i.reported_at >= :since AS recent,
+                   ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat
+              FROM incidents i
+             WHERE i.geom && {_BOX} OR i.grid_code = ANY(:old_codes)
+            UNION ALL
+            SELECT 'camera', c.id, c.code, c.name,
+                   (SELECT g.code FROM grids g
+                     WHERE g.valid_to IS NULL AND ST_Covers(g.geom, c.geom)
+                     ORDER BY g.code LIMIT 1),
+                   NULL, NULL, ST_X(c.geom), ST_Y(c.geom)
+              FROM cameras c
+             WHERE c.geom && {_BOX}
+            """  # noqa: S608
+        ),
+        {
+            **_envelope(scope, grids),
+            "final": _FINAL,
+            "since": now - timedelta(days=365),
+            "old_codes": [g.code for g in current],
+        },
+    ).all()
+    cases = sorted((r for r in rows if r.kind == "case"), key=lambda r: r.id)
+    cameras = sorted((r for r in rows if r.kind == "camera"), key=lambda r: r.code)
+
+    def column(rows: Any, k: int, dtype: Any = object) -> npt.NDArray[Any]:
+        return np.array([r[k] for r in rows], dtype=dtype)
+
+    def points(rows: Any, x: int, y: int) -> npt.NDArray[Any]:
+        xy = np.array([(r[x], r[y]) for r in rows], dtype=float).reshape(-1, 2)
+        return np.asarray(shapely.points(xy), dtype=object).reshape(-1)
+
+    return Surroundings(
+        case_id=column(cases, 1, np.int64),
+        case_status=column(cases, 2),
+        case_open=column(cases, 5, bool),
+        case_recent=column(cases, 6, bool),
+        case_grid=column(cases, 4),
+        case_points=points(cases, 7, 8),
+        camera_code=column(cameras, 2),
+        camera_name=column(cameras, 3),
+        camera_grid=column(cameras, 4),
+        camera_points=points(cameras, 7, 8),
+    )
+
+
+def _covered(
+    geoms: npt.NDArray[Any], points: npt.NDArray[Any]
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """(point, polygon) index pairs where the polygon covers the point (``ST_Covers``)."""
+    if not len(geoms) or not len(points):
+        empty = np.zeros(0, dtype=np.intp)
+        return empty, empty
+    # The tree holds the points and the polygons probe it: each polygon is then prepared once
+    # (the other way round, every point would test an unprepared polygon: ~10× slower).
+    pairs = shapely.STRtree(points).query(geoms, predicate="covers")
+    return pairs[1], pairs[0]
+
+
+def _lowest_code(
+    codes: list[str], pairs: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]], count: int
+) -> npt.NDArray[Any]:
+    """For each of ``count`` points, the lowest code among the polygons covering it (or None):
+    the tie-break on a shared edge."""
+    order = sorted(range(len(codes)), key=lambda k: codes[k])
+    rank = np.empty(len(codes), dtype=np.intp)
+    rank[order] = np.arange(len(codes))
+    best = np.full(count, len(codes), dtype=np.intp)
+    np.minimum.at(best, pairs[0], rank[pairs[1]])
+    by_rank = np.array([codes[k] for k in order] + [None], dtype=object)
+    return by_rank[best]
+
+
+def _drawable(grids: list[ProposedGrid]) -> list[ProposedGrid]:
+    return [g for g in grids if not g.geom.is_empty]
+
+
+def _estimates(session: Session, grids: list[ProposedGrid]) -> dict[int, tuple[float, float]]:
+    """Households and population of each grid, estimated from the grids in force by the share
+    of each one's area it covers (one overlay per (current, proposed) pair, in PostGIS)."""
+    if not grids:
+        return {}
     rows = session.execute(
         sa.text(
             f"""
             WITH {_PROPOSED_CTE}
-            SELECT p.code,
-                   (SELECT count(*) FROM incidents i
-                     WHERE ST_Covers(p.geom, i.geom) AND i.reported_at >= :since) AS incidents,
-                   (SELECT count(*) FROM cameras c WHERE ST_Covers(p.geom, c.geom)) AS cameras,
-                   est.hh, est.pop
+            SELECT p.k, est.hh, est.pop
               FROM proposed p
-              -- One overlay per (current, proposed) pair for both estimates.
               CROSS JOIN LATERAL (
                     SELECT COALESCE(sum(g.households * x.share), 0) AS hh,
                            COALESCE(sum(g.population * x.share), 0) AS pop
@@ -707,27 +851,111 @@ def balance(
                      WHERE g.valid_to IS NULL AND ST_Intersects(g.geom, p.geom)) est
             """  # noqa: S608
         ),
-        {**params, "since": now - timedelta(days=365)},
+        {"keys": [g.index for g in grids], "wkbs": [shapely.to_wkb(g.geom) for g in grids]},
     ).all()
-    measured = {r.code: r for r in rows}
+    return {int(r.k): (float(r.hh), float(r.pop)) for r in rows}
+
+
+Estimate = tuple[float | None, float | None]
+
+
+def _geometry_key(geometry: Any) -> str:
+    """A GeoJSON geometry as comparable text: the same whether its coordinates are lists (read
+    from the database) or tuples (made by shapely), full float precision."""
+    return json.dumps(geometry, separators=(",", ":"))
+
+
+def known_estimates(
+    before: dict[str, Any],
+    before_balance: dict[str, Any],
+    after: list[dict[str, Any]],
+    version: str,
+) -> dict[int, Estimate]:
+    """The households/population estimates of a draft's previous check that still hold for
+    its new features: by feature index, for the features whose code and geometry are unchanged,
+    when the previous check was measured against the same grids in force (``version``, the
+    scope's token: a token never comes back once the grids change). An estimate depends only
+    on the grid's shape and the grids in force, so it is the same as measured again."""
+    if not before_balance or before_balance.get("version") != version:
+        return {}
+    entries: dict[str, dict[str, Any]] = {}
+    geometries: dict[str, Any] = {}
+    twice: set[str] = set()
+    for entry in before_balance.get("grids", []):
+        twice.update({entry["code"]} & entries.keys())
+        entries[entry["code"]] = entry
+    for feature in before.get("features", []):
+        code = (feature.get("properties") or {}).get("code", feature.get("id"))
+        twice.update({code} & geometries.keys())
+        geometries[code] = _geometry_key(feature.get("geometry"))
+    known: dict[int, Estimate] = {}
+    for index, feature in enumerate(after):
+        code = (feature.get("properties") or {}).get("code", feature.get("id"))
+        if not isinstance(code, str) or code in twice or code not in entries:
+            continue
+        if feature.get("geometry") is None or geometries.get(code) != _geometry_key(
+            feature.get("geometry")
+        ):
+            continue
+        entry = entries[code]
+        hh = float(entry["households"]) if entry.get("households_estimated") else None
+        pop = float(entry["population"]) if entry.get("population_estimated") else None
+        if hh is not None or pop is not None:
+            known[index] = (hh, pop)
+    return known
+
+
+def balance(
+    session: Session,
+    scope: Scope,
+    grids: list[ProposedGrid],
+    *,
+    settings: Settings,
+    now: datetime,
+    around: Surroundings | None = None,
+    known: dict[int, Estimate] | None = None,
+) -> dict[str, Any]:
+    """Workload per proposed grid and its deviation from its village's mean.
+
+    ``around``: the cases and cameras already read for this check (else read here); ``known``:
+    households/population estimates still valid, by grid index (``known_estimates``)."""
+    if around is None:
+        around = surroundings(session, scope, grids, [], now=now)
+    known = known or {}
+    drawable = _drawable(grids)
+    geoms = np.array([g.geom for g in drawable], dtype=object)
+    slot = {id(g): k for k, g in enumerate(drawable)}
+    point, polygon = _covered(geoms, around.case_points)
+    recent = around.case_recent[point] if len(point) else np.zeros(0, dtype=bool)
+    incidents = np.bincount(polygon[recent], minlength=len(drawable))
+    cameras = np.bincount(_covered(geoms, around.camera_points)[1], minlength=len(drawable))
+    wanted = [
+        g
+        for g in drawable
+        if (g.households is None and known.get(g.index, (None, None))[0] is None)
+        or (g.population is None and known.get(g.index, (None, None))[1] is None)
+    ]
+    measured = _estimates(session, wanted)
     threshold = settings.plan_balance_threshold
+    areas = grid_areas(grids)
     per_grid: list[dict[str, Any]] = []
-    for grid in grids:
-        row = measured.get(grid.code)
+    for grid, area in zip(grids, areas, strict=True):
+        k = slot.get(id(grid))
+        hh, pop = measured.get(grid.index, known.get(grid.index, (None, None)))
         entry: dict[str, Any] = {
             "code": grid.code,
             "village": grid.village_code,
-            "area_m2": round(area_m2(grid.geom), 1),
+            "area_m2": round(float(area), 1),
             "households": grid.households
             if grid.households is not None
-            else round(float(row.hh) if row else 0.0),
+            else round(hh if hh is not None else 0.0),
             "households_estimated": grid.households is None,
             "population": grid.population
             if grid.population is not None
-            else round(float(row.pop) if row else 0.0),
+            else round(pop if pop is not None else 0.0),
             "population_estimated": grid.population is None,
-            "incidents_12m": int(row.incidents) if row else 0,
-            "cameras": int(row.cameras) if row else 0,
+            "incidents_12m": int(incidents[k]) if k is not None else 0,
+            "cameras": int(cameras[k]) if k is not None else 0,
             "members": grid.member_ids,
         }
         per_grid.append(entry)
@@ -753,70 +981,37 @@ def balance(
 
 
 def impact(
-    session: Session, scope: Scope, grids: list[ProposedGrid], current: list[Grid]
+    session: Session,
+    scope: Scope,
+    grids: list[ProposedGrid],
+    current: list[Grid],
+    *,
+    around: Surroundings | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """What the plan would change: cases, cameras, members, grid codes."""
-    params = {
-        **_proposed_params(grids),
-        "area": shapely.to_wkb(scope.geom),
-        "old_codes": [g.code for g in current],
-        "final": _FINAL,
-    }
-    case_rows = session.execute(
-        sa.text(
-            f"""
-            WITH {_PROPOSED_CTE},
-            cases AS MATERIALIZED (
-                SELECT i.id, i.status, i.grid_code, i.geom, (i.status <> ALL(:final)) AS is_open
-                  FROM incidents i
-                 WHERE i.id = ANY(ARRAY(  -- by primary key: no scan of every case
-                       SELECT id FROM incidents
-                        WHERE ST_Intersects(geom, ST_SetSRID(ST_GeomFromWKB(:area), 4326))
-                       UNION
-                       SELECT id FROM incidents WHERE grid_code = ANY(:old_codes)))
-            ),
-            -- The proposed grids drive the join through the cases' GiST index, each polygon
-            -- built once (a case-outer LATERAL rebuilt and tested every polygon for every
-            -- case: 1 s for a 40-grid village of 2,800 cases, bench/plans/editor.py).
-            hits AS MATERIALIZED (
-                SELECT DISTINCT ON (h.id) h.id, p.code
-                  FROM proposed p
-                 CROSS JOIN LATERAL (
-                       SELECT i.id FROM incidents i WHERE ST_Covers(p.geom, i.geom)) h
-                 ORDER BY h.id, p.code
-            )
-            SELECT c.id, c.status, c.is_open, c.grid_code AS from_code, n.code AS to_code,
-                   ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat
-              FROM cases c
-              LEFT JOIN hits n ON n.id = c.id
-             WHERE n.code IS DISTINCT FROM c.grid_code
-             ORDER BY c.id
-            """  # noqa: S608
-        ),
-        params,
-    ).all()
-    open_moves = [r for r in case_rows if r.is_open]
-    historic = [r for r in case_rows if not r.is_open]
-    camera_rows = session.execute(
-        sa.text(
-            f"""
-            WITH {_PROPOSED_CTE}
-            SELECT c.code, c.name, o.code AS from_code, n.code AS to_code
-              FROM cameras c
-              LEFT JOIN LATERAL (
-                    SELECT g.code FROM grids g
-                     WHERE g.valid_to IS NULL AND ST_Covers(g.geom, c.geom)
-                     ORDER BY g.code LIMIT 1) o ON TRUE
-              LEFT JOIN LATERAL (
-                    SELECT p.code FROM proposed p WHERE ST_Covers(p.geom, c.geom)
-                     ORDER BY p.code LIMIT 1) n ON TRUE
-             WHERE ST_Intersects(c.geom, ST_SetSRID(ST_GeomFromWKB(:area), 4326))
-               AND n.code IS DISTINCT FROM o.code
-             ORDER BY c.code
-            """  # noqa: S608
-        ),
-        params,
-    ).all()
+    if around is None:
+        around = surroundings(session, scope, grids, current, now=now or utcnow())
+    drawable = _drawable(grids)
+    geoms = np.array([g.geom for g in drawable], dtype=object)
+    codes = [g.code for g in drawable]
+    area = scope.geom
+    shapely.prepare(area)
+    # The cases of the scope: in its area, or filed under one of its current grids.
+    old_codes = {g.code for g in current}
+    in_scope = shapely.intersects(area, around.case_points) | np.array(
+        [c in old_codes for c in around.case_grid], dtype=bool
+    )
+    to_code = _lowest_code(codes, _covered(geoms, around.case_points), len(around.case_points))
+    moving = in_scope & (to_code != around.case_grid)
+    open_moves = np.flatnonzero(moving & around.case_open)
+    historic = int((moving & ~around.case_open).sum())
+    camera_to = _lowest_code(
+        codes, _covered(geoms, around.camera_points), len(around.camera_points)
+    )
+    camera_moves = np.flatnonzero(
+        shapely.intersects(area, around.camera_points) & (camera_to != around.camera_grid)
+    )
     old_by_code = {g.code: g for g in current}
     new_codes = {g.code for g in grids}
     changed = []
@@ -839,20 +1034,25 @@ def impact(
         "open_cases_moving": len(open_moves),
         "moves": [
             {
-                "incident_id": r.id,
-                "status": r.status,
-                "from": r.from_code,
-                "to": r.to_code,
-                "lon": float(r.lon),
-                "lat": float(r.lat),
+                "incident_id": int(around.case_id[k]),
+                "status": around.case_status[k],
+                "from": around.case_grid[k],
+                "to": to_code[k],
+                "lon": float(shapely.get_x(around.case_points[k])),
+                "lat": float(shapely.get_y(around.case_points[k])),
             }
-            for r in open_moves[:MAX_LISTED]
+            for k in open_moves[:MAX_LISTED]
         ],
-        "historic_cases_keeping_grid": len(historic),
-        "cameras_changing_grid": len(camera_rows),
+        "historic_cases_keeping_grid": historic,
+        "cameras_changing_grid": len(camera_moves),
         "cameras": [
-            {"code": r.code, "name": r.name, "from": r.from_code, "to": r.to_code}
-            for r in camera_rows[:MAX_LISTED]
+            {
+                "code": around.camera_code[k],
+                "name": around.camera_name[k],
+                "from": around.camera_grid[k],
+                "to": camera_to[k],
+            }
+            for k in camera_moves[:MAX_LISTED]
         ],
         "members": _member_impact(session, grids, current),
     }
@@ -867,7 +1067,7 @@ def _member_impact(
     codes = sorted({g.code for g in current} | proposed_codes)
     links = session.execute(
         sa.select(GridMemberGrid.member_id, GridMemberGrid.grid_code).where(
-            GridMemberGrid.grid_code.in_(codes)
+            among(GridMemberGrid.grid_code, codes)
         )
     ).all()
     before: dict[int, set[str]] = defaultdict(set)
@@ -880,10 +1080,15 @@ def _member_impact(
                 member_codes.discard(grid.code)
             for member_id in grid.member_ids:
                 after.setdefault(member_id, set()).add(grid.code)
-    names = dict(
-        session.execute(
-            sa.select(GridMember.id, GridMember.name).where(GridMember.id.in_(list(after)))
-        ).all()
+    moving = [m for m in sorted(after) if after[m] != before.get(m, set())]
+    names = (
+        dict(
+            session.execute(
+                sa.select(GridMember.id, GridMember.name).where(among(GridMember.id, moving))
+            ).all()
+        )
+        if moving
+        else {}
     )
     return [
         {
@@ -892,8 +1097,7 @@ def _member_impact(
             "before": sorted(before.get(member_id, set())),
             "after": sorted(after[member_id]),
         }
-        for member_id in sorted(after)
-        if after[member_id] != before.get(member_id, set())
+        for member_id in moving
     ]
 
 
@@ -905,7 +1109,10 @@ def _same_grid(old: Grid, new: ProposedGrid) -> bool:
         return False
     if new.population is not None and new.population != old.population:
         return False
-    old_geom = shapely.normalize(to_shape(old.geom))
+    stored = to_shape(old.geom)
+    if stored.equals_exact(new.geom, 0.0):  # a draft's untouched grid: vertex for vertex
+        return True
+    old_geom = shapely.normalize(stored)
     return bool(old_geom.equals_exact(shapely.normalize(new.geom), 1e-9)) or bool(
         old_geom.equals(new.geom)
     )
@@ -950,15 +1157,29 @@ def evaluate(
     *,
     settings: Settings,
     now: datetime,
+    known: dict[int, Estimate] | None = None,
 ) -> Evaluation:
-    """Validate a proposal and measure its balance and impact."""
-    # These few statements are cheap but their estimated cost triggers JIT compilation, which
-    # costs more than the statements themselves (bench/plans); off for this transaction only.
-    session.execute(sa.text("SELECT set_config('jit', 'off', true)"))
-    # Likewise parallel workers: starting them costs more than these index scans (bench/plans).
-    session.execute(sa.text("SELECT set_config('max_parallel_workers_per_gather', '0', true)"))
+    """Validate a proposal and measure its balance and impact.
+
+    ``known``: households/population estimates of unchanged grids from the draft's previous
+    check (``known_estimates``); without it everything is measured."""
+    if len(grids) > JIT_FREE_GRIDS:
+        # These few statements are cheap but a large plan's estimated cost triggers JIT
+        # compilation, which costs more than the statements themselves; likewise parallel
+        # workers: starting them costs more than these index scans (bench/plans). Off for this
+        # transaction only. A village's statements are estimated far below jit_above_cost
+        # (2k–20k against 100k), and under load the round trip alone cost 13–25 ms.
+        session.execute(
+            sa.text(
+                "SELECT set_config('jit', 'off', true), "
+                "set_config('max_parallel_workers_per_gather', '0', true)"
+            )
+        )
     issues = validate(session, scope, grids, settings=settings)
-    report = balance(session, scope, grids, settings=settings, now=now)
+    around = surroundings(session, scope, grids, current, now=now)
+    report = balance(session, scope, grids, settings=settings, now=now, around=around, known=known)
+    # The grids in force the estimates were measured against (``known_estimates`` checks it).
+    report["version"] = version_token(current)
     for entry in report["grids"]:
         if entry["flagged"]:
             devs = ", ".join(f"{m} {entry['deviation'][m]:+.0%}" for m in entry["flagged"])
@@ -971,7 +1192,7 @@ def evaluate(
                     f"±{settings.plan_balance_threshold:.0%}: {devs}",
                 )
             )
-    return Evaluation(issues, report, impact(session, scope, grids, current))
+    return Evaluation(issues, report, impact(session, scope, grids, current, around=around))
 
 
 def create_plan(
