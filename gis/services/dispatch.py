@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -160,6 +160,20 @@ def town_jurisdiction(session: Session, town_code: str) -> list[str]:
     if town is None or town.level != RegionLevel.TOWN.value:
         raise UnknownCodeError(f"unknown town {town_code!r}: give a town (乡镇) code")
     return [town.code] + ([town.parent_code] if town.parent_code else [])
+
+
+def serving_jurisdictions(session: Session, town_codes: Iterable[str] | None) -> set[str] | None:
+    """The jurisdictions whose units serve any of these towns (``town_jurisdiction`` of each:
+    the towns and their counties); None (every town) gives None."""
+    if town_codes is None:
+        return None
+    towns = sorted(town_codes)
+    rows = session.execute(
+        sa.select(Region.code, Region.parent_code).where(
+            Region.code.in_(towns), Region.level == RegionLevel.TOWN.value
+        )
+    )
+    return {code for row in rows for code in row if code is not None}
 
 
 def case_jurisdiction(session: Session, incident: Incident) -> list[str] | None:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from gis.errors import ValidationError
 from gis.layers.categories import Category
 from gis.layers.incidents import ACTIVE_STATUSES, Incident, LocationQuality, ReporterKind
-from gis.layers.units import ResponderUnit, UnitPosition
+from gis.layers.units import ResponderUnit, UnitPosition, unit_type_names
 from gis.services.mapdata import units_of_town
 
 MAX_QUEUE = 500
@@ -198,6 +198,8 @@ class BoardUnit:
     code: str
     name: str
     unit_type: str
+    unit_type_zh: str
+    unit_type_en: str
     platform: str
     status: str
     jurisdiction_code: str
@@ -240,6 +242,8 @@ def unit_board(session: Session, *, town_code: str) -> list[BoardUnit]:
             code=u.code,
             name=u.name,
             unit_type=u.unit_type,
+            unit_type_zh=unit_type_names(u.unit_type)[0],
+            unit_type_en=unit_type_names(u.unit_type)[1],
             platform=u.platform,
             status=u.status,
             jurisdiction_code=u.jurisdiction_code,

@@ -249,11 +249,12 @@ def dispatch_queue(
 @router.get("/dispatch/board", response_model=BoardRead)
 def unit_board(session: SessionDep, principal: Dispatcher, town: TownCode) -> BoardRead:
     """Every unit of a town (its own, and the county's standing in it): status, when its last
-    position was taken, and how many active cases it holds. Change a status with
-    `PATCH /units/{id}`."""
+    position was taken, and how many active cases it holds. Change the status of a unit of
+    `jurisdiction` with `PATCH /units/{id}`."""
     code = _town(session, principal, town)
     return BoardRead(
         town_code=code,
+        jurisdiction=dispatch.town_jurisdiction(session, code),
         units=[
             BoardUnitRead.model_validate(u, from_attributes=True)
             for u in queue.unit_board(session, town_code=code)

@@ -162,7 +162,7 @@ async function assign(unit) {
 async function loadBoard() {
   const data = await api('/dispatch/board', { query: { town: config.town } });
   state.board = data.units;
-  renderBoard($('board').tBodies[0], $('board-total'), data.units, setStatus);
+  renderBoard($('board').tBodies[0], $('board-total'), data.units, setStatus, data.jurisdiction);
   map.showUnits(data.units);
 }
 
