@@ -174,6 +174,13 @@ def test_select_the_overdue_case_and_assign_the_fastest_unit_with_enter(
     overdue = page.locator(f"#queue li[data-id='{case['id']}'] .tag[data-bucket='overdue']")
     assert overdue.count() == 1
     offered = select_case(page, case["id"])
+    # The map (Leaflet arrives beside the first paint) draws the case and the offered routes.
+    page.wait_for_function(
+        "() => window.gisConsole.map.map !== null && "
+        "window.gisConsole.map.routes.getLayers().length > 0 && "
+        "window.gisConsole.map.marker.getLayers().length === 1",
+        timeout=20_000,
+    )
     page.screenshot(path=str(tmp_path / "console-wide.png"), full_page=True)
     # The same units, in the same order, as /dispatch/nearest by drive time for the case's
     # unit type, platform and jurisdiction; their ETAs never decrease.

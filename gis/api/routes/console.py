@@ -47,6 +47,7 @@ def console_page(
     base = choose_assets_url(
         settings.map_assets, assets_dir_for(settings.map_assets_dir), root + "/maps/assets"
     )
+    leaflet_css = asset_url(f"{_JSDELIVR}/leaflet@1.9.3/dist/leaflet.css", base)
     config = {
         "root": root,
         "town": region.code,
@@ -55,23 +56,34 @@ def console_page(
         "user": principal.name if principal is not None else None,
         "modules": web_url(root, PAGE),
         "stream": f"{root}/events/stream",
+        "leafletCss": leaflet_css,
     }
-    # The first data the page asks for, fetched by the browser while it loads Leaflet and the
-    # modules; console.js's own requests (same URLs) are then answered from these.
+    # The first data the page asks for, fetched by the browser while it loads the modules;
+    # console.js's own requests (same URLs) are then answered from these.
     data = [
         f"{root}/dispatch/queue?{urlencode({'town': region.code, 'sort': 'deadline'})}",
         f"{root}/dispatch/board?{urlencode({'town': region.code})}",
         f"{root}/categories",
     ]
-    preload = [
-        f'<link rel="modulepreload" href="{web_url(root, folder, name)}">'
-        for folder, name in [(PAGE, m) for m in MODULES] + [("common", "live.js")]
-    ] + [
+    # In the order the first paint needs them (the style sheet, the queue and the board, the
+    # modules, then the category list): a browser opens at most six connections to the
+    # service over HTTP/1.1 and sends its requests in the order it finds them.
+    fetches = [
         f'<link rel="preload" as="fetch" crossorigin="anonymous" href="{escape(url)}">'
         for url in data
     ]
+    preload = [
+        *fetches[:2],
+        *(
+            f'<link rel="modulepreload" href="{web_url(root, folder, name)}">'
+            for folder, name in [(PAGE, m) for m in MODULES] + [("common", "live.js")]
+        ),
+        *fetches[2:],
+    ]
     html = Template((WEB_DIR / PAGE / "console.html").read_text(encoding="utf-8")).substitute(
-        leaflet_css=asset_url(f"{_JSDELIVR}/leaflet@1.9.3/dist/leaflet.css", base),
+        # Leaflet (and its style sheet) loads beside the first paint, not before it: the
+        # queue and the board are drawn without it, the map once it has arrived (map.js).
+        leaflet_css=leaflet_css,
         leaflet_js=asset_url(f"{_JSDELIVR}/leaflet@1.9.3/dist/leaflet.js", base),
         page_css=web_url(root, PAGE, "console.css"),
         page_js=web_url(root, PAGE, "console.js"),

@@ -7,7 +7,7 @@ import { connectStream } from '../common/live.js';
 import { ApiError, makeApi } from './api.js';
 import { renderBoard } from './board.js';
 import { escapeHtml, UNIT_STATUS } from './format.js';
-import { ConsoleMap } from './map.js';
+import { ConsoleMap, leafletLoaded } from './map.js';
 import { markSelected, renderCounts, renderQueue } from './queue.js';
 import { choices, renderResponders } from './responders.js';
 
@@ -198,6 +198,9 @@ function onEvent(type) {
 // --- start -------------------------------------------------------------------------------------
 
 const map = new ConsoleMap($('map'));
+leafletLoaded($('leaflet-js'), config.leafletCss)
+  .then(() => map.attach())
+  .catch((error) => say(`地图未加载 Map not loaded: ${error.message}`, 'error'));
 
 async function loadCategories() {
   const categories = await api('/categories');
@@ -230,7 +233,9 @@ async function start() {
   }
   document.addEventListener('keydown', onKey);
   try {
-    const [queue] = await Promise.all([loadQueue(), loadBoard(), loadCategories()]);
+    // The category filter's list is not needed to draw the queue: it is filled beside it.
+    loadCategories().catch((error) => say(error.message, 'error'));
+    const [queue] = await Promise.all([loadQueue(), loadBoard()]);
     performance.mark('console-drawn');
     state.timings.firstPaint = performance.now();
     document.body.dataset.ready = 'true';
@@ -255,5 +260,5 @@ async function start() {
   window.addEventListener('resize', () => map.invalidate());
 }
 
-window.gisConsole = { state, select, assign, loadQueue, loadBoard };
+window.gisConsole = { state, map, select, assign, loadQueue, loadBoard };
 start();
