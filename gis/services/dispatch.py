@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from geoalchemy2.shape import from_shape
@@ -18,7 +19,7 @@ from gis.errors import (
     ValidationError,
 )
 from gis.layers.base import parse_key, point_lonlat, utcnow
-from gis.layers.categories import Platform, get_category
+from gis.layers.categories import Category, Platform, get_category
 from gis.layers.incidents import Incident, get_incident
 from gis.layers.regions import Region, RegionLevel
 from gis.layers.units import (
@@ -226,17 +227,22 @@ def case_responders(
     fastest first by drive time (what ``GET /dispatch/nearest`` answers for that type,
     platform and jurisdiction), and the nearest units left out: busy, off duty, or available
     but of another jurisdiction."""
-    incident, result = suggested_units(
+    check_k(k)
+    # The case, its category and its jurisdiction are read once (and held: the session's
+    # identity map keeps only what is referenced) for both the offered units and the others.
+    incident = get_incident(session, incident_id)
+    category = get_category(session, incident.category_code)
+    jurisdiction = case_jurisdiction(session, incident)
+    result = _nearest_for_case(
         session,
-        incident_id,
+        incident,
+        category,
         k=k,
         by=RankBy.DRIVE_TIME,
         options=options,
         with_routes=with_routes,
-        in_jurisdiction=True,
+        jurisdiction_codes=jurisdiction,
     )
-    jurisdiction = case_jurisdiction(session, incident)
-    category = get_category(session, incident.category_code)
     lon, lat = incident_lonlat(incident)
     offered = {r.unit.id for r in result.units}
     nearby = nearest_units(
@@ -269,6 +275,27 @@ def incident_lonlat(incident: Incident) -> tuple[float, float]:
     return point_lonlat(incident.geom)
 
 
+def _nearest_for_case(
+    session: Session,
+    incident: Incident,
+    category: Category,
+    *,
+    jurisdiction_codes: Sequence[str] | None,
+    **ranking: Any,
+) -> NearestResult:
+    """``nearest_responders`` for the unit type and platform of a case's category, at it."""
+    lon, lat = incident_lonlat(incident)
+    return nearest_responders(
+        session,
+        lon=lon,
+        lat=lat,
+        unit_type=parse_unit_type(category.unit_type),
+        platform=Platform(category.platform),
+        jurisdiction_codes=jurisdiction_codes,
+        **ranking,
+    )
+
+
 def suggested_units(
     session: Session,
     incident_id: int,
@@ -285,14 +312,10 @@ def suggested_units(
     check_k(k)
     incident = get_incident(session, incident_id)
     category = get_category(session, incident.category_code)
-    lon, lat = incident_lonlat(incident)
-    unit_type = parse_unit_type(category.unit_type)
-    result = nearest_responders(
+    result = _nearest_for_case(
         session,
-        lon=lon,
-        lat=lat,
-        unit_type=unit_type,
-        platform=Platform(category.platform),
+        incident,
+        category,
         k=k,
         available_only=available_only,
         by=by,

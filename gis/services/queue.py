@@ -145,9 +145,23 @@ def dispatch_queue(
         if sort is QueueSort.DEADLINE
         else [inc.reported_at.asc()]
     )
+    # Only the columns the queue shows: a town's queue can list hundreds of cases, and whole
+    # ORM rows (photos, geometry, every timestamp) cost more to build than the query itself.
     query = (
         sa.select(
-            inc,
+            inc.id,
+            inc.status,
+            inc.category_code,
+            inc.platform,
+            inc.description,
+            inc.location_quality,
+            inc.reporter_kind,
+            inc.grid_code,
+            inc.village_code,
+            inc.town_code,
+            inc.unit_id,
+            inc.reported_at,
+            inc.due_at,
             Category.name_zh,
             Category.name_en,
             ResponderUnit.name.label("unit_name"),
@@ -161,32 +175,30 @@ def dispatch_queue(
         .order_by(*order, inc.id)
         .limit(limit)
     )
-    items = []
-    for row in session.execute(query):
-        case: Incident = row[0]
-        items.append(
-            QueueItem(
-                id=case.id,
-                status=case.status,
-                category=case.category_code,
-                category_zh=row.name_zh,
-                category_en=row.name_en,
-                platform=case.platform,
-                description=case.description,
-                location_quality=case.location_quality,
-                reporter_kind=case.reporter_kind,
-                grid_code=case.grid_code,
-                village_code=case.village_code,
-                town_code=case.town_code,
-                unit_id=case.unit_id,
-                unit_name=row.unit_name,
-                reported_at=case.reported_at,
-                due_at=case.due_at,
-                buckets=[b.value for b in Bucket if getattr(row, f"is_{b.value}")],
-                lon=round(float(row.lon), 6),
-                lat=round(float(row.lat), 6),
-            )
+    items = [
+        QueueItem(
+            id=row.id,
+            status=row.status,
+            category=row.category_code,
+            category_zh=row.name_zh,
+            category_en=row.name_en,
+            platform=row.platform,
+            description=row.description,
+            location_quality=row.location_quality,
+            reporter_kind=row.reporter_kind,
+            grid_code=row.grid_code,
+            village_code=row.village_code,
+            town_code=row.town_code,
+            unit_id=row.unit_id,
+            unit_name=row.unit_name,
+            reported_at=row.reported_at,
+            due_at=row.due_at,
+            buckets=[b.value for b in Bucket if getattr(row, f"is_{b.value}")],
+            lon=round(float(row.lon), 6),
+            lat=round(float(row.lat), 6),
         )
+        for row in session.execute(query)
+    ]
     return Queue(town_code, now, counts, int(counts_row.total), items)
 
 
