@@ -64,6 +64,11 @@ def line(name: str, values: list[float], baseline: float | None = None) -> str:
     return f"  {name:<46} median {median:7.1f} ms  p90 {p90:7.1f} ms  n={len(values):<3} {ratio}"
 
 
+def load() -> str:
+    """The 1, 5 and 15-minute load averages of the machine."""
+    return " ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
 def http_ms(client: httpx.Client, path: str, params: dict[str, object]) -> float:
     """Milliseconds for one GET (the answer must be 200)."""
     start = time.perf_counter()
@@ -96,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         cases = conn.scalar(sa.text("SELECT count(*) FROM incidents"))
         units = conn.scalar(sa.text("SELECT count(*) FROM responder_units"))
     print(f"database: {grids:,} grids, {cases:,} cases, {units:,} units; town {town}")
+    print(f"load average at start: {load()}")
 
     from playwright.sync_api import sync_playwright
 
@@ -135,11 +141,10 @@ def main(argv: list[str] | None = None) -> None:
         )
         for case_id in chosen:
             page.evaluate("(id) => window.gisConsole.select(id)", case_id)
+            # The responders, then the place's requests that follow them (village, grids,
+            # cameras): the next selection starts on an idle server, as a person's would.
             page.wait_for_function(
-                "(id) => window.gisConsole.state.responders && "
-                "window.gisConsole.state.responders.incident_id === id",
-                arg=case_id,
-                timeout=60_000,
+                "(id) => window.gisConsole.state.placeOf === id", arg=case_id, timeout=60_000
             )
         totals = page.evaluate("window.gisConsole.state.timings.responders")
         entries = page.evaluate(TTFB_JS, "/responders")
@@ -165,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
         queue_http = [http_ms(client, "/dispatch/queue", {"town": town}) for _ in range(args.loads)]
         board_http = [http_ms(client, "/dispatch/board", {"town": town}) for _ in range(args.loads)]
 
+    print(f"load average at end: {load()}")
     base = statistics.median(nearest)
     print(f"first paint (queue, counts, board drawn), {args.loads} loads, 1920x1080:")
     print(line("first paint (navigation start → ready)", paints))

@@ -215,9 +215,37 @@ class CaseResponders:
 EXCLUSION_POOL = 12
 
 
+@dataclass(frozen=True)
+class CaseContext:
+    """A case with what choosing its units needs: its category and its jurisdiction."""
+
+    incident: Incident
+    category: Category
+    jurisdiction: list[str] | None  # ``case_jurisdiction``
+
+
+def case_context(session: Session, incident_id: int) -> CaseContext:
+    """A case, its category and the jurisdictions serving it, read in one statement (or
+    ``NotFoundError``)."""
+    row = session.execute(
+        sa.select(Incident, Category, Region)
+        .join(Category, Category.code == Incident.category_code)
+        .outerjoin(Region, Region.code == Incident.town_code)
+        .options(sa.orm.defer(Region.geom))
+        .where(Incident.id == incident_id)
+    ).one_or_none()
+    if row is None:
+        get_incident(session, incident_id)  # not found: the usual error
+    # ``row`` holds the three rows, so the session's identity map answers the getters below
+    # without another statement (it keeps only what is referenced).
+    incident = get_incident(session, incident_id)
+    category = get_category(session, incident.category_code)
+    return CaseContext(incident, category, case_jurisdiction(session, incident))
+
+
 def case_responders(
     session: Session,
-    incident_id: int,
+    case: CaseContext,
     *,
     k: int = 5,
     options: RouteOptions | None = None,
@@ -228,11 +256,7 @@ def case_responders(
     platform and jurisdiction), and the nearest units left out: busy, off duty, or available
     but of another jurisdiction."""
     check_k(k)
-    # The case, its category and its jurisdiction are read once (and held: the session's
-    # identity map keeps only what is referenced) for both the offered units and the others.
-    incident = get_incident(session, incident_id)
-    category = get_category(session, incident.category_code)
-    jurisdiction = case_jurisdiction(session, incident)
+    incident, category, jurisdiction = case.incident, case.category, case.jurisdiction
     result = _nearest_for_case(
         session,
         incident,

@@ -179,12 +179,11 @@ def responders(
     its town or county, fastest first by drive time (as `GET /dispatch/nearest?by=drive_time`
     with that unit type, platform and `jurisdiction`), and the nearest units left out with
     why: `busy`, `off_duty`, `out_of_jurisdiction`."""
-    # Held while the service runs: it finds the case in the session instead of reading it again.
-    incident = get_incident(session, incident_id)
-    check_case(principal, incident)
+    case = dispatch.case_context(session, incident_id)
+    check_case(principal, case.incident)
     found = dispatch.case_responders(
         session,
-        incident_id,
+        case,
         k=k,
         options=RouteOptions.from_settings(settings),
         with_routes=include_route,

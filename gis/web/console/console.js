@@ -21,6 +21,7 @@ const state = {
   items: [],
   selectedId: null,
   responders: null, // the answer for the selected case
+  placeOf: null, // the case whose place (village, grids, cameras) is drawn
   board: [],
   assigning: false,
   token: 0, // the newest selection; answers for older ones are dropped
@@ -113,6 +114,7 @@ async function loadPlace(item, token) {
   if (token !== state.token) return;
   map.showArea(village, grids, item.grid_code);
   map.showCameras(seeing.cameras, (code) => api(`/cameras/${encodeURIComponent(code)}`));
+  state.placeOf = item.id; // the case whose village, grids and cameras are shown
 }
 
 function move(step) {
