@@ -17,14 +17,13 @@ from sqlalchemy.orm import Session
 
 from gis.errors import ValidationError
 from gis.layers.categories import Category
-from gis.layers.incidents import ACTIVE_STATUSES, Incident, LocationQuality, ReporterKind
+from gis.layers.incidents import Incident, LocationQuality, ReporterKind, is_active
 from gis.layers.units import ResponderUnit, UnitPosition, unit_type_names
 from gis.services.mapdata import units_of_town
 
 MAX_QUEUE = 500
 # "Newest": cases reported within this window, whatever else they are.
 NEWEST_WINDOW = timedelta(hours=2)
-_ACTIVE = sorted(s.value for s in ACTIVE_STATUSES)
 
 
 class Bucket(StrEnum):
@@ -125,7 +124,7 @@ def dispatch_queue(
         raise ValidationError(f"limit must be between 1 and {MAX_QUEUE}, got {limit}")
     inc = Incident
     flags = _flags(now)
-    where = [inc.town_code == town_code, inc.status.in_(_ACTIVE)]
+    where = [inc.town_code == town_code, is_active(inc.status)]
     if platform is not None:
         where.append(inc.platform == platform)
     if category is not None:
@@ -234,7 +233,7 @@ def unit_board(session: Session, *, town_code: str) -> list[BoardUnit]:
     )
     open_cases = (
         sa.select(sa.func.count())
-        .where(Incident.unit_id == unit.id, Incident.status.in_(_ACTIVE))
+        .where(Incident.unit_id == unit.id, is_active(Incident.status))
         .scalar_subquery()
     )
     query = (
