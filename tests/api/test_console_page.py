@@ -274,6 +274,38 @@ def test_the_board_names_unit_types_and_changes_a_units_status(
     page.context.close()
 
 
+def test_filters_and_sort_narrow_the_queue_as_the_api_does(
+    browser: Any, live: dict[str, Any], engine: Engine
+) -> None:
+    report_overdue(live, engine, unassigned=True, minutes=4)
+    page, errors = open_console(browser, live, "console-a1")
+    # The category list is filled beside the first paint.
+    page.wait_for_selector(
+        "#filter-category option[value='public_security_hazard']", state="attached"
+    )
+    params = {"town": live["a"].code, "platform": "governance",
+              "category": "public_security_hazard", "sort": "age"}  # fmt: skip
+    expected = httpx.get(
+        f"{live['url']}/dispatch/queue",
+        headers=live["headers"]["console-a1"],
+        params=params,
+        timeout=20,
+    ).json()
+    assert expected["items"], "the overdue case reported above matches the filters"
+    page.select_option("#filter-platform", "governance")
+    page.select_option("#filter-category", "public_security_hazard")
+    page.select_option("#sort", "age")
+    page.wait_for_function(
+        "ids => JSON.stringify(window.gisConsole.state.items.map(i => i.id)) === ids",
+        arg=str([i["id"] for i in expected["items"]]).replace(" ", ""),
+        timeout=20_000,
+    )
+    assert queue_ids(page) == [i["id"] for i in expected["items"]]
+    assert page.inner_text("#queue-total") == str(expected["total"])
+    assert errors == []
+    page.context.close()
+
+
 def test_two_dispatchers_on_one_case_one_wins_the_other_gets_409_with_who(
     browser: Any, live: dict[str, Any], engine: Engine, tmp_path: Path
 ) -> None:

@@ -48,6 +48,7 @@ def console_page(
         settings.map_assets, assets_dir_for(settings.map_assets_dir), root + "/maps/assets"
     )
     leaflet_css = asset_url(f"{_JSDELIVR}/leaflet@1.9.3/dist/leaflet.css", base)
+    leaflet_js = asset_url(f"{_JSDELIVR}/leaflet@1.9.3/dist/leaflet.js", base)
     config = {
         "root": root,
         "town": region.code,
@@ -57,6 +58,7 @@ def console_page(
         "modules": web_url(root, PAGE),
         "stream": f"{root}/events/stream",
         "leafletCss": leaflet_css,
+        "leafletJs": leaflet_js,
     }
     # The first data the page asks for, fetched by the browser while it loads the modules;
     # console.js's own requests (same URLs) are then answered from these.
@@ -81,10 +83,11 @@ def console_page(
         *fetches[2:],
     ]
     html = Template((WEB_DIR / PAGE / "console.html").read_text(encoding="utf-8")).substitute(
-        # Leaflet (and its style sheet) loads beside the first paint, not before it: the
-        # queue and the board are drawn without it, the map once it has arrived (map.js).
+        # Leaflet and its style sheet are only fetched early (preload, after everything else):
+        # the page runs them after its first paint (map.js), so the 150 kB script does not
+        # hold the main thread before the queue and the board are drawn.
         leaflet_css=leaflet_css,
-        leaflet_js=asset_url(f"{_JSDELIVR}/leaflet@1.9.3/dist/leaflet.js", base),
+        leaflet_js=leaflet_js,
         page_css=web_url(root, PAGE, "console.css"),
         page_js=web_url(root, PAGE, "console.js"),
         preload="\n".join(preload),

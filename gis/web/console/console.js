@@ -7,7 +7,7 @@ import { connectStream } from '../common/live.js';
 import { ApiError, makeApi } from './api.js';
 import { renderBoard } from './board.js';
 import { escapeHtml, UNIT_STATUS } from './format.js';
-import { ConsoleMap, leafletLoaded } from './map.js';
+import { ConsoleMap, loadLeaflet } from './map.js';
 import { markSelected, renderCounts, renderQueue } from './queue.js';
 import { choices, renderResponders } from './responders.js';
 
@@ -25,6 +25,7 @@ const state = {
   board: [],
   assigning: false,
   token: 0, // the newest selection; answers for older ones are dropped
+  queueSeq: 0, // the newest queue request; answers for older ones are dropped
   timings: { firstPaint: null, responders: [] },
 };
 
@@ -41,6 +42,8 @@ function selected() {
 // --- queue -----------------------------------------------------------------------------------
 
 async function loadQueue() {
+  // Filters changed in quick succession send several requests: only the newest answer is drawn.
+  const seq = ++state.queueSeq;
   const data = await api('/dispatch/queue', {
     query: {
       town: config.town,
@@ -49,6 +52,7 @@ async function loadQueue() {
       sort: $('sort').value,
     },
   });
+  if (seq !== state.queueSeq) return data;
   const index = state.items.findIndex((item) => item.id === state.selectedId);
   state.items = data.items;
   renderCounts($('queue-counts'), $('queue-total'), data);
@@ -200,9 +204,12 @@ function onEvent(type) {
 // --- start -------------------------------------------------------------------------------------
 
 const map = new ConsoleMap($('map'));
-leafletLoaded($('leaflet-js'), config.leafletCss)
-  .then(() => map.attach())
-  .catch((error) => say(`地图未加载 Map not loaded: ${error.message}`, 'error'));
+
+function startMap() {
+  loadLeaflet(config.leafletCss, config.leafletJs)
+    .then(() => map.attach())
+    .catch((error) => say(`地图未加载 Map not loaded: ${error.message}`, 'error'));
+}
 
 async function loadCategories() {
   const categories = await api('/categories');
@@ -251,6 +258,8 @@ async function start() {
   } catch (error) {
     say(`加载失败 Loading failed: ${error.message}`, 'error');
   }
+  // The map after the first paint: Leaflet's 150 kB would otherwise run before it.
+  startMap();
   api(`/regions/${config.town}`)
     .then((town) => map.showTown(town))
     .then(() => {

@@ -2,8 +2,8 @@
 // selected case its point, grid and village, the offered units' routes and the cameras that
 // can see it (click one for its details). Coordinates are WGS84 as the API gives them.
 //
-// Leaflet loads asynchronously, beside the first paint rather than before it: until it has
-// arrived, the newest call of each kind is kept, and drawn (in DRAW_ORDER) once it has.
+// Leaflet runs after the first paint (the page only preloads it): until it has, the newest call
+// of each kind is kept, and drawn (in DRAW_ORDER) once the map is built.
 
 import { UNIT_STATUS, escapeHtml, km } from './format.js';
 
@@ -11,16 +11,19 @@ const UNIT_COLOURS = { available: '#15803d', busy: '#d97706', off_duty: '#64748b
 const ROUTE_COLOURS = ['#1d4ed8', '#7c3aed', '#0891b2', '#be185d', '#4d7c0f'];
 const DRAW_ORDER = ['showTown', 'showUnits', 'showCase', 'showArea', 'showResponders', 'showCameras'];
 
-// Resolves once the page's asynchronous Leaflet script has run (and its style sheet is in).
-export function leafletLoaded(script, cssHref) {
+// Adds Leaflet's style sheet and script to the page; resolves once the script has run.
+export function loadLeaflet(cssHref, jsHref) {
   const css = document.createElement('link');
   css.rel = 'stylesheet';
   css.href = cssHref;
   document.head.appendChild(css);
   if (window.L) return Promise.resolve();
   return new Promise((resolve, reject) => {
+    const script = document.createElement('script');
+    script.src = jsHref;
     script.addEventListener('load', resolve);
     script.addEventListener('error', () => reject(new Error('Leaflet did not load')));
+    document.head.appendChild(script);
   });
 }
 
