@@ -90,14 +90,16 @@ TTFB_JS = """
 """
 
 
-# A selection is done when its responders are drawn and, on a page that says so, the place's
-# requests after them (village, grids, cameras) are answered: the next selection then starts on
-# an idle server, as a person's would. (An older page has no ``placeOf``.)
+# A selection is done when its responders are drawn and the place's requests after them
+# (village, grids, cameras) are answered: the next selection then starts on an idle server, as
+# a person's would. An older page has no ``placeOf``: there, its n-th cameras request answered.
 SELECTED_JS = """
-(id) => {
+([id, n]) => {
   const s = window.gisConsole.state;
   if ('placeOf' in s) return s.placeOf === id;
-  return Boolean(s.responders && s.responders.incident_id === id);
+  const cameras = performance.getEntriesByType('resource')
+    .filter((e) => e.name.includes('/cameras/seeing')).length;
+  return Boolean(s.responders && s.responders.incident_id === id) && cameras >= n;
 }
 """
 
@@ -131,9 +133,9 @@ def measure(browser: Any, client: httpx.Client, url: str, town: str, args: Any,
     page.evaluate(
         "performance.clearResourceTimings(); window.gisConsole.state.timings.responders = []"
     )
-    for case_id in chosen:
+    for n, case_id in enumerate(chosen, start=1):
         page.evaluate("(id) => window.gisConsole.select(id)", case_id)
-        page.wait_for_function(SELECTED_JS, arg=case_id, timeout=60_000)
+        page.wait_for_function(SELECTED_JS, arg=[case_id, n], timeout=60_000)
     out["drawn"] = page.evaluate("window.gisConsole.state.timings.responders")
     entries = page.evaluate(TTFB_JS, "/responders")
     out["server"] = [e["server"] for e in entries]

@@ -60,34 +60,21 @@ def console_page(
         "leafletCss": leaflet_css,
         "leafletJs": leaflet_js,
     }
-    # The first data the page asks for, fetched by the browser while it loads the modules;
-    # console.js's own requests (same URLs) are then answered from these.
+    # What the first paint needs and nothing else, in that order: the style sheet (above), the
+    # queue and the board (console.js's own requests for the same URLs are answered from
+    # these), then the modules. A browser opens at most six connections to the service over
+    # HTTP/1.1 and sends its requests in the order it finds them, and the one worker serves
+    # them all: Leaflet, the category list and the event stream's module are asked for after
+    # the first paint.
     data = [
         f"{root}/dispatch/queue?{urlencode({'town': region.code, 'sort': 'deadline'})}",
         f"{root}/dispatch/board?{urlencode({'town': region.code})}",
-        f"{root}/categories",
-    ]
-    # In the order the first paint needs them (the style sheet, the queue and the board, the
-    # modules, then the category list): a browser opens at most six connections to the
-    # service over HTTP/1.1 and sends its requests in the order it finds them.
-    fetches = [
-        f'<link rel="preload" as="fetch" crossorigin="anonymous" href="{escape(url)}">'
-        for url in data
     ]
     preload = [
-        *fetches[:2],
-        *(
-            f'<link rel="modulepreload" href="{web_url(root, folder, name)}">'
-            for folder, name in [(PAGE, m) for m in MODULES] + [("common", "live.js")]
-        ),
-        *fetches[2:],
-    ]
+        f'<link rel="preload" as="fetch" crossorigin="anonymous" href="{escape(url)}">'
+        for url in data
+    ] + [f'<link rel="modulepreload" href="{web_url(root, PAGE, name)}">' for name in MODULES]
     html = Template((WEB_DIR / PAGE / "console.html").read_text(encoding="utf-8")).substitute(
-        # Leaflet and its style sheet are only fetched early (preload, after everything else):
-        # the page runs them after its first paint (map.js), so the 150 kB script does not
-        # hold the main thread before the queue and the board are drawn.
-        leaflet_css=leaflet_css,
-        leaflet_js=leaflet_js,
         page_css=web_url(root, PAGE, "console.css"),
         page_js=web_url(root, PAGE, "console.js"),
         preload="\n".join(preload),

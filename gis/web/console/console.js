@@ -3,7 +3,6 @@
 // (docs/console.md); the keyboard drives the common path: j / k move in the queue, Enter
 // assigns the first suggestion.
 
-import { connectStream } from '../common/live.js';
 import { ApiError, makeApi } from './api.js';
 import { renderBoard } from './board.js';
 import { escapeHtml, UNIT_STATUS } from './format.js';
@@ -242,12 +241,12 @@ async function start() {
   }
   document.addEventListener('keydown', onKey);
   try {
-    // The category filter's list is not needed to draw the queue: it is filled beside it.
-    loadCategories().catch((error) => say(error.message, 'error'));
     const [queue] = await Promise.all([loadQueue(), loadBoard()]);
     performance.mark('console-drawn');
     state.timings.firstPaint = performance.now();
     document.body.dataset.ready = 'true';
+    // The event stream's module is fetched after the first paint: nothing before it needs it.
+    const { connectStream } = await import('../common/live.js');
     window.gisConsoleStream = connectStream({
       stream: config.stream,
       after: queue.after,
@@ -258,8 +257,10 @@ async function start() {
   } catch (error) {
     say(`加载失败 Loading failed: ${error.message}`, 'error');
   }
-  // The map after the first paint: Leaflet's 150 kB would otherwise run before it.
+  // After the first paint: the map (Leaflet's 150 kB would otherwise be fetched and run
+  // before it) and the category filter's list.
   startMap();
+  loadCategories().catch((error) => say(error.message, 'error'));
   api(`/regions/${config.town}`)
     .then((town) => map.showTown(town))
     .then(() => {

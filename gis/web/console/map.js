@@ -2,8 +2,8 @@
 // selected case its point, grid and village, the offered units' routes and the cameras that
 // can see it (click one for its details). Coordinates are WGS84 as the API gives them.
 //
-// Leaflet runs after the first paint (the page only preloads it): until it has, the newest call
-// of each kind is kept, and drawn (in DRAW_ORDER) once the map is built.
+// Leaflet (150 kB) is fetched and run after the first paint: until it has, the newest call of
+// each kind is kept, and drawn (in DRAW_ORDER) once the map is built.
 
 import { UNIT_STATUS, escapeHtml, km } from './format.js';
 
