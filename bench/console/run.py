@@ -16,6 +16,9 @@ user, no token) and headless Chromium, then measures:
   over HTTP (the existing endpoint the responders build on), and the responders endpoint over
   plain HTTP; the ratios say what the exclusions, the routes and the browser add.
 
+With ``--compare main`` the same measures are taken, in the same run and on the same data, of
+another version checked out into a temporary worktree (its server started from there).
+
 Medians and p90 in milliseconds. Reads only.
 """
 
@@ -26,11 +29,13 @@ import os
 import shutil
 import statistics
 import time
+from contextlib import ExitStack
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
 
-from bench.server import serve
+from bench.server import ROOT, baseline_checkout, serve
 
 DEFAULT_URL = "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/gis_bench_perf"
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
@@ -64,6 +69,11 @@ def line(name: str, values: list[float], baseline: float | None = None) -> str:
     return f"  {name:<46} median {median:7.1f} ms  p90 {p90:7.1f} ms  n={len(values):<3} {ratio}"
 
 
+def load() -> str:
+    """The 1, 5 and 15-minute load averages of the machine."""
+    return " ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
 def http_ms(client: httpx.Client, path: str, params: dict[str, object]) -> float:
     """Milliseconds for one GET (the answer must be 200)."""
     start = time.perf_counter()
@@ -80,13 +90,107 @@ TTFB_JS = """
 """
 
 
+# A selection is done when its responders are drawn and the place's requests after them
+# (village, grids, cameras) are answered: the next selection then starts on an idle server, as
+# a person's would. An older page has no ``placeOf``: there, its n-th cameras request answered.
+SELECTED_JS = """
+([id, n]) => {
+  const s = window.gisConsole.state;
+  if ('placeOf' in s) return s.placeOf === id;
+  const cameras = performance.getEntriesByType('resource')
+    .filter((e) => e.name.includes('/cameras/seeing')).length;
+  return Boolean(s.responders && s.responders.incident_id === id) && cameras >= n;
+}
+"""
+
+
+def measure(browser: Any, client: httpx.Client, url: str, town: str, args: Any,
+            engine: sa.Engine) -> dict[str, list[float]]:  # fmt: skip
+    """Every measure of one served version of the console (see the module's docstring)."""
+    # Warm the process: one untimed load that selects a case (every route's first call).
+    page = browser.new_page()
+    page.goto(url, wait_until="commit")
+    page.wait_for_selector("body[data-ready='true']", timeout=120_000)
+    page.wait_for_function("window.gisConsole.state.responders !== null", timeout=120_000)
+    page.close()
+
+    out: dict[str, list[float]] = {"paint": [], "queue_ttfb": [], "board_ttfb": []}
+    for _ in range(args.loads):
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        page.goto(url, wait_until="commit")
+        page.wait_for_selector("body[data-ready='true']", timeout=60_000)
+        out["paint"].append(page.evaluate("window.gisConsole.state.timings.firstPaint"))
+        out["queue_ttfb"] += [e["server"] for e in page.evaluate(TTFB_JS, "/dispatch/queue")]
+        out["board_ttfb"] += [e["server"] for e in page.evaluate(TTFB_JS, "/dispatch/board")]
+        ids = page.evaluate("window.gisConsole.state.items.map((i) => i.id)")
+        page.close()
+
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    page.goto(url, wait_until="commit")
+    page.wait_for_selector("body[data-ready='true']", timeout=60_000)
+    page.wait_for_function("window.gisConsole.state.responders !== null", timeout=60_000)
+    chosen = ids[: args.cases]
+    page.evaluate(
+        "performance.clearResourceTimings(); window.gisConsole.state.timings.responders = []"
+    )
+    for n, case_id in enumerate(chosen, start=1):
+        page.evaluate("(id) => window.gisConsole.select(id)", case_id)
+        page.wait_for_function(SELECTED_JS, arg=[case_id, n], timeout=60_000)
+    out["drawn"] = page.evaluate("window.gisConsole.state.timings.responders")
+    entries = page.evaluate(TTFB_JS, "/responders")
+    out["server"] = [e["server"] for e in entries]
+    out["browser"] = [t - e["total"] for t, e in zip(out["drawn"], entries, strict=False)]
+    page.close()
+
+    with engine.connect() as conn:
+        places = {r.id: r for r in conn.execute(CASE_PLACE, {"ids": chosen})}
+    out["nearest"], out["responders_http"] = [], []
+    for case_id in chosen:
+        place = places[case_id]
+        out["nearest"].append(
+            http_ms(
+                client,
+                "/dispatch/nearest",
+                {"lon": place.lon, "lat": place.lat, "unit_type": place.unit_type,
+                 "platform": place.platform, "by": "drive_time", "k": 5},
+            )
+        )  # fmt: skip
+        out["responders_http"].append(http_ms(client, f"/incidents/{case_id}/responders", {"k": 5}))
+    for name in ("queue", "board"):
+        out[f"{name}_http"] = [
+            http_ms(client, f"/dispatch/{name}", {"town": town}) for _ in range(args.loads)
+        ]
+    return out
+
+
+def report(name: str, out: dict[str, list[float]], loads: int) -> None:
+    """Print one version's table; ratios against its own bare /dispatch/nearest."""
+    base = statistics.median(out["nearest"])
+    print(f"== {name}")
+    print(f"first paint (queue, counts, board drawn), {loads} loads, 1920x1080:")
+    print(line("first paint (navigation start → ready)", out["paint"]))
+    print(line("  server: GET /dispatch/queue (TTFB)", out["queue_ttfb"]))
+    print(line("  server: GET /dispatch/board (TTFB)", out["board_ttfb"]))
+    print(line("  GET /dispatch/queue over HTTP", out["queue_http"]))
+    print(line("  GET /dispatch/board over HTTP", out["board_http"]))
+    print(f"responders of a selected case, {len(out['drawn'])} cases (k=5, drive time, routes):")
+    print(line("baseline: GET /dispatch/nearest?by=drive_time", out["nearest"]))
+    print(line("GET /incidents/{id}/responders over HTTP", out["responders_http"], base))
+    print(line("console: select → responders drawn", out["drawn"], base))
+    print(line("  server part (TTFB)", out["server"], base))
+    print(line("  browser part (transfer, parse, draw)", out["browser"]))
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run the benchmark and print its table."""
+    """Run the benchmark and print its table(s)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database-url", default=DEFAULT_URL)
     parser.add_argument("--town", help="Town code (default: the one with most active cases)")
     parser.add_argument("--loads", type=int, default=7, help="Fresh page loads (first paint)")
     parser.add_argument("--cases", type=int, default=25, help="Cases selected (responders)")
+    parser.add_argument(
+        "--compare", metavar="REF", help="Also measure this git ref (e.g. main), same run"
+    )
     args = parser.parse_args(argv)
 
     engine = sa.create_engine(args.database_url)
@@ -96,86 +200,27 @@ def main(argv: list[str] | None = None) -> None:
         cases = conn.scalar(sa.text("SELECT count(*) FROM incidents"))
         units = conn.scalar(sa.text("SELECT count(*) FROM responder_units"))
     print(f"database: {grids:,} grids, {cases:,} cases, {units:,} units; town {town}")
+    print(f"load average at start: {load()}")
 
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     env = {"GIS_DATABASE_URL": args.database_url, "GIS_AUTH_REQUIRED": "false"}
-    with serve(env, ready_s=180) as server, sync_playwright() as playwright:
+    results: list[tuple[str, dict[str, list[float]]]] = []
+    with ExitStack() as stack, sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             **({"executable_path": chromium} if chromium else {}), args=LAUNCH_ARGS
         )
-        url = f"{server.base}/console?town={town}"
-        client = httpx.Client(base_url=server.base, timeout=60)
-        # Warm the process: one untimed load that selects a case (every route's first call).
-        page = browser.new_page()
-        page.goto(url, wait_until="commit")
-        page.wait_for_selector("body[data-ready='true']", timeout=120_000)
-        page.wait_for_function("window.gisConsole.state.responders !== null", timeout=120_000)
-        page.close()
-
-        paints, queue_ttfb, board_ttfb = [], [], []
-        for _ in range(args.loads):
-            page = browser.new_page(viewport={"width": 1920, "height": 1080})
-            page.goto(url, wait_until="commit")
-            page.wait_for_selector("body[data-ready='true']", timeout=60_000)
-            paints.append(page.evaluate("window.gisConsole.state.timings.firstPaint"))
-            queue_ttfb += [e["server"] for e in page.evaluate(TTFB_JS, "/dispatch/queue")]
-            board_ttfb += [e["server"] for e in page.evaluate(TTFB_JS, "/dispatch/board")]
-            ids = page.evaluate("window.gisConsole.state.items.map((i) => i.id)")
-            page.close()
-
-        page = browser.new_page(viewport={"width": 1920, "height": 1080})
-        page.goto(url, wait_until="commit")
-        page.wait_for_selector("body[data-ready='true']", timeout=60_000)
-        page.wait_for_function("window.gisConsole.state.responders !== null", timeout=60_000)
-        chosen = ids[: args.cases]
-        page.evaluate(
-            "performance.clearResourceTimings(); window.gisConsole.state.timings.responders = []"
-        )
-        for case_id in chosen:
-            page.evaluate("(id) => window.gisConsole.select(id)", case_id)
-            page.wait_for_function(
-                "(id) => window.gisConsole.state.responders && "
-                "window.gisConsole.state.responders.incident_id === id",
-                arg=case_id,
-                timeout=60_000,
-            )
-        totals = page.evaluate("window.gisConsole.state.timings.responders")
-        entries = page.evaluate(TTFB_JS, "/responders")
-        server_ms = [e["server"] for e in entries]
-        browser_ms = [t - e["total"] for t, e in zip(totals, entries, strict=False)]
-        page.close()
+        roots = [("this checkout", ROOT)]
+        if args.compare:
+            roots.append((args.compare, stack.enter_context(baseline_checkout(args.compare))))
+        for name, root in roots:
+            with serve(env, ready_s=180, root=root) as server:
+                client = httpx.Client(base_url=server.base, timeout=60)
+                url = f"{server.base}/console?town={town}"
+                results.append((name, measure(browser, client, url, town, args, engine)))
+            print(f"load average after {name}: {load()}")
         browser.close()
-
-        with engine.connect() as conn:
-            places = {r.id: r for r in conn.execute(CASE_PLACE, {"ids": chosen})}
-        nearest, responders_http = [], []
-        for case_id in chosen:
-            place = places[case_id]
-            nearest.append(
-                http_ms(
-                    client,
-                    "/dispatch/nearest",
-                    {"lon": place.lon, "lat": place.lat, "unit_type": place.unit_type,
-                     "platform": place.platform, "by": "drive_time", "k": 5},
-                )
-            )  # fmt: skip
-            responders_http.append(http_ms(client, f"/incidents/{case_id}/responders", {"k": 5}))
-        queue_http = [http_ms(client, "/dispatch/queue", {"town": town}) for _ in range(args.loads)]
-        board_http = [http_ms(client, "/dispatch/board", {"town": town}) for _ in range(args.loads)]
-
-    base = statistics.median(nearest)
-    print(f"first paint (queue, counts, board drawn), {args.loads} loads, 1920x1080:")
-    print(line("first paint (navigation start → ready)", paints))
-    print(line("  server: GET /dispatch/queue (TTFB)", queue_ttfb))
-    print(line("  server: GET /dispatch/board (TTFB)", board_ttfb))
-    print(line("  GET /dispatch/queue over HTTP", queue_http))
-    print(line("  GET /dispatch/board over HTTP", board_http))
-    print(f"responders of a selected case, {len(totals)} cases (k=5, drive time, routes):")
-    print(line("baseline: GET /dispatch/nearest?by=drive_time", nearest))
-    print(line("GET /incidents/{id}/responders over HTTP", responders_http, base))
-    print(line("console: select → responders drawn", totals, base))
-    print(line("  server part (TTFB)", server_ms, base))
-    print(line("  browser part (transfer, parse, draw)", browser_ms))
+    for name, out in results:
+        report(name, out, args.loads)
     print(f"cpu count: {os.cpu_count()}")

@@ -191,6 +191,15 @@ def check_case(principal: Principal | None, case: Any, what: str = "incident") -
         raise NotFoundError(f"no {what}")
 
 
+def check_unit(principal: Principal | None, unit: Any, jurisdictions: set[str] | None) -> None:
+    """Raise ``NotFoundError`` for a unit (anything with id and jurisdiction_code) that serves
+    none of the caller's towns; ``jurisdictions`` are the codes whose units do serve them
+    (``gis.services.dispatch.serving_jurisdictions``: the towns and their counties)."""
+    outside = jurisdictions is not None and unit.jurisdiction_code not in jurisdictions
+    if principal is not None and outside:
+        raise NotFoundError(f"no responder unit with id {unit.id}")
+
+
 def case_filter(principal: Principal | None, table: Any) -> sa.ColumnElement[bool]:
     """The WHERE clause of ``check_case`` for lists of cases (``table`` has the same columns)."""
     if principal is None:

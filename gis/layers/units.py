@@ -48,6 +48,25 @@ class UnitType(StrEnum):
     SERVICE_CENTRE = "service_centre"  # 便民服务中心
 
 
+# What people call each unit type (Chinese, English): the words pages and maps show.
+UNIT_TYPE_NAMES: dict[UnitType, tuple[str, str]] = {
+    UnitType.POLICE_STATION: ("派出所", "police station"),
+    UnitType.TRAFFIC_POLICE: ("交警", "traffic police"),
+    UnitType.EMERGENCY_TEAM: ("应急防汛队", "emergency and flood team"),
+    UnitType.MARKET_OFFICE: ("市场监管所", "market supervision office"),
+    UnitType.ENFORCEMENT_SQUAD: ("综合执法中队", "law-enforcement squad"),
+    UnitType.SERVICE_CENTRE: ("便民服务中心", "service centre"),
+}
+
+
+def unit_type_names(unit_type: str) -> tuple[str, str]:
+    """The Chinese and English names of a unit type (the raw value for an unknown one)."""
+    try:
+        return UNIT_TYPE_NAMES[UnitType(unit_type)]
+    except ValueError:
+        return unit_type, unit_type
+
+
 class ResponderUnit(Base):
     """A unit that handles cases, with the town (or county) it has jurisdiction over."""
 

@@ -14,6 +14,7 @@ from folium import plugins
 from folium.template import Template
 
 from gis.layers.categories import PLATFORM_NAMES_ZH, Platform
+from gis.layers.units import unit_type_names
 from gis.maps.base import (
     Basemap,
     Projector,
@@ -499,7 +500,8 @@ def _units_layer(m: folium.Map, units: list[UnitPoint], project: Projector) -> f
             ),
             tooltip=f"{esc(unit.name)} · {esc(status)}",
             popup=folium.Popup(
-                f"<b>{esc(unit.name)}</b><br>{esc(unit.unit_type)} · {esc(unit.platform)}<br>"
+                f"<b>{esc(unit.name)}</b><br>{esc(' '.join(unit_type_names(unit.unit_type)))} · "
+                f"{esc(unit.platform)}<br>"
                 f"状态 Status: {esc(status)}<br>{esc(unit.code)}",
                 max_width=280,
             ),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from geoalchemy2.shape import from_shape
@@ -18,7 +19,7 @@ from gis.errors import (
     ValidationError,
 )
 from gis.layers.base import parse_key, point_lonlat, utcnow
-from gis.layers.categories import Platform, get_category
+from gis.layers.categories import Category, Platform, get_category
 from gis.layers.incidents import Incident, get_incident
 from gis.layers.regions import Region, RegionLevel
 from gis.layers.units import (
@@ -162,6 +163,20 @@ def town_jurisdiction(session: Session, town_code: str) -> list[str]:
     return [town.code] + ([town.parent_code] if town.parent_code else [])
 
 
+def serving_jurisdictions(session: Session, town_codes: Iterable[str] | None) -> set[str] | None:
+    """The jurisdictions whose units serve any of these towns (``town_jurisdiction`` of each:
+    the towns and their counties); None (every town) gives None."""
+    if town_codes is None:
+        return None
+    towns = sorted(town_codes)
+    rows = session.execute(
+        sa.select(Region.code, Region.parent_code).where(
+            Region.code.in_(towns), Region.level == RegionLevel.TOWN.value
+        )
+    )
+    return {code for row in rows for code in row if code is not None}
+
+
 def case_jurisdiction(session: Session, incident: Incident) -> list[str] | None:
     """The jurisdictions whose units serve a case: its town and county (None: unknown, any)."""
     if incident.town_code is not None:
@@ -200,9 +215,37 @@ class CaseResponders:
 EXCLUSION_POOL = 12
 
 
+@dataclass(frozen=True)
+class CaseContext:
+    """A case with what choosing its units needs: its category and its jurisdiction."""
+
+    incident: Incident
+    category: Category
+    jurisdiction: list[str] | None  # ``case_jurisdiction``
+
+
+def case_context(session: Session, incident_id: int) -> CaseContext:
+    """A case, its category and the jurisdictions serving it, read in one statement (or
+    ``NotFoundError``)."""
+    row = session.execute(
+        sa.select(Incident, Category, Region)
+        .join(Category, Category.code == Incident.category_code)
+        .outerjoin(Region, Region.code == Incident.town_code)
+        .options(sa.orm.defer(Region.geom))
+        .where(Incident.id == incident_id)
+    ).one_or_none()
+    if row is None:
+        get_incident(session, incident_id)  # not found: the usual error
+    # ``row`` holds the three rows, so the session's identity map answers the getters below
+    # without another statement (it keeps only what is referenced).
+    incident = get_incident(session, incident_id)
+    category = get_category(session, incident.category_code)
+    return CaseContext(incident, category, case_jurisdiction(session, incident))
+
+
 def case_responders(
     session: Session,
-    incident_id: int,
+    case: CaseContext,
     *,
     k: int = 5,
     options: RouteOptions | None = None,
@@ -212,17 +255,18 @@ def case_responders(
     fastest first by drive time (what ``GET /dispatch/nearest`` answers for that type,
     platform and jurisdiction), and the nearest units left out: busy, off duty, or available
     but of another jurisdiction."""
-    incident, result = suggested_units(
+    check_k(k)
+    incident, category, jurisdiction = case.incident, case.category, case.jurisdiction
+    result = _nearest_for_case(
         session,
-        incident_id,
+        incident,
+        category,
         k=k,
         by=RankBy.DRIVE_TIME,
         options=options,
         with_routes=with_routes,
-        in_jurisdiction=True,
+        jurisdiction_codes=jurisdiction,
     )
-    jurisdiction = case_jurisdiction(session, incident)
-    category = get_category(session, incident.category_code)
     lon, lat = incident_lonlat(incident)
     offered = {r.unit.id for r in result.units}
     nearby = nearest_units(
@@ -255,6 +299,27 @@ def incident_lonlat(incident: Incident) -> tuple[float, float]:
     return point_lonlat(incident.geom)
 
 
+def _nearest_for_case(
+    session: Session,
+    incident: Incident,
+    category: Category,
+    *,
+    jurisdiction_codes: Sequence[str] | None,
+    **ranking: Any,
+) -> NearestResult:
+    """``nearest_responders`` for the unit type and platform of a case's category, at it."""
+    lon, lat = incident_lonlat(incident)
+    return nearest_responders(
+        session,
+        lon=lon,
+        lat=lat,
+        unit_type=parse_unit_type(category.unit_type),
+        platform=Platform(category.platform),
+        jurisdiction_codes=jurisdiction_codes,
+        **ranking,
+    )
+
+
 def suggested_units(
     session: Session,
     incident_id: int,
@@ -271,14 +336,10 @@ def suggested_units(
     check_k(k)
     incident = get_incident(session, incident_id)
     category = get_category(session, incident.category_code)
-    lon, lat = incident_lonlat(incident)
-    unit_type = parse_unit_type(category.unit_type)
-    result = nearest_responders(
+    result = _nearest_for_case(
         session,
-        lon=lon,
-        lat=lat,
-        unit_type=unit_type,
-        platform=Platform(category.platform),
+        incident,
+        category,
         k=k,
         available_only=available_only,
         by=by,

@@ -17,14 +17,13 @@ from sqlalchemy.orm import Session
 
 from gis.errors import ValidationError
 from gis.layers.categories import Category
-from gis.layers.incidents import ACTIVE_STATUSES, Incident, LocationQuality, ReporterKind
-from gis.layers.units import ResponderUnit, UnitPosition
+from gis.layers.incidents import Incident, LocationQuality, ReporterKind, is_active
+from gis.layers.units import ResponderUnit, UnitPosition, unit_type_names
 from gis.services.mapdata import units_of_town
 
 MAX_QUEUE = 500
 # "Newest": cases reported within this window, whatever else they are.
 NEWEST_WINDOW = timedelta(hours=2)
-_ACTIVE = sorted(s.value for s in ACTIVE_STATUSES)
 
 
 class Bucket(StrEnum):
@@ -125,7 +124,7 @@ def dispatch_queue(
         raise ValidationError(f"limit must be between 1 and {MAX_QUEUE}, got {limit}")
     inc = Incident
     flags = _flags(now)
-    where = [inc.town_code == town_code, inc.status.in_(_ACTIVE)]
+    where = [inc.town_code == town_code, is_active(inc.status)]
     if platform is not None:
         where.append(inc.platform == platform)
     if category is not None:
@@ -145,9 +144,23 @@ def dispatch_queue(
         if sort is QueueSort.DEADLINE
         else [inc.reported_at.asc()]
     )
+    # Only the columns the queue shows: a town's queue can list hundreds of cases, and whole
+    # ORM rows (photos, geometry, every timestamp) cost more to build than the query itself.
     query = (
         sa.select(
-            inc,
+            inc.id,
+            inc.status,
+            inc.category_code,
+            inc.platform,
+            inc.description,
+            inc.location_quality,
+            inc.reporter_kind,
+            inc.grid_code,
+            inc.village_code,
+            inc.town_code,
+            inc.unit_id,
+            inc.reported_at,
+            inc.due_at,
             Category.name_zh,
             Category.name_en,
             ResponderUnit.name.label("unit_name"),
@@ -161,32 +174,30 @@ def dispatch_queue(
         .order_by(*order, inc.id)
         .limit(limit)
     )
-    items = []
-    for row in session.execute(query):
-        case: Incident = row[0]
-        items.append(
-            QueueItem(
-                id=case.id,
-                status=case.status,
-                category=case.category_code,
-                category_zh=row.name_zh,
-                category_en=row.name_en,
-                platform=case.platform,
-                description=case.description,
-                location_quality=case.location_quality,
-                reporter_kind=case.reporter_kind,
-                grid_code=case.grid_code,
-                village_code=case.village_code,
-                town_code=case.town_code,
-                unit_id=case.unit_id,
-                unit_name=row.unit_name,
-                reported_at=case.reported_at,
-                due_at=case.due_at,
-                buckets=[b.value for b in Bucket if getattr(row, f"is_{b.value}")],
-                lon=round(float(row.lon), 6),
-                lat=round(float(row.lat), 6),
-            )
+    items = [
+        QueueItem(
+            id=row.id,
+            status=row.status,
+            category=row.category_code,
+            category_zh=row.name_zh,
+            category_en=row.name_en,
+            platform=row.platform,
+            description=row.description,
+            location_quality=row.location_quality,
+            reporter_kind=row.reporter_kind,
+            grid_code=row.grid_code,
+            village_code=row.village_code,
+            town_code=row.town_code,
+            unit_id=row.unit_id,
+            unit_name=row.unit_name,
+            reported_at=row.reported_at,
+            due_at=row.due_at,
+            buckets=[b.value for b in Bucket if getattr(row, f"is_{b.value}")],
+            lon=round(float(row.lon), 6),
+            lat=round(float(row.lat), 6),
         )
+        for row in session.execute(query)
+    ]
     return Queue(town_code, now, counts, int(counts_row.total), items)
 
 
@@ -198,6 +209,8 @@ class BoardUnit:
     code: str
     name: str
     unit_type: str
+    unit_type_zh: str
+    unit_type_en: str
     platform: str
     status: str
     jurisdiction_code: str
@@ -220,7 +233,7 @@ def unit_board(session: Session, *, town_code: str) -> list[BoardUnit]:
     )
     open_cases = (
         sa.select(sa.func.count())
-        .where(Incident.unit_id == unit.id, Incident.status.in_(_ACTIVE))
+        .where(Incident.unit_id == unit.id, is_active(Incident.status))
         .scalar_subquery()
     )
     query = (
@@ -240,6 +253,8 @@ def unit_board(session: Session, *, town_code: str) -> list[BoardUnit]:
             code=u.code,
             name=u.name,
             unit_type=u.unit_type,
+            unit_type_zh=unit_type_names(u.unit_type)[0],
+            unit_type_en=unit_type_names(u.unit_type)[1],
             platform=u.platform,
             status=u.status,
             jurisdiction_code=u.jurisdiction_code,

@@ -221,6 +221,14 @@ def test_board_lists_the_towns_units_with_open_cases_and_last_fix(
     assert board["99C-NEAR"]["open_cases"] == 4  # overdue, settled, escalated, camera
     assert board["99C-NEAR"]["last_fix_at"] is not None
     assert board["99C-BUSY"]["last_fix_at"] is None and board["99C-BUSY"]["open_cases"] == 0
+    # The type by its name, Chinese and English, beside the raw value.
+    near = board["99C-NEAR"]
+    assert (near["unit_type"], near["unit_type_zh"], near["unit_type_en"]) == (
+        "police_station", "派出所", "police station"
+    )  # fmt: skip
+    assert board["99C-MKT"]["unit_type_zh"] == "市场监管所"
+    # Whose units the town's dispatchers may change: the town's and the county's.
+    assert reply.json()["jurisdiction"] == [TOWN, COUNTY]
     assert dispatcher.get("/dispatch/board", params={"town": OTHER_TOWN}).status_code == 404
 
 

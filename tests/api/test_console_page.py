@@ -174,6 +174,13 @@ def test_select_the_overdue_case_and_assign_the_fastest_unit_with_enter(
     overdue = page.locator(f"#queue li[data-id='{case['id']}'] .tag[data-bucket='overdue']")
     assert overdue.count() == 1
     offered = select_case(page, case["id"])
+    # The map (Leaflet arrives beside the first paint) draws the case and the offered routes.
+    page.wait_for_function(
+        "() => window.gisConsole.map.map !== null && "
+        "window.gisConsole.map.routes.getLayers().length > 0 && "
+        "window.gisConsole.map.marker.getLayers().length === 1",
+        timeout=20_000,
+    )
     page.screenshot(path=str(tmp_path / "console-wide.png"), full_page=True)
     # The same units, in the same order, as /dispatch/nearest by drive time for the case's
     # unit type, platform and jurisdiction; their ETAs never decrease.
@@ -216,14 +223,85 @@ def test_select_the_overdue_case_and_assign_the_fastest_unit_with_enter(
     ).json()
     assert log["incident"]["unit_id"] == target and log["events"][-1]["actor"] == "console-a1"
     page.screenshot(path=str(tmp_path / "console-assigned.png"), full_page=True)
-    # j / k move the selection.
+    # j / k move the selection (the demo town's queue holds many more than two cases), and the
+    # responders follow it.
     first = queue_ids(page)[:2]
-    if len(first) == 2:
-        page.click(f"#queue li[data-id='{first[0]}']")
-        page.locator("body").press("j")
-        page.wait_for_selector(f"#queue li[data-id='{first[1]}'][aria-selected='true']")
-        page.locator("body").press("k")
-        page.wait_for_selector(f"#queue li[data-id='{first[0]}'][aria-selected='true']")
+    assert len(first) == 2
+    page.click(f"#queue li[data-id='{first[0]}']")
+    page.locator("body").press("j")
+    page.wait_for_selector(f"#queue li[data-id='{first[1]}'][aria-selected='true']")
+    page.wait_for_function(
+        "id => window.gisConsole.state.responders?.incident_id === id", arg=first[1]
+    )
+    page.locator("body").press("k")
+    page.wait_for_selector(f"#queue li[data-id='{first[0]}'][aria-selected='true']")
+    page.wait_for_function(
+        "id => window.gisConsole.state.responders?.incident_id === id", arg=first[0]
+    )
+    # Keys typed into the note are text, not shortcuts.
+    page.fill("#assign-note", "j")
+    page.locator("#assign-note").press("j")
+    assert page.locator(f"#queue li[data-id='{first[0]}'][aria-selected='true']").count() == 1
+    assert errors == []
+    page.context.close()
+
+
+def test_the_board_names_unit_types_and_changes_a_units_status(
+    browser: Any, live: dict[str, Any], engine: Engine, tmp_path: Path
+) -> None:
+    with engine.connect() as conn:
+        unit_id = conn.scalar(sa.text("SELECT id FROM responder_units WHERE code = 'CONSOLE-P1'"))
+    page, errors = open_console(browser, live, "console-a1")
+    row = page.locator(f"#board tr[data-unit-id='{unit_id}']")
+    # The type by its name, Chinese first, not the raw enum value.
+    assert row.locator("td").nth(1).inner_text() == "派出所 police station"
+    assert "police_station" not in page.inner_text("#board")
+    row.locator("select").select_option("off_duty")
+    page.wait_for_selector(
+        f"#board tr[data-unit-id='{unit_id}'][data-status='off_duty']", timeout=20_000
+    )
+    assert "休 off duty" in page.inner_text("#console-message")
+    reply = httpx.get(
+        f"{live['url']}/units/{unit_id}", headers=live["headers"]["console-a1"], timeout=10
+    )
+    assert reply.json()["status"] == "off_duty"
+    page.screenshot(path=str(tmp_path / "console-board.png"), full_page=True)
+    page.locator(f"#board tr[data-unit-id='{unit_id}'] select").select_option("available")
+    page.wait_for_selector(
+        f"#board tr[data-unit-id='{unit_id}'][data-status='available']", timeout=20_000
+    )
+    assert errors == []
+    page.context.close()
+
+
+def test_filters_and_sort_narrow_the_queue_as_the_api_does(
+    browser: Any, live: dict[str, Any], engine: Engine
+) -> None:
+    report_overdue(live, engine, unassigned=True, minutes=4)
+    page, errors = open_console(browser, live, "console-a1")
+    # The category list is filled beside the first paint.
+    page.wait_for_selector(
+        "#filter-category option[value='public_security_hazard']", state="attached"
+    )
+    params = {"town": live["a"].code, "platform": "governance",
+              "category": "public_security_hazard", "sort": "age"}  # fmt: skip
+    expected = httpx.get(
+        f"{live['url']}/dispatch/queue",
+        headers=live["headers"]["console-a1"],
+        params=params,
+        timeout=20,
+    ).json()
+    assert expected["items"], "the overdue case reported above matches the filters"
+    page.select_option("#filter-platform", "governance")
+    page.select_option("#filter-category", "public_security_hazard")
+    page.select_option("#sort", "age")
+    page.wait_for_function(
+        "ids => JSON.stringify(window.gisConsole.state.items.map(i => i.id)) === ids",
+        arg=str([i["id"] for i in expected["items"]]).replace(" ", ""),
+        timeout=20_000,
+    )
+    assert queue_ids(page) == [i["id"] for i in expected["items"]]
+    assert page.inner_text("#queue-total") == str(expected["total"])
     assert errors == []
     page.context.close()
 
@@ -320,6 +398,11 @@ def test_another_towns_dispatcher_cannot_see_the_case_and_others_are_refused(
         json={"action": "assign", "unit_id": 1, "expected_unit_id": 0},
     )
     assert taken.status_code == 404
+    # Nor change a unit of A (the board's status menu): 404, as for the case.
+    with engine.connect() as conn:
+        unit_id = conn.scalar(sa.text("SELECT id FROM responder_units WHERE code = 'CONSOLE-P2'"))
+    status = httpx.patch(f"{url}/units/{unit_id}", headers=other, json={"status": "off_duty"})
+    assert status.status_code == 404
     own = httpx.get(f"{url}/dispatch/queue", params={"town": live["b"].code}, headers=other)
     assert own.status_code == 200 and case["id"] not in [i["id"] for i in own.json()["items"]]
     planner = live["headers"]["console-planner"]

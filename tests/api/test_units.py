@@ -14,6 +14,7 @@ from gis.api.deps import server_clock
 from gis.layers.users import Role
 from tests.conftest import count
 from tests.services.dispatch_fixtures import (
+    COUNTY,
     OTHER_TOWN,
     TOWN,
     add_regions,
@@ -135,6 +136,25 @@ def test_unit_token_may_only_update_its_own_unit(app: Any, units: dict[str, int]
         assert device.patch(f"/units/{units['police']}", json={"status": "busy"}).status_code == 200
         other = device.patch(f"/units/{units['market']}", json={"status": "busy"})
         assert other.status_code == 403
+
+
+def test_a_towns_dispatcher_changes_its_own_and_county_units_but_another_towns_is_404(
+    app: Any, session: Session, units: dict[str, int]
+) -> None:
+    county_unit = add_unit(session, "99UA-CTY", 300, 0, town=COUNTY).id
+    with client_as(app, Role.DISPATCHER, towns=[TOWN]) as dispatcher:
+        own = dispatcher.patch(f"/units/{units['police']}", json={"status": "off_duty"})
+        assert own.status_code == 200 and own.json()["status"] == "off_duty"
+        county = dispatcher.patch(f"/units/{county_unit}", json={"status": "busy"})
+        assert county.status_code == 200 and county.json()["status"] == "busy"
+        other = dispatcher.patch(f"/units/{units['other_town']}", json={"status": "off_duty"})
+        assert other.status_code == 404 and other.json()["code"] == "not_found"
+        # The same answer as for a unit that does not exist, and nothing was changed.
+        assert other.json()["detail"] == f"no responder unit with id {units['other_town']}"
+        assert dispatcher.get(f"/units/{units['other_town']}").json()["status"] == "available"
+    with client_as(app, Role.DISPATCHER, towns=[OTHER_TOWN]) as theirs:
+        mine = theirs.patch(f"/units/{units['police']}", json={"status": "available"})
+        assert mine.status_code == 404
 
 
 def test_one_unit_reads_back_its_position(dispatcher: TestClient, units: dict[str, int]) -> None:

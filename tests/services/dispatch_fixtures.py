@@ -7,7 +7,7 @@ Codes start with 99 so they never clash with the demo's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import shapely
@@ -177,9 +177,16 @@ __all__ = [
 ]
 
 
-def client_as(app: Any, role: Role, *, unit_id: int | None = None) -> TestClient:
-    """A test client acting as a principal with ``role`` (no token needed)."""
+def client_as(
+    app: Any, role: Role, *, unit_id: int | None = None, towns: Sequence[str] | None = None
+) -> TestClient:
+    """A test client acting as a principal with ``role`` (no token needed), of ``towns``
+    (None: every town)."""
     app.dependency_overrides[get_principal] = lambda: Principal(
-        user_id=None, name=f"test-{role.value}", role=role, unit_id=unit_id
+        user_id=None,
+        name=f"test-{role.value}",
+        role=role,
+        unit_id=unit_id,
+        town_codes=None if towns is None else frozenset(towns),
     )
     return TestClient(app)

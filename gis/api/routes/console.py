@@ -47,6 +47,8 @@ def console_page(
     base = choose_assets_url(
         settings.map_assets, assets_dir_for(settings.map_assets_dir), root + "/maps/assets"
     )
+    leaflet_css = asset_url(f"{_JSDELIVR}/leaflet@1.9.3/dist/leaflet.css", base)
+    leaflet_js = asset_url(f"{_JSDELIVR}/leaflet@1.9.3/dist/leaflet.js", base)
     config = {
         "root": root,
         "town": region.code,
@@ -55,24 +57,24 @@ def console_page(
         "user": principal.name if principal is not None else None,
         "modules": web_url(root, PAGE),
         "stream": f"{root}/events/stream",
+        "leafletCss": leaflet_css,
+        "leafletJs": leaflet_js,
     }
-    # The first data the page asks for, fetched by the browser while it loads Leaflet and the
-    # modules; console.js's own requests (same URLs) are then answered from these.
+    # What the first paint needs and nothing else, in that order: the style sheet (above), the
+    # queue and the board (console.js's own requests for the same URLs are answered from
+    # these), then the modules. A browser opens at most six connections to the service over
+    # HTTP/1.1 and sends its requests in the order it finds them, and the one worker serves
+    # them all: Leaflet, the category list and the event stream's module are asked for after
+    # the first paint.
     data = [
         f"{root}/dispatch/queue?{urlencode({'town': region.code, 'sort': 'deadline'})}",
         f"{root}/dispatch/board?{urlencode({'town': region.code})}",
-        f"{root}/categories",
     ]
     preload = [
-        f'<link rel="modulepreload" href="{web_url(root, folder, name)}">'
-        for folder, name in [(PAGE, m) for m in MODULES] + [("common", "live.js")]
-    ] + [
         f'<link rel="preload" as="fetch" crossorigin="anonymous" href="{escape(url)}">'
         for url in data
-    ]
+    ] + [f'<link rel="modulepreload" href="{web_url(root, PAGE, name)}">' for name in MODULES]
     html = Template((WEB_DIR / PAGE / "console.html").read_text(encoding="utf-8")).substitute(
-        leaflet_css=asset_url(f"{_JSDELIVR}/leaflet@1.9.3/dist/leaflet.css", base),
-        leaflet_js=asset_url(f"{_JSDELIVR}/leaflet@1.9.3/dist/leaflet.js", base),
         page_css=web_url(root, PAGE, "console.css"),
         page_js=web_url(root, PAGE, "console.js"),
         preload="\n".join(preload),

@@ -179,10 +179,11 @@ def responders(
     its town or county, fastest first by drive time (as `GET /dispatch/nearest?by=drive_time`
     with that unit type, platform and `jurisdiction`), and the nearest units left out with
     why: `busy`, `off_duty`, `out_of_jurisdiction`."""
-    check_case(principal, get_incident(session, incident_id))
+    case = dispatch.case_context(session, incident_id)
+    check_case(principal, case.incident)
     found = dispatch.case_responders(
         session,
-        incident_id,
+        case,
         k=k,
         options=RouteOptions.from_settings(settings),
         with_routes=include_route,
@@ -249,11 +250,12 @@ def dispatch_queue(
 @router.get("/dispatch/board", response_model=BoardRead)
 def unit_board(session: SessionDep, principal: Dispatcher, town: TownCode) -> BoardRead:
     """Every unit of a town (its own, and the county's standing in it): status, when its last
-    position was taken, and how many active cases it holds. Change a status with
-    `PATCH /units/{id}`."""
+    position was taken, and how many active cases it holds. Change the status of a unit of
+    `jurisdiction` with `PATCH /units/{id}`."""
     code = _town(session, principal, town)
     return BoardRead(
         town_code=code,
+        jurisdiction=dispatch.town_jurisdiction(session, code),
         units=[
             BoardUnitRead.model_validate(u, from_attributes=True)
             for u in queue.unit_board(session, town_code=code)

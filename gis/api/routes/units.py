@@ -11,7 +11,7 @@ from gis.api.errors import OUTSIDE, SWAPPED, domain_errors
 from gis.api.geojson import FeatureCollection, feature_collection
 from gis.api.schemas.dispatch import FixProperties, UnitProperties, UnitRead, UnitUpdate
 from gis.api.schemas.types import UNIT_STATUSES, UNIT_TYPES, Time, one_of
-from gis.api.security import DISPATCH, WATCH, allow
+from gis.api.security import DISPATCH, WATCH, allow, check_unit
 from gis.errors import PermissionDeniedError
 from gis.geo import checked_wgs84, parse_crs
 from gis.layers import units as unit_layer
@@ -91,11 +91,22 @@ def update_unit(
     body: UnitUpdate,
     now: ClockDep,
 ) -> UnitRead:
-    """Change a unit's status and/or record an AVL position fix (kept in its track).
+    """Change a unit's status and/or record an AVL position fix (kept in its track): a
+    unit's own token, or a dispatcher, command room or county of a town the unit serves (its
+    own town's or the county's unit; another town's unit is 404).
     ``recorded_at`` is the device's time of the fix, stored beside the server's receipt time
     and refused when ahead of it by more than GIS_DEVICE_CLOCK_SKEW_S."""
-    if principal is not None and principal.role is Role.UNIT and principal.unit_id != unit_id:
-        raise PermissionDeniedError("a unit's token may only update that unit")
+    if principal is not None and principal.role is Role.UNIT:
+        if principal.unit_id != unit_id:
+            raise PermissionDeniedError("a unit's token may only update that unit")
+    elif principal is not None:
+        # A dispatcher changes the units that serve its towns (theirs and their county's);
+        # another town's unit answers 404, as another town's case does.
+        check_unit(
+            principal,
+            unit_layer.get_unit(session, unit_id),
+            dispatch.serving_jurisdictions(session, principal.town_codes),
+        )
     position = None
     source_crs = parse_crs(body.crs)
     if body.lon is not None and body.lat is not None:

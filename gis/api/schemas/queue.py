@@ -54,6 +54,8 @@ class QueueRead(BaseModel):
 class BoardUnitRead(UnitFields):
     """A unit on the board."""
 
+    unit_type_zh: str = Field(description="The unit type's Chinese name (派出所…)")
+    unit_type_en: str = Field(description="The unit type's English name (police station…)")
     lon: float
     lat: float
     updated_at: datetime
@@ -65,6 +67,10 @@ class BoardRead(BaseModel):
     """Every unit of a town."""
 
     town_code: str
+    jurisdiction: list[str] = Field(
+        description="Whose units serve the town (the town and its county): these a dispatcher "
+        "of the town may change (PATCH /units/{id}); the others only stand in it"
+    )
     units: list[BoardUnitRead]
 
 

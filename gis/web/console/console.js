@@ -3,11 +3,10 @@
 // (docs/console.md); the keyboard drives the common path: j / k move in the queue, Enter
 // assigns the first suggestion.
 
-import { connectStream } from '../common/live.js';
 import { ApiError, makeApi } from './api.js';
 import { renderBoard } from './board.js';
 import { escapeHtml, UNIT_STATUS } from './format.js';
-import { ConsoleMap } from './map.js';
+import { ConsoleMap, loadLeaflet } from './map.js';
 import { markSelected, renderCounts, renderQueue } from './queue.js';
 import { choices, renderResponders } from './responders.js';
 
@@ -21,9 +20,11 @@ const state = {
   items: [],
   selectedId: null,
   responders: null, // the answer for the selected case
+  placeOf: null, // the case whose place (village, grids, cameras) is drawn
   board: [],
   assigning: false,
   token: 0, // the newest selection; answers for older ones are dropped
+  queueSeq: 0, // the newest queue request; answers for older ones are dropped
   timings: { firstPaint: null, responders: [] },
 };
 
@@ -40,6 +41,8 @@ function selected() {
 // --- queue -----------------------------------------------------------------------------------
 
 async function loadQueue() {
+  // Filters changed in quick succession send several requests: only the newest answer is drawn.
+  const seq = ++state.queueSeq;
   const data = await api('/dispatch/queue', {
     query: {
       town: config.town,
@@ -48,6 +51,7 @@ async function loadQueue() {
       sort: $('sort').value,
     },
   });
+  if (seq !== state.queueSeq) return data;
   const index = state.items.findIndex((item) => item.id === state.selectedId);
   state.items = data.items;
   renderCounts($('queue-counts'), $('queue-total'), data);
@@ -113,6 +117,7 @@ async function loadPlace(item, token) {
   if (token !== state.token) return;
   map.showArea(village, grids, item.grid_code);
   map.showCameras(seeing.cameras, (code) => api(`/cameras/${encodeURIComponent(code)}`));
+  state.placeOf = item.id; // the case whose village, grids and cameras are shown
 }
 
 function move(step) {
@@ -162,7 +167,7 @@ async function assign(unit) {
 async function loadBoard() {
   const data = await api('/dispatch/board', { query: { town: config.town } });
   state.board = data.units;
-  renderBoard($('board').tBodies[0], $('board-total'), data.units, setStatus);
+  renderBoard($('board').tBodies[0], $('board-total'), data.units, setStatus, data.jurisdiction);
   map.showUnits(data.units);
 }
 
@@ -199,6 +204,12 @@ function onEvent(type) {
 
 const map = new ConsoleMap($('map'));
 
+function startMap() {
+  loadLeaflet(config.leafletCss, config.leafletJs)
+    .then(() => map.attach())
+    .catch((error) => say(`地图未加载 Map not loaded: ${error.message}`, 'error'));
+}
+
 async function loadCategories() {
   const categories = await api('/categories');
   const select = $('filter-category');
@@ -230,10 +241,12 @@ async function start() {
   }
   document.addEventListener('keydown', onKey);
   try {
-    const [queue] = await Promise.all([loadQueue(), loadBoard(), loadCategories()]);
+    const [queue] = await Promise.all([loadQueue(), loadBoard()]);
     performance.mark('console-drawn');
     state.timings.firstPaint = performance.now();
     document.body.dataset.ready = 'true';
+    // The event stream's module is fetched after the first paint: nothing before it needs it.
+    const { connectStream } = await import('../common/live.js');
     window.gisConsoleStream = connectStream({
       stream: config.stream,
       after: queue.after,
@@ -244,6 +257,10 @@ async function start() {
   } catch (error) {
     say(`加载失败 Loading failed: ${error.message}`, 'error');
   }
+  // After the first paint: the map (Leaflet's 150 kB would otherwise be fetched and run
+  // before it) and the category filter's list.
+  startMap();
+  loadCategories().catch((error) => say(error.message, 'error'));
   api(`/regions/${config.town}`)
     .then((town) => map.showTown(town))
     .then(() => {
@@ -255,5 +272,5 @@ async function start() {
   window.addEventListener('resize', () => map.invalidate());
 }
 
-window.gisConsole = { state, select, assign, loadQueue, loadBoard };
+window.gisConsole = { state, map, select, assign, loadQueue, loadBoard };
 start();

@@ -1,16 +1,52 @@
 // The map panel (Leaflet, served locally): the town's outline, its units by status, and for the
 // selected case its point, grid and village, the offered units' routes and the cameras that
 // can see it (click one for its details). Coordinates are WGS84 as the API gives them.
+//
+// Leaflet (150 kB) is fetched and run after the first paint: until it has, the newest call of
+// each kind is kept, and drawn (in DRAW_ORDER) once the map is built.
 
 import { UNIT_STATUS, escapeHtml, km } from './format.js';
 
 const UNIT_COLOURS = { available: '#15803d', busy: '#d97706', off_duty: '#64748b' };
 const ROUTE_COLOURS = ['#1d4ed8', '#7c3aed', '#0891b2', '#be185d', '#4d7c0f'];
+const DRAW_ORDER = ['showTown', 'showUnits', 'showCase', 'showArea', 'showResponders', 'showCameras'];
+
+// Adds Leaflet's style sheet and script to the page; resolves once the script has run.
+export function loadLeaflet(cssHref, jsHref) {
+  const css = document.createElement('link');
+  css.rel = 'stylesheet';
+  css.href = cssHref;
+  document.head.appendChild(css);
+  if (window.L) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const script = document.createElement('script');
+    script.src = jsHref;
+    script.addEventListener('load', resolve);
+    script.addEventListener('error', () => reject(new Error('Leaflet did not load')));
+    document.head.appendChild(script);
+  });
+}
 
 export class ConsoleMap {
   constructor(element) {
+    this.element = element;
+    this.map = null;
+    this.pending = new Map(); // method name -> its newest arguments, until Leaflet is here
+  }
+
+  // Keep a call for later when Leaflet has not arrived yet; true if kept.
+  later(name, args) {
+    if (this.map) return false;
+    // A new case clears what was drawn for the previous one.
+    if (name === 'showCase') for (const old of ['showArea', 'showResponders', 'showCameras']) this.pending.delete(old);
+    this.pending.set(name, args);
+    return true;
+  }
+
+  // Build the map (Leaflet is loaded) and draw what was asked for meanwhile.
+  attach() {
     // No basemap tiles: the console must work on a closed network; outlines give the place.
-    this.map = L.map(element, { zoomControl: true, attributionControl: false, preferCanvas: true });
+    this.map = L.map(this.element, { zoomControl: true, attributionControl: false, preferCanvas: true });
     this.map.setView([28.95, 118.87], 11);
     this.town = L.geoJSON(null, { style: { color: '#334155', weight: 2, fill: false } });
     this.area = L.geoJSON(null, {
@@ -29,13 +65,18 @@ export class ConsoleMap {
     for (const layer of [this.town, this.area, this.views, this.routes, this.units, this.cameras, this.marker]) {
       layer.addTo(this.map);
     }
+    for (const name of DRAW_ORDER) {
+      if (this.pending.has(name)) this[name](...this.pending.get(name));
+    }
+    this.pending.clear();
   }
 
   invalidate() {
-    this.map.invalidateSize();
+    this.map?.invalidateSize();
   }
 
   showTown(feature) {
+    if (this.later('showTown', [feature])) return;
     this.town.clearLayers();
     this.town.addData(feature);
     const bounds = this.town.getBounds();
@@ -43,6 +84,7 @@ export class ConsoleMap {
   }
 
   showUnits(units) {
+    if (this.later('showUnits', [units])) return;
     this.units.clearLayers();
     for (const unit of units) {
       L.circleMarker([unit.lat, unit.lon], {
@@ -58,6 +100,7 @@ export class ConsoleMap {
   }
 
   showCase(item) {
+    if (this.later('showCase', [item])) return;
     this.marker.clearLayers();
     this.routes.clearLayers();
     this.area.clearLayers();
@@ -73,6 +116,7 @@ export class ConsoleMap {
   }
 
   showArea(village, grids, gridCode) {
+    if (this.later('showArea', [village, grids, gridCode])) return;
     this.area.clearLayers();
     if (village) this.area.addData({ ...village, properties: { ...village.properties, level: 'village' } });
     for (const grid of grids?.features || []) {
@@ -81,6 +125,7 @@ export class ConsoleMap {
   }
 
   showResponders(item, data) {
+    if (this.later('showResponders', [item, data])) return;
     this.routes.clearLayers();
     if (!data) return;
     const points = [[item.lat, item.lon]];
@@ -101,6 +146,7 @@ export class ConsoleMap {
   }
 
   showCameras(cameras, details) {
+    if (this.later('showCameras', [cameras, details])) return;
     this.cameras.clearLayers();
     this.views.clearLayers();
     for (const camera of cameras) {
