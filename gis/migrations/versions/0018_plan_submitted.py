@@ -1,7 +1,7 @@
 """plans can be submitted for review: status 'submitted', who submitted it and when
 
-Revision ID: 0017_plan_submit
-Revises: 0016_facts
+Revision ID: 0018_plan_submit
+Revises: 0017_console
 Create Date: 2026-12-07 02:20:00
 
 A submitted plan is frozen (no edits) until it is withdrawn to a draft again, applied or
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0017_plan_submit"
-down_revision: str | None = "0016_facts"
+revision: str = "0018_plan_submit"
+down_revision: str | None = "0017_console"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
