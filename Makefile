@@ -3,6 +3,9 @@
 PYTHON ?= python3
 BIN := .venv/bin
 TEST_DATABASE_URL ?= postgresql+psycopg://postgres:postgres@127.0.0.1:5432/gis_test
+# pytest-xdist workers for `make test`, each with its own database (<TEST_DATABASE_URL>_gw0, …);
+# a test file runs whole on one worker. 1 runs the suite in one process.
+TEST_WORKERS ?= 2
 export PYTHON
 
 .PHONY: demo test db lint format bench clean
@@ -24,11 +27,12 @@ demo: db
 	$(BIN)/gis users demo
 	$(BIN)/gis serve
 
-## test: the full suite against a fresh PostGIS database (GIS_TEST_DATABASE_URL)
+## test: the full suite against fresh PostGIS databases (GIS_TEST_DATABASE_URL, one per worker)
 test: $(BIN)/gis
 	GIS_DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/gis db up
 	./scripts/test-deps.sh
-	GIS_TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest -q
+	GIS_TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest -q \
+		-n $(TEST_WORKERS) --dist loadfile --durations=15
 
 ## lint: the quality gates
 lint: $(BIN)/gis

@@ -8,6 +8,7 @@ that cannot be provided fails the run; elsewhere the database tests are skipped 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +30,30 @@ pytest_plugins = ("tests.browser",)
 TEST_DATABASE_URL = os.environ.get(
     "GIS_TEST_DATABASE_URL", "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/gis_test"
 )
+# Under pytest-xdist (`make test` runs two workers) each worker has a database of its own:
+# gis_test_gw0, gis_test_gw1, … Everything a test creates is named after it.
+if _worker := os.environ.get("PYTEST_XDIST_WORKER"):
+    _url = sa.engine.make_url(TEST_DATABASE_URL)
+    TEST_DATABASE_URL = _url.set(database=f"{_url.database}_{_worker}").render_as_string(
+        hide_password=False
+    )
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# The whole suite's time budget (the CI allows 90 minutes; the suite keeps to 15): the summary
+# says how much of it a run used, and which tests took longest (--durations in `make test`).
+SUITE_BUDGET_S = float(os.environ.get("GIS_SUITE_BUDGET_S", "900"))
+_SUITE_STARTED = time.monotonic()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line: the run's wall-clock time against the suite's budget."""
+    if hasattr(terminalreporter.config, "workerinput"):
+        return  # an xdist worker: the controller reports
+    spent = time.monotonic() - _SUITE_STARTED
+    verdict = "within" if spent <= SUITE_BUDGET_S else "OVER"
+    terminalreporter.write_line(
+        f"suite time: {spent:.0f} s, {verdict} the budget of {SUITE_BUDGET_S:.0f} s "
+        "(GIS_SUITE_BUDGET_S; the slowest tests are listed above)"
+    )
 
 # The demo history ends here in tests, so figures do not depend on the day the suite runs.
 SAMPLE_END = datetime(2026, 11, 1, tzinfo=UTC)
