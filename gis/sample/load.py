@@ -348,6 +348,8 @@ ANALYZE sample_cases;
 # The unit and member of each case, by the rules of intake (``gis.services.assignment``): its
 # town is the one its grid (or, outside every grid, the drawing) puts it in.
 _NEAREST = f"""
+ANALYZE regions;
+ANALYZE responder_units;
 CREATE TEMP TABLE sample_nearest ON COMMIT DROP AS
 SELECT s.id, u.id AS unit_id, u.d AS distance, {grid_member("h.to_code")} AS member_id
 FROM sample_cases AS s
