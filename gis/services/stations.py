@@ -379,7 +379,7 @@ def solve_pmedian(
     return Solution(np.sort(best[0]), upper, lower, gap, status, time.perf_counter() - started)
 
 
-ROUNDS = 4
+ROUNDS = 12
 
 
 def _solve_truncated(
@@ -576,18 +576,13 @@ class StationSiting:
         }
 
 
-def site_stations(
-    session: Session,
-    query: StationSitingQuery,
-    *,
-    progress: Progress = no_progress,
-    settings: Settings | None = None,
-) -> StationSiting:
-    """Where the platform's k units should stand for the shortest drives to the year's cases."""
+def _inputs(
+    session: Session, query: StationSitingQuery
+) -> tuple[Platform, Sequence[Any], int, list[Node]]:
+    """The checked query's platform, cases and candidate nodes (the town's node count too):
+    ``ValidationError`` for too few cases, a town without roads, k above the candidates."""
     platform = check_query(session, query)
-    options = routing.RouteOptions.from_settings(settings or get_settings())
     since, until = query.period()
-    progress(0.05, "reading cases, road nodes and units")
     cases = session.execute(
         _CASES_SQL,
         {"town": query.town_code, "platform": platform.value, "since": since, "until": until},
@@ -605,6 +600,20 @@ def site_stations(
             f"k = {query.k} is more than the {len(nodes)} candidate road nodes; use fewer units "
             "or a larger max_candidates"
         )
+    return platform, cases, n_nodes, nodes
+
+
+def site_stations(
+    session: Session,
+    query: StationSitingQuery,
+    *,
+    progress: Progress = no_progress,
+    settings: Settings | None = None,
+) -> StationSiting:
+    """Where the platform's k units should stand for the shortest drives to the year's cases."""
+    platform, cases, n_nodes, nodes = _inputs(session, query)
+    options = routing.RouteOptions.from_settings(settings or get_settings())
+    progress(0.05, "reading units")
     from gis.services.dispatch import town_jurisdiction
 
     units = session.execute(
@@ -681,8 +690,8 @@ def _stations(
 
 
 def check(session: Session, params: dict[str, Any]) -> None:
-    """The checks done before a station-siting job is queued."""
-    check_query(session, StationSitingQuery.from_params(params))
+    """The checks done before a station-siting job is queued (bad input is a 4xx at once)."""
+    _inputs(session, StationSitingQuery.from_params(params))
 
 
 def run(session: Session, params: dict[str, Any], progress: Progress) -> dict[str, Any]:

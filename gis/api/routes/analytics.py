@@ -26,12 +26,17 @@ from gis.api.schemas.analytics import (
     RecurringCollection,
     RecurringProperties,
 )
-from gis.api.schemas.jobs import CameraSitingCreate, JobRead, RedistrictingCreate
+from gis.api.schemas.jobs import (
+    CameraSitingCreate,
+    JobRead,
+    RedistrictingCreate,
+    StationSitingCreate,
+)
 from gis.api.schemas.types import Time
 from gis.api.security import PLAN, WATCH, allow, check_town
 from gis.errors import UnknownCodeError, ValidationError
 from gis.layers.plans import PlanScope
-from gis.services import hotspots, planning, recurring, redistricting, siting
+from gis.services import hotspots, planning, recurring, redistricting, siting, stations
 from gis.services.access import Principal
 
 # What the statistics refuse beyond the schema (gis.services.hotspots, gis.services.recurring).
@@ -195,11 +200,12 @@ def get_recurring(
 PROPOSAL_ERRORS = {
     **ERROR_RESPONSES,
     **domain_errors(
-        (UnknownCodeError, "an unknown method"),
+        (UnknownCodeError, "an unknown method or platform"),
         (
             ValidationError,
             "a village with fewer than 2 grids (or none), an unknown weight column, weights all "
-            "zero, k larger than the candidate sites, a period that is empty, too few cases",
+            "zero, k larger than the candidate sites, a period that is empty, too few cases, a "
+            "town without roads",
         ),
     ),
 }
@@ -254,3 +260,29 @@ def start_camera_siting(
         time_limit_s=body.time_limit_s,
     )
     return start_job(request, session, principal, siting.KIND, query.params())
+
+
+@router.post(
+    "/station-siting",
+    status_code=202,
+    response_model=JobRead,
+    responses={**PROPOSAL_ERRORS, 202: {"description": "Queued; poll the Location (/jobs/{id})"}},
+)
+def start_station_siting(
+    request: Request, session: SessionDep, principal: Siter, body: StationSitingCreate
+) -> JSONResponse:
+    """Where k units of a platform should stand for the shortest drives (p-median on the road
+    network) to its cases of the year, with the mean and 90th-percentile drive time before and
+    after; the result is a GeoJSON layer with a summary (GET /jobs/{id}/result) and a CSV (GET
+    /jobs/{id}/result.csv)."""
+    (town,) = towns_in_scope(principal, body.town) or (body.town,)
+    query = stations.StationSitingQuery(
+        town_code=town,
+        platform=body.platform,
+        k=body.k,
+        since=body.since,
+        until=body.until,
+        max_candidates=body.max_candidates,
+        time_limit_s=body.time_limit_s,
+    )
+    return start_job(request, session, principal, stations.KIND, query.params())
