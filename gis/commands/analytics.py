@@ -96,13 +96,26 @@ def hotspots_command(
     permutations: int = typer.Option(999, help="Random permutations for the p-values"),
     seed: int | None = typer.Option(None, help="Fix the permutations (repeatable results)"),
     significant: bool = typer.Option(False, help="Only the hot and cold grids"),
+    cell_m: float | None = typer.Option(None, help="Square cells of this size (m), not grids"),
+    weights: str | None = typer.Option(
+        None, help="queen (default for grids) or distance (default for cells)"
+    ),
+    band_m: float | None = typer.Option(None, help="Distance band (m; default 1.5 cells)"),
     output: str = typer.Option("table", "--format", help=FORMAT_HELP),
 ) -> None:
-    """Getis-Ord Gi* hot and cold spots of a town's grids, FDR-corrected (热点)."""
+    """Getis-Ord Gi* hot and cold spots of a town's grids (or square cells), FDR-corrected
+    (热点)."""
+    from dataclasses import replace
+
     from gis.services import hotspots
 
     def work(session: Session) -> tuple[list[str], list[list[Any]]]:
-        query = _query(town, since, until, platform, category, permutations, seed)
+        query = replace(
+            _query(town, since, until, platform, category, permutations, seed),
+            cell_m=cell_m,
+            weights=weights,
+            band_m=band_m,
+        )
         result = hotspots.find_hotspots(session, query)
         grids = sorted(result.grids, key=lambda g: (-g.confidence, -g.z))
         rows = [
@@ -112,10 +125,10 @@ def hotspots_command(
         ]
         counts = ", ".join(f"{k} {v}" for k, v in result.summary.items() if v)
         Console(stderr=True).print(
-            f"{result.cases} cases in {len(result.grids)} grids, "
+            f"{result.cases} cases in {len(result.grids)} {result.unit}s ({result.weights}), "
             f"{result.period.since:%Y-%m-%d}–{result.period.until:%Y-%m-%d}: {counts}"
         )
-        return ["grid", "name", "cases", "z", "p", "class"], rows
+        return [result.unit, "name", "cases", "z", "p", "class"], rows
 
     _in_session(work, output)
 

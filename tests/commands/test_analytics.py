@@ -83,3 +83,16 @@ def test_redistrict_refuses_an_unknown_weight_column(demo_town: str) -> None:
     assert result.exit_code == 2 and "unknown weight column" in result.output
     result = _run("redistrict", "--village", "x", "--town", demo_town)
     assert result.exit_code == 2 and "exactly one of" in result.output
+
+
+def test_station_siting_prints_a_csv_and_the_drive_times(demo_town: str, tmp_path: Any) -> None:
+    layer = tmp_path / "stations.geojson"
+    result = _run("station-siting", "--town", demo_town, "--platform", "market", "--k", "2",
+                  "--until", UNTIL, "--format", "csv", "--geojson", str(layer))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line.startswith(("rank", "1,", "2,"))]
+    assert lines[0].startswith("rank,node,lon,lat") and len(lines) == 3
+    assert "drive time mean" in result.output and "90th percentile" in result.output
+    assert len(json.loads(layer.read_text())["features"]) == 2
+    bad = _run("station-siting", "--town", demo_town, "--platform", "police", "--k", "2")
+    assert bad.exit_code == 2 and "unknown platform" in bad.output

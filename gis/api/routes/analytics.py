@@ -6,6 +6,7 @@ The same readers and the same town scope as /stats. Replies are GeoJSON whose fe
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -47,8 +48,9 @@ ANALYTICS_ERRORS = {
         (UnknownCodeError, "the platform or town is not known"),
         (
             ValidationError,
-            "too few cases or grids for inference, a period that is empty or outside 1970–2100, "
-            "too few time slices, or a radius, count or window out of range",
+            "too few cases or grids (or cells) for inference, a period that is empty or outside "
+            "1970–2100, too few time slices, too many cells, band_m without distance weights, "
+            "or a radius, count or window out of range",
         ),
     ),
 }
@@ -114,8 +116,38 @@ def _per_grid(model: type[BaseModel], grids: Sequence[Any]) -> dict[str, Any]:
 
 
 @router.get("/hotspots", response_model=HotspotCollection, responses=ANALYTICS_ERRORS)
-def get_hotspots(session: SessionDep, query: HotspotQueryDep) -> HotspotCollection:
-    """Getis-Ord Gi* hot and cold spots of the town's grids (热点), FDR-corrected."""
+def get_hotspots(
+    session: SessionDep,
+    query: HotspotQueryDep,
+    cell_m: Annotated[
+        float | None,
+        Query(
+            ge=hotspots.CELL_M[0],
+            le=hotspots.CELL_M[1],
+            description="Square cells of this size (m) instead of the grids",
+        ),
+    ] = None,
+    weights: Annotated[
+        hotspots.Weighting | None,
+        Query(description="queen (default for grids) or distance (default for cells)"),
+    ] = None,
+    band_m: Annotated[
+        float | None,
+        Query(
+            ge=1,
+            le=50_000,
+            description="Distance band between centres (m; weights=distance; default 1.5 cells)",
+        ),
+    ] = None,
+) -> HotspotCollection:
+    """Getis-Ord Gi* hot and cold spots of the town's grids — or of square cells (``cell_m``)
+    — (热点), FDR-corrected."""
+    query = replace(
+        query,
+        cell_m=cell_m,
+        weights=None if weights is None else weights.value,
+        band_m=band_m,
+    )
     result = hotspots.find_hotspots(session, query)
     return HotspotCollection(
         **_per_grid(HotspotProperties, result.grids),
@@ -127,6 +159,10 @@ def get_hotspots(session: SessionDep, query: HotspotQueryDep) -> HotspotCollecti
         cases=result.cases,
         fdr_cutoffs={str(level): cutoff for level, cutoff in result.cutoffs.items()},
         summary=result.summary,
+        unit=result.unit,
+        cell_m=result.cell_m,
+        weights=result.weights,
+        band_m=result.band_m,
     )
 
 
