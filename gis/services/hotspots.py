@@ -305,7 +305,6 @@ def cell_counts(session: Session, query: HotspotQuery, period: Period) -> GridCo
     the valid cases of each in ``period``; codes ``C<column>_<row>`` from the south-west."""
     import shapely
     from pyproj import Transformer
-    from shapely.ops import transform
 
     from gis.geo import utm_crs_for
 
@@ -321,7 +320,14 @@ def cell_counts(session: Session, query: HotspotQuery, period: Period) -> GridCo
     crs = utm_crs_for(float(lon), float(lat))
     forward = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     back = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-    town = transform(forward.transform, shapely.wkb.loads(bytes(wkb)))
+
+    def to_utm(xy: FloatArray) -> FloatArray:
+        return np.column_stack(forward.transform(xy[:, 0], xy[:, 1]))
+
+    def to_lonlat(xy: FloatArray) -> FloatArray:
+        return np.column_stack(back.transform(xy[:, 0], xy[:, 1]))
+
+    town = shapely.transform(shapely.wkb.loads(bytes(wkb)), to_utm)
     minx, miny, maxx, maxy = town.bounds
     x0, y0 = np.floor(minx / size) * size, np.floor(miny / size) * size
     cols = int(np.ceil((maxx - x0) / size))
@@ -361,8 +367,9 @@ def cell_counts(session: Session, query: HotspotQuery, period: Period) -> GridCo
             k = index.get(key)
             if k is not None:
                 counts[k] += 1
+    # Corners shared by neighbouring cells transform to the same lon/lat: queen contiguity holds.
     geoms: list[BaseGeometry] = [
-        shapely.MultiPolygon([transform(back.transform, b)]) for b in boxes
+        shapely.MultiPolygon([b]) for b in shapely.transform(boxes, to_lonlat)
     ]
     return GridCounts(
         codes=[f"C{int(c)}_{int(r)}" for c, r in zip(col, row, strict=True)],

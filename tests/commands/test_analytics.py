@@ -49,6 +49,11 @@ def test_hotspots_print_one_row_per_grid(demo_town: str) -> None:
     assert rows and set(rows[0]) == {"grid", "name", "cases", "z", "p", "class"}
     table = _run("hotspots", "--town", demo_town, "--until", UNTIL, "--seed", "1")
     assert table.exit_code == 0 and "class" in table.stdout
+    cells = _run("hotspots", "--town", demo_town, "--until", UNTIL, "--seed", "1", "--cell-m",
+                 "500", "--format", "json")  # fmt: skip
+    assert cells.exit_code == 0, cells.output
+    rows = json.loads(cells.stdout.strip().splitlines()[-1])
+    assert rows and rows[0]["cell"].startswith("C") and "(distance)" in cells.output
 
 
 def test_recurring_and_emerging_run(demo_town: str) -> None:
