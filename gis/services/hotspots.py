@@ -270,17 +270,22 @@ ORDER BY g.code
 """
 
 
+def case_filters(query: HotspotQuery, period: Period) -> dict[str, object]:
+    """The bound parameters that select the query's cases (town, period, platform, category)."""
+    return {
+        "town": query.town_code,
+        "since": period.since,
+        "until": period.until,
+        "platform": query.platform,
+        "category": query.category,
+    }
+
+
 def grid_counts(session: Session, query: HotspotQuery, period: Period) -> GridCounts:
     """Current grids of the query's town and the valid cases of each in ``period``."""
     rows = session.execute(
         sa.text(_COUNTS_SQL),
-        {
-            "town": query.town_code,
-            "since": period.since,
-            "until": period.until,
-            "platform": query.platform,
-            "category": query.category,
-        },
+        case_filters(query, period),
     ).all()
     return GridCounts(
         codes=[row.code for row in rows],
@@ -347,13 +352,7 @@ def cell_counts(session: Session, query: HotspotQuery, period: Period) -> GridCo
     index = {(int(c), int(r)): k for k, (c, r) in enumerate(zip(col, row, strict=True))}
     points = session.execute(
         sa.text(_POINTS_SQL),
-        {
-            "town": query.town_code,
-            "since": period.since,
-            "until": period.until,
-            "platform": query.platform,
-            "category": query.category,
-        },
+        case_filters(query, period),
     ).all()
     counts = np.zeros(len(boxes), dtype=np.int64)
     if points:
@@ -694,14 +693,7 @@ def find_emerging(
     cube = np.zeros((len(grids.codes), len(starts)), dtype=np.float64)
     rows = session.execute(
         sa.text(_SLICE_COUNTS_SQL),
-        {
-            "step": step.value,
-            "town": query.town_code,
-            "since": period.since,
-            "until": period.until,
-            "platform": query.platform,
-            "category": query.category,
-        },
+        {"step": step.value, **case_filters(query, period)},
     )
     for code, start, cases in rows:
         if code in index and start in column:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -40,11 +40,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gis.errors import GisError, ValidationError
-from gis.layers.base import utcnow
 from gis.layers.categories import Platform, parse_platform
 from gis.layers.regions import RegionLevel, get_region
 from gis.services import jobs, routing
 from gis.services.jobs import Progress, no_progress
+from gis.services.siting import grid_of, site_layer, stored_time, year_period
 from gis.settings import Settings, get_settings
 
 FloatArray = npt.NDArray[np.float64]
@@ -80,8 +80,8 @@ class StationSitingQuery:
             town_code=str(params["town"]),
             platform=str(params["platform"]),
             k=int(params["k"]),
-            since=_time(params.get("since")),
-            until=_time(params.get("until")),
+            since=stored_time(params.get("since")),
+            until=stored_time(params.get("until")),
             max_candidates=int(params.get("max_candidates") or DEFAULT_MAX_CANDIDATES),
             time_limit_s=float(params.get("time_limit_s") or DEFAULT_TIME_LIMIT_S),
         )
@@ -100,15 +100,7 @@ class StationSitingQuery:
 
     def period(self) -> tuple[datetime, datetime]:
         """``[since, until)``: by default the 365 days before now."""
-        until = self.until or utcnow()
-        since = self.since or until - timedelta(days=365)
-        if since >= until:
-            raise ValidationError("since must be before until")
-        return since, until
-
-
-def _time(value: Any) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(str(value))
+        return year_period(self.since, self.until)
 
 
 def check_query(session: Session, query: StationSitingQuery) -> Platform:
@@ -521,15 +513,12 @@ class StationSiting:
 
     def result(self) -> dict[str, Any]:
         """The job's result: a GeoJSON layer of the sites, the summary, and a CSV table."""
-        columns = ["rank", "node", "lon", "lat", "grid", "cases", "mean_drive_s"]
-        return {
-            "type": "FeatureCollection",
-            "features": [
-                {
-                    "type": "Feature",
-                    "id": s.rank,
-                    "geometry": {"type": "Point", "coordinates": [s.lon, s.lat]},
-                    "properties": {
+        return site_layer(
+            [
+                (
+                    s.lon,
+                    s.lat,
+                    {
                         "rank": s.rank,
                         "node": s.node,
                         "grid": s.grid_code,
@@ -537,10 +526,10 @@ class StationSiting:
                         "mean_drive_s": s.mean_s,
                         "platform": self.platform,
                     },
-                }
+                )
                 for s in self.stations
             ],
-            "summary": {
+            {
                 "town": self.town_code,
                 "platform": self.platform,
                 "k": self.k,
@@ -558,22 +547,8 @@ class StationSiting:
                 "solver_status": self.status,
                 "solve_s": round(self.solve_s, 3),
             },
-            "table": {
-                "columns": columns,
-                "rows": [
-                    [
-                        s.rank,
-                        s.node,
-                        round(s.lon, 7),
-                        round(s.lat, 7),
-                        s.grid_code or "",
-                        s.cases,
-                        s.mean_s,
-                    ]
-                    for s in self.stations
-                ],
-            },
-        }
+            ["rank", "node", "lon", "lat", "grid", "cases", "mean_drive_s"],
+        )
 
 
 def _inputs(
@@ -662,26 +637,19 @@ def _stations(
     nearest: npt.NDArray[np.int64],
     best: FloatArray,
 ) -> list[Station]:
-    from gis.errors import OutsideCoverageError
-    from gis.services.assignment import locate
-
     served = np.bincount(nearest[np.isfinite(best)], minlength=len(chosen))
     order = np.argsort(-served, kind="stable")
     out: list[Station] = []
     for rank, j in enumerate(order, start=1):
         node = nodes[int(chosen[j])]
         mine = best[(nearest == j) & np.isfinite(best)]
-        try:
-            grid = locate(session, node.lon, node.lat).grid_code
-        except OutsideCoverageError:
-            grid = None
         out.append(
             Station(
                 rank,
                 node.id,
                 node.lon,
                 node.lat,
-                grid,
+                grid_of(session, node.lon, node.lat),
                 int(served[j]),
                 round(float(mine.mean()), 1) if mine.size else None,
             )
