@@ -333,7 +333,12 @@ class Solution:
 
 
 def solve_pmedian(
-    reduced: Reduced, k: int, *, time_limit_s: float, nearest: int = NEAREST
+    reduced: Reduced,
+    k: int,
+    *,
+    time_limit_s: float,
+    nearest: int = NEAREST,
+    progress: Progress = no_progress,
 ) -> Solution:
     """The p-median of the reduced problem with HiGHS (see the module's docstring).
 
@@ -351,7 +356,8 @@ def solve_pmedian(
     incumbent = greedy(reduced, k)
     best = (incumbent, assigned_cost(reduced, incumbent))
     lower, status = 0.0, "not solved"
-    for _ in range(ROUNDS):
+    for round_ in range(ROUNDS):
+        progress(0.65 + 0.02 * round_, f"HiGHS, round {round_ + 1}")  # a cancel stops here
         left = time_limit_s - (time.perf_counter() - started)
         if left <= 0.5:
             break
@@ -604,7 +610,7 @@ def site_stations(
     progress(0.6, "aggregating demand")
     reduced = reduce_problem(matrix.snaps, matrix.times)
     progress(0.65, f"solving {len(reduced.weights)} × {len(nodes)} with HiGHS")
-    solution = solve_pmedian(reduced, query.k, time_limit_s=query.time_limit_s)
+    solution = solve_pmedian(reduced, query.k, time_limit_s=query.time_limit_s, progress=progress)
     progress(0.95, "drive times before and after")
     after = matrix.times[:, solution.chosen]
     nearest = np.argmin(after, axis=1)

@@ -112,7 +112,14 @@ def test_station_siting_job_gives_a_layer_and_a_csv(api: TestClient, engine: Eng
     town = _demo_town(engine)
     reply = api.post(
         "/analytics/station-siting",
-        json={"town": town, "platform": "market", "k": 2, "until": SAMPLE_END.isoformat()},
+        json={
+            "town": town,
+            "platform": "market",
+            "k": 2,
+            "since": (SAMPLE_END - timedelta(days=120)).isoformat(),
+            "until": SAMPLE_END.isoformat(),
+            "max_candidates": 40,
+        },
     )
     assert reply.status_code == 202, reply.text
     location = reply.headers["location"]

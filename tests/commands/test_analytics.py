@@ -93,7 +93,8 @@ def test_redistrict_refuses_an_unknown_weight_column(demo_town: str) -> None:
 def test_station_siting_prints_a_csv_and_the_drive_times(demo_town: str, tmp_path: Any) -> None:
     layer = tmp_path / "stations.geojson"
     result = _run("station-siting", "--town", demo_town, "--platform", "market", "--k", "2",
-                  "--until", UNTIL, "--format", "csv", "--geojson", str(layer))  # fmt: skip
+                  "--since", "2026-07-01", "--until", UNTIL, "--max-candidates", "40",
+                  "--format", "csv", "--geojson", str(layer))  # fmt: skip
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stdout.splitlines() if line.startswith(("rank", "1,", "2,"))]
     assert lines[0].startswith("rank,node,lon,lat") and len(lines) == 3
