@@ -312,6 +312,19 @@ def test_bad_cell_input_is_refused_with_the_reason(
         hotspots.find_hotspots(session, query)
 
 
+def test_grids_take_a_distance_band_too(session: Session, lattice: None) -> None:
+    counts = _noise(1)
+    counts[4:7, 4:7] += 12
+    add_cases(session, counts)
+    result = hotspots.find_hotspots(
+        session, HotspotQuery(TOWN, **PERIOD, seed=7, weights="distance")
+    )
+    # 1.5 x the median distance between neighbouring grid centres (~490 m east-west).
+    assert result.unit == "grid" and result.weights == "distance" and 700 < result.band_m < 760
+    centre = next(g for g in result.grids if g.code == grid_code(5, 5))
+    assert centre.confidence >= 90
+
+
 def test_too_many_cells_are_refused(
     session: Session, lattice: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
