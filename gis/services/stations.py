@@ -185,7 +185,7 @@ def candidate_nodes(
 
 def thin(nodes: list[Node], max_count: int) -> list[Node]:
     """At most ``max_count`` nodes: one per cell of a square grid (the best-connected, ties by
-    id), the cell doubling from 25 m until few enough remain."""
+    id), the cell growing by a quarter from 25 m until few enough remain."""
     if len(nodes) <= max_count:
         return nodes
     forward, _ = routing.metric_transformers(nodes[0].lon, nodes[0].lat)
