@@ -1,4 +1,5 @@
-"""`gis analytics`: hotspots (Gi*), emerging hotspots and recurring problems as tables."""
+"""`gis analytics`: hotspots (Gi*), emerging hotspots, recurring problems and the proposals
+(redistricting, camera and station siting) as tables."""
 
 from __future__ import annotations
 
@@ -95,13 +96,26 @@ def hotspots_command(
     permutations: int = typer.Option(999, help="Random permutations for the p-values"),
     seed: int | None = typer.Option(None, help="Fix the permutations (repeatable results)"),
     significant: bool = typer.Option(False, help="Only the hot and cold grids"),
+    cell_m: float | None = typer.Option(None, help="Square cells of this size (m), not grids"),
+    weights: str | None = typer.Option(
+        None, help="queen (default for grids) or distance (default for cells)"
+    ),
+    band_m: float | None = typer.Option(None, help="Distance band (m; default 1.5 cells)"),
     output: str = typer.Option("table", "--format", help=FORMAT_HELP),
 ) -> None:
-    """Getis-Ord Gi* hot and cold spots of a town's grids, FDR-corrected (热点)."""
+    """Getis-Ord Gi* hot and cold spots of a town's grids (or square cells), FDR-corrected
+    (热点)."""
+    from dataclasses import replace
+
     from gis.services import hotspots
 
     def work(session: Session) -> tuple[list[str], list[list[Any]]]:
-        query = _query(town, since, until, platform, category, permutations, seed)
+        query = replace(
+            _query(town, since, until, platform, category, permutations, seed),
+            cell_m=cell_m,
+            weights=weights,
+            band_m=band_m,
+        )
         result = hotspots.find_hotspots(session, query)
         grids = sorted(result.grids, key=lambda g: (-g.confidence, -g.z))
         rows = [
@@ -111,10 +125,10 @@ def hotspots_command(
         ]
         counts = ", ".join(f"{k} {v}" for k, v in result.summary.items() if v)
         Console(stderr=True).print(
-            f"{result.cases} cases in {len(result.grids)} grids, "
+            f"{result.cases} cases in {len(result.grids)} {result.unit}s ({result.weights}), "
             f"{result.period.since:%Y-%m-%d}–{result.period.until:%Y-%m-%d}: {counts}"
         )
-        return ["grid", "name", "cases", "z", "p", "class"], rows
+        return [result.unit, "name", "cases", "z", "p", "class"], rows
 
     _in_session(work, output)
 
@@ -258,6 +272,29 @@ def redistrict_command(
     _in_session(work, output)
 
 
+def _csv_or(work: Callable[[Session], tuple[list[str], list[list[Any]]]], output: str) -> None:
+    """Print ``work``'s table as CSV (``--format csv``) or as ``_in_session`` prints it."""
+    if output != "csv":
+        _in_session(work, output)
+        return
+    import csv
+    import sys
+
+    def as_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]], _: str) -> None:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+
+    _in_session(work, "table", printer=as_csv)
+
+
+def _write_layer(result: dict[str, Any], path: str | None) -> None:
+    if path:
+        layer = {"type": "FeatureCollection", "features": result["features"]}
+        with open(path, "w", encoding="utf-8") as out:
+            json.dump(layer, out, ensure_ascii=False)
+
+
 @analytics_app.command("camera-siting")
 def camera_siting_command(
     town: str = typer.Option(..., help="The town (code)"),
@@ -290,21 +327,49 @@ def camera_siting_command(
             f"{summary['seen_by_current_cameras']} seen now); optimality gap "
             f"{summary['optimality_gap']:.2%}, {summary['solver_status']}"
         )
-        if geojson:
-            layer = {"type": "FeatureCollection", "features": result["features"]}
-            with open(geojson, "w", encoding="utf-8") as out:
-                json.dump(layer, out, ensure_ascii=False)
+        _write_layer(result, geojson)
         return result["table"]["columns"], result["table"]["rows"]
 
-    if output == "csv":
-        import csv
-        import sys
+    _csv_or(work, output)
 
-        def as_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]], _: str) -> None:
-            writer = csv.writer(sys.stdout)
-            writer.writerow(columns)
-            writer.writerows(rows)
 
-        _in_session(work, "table", printer=as_csv)
-        return
-    _in_session(work, output)
+@analytics_app.command("station-siting")
+def station_siting_command(
+    town: str = typer.Option(..., help="The town (code)"),
+    platform: str = typer.Option(..., help="The platform whose units are sited"),
+    k: int = typer.Option(..., help="Units to place"),
+    since: str | None = typer.Option(None, help="Cases from (default: a year before --until)"),
+    until: str | None = typer.Option(None, help=UNTIL_HELP),
+    max_candidates: int = typer.Option(300, help="Road nodes kept as candidate sites"),
+    time_limit_s: float = typer.Option(50.0, help="Solver time limit (s)"),
+    geojson: str | None = typer.Option(None, help="Also write the sites as GeoJSON here"),
+    output: str = typer.Option("table", "--format", help=FORMAT_HELP + " (csv too)"),
+) -> None:
+    """Where k units of a platform should stand for the shortest drives to its cases of the
+    year (p-median by drive time on the road network, HiGHS)."""
+    from gis.services import stations
+
+    def work(session: Session) -> tuple[list[str], list[list[Any]]]:
+        query = stations.StationSitingQuery(
+            town,
+            platform,
+            k,
+            moment(since, "since"),
+            moment(until, "until"),
+            max_candidates,
+            time_limit_s,
+        )
+        result = stations.site_stations(session, query, progress=_progress).result()
+        summary = result["summary"]
+        before, after = summary["before"], summary["after"]
+        Console(stderr=True).print(
+            f"{summary['cases']} cases; drive time mean {before['mean_s']} s → "
+            f"{after['mean_s']} s, 90th percentile {before['p90_s']} s → {after['p90_s']} s "
+            f"({len(summary['current_units'])} current units → {k}); optimality gap "
+            f"{summary['optimality_gap']:.2%}, {summary['solver_status']}",
+            highlight=False,
+        )
+        _write_layer(result, geojson)
+        return result["table"]["columns"], result["table"]["rows"]
+
+    _csv_or(work, output)

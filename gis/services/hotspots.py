@@ -135,6 +135,42 @@ class HotspotQuery:
     category: str | None = None
     permutations: int = DEFAULT_PERMUTATIONS
     seed: int | None = None
+    # Square cells of this size (metres, the town's UTM zone) instead of the grids.
+    cell_m: float | None = None
+    # queen (default for grids) or distance (default for cells): a band of ``band_m`` metres
+    # between centres (default 1.5 cells: the eight cells around a cell).
+    weights: str | None = None
+    band_m: float | None = None
+
+    @property
+    def unit(self) -> str:
+        """``grid`` or ``cell``: what the statistics are computed on."""
+        return "grid" if self.cell_m is None else "cell"
+
+    @property
+    def weighting(self) -> Weighting:
+        """The spatial weights asked for (or the unit's default)."""
+        if self.weights is None:
+            return Weighting.QUEEN if self.cell_m is None else Weighting.DISTANCE
+        try:
+            return Weighting(self.weights)
+        except ValueError:
+            raise ValidationError(
+                f"unknown weights {self.weights!r}: use queen or distance"
+            ) from None
+
+
+class Weighting(StrEnum):
+    """Who is whose neighbour: sharing an edge or a corner, or centres within a band."""
+
+    QUEEN = "queen"
+    DISTANCE = "distance"
+
+
+# Cells: sizes and how many a town may be cut into.
+CELL_M = (50.0, 5_000.0)
+MAX_CELLS = 50_000
+BAND_CELLS = 1.5
 
 
 @dataclass(frozen=True)
@@ -186,6 +222,10 @@ class HotspotResult:
     grids: list[HotspotGrid]
     cutoffs: dict[int, float]
     summary: dict[str, int] = field(default_factory=dict)
+    unit: str = "grid"
+    cell_m: float | None = None
+    weights: str = Weighting.QUEEN.value
+    band_m: float | None = None
 
 
 def check_query(session: Session, query: HotspotQuery) -> Period:
@@ -196,6 +236,13 @@ def check_query(session: Session, query: HotspotQuery) -> Period:
         get_category(session, query.category)
     if not 9 <= query.permutations <= MAX_PERMUTATIONS:
         raise ValidationError(f"permutations must be between 9 and {MAX_PERMUTATIONS}")
+    if query.cell_m is not None and not CELL_M[0] <= query.cell_m <= CELL_M[1]:
+        raise ValidationError(f"cell_m must be between {CELL_M[0]:g} and {CELL_M[1]:g} metres")
+    if query.weighting is Weighting.DISTANCE and query.band_m is not None:
+        if not 1 <= query.band_m <= 50_000:
+            raise ValidationError("band_m must be between 1 and 50000 metres")
+    elif query.band_m is not None:
+        raise ValidationError("band_m goes with weights=distance")
     check_years(query.since, query.until)
     return resolve_period(query.since, query.until)
 
@@ -227,17 +274,22 @@ ORDER BY g.code
 """
 
 
+def case_filters(query: HotspotQuery, period: Period) -> dict[str, object]:
+    """The bound parameters that select the query's cases (town, period, platform, category)."""
+    return {
+        "town": query.town_code,
+        "since": period.since,
+        "until": period.until,
+        "platform": query.platform,
+        "category": query.category,
+    }
+
+
 def grid_counts(session: Session, query: HotspotQuery, period: Period) -> GridCounts:
     """Current grids of the query's town and the valid cases of each in ``period``."""
     rows = session.execute(
         sa.text(_COUNTS_SQL),
-        {
-            "town": query.town_code,
-            "since": period.since,
-            "until": period.until,
-            "platform": query.platform,
-            "category": query.category,
-        },
+        case_filters(query, period),
     ).all()
     return GridCounts(
         codes=[row.code for row in rows],
@@ -245,6 +297,131 @@ def grid_counts(session: Session, query: HotspotQuery, period: Period) -> GridCo
         geoms=[shapely.wkb.loads(bytes(row.wkb)) for row in rows],
         counts=np.array([row.cases for row in rows], dtype=np.int64),
     )
+
+
+_POINTS_SQL = """
+SELECT ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat
+FROM incidents AS i
+WHERE i.town_code = :town AND i.reported_at >= :since AND i.reported_at < :until
+  AND i.status NOT IN ('cancelled', 'duplicate')
+  AND (CAST(:platform AS text) IS NULL OR i.platform = :platform)
+  AND (CAST(:category AS text) IS NULL OR i.category_code = :category)
+"""
+
+
+def cell_counts(session: Session, query: HotspotQuery, period: Period) -> GridCounts:
+    """Square cells of ``query.cell_m`` metres (the town's UTM zone) that touch the town, with
+    the valid cases of each in ``period``; codes ``C<column>_<row>`` from the south-west."""
+    import shapely
+    from pyproj import Transformer
+
+    from gis.geo import utm_crs_for
+
+    assert query.cell_m is not None
+    size = float(query.cell_m)
+    wkb, lon, lat = session.execute(
+        sa.text(
+            "SELECT ST_AsBinary(geom), ST_X(ST_PointOnSurface(geom)), "
+            "ST_Y(ST_PointOnSurface(geom)) FROM regions WHERE code = :town"
+        ),
+        {"town": query.town_code},
+    ).one()
+    crs = utm_crs_for(float(lon), float(lat))
+    forward = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    back = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+
+    def to_utm(xy: FloatArray) -> FloatArray:
+        return np.column_stack(forward.transform(xy[:, 0], xy[:, 1]))
+
+    def to_lonlat(xy: FloatArray) -> FloatArray:
+        return np.column_stack(back.transform(xy[:, 0], xy[:, 1]))
+
+    town = shapely.transform(shapely.wkb.loads(bytes(wkb)), to_utm)
+    minx, miny, maxx, maxy = town.bounds
+    x0, y0 = np.floor(minx / size) * size, np.floor(miny / size) * size
+    cols = int(np.ceil((maxx - x0) / size))
+    rows = int(np.ceil((maxy - y0) / size))
+    if cols * rows > MAX_CELLS:
+        raise ValidationError(
+            f"{cols * rows} cells of {size:g} m over the town: use a larger cell_m "
+            f"(at most {MAX_CELLS} cells)"
+        )
+    grid_col, grid_row = np.meshgrid(np.arange(cols), np.arange(rows))
+    col, row = grid_col.ravel(), grid_row.ravel()
+    boxes = shapely.box(
+        x0 + col * size, y0 + row * size, x0 + (col + 1) * size, y0 + (row + 1) * size
+    )
+    inside = shapely.intersects(boxes, town) & ~shapely.touches(boxes, town)
+    col, row, boxes = col[inside], row[inside], boxes[inside]
+    index = {(int(c), int(r)): k for k, (c, r) in enumerate(zip(col, row, strict=True))}
+    points = session.execute(
+        sa.text(_POINTS_SQL),
+        case_filters(query, period),
+    ).all()
+    counts = np.zeros(len(boxes), dtype=np.int64)
+    if points:
+        px, py = forward.transform([p.lon for p in points], [p.lat for p in points])
+        keys = zip(
+            np.floor((np.asarray(px) - x0) / size).astype(int).tolist(),
+            np.floor((np.asarray(py) - y0) / size).astype(int).tolist(),
+            strict=True,
+        )
+        for key in keys:
+            k = index.get(key)
+            if k is not None:
+                counts[k] += 1
+    # Corners shared by neighbouring cells transform to the same lon/lat: queen contiguity holds.
+    geoms: list[BaseGeometry] = [
+        shapely.MultiPolygon([b]) for b in shapely.transform(boxes, to_lonlat)
+    ]
+    return GridCounts(
+        codes=[f"C{int(c)}_{int(r)}" for c, r in zip(col, row, strict=True)],
+        names=[f"{size:g} m 网格单元 cell" for _ in col],
+        geoms=geoms,
+        counts=counts,
+    )
+
+
+def distance_weights(geoms: Sequence[BaseGeometry], band_m: float) -> W:
+    """Binary distance-band weights between the centres of polygons (metres, their UTM zone)."""
+    from libpysal.weights import DistanceBand
+    from pyproj import Transformer
+
+    from gis.geo import utm_crs_for
+
+    centres = np.array([(g.centroid.x, g.centroid.y) for g in geoms])
+    middle = centres.mean(axis=0)
+    forward = Transformer.from_crs(
+        "EPSG:4326", utm_crs_for(float(middle[0]), float(middle[1])), always_xy=True
+    )
+    x, y = forward.transform(centres[:, 0], centres[:, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # islands are allowed: they are compared with themselves
+        return DistanceBand(
+            np.column_stack([x, y]), threshold=band_m, binary=True, silence_warnings=True
+        )
+
+
+def weights_for(query: HotspotQuery, geoms: Sequence[BaseGeometry]) -> W:
+    """The spatial weights of the query's units: queen, or a distance band (1.5 cells, or the
+    grids' median nearest-centre distance × 1.5, unless ``band_m`` says)."""
+    if query.weighting is Weighting.QUEEN:
+        return queen_weights(geoms)
+    band = query.band_m
+    if band is None:
+        band = BAND_CELLS * (query.cell_m or _typical_spacing_m(geoms))
+    return distance_weights(geoms, band)
+
+
+def _typical_spacing_m(geoms: Sequence[BaseGeometry]) -> float:
+    """The median distance from a polygon's centre to the nearest other centre (metres)."""
+    from scipy.spatial import cKDTree
+
+    centres = np.array([(g.centroid.x, g.centroid.y) for g in geoms])
+    lat = float(np.radians(centres[:, 1].mean()))
+    metres = centres * np.array([111_320.0 * np.cos(lat), 110_574.0])
+    distances, _ = cKDTree(metres).query(metres, k=2)
+    return float(np.median(distances[:, 1]))
 
 
 def queen_weights(geoms: Sequence[BaseGeometry]) -> W:
@@ -309,11 +486,11 @@ def _classify(z: FloatArray, p: FloatArray) -> GiStar:
 def find_hotspots(session: Session, query: HotspotQuery) -> HotspotResult:
     """Gi* hot and cold spots among the current grids of a town over a period."""
     period = check_query(session, query)
-    counts = grid_counts(session, query, period)
-    _check_counts(counts)
+    counts = unit_counts(session, query, period)
+    _check_counts(counts, query.unit)
     result = gi_star(
         counts.counts,
-        queen_weights(counts.geoms),
+        weights_for(query, counts.geoms),
         permutations=query.permutations,
         seed=query.seed,
     )
@@ -353,13 +530,33 @@ def find_hotspots(session: Session, query: HotspotQuery) -> HotspotResult:
         grids=grids,
         cutoffs=result.cutoffs,
         summary=summary,
+        unit=query.unit,
+        cell_m=query.cell_m,
+        weights=query.weighting.value,
+        band_m=_band(query, counts.geoms),
     )
 
 
-def _check_counts(counts: GridCounts) -> None:
+def _band(query: HotspotQuery, geoms: Sequence[BaseGeometry]) -> float | None:
+    if query.weighting is not Weighting.DISTANCE:
+        return None
+    if query.band_m is not None:
+        return query.band_m
+    return round(BAND_CELLS * (query.cell_m or _typical_spacing_m(geoms)), 1)
+
+
+def unit_counts(session: Session, query: HotspotQuery, period: Period) -> GridCounts:
+    """The query's units (current grids, or square cells) with their case counts."""
+    if query.cell_m is None:
+        return grid_counts(session, query, period)
+    return cell_counts(session, query, period)
+
+
+def _check_counts(counts: GridCounts, unit: str = "grid") -> None:
     if len(counts.codes) < MIN_GRIDS:
+        what = "current grid(s)" if unit == "grid" else "cell(s) of that size"
         raise ValidationError(
-            f"the town has {len(counts.codes)} current grid(s); hotspots need at least "
+            f"the town has {len(counts.codes)} {what}; hotspots need at least "
             f"{MIN_GRIDS} to compare neighbourhoods"
         )
     total = int(counts.counts.sum())
@@ -479,6 +676,8 @@ def find_emerging(
 ) -> EmergingResult:
     """Gi* per time slice and a Mann–Kendall trend per grid → the emerging-hotspot categories."""
     period = check_query(session, query)
+    if query.cell_m is not None or query.weighting is not Weighting.QUEEN:
+        raise ValidationError("emerging hotspots are computed per grid, with queen weights")
     if level not in CONFIDENCES:
         raise ValidationError(f"level must be one of {', '.join(map(str, CONFIDENCES))}")
     starts = slice_starts(period, step)
@@ -499,14 +698,7 @@ def find_emerging(
     cube = np.zeros((len(grids.codes), len(starts)), dtype=np.float64)
     rows = session.execute(
         sa.text(_SLICE_COUNTS_SQL),
-        {
-            "step": step.value,
-            "town": query.town_code,
-            "since": period.since,
-            "until": period.until,
-            "platform": query.platform,
-            "category": query.category,
-        },
+        {"step": step.value, **case_filters(query, period)},
     )
     for code, start, cases in rows:
         if code in index and start in column:

@@ -64,7 +64,7 @@ def register(name: str, kind: JobKind) -> None:
 
 def job_kind(name: str) -> JobKind:
     """The kind called ``name`` (the proposal services register theirs on import)."""
-    from gis.services import redistricting, siting  # noqa: F401  (they register their kinds)
+    from gis.services import redistricting, siting, stations  # noqa: F401  (register kinds)
 
     try:
         return KINDS[name]

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import Any, Protocol
 
 import numpy as np
 import shapely
@@ -109,20 +110,16 @@ class _Access:
     length_m: float
 
 
-_SNAP_SQL = sa.text(
-    """
+# The nearest road segment of each place ``p`` (key, geom): a few candidates by geography KNN
+# (sphere; an index scan on ix_roads_geog only when ordered by the operator alone), then the
+# exact nearest, ties by id. One rule for a dispatch's places and for a siting's many cases.
+_SNAP_SELECT = """
     SELECT p.key, r.id, r.source, r.target, r.oneway, r.length_m, r.cost_s, r.snap_m,
            ST_LineLocatePoint(ST_Transform(r.geom, :srid), ST_Transform(p.geom, :srid))
              AS fraction,
            ST_X(p.geom) AS lon, ST_Y(p.geom) AS lat
-    FROM (
-        SELECT 0 AS key, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS geom
-        UNION ALL
-        SELECT u.id, u.geom FROM responder_units u WHERE u.id = ANY(:unit_ids)
-    ) AS p
+    FROM ({places}) AS p
     CROSS JOIN LATERAL (
-        -- A few candidates by geography KNN (sphere; an index scan on ix_roads_geog only when
-        -- ordered by the operator alone), then the exact nearest, ties by id.
         SELECT c.*, ST_Distance(c.geom::geography, p.geom::geography) AS snap_m
         FROM (
             SELECT r.id, r.source, r.target, r.oneway, r.length_m, r.geom,
@@ -135,19 +132,33 @@ _SNAP_SQL = sa.text(
         ORDER BY snap_m, c.id
         LIMIT 1
     ) AS r
-    """
+"""
+
+_SNAP_SQL = sa.text(
+    _SNAP_SELECT.format(
+        places="""
+        SELECT 0 AS key, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS geom
+        UNION ALL
+        SELECT u.id, u.geom FROM responder_units u WHERE u.id = ANY(:unit_ids)
+        """
+    )
 )
 
-# Dijkstra over the reversed graph (source/target and cost/reverse_cost swapped) from the
-# incident's nodes; each path's time and length are summed per (incident node, unit node). The
-# edge query is text for pgRouting; its only values are the box's four numbers, formatted by
-# PostgreSQL from bound parameters.
-_PATHS_SQL = sa.text(
-    """
-    SELECT d.start_vid AS from_node, d.end_vid AS to_node,
-           sum(d.cost) AS cost_s, sum(r.length_m) AS length_m,
-           array_agg(d.edge ORDER BY d.path_seq) AS edges
-    FROM pgr_dijkstra(
+_SNAP_POINTS_SQL = sa.text(
+    _SNAP_SELECT.format(
+        places="""
+        SELECT s.key, ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326) AS geom
+        FROM unnest(CAST(:lons AS float8[]), CAST(:lats AS float8[])) WITH ORDINALITY
+             AS s(lon, lat, key)
+        """
+    )
+)
+
+# The road graph inside a box, *reversed* (source/target and cost/reverse_cost swapped): the
+# travel time of a segment is its length at its speed, and a one-way segment cannot be driven
+# against its arrows. Text for pgRouting: its only values are the box's four numbers, formatted
+# by PostgreSQL from bound parameters.
+_REVERSED_EDGES = """
         format(
             'SELECT id, target AS source, source AS target,'
             '       length_m / (speed_kmh / 3.6) AS cost,'
@@ -157,20 +168,51 @@ _PATHS_SQL = sa.text(
             ' AND geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)',
             CAST(:xmin AS float8), CAST(:ymin AS float8),
             CAST(:xmax AS float8), CAST(:ymax AS float8)
-        ),
+        )"""
+
+# Dijkstra over the reversed graph from the incident's nodes; each path's time and length are
+# summed per (incident node, unit node).
+_PATHS_TEMPLATE = """
+    SELECT d.start_vid AS from_node, d.end_vid AS to_node,
+           sum(d.cost) AS cost_s, sum(r.length_m) AS length_m,
+           array_agg(d.edge ORDER BY d.path_seq) AS edges
+    FROM pgr_dijkstra({edges},
         CAST(:from_nodes AS bigint[]), CAST(:to_nodes AS bigint[]), true
     ) AS d
     -- One primary-key lookup per path row (LIMIT 1 keeps the planner from turning this into a
     -- hash join that would scan every road of the province).
     CROSS JOIN LATERAL (SELECT rd.length_m FROM roads rd WHERE rd.id = d.edge LIMIT 1) AS r
     GROUP BY d.start_vid, d.end_vid
-    """
-)
+"""
+_PATHS_SQL = sa.text(_PATHS_TEMPLATE.format(edges=_REVERSED_EDGES))
+
+# Only the times, many to many, over the same reversed graph (siting's matrices).
+_COSTS_TEMPLATE = """
+    SELECT start_vid AS from_node, end_vid AS to_node, agg_cost AS cost_s
+    FROM pgr_dijkstraCost({edges},
+        CAST(:from_nodes AS bigint[]), CAST(:to_nodes AS bigint[]), true)
+"""
+_COSTS_SQL = sa.text(_COSTS_TEMPLATE.format(edges=_REVERSED_EDGES))
 
 
 def _srid_for(lon: float, lat: float) -> int:
     """The EPSG number of the UTM zone of a point."""
     return int(utm_crs_for(lon, lat).split(":")[1])
+
+
+def _snap(row: sa.Row[Any]) -> Snap:
+    return Snap(
+        edge=row.id,
+        source=row.source,
+        target=row.target,
+        oneway=row.oneway,
+        cost_s=float(row.cost_s),
+        length_m=float(row.length_m),
+        fraction=min(max(float(row.fraction), 0.0), 1.0),
+        snap_m=float(row.snap_m),
+        lon=float(row.lon),
+        lat=float(row.lat),
+    )
 
 
 def snap_places(
@@ -186,23 +228,30 @@ def snap_places(
     for row in rows:
         if row.snap_m > max_snap_m:
             continue
-        snap = Snap(
-            edge=row.id,
-            source=row.source,
-            target=row.target,
-            oneway=row.oneway,
-            cost_s=float(row.cost_s),
-            length_m=float(row.length_m),
-            fraction=min(max(float(row.fraction), 0.0), 1.0),
-            snap_m=float(row.snap_m),
-            lon=float(row.lon),
-            lat=float(row.lat),
-        )
         if row.key == 0:
-            incident = snap
+            incident = _snap(row)
         else:
-            units[int(row.key)] = snap
+            units[int(row.key)] = _snap(row)
     return incident, units
+
+
+def snap_points(
+    session: Session, lonlat: Sequence[tuple[float, float]], *, max_snap_m: float
+) -> list[Snap | None]:
+    """Each WGS84 point's nearest road segment, in order (None beyond ``max_snap_m``)."""
+    if not lonlat:
+        return []
+    lons = [float(p[0]) for p in lonlat]
+    lats = [float(p[1]) for p in lonlat]
+    rows = session.execute(
+        _SNAP_POINTS_SQL,
+        {"lons": lons, "lats": lats, "srid": _srid_for(lons[0], lats[0])},
+    ).all()
+    snaps: list[Snap | None] = [None] * len(lonlat)
+    for row in rows:
+        if row.snap_m <= max_snap_m:
+            snaps[int(row.key) - 1] = _snap(row)
+    return snaps
 
 
 def _leave(snap: Snap) -> list[_Access]:
@@ -238,7 +287,19 @@ def _same_segment(unit: Snap, place: Snap) -> tuple[float, float] | None:
     return share * unit.cost_s, share * unit.length_m
 
 
-def _search_box(snaps: Iterable[Snap], margin_m: float) -> tuple[float, float, float, float]:
+class Located(Protocol):
+    """Anything with a WGS84 position (a snap, a candidate site)."""
+
+    @property
+    def lon(self) -> float:
+        """Longitude."""
+
+    @property
+    def lat(self) -> float:
+        """Latitude."""
+
+
+def _search_box(snaps: Iterable[Located], margin_m: float) -> tuple[float, float, float, float]:
     """The lon/lat box around the places, widened by ``margin_m`` (and by half its own size)."""
     lons = [s.lon for s in snaps]
     lats = [s.lat for s in snaps]
@@ -306,20 +367,7 @@ def drive_times(
 
     result = dict(unreachable)
     for unit_id, snap in snaps.items():
-        best: tuple[float, float, Legs] | None = None
-        along = _same_segment(snap, place)
-        if along is not None:
-            best = (along[0], along[1], Legs(snap, place, None, (), None))
-        for first in leave[unit_id]:
-            for last in arrive:
-                path = paths.get((last.node, first.node))
-                if path is None:
-                    continue
-                cost = first.cost_s + path[0] + last.cost_s
-                if best is None or cost < best[0]:
-                    # Found over the reversed graph: driving order is the other way round.
-                    legs = Legs(snap, place, first.node, path[2][::-1], last.node)
-                    best = (cost, first.length_m + path[1] + last.length_m, legs)
+        best = best_drive(snap, place, paths)
         if best is None:
             continue
         off_road_m = snap.snap_m + place.snap_m
@@ -332,6 +380,76 @@ def drive_times(
             best[2],
         )
     return result
+
+
+# (place-side node, unit-side node) -> (seconds, metres, edges from the place's side)
+Paths = Mapping[tuple[int, int], tuple[float, float, tuple[int, ...]]]
+
+
+def best_drive(unit: Snap, place: Snap, paths: Paths) -> tuple[float, float, Legs] | None:
+    """The fastest way on the roads from a unit's snap to a place's snap (seconds, metres and
+    legs, the off-road legs excluded), given the node-to-node paths over the reversed graph;
+    None when no path joins them."""
+    best: tuple[float, float, Legs] | None = None
+    along = _same_segment(unit, place)
+    if along is not None:
+        best = (along[0], along[1], Legs(unit, place, None, (), None))
+    for first in _leave(unit):
+        for last in _arrive(place):
+            path = paths.get((last.node, first.node))
+            if path is None:
+                continue
+            cost = first.cost_s + path[0] + last.cost_s
+            if best is None or cost < best[0]:
+                # Found over the reversed graph: driving order is the other way round.
+                legs = Legs(unit, place, first.node, path[2][::-1], last.node)
+                best = (cost, first.length_m + path[1] + last.length_m, legs)
+    return best
+
+
+def arrivals(place: Snap) -> list[tuple[int, float]]:
+    """The nodes a place is reached from and the seconds of the last stretch from each."""
+    return [(a.node, a.cost_s) for a in _arrive(place)]
+
+
+def departures(unit: Snap) -> list[int]:
+    """The nodes a unit on its segment can drive to first."""
+    return [a.node for a in _leave(unit)]
+
+
+def node_costs(
+    session: Session,
+    place_nodes: Sequence[int],
+    unit_nodes: Sequence[int],
+    places: Iterable[Located],
+    *,
+    options: RouteOptions,
+) -> dict[tuple[int, int], float]:
+    """Seconds of the fastest drive from each of ``unit_nodes`` to each of ``place_nodes``, keyed
+    ``(place node, unit node)`` like the paths of ``best_drive``, over the roads in the box
+    around ``places`` widened by the margin: ``drive_times``'s graph and search, many to many
+    (one Dijkstra per place node; a pair with no path has no key)."""
+    if not place_nodes or not unit_nodes:
+        return {}
+    xmin, ymin, xmax, ymax = _search_box(places, options.margin_m)
+    costs = {
+        (int(row.from_node), int(row.to_node)): float(row.cost_s)
+        for row in session.execute(
+            _COSTS_SQL,
+            {
+                "xmin": xmin,
+                "ymin": ymin,
+                "xmax": xmax,
+                "ymax": ymax,
+                "from_nodes": sorted(set(place_nodes)),
+                "to_nodes": sorted(set(unit_nodes)),
+            },
+        )
+    }
+    # pgRouting returns no row for a path from a node to itself.
+    for node in set(place_nodes) & set(unit_nodes):
+        costs[(node, node)] = 0.0
+    return costs
 
 
 def route_lines(session: Session, times: Iterable[DriveTime]) -> dict[int, LineString]:

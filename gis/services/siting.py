@@ -72,8 +72,8 @@ class CameraSitingQuery:
             k=int(params["k"]),
             range_m=float(params.get("range_m") or 100.0),
             spacing_m=float(params.get("spacing_m") or 50.0),
-            since=_time(params.get("since")),
-            until=_time(params.get("until")),
+            since=stored_time(params.get("since")),
+            until=stored_time(params.get("until")),
             time_limit_s=float(params.get("time_limit_s") or DEFAULT_TIME_LIMIT_S),
         )
 
@@ -91,14 +91,20 @@ class CameraSitingQuery:
 
     def period(self) -> tuple[datetime, datetime]:
         """``[since, until)``: by default the 365 days before now."""
-        until = self.until or utcnow()
-        since = self.since or until - timedelta(days=365)
-        if since >= until:
-            raise ValidationError("since must be before until")
-        return since, until
+        return year_period(self.since, self.until)
 
 
-def _time(value: Any) -> datetime | None:
+def year_period(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    """``[since, until)`` of a siting: by default the 365 days before now (``until``)."""
+    until = until or utcnow()
+    since = since or until - timedelta(days=365)
+    if since >= until:
+        raise ValidationError("since must be before until")
+    return since, until
+
+
+def stored_time(value: Any) -> datetime | None:
+    """A time a job stored in its params (ISO 8601), or None."""
     return None if value is None else datetime.fromisoformat(str(value))
 
 
@@ -387,15 +393,12 @@ class CameraSiting:
 
     def result(self) -> dict[str, Any]:
         """The job's result: a GeoJSON layer of the sites, the summary, and a CSV table."""
-        columns = ["rank", "lon", "lat", "road_id", "grid", "cases_seen", "only_this_site"]
-        return {
-            "type": "FeatureCollection",
-            "features": [
-                {
-                    "type": "Feature",
-                    "id": site.rank,
-                    "geometry": {"type": "Point", "coordinates": [site.lon, site.lat]},
-                    "properties": {
+        return site_layer(
+            [
+                (
+                    site.lon,
+                    site.lat,
+                    {
                         "rank": site.rank,
                         "road_id": site.road_id,
                         "grid": site.grid_code,
@@ -403,10 +406,10 @@ class CameraSiting:
                         "only_this_site": site.only_here,
                         "range_m": self.range_m,
                     },
-                }
+                )
                 for site in self.sites
             ],
-            "summary": {
+            {
                 "town": self.town_code,
                 "k": self.k,
                 "range_m": self.range_m,
@@ -422,22 +425,53 @@ class CameraSiting:
                 "solver_status": self.status,
                 "solve_s": round(self.solve_s, 3),
             },
-            "table": {
-                "columns": columns,
-                "rows": [
-                    [
-                        s.rank,
-                        round(s.lon, 7),
-                        round(s.lat, 7),
-                        s.road_id,
-                        s.grid_code or "",
-                        s.cases,
-                        s.only_here,
-                    ]
-                    for s in self.sites
-                ],
-            },
-        }
+            ["rank", "lon", "lat", "road_id", "grid", "cases_seen", "only_this_site"],
+        )
+
+
+def site_layer(
+    sites: list[tuple[float, float, dict[str, Any]]],
+    summary: dict[str, Any],
+    columns: list[str],
+) -> dict[str, Any]:
+    """A siting job's result: the sites as GeoJSON points (id: their rank) with the summary,
+    and a table of ``columns`` (read from each site's properties, lon/lat to 7 decimals) for
+    the CSV."""
+
+    def cell(lon: float, lat: float, properties: dict[str, Any], column: str) -> Any:
+        if column in ("lon", "lat"):
+            return round(lon if column == "lon" else lat, 7)
+        value = properties.get(column)
+        return "" if value is None else value
+
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "id": properties["rank"],
+                "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                "properties": properties,
+            }
+            for lon, lat, properties in sites
+        ],
+        "summary": summary,
+        "table": {
+            "columns": columns,
+            "rows": [[cell(lon, lat, p, c) for c in columns] for lon, lat, p in sites],
+        },
+    }
+
+
+def grid_of(session: Session, lon: float, lat: float) -> str | None:
+    """The grid a site stands in (None outside every grid)."""
+    from gis.errors import OutsideCoverageError
+    from gis.services.assignment import locate
+
+    try:
+        return locate(session, lon, lat).grid_code
+    except OutsideCoverageError:
+        return None
 
 
 def check_query(session: Session, query: CameraSitingQuery) -> None:
@@ -504,9 +538,6 @@ def _answer(
     reduced: Reduced,
     solution: Solution,
 ) -> CameraSiting:
-    from gis.errors import OutsideCoverageError
-    from gis.services.assignment import locate
-
     sub = matrix.tocsc()[:, chosen].tocsr()
     hits = np.asarray(sub.sum(axis=1)).ravel()
     covered = hits > 0
@@ -519,10 +550,7 @@ def _answer(
     out: list[Site] = []
     for rank, j in enumerate(order, start=1):
         lon, lat = (float(v) for v in sites.lonlat[chosen[j]])
-        try:
-            grid = locate(session, lon, lat).grid_code
-        except OutsideCoverageError:
-            grid = None
+        grid = grid_of(session, lon, lat)
         out.append(
             Site(
                 rank, lon, lat, int(sites.road_ids[chosen[j]]), grid, int(per_site[j]), int(only[j])

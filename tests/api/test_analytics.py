@@ -64,6 +64,19 @@ def test_hotspots_are_geojson_with_colour_ready_classes(room: TestClient, lattic
     assert sum(body["summary"].values()) == 64 and body["cases"] > 9 * 12
 
 
+def test_hotspots_per_square_cell(room: TestClient, lattice: None) -> None:
+    reply = room.get("/analytics/hotspots", params={"town": TOWN, **PERIOD, "cell_m": 800})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["unit"] == "cell" and body["weights"] == "distance" and body["band_m"] == 1200
+    assert body["features"][0]["id"].startswith("C") and body["cases"] > 9 * 12
+    assert any(f["properties"]["spot"].startswith("hot_") for f in body["features"])
+    bad = room.get(
+        "/analytics/hotspots", params={"town": TOWN, **PERIOD, "weights": "queen", "band_m": 9}
+    )
+    assert bad.status_code == 422 and "band_m goes with weights=distance" in bad.text
+
+
 def test_other_towns_and_other_roles_are_refused(app: Any, lattice: None) -> None:
     for client in _as(app, Role.COMMAND_ROOM, frozenset({ONE_GRID_TOWN})):
         reply = client.get("/analytics/hotspots", params={"town": TOWN, **PERIOD})

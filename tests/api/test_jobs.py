@@ -108,6 +108,55 @@ def test_camera_siting_job_gives_a_layer_and_a_csv(api: TestClient, engine: Engi
     assert lines[0].startswith("rank,lon,lat") and len(lines) == 4
 
 
+def test_station_siting_job_gives_a_layer_and_a_csv(api: TestClient, engine: Engine) -> None:
+    town = _demo_town(engine)
+    reply = api.post(
+        "/analytics/station-siting",
+        json={
+            "town": town,
+            "platform": "market",
+            "k": 2,
+            "since": (SAMPLE_END - timedelta(days=120)).isoformat(),
+            "until": SAMPLE_END.isoformat(),
+            "max_candidates": 40,
+        },
+    )
+    assert reply.status_code == 202, reply.text
+    location = reply.headers["location"]
+    job = _wait(api, location)
+    assert job["status"] == "succeeded", job
+    assert job["kind"] == "station_siting" and job["result_url"] == f"{location}/result"
+    layer = api.get(job["result_url"]).json()
+    assert layer["type"] == "FeatureCollection" and len(layer["features"]) == 2
+    summary = layer["summary"]
+    assert summary["after"]["mean_s"] < summary["before"]["mean_s"]
+    assert summary["current_units"] and 0 <= summary["optimality_gap"] < 0.05
+    lines = api.get(f"{location}/result.csv").text.strip().splitlines()
+    assert lines[0].startswith("rank,node,lon,lat") and len(lines) == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "reason"),
+    [
+        ({"platform": "market", "k": 20, "max_candidates": 10}, 422, "more than the 10"),
+        ({"platform": "police", "k": 1}, 422, "unknown platform"),
+        ({"platform": "market", "k": 1, "since": "2020-01-01T00:00:00Z",
+          "until": "2020-02-01T00:00:00Z"}, 422, "only 0 market case"),
+        ({"platform": "market", "k": 1, "town": "999999999999"}, 404, "town"),
+    ],
+)  # fmt: skip
+def test_bad_station_siting_input_is_refused_and_queues_nothing(
+    api: TestClient, engine: Engine, body: dict[str, Any], status: int, reason: str
+) -> None:
+    with Session(engine) as session:
+        before = session.scalar(sa.select(sa.func.count()).select_from(Job))
+    reply = api.post("/analytics/station-siting", json={"town": _demo_town(engine), **body})
+    assert reply.status_code == status, reply.text
+    assert reason in reply.json()["detail"] and "code" in reply.json()
+    with Session(engine) as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Job)) == before
+
+
 def test_redistricting_job_leaves_a_valid_draft_plan(api: TestClient, engine: Engine) -> None:
     with Session(engine) as session:
         village = session.execute(

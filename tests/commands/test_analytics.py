@@ -49,6 +49,11 @@ def test_hotspots_print_one_row_per_grid(demo_town: str) -> None:
     assert rows and set(rows[0]) == {"grid", "name", "cases", "z", "p", "class"}
     table = _run("hotspots", "--town", demo_town, "--until", UNTIL, "--seed", "1")
     assert table.exit_code == 0 and "class" in table.stdout
+    cells = _run("hotspots", "--town", demo_town, "--until", UNTIL, "--seed", "1", "--cell-m",
+                 "500", "--format", "json")  # fmt: skip
+    assert cells.exit_code == 0, cells.output
+    rows = json.loads(cells.stdout.strip().splitlines()[-1])
+    assert rows and rows[0]["cell"].startswith("C") and "(distance)" in cells.output
 
 
 def test_recurring_and_emerging_run(demo_town: str) -> None:
@@ -83,3 +88,17 @@ def test_redistrict_refuses_an_unknown_weight_column(demo_town: str) -> None:
     assert result.exit_code == 2 and "unknown weight column" in result.output
     result = _run("redistrict", "--village", "x", "--town", demo_town)
     assert result.exit_code == 2 and "exactly one of" in result.output
+
+
+def test_station_siting_prints_a_csv_and_the_drive_times(demo_town: str, tmp_path: Any) -> None:
+    layer = tmp_path / "stations.geojson"
+    result = _run("station-siting", "--town", demo_town, "--platform", "market", "--k", "2",
+                  "--since", "2026-07-01", "--until", UNTIL, "--max-candidates", "40",
+                  "--format", "csv", "--geojson", str(layer))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line.startswith(("rank", "1,", "2,"))]
+    assert lines[0].startswith("rank,node,lon,lat") and len(lines) == 3
+    assert "drive time mean" in result.output and "90th percentile" in result.output
+    assert len(json.loads(layer.read_text())["features"]) == 2
+    bad = _run("station-siting", "--town", demo_town, "--platform", "police", "--k", "2")
+    assert bad.exit_code == 2 and "unknown platform" in bad.output

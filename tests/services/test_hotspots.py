@@ -9,15 +9,19 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
+from shapely.geometry import Point
 from sqlalchemy.orm import Session
 
 from gis.errors import NotFoundError, UnknownCodeError, ValidationError
 from gis.services import hotspots
 from gis.services.hotspots import Emerging, HotspotQuery, SliceStep
 from tests.services.analytics_fixtures import (
+    CELL,
     ONE_GRID_TOWN,
+    ORIGIN,
     TOWN,
     WEEK_0,
+    add_case_points,
     add_cases,
     build_lattice,
     grid_code,
@@ -239,3 +243,113 @@ def test_the_gi_star_kernels_are_cached_on_disk_once_compiled() -> None:
     assert run.returncode == 0, run.stderr[-2000:]
     kind, compiled = run.stdout.split()
     assert kind != "NullCache" and int(compiled) == 1
+# --- Square cells -------------------------------------------------------------------------------
+
+
+def _scatter(seed: int, noise: int, cluster: int = 0) -> list[tuple[float, float]]:
+    """``noise`` cases uniform over the lattice town, ``cluster`` more around CLUSTER."""
+    rng = np.random.default_rng(seed)
+    x0, y0 = ORIGIN
+    points = [
+        (x0 + x * COLS * CELL, y0 + y * ROWS * CELL)
+        for x, y in rng.uniform(0.005, 0.995, size=(noise, 2)).tolist()
+    ]
+    # ~200 m (0.002°) around the centre.
+    points += [
+        (CLUSTER[0] + dx, CLUSTER[1] + dy)
+        for dx, dy in rng.normal(0, 0.002, size=(cluster, 2)).tolist()
+    ]
+    return points
+
+
+CLUSTER = (ORIGIN[0] + 0.3 * COLS * CELL, ORIGIN[1] + 0.3 * ROWS * CELL)
+CELLS = {"cell_m": 400.0}
+
+
+def _add_points(session: Session, points: list[tuple[float, float]]) -> None:
+    add_case_points(session, points, reported=[WEEK_0 + timedelta(days=1)] * len(points))
+
+
+def _metres(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return float(np.hypot((a[0] - b[0]) * 98_300, (a[1] - b[1]) * 110_850))
+
+
+def test_planted_cluster_is_hot_in_square_cells(session: Session, lattice: None) -> None:
+    _add_points(session, _scatter(3, noise=600, cluster=120))
+    result = hotspots.find_hotspots(session, HotspotQuery(TOWN, **PERIOD, seed=2, **CELLS))
+    assert result.unit == "cell" and result.weights == "distance" and result.band_m == 600
+    assert result.cases == 720 and 200 <= len(result.grids) <= 300
+    centre = next(g for g in result.grids if g.geom.covers(Point(*CLUSTER)))
+    assert centre.confidence >= 90 and centre.count >= 20
+    hot = [g for g in result.grids if g.confidence > 0]
+    assert len(hot) >= 3
+    for cell in hot:  # every hot cell is at the cluster, none elsewhere
+        c = cell.geom.centroid
+        assert _metres((c.x, c.y), CLUSTER) < 1_200, cell.code
+
+
+def test_noise_in_cells_gives_no_more_false_hotspots_than_the_fdr_allows(
+    session: Session, lattice: None
+) -> None:
+    _add_points(session, _scatter(20261207, noise=700))
+    result = hotspots.find_hotspots(session, HotspotQuery(TOWN, **PERIOD, seed=11, **CELLS))
+    significant = [cell for cell in result.grids if cell.confidence != 0]
+    assert len(significant) <= 0.10 * len(result.grids)
+    assert significant == []
+
+
+def test_a_band_of_one_and_a_half_cells_is_queen_contiguity(
+    session: Session, lattice: None
+) -> None:
+    _add_points(session, _scatter(5, noise=500, cluster=60))
+    band = hotspots.find_hotspots(session, HotspotQuery(TOWN, **PERIOD, seed=1, **CELLS))
+    queen = hotspots.find_hotspots(
+        session, HotspotQuery(TOWN, **PERIOD, seed=1, weights="queen", **CELLS)
+    )
+    assert [c.code for c in band.grids] == [c.code for c in queen.grids]
+    np.testing.assert_allclose([c.z for c in band.grids], [c.z for c in queen.grids], atol=1e-4)
+    assert queen.weights == "queen" and queen.band_m is None
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        (HotspotQuery(TOWN, **PERIOD, cell_m=10), "cell_m must be between"),
+        (HotspotQuery(TOWN, **PERIOD, cell_m=5000), "cell(s) of that size"),
+        (HotspotQuery(TOWN, **PERIOD, cell_m=400, weights="rook"), "unknown weights"),
+        (HotspotQuery(TOWN, **PERIOD, band_m=500), "band_m goes with weights=distance"),
+    ],
+)
+def test_bad_cell_input_is_refused_with_the_reason(
+    session: Session, lattice: None, query: HotspotQuery, reason: str
+) -> None:
+    _add_points(session, _scatter(6, noise=100))
+    with pytest.raises(ValidationError, match=reason.replace("(", r"\(").replace(")", r"\)")):
+        hotspots.find_hotspots(session, query)
+
+
+def test_grids_take_a_distance_band_too(session: Session, lattice: None) -> None:
+    counts = _noise(1)
+    counts[4:7, 4:7] += 12
+    add_cases(session, counts)
+    result = hotspots.find_hotspots(
+        session, HotspotQuery(TOWN, **PERIOD, seed=7, weights="distance")
+    )
+    # 1.5 x the median distance between neighbouring grid centres (~490 m east-west).
+    assert result.unit == "grid" and result.weights == "distance" and 700 < result.band_m < 760
+    centre = next(g for g in result.grids if g.code == grid_code(5, 5))
+    assert centre.confidence >= 90
+
+
+def test_too_many_cells_are_refused(
+    session: Session, lattice: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hotspots, "MAX_CELLS", 1_000)
+    _add_points(session, _scatter(6, noise=100))
+    with pytest.raises(ValidationError, match="cells of 100 m over the town: use a larger"):
+        hotspots.find_hotspots(session, HotspotQuery(TOWN, **PERIOD, cell_m=100))
+
+
+def test_emerging_refuses_cells(session: Session, lattice: None) -> None:
+    with pytest.raises(ValidationError, match="per grid"):
+        hotspots.find_emerging(session, HotspotQuery(TOWN, **PERIOD, cell_m=400))

@@ -6,6 +6,7 @@ The same readers and the same town scope as /stats. Replies are GeoJSON whose fe
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -26,12 +27,17 @@ from gis.api.schemas.analytics import (
     RecurringCollection,
     RecurringProperties,
 )
-from gis.api.schemas.jobs import CameraSitingCreate, JobRead, RedistrictingCreate
+from gis.api.schemas.jobs import (
+    CameraSitingCreate,
+    JobRead,
+    RedistrictingCreate,
+    StationSitingCreate,
+)
 from gis.api.schemas.types import Time
 from gis.api.security import PLAN, WATCH, allow, check_town
 from gis.errors import UnknownCodeError, ValidationError
 from gis.layers.plans import PlanScope
-from gis.services import hotspots, planning, recurring, redistricting, siting
+from gis.services import hotspots, planning, recurring, redistricting, siting, stations
 from gis.services.access import Principal
 
 # What the statistics refuse beyond the schema (gis.services.hotspots, gis.services.recurring).
@@ -42,8 +48,9 @@ ANALYTICS_ERRORS = {
         (UnknownCodeError, "the platform or town is not known"),
         (
             ValidationError,
-            "too few cases or grids for inference, a period that is empty or outside 1970–2100, "
-            "too few time slices, or a radius, count or window out of range",
+            "too few cases or grids (or cells) for inference, a period that is empty or outside "
+            "1970–2100, too few time slices, too many cells, band_m without distance weights, "
+            "or a radius, count or window out of range",
         ),
     ),
 }
@@ -109,8 +116,38 @@ def _per_grid(model: type[BaseModel], grids: Sequence[Any]) -> dict[str, Any]:
 
 
 @router.get("/hotspots", response_model=HotspotCollection, responses=ANALYTICS_ERRORS)
-def get_hotspots(session: SessionDep, query: HotspotQueryDep) -> HotspotCollection:
-    """Getis-Ord Gi* hot and cold spots of the town's grids (热点), FDR-corrected."""
+def get_hotspots(
+    session: SessionDep,
+    query: HotspotQueryDep,
+    cell_m: Annotated[
+        float | None,
+        Query(
+            ge=hotspots.CELL_M[0],
+            le=hotspots.CELL_M[1],
+            description="Square cells of this size (m) instead of the grids",
+        ),
+    ] = None,
+    weights: Annotated[
+        hotspots.Weighting | None,
+        Query(description="queen (default for grids) or distance (default for cells)"),
+    ] = None,
+    band_m: Annotated[
+        float | None,
+        Query(
+            ge=1,
+            le=50_000,
+            description="Distance band between centres (m; weights=distance; default 1.5 cells)",
+        ),
+    ] = None,
+) -> HotspotCollection:
+    """Getis-Ord Gi* hot and cold spots of the town's grids — or of square cells (``cell_m``)
+    — (热点), FDR-corrected."""
+    query = replace(
+        query,
+        cell_m=cell_m,
+        weights=None if weights is None else weights.value,
+        band_m=band_m,
+    )
     result = hotspots.find_hotspots(session, query)
     return HotspotCollection(
         **_per_grid(HotspotProperties, result.grids),
@@ -122,6 +159,10 @@ def get_hotspots(session: SessionDep, query: HotspotQueryDep) -> HotspotCollecti
         cases=result.cases,
         fdr_cutoffs={str(level): cutoff for level, cutoff in result.cutoffs.items()},
         summary=result.summary,
+        unit=result.unit,
+        cell_m=result.cell_m,
+        weights=result.weights,
+        band_m=result.band_m,
     )
 
 
@@ -195,11 +236,12 @@ def get_recurring(
 PROPOSAL_ERRORS = {
     **ERROR_RESPONSES,
     **domain_errors(
-        (UnknownCodeError, "an unknown method"),
+        (UnknownCodeError, "an unknown method or platform"),
         (
             ValidationError,
             "a village with fewer than 2 grids (or none), an unknown weight column, weights all "
-            "zero, k larger than the candidate sites, a period that is empty, too few cases",
+            "zero, k larger than the candidate sites, a period that is empty, too few cases, a "
+            "town without roads",
         ),
     ),
 }
@@ -254,3 +296,29 @@ def start_camera_siting(
         time_limit_s=body.time_limit_s,
     )
     return start_job(request, session, principal, siting.KIND, query.params())
+
+
+@router.post(
+    "/station-siting",
+    status_code=202,
+    response_model=JobRead,
+    responses={**PROPOSAL_ERRORS, 202: {"description": "Queued; poll the Location (/jobs/{id})"}},
+)
+def start_station_siting(
+    request: Request, session: SessionDep, principal: Siter, body: StationSitingCreate
+) -> JSONResponse:
+    """Where k units of a platform should stand for the shortest drives (p-median on the road
+    network) to its cases of the year, with the mean and 90th-percentile drive time before and
+    after; the result is a GeoJSON layer with a summary (GET /jobs/{id}/result) and a CSV (GET
+    /jobs/{id}/result.csv)."""
+    (town,) = towns_in_scope(principal, body.town) or (body.town,)
+    query = stations.StationSitingQuery(
+        town_code=town,
+        platform=body.platform,
+        k=body.k,
+        since=body.since,
+        until=body.until,
+        max_candidates=body.max_candidates,
+        time_limit_s=body.time_limit_s,
+    )
+    return start_job(request, session, principal, stations.KIND, query.params())

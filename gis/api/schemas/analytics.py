@@ -11,12 +11,12 @@ from gis.api.geojson import FeatureCollection
 
 
 class HotspotProperties(BaseModel):
-    """One grid's count and Gi* result."""
+    """One grid's (or cell's) count and Gi* result."""
 
     code: str
     name: str
     count: int = Field(description="Valid cases in the period (and filters)")
-    z: float = Field(description="Gi* z-score (queen contiguity, binary, the grid included)")
+    z: float = Field(description="Gi* z-score (binary weights, the unit itself included)")
     p: float = Field(description="Two-sided permutation p-value")
     confidence: int = Field(description="+99/+95/+90 hot, 0 not significant, −90/−95/−99 cold")
     spot: str = Field(description="hot_99 … not_significant … cold_99 (after FDR)")
@@ -34,7 +34,11 @@ class HotspotCollection(FeatureCollection[HotspotProperties]):
     seed: int | None
     cases: int
     fdr_cutoffs: dict[str, float] = Field(description="The largest p called significant, by level")
-    summary: dict[str, int] = Field(description="Grids per class")
+    summary: dict[str, int] = Field(description="Grids (or cells) per class")
+    unit: str = Field("grid", description="grid, or cell (square cells of cell_m metres)")
+    cell_m: float | None = Field(None, description="The cells' size in metres")
+    weights: str = Field("queen", description="queen or distance")
+    band_m: float | None = Field(None, description="The distance band (m), for distance weights")
 
 
 class EmergingProperties(BaseModel):

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gis.api.schemas.types import Omittable, StrictInt, Time, one_of
+from gis.api.schemas.types import PLATFORMS, Omittable, StrictInt, Time, one_of
 
 
 class JobRead(BaseModel):
@@ -85,4 +85,27 @@ class CameraSitingCreate(BaseModel):
     spacing_m: float = Field(50.0, ge=5, le=1000, description="Candidate sites every … m of road")
     since: Time | None = Field(None, description="Cases from (default: a year before until)")
     until: Time | None = Field(None, description="…until before (default: now)")
+    time_limit_s: float = Field(50.0, ge=1, le=600, description="Solver time limit (s)")
+
+
+class StationSitingCreate(BaseModel):
+    """Ask where k units of a platform should stand for the shortest drives to its cases."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"example": {"town": "330803114000", "platform": "market", "k": 2}},
+    )
+
+    town: str = Field(max_length=12, description="Town code")
+    platform: str = Field(
+        max_length=20,
+        description="The platform whose units are sited (its cases are the demand)",
+        json_schema_extra=one_of(PLATFORMS),
+    )
+    k: StrictInt = Field(ge=1, le=50, description="Units to place")
+    since: Time | None = Field(None, description="Cases from (default: a year before until)")
+    until: Time | None = Field(None, description="…until before (default: now)")
+    max_candidates: StrictInt = Field(
+        300, ge=10, le=1000, description="Road nodes kept as candidate sites (thinned above)"
+    )
     time_limit_s: float = Field(50.0, ge=1, le=600, description="Solver time limit (s)")
