@@ -20,6 +20,8 @@ the original cases after the solve for the per-grid counts (tests recompute it i
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -296,10 +298,7 @@ def solve_mclp(reduced: Reduced, k: int, *, time_limit_s: float) -> Solution:
     import highspy
 
     n_demand = reduced.matrix.shape[0]
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("time_limit", float(time_limit_s))
-    h.setOptionValue("threads", 1)
+    h = highs_model(time_limit_s)
     inf = highspy.kHighsInf
     # Columns: x_0…x_{n_sites-1} (binary), then y_0…y_{n_demand-1} in [0, 1].
     costs = np.concatenate([np.zeros(n_sites), reduced.weights])
@@ -461,6 +460,28 @@ def site_layer(
             "rows": [[cell(lon, lat, p, c) for c in columns] for lon, lat, p in sites],
         },
     }
+
+
+def highs_model(time_limit_s: float) -> Any:
+    """A silent single-threaded HiGHS model with a time limit (camera and station siting).
+
+    HiGHS prints its banner to the process's standard output the first time a model is made,
+    whatever its options say; it goes to standard error instead, so that the CLI's CSV on
+    standard output holds only the CSV."""
+    import highspy
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        model = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    model.setOptionValue("output_flag", False)
+    model.setOptionValue("time_limit", float(time_limit_s))
+    model.setOptionValue("threads", 1)
+    return model
 
 
 def grid_of(session: Session, lon: float, lat: float) -> str | None:

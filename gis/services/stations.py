@@ -44,7 +44,7 @@ from gis.layers.categories import Platform, parse_platform
 from gis.layers.regions import RegionLevel, get_region
 from gis.services import jobs, routing
 from gis.services.jobs import Progress, no_progress
-from gis.services.siting import grid_of, site_layer, stored_time, year_period
+from gis.services.siting import grid_of, highs_model, site_layer, stored_time, year_period
 from gis.settings import Settings, get_settings
 
 FloatArray = npt.NDArray[np.float64]
@@ -409,10 +409,7 @@ def _solve_truncated(
         site_of[base : base + keep[i]] = near
         if fallback[i]:
             costs[base + keep[i]] = reduced.weights[i] * reduced.costs[i, order[i, keep[i]]]
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("time_limit", float(time_limit_s))
-    h.setOptionValue("threads", 1)
+    h = highs_model(time_limit_s)
     inf = highspy.kHighsInf
     h.addVars(n_cols, np.zeros(n_cols), np.ones(n_cols))
     h.changeColsCost(n_cols, np.arange(n_cols, dtype=np.int32), costs)

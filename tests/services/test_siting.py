@@ -4,6 +4,8 @@ small instance, the reductions keep the optimum, bad input is refused."""
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 from datetime import timedelta
 
 import numpy as np
@@ -110,3 +112,11 @@ def test_bad_input_is_refused(
 ) -> None:
     with pytest.raises(error, match=match):
         siting.site_cameras(session, query)
+
+
+def test_the_solver_prints_nothing_on_standard_output() -> None:
+    """HiGHS' one-time banner goes to standard error: `--format csv` output is only the CSV."""
+    script = "from gis.services.siting import highs_model\nhighs_model(1.0)\nprint('csv')\n"
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout == "csv\n" and "HiGHS" in run.stderr
