@@ -52,7 +52,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     verdict = "within" if spent <= SUITE_BUDGET_S else "OVER"
     terminalreporter.write_line(
         f"suite time: {spent:.0f} s, {verdict} the budget of {SUITE_BUDGET_S:.0f} s "
-        "(GIS_SUITE_BUDGET_S; the slowest tests are listed above)"
+        "(GIS_SUITE_BUDGET_S; `make test` lists the slowest tests above)"
     )
 
 # The demo history ends here in tests, so figures do not depend on the day the suite runs.
