@@ -57,3 +57,17 @@ def live_server(app: Any) -> Iterator[str]:
     yields its base URL."""
     with serve(OneAtATime(app)) as url:
         yield url
+
+
+@pytest.fixture
+def owslib_features() -> Iterator[Any]:
+    """OWSLib's OGC API – Features client class, its module-wide request headers restored after
+    the test: ``owslib.ogcapi.API.__init__`` updates that one dict with the headers a client is
+    given, so a token passed in one test would be sent by every later client in the process."""
+    import owslib.ogcapi
+    from owslib.ogcapi.features import Features
+
+    saved = dict(owslib.ogcapi.REQUEST_HEADERS)
+    yield Features
+    owslib.ogcapi.REQUEST_HEADERS.clear()
+    owslib.ogcapi.REQUEST_HEADERS.update(saved)

@@ -159,10 +159,13 @@ def test_gdal_sends_the_filter_and_the_bbox_to_the_server(
 
 
 def test_owslib_reads_collections_items_and_queryables(
-    server: tuple[str, Recorder], session: Session, headers_for: Any, town_codes: list[str]
+    server: tuple[str, Recorder],
+    session: Session,
+    headers_for: Any,
+    town_codes: list[str],
+    owslib_features: Any,
 ) -> None:
-    from owslib.ogcapi.features import Features
-
+    Features = owslib_features  # noqa: N806 -- the class, under its own name
     url, _ = server
     anonymous = Features(url)
     assert [c["id"] for c in anonymous.collections()["collections"]] == [

@@ -300,11 +300,9 @@ def server(settings: Settings, session: Session, demo: object) -> Iterator[str]:
 
 
 def test_owslib_transactions_create_update_delete(
-    server: str, session: Session, draft: Plan, planner: dict
+    server: str, session: Session, draft: Plan, planner: dict, owslib_features: Any
 ) -> None:
-    from owslib.ogcapi.features import Features
-
-    api = Features(server, headers=planner)
+    api = owslib_features(server, headers=planner)
     collection = f"plan-{draft.id}-grids"
     square = _inside(draft, session)
     feature = {
