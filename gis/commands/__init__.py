@@ -1,7 +1,8 @@
 """CLI command modules, and the two helpers every command uses.
 
-Each module here defines ``register(app)``, which adds its commands to the root ``gis`` app;
-``gis.cli`` calls every one of them, in module-name order. A command opens the database with
+Each module here makes its command groups with ``command_group`` (and may define
+``register(app)`` for commands outside a group); ``gis.cli`` mounts every module's, in
+module-name order. A command opens the database with
 ``command_session`` (or ``command_engine``) and turns a domain error into a message and exit
 code 2 with ``fail``; nothing else sets up engines or exits by hand.
 """
@@ -12,7 +13,7 @@ import importlib
 import pkgutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -30,10 +31,23 @@ errors = Console(stderr=True)
 
 
 def register_all(app: typer.Typer) -> None:
-    """Add every command module's commands to ``app``."""
+    """Add every command module's command groups (``command_group``), then whatever its
+    ``register(app)`` adds, to ``app``."""
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{__name__}.{info.name}")
-        module.register(app)
+        for value in list(vars(module).values()):
+            if isinstance(value, typer.Typer):
+                app.add_typer(value)
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(app)
+
+
+def command_group(
+    name: str, help: str, *, no_args_is_help: bool = True, **options: Any
+) -> typer.Typer:
+    """A command group of a module here, mounted as `gis <name>` by ``register_all``."""
+    return typer.Typer(name=name, help=help, no_args_is_help=no_args_is_help, **options)
 
 
 def fail(error: GisError) -> typer.Exit:
@@ -67,6 +81,16 @@ def command_session(settings: Settings | None = None) -> Iterator[Session]:
 
     with command_engine(settings) as engine, session_scope(engine) as session:
         yield session
+
+
+def dry_run(session: Session, commit: bool, note: str = "nothing written") -> bool:
+    """Whether a command that writes only with ``--commit`` was not told to: then its session
+    is rolled back and the run says so."""
+    if commit:
+        return False
+    session.rollback()
+    errors.print(f"[yellow]dry run[/yellow]: {note}; add --commit to write")
+    return True
 
 
 def outcome_table(

@@ -7,19 +7,14 @@ from datetime import datetime
 import typer
 from rich.console import Console
 
-stats_app = typer.Typer(
-    help="Closure statistics computed from the event log.", no_args_is_help=True
-)
+from gis.commands import command_group
+
+stats_app = command_group("stats", "Closure statistics computed from the event log.")
 
 FROM_HELP = "Cases received from, ISO 8601 (default: 1 January this year, CST)"
 TO_HELP = "…until before, ISO 8601 (default: now)"
 AS_OF_HELP = "Read outcomes exactly up to this time (default: the last `gis stats refresh`)"
 FORMAT_HELP = "table, csv or json"
-
-
-def register(app: typer.Typer) -> None:
-    """Mount `gis stats`."""
-    app.add_typer(stats_app, name="stats")
 
 
 def parse_moment(text: str | None, name: str) -> datetime | None:
