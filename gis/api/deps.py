@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
+from starlette.datastructures import FormData, UploadFile
 
 from gis.api.openapi import setting_maximum
 from gis.api.reads import replica_for, stale_read_ok
@@ -122,3 +123,17 @@ def get_platform(
 
 
 PlatformDep = Annotated[Platform | None, Depends(get_platform)]
+
+
+async def multipart_file(request: Request, what: str) -> tuple[FormData, UploadFile]:
+    """The form of a multipart request and its field ``file`` (``what`` it should hold, for
+    the 422 when it is missing)."""
+    from gis.errors import ValidationError
+
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise ValidationError(f"send {what} as multipart/form-data, in the field 'file'")
+    form = await request.form()
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise ValidationError(f"send {what} as the multipart field 'file'")
+    return form, upload

@@ -8,9 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
-from starlette.datastructures import UploadFile
 
-from gis.api.deps import SessionDep, SettingsDep
+from gis.api.deps import SessionDep, SettingsDep, multipart_file
 from gis.api.errors import ERROR_RESPONSES, domain_errors
 from gis.api.security import allow
 from gis.errors import PayloadTooLargeError, UnknownCodeError, ValidationError
@@ -74,12 +73,7 @@ def _flag(value: Any) -> bool:
 
 async def import_form(request: Request, settings: SettingsDep) -> ImportForm:
     """The uploaded ledger and the options sent with it."""
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise ValidationError("send the ledger as multipart/form-data, in the field 'file'")
-    form = await request.form()
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        raise ValidationError("send the ledger as the multipart field 'file'")
+    form, upload = await multipart_file(request, "the ledger")
     data = await upload.read(settings.import_max_bytes + 1)
     if len(data) > settings.import_max_bytes:
         raise PayloadTooLargeError(

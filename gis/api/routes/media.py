@@ -7,9 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response, status
 from pydantic import BaseModel, Field
-from starlette.datastructures import UploadFile
 
-from gis.api.deps import SessionDep, SettingsDep
+from gis.api.deps import SessionDep, SettingsDep, multipart_file
 from gis.api.errors import ERROR_RESPONSES, domain_errors
 from gis.api.schemas.incidents import LonLat
 from gis.api.security import ACT_ON_CASES, READ_CASES, REPORT, allow
@@ -46,13 +45,7 @@ class MediaRead(BaseModel):
 
 async def uploaded_file(request: Request) -> bytes:
     """The bytes of the multipart field ``file``."""
-    content_type = request.headers.get("content-type", "")
-    if not content_type.startswith("multipart/form-data"):
-        raise ValidationError("send the photo as multipart/form-data, in the field 'file'")
-    form = await request.form()
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        raise ValidationError("send the photo as the multipart field 'file'")
+    _, upload = await multipart_file(request, "the photo")
     return await upload.read()
 
 
