@@ -98,18 +98,20 @@ def outcome_table(
     codes_header: str,
     *,
     added: list[str],
-    changed: list[str],
+    changed: list[tuple[str, list[str]]],
     unchanged: int,
     show: int,
 ) -> Table:
-    """The table an import's dry run prints: how many rows are added, changed and unchanged,
-    with the first ``show`` codes of each; the caller adds its own rows (retired, rejected…)."""
+    """The table an import's dry run prints: how many rows are added, changed (code and what
+    changed) and unchanged, with the first ``show`` codes of each; the caller adds its own rows
+    (retired, rejected…)."""
     table = Table(title=title)
     table.add_column("outcome")
     table.add_column("count", justify="right")
     table.add_column(codes_header)
     table.add_row("added", str(len(added)), sample(added, show))
-    table.add_row("changed", str(len(changed)), sample(changed, show))
+    changes = [f"{code} ({'+'.join(what)})" for code, what in changed]
+    table.add_row("changed", str(len(changes)), sample(changes, show))
     table.add_row("unchanged", str(unchanged), "")
     return table
 

@@ -90,7 +90,7 @@ def _print_plan(read: object, plan: object, show: int) -> None:
         f"{plan.level.value} import",
         "examples",
         added=[f.code for f in plan.added],
-        changed=[f"{f.code} ({'+'.join(what)})" for f, what in plan.changed],
+        changed=[(f.code, what) for f, what in plan.changed],
         unchanged=len(plan.unchanged),
         show=show,
     )

@@ -103,7 +103,7 @@ def print_plan(plan: object, show: int) -> None:
         f"{plan.kind.value} from {plan.source}",
         "codes",
         added=[r.key for r in plan.added],
-        changed=[f"{r.key} ({'+'.join(what)})" for r, what in plan.changed],
+        changed=[(r.key, what) for r, what in plan.changed],
         unchanged=len(plan.unchanged),
         show=show,
     )
