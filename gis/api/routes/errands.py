@@ -19,9 +19,10 @@ from gis.api.schemas.errands import (
 )
 from gis.api.schemas.types import MAX_ID
 from gis.api.security import (
-    ACT_ON_CASES,
     READ_CASES,
     REPORT,
+    CaseActor,
+    CaseReader,
     allow,
     check_town,
     errand_filter,
@@ -126,7 +127,7 @@ def create_errand(
 def errands(
     session: SessionDep,
     page: PageDep,
-    principal: Annotated[Principal | None, Depends(allow(*READ_CASES))],
+    principal: CaseReader,
     status_: Annotated[
         list[ErrandStatus] | None,
         Query(alias="status", description="One or more statuses (repeat the parameter)"),
@@ -147,7 +148,7 @@ def errands(
 def read_errand(
     session: SessionDep,
     errand_id: ErrandId,
-    principal: Annotated[Principal | None, Depends(allow(*READ_CASES))],
+    principal: CaseReader,
 ) -> ErrandRead:
     """One errand with its log."""
     errand = get_errand(session, errand_id)
@@ -171,7 +172,7 @@ def act_on_errand(
     session: SessionDep,
     errand_id: ErrandId,
     body: ErrandActionCreate,
-    principal: Annotated[Principal | None, Depends(allow(*ACT_ON_CASES))],
+    principal: CaseActor,
     now: ClockDep,
 ) -> ErrandRead:
     """collect → submit → approve | reject → deliver (with applicant_trips), or cancel."""

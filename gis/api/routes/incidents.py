@@ -18,9 +18,8 @@ from gis.api.schemas.incidents import IncidentCreate, IncidentProperties, Incide
 from gis.api.schemas.types import MAX_ID, Time
 from gis.api.security import (
     BEARER,
-    READ_CASES,
     REPORT,
-    allow,
+    CaseReader,
     allow_hot,
     case_filter,
     check_case,
@@ -110,7 +109,7 @@ def read_incident(
     session: SessionDep,
     settings: SettingsDep,
     incident_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-    principal: Annotated[Principal | None, Depends(allow(*READ_CASES))],
+    principal: CaseReader,
 ) -> IncidentRead:
     """One incident with its assignment, the cameras that see it and possible duplicates."""
     use_autocommit(session)
@@ -165,7 +164,7 @@ def incidents(
     session: SessionDep,
     page: PageDep,
     bbox: BboxDep,
-    principal: Annotated[Principal | None, Depends(allow(*READ_CASES))],
+    principal: CaseReader,
     status_: Annotated[
         list[IncidentStatus] | None,
         Query(alias="status", description="One or more statuses (repeat the parameter)"),

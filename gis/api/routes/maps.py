@@ -34,7 +34,7 @@ from gis.api.schemas.maps import (
     UntilQuery,
     VillageQuery,
 )
-from gis.api.security import WATCH, allow, check_town, token_of
+from gis.api.security import WATCH, Watcher, allow, check_town, token_of
 from gis.errors import BasemapUnavailableError, NotFoundError, ValidationError
 from gis.layers.regions import RegionLevel, get_region
 from gis.maps import Basemap, GridMetric, build_command_room_map, build_village_grids_map, render
@@ -59,7 +59,6 @@ BASEMAP_UNUSABLE = (
     "the configured basemap cannot be used (archive missing, not raster tiles, bad URL template)",
 )
 BASEMAP_ERRORS = (TIANDITU, CONFIGURED_BASEMAP, BASEMAP_UNUSABLE)
-WatchDep = Annotated[Principal | None, Depends(allow(*WATCH))]
 # Basemap tiles are reference data, like the public layers (GIS_PUBLIC_LAYERS).
 TilesDep = Annotated[Principal | None, Depends(allow(*WATCH, public=True))]
 # Library files never change under a versioned folder name, so browsers may keep them a day.
@@ -102,7 +101,7 @@ def command_room(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    principal: WatchDep,
+    principal: Watcher,
     town: TownQuery,
     since: SinceQuery = None,
     until: UntilQuery = None,
@@ -167,7 +166,7 @@ def village_grids(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    principal: WatchDep,
+    principal: Watcher,
     village: VillageQuery,
     basemap: BasemapQuery = None,
     kiosk: KioskQuery = False,
@@ -217,7 +216,7 @@ def _live_feed(request: Request, session: Session, town: str) -> LiveFeed:
 
 
 @router.get("/session", response_model=MapSession, responses=ERROR_RESPONSES)
-def map_session(request: Request, session: SessionDep, principal: WatchDep) -> MapSession:
+def map_session(request: Request, session: SessionDep, principal: Watcher) -> MapSession:
     """Who the page's login is and until when: the kiosk asks, and says on screen when its
     login has expired (401) instead of turning into an error page at the next reload."""
     token = token_of(request)

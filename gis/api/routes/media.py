@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from gis.api.deps import SessionDep, SettingsDep, multipart_file
 from gis.api.errors import ERROR_RESPONSES, domain_errors
 from gis.api.schemas.incidents import LonLat
-from gis.api.security import ACT_ON_CASES, READ_CASES, REPORT, allow
+from gis.api.security import ACT_ON_CASES, REPORT, CaseReader, allow
 from gis.errors import NotFoundError, ValidationError
 from gis.layers.users import Role
 from gis.services import media
@@ -122,7 +122,7 @@ def read(
     session: SessionDep,
     settings: SettingsDep,
     media_id: MediaId,
-    principal: Annotated[Principal | None, Depends(allow(*READ_CASES))],
+    principal: CaseReader,
 ) -> Response:
     """The photo, to its uploader and to whoever may see a case or an errand that shows it."""
     content_type = _check_may_see(session, media_id, principal)
@@ -139,7 +139,7 @@ def thumbnail(
     session: SessionDep,
     settings: SettingsDep,
     media_id: MediaId,
-    principal: Annotated[Principal | None, Depends(allow(*READ_CASES))],
+    principal: CaseReader,
 ) -> Response:
     """A JPEG of at most 320 px a side, for lists and map popups; the same rules."""
     _check_may_see(session, media_id, principal)

@@ -17,7 +17,7 @@ from gis.api.openapi import comma_separated
 from gis.api.pages import Page, PageCache
 from gis.api.schemas.stats import StatsTable
 from gis.api.schemas.types import Time
-from gis.api.security import WATCH, allow
+from gis.api.security import Watcher, allow
 from gis.errors import NotFoundError
 from gis.layers.base import utcnow
 from gis.layers.users import Role
@@ -80,7 +80,6 @@ class Window:
 
 
 WindowDep = Annotated[Window, Depends(Window)]
-Watcher = Annotated[Principal | None, Depends(allow(*WATCH))]
 
 
 def towns_in_scope(principal: Principal | None, town: str | None) -> tuple[str, ...] | None:
