@@ -1,8 +1,8 @@
 """CLI command modules, and the two helpers every command uses.
 
-Each module here makes its command groups with ``command_group`` (and may define
-``register(app)`` for commands outside a group); ``gis.cli`` mounts every module's, in
-module-name order. A command opens the database with
+Each module here makes its command groups with ``command_group``; ``gis.cli`` mounts every
+module's, in module-name order (a module with commands outside a group mounts its own with
+``register(app)``). A command opens the database with
 ``command_session`` (or ``command_engine``) and turns a domain error into a message and exit
 code 2 with ``fail``; nothing else sets up engines or exits by hand.
 """
@@ -31,16 +31,17 @@ errors = Console(stderr=True)
 
 
 def register_all(app: typer.Typer) -> None:
-    """Add every command module's command groups (``command_group``), then whatever its
-    ``register(app)`` adds, to ``app``."""
+    """Add every command module's commands to ``app``: what its ``register(app)`` adds, or
+    else its command groups (``command_group``)."""
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{__name__}.{info.name}")
-        for value in list(vars(module).values()):
-            if isinstance(value, typer.Typer):
-                app.add_typer(value)
         register = getattr(module, "register", None)
         if register is not None:
             register(app)
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, typer.Typer):
+                app.add_typer(value)
 
 
 def command_group(

@@ -18,7 +18,8 @@ boundaries_app = command_group(
 
 
 def register(app: typer.Typer) -> None:
-    """Mount `gis reassign` (outside a group)."""
+    """Mount `gis boundaries` and `gis reassign` (outside a group)."""
+    app.add_typer(boundaries_app)
     app.command("reassign")(reassign)
 
 
