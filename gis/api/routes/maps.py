@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
@@ -94,17 +95,15 @@ def _page(html: str) -> HTMLResponse:
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
+@dataclass
 class MapPage:
     """A map page's request: its session and settings, the caller (one who watches), and
     where the page loads Leaflet from; it draws the page on a basemap, renders and caches it."""
 
-    def __init__(
-        self, request: Request, session: SessionDep, settings: SettingsDep, principal: Watcher
-    ) -> None:
-        self.request = request
-        self.session = session
-        self.settings = settings
-        self.principal = principal
+    request: Request
+    session: SessionDep
+    settings: SettingsDep
+    principal: Watcher
 
     @cached_property
     def assets_url(self) -> str | None:

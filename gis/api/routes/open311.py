@@ -240,25 +240,17 @@ async def get_reporter(
 ReporterDep = Annotated[Principal | None, Depends(get_reporter)]
 
 
+@dataclass
 class Post:
     """What every GeoReport POST takes: its session, settings and clock, the reply format,
     the posted fields and who posts them."""
 
-    def __init__(
-        self,
-        session: SessionDep,
-        settings: SettingsDep,
-        now: ClockDep,
-        fmt: FmtPath,
-        fields: FieldsDep,
-        principal: ReporterDep,
-    ) -> None:
-        self.session = session
-        self.settings = settings
-        self.now = now
-        self.fmt = fmt
-        self.fields = fields
-        self.principal = principal
+    session: SessionDep
+    settings: SettingsDep
+    now: ClockDep
+    fmt: FmtPath
+    fields: FieldsDep
+    principal: ReporterDep
 
     @property
     def user_id(self) -> int | None:

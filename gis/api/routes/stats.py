@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Annotated, Any, Literal
@@ -216,22 +217,19 @@ TOWN_COLUMNS = [
 GRID_COLUMNS = ["grid_code", "received", "closed", "closure_rate", "on_time_rate", "overdue_open"]
 
 
+@dataclass
 class TownScope:
     """A per-town or per-grid statistics request: its window and the towns in the caller's
     scope (the asked one, within the caller's jurisdiction)."""
 
-    def __init__(
-        self,
-        request: Request,
-        session: SessionDep,
-        window: WindowDep,
-        principal: Watcher,
-        town: TownDep = None,
-    ) -> None:
-        self.request = request
-        self.session = session
-        self.window = window
-        self.towns = towns_in_scope(principal, town)
+    request: Request
+    session: SessionDep
+    window: WindowDep
+    principal: Watcher
+    town: TownDep = None
+
+    def __post_init__(self) -> None:
+        self.towns = towns_in_scope(self.principal, self.town)
 
     def table(
         self,
