@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
@@ -137,3 +137,8 @@ async def multipart_file(request: Request, what: str) -> tuple[FormData, UploadF
     if not isinstance(upload, UploadFile):
         raise ValidationError(f"send {what} as the multipart field 'file'")
     return form, upload
+
+
+def status_query() -> Any:
+    """The ``status`` list parameter of a case or errand list (repeatable)."""
+    return Query(alias="status", description="One or more statuses (repeat the parameter)")

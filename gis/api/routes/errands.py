@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from sqlalchemy.orm import Session
 
-from gis.api.deps import ClockDep, PageDep, SessionDep, SettingsDep
+from gis.api.deps import ClockDep, PageDep, SessionDep, SettingsDep, status_query
 from gis.api.errors import SWAPPED, domain_errors
 from gis.api.schemas.errands import (
     ErrandActionCreate,
@@ -128,10 +128,7 @@ def errands(
     session: SessionDep,
     page: PageDep,
     principal: CaseReader,
-    status_: Annotated[
-        list[ErrandStatus] | None,
-        Query(alias="status", description="One or more statuses (repeat the parameter)"),
-    ] = None,
+    status_: Annotated[list[ErrandStatus] | None, status_query()] = None,
 ) -> list[ErrandRead]:
     """Errands newest first: a grid member's own (跑小二), or those of the caller's towns."""
     rows = list_errands(

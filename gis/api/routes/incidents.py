@@ -10,7 +10,15 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from gis.api.deps import PageDep, SessionDep, SettingsDep, StaleReadOk, database_of, settings_of
+from gis.api.deps import (
+    PageDep,
+    SessionDep,
+    SettingsDep,
+    StaleReadOk,
+    database_of,
+    settings_of,
+    status_query,
+)
 from gis.api.errors import CATEGORY, OUTSIDE, SWAPPED, domain_errors
 from gis.api.geojson import FeatureCollection, feature_collection
 from gis.api.responses import json_response
@@ -165,10 +173,7 @@ def incidents(
     page: PageDep,
     bbox: BboxDep,
     principal: CaseReader,
-    status_: Annotated[
-        list[IncidentStatus] | None,
-        Query(alias="status", description="One or more statuses (repeat the parameter)"),
-    ] = None,
+    status_: Annotated[list[IncidentStatus] | None, status_query()] = None,
     platform: Annotated[Platform | None, Query()] = None,
     town: Annotated[str | None, Query(max_length=12, description="Town code")] = None,
     grid: Annotated[str | None, Query(max_length=20, description="Grid code")] = None,
