@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
+from starlette.datastructures import FormData, UploadFile
 
 from gis.api.openapi import setting_maximum
 from gis.api.reads import replica_for, stale_read_ok
@@ -137,16 +138,9 @@ class Upload:
 async def read_upload(request: Request, settings: Settings, what: str, default_name: str) -> Upload:
     """The multipart upload of a request: 422 unless it is multipart with a ``file`` field, 413
     past ``GIS_IMPORT_MAX_BYTES``."""
-    from starlette.datastructures import UploadFile
+    from gis.errors import PayloadTooLargeError
 
-    from gis.errors import PayloadTooLargeError, ValidationError
-
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise ValidationError(f"send the {what} as multipart/form-data, in the field 'file'")
-    form = await request.form()
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        raise ValidationError(f"send the {what} as the multipart field 'file'")
+    form, upload = await multipart_file(request, f"the {what}")
     data = await upload.read(settings.import_max_bytes + 1)
     if len(data) > settings.import_max_bytes:
         raise PayloadTooLargeError(
@@ -154,3 +148,22 @@ async def read_upload(request: Request, settings: Settings, what: str, default_n
         )
     fields = {k: str(form[k]) if isinstance(form.get(k), str) else None for k in form}
     return Upload(upload.filename or default_name, data, fields)
+
+
+async def multipart_file(request: Request, what: str) -> tuple[FormData, UploadFile]:
+    """The form of a multipart request and its field ``file`` (``what`` it should hold, for
+    the 422 when it is missing)."""
+    from gis.errors import ValidationError
+
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise ValidationError(f"send {what} as multipart/form-data, in the field 'file'")
+    form = await request.form()
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise ValidationError(f"send {what} as the multipart field 'file'")
+    return form, upload
+
+
+def status_query() -> Any:
+    """The ``status`` list parameter of a case or errand list (repeatable)."""
+    return Query(alias="status", description="One or more statuses (repeat the parameter)")

@@ -147,6 +147,12 @@ def allow(
     return mark_public(dependency) if public else dependency
 
 
+# The callers of the usual role groups, as route parameters.
+CaseReader = Annotated[Principal | None, Depends(allow(*READ_CASES))]
+CaseActor = Annotated[Principal | None, Depends(allow(*ACT_ON_CASES))]
+Watcher = Annotated[Principal | None, Depends(allow(*WATCH))]
+
+
 def admit(
     principal: Principal | None, roles: frozenset[Role], *, public: bool, settings: Settings
 ) -> Principal | None:

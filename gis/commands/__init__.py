@@ -1,7 +1,8 @@
 """CLI command modules, and the two helpers every command uses.
 
-Each module here defines ``register(app)``, which adds its commands to the root ``gis`` app;
-``gis.cli`` calls every one of them, in module-name order. A command opens the database with
+Each module here makes its command groups with ``command_group``; ``gis.cli`` mounts every
+module's, in module-name order (a module with commands outside a group mounts its own with
+``register(app)``). A command opens the database with
 ``command_session`` (or ``command_engine``) and turns a domain error into a message and exit
 code 2 with ``fail``; nothing else sets up engines or exits by hand.
 """
@@ -12,7 +13,7 @@ import importlib
 import pkgutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -30,10 +31,24 @@ errors = Console(stderr=True)
 
 
 def register_all(app: typer.Typer) -> None:
-    """Add every command module's commands to ``app``."""
+    """Add every command module's commands to ``app``: what its ``register(app)`` adds, or
+    else its command groups (``command_group``)."""
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{__name__}.{info.name}")
-        module.register(app)
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(app)
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, typer.Typer):
+                app.add_typer(value)
+
+
+def command_group(
+    name: str, help: str, *, no_args_is_help: bool = True, **options: Any
+) -> typer.Typer:
+    """A command group of a module here, mounted as `gis <name>` by ``register_all``."""
+    return typer.Typer(name=name, help=help, no_args_is_help=no_args_is_help, **options)
 
 
 def fail(error: GisError) -> typer.Exit:
@@ -69,23 +84,35 @@ def command_session(settings: Settings | None = None) -> Iterator[Session]:
         yield session
 
 
+def dry_run(session: Session, commit: bool, note: str = "nothing written") -> bool:
+    """Whether a command that writes only with ``--commit`` was not told to: then its session
+    is rolled back and the run says so."""
+    if commit:
+        return False
+    session.rollback()
+    errors.print(f"[yellow]dry run[/yellow]: {note}; add --commit to write")
+    return True
+
+
 def outcome_table(
     title: str,
     codes_header: str,
     *,
     added: list[str],
-    changed: list[str],
+    changed: list[tuple[str, list[str]]],
     unchanged: int,
     show: int,
 ) -> Table:
-    """The table an import's dry run prints: how many rows are added, changed and unchanged,
-    with the first ``show`` codes of each; the caller adds its own rows (retired, rejected…)."""
+    """The table an import's dry run prints: how many rows are added, changed (code and what
+    changed) and unchanged, with the first ``show`` codes of each; the caller adds its own rows
+    (retired, rejected…)."""
     table = Table(title=title)
     table.add_column("outcome")
     table.add_column("count", justify="right")
     table.add_column(codes_header)
     table.add_row("added", str(len(added)), sample(added, show))
-    table.add_row("changed", str(len(changed)), sample(changed, show))
+    changes = [f"{code} ({'+'.join(what)})" for code, what in changed]
+    table.add_row("changed", str(len(changes)), sample(changes, show))
     table.add_row("unchanged", str(unchanged), "")
     return table
 

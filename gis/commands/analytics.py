@@ -12,21 +12,16 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from gis.commands import command_group
 from gis.commands.stats import parse_moment as moment
 
-analytics_app = typer.Typer(
-    help="Spatial statistics: hotspots, emerging hotspots, recurring problems.",
-    no_args_is_help=True,
+analytics_app = command_group(
+    "analytics", "Spatial statistics: hotspots, emerging hotspots, recurring problems."
 )
 
 SINCE_HELP = "Cases reported from, ISO 8601 (default: 30 days before --until; CST if no zone)"
 UNTIL_HELP = "…until before, ISO 8601 (default: now)"
 FORMAT_HELP = "table or json"
-
-
-def register(app: typer.Typer) -> None:
-    """Mount `gis analytics`."""
-    app.add_typer(analytics_app, name="analytics")
 
 
 def _in_session(

@@ -8,18 +8,18 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from gis.commands import command_session, outcome_table, sample
+from gis.commands import command_group, command_session, dry_run, outcome_table, sample
 
 console = Console(stderr=True)
-boundaries_app = typer.Typer(
-    help="Import and export town, village and grid boundaries (GeoJSON, Shapefile, GeoPackage).",
-    no_args_is_help=True,
+boundaries_app = command_group(
+    "boundaries",
+    "Import and export town, village and grid boundaries (GeoJSON, Shapefile, GeoPackage).",
 )
 
 
 def register(app: typer.Typer) -> None:
-    """Mount `gis boundaries` and `gis reassign`."""
-    app.add_typer(boundaries_app, name="boundaries")
+    """Mount `gis boundaries` and `gis reassign` (outside a group)."""
+    app.add_typer(boundaries_app)
     app.command("reassign")(reassign)
 
 
@@ -75,9 +75,7 @@ def import_boundaries(
         )
         plan = plan_import(session, read, level=chosen, parent=parent)
         _print_plan(read, plan, show)
-        if not commit:
-            console.print("[yellow]dry run[/yellow]: nothing written; add --commit to write")
-            session.rollback()
+        if dry_run(session, commit):
             return
         written = commit_import(
             session, plan, actor=actor, lock_timeout_s=settings.plan_lock_timeout_s
@@ -93,7 +91,7 @@ def _print_plan(read: object, plan: object, show: int) -> None:
         f"{plan.level.value} import",
         "examples",
         added=[f.code for f in plan.added],
-        changed=[f"{f.code} ({'+'.join(what)})" for f, what in plan.changed],
+        changed=[(f.code, what) for f, what in plan.changed],
         unchanged=len(plan.unchanged),
         show=show,
     )
@@ -188,9 +186,7 @@ def reassign(
                 session, actor=actor, reason="bulk re-assignment to the current grids"
             )
         _print_reassigned(result, time.perf_counter() - started)
-        if not commit:
-            session.rollback()
-            console.print("[yellow]dry run[/yellow]: rolled back; add --commit to write")
+        if dry_run(session, commit, "rolled back"):
             return
     console.print("[green]committed[/green]")
 
@@ -227,8 +223,6 @@ def _reassign_on_dask(scheduler: str | None, *, actor: str, commit: bool) -> Non
             table=service.STAGE_PREFIX,
         )
         _print_reassigned(result, time.perf_counter() - started)
-        if not commit:
-            session.rollback()
-            console.print("[yellow]dry run[/yellow]: rolled back; add --commit to write")
+        if dry_run(session, commit, "rolled back"):
             return
     console.print("[green]committed[/green]")

@@ -8,15 +8,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gis.commands import command_session
+from gis.commands import command_group, command_session
 
 console = Console(stderr=True)
-cameras_app = typer.Typer(help="Surveillance cameras (天眼).", no_args_is_help=True)
-
-
-def register(app: typer.Typer) -> None:
-    """Mount `gis cameras`."""
-    app.add_typer(cameras_app, name="cameras")
+cameras_app = command_group("cameras", "Surveillance cameras (天眼).")
 
 
 def _share(value: float | None) -> str:

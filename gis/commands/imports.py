@@ -12,24 +12,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gis.commands import fail, outcome_table, sample
+from gis.commands import command_group, dry_run, fail, outcome_table, sample
 from gis.errors import GisError
 
 console = Console(stderr=True)
-import_app = typer.Typer(
-    help="Import units, cameras and grid members from a town's ledgers (dry run unless --commit).",
-    no_args_is_help=True,
+import_app = command_group(
+    "import",
+    "Import units, cameras and grid members from a town's ledgers (dry run unless --commit).",
 )
-export_app = typer.Typer(
-    help="Export units, cameras and grid members in the import's column layout.",
-    no_args_is_help=True,
+export_app = command_group(
+    "export", "Export units, cameras and grid members in the import's column layout."
 )
-
-
-def register(app: typer.Typer) -> None:
-    """Mount `gis import` and `gis export`."""
-    app.add_typer(import_app, name="import")
-    app.add_typer(export_app, name="export")
 
 
 FileArg = typer.Argument(..., help="CSV (UTF-8/GBK), .xlsx, GeoPackage, GeoJSON or Shapefile")
@@ -80,9 +73,7 @@ def _run(
                 session.rollback()
                 console.print(f"[red]{len(plan.errors)} error(s)[/red]: nothing written")
                 raise typer.Exit(code=1)
-            if not commit:
-                session.rollback()
-                console.print("[yellow]dry run[/yellow]: nothing written; add --commit to write")
+            if dry_run(session, commit):
                 return
             with console.status(f"writing {len(plan.added) + len(plan.changed)} {chosen.value}"):
                 result = commit_import(
@@ -112,7 +103,7 @@ def print_plan(plan: object, show: int) -> None:
         f"{plan.kind.value} from {plan.source}",
         "codes",
         added=[r.key for r in plan.added],
-        changed=[f"{r.key} ({'+'.join(what)})" for r, what in plan.changed],
+        changed=[(r.key, what) for r, what in plan.changed],
         unchanged=len(plan.unchanged),
         show=show,
     )

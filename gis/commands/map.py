@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
-from gis.commands import command_session, fail
+from gis.commands import command_group, command_session, fail
 from gis.errors import GisError
 
 if TYPE_CHECKING:
@@ -17,12 +17,7 @@ if TYPE_CHECKING:
     from gis.settings import Settings
 
 console = Console(stderr=True)
-map_app = typer.Typer(help="Command-room maps as HTML files (Folium).", no_args_is_help=True)
-
-
-def register(app: typer.Typer) -> None:
-    """Mount `gis map`."""
-    app.add_typer(map_app, name="map")
+map_app = command_group("map", "Command-room maps as HTML files (Folium).")
 
 
 BASEMAP_HELP = "osm, tianditu, tianditu_satellite, amap, intranet, local (default GIS_BASEMAP)"

@@ -10,24 +10,22 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
+from gis.commands import command_group
+
 if TYPE_CHECKING:
     from gis.services.partitions import Partition
 
-partitions_app = typer.Typer(
-    help="Monthly partitions of the event log (docs/partitioning.md).", no_args_is_help=True
+partitions_app = command_group(
+    "partitions", "Monthly partitions of the event log (docs/partitioning.md)."
 )
-archive_app = typer.Typer(
-    help="Old months of the event log: `gis archive --before 2024-01` detaches every month "
+archive_app = command_group(
+    "archive",
+    "Old months of the event log: `gis archive --before 2024-01` detaches every month "
     "before January 2024 into the `archive` schema; `gis archive restore 2023-12` attaches one "
     "again; `gis archive list` shows them.",
     invoke_without_command=True,
+    no_args_is_help=False,
 )
-
-
-def register(app: typer.Typer) -> None:
-    """Mount `gis partitions` and `gis archive`."""
-    app.add_typer(partitions_app, name="partitions")
-    app.add_typer(archive_app, name="archive")
 
 
 def _table(partitions: Sequence[Partition], title: str) -> None:

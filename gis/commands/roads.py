@@ -8,13 +8,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gis.commands import command_group
+
 console = Console(stderr=True)
-roads_app = typer.Typer(help="The road network used for drive times.", no_args_is_help=True)
-
-
-def register(app: typer.Typer) -> None:
-    """Mount `gis roads`."""
-    app.add_typer(roads_app, name="roads")
+roads_app = command_group("roads", "The road network used for drive times.")
 
 
 @roads_app.command("import")

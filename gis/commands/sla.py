@@ -6,14 +6,11 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-sla_app = typer.Typer(help="Time limits (限时办结): the overdue sweep.", no_args_is_help=True)
+from gis.commands import command_group
+
+sla_app = command_group("sla", "Time limits (限时办结): the overdue sweep.")
 
 ESCALATE_HELP = "Escalate cases overdue by more than this many hours (GIS_SLA_ESCALATE_AFTER_H)"
-
-
-def register(app: typer.Typer) -> None:
-    """Mount `gis sla`."""
-    app.add_typer(sla_app, name="sla")
 
 
 def _run(at: str | None, escalate_after: float | None, *, write: bool) -> None:

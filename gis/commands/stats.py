@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
-stats_app = typer.Typer(
-    help="Closure statistics computed from the event log.", no_args_is_help=True
-)
+from gis.commands import command_group
+
+stats_app = command_group("stats", "Closure statistics computed from the event log.")
 
 FROM_HELP = "Cases received from, ISO 8601 (default: 1 January this year, CST)"
 TO_HELP = "…until before, ISO 8601 (default: now)"
 AS_OF_HELP = "Read outcomes exactly up to this time (default: the last `gis stats refresh`)"
 FORMAT_HELP = "table, csv or json"
-
-
-def register(app: typer.Typer) -> None:
-    """Mount `gis stats`."""
-    app.add_typer(stats_app, name="stats")
+# The options every figure command takes.
+FromOpt = Annotated[str | None, typer.Option("--from", help=FROM_HELP)]
+ToOpt = Annotated[str | None, typer.Option("--to", help=TO_HELP)]
+AsOfOpt = Annotated[str | None, typer.Option(help=AS_OF_HELP)]
+TownOpt = Annotated[str | None, typer.Option(help="Only this town (code)")]
+FormatOpt = Annotated[str, typer.Option("--format", help=FORMAT_HELP)]
 
 
 def parse_moment(text: str | None, name: str) -> datetime | None:
@@ -116,12 +118,12 @@ def _run(
 @stats_app.command("cases")
 def cases(
     group_by: str | None = typer.Option(None, help="e.g. town,month,platform"),
-    start: str | None = typer.Option(None, "--from", help=FROM_HELP),
-    end: str | None = typer.Option(None, "--to", help=TO_HELP),
-    as_of: str | None = typer.Option(None, help=AS_OF_HELP),
-    town: str | None = typer.Option(None, help="Only this town (code)"),
+    start: FromOpt = None,
+    end: ToOpt = None,
+    as_of: AsOfOpt = None,
+    town: TownOpt = None,
     platform: str | None = typer.Option(None, help="Only this platform"),
-    output: str = typer.Option("table", "--format", help=FORMAT_HELP),
+    output: FormatOpt = "table",
 ) -> None:
     """Received, closed, 办结率, 按期办结率, 返工率, extensions, overdue, time to close."""
     _run("cases", group_by, start, end, as_of, town, platform, output)
@@ -129,11 +131,11 @@ def cases(
 
 @stats_app.command("towns")
 def towns(
-    start: str | None = typer.Option(None, "--from", help=FROM_HELP),
-    end: str | None = typer.Option(None, "--to", help=TO_HELP),
-    as_of: str | None = typer.Option(None, help=AS_OF_HELP),
-    town: str | None = typer.Option(None, help="Only this town (code)"),
-    output: str = typer.Option("table", "--format", help=FORMAT_HELP),
+    start: FromOpt = None,
+    end: ToOpt = None,
+    as_of: AsOfOpt = None,
+    town: TownOpt = None,
+    output: FormatOpt = "table",
 ) -> None:
     """One line per town, as the towns report it: 受理 N 件，办结率 x%."""
     _run("towns", None, start, end, as_of, town, None, output)
@@ -142,10 +144,10 @@ def towns(
 @stats_app.command("errands")
 def errands(
     group_by: str | None = typer.Option(None, help="e.g. town,service"),
-    start: str | None = typer.Option(None, "--from", help=FROM_HELP),
-    end: str | None = typer.Option(None, "--to", help=TO_HELP),
-    town: str | None = typer.Option(None, help="Only this town (code)"),
-    output: str = typer.Option("table", "--format", help=FORMAT_HELP),
+    start: FromOpt = None,
+    end: ToOpt = None,
+    town: TownOpt = None,
+    output: FormatOpt = "table",
 ) -> None:
     """Errands (跑小二): requested, delivered, zero-trip share, time to delivery."""
     _run("errands", group_by, start, end, None, town, None, output)

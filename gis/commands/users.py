@@ -6,15 +6,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gis.commands import command_session, fail
+from gis.commands import command_group, command_session, fail
 
 console = Console()
-users_app = typer.Typer(help="API users and their tokens (hashed at rest).", no_args_is_help=True)
-
-
-def register(app: typer.Typer) -> None:
-    """Mount `gis users`."""
-    app.add_typer(users_app, name="users")
+users_app = command_group("users", "API users and their tokens (hashed at rest).")
 
 
 @users_app.command("add")

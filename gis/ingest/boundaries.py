@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -478,31 +478,19 @@ def _compare_regions(
     else:
         query = query.where(Region.code.in_([f.code for f in features]))
     existing = {r.code: r for r in session.scalars(query)}
-    from geoalchemy2.shape import to_shape
 
-    for feature in features:
-        old = existing.get(feature.code)
-        if old is None:
-            plan.added.append(feature)
-            continue
-        what = []
-        if old.name != feature.name:
-            what.append("name")
-        if not same_geometry(to_shape(old.geom), feature.geom):
+    def differences(old: Region, feature: BoundaryFeature) -> list[str]:
+        what = [] if old.name == feature.name else ["name"]
+        if not _same_geom(old, feature):
             what.append("geometry")
         if feature.parent_code is not None and old.parent_code != feature.parent_code:
             what.append("parent")
-        if what:
-            plan.changed.append((feature, what))
-        else:
-            plan.unchanged.append(feature.code)
-    codes = {f.code for f in features}
-    plan.retired = sorted((c, r.name) for c, r in existing.items() if c not in codes)
+        return what
+
+    _classify(plan, features, existing, differences)
 
 
 def _compare_grids(session: Session, plan: ImportPlan, features: list[BoundaryFeature]) -> None:
-    from geoalchemy2.shape import to_shape
-
     codes = [f.code for f in features]
     existing = {
         g.code: g
@@ -513,28 +501,46 @@ def _compare_grids(session: Session, plan: ImportPlan, features: list[BoundaryFe
             )
         )
     }
-    for feature in features:
-        old = existing.get(feature.code)
-        if old is None:
-            plan.added.append(feature)
-            continue
-        what = []
-        if old.name != feature.name:
-            what.append("name")
+
+    def differences(old: Grid, feature: BoundaryFeature) -> list[str]:
+        what = [] if old.name == feature.name else ["name"]
         if old.village_code != feature.parent_code:
             what.append("village")
         if feature.households is not None and feature.households != old.households:
             what.append("households")
         if feature.population is not None and feature.population != old.population:
             what.append("population")
-        if not same_geometry(to_shape(old.geom), feature.geom):
+        if not _same_geom(old, feature):
             what.append("geometry")
-        if what:
+        return what
+
+    _classify(plan, features, existing, differences)
+
+
+def _same_geom(old: Region | Grid, feature: BoundaryFeature) -> bool:
+    from geoalchemy2.shape import to_shape
+
+    return same_geometry(to_shape(old.geom), feature.geom)
+
+
+def _classify(
+    plan: ImportPlan,
+    features: list[BoundaryFeature],
+    existing: dict[str, Any],
+    differences: Callable[[Any, BoundaryFeature], list[str]],
+) -> None:
+    """Sort the read features into added, changed (with what differs) and unchanged against
+    the ``existing`` rows by code; the existing ones the file does not name are retired."""
+    for feature in features:
+        old = existing.get(feature.code)
+        if old is None:
+            plan.added.append(feature)
+        elif what := differences(old, feature):
             plan.changed.append((feature, what))
         else:
             plan.unchanged.append(feature.code)
-    seen = set(codes)
-    plan.retired = sorted((c, g.name) for c, g in existing.items() if c not in seen)
+    codes = {f.code for f in features}
+    plan.retired = sorted((c, r.name) for c, r in existing.items() if c not in codes)
 
 
 # --- writing ------------------------------------------------------------------------------------

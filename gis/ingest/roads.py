@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 import shapely
@@ -87,6 +87,17 @@ class RoadImport:
     by_class: Counter[str] = field(default_factory=Counter)
     speed_source: Counter[str] = field(default_factory=Counter)
     source_crs: str = ""
+
+
+class RoadReading(TypedDict, total=False):
+    """How to read a road file (every key optional): its ``layer``, its real ``crs`` when it
+    lies, the fields of road class and speed, and the speed of lines with neither."""
+
+    layer: str | None
+    crs: str | None
+    class_field: str | None
+    speed_field: str | None
+    default_speed_kmh: float | None
 
 
 @dataclass(frozen=True)
@@ -201,17 +212,16 @@ def _lines(geom: Any) -> Iterator[LineString]:
 def read_roads(
     path: Path,
     *,
-    layer: str | None = None,
-    crs: str | None = None,
-    class_field: str | None = None,
-    speed_field: str | None = None,
-    default_speed_kmh: float | None = None,
     report: RoadImport | None = None,
+    **reading: Unpack[RoadReading],
 ) -> tuple[list[_Line], RoadImport]:
     """The usable lines of a road file in WGS84, and what was skipped and why."""
     import geopandas as gpd
     from pyogrio.errors import DataSourceError
 
+    layer, crs = reading.get("layer"), reading.get("crs")
+    class_field, speed_field = reading.get("class_field"), reading.get("speed_field")
+    default_speed_kmh = reading.get("default_speed_kmh")
     report = report or RoadImport(path=str(path))
     if not path.exists():
         raise ValidationError(f"no such file: {path}")
@@ -287,14 +297,10 @@ def import_roads(
     session: Session,
     path: Path,
     *,
-    layer: str | None = None,
-    crs: str | None = None,
-    class_field: str | None = None,
-    speed_field: str | None = None,
-    default_speed_kmh: float | None = None,
     replace: bool = True,
     tolerance_m: float = 0.5,
     progress: bool = False,
+    **reading: Unpack[RoadReading],
 ) -> RoadImport:
     """Load a road file into ``roads`` (replacing the network unless ``replace`` is False),
     node it and rebuild the topology. Does not commit."""
@@ -302,16 +308,10 @@ def import_roads(
 
     if not 0 < tolerance_m <= 50:
         raise ValidationError(f"--tolerance-m must be in (0, 50] metres, got {tolerance_m}")
+    default_speed_kmh = reading.get("default_speed_kmh")
     if default_speed_kmh is not None and not 0 < default_speed_kmh <= MAX_SPEED_KMH:
         raise ValidationError(f"--default-speed must be in (0, {MAX_SPEED_KMH:g}] km/h")
-    lines, report = read_roads(
-        path,
-        layer=layer,
-        crs=crs,
-        class_field=class_field,
-        speed_field=speed_field,
-        default_speed_kmh=default_speed_kmh,
-    )
+    lines, report = read_roads(path, **reading)
     # Noding needs metres: work in the UTM zone of the data's centre, then come back.
     bounds = shapely.total_bounds([line.geom for line in lines])
     to_metric, to_wgs = metric_transformers(

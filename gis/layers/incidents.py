@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import InstrumentedAttribute, Mapped, Session, mapped_column
 
@@ -223,16 +224,15 @@ class IncidentFilter:
     scope: sa.ColumnElement[bool] | None = None
 
 
-@dataclass(frozen=True)
-class IncidentSummary:
-    """One incident of a list, with its WGS84 point."""
+class IncidentListed(BaseModel):
+    """What a list shows of an incident: the properties of its feature in the API."""
 
     id: int
     status: str
     category: str
     platform: str
     description: str
-    location_quality: str
+    location_quality: LocationQuality
     grid_code: str | None
     village_code: str | None
     town_code: str | None
@@ -241,6 +241,13 @@ class IncidentSummary:
     reported_at: datetime
     due_at: datetime | None
     closed_at: datetime | None
+
+
+class IncidentSummary(IncidentListed):
+    """One incident of a list, with its WGS84 point."""
+
+    model_config = ConfigDict(frozen=True)
+
     lon: float
     lat: float
 

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import folium
 import numpy as np
@@ -238,6 +238,98 @@ def new_map(bounds: list[list[float]], *, kiosk: bool = False) -> folium.Map:
     m.fit_bounds(bounds)
     add_page_chrome(m, kiosk=kiosk)
     return m
+
+
+def start_map(
+    bounds: tuple[float, float, float, float],
+    basemap: Basemap | TileSource,
+    *,
+    tianditu_key: str | None,
+    kiosk: bool = False,
+) -> tuple[folium.Map, Projector]:
+    """A map fitted to the WGS84 ``bounds`` on its background tiles, and the projector that
+    lines its overlays up with them: the set-up every map builder starts with."""
+    project = projector_for(basemap)
+    m = new_map(project.bounds(bounds), kiosk=kiosk)
+    add_basemap(m, basemap, tianditu_key=tianditu_key)
+    return m, project
+
+
+def add_outline(
+    m: folium.Map, project: Projector, geom: BaseGeometry, *, name: str, style: dict[str, Any]
+) -> None:
+    """An unfilled boundary (a town's, a village's) drawn in ``style``, as a switchable layer."""
+    folium.GeoJson(
+        {"type": "Feature", "geometry": project.geometry(geom), "properties": {}},
+        name=name,
+        style_function=lambda _: {**style, "fill": False},
+    ).add_to(m)
+
+
+class GridLike(Protocol):
+    """What a grid's feature shows of it (``GridStat``, ``GridInfo``)."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def geom(self) -> BaseGeometry: ...
+    @property
+    def households(self) -> int: ...
+    @property
+    def members(self) -> list[str]: ...
+
+
+# The fields every grid's tooltip starts with, and their labels.
+GRID_TOOLTIP = {
+    "code": "网格 Grid",
+    "name": "名称 Name",
+    "members": "网格员 Member",
+    "households": "户数 Households",
+}
+
+
+def grid_feature(grid: GridLike, project: Projector, **properties: Any) -> dict[str, Any]:
+    """A grid as a GeoJSON feature with the ``GRID_FIELDS`` and the map's own ``properties``."""
+    return {
+        "type": "Feature",
+        "geometry": project.geometry(grid.geom),
+        "properties": {
+            "code": grid.code,
+            "name": grid.name,
+            "members": "、".join(grid.members) or "—",
+            "households": grid.households,
+            **properties,
+        },
+    }
+
+
+def grids_layer(
+    features: list[dict[str, Any]],
+    *,
+    name: str,
+    tooltip: dict[str, str],
+    outline: dict[str, Any],
+    **options: Any,
+) -> folium.GeoJson:
+    """The grids (``grid_feature``s) filled with their ``fill`` property and drawn with
+    ``outline``; the tooltip shows the ``GRID_TOOLTIP`` fields, then ``tooltip`` (field: label)."""
+    fields = {**GRID_TOOLTIP, **tooltip}
+    return folium.GeoJson(
+        {"type": "FeatureCollection", "features": features},
+        name=name,
+        style_function=lambda f: {
+            "fillColor": f["properties"]["fill"],
+            **outline,
+            "fillOpacity": 0.45,
+        },
+        # folium refuses a tooltip naming fields when there are no features to carry them.
+        tooltip=folium.GeoJsonTooltip(fields=list(fields), aliases=list(fields.values()))
+        if features
+        else None,
+        **options,
+    )
 
 
 def esc(value: object) -> str:

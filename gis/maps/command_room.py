@@ -19,12 +19,13 @@ from gis.maps.base import (
     Basemap,
     Projector,
     TileSource,
-    add_basemap,
     add_layer_control,
+    add_outline,
     add_panel,
     esc,
-    new_map,
-    projector_for,
+    grid_feature,
+    grids_layer,
+    start_map,
 )
 from gis.maps.data import CameraView, Capped, CommandRoomData, GridStat, UnitPoint
 from gis.maps.live import LiveFeed, add_live_updates
@@ -181,75 +182,42 @@ def _grids_layer(
     features = []
     for grid in grids:
         features.append(
-            {
-                "type": "Feature",
-                "geometry": project.geometry(grid.geom),
-                "properties": {
-                    "code": grid.code,
-                    "name": grid.name,
-                    "members": "、".join(grid.members) or "—",
-                    "households": grid.households,
-                    # The period's figures, as /stats/grids has them (raw rates for scripts).
-                    "received": grid.figures.received,
-                    "closed": grid.figures.closed,
-                    "per_1000": "—"
-                    if grid.per_1000_households is None
-                    else f"{grid.per_1000_households:.1f}",
-                    "closure_rate": grid.figures.closure_rate,
-                    "on_time_rate": grid.figures.on_time_rate,
-                    "closure": _pct(grid.figures.closure_rate),
-                    "on_time": _pct(grid.figures.on_time_rate),
-                    "overdue_open": grid.figures.overdue_open,
-                    # Now, whatever the report date: a different figure, so a different label.
-                    "open_now": grid.open_now,
-                    "overdue_now": grid.overdue_now,
-                    "fill": scales[metric][0][grid.code],
-                    **{f"fill_{each.value}": scales[each][0][grid.code] for each in GridMetric},
-                },
-            }
+            grid_feature(
+                grid,
+                project,
+                # The period's figures, as /stats/grids has them (raw rates for scripts).
+                received=grid.figures.received,
+                closed=grid.figures.closed,
+                per_1000="—"
+                if grid.per_1000_households is None
+                else f"{grid.per_1000_households:.1f}",
+                closure_rate=grid.figures.closure_rate,
+                on_time_rate=grid.figures.on_time_rate,
+                closure=_pct(grid.figures.closure_rate),
+                on_time=_pct(grid.figures.on_time_rate),
+                overdue_open=grid.figures.overdue_open,
+                # Now, whatever the report date: a different figure, so a different label.
+                open_now=grid.open_now,
+                overdue_now=grid.overdue_now,
+                fill=scales[metric][0][grid.code],
+                **{f"fill_{each.value}": scales[each][0][grid.code] for each in GridMetric},
+            )
         )
-    fields = [
-        "code",
-        "name",
-        "members",
-        "households",
-        "received",
-        "closed",
-        "per_1000",
-        "closure",
-        "on_time",
-        "overdue_open",
-        "open_now",
-        "overdue_now",
-    ]
-    aliases = [
-        "网格 Grid",
-        "名称 Name",
-        "网格员 Member",
-        "户数 Households",
-        FIGURE_LABELS["received"],
-        FIGURE_LABELS["closed"],
-        "每千户 Per 1,000 hh",
-        FIGURE_LABELS["closure_rate"],
-        FIGURE_LABELS["on_time_rate"],
-        FIGURE_LABELS["overdue_open"],
-        FIGURE_LABELS["open_now"],
-        FIGURE_LABELS["overdue_now"],
-    ]
-    layer = folium.GeoJson(
-        {"type": "FeatureCollection", "features": features},
+    layer = grids_layer(
+        features,
         name=GRIDS_LAYER,
-        style_function=lambda f: {
-            "fillColor": f["properties"]["fill"],
-            "color": "#444444",
-            "weight": 1,
-            "fillOpacity": 0.45,
+        tooltip={
+            "received": FIGURE_LABELS["received"],
+            "closed": FIGURE_LABELS["closed"],
+            "per_1000": "每千户 Per 1,000 hh",
+            "closure": FIGURE_LABELS["closure_rate"],
+            "on_time": FIGURE_LABELS["on_time_rate"],
+            "overdue_open": FIGURE_LABELS["overdue_open"],
+            "open_now": FIGURE_LABELS["open_now"],
+            "overdue_now": FIGURE_LABELS["overdue_now"],
         },
+        outline={"color": "#444444", "weight": 1},
         highlight_function=lambda _: {"weight": 3, "color": "#000000"},
-        # folium refuses a tooltip naming fields when there are no features to carry them.
-        tooltip=folium.GeoJsonTooltip(fields=fields, aliases=aliases, sticky=True)
-        if features
-        else None,
         smooth_factor=0.5,
     )
     layer.add_to(m)
@@ -634,14 +602,14 @@ def build_command_room_map(
     """The command-room map of one town from its data (no database access here); with
     ``live``, the page then listens to the event stream and redraws itself; ``kiosk``: the
     wall's view (no controls, a discreet legend, large figures, a clock)."""
-    project = projector_for(basemap)
-    m = new_map(project.bounds(data.town.bounds), kiosk=kiosk)
-    add_basemap(m, basemap, tianditu_key=tianditu_key)
-    folium.GeoJson(
-        {"type": "Feature", "geometry": project.geometry(data.town.geom), "properties": {}},
+    m, project = start_map(data.town.bounds, basemap, tianditu_key=tianditu_key, kiosk=kiosk)
+    add_outline(
+        m,
+        project,
+        data.town.geom,
         name=BOUNDARY_LAYER,
-        style_function=lambda _: {"color": "#222222", "weight": 3, "fill": False, "dashArray": "6"},
-    ).add_to(m)
+        style={"color": "#222222", "weight": 3, "dashArray": "6"},
+    )
     grids, grids_legend = _grids_layer(m, data.grids, metric, project)
     _MetricSwitch(grids).add_to(m)
     _hotspots_layer(m, data, project)

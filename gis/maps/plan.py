@@ -11,16 +11,7 @@ import shapely
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from gis.maps.base import (
-    Basemap,
-    TileSource,
-    add_basemap,
-    add_layer_control,
-    add_panel,
-    esc,
-    new_map,
-    projector_for,
-)
+from gis.maps.base import Basemap, TileSource, add_layer_control, add_panel, esc, start_map
 
 # Distinct fills for neighbouring proposed grids (ColorBrewer Set2, colour-blind safe).
 _FILLS = ["#66c2a5", "#fc8d62", "#8da0cb", "#e78ac3", "#a6d854", "#ffd92f", "#e5c494", "#b3b3b3"]
@@ -72,11 +63,9 @@ def plan_map(
     tianditu_key: str | None = None,
 ) -> folium.Map:
     """The preview map of a plan."""
-    project = projector_for(basemap)
     everything = [g for _, g in preview.old_grids] + [g for _, _, g in preview.new_grids]
     bounds = shapely.union_all(everything).bounds if everything else (118.8, 28.9, 118.9, 29.0)
-    m = new_map(project.bounds(bounds))
-    add_basemap(m, basemap, tianditu_key=tianditu_key)
+    m, project = start_map(bounds, basemap, tianditu_key=tianditu_key)
 
     new_layer = folium.FeatureGroup(name="New grids (filled)")
     for index, (code, name, geom) in enumerate(preview.new_grids):

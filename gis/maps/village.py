@@ -7,12 +7,13 @@ import folium
 from gis.maps.base import (
     Basemap,
     TileSource,
-    add_basemap,
     add_layer_control,
+    add_outline,
     add_panel,
     esc,
-    new_map,
-    projector_for,
+    grid_feature,
+    grids_layer,
+    start_map,
 )
 from gis.maps.data import VillageGridsData
 
@@ -42,51 +43,20 @@ def build_village_grids_map(
     kiosk: bool = False,
 ) -> folium.Map:
     """The printable grid map of one village from its data (no database access here)."""
-    project = projector_for(basemap)
     village = data.village
-    m = new_map(project.bounds(village.bounds), kiosk=kiosk)
-    add_basemap(m, basemap, tianditu_key=tianditu_key)
-    folium.GeoJson(
-        {"type": "Feature", "geometry": project.geometry(village.geom), "properties": {}},
-        name=VILLAGE_LAYER,
-        style_function=lambda _: {"color": "#000000", "weight": 3, "fill": False},
-    ).add_to(m)
+    m, project = start_map(village.bounds, basemap, tianditu_key=tianditu_key, kiosk=kiosk)
+    add_outline(
+        m, project, village.geom, name=VILLAGE_LAYER, style={"color": "#000000", "weight": 3}
+    )
     features = [
-        {
-            "type": "Feature",
-            "geometry": project.geometry(grid.geom),
-            "properties": {
-                "code": grid.code,
-                "name": grid.name,
-                "members": "、".join(grid.members) or "—",
-                "households": grid.households,
-                "population": grid.population,
-                "fill": FILLS[index % len(FILLS)],
-            },
-        }
+        grid_feature(grid, project, population=grid.population, fill=FILLS[index % len(FILLS)])
         for index, grid in enumerate(data.grids)
     ]
-    folium.GeoJson(
-        {"type": "FeatureCollection", "features": features},
+    grids_layer(
+        features,
         name=GRIDS_LAYER,
-        style_function=lambda f: {
-            "fillColor": f["properties"]["fill"],
-            "color": "#333333",
-            "weight": 2,
-            "fillOpacity": 0.45,
-        },
-        tooltip=None
-        if not features
-        else folium.GeoJsonTooltip(
-            fields=["code", "name", "members", "households", "population"],
-            aliases=[
-                "网格 Grid",
-                "名称 Name",
-                "网格员 Member",
-                "户数 Households",
-                "人口 Population",
-            ],
-        ),
+        tooltip={"population": "人口 Population"},
+        outline={"color": "#333333", "weight": 2},
     ).add_to(m)
     labels = folium.FeatureGroup(name=LABELS_LAYER)
     for grid in data.grids:

@@ -83,22 +83,19 @@ def relax(
 
 def to_wgs84(geometry: G) -> G:
     """UTM 50N metres → WGS84 lon/lat (unrounded)."""
-    forward = transformer(False)
-
-    def _xy(xy: FloatArray) -> FloatArray:
-        lon, lat = forward.transform(xy[:, 0], xy[:, 1])
-        return np.column_stack([lon, lat])
-
-    return shapely.transform(geometry, _xy)
+    return _transformed(geometry, metric=False)
 
 
 def to_metric(geometry: G) -> G:
     """WGS84 lon/lat → UTM 50N metres."""
-    back = transformer(True)
+    return _transformed(geometry, metric=True)
+
+
+def _transformed(geometry: G, *, metric: bool) -> G:
+    project = transformer(metric)
 
     def _xy(xy: FloatArray) -> FloatArray:
-        x, y = back.transform(xy[:, 0], xy[:, 1])
-        return np.column_stack([x, y])
+        return np.column_stack(project.transform(xy[:, 0], xy[:, 1]))
 
     return shapely.transform(geometry, _xy)
 

@@ -91,6 +91,22 @@ class Reporter(BaseModel):
     id: str | None = Field(None, max_length=100, description="Member id, camera code, phone…")
 
 
+def occurred_at_field() -> Any:
+    """A report's ``occurred_at``: the service's field, and the API's with a stricter type."""
+    return Field(
+        None, description="When it happened, with a UTC offset (e.g. 2026-11-27T09:30:00+08:00)"
+    )
+
+
+def photos_field() -> Any:
+    """A report's ``photos``: the service's field, and the API's with a stricter type."""
+    return Field(
+        default_factory=list,
+        max_length=20,
+        description="Photos: http(s) URLs, or media:<id> of a photo uploaded with POST /media",
+    )
+
+
 class IncidentReport(BaseModel):
     """A report of a case, as sent by a phone, the hotline, a camera or another system."""
 
@@ -100,14 +116,8 @@ class IncidentReport(BaseModel):
     location: ReportLocation
     description: str = Field("", max_length=4000)
     reporter: Reporter
-    occurred_at: AwareDatetime | None = Field(
-        None, description="When it happened, with a UTC offset (e.g. 2026-11-27T09:30:00+08:00)"
-    )
-    photos: list[HttpUrl | MediaRef] = Field(
-        default_factory=list,
-        max_length=20,
-        description="Photos: http(s) URLs, or media:<id> of a photo uploaded with POST /media",
-    )
+    occurred_at: AwareDatetime | None = occurred_at_field()
+    photos: list[HttpUrl | MediaRef] = photos_field()
 
     def request_hash(self) -> str:
         """A digest of the report's content, to tell a retry from a different request."""

@@ -26,15 +26,17 @@ _DUE = "status = ANY(:active) AND due_at < :now AND overdue_at IS NULL"
 # …and those overdue by more than the threshold and not already with the county.
 _LATE = "status = ANY(:active) AND status <> 'escalated' AND due_at < :cutoff"
 
+
+def _locked(condition: str) -> str:
+    """The cases a sweep takes, locked in a fixed (id) order: concurrent sweeps wait rather
+    than deadlock. ``condition``: one of the module's constants above."""
+    return f"SELECT id, status, due_at FROM incidents WHERE {condition} ORDER BY id FOR UPDATE"  # noqa: S608
+
+
 # Stamp overdue_at and log flag_overdue.
 _FLAG_SQL = sa.text(
     f"""
-WITH due AS (
-    SELECT id, status, due_at FROM incidents
-    WHERE {_DUE}
-    ORDER BY id
-    FOR UPDATE
-), flagged AS (
+WITH due AS ({_locked(_DUE)}), flagged AS (
     UPDATE incidents AS i SET overdue_at = :now, updated_at = greatest(i.updated_at, :now)
     FROM due WHERE i.id = due.id
     RETURNING i.id, due.status, due.due_at
@@ -51,12 +53,7 @@ RETURNING incident_id
 # Escalate the long-overdue to the county.
 _ESCALATE_SQL = sa.text(
     f"""
-WITH late AS (
-    SELECT id, status, due_at FROM incidents
-    WHERE {_LATE}
-    ORDER BY id
-    FOR UPDATE
-), escalated AS (
+WITH late AS ({_locked(_LATE)}), escalated AS (
     UPDATE incidents AS i
     SET status = 'escalated', escalation_level = i.escalation_level + 1, escalated_at = :now,
         updated_at = greatest(i.updated_at, :now)

@@ -106,6 +106,20 @@ def _fact_columns(case: str) -> str:
        COALESCE(le.due_at, fe.original_due_at, {case}.due_at) AS due_in_force"""
 
 
+def _fact_joins(case: str) -> str:
+    """The event CTEs that ``_fact_columns`` reads, joined to the case alias ``case``."""
+    return "\n".join(
+        f"LEFT JOIN {cte} AS {alias} ON {alias}.incident_id = {case}.id"
+        for cte, alias in (
+            ("closes", "cl"),
+            ("resolves", "rs"),
+            ("rare", "r"),
+            ("last_extension", "le"),
+            ("first_extension", "fe"),
+        )
+    )
+
+
 # What the rare events of a case say (rework, cancel, duplicate, extension, reassignment,
 # escalation): one definition for the exact figures and the stored facts' refresh.
 _RARE_FLAGS = """max(at) FILTER (WHERE action = 'reopen') AS last_reopen,
@@ -167,13 +181,9 @@ WITH cases AS (
     SELECT c.*,
            {fact_columns}
     FROM cases AS c
-    LEFT JOIN closes AS cl ON cl.incident_id = c.id
-    LEFT JOIN resolves AS rs ON rs.incident_id = c.id
-    LEFT JOIN rare AS r ON r.incident_id = c.id
-    LEFT JOIN last_extension AS le ON le.incident_id = c.id
-    LEFT JOIN first_extension AS fe ON fe.incident_id = c.id
+    {fact_joins}
 )
-""".replace("{fact_columns}", _fact_columns("c"))
+""".replace("{fact_columns}", _fact_columns("c")).replace("{fact_joins}", _fact_joins("c"))
 _EXACT_FACTS_SQL = _with_rare(_EXACT_FACTS_SQL)
 
 # The same facts as of the last refresh (migration 0005b), for the default "as of now" figures.
@@ -353,15 +363,11 @@ SELECT i.id AS incident_id, i.platform, i.town_code, i.village_code, i.grid_code
        i.member_id, i.category_code, i.reported_at,
        {fact_columns}
 FROM incidents AS i
-LEFT JOIN closes AS cl ON cl.incident_id = i.id
-LEFT JOIN resolves AS rs ON rs.incident_id = i.id
-LEFT JOIN rare AS r ON r.incident_id = i.id
-LEFT JOIN last_extension AS le ON le.incident_id = i.id
-LEFT JOIN first_extension AS fe ON fe.incident_id = i.id
+{fact_joins}
 -- A case reported after the cutoff is not in the facts (the exact query leaves it out too).
 WHERE i.reported_at <= :cutoff {cases}
 {order}
-""".replace("{fact_columns}", _fact_columns("i"))
+""".replace("{fact_columns}", _fact_columns("i")).replace("{fact_joins}", _fact_joins("i"))
 _STORED_FACTS_REFRESH_SQL = _with_rare(_STORED_FACTS_REFRESH_SQL)
 # One refresh at a time, across processes and hosts: a transaction-level advisory lock.
 REFRESH_LOCK = (2026, 20)

@@ -22,7 +22,7 @@ from gis.api.schemas.cameras import (
 )
 from gis.api.schemas.incidents import IncidentRead
 from gis.api.schemas.types import CrsQuery, LatQuery, LonQuery
-from gis.api.security import DISPATCH, MANAGE_LAYERS, WATCH, allow
+from gis.api.security import DISPATCH, MANAGE_LAYERS, Watcher, allow
 from gis.db import translate_db_errors
 from gis.errors import UnknownCodeError
 from gis.geo import checked_wgs84, parse_crs
@@ -39,7 +39,6 @@ CODE_PATTERN = r"^[A-Za-z0-9_.\-]+$"
 CameraCode = Annotated[
     str, Path(min_length=1, max_length=40, pattern=CODE_PATTERN, description="Camera code")
 ]
-Watcher = Annotated[Principal | None, Depends(allow(*WATCH))]
 Editor = Annotated[Principal | None, Depends(allow(*MANAGE_LAYERS))]
 Operator = Annotated[Principal | None, Depends(allow(*DISPATCH))]
 

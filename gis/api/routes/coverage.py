@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Path
 
 from gis.api.deps import SessionDep, StaleReadOk
 from gis.api.schemas.cameras import CoverageRead
-from gis.api.security import WATCH, allow
-from gis.services.access import Principal
+from gis.api.security import Watcher
 from gis.services.cameras import grid_coverage
 
 router = APIRouter(tags=["cameras"], dependencies=[StaleReadOk])
@@ -18,7 +17,7 @@ router = APIRouter(tags=["cameras"], dependencies=[StaleReadOk])
 @router.get("/grids/{code}/coverage", response_model=CoverageRead)
 def coverage(
     session: SessionDep,
-    _: Annotated[Principal | None, Depends(allow(*WATCH))],
+    _: Watcher,
     code: Annotated[
         str,
         Path(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9_.\-]+$", description="Grid code"),

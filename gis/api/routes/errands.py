@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from sqlalchemy.orm import Session
 
-from gis.api.deps import ClockDep, PageDep, SessionDep, SettingsDep
+from gis.api.deps import ClockDep, PageDep, SessionDep, SettingsDep, status_query
 from gis.api.errors import SWAPPED, domain_errors
 from gis.api.schemas.errands import (
     ErrandActionCreate,
@@ -19,9 +19,10 @@ from gis.api.schemas.errands import (
 )
 from gis.api.schemas.types import MAX_ID
 from gis.api.security import (
-    ACT_ON_CASES,
     READ_CASES,
     REPORT,
+    CaseActor,
+    CaseReader,
     allow,
     check_town,
     errand_filter,
@@ -126,11 +127,8 @@ def create_errand(
 def errands(
     session: SessionDep,
     page: PageDep,
-    principal: Annotated[Principal | None, Depends(allow(*READ_CASES))],
-    status_: Annotated[
-        list[ErrandStatus] | None,
-        Query(alias="status", description="One or more statuses (repeat the parameter)"),
-    ] = None,
+    principal: CaseReader,
+    status_: Annotated[list[ErrandStatus] | None, status_query()] = None,
 ) -> list[ErrandRead]:
     """Errands newest first: a grid member's own (跑小二), or those of the caller's towns."""
     rows = list_errands(
@@ -147,7 +145,7 @@ def errands(
 def read_errand(
     session: SessionDep,
     errand_id: ErrandId,
-    principal: Annotated[Principal | None, Depends(allow(*READ_CASES))],
+    principal: CaseReader,
 ) -> ErrandRead:
     """One errand with its log."""
     errand = get_errand(session, errand_id)
@@ -171,7 +169,7 @@ def act_on_errand(
     session: SessionDep,
     errand_id: ErrandId,
     body: ErrandActionCreate,
-    principal: Annotated[Principal | None, Depends(allow(*ACT_ON_CASES))],
+    principal: CaseActor,
     now: ClockDep,
 ) -> ErrandRead:
     """collect → submit → approve | reject → deliver (with applicant_trips), or cancel."""

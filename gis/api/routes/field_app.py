@@ -8,16 +8,15 @@ so that its scope covers ``/app`` (a worker's scope cannot reach above its own f
 
 from __future__ import annotations
 
-import json
-from string import Template
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from gis.api.deps import SettingsDep
+from gis.api.routes.web import web_page
 from gis.api.security import get_principal
-from gis.maps.assets import asset_url, assets_dir_for, choose_assets_url
+from gis.maps.assets import assets_dir_for, choose_assets_url
 from gis.maps.base import tile_layer_spec
 from gis.maps.tiles import page_basemap
 from gis.services.access import Principal
@@ -26,7 +25,6 @@ from gis.web import WEB_DIR, web_url
 router = APIRouter(prefix="/app", tags=["field app"])
 PAGE = "app"
 APP_SCOPE = "/app"
-_LEAFLET = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist"
 
 
 @router.get("", response_class=HTMLResponse, include_in_schema=False)
@@ -57,15 +55,15 @@ def app_page(
         "sw": f"{root}{APP_SCOPE}/sw.js",
         "scope": f"{root}{APP_SCOPE}",
     }
-    html = Template((WEB_DIR / PAGE / "page.html").read_text(encoding="utf-8")).substitute(
-        leaflet_css=asset_url(f"{_LEAFLET}/leaflet.css", base),
-        leaflet_js=asset_url(f"{_LEAFLET}/leaflet.js", base),
+    html = web_page(
+        root,
+        PAGE,
+        assets_url=base,
+        css="app.css",
+        js="app.js",
+        config=config,
         manifest=web_url(root, PAGE, "manifest.webmanifest"),
         icon=web_url(root, PAGE, "icon-192.png"),
-        page_css=web_url(root, PAGE, "app.css"),
-        page_js=web_url(root, PAGE, "app.js"),
-        # "</" cannot end the script element early: json.dumps leaves no "<" unescaped here.
-        config=json.dumps(config, ensure_ascii=False).replace("<", "\\u003c"),
     )
     return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 

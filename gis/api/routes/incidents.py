@@ -10,7 +10,15 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from gis.api.deps import PageDep, SessionDep, SettingsDep, StaleReadOk, database_of, settings_of
+from gis.api.deps import (
+    PageDep,
+    SessionDep,
+    SettingsDep,
+    StaleReadOk,
+    database_of,
+    settings_of,
+    status_query,
+)
 from gis.api.errors import CATEGORY, OUTSIDE, SWAPPED, domain_errors
 from gis.api.geojson import FeatureCollection, feature_collection
 from gis.api.responses import json_response
@@ -18,9 +26,8 @@ from gis.api.schemas.incidents import IncidentCreate, IncidentProperties, Incide
 from gis.api.schemas.types import MAX_ID, Time
 from gis.api.security import (
     BEARER,
-    READ_CASES,
     REPORT,
-    allow,
+    CaseReader,
     allow_hot,
     case_filter,
     check_case,
@@ -110,7 +117,7 @@ def read_incident(
     session: SessionDep,
     settings: SettingsDep,
     incident_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-    principal: Annotated[Principal | None, Depends(allow(*READ_CASES))],
+    principal: CaseReader,
 ) -> IncidentRead:
     """One incident with its assignment, the cameras that see it and possible duplicates."""
     use_autocommit(session)
@@ -165,11 +172,8 @@ def incidents(
     session: SessionDep,
     page: PageDep,
     bbox: BboxDep,
-    principal: Annotated[Principal | None, Depends(allow(*READ_CASES))],
-    status_: Annotated[
-        list[IncidentStatus] | None,
-        Query(alias="status", description="One or more statuses (repeat the parameter)"),
-    ] = None,
+    principal: CaseReader,
+    status_: Annotated[list[IncidentStatus] | None, status_query()] = None,
     platform: Annotated[Platform | None, Query()] = None,
     town: Annotated[str | None, Query(max_length=12, description="Town code")] = None,
     grid: Annotated[str | None, Query(max_length=20, description="Grid code")] = None,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import folium
@@ -34,7 +37,7 @@ from gis.api.schemas.maps import (
     UntilQuery,
     VillageQuery,
 )
-from gis.api.security import WATCH, allow, check_town, token_of
+from gis.api.security import WATCH, Watcher, allow, check_town, token_of
 from gis.errors import BasemapUnavailableError, NotFoundError, ValidationError
 from gis.layers.regions import RegionLevel, get_region
 from gis.maps import Basemap, GridMetric, build_command_room_map, build_village_grids_map, render
@@ -59,7 +62,6 @@ BASEMAP_UNUSABLE = (
     "the configured basemap cannot be used (archive missing, not raster tiles, bad URL template)",
 )
 BASEMAP_ERRORS = (TIANDITU, CONFIGURED_BASEMAP, BASEMAP_UNUSABLE)
-WatchDep = Annotated[Principal | None, Depends(allow(*WATCH))]
 # Basemap tiles are reference data, like the public layers (GIS_PUBLIC_LAYERS).
 TilesDep = Annotated[Principal | None, Depends(allow(*WATCH, public=True))]
 # Library files never change under a versioned folder name, so browsers may keep them a day.
@@ -93,16 +95,47 @@ def _page(html: str) -> HTMLResponse:
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
+@dataclass
+class MapPage:
+    """A map page's request: its session and settings, the caller (one who watches), and
+    where the page loads Leaflet from; it draws the page on a basemap, renders and caches it."""
+
+    request: Request
+    session: SessionDep
+    settings: SettingsDep
+    principal: Watcher
+
+    @cached_property
+    def assets_url(self) -> str | None:
+        """Where the page loads Leaflet from (``page_assets_url``): asked once access is
+        checked, so a caller without it gets its 404 rather than a missing-assets error."""
+        return page_assets_url(self.request, self.settings)
+
+    def basemap(self, chosen: Basemap | None) -> Basemap | TileSource:
+        """The basemap the page draws (``request_basemap``)."""
+        return request_basemap(self.request, self.settings, chosen)
+
+    def render(self, m: folium.Map) -> str:
+        """The page's HTML (``render_page``)."""
+        return render_page(m, self.request, self.assets_url)
+
+    def reply(
+        self, key: tuple[object, ...], build: Callable[[], Page], **cache: Any
+    ) -> HTMLResponse:
+        """The page built by ``build``, or as built a moment ago for the same ``key``."""
+        return _page(_pages(self.request).get_or_build(key, build, **cache).html)
+
+
+MapPageDep = Annotated[MapPage, Depends(MapPage)]
+
+
 @router.get(
     "/command-room",
     response_class=HTMLResponse,
     responses={**ERROR_RESPONSES, **domain_errors(CATEGORY, WINDOW, *BASEMAP_ERRORS)},
 )
 def command_room(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    principal: WatchDep,
+    page: MapPageDep,
     town: TownQuery,
     since: SinceQuery = None,
     until: UntilQuery = None,
@@ -117,14 +150,14 @@ def command_room(
 ) -> HTMLResponse:
     """The command-room map of a town: heat, time view, grids, open/overdue cases, units,
     cameras (高家镇 综合信息指挥室)."""
-    check_town(principal, town, f"town with code {town!r}")
-    tiles = request_basemap(request, settings, basemap)
-    assets_url = page_assets_url(request, settings)
+    check_town(page.principal, town, f"town with code {town!r}")
+    tiles = page.basemap(basemap)
+    settings = page.settings
 
     def build() -> Page:
-        feed = _live_feed(request, session, town)
+        feed = _live_feed(page.request, page.session, town)
         data = mapdata.command_room_data(
-            session,
+            page.session,
             town_code=town,
             since=since,
             until=until,
@@ -144,18 +177,17 @@ def command_room(
             live=feed,
             kiosk=kiosk,
         )
-        return Page(render_page(m, request, assets_url), feed.after)
+        return Page(page.render(m), feed.after)
 
     key = ("command-room", town, since, until, platform, category, basemap, metric, cell_m,
-           step, max_markers, assets_url, kiosk)  # fmt: skip
-    hub = getattr(request.app.state, "hub", None)
-    page = _pages(request).get_or_build(
+           step, max_markers, page.assets_url, kiosk)  # fmt: skip
+    hub = getattr(page.request.app.state, "hub", None)
+    return page.reply(
         key,
         build,
         newest=hub.cursor if hub is not None else None,
         max_behind=settings.live_max_replay // 2,
     )
-    return _page(page.html)
 
 
 @router.get(
@@ -164,29 +196,21 @@ def command_room(
     responses={**ERROR_RESPONSES, **domain_errors(*BASEMAP_ERRORS)},
 )
 def village_grids(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    principal: WatchDep,
-    village: VillageQuery,
-    basemap: BasemapQuery = None,
-    kiosk: KioskQuery = False,
+    page: MapPageDep, village: VillageQuery, basemap: BasemapQuery = None, kiosk: KioskQuery = False
 ) -> HTMLResponse:
     """A village's grids with labels and members: the printable planner's map."""
-    region = get_region(session, village, level=RegionLevel.VILLAGE)
-    check_town(principal, region.parent_code, f"village with code {village!r}")
-    tiles = request_basemap(request, settings, basemap)
-    assets_url = page_assets_url(request, settings)
+    region = get_region(page.session, village, level=RegionLevel.VILLAGE)
+    check_town(page.principal, region.parent_code, f"village with code {village!r}")
+    tiles = page.basemap(basemap)
 
     def build() -> Page:
-        data = mapdata.village_grids_data(session, village_code=village)
+        data = mapdata.village_grids_data(page.session, village_code=village)
         m = build_village_grids_map(
-            data, basemap=tiles, tianditu_key=settings.tianditu_key, kiosk=kiosk
+            data, basemap=tiles, tianditu_key=page.settings.tianditu_key, kiosk=kiosk
         )
-        return Page(render_page(m, request, assets_url))
+        return Page(page.render(m))
 
-    key = ("grids", village, basemap, assets_url, kiosk)
-    return _page(_pages(request).get_or_build(key, build).html)
+    return page.reply(("grids", village, basemap, page.assets_url, kiosk), build)
 
 
 def _pages(request: Request) -> PageCache:
@@ -217,7 +241,7 @@ def _live_feed(request: Request, session: Session, town: str) -> LiveFeed:
 
 
 @router.get("/session", response_model=MapSession, responses=ERROR_RESPONSES)
-def map_session(request: Request, session: SessionDep, principal: WatchDep) -> MapSession:
+def map_session(request: Request, session: SessionDep, principal: Watcher) -> MapSession:
     """Who the page's login is and until when: the kiosk asks, and says on screen when its
     login has expired (401) instead of turning into an error page at the next reload."""
     token = token_of(request)

@@ -7,12 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response, status
 from pydantic import BaseModel, Field
-from starlette.datastructures import UploadFile
 
-from gis.api.deps import SessionDep, SettingsDep
+from gis.api.deps import SessionDep, SettingsDep, multipart_file
 from gis.api.errors import ERROR_RESPONSES, domain_errors
 from gis.api.schemas.incidents import LonLat
-from gis.api.security import ACT_ON_CASES, READ_CASES, REPORT, allow
+from gis.api.security import ACT_ON_CASES, REPORT, CaseReader, allow
 from gis.errors import NotFoundError, ValidationError
 from gis.layers.users import Role
 from gis.services import media
@@ -46,13 +45,7 @@ class MediaRead(BaseModel):
 
 async def uploaded_file(request: Request) -> bytes:
     """The bytes of the multipart field ``file``."""
-    content_type = request.headers.get("content-type", "")
-    if not content_type.startswith("multipart/form-data"):
-        raise ValidationError("send the photo as multipart/form-data, in the field 'file'")
-    form = await request.form()
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        raise ValidationError("send the photo as the multipart field 'file'")
+    _, upload = await multipart_file(request, "the photo")
     return await upload.read()
 
 
@@ -129,7 +122,7 @@ def read(
     session: SessionDep,
     settings: SettingsDep,
     media_id: MediaId,
-    principal: Annotated[Principal | None, Depends(allow(*READ_CASES))],
+    principal: CaseReader,
 ) -> Response:
     """The photo, to its uploader and to whoever may see a case or an errand that shows it."""
     content_type = _check_may_see(session, media_id, principal)
@@ -146,7 +139,7 @@ def thumbnail(
     session: SessionDep,
     settings: SettingsDep,
     media_id: MediaId,
-    principal: Annotated[Principal | None, Depends(allow(*READ_CASES))],
+    principal: CaseReader,
 ) -> Response:
     """A JPEG of at most 320 px a side, for lists and map popups; the same rules."""
     _check_may_see(session, media_id, principal)

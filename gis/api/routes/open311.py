@@ -240,6 +240,27 @@ async def get_reporter(
 ReporterDep = Annotated[Principal | None, Depends(get_reporter)]
 
 
+@dataclass
+class Post:
+    """What every GeoReport POST takes: its session, settings and clock, the reply format,
+    the posted fields and who posts them."""
+
+    session: SessionDep
+    settings: SettingsDep
+    now: ClockDep
+    fmt: FmtPath
+    fields: FieldsDep
+    principal: ReporterDep
+
+    @property
+    def user_id(self) -> int | None:
+        """The poster's user id (None without a token)."""
+        return self.principal.user_id if self.principal else None
+
+
+PostDep = Annotated[Post, Depends(Post)]
+
+
 def _when(text: str | None, name: str) -> datetime | None:
     if text is None or not text.strip():
         return None
@@ -339,19 +360,15 @@ def service_definition(
     openapi_extra=FORM_BODY,
 )
 def create_request(
-    session: SessionDep,
-    settings: SettingsDep,
-    now: ClockDep,
-    fmt: FmtPath,
-    fields: FieldsDep,
-    principal: ReporterDep,
+    post: PostDep,
     idempotency_key: Annotated[
         str | None,
         Header(alias="Idempotency-Key", max_length=200, description="Extension: retry safely"),
     ] = None,
 ) -> Response:
     """File a request: it is assigned like any report (grid, unit, deadline) before the reply."""
-    jurisdiction = open311.find_jurisdiction(session, fields.get("jurisdiction_id"))
+    fields = post.fields
+    jurisdiction = open311.find_jurisdiction(post.session, fields.get("jurisdiction_id"))
     submission = open311.Submission(
         service_code=fields.get("service_code"),
         lat=fields.number("lat"),
@@ -369,17 +386,17 @@ def create_request(
         last_name=fields.get("last_name"),
     )
     detail = open311.submit_request(
-        session,
+        post.session,
         submission,
-        settings=settings,
+        settings=post.settings,
         jurisdiction=jurisdiction,
-        user_id=principal.user_id if principal else None,
+        user_id=post.user_id,
         idempotency_key=idempotency_key,
         uploads=fields.uploads,
-        store=media.store_for(settings),
-        now=now,
+        store=media.store_for(post.settings),
+        now=post.now,
     )
-    session.commit()
+    post.session.commit()
     due = detail.due_at.isoformat(timespec="minutes") if detail.due_at else None
     if detail.unit_name:
         notice = (
@@ -395,7 +412,7 @@ def create_request(
         "agency_responsible": detail.unit_name,
         "expected_datetime": due,
     }
-    return reply(fmt, "service_requests", "request", [row])
+    return reply(post.fmt, "service_requests", "request", [row])
 
 
 def _media_url(photos: list[str], base: str, *, staff: bool) -> str | None:
@@ -565,23 +582,17 @@ def list_updates(
     responses=_ok(schemas.Open311UpdateCreated),
     openapi_extra=FORM_BODY,
 )
-def post_update(
-    session: SessionDep,
-    settings: SettingsDep,
-    now: ClockDep,
-    fmt: FmtPath,
-    fields: FieldsDep,
-    principal: ReporterDep,
-) -> Response:
+def post_update(post: PostDep) -> Response:
     """A client's comment on a request, or a reopen (status OPEN on a closed request)."""
+    fields = post.fields
     ids = _ids(fields.all("service_request_id"))
     if len(ids) != 1:
         raise ValidationError("service_request_id is required: the request the update is about")
-    incident = session.get(Incident, ids[0])
+    incident = post.session.get(Incident, ids[0])
     if incident is None:
         raise NotFoundError(f"no service request {ids[0]}")
-    check_case(principal, incident, "service request")
-    post = open311.UpdatePost(
+    check_case(post.principal, incident, "service request")
+    update = open311.UpdatePost(
         service_request_id=ids[0],
         update_id=fields.get("update_id") or fields.get("update_id_ext") or "",
         status=fields.get("status") or "OPEN",
@@ -592,19 +603,19 @@ def post_update(
         media_url=fields.get("media_url"),
         updated_datetime=_when(fields.get("updated_datetime"), "updated_datetime"),
     )
-    if post.updated_datetime is not None:
+    if update.updated_datetime is not None:
         check_device_time(
             "updated_datetime",
-            post.updated_datetime,
-            now=now,
-            skew_s=settings.device_clock_skew_s,
+            update.updated_datetime,
+            now=post.now,
+            skew_s=post.settings.device_clock_skew_s,
         )
     event_id = open311.post_update(
-        session,
-        post,
-        actor=_actor(principal),
-        user_id=principal.user_id if principal else None,
-        now=now,
+        post.session,
+        update,
+        actor=_actor(post.principal),
+        user_id=post.user_id,
+        now=post.now,
     )
-    session.commit()
-    return reply(fmt, "service_request_updates", "request_update", [{"update_id": event_id}])
+    post.session.commit()
+    return reply(post.fmt, "service_request_updates", "request_update", [{"update_id": event_id}])

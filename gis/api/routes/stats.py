@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Annotated, Any, Literal
@@ -17,7 +18,7 @@ from gis.api.openapi import comma_separated
 from gis.api.pages import Page, PageCache
 from gis.api.schemas.stats import StatsTable
 from gis.api.schemas.types import Time
-from gis.api.security import WATCH, allow
+from gis.api.security import Watcher, allow
 from gis.errors import NotFoundError
 from gis.layers.base import utcnow
 from gis.layers.users import Role
@@ -80,7 +81,6 @@ class Window:
 
 
 WindowDep = Annotated[Window, Depends(Window)]
-Watcher = Annotated[Principal | None, Depends(allow(*WATCH))]
 
 
 def towns_in_scope(principal: Principal | None, town: str | None) -> tuple[str, ...] | None:
@@ -146,6 +146,20 @@ def _cached(
     return Response(page.html, media_type="application/json")
 
 
+def _group_by(dimensions: Sequence[str], example: str) -> Any:
+    """The ``group_by`` query parameter over ``dimensions``."""
+    return Query(
+        max_length=200,
+        description="Comma-separated, each once: " + ", ".join(dimensions),
+        examples=[example],
+        json_schema_extra=comma_separated(list(dimensions)),
+    )
+
+
+TownDep = Annotated[str | None, Query(max_length=12, description="Only this town")]
+CaseGroupBy = Annotated[str | None, _group_by(list(stats.DIMENSIONS), "town,month,platform")]
+ErrandGroupBy = Annotated[str | None, _group_by(list(stats.ERRAND_DIMENSIONS), "town,service")]
+
 # CSV besides JSON, and the 422 of an empty window.
 _CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {_CSV: {}}, "description": "JSON, or CSV with ?format=csv"},
@@ -160,16 +174,8 @@ def case_stats(
     window: WindowDep,
     principal: Watcher,
     platform: PlatformDep,
-    group_by: Annotated[
-        str | None,
-        Query(
-            max_length=200,
-            description="Comma-separated, each once: " + ", ".join(stats.DIMENSIONS),
-            examples=["town,month,platform"],
-            json_schema_extra=comma_separated(list(stats.DIMENSIONS)),
-        ),
-    ] = None,
-    town: Annotated[str | None, Query(max_length=12, description="Only this town")] = None,
+    group_by: CaseGroupBy = None,
+    town: TownDep = None,
     category: Annotated[str | None, Query(max_length=50, description="Only this category")] = None,
 ) -> StatsTable | Response:
     """Received, closed, 办结率, 按期办结率, 返工率, extensions, overdue, time to close."""
@@ -198,7 +204,6 @@ def _as_of(session: Session, window: Window) -> datetime:
     return stats.figures_as_of(session, stats.StatsQuery(window.start, window.end, window.as_of))
 
 
-TownDep = Annotated[str | None, Query(max_length=12, description="Only this town")]
 TOWN_COLUMNS = [
     "town_code",
     "town_name",
@@ -212,44 +217,55 @@ TOWN_COLUMNS = [
 GRID_COLUMNS = ["grid_code", "received", "closed", "closure_rate", "on_time_rate", "overdue_open"]
 
 
+@dataclass
+class TownScope:
+    """A per-town or per-grid statistics request: its window and the towns in the caller's
+    scope (the asked one, within the caller's jurisdiction)."""
+
+    request: Request
+    session: SessionDep
+    window: WindowDep
+    principal: Watcher
+    town: TownDep = None
+
+    def __post_init__(self) -> None:
+        self.towns = towns_in_scope(self.principal, self.town)
+
+    def table(
+        self,
+        figures: Callable[..., list[dict[str, Any]]],
+        group_by: str,
+        columns: Sequence[str],
+    ) -> StatsTable | Response:
+        """One row per town or grid (``figures``) of the towns in scope, cached."""
+        session, window = self.session, self.window
+
+        def build() -> StatsTable | Response:
+            rows = figures(
+                session,
+                start=window.start,
+                end=window.end,
+                as_of=window.as_of,
+                town_codes=self.towns,
+            )
+            return _reply(window, _as_of(session, window), [group_by], columns, rows)
+
+        return _cached(self.request, window, self.towns, build)
+
+
+TownScopeDep = Annotated[TownScope, Depends(TownScope)]
+
+
 @router.get("/towns", response_model=StatsTable, responses=_CSV_RESPONSE)
-def town_stats(
-    request: Request,
-    session: SessionDep,
-    window: WindowDep,
-    principal: Watcher,
-    town: TownDep = None,
-) -> StatsTable | Response:
+def town_stats(scope: TownScopeDep) -> StatsTable | Response:
     """Per-town figures with the sentence towns publish (受理 N 件，办结率 x%)."""
-    towns = towns_in_scope(principal, town)
-
-    def build() -> StatsTable | Response:
-        rows = stats.town_summaries(
-            session, start=window.start, end=window.end, as_of=window.as_of, town_codes=towns
-        )
-        return _reply(window, _as_of(session, window), ["town"], TOWN_COLUMNS, rows)
-
-    return _cached(request, window, towns, build)
+    return scope.table(stats.town_summaries, "town", TOWN_COLUMNS)
 
 
 @router.get("/grids", response_model=StatsTable, responses=_CSV_RESPONSE)
-def grid_stats(
-    request: Request,
-    session: SessionDep,
-    window: WindowDep,
-    principal: Watcher,
-    town: TownDep = None,
-) -> StatsTable | Response:
+def grid_stats(scope: TownScopeDep) -> StatsTable | Response:
     """Per-grid figures for the command-room choropleth (closure and on-time rates)."""
-    towns = towns_in_scope(principal, town)
-
-    def build() -> StatsTable | Response:
-        rows = stats.grid_figures(
-            session, start=window.start, end=window.end, as_of=window.as_of, town_codes=towns
-        )
-        return _reply(window, _as_of(session, window), ["grid"], GRID_COLUMNS, rows)
-
-    return _cached(request, window, towns, build)
+    return scope.table(stats.grid_figures, "grid", GRID_COLUMNS)
 
 
 @router.get("/errands", response_model=StatsTable, responses=_CSV_RESPONSE)
@@ -257,15 +273,7 @@ def errand_stats(
     session: SessionDep,
     window: WindowDep,
     principal: Watcher,
-    group_by: Annotated[
-        str | None,
-        Query(
-            max_length=200,
-            description="Comma-separated, each once: " + ", ".join(stats.ERRAND_DIMENSIONS),
-            examples=["town,service"],
-            json_schema_extra=comma_separated(list(stats.ERRAND_DIMENSIONS)),
-        ),
-    ] = None,
+    group_by: ErrandGroupBy = None,
     town: TownDep = None,
 ) -> StatsTable | Response:
     """Errands (跑小二): requested, delivered, zero-trip share (零跑腿), time to delivery."""

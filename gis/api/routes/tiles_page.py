@@ -4,8 +4,6 @@ files in ``gis/web/tiles``, served at ``/web/tiles/…``."""
 
 from __future__ import annotations
 
-import json
-from string import Template
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -13,13 +11,13 @@ from fastapi.responses import HTMLResponse
 
 from gis.api.deps import SessionDep, SettingsDep, StaleReadOk
 from gis.api.errors import ERROR_RESPONSES
+from gis.api.routes.web import web_page
 from gis.api.schemas.maps import TownQuery
 from gis.api.security import allow, check_town
 from gis.layers.regions import RegionLevel, get_region
 from gis.layers.users import Role
 from gis.maps.assets import VECTORGRID, asset_url, assets_dir_for, choose_assets_url
 from gis.services.access import Principal
-from gis.web import WEB_DIR, web_url
 
 router = APIRouter(prefix="/maps", tags=["maps"], dependencies=[StaleReadOk])
 PAGE = "tiles"
@@ -40,17 +38,19 @@ def tiles_page(
     base = choose_assets_url(
         settings.map_assets, assets_dir_for(settings.map_assets_dir), root + "/maps/assets"
     )
-    html = Template((WEB_DIR / PAGE / "page.html").read_text(encoding="utf-8")).substitute(
-        leaflet_css=asset_url(f"{_JSDELIVR}/leaflet@1.9.3/dist/leaflet.css", base),
-        leaflet_js=asset_url(f"{_JSDELIVR}/leaflet@1.9.3/dist/leaflet.js", base),
-        vectorgrid_js=asset_url(
-            f"{_JSDELIVR}/{VECTORGRID.name}@{VECTORGRID.version}"
-            "/dist/Leaflet.VectorGrid.bundled.min.js",
-            base,
-        ),
-        page_css=web_url(root, PAGE, "tiles.css"),
-        page_js=web_url(root, PAGE, "tiles.js"),
-        # "</" cannot end the script element early: json.dumps leaves no "<" unescaped here.
-        config=json.dumps({"ogc": f"{root}/ogc", "town": region.code}).replace("<", "\\u003c"),
+    html = web_page(
+        root,
+        PAGE,
+        assets_url=base,
+        css="tiles.css",
+        js="tiles.js",
+        config={"ogc": f"{root}/ogc", "town": region.code},
+        scripts=[
+            asset_url(
+                f"{_JSDELIVR}/{VECTORGRID.name}@{VECTORGRID.version}"
+                "/dist/Leaflet.VectorGrid.bundled.min.js",
+                base,
+            )
+        ],
     )
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})

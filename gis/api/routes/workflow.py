@@ -18,7 +18,13 @@ from gis.api.schemas.workflow import (
     SweepCreate,
     SweepRead,
 )
-from gis.api.security import ACT_ON_CASES, READ_CASES, allow, check_case, uploader_of
+from gis.api.security import (
+    CaseActor,
+    CaseReader,
+    allow,
+    check_case,
+    uploader_of,
+)
 from gis.errors import ValidationError
 from gis.layers.incidents import get_incident, list_events
 from gis.layers.users import Role
@@ -48,7 +54,7 @@ def act(
     session: SessionDep,
     incident_id: IncidentId,
     body: ActionCreate,
-    principal: Annotated[Principal | None, Depends(allow(*ACT_ON_CASES))],
+    principal: CaseActor,
     now: ClockDep,
 ) -> ActionRead:
     """Apply a workflow action (accept, start, resolve, close, return, reassign, extend…).
@@ -89,7 +95,7 @@ def act(
 def events(
     session: SessionDep,
     incident_id: IncidentId,
-    principal: Annotated[Principal | None, Depends(allow(*READ_CASES))],
+    principal: CaseReader,
 ) -> EventsRead:
     """The case's log, oldest first, with its state and the actions allowed now."""
     incident = get_incident(session, incident_id)

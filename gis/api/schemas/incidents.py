@@ -8,9 +8,16 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, WithJsonSchema
 
 from gis.api.schemas.types import CRS_NAMES, Latitude, Longitude, StrictFloat, Time, one_of
-from gis.layers.incidents import LocationQuality
+from gis.layers.incidents import IncidentListed, LocationQuality
 from gis.services.assignment import Location
-from gis.services.intake import IncidentDetail, IncidentReport, MediaRef, ReportLocation
+from gis.services.intake import (
+    IncidentDetail,
+    IncidentReport,
+    MediaRef,
+    ReportLocation,
+    occurred_at_field,
+    photos_field,
+)
 
 
 def _list_crs_names(schema: dict[str, Any]) -> None:
@@ -65,14 +72,8 @@ class IncidentCreate(IncidentReport):
     )
 
     location: LocationCreate
-    occurred_at: Time | None = Field(
-        None, description="When it happened, with a UTC offset (e.g. 2026-11-27T09:30:00+08:00)"
-    )
-    photos: list[PhotoUrl | MediaRef] = Field(
-        default_factory=list,
-        max_length=20,
-        description="Photos: http(s) URLs, or media:<id> of a photo uploaded with POST /media",
-    )
+    occurred_at: Time | None = occurred_at_field()
+    photos: list[PhotoUrl | MediaRef] = photos_field()
 
 
 class LonLat(BaseModel):
@@ -242,23 +243,8 @@ class IncidentRead(BaseModel):
         )
 
 
-class IncidentProperties(BaseModel):
+class IncidentProperties(IncidentListed):
     """Properties of an incident in a GeoJSON list."""
-
-    id: int
-    status: str
-    category: str
-    platform: str
-    description: str
-    location_quality: LocationQuality
-    grid_code: str | None
-    village_code: str | None
-    town_code: str | None
-    county_code: str | None
-    unit_id: int | None
-    reported_at: datetime
-    due_at: datetime | None
-    closed_at: datetime | None
 
 
 class LocateRead(BaseModel):

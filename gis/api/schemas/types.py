@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
@@ -35,13 +36,22 @@ _ISO_START = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 _EXAMPLE = "2026-11-27T09:30:00+08:00"
 
 
-def _iso_text(value: Any) -> Any:
-    """Only an ISO 8601 string (or a datetime, from Python callers) is a time."""
-    if isinstance(value, datetime):
+def _time_text(matches: Callable[[str], object], message: str) -> Callable[[Any], Any]:
+    """A validator admitting a datetime (from Python callers) or a string ``matches``
+    accepts; anything else is ``message``."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value
+        if not isinstance(value, str) or not matches(value):
+            raise ValueError(message)
         return value
-    if not isinstance(value, str) or not _ISO_START.match(value):
-        raise ValueError(f"a time is an ISO 8601 string such as {_EXAMPLE}")
-    return value
+
+    return check
+
+
+# Only an ISO 8601 string (or a datetime) is a time.
+_iso_text = _time_text(_ISO_START.match, f"a time is an ISO 8601 string such as {_EXAMPLE}")
 
 
 def _aware(value: datetime) -> datetime:
@@ -60,13 +70,10 @@ _LOCAL_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{
 _LOCAL = re.compile(_LOCAL_PATTERN)
 
 
-def _local_text(value: Any) -> Any:
-    """An ISO 8601 date-time as the pattern below spells it (or a datetime, from Python)."""
-    if isinstance(value, datetime):
-        return value
-    if not isinstance(value, str) or not _LOCAL.fullmatch(value):
-        raise ValueError(f"a time is an ISO 8601 string such as {_EXAMPLE} (offset optional)")
-    return value
+# An ISO 8601 date-time as the pattern below spells it (or a datetime).
+_local_text = _time_text(
+    _LOCAL.fullmatch, f"a time is an ISO 8601 string such as {_EXAMPLE} (offset optional)"
+)
 
 
 # A wall-clock time as the map pages take it: ISO 8601, the offset optional (none: China time).
