@@ -55,6 +55,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         "(GIS_SUITE_BUDGET_S; `make test` lists the slowest tests above)"
     )
 
+
 # The demo history ends here in tests, so figures do not depend on the day the suite runs.
 SAMPLE_END = datetime(2026, 11, 1, tzinfo=UTC)
 SAMPLE_SEED = 20261127

@@ -243,6 +243,8 @@ def test_the_gi_star_kernels_are_cached_on_disk_once_compiled() -> None:
     assert run.returncode == 0, run.stderr[-2000:]
     kind, compiled = run.stdout.split()
     assert kind != "NullCache" and int(compiled) == 1
+
+
 # --- Square cells -------------------------------------------------------------------------------
 
 
