@@ -463,9 +463,20 @@ def _tile_select(collection: Collection, scope: sa.ColumnElement[bool]) -> sa.Se
         *(sa.bindparam(name, type_=sa.Float) for name in ("xmin", "ymin", "xmax", "ymax")),
         sa.literal_column("3857"),
     )
+    if collection.tile_geom is not None:
+        # Stored in 3857 already: nothing to transform, and the index is on it.
+        drawn: Any = collection.tile_geom
+        touching = sa.func.ST_Intersects(collection.tile_geom, envelope)
+    else:
+        drawn = sa.func.ST_Transform(collection.geom, sa.literal_column("3857"))
+        # Transform the constant, never the indexed column; ST_Intersects (not a bare &&)
+        # makes the planner take the GiST index for large tiles too.
+        touching = sa.func.ST_Intersects(
+            collection.geom, sa.func.ST_Transform(envelope, sa.literal_column(str(SRID)))
+        )
     columns: list[Any] = [
         sa.func.ST_AsMVTGeom(
-            sa.func.ST_Transform(collection.geom, sa.literal_column("3857")),
+            drawn,
             envelope,
             sa.literal_column(str(TILE_EXTENT)),
             sa.literal_column(str(TILE_BUFFER)),
@@ -484,11 +495,7 @@ def _tile_select(collection: Collection, scope: sa.ColumnElement[bool]) -> sa.Se
             collection.base,
             scope,
             _time_condition(collection, None),
-            # Transform the constant, never the indexed column; ST_Intersects (not a bare &&)
-            # makes the planner take the GiST index for large tiles too.
-            sa.func.ST_Intersects(
-                collection.geom, sa.func.ST_Transform(envelope, sa.literal_column(str(SRID)))
-            ),
+            touching,
         )
         .subquery("t")
     )
