@@ -64,12 +64,17 @@ def test_fast_tiles_and_items_answer_exactly_as_the_routed_endpoints(
     w, s, e, n = TMS.bounds(tile)
     bbox = f"{w:.5f},{s:.5f},{e:.5f},{n:.5f}"
     dispatcher = headers_for(Role.DISPATCHER, (town_codes[0],))
+    # A browser's map page sends the login cookie instead of a header.
+    cookie = {"Cookie": "gis_token=" + dispatcher["Authorization"].split()[1]}
     cases: list[tuple[str, dict[str, str], int]] = [
         (f"/ogc/collections/grids/tiles/WebMercatorQuad/{xyz}", {}, 200),
         (f"/ogc/collections/villages/tiles/WebMercatorQuad/{xyz}", {}, 200),
         ("/ogc/collections/grids/tiles/WebMercatorQuad/3/0/0", {}, 204),  # below min zoom
         (f"/ogc/collections/incidents/tiles/WebMercatorQuad/{xyz}", dispatcher, 200),  # scoped
         (f"/ogc/collections/incidents/tiles/WebMercatorQuad/{xyz}", {}, 401),
+        (f"/ogc/collections/cameras/tiles/WebMercatorQuad/{xyz}", dispatcher, 200),
+        (f"/ogc/collections/cameras/tiles/WebMercatorQuad/{xyz}", cookie, 200),
+        (f"/ogc/collections/incidents/tiles/WebMercatorQuad/{xyz}", cookie, 200),
         ("/ogc/collections/grids/tiles/WebMercatorQuad/25/0/0", {}, 400),  # zoom out of range
         ("/ogc/collections/grids/tiles/WebMercatorQuad/12/5000/0", {}, 400),  # x out of range
         ("/ogc/collections/grids/tiles/WebMercatorQuad/z/0/0", {}, 400),  # not a number
