@@ -86,6 +86,8 @@ class AsyncDatabase:
         # Core statements by their cache key (the statement's shape; values are extracted from
         # each request's statement), bounded: filters can take many shapes.
         self._shaped: OrderedDict[Any, Any] = OrderedDict()
+        # Core statements built once (``Query.reused``), by identity.
+        self._reused: dict[int, tuple[Any, Any]] = {}
         self._listeners: list[asyncio.Task[None]] = []
 
     async def open(self) -> None:
@@ -161,7 +163,38 @@ class AsyncDatabase:
         if isinstance(query.statement, TextClause):
             sql, names = self._sql(query.statement)
             return sql, [query.params[name] for name in names]
+        if query.reused:
+            reused = self._reused_sql(query.statement)
+            if reused is not None:
+                sql, names, defaults, processors = reused
+                params = query.params
+                args = []
+                for name in names:
+                    value = params[name] if name in params else defaults[name]
+                    process = processors.get(name)
+                    args.append(value if process is None else process(value))
+                return sql, args
         return self._shaped_sql(query.statement, query.params)
+
+    def _reused_sql(self, statement: Any) -> Any:
+        """(SQL, parameter names, default values, processors) of a Core statement built once,
+        compiled on its first use and kept by identity; ``None`` for one with IN lists (their
+        placeholders depend on each request's values: the shaped path expands them)."""
+        entry = self._reused.get(id(statement))
+        if entry is not None and entry[0] is statement:
+            return entry[1]
+        compiled = statement.compile(dialect=_DIALECT)
+        prepared = None
+        if not compiled.post_compile_params:
+            defaults = compiled.construct_params(_check=False)
+            state = compiled._process_parameters_for_postcompile(defaults)
+            names = tuple(state.positiontup or ())
+            prepared = (state.statement, names, dict(state.parameters), dict(state.processors))
+        if len(self._reused) >= SHAPED_CACHE_SIZE:
+            self._reused.clear()
+        # The statement is kept too, so its id is not reused while the entry lives.
+        self._reused[id(statement)] = (statement, prepared)
+        return prepared
 
     def _shaped_sql(self, statement: Any, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
         key = statement._generate_cache_key()

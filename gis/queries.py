@@ -42,6 +42,10 @@ class Query:
     statement: TextClause | Executable
     params: Mapping[str, Any] = field(default_factory=dict)
     many: bool = False
+    # The Core statement is built once and reused (a module constant or a cached shape):
+    # gis.db_async then keeps its compiled SQL by identity and skips computing its cache key
+    # on every request (~0.1-0.2 ms of Python for an OGC page).
+    reused: bool = False
 
 
 Flow = Generator[Query, Any, T]

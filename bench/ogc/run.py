@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 from contextlib import ExitStack
@@ -120,6 +122,15 @@ def wrk(url: str, seconds: int, connections: int, headers: dict[str, str]) -> Re
     return Result(rps, float(p99.group(1)) * scale, failed)
 
 
+def median(runs: list[Result]) -> Result:
+    """The median throughput and p99 of several runs, and all their errors."""
+    return Result(
+        statistics.median(r.rps for r in runs),
+        statistics.median(r.p99_ms for r in runs),
+        sum(r.errors for r in runs),
+    )
+
+
 def check(base: str, row_path: str, headers: dict[str, str]) -> int:
     """The size of one answer, after checking it is a 200 (or 204 for an empty tile)."""
     response = httpx.get(base + row_path, headers=headers, timeout=60)
@@ -140,16 +151,34 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure each row this many times on both servers, alternating, and report the "
+        "medians (the machine's load moves single runs by 2x)",
+    )
+    parser.add_argument(
+        "--ours-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for our server (repeatable)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     rows, token = prepare(args.database_url)
-    results: dict[str, dict[str, Result]] = {row.name: {} for row in rows}
+    results: dict[str, dict[str, list[Result]]] = {
+        row.name: {"ours": [], "tipg": []} for row in rows
+    }
     sizes: dict[str, dict[str, int]] = {row.name: {} for row in rows}
     bearer = {"Authorization": f"Bearer {token}"}
     # No numba warm-up: it compiles the hotspot kernels for ~15 s of CPU per worker right after
     # start, i.e. during the first rows (z10 was measured against it); tipg has nothing like it.
     env = {"GIS_DATABASE_URL": args.database_url, "GIS_ANALYTICS_WARMUP": "false"}
+    env.update(item.split("=", 1) for item in args.ours_env)
+    load_before = os.getloadavg()[0]
     with ExitStack() as servers:
         ours = servers.enter_context(serve(env, workers=args.workers, ready_s=180))
         tipg = None
@@ -171,21 +200,26 @@ def main() -> None:
         for row in rows:
             headers = bearer if row.auth else {}
             sizes[row.name]["ours"] = check(ours.base, row.ours, headers)
-            results[row.name]["ours"] = wrk(
-                ours.base + row.ours, args.seconds, args.connections, headers
-            )
             if tipg is not None:
                 sizes[row.name]["tipg"] = check(tipg.base, row.tipg, {})
-                results[row.name]["tipg"] = wrk(
-                    tipg.base + row.tipg, args.seconds, args.connections, {}
+            for _ in range(args.repeat):
+                results[row.name]["ours"].append(
+                    wrk(ours.base + row.ours, args.seconds, args.connections, headers)
                 )
+                if tipg is not None:
+                    results[row.name]["tipg"].append(
+                        wrk(tipg.base + row.tipg, args.seconds, args.connections, {})
+                    )
     print(
-        f"\nc={args.connections}, {args.seconds} s per row, {args.workers} worker(s) each\n\n"
+        f"\nc={args.connections}, {args.seconds} s per row, {args.workers} worker(s) each, "
+        f"median of {args.repeat} run(s) per row and server, load average "
+        f"{load_before:.1f} before and {os.getloadavg()[0]:.1f} after\n\n"
         "| row | ours req/s | tipg req/s | ours / tipg | ours p99 ms | tipg p99 ms "
         "| bytes ours / tipg | errors ours / tipg |\n|---|---|---|---|---|---|---|---|"
     )
     for row in rows:
-        mine, theirs = results[row.name]["ours"], results[row.name].get("tipg")
+        mine = median(results[row.name]["ours"])
+        theirs = median(results[row.name]["tipg"]) if results[row.name]["tipg"] else None
         ratio = f"{mine.rps / theirs.rps:.2f}×" if theirs and theirs.rps else "–"
         print(
             f"| {row.name} | {mine.rps:.0f} | {theirs.rps:.0f} | {ratio} | {mine.p99_ms:.1f} "

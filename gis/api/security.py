@@ -79,14 +79,20 @@ async def authorize(request: Request, roles: frozenset[Role]) -> Principal | Non
     """What ``Depends(allow(*roles))`` does, for an endpoint that checks its caller itself (the
     hot paths, see ``gis.api.hot``). A test's ``app.dependency_overrides[get_principal]`` is
     honoured here too. Such endpoints document the scheme with ``openapi_extra=BEARER``."""
+    principal = await caller_of(request)
+    return admit(principal, roles, public=False, settings=settings_of(request))
+
+
+async def caller_of(request: Request) -> Principal | None:
+    """The caller as ``get_principal`` gives it, for an endpoint that checks its caller itself
+    (the hot paths); a test's ``app.dependency_overrides[get_principal]`` is honoured."""
     override = request.app.dependency_overrides.get(get_principal)
     if override is None:
-        principal = await principal_of(request)
-    else:
-        principal = override()
-        if inspect.isawaitable(principal):
-            principal = await principal
-    return admit(principal, roles, public=False, settings=settings_of(request))
+        return await principal_of(request)
+    principal = override()
+    if inspect.isawaitable(principal):
+        principal = await principal
+    return principal
 
 
 def allow_hot(*roles: Role) -> Callable[[Request], Coroutine[Any, Any, Principal | None]]:

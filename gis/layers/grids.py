@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from geoalchemy2 import WKBElement
+from geoalchemy2 import Geometry, WKBElement
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gis.errors import NotFoundError
@@ -30,6 +30,12 @@ class Grid(Base):
             unique=True,
             postgresql_where=sa.text("valid_to IS NULL"),
         ),
+        sa.Index(
+            "ix_grids_geom_3857_current",
+            "geom_3857",
+            postgresql_using="gist",
+            postgresql_where=sa.text("valid_to IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
@@ -41,6 +47,14 @@ class Grid(Base):
     households: Mapped[int] = mapped_column(sa.Integer, default=0)
     population: Mapped[int] = mapped_column(sa.Integer, default=0)
     geom: Mapped[WKBElement] = mapped_column(geometry("MULTIPOLYGON"))
+    # ``geom`` in Web Mercator, computed by PostgreSQL on every write, for vector tiles (which
+    # would otherwise transform every grid they draw on every request). Never loaded unless
+    # asked for.
+    geom_3857: Mapped[WKBElement] = mapped_column(
+        Geometry("MULTIPOLYGON", srid=3857, spatial_index=False),
+        sa.Computed("ST_Transform(geom, 3857)", persisted=True),
+        deferred=True,
+    )
     valid_from: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
     valid_to: Mapped[datetime | None] = mapped_column(TZDateTime)
     created_by: Mapped[str] = mapped_column(sa.String(100), default="system")

@@ -66,6 +66,8 @@ class Collection:
     tile_properties: tuple[str, ...] = ()
     min_zoom: int = 0
     max_zoom: int = 22
+    # ``geom`` already in EPSG:3857 (a generated column), which tiles draw and select on.
+    tile_geom: Column | None = None
 
     @property
     def versioned(self) -> bool:
@@ -194,6 +196,7 @@ COLLECTIONS: dict[str, Collection] = {
             valid_to=Grid.valid_to,
             tile_properties=("code", "name", "village_code", "town_code"),
             min_zoom=8,
+            tile_geom=Grid.geom_3857,
         ),
         Collection(
             id="incidents",

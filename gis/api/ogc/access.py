@@ -98,8 +98,13 @@ async def reading(
     collection_id: Annotated[str, Path(max_length=40, description="Collection id")],
 ) -> Reading:
     """The addressed collection (404 if none) and the caller's scope on it (401/403)."""
+    return reading_by(principal, collection_id, settings_of(request))
+
+
+def reading_by(principal: Principal | None, collection_id: str, settings: Settings) -> Reading:
+    """What ``reading`` gives, for a caller already known (the fast paths)."""
     found = get_collection(collection_id)
-    return Reading(found, scope_for(found, principal, settings_of(request)))
+    return Reading(found, scope_for(found, principal, settings))
 
 
 ReadingDep = Annotated[Reading, Depends(reading)]

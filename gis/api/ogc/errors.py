@@ -87,3 +87,8 @@ class OgcRoute(APIRoute):
                 return response
 
         return route
+
+    @staticmethod
+    async def hot_error_response(request: Request, error: Exception) -> Response | None:
+        """The OGC exception for an error of the route's fast path (``gis.api.hot``)."""
+        return ogc_response_for(error)

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
-from gis.api.deps import SessionDep, SettingsDep, database_of
-from gis.api.ogc.access import ReadingDep, readable
+from gis.api.deps import SessionDep, SettingsDep, database_of, settings_of
+from gis.api.hot import fast_path
+from gis.api.ogc.access import ReadingDep, readable, reading_by
 from gis.api.ogc.plans import plan_collections
 from gis.api.ogc.router import router
-from gis.api.security import PrincipalDep
+from gis.api.reads import stale_read_ok
+from gis.api.security import PrincipalDep, caller_of
 from gis.db import translate_db_errors
 from gis.errors import ValidationError
 from gis.queries import Flow, run
@@ -245,7 +247,71 @@ def items_query(
     )
 
 
+# The length limits of the items route's text parameters (its declaration below).
+_ITEMS_TEXT = {
+    "bbox": 200,
+    "bbox-crs": 200,
+    "datetime": 100,
+    "crs": 200,
+    "filter-lang": 100,
+    "filter-crs": 200,
+    "properties": 2_000,
+    "sortby": 2_000,
+}
+
+
+def _count_param(text: str | None, default: int, maximum: int) -> int | None:
+    """``limit``/``offset`` as FastAPI would read them (digits, within range), or None."""
+    if text is None:
+        return default
+    if not text.isascii() or not text.isdigit() or len(text) > 12 or int(text) > maximum:
+        return None
+    return int(text)
+
+
+async def _fast_items(request: Request) -> Response | None:
+    """An items page without a filter, answered before the router (``gis.api.hot``): a map
+    client pages through a layer, and FastAPI's routing and parameter analysis cost more CPU
+    than the page's own Python (bench/ogc). A filter (its page runs on a session) or a
+    parameter FastAPI must reject is declined to ``items``, which then answers."""
+    collection_id: str = request.path_params["collection_id"]
+    text = request.scope["query_string"].decode("latin-1")
+    params = dict(parse_qsl(text, keep_blank_values=True))
+    if "filter" in params or len(collection_id) > 40:
+        return None
+    if any(len(params.get(name, "")) > size for name, size in _ITEMS_TEXT.items()):
+        return None
+    limit = _count_param(params.get("limit"), 10, 2**62)
+    offset = _count_param(params.get("offset"), 0, 100_000_000)
+    if limit is None or limit < 1 or offset is None:
+        return None
+    settings = settings_of(request)
+    read = reading_by(await caller_of(request), collection_id, settings)
+    await stale_read_ok(request)
+    query = items_query(
+        read.collection,
+        settings,
+        limit=limit,
+        offset=offset,
+        bbox=params.get("bbox"),
+        bbox_crs=params.get("bbox-crs"),
+        datetime_=params.get("datetime"),
+        crs=params.get("crs"),
+        filter_=None,
+        filter_lang=params.get("filter-lang"),
+        filter_crs=params.get("filter-crs"),
+        properties=params.get("properties"),
+        sortby=params.get("sortby"),
+    )
+    flow = ogc.feature_page_flow(
+        read.collection, query, read.scope, exact_max=settings.ogc_exact_count_max
+    )
+    page = await database_of(request).run(flow)
+    return _items_response(request, read.collection, query, page)
+
+
 @router.get("/collections/{collection_id}/items", summary="Features of a collection")
+@fast_path(_fast_items)
 async def items(
     request: Request,
     session: SessionDep,
@@ -304,9 +370,17 @@ async def items(
         # in a transaction of its own with the OGC statement timeout, on a session.
         page = await run_in_threadpool(_filtered_page, session, settings, flow)
     else:
-        # An items page is a hot path (a map client pages through a layer): its statements run
-        # on the asyncpg pool in the event loop, compiled once per shape (bench/ogc).
+        # Its statements run on the asyncpg pool in the event loop, compiled once per shape
+        # (usually answered by ``_fast_items`` before it gets here).
         page = await database_of(request).run(flow)
+    return _items_response(request, found, query, page)
+
+
+def _items_response(
+    request: Request, found: Collection, query: ogc.ItemsQuery, page: ogc.Page
+) -> Response:
+    """A page of features as a GeoJSON FeatureCollection, with its links and counts."""
+    limit, offset = query.limit, query.offset
     links = [
         _page_link(request, "self", offset, limit),
         {

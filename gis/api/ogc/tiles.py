@@ -16,11 +16,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
-from gis.api.deps import SessionDep, database_of
-from gis.api.ogc.access import READERS, SCOPES, Reading, ReadingDep
+from gis.api.deps import SessionDep, database_of, settings_of
+from gis.api.hot import fast_path
+from gis.api.ogc.access import READERS, SCOPES, Reading, ReadingDep, reading_by
 from gis.api.ogc.features import base_url
 from gis.api.ogc.router import router
+from gis.api.reads import stale_read_ok
 from gis.api.routes.incidents import use_autocommit
+from gis.api.security import caller_of
 from gis.errors import NotFoundError
 from gis.services import ogc
 from gis.services.ogc_collections import Collection
@@ -156,12 +159,43 @@ def tilejson(
     )
 
 
+def _int_param(text: str, limit: int) -> int | None:
+    """A path parameter as FastAPI would read it into ``int`` within ±``limit``, or None."""
+    digits = text[1:] if text.startswith("-") else text
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 15:
+        return None
+    value = int(text)
+    return value if -limit <= value <= limit else None
+
+
+async def _fast_tile(request: Request) -> Response | None:
+    """A tile of a layer read whole (not caller-scoped), answered before the router
+    (``gis.api.hot``): a map asks for dozens at once, and FastAPI's routing and dependencies
+    cost more CPU than the tile's own work (bench/ogc). Anything else (a caller-scoped layer,
+    a parameter FastAPI must reject) is declined to ``vector_tile``."""
+    params = request.path_params
+    z = _int_param(params["z"], 1000)
+    x = _int_param(params["x"], 2**40)
+    y = _int_param(params["y"], 2**40)
+    collection_id, tms_id = params["collection_id"], params["tms_id"]
+    if z is None or x is None or y is None or collection_id in SCOPES:
+        return None
+    if len(collection_id) > 40 or len(tms_id) > 40:
+        return None
+    read = reading_by(await caller_of(request), collection_id, settings_of(request))
+    await stale_read_ok(request)
+    _tms(tms_id)
+    data = await database_of(request).run(ogc.tile_flow(read.collection, z, x, y))
+    return _tile_response(request, read.collection, data)
+
+
 @router.get(
     "/collections/{collection_id}/tiles/{tms_id}/{z}/{x}/{y}",
     summary="A vector tile",
     response_class=Response,
     responses={200: {"content": {MVT: {}}}, 204: {"description": "Nothing in this tile"}},
 )
+@fast_path(_fast_tile)
 async def vector_tile(
     request: Request,
     # Opens no connection unless used (by the caller-scoped layers only).
@@ -180,9 +214,15 @@ async def vector_tile(
         # Rows depend on the caller (cases): the statement is built for them, on a session.
         data = await run_in_threadpool(_scoped_tile, session, read, z, x, y)
     else:
-        # A tile is a hot path (a map asks for dozens at once): a layer read whole runs its
-        # one statement on the asyncpg pool, in the event loop (bench/ogc).
+        # A layer read whole runs its one statement on the asyncpg pool, in the event loop
+        # (usually answered by ``_fast_tile`` before it gets here).
         data = await database_of(request).run(ogc.tile_flow(found, z, x, y))
+    return _tile_response(request, found, data)
+
+
+def _tile_response(request: Request, found: Collection, data: bytes) -> Response:
+    """A tile's answer: 204 when empty, 304 when the client has it, else the tile, with its
+    caching headers."""
     headers = {"Cache-Control": _cache_control(found), "Vary": "Authorization, Cookie"}
     if not data:
         return Response(status_code=204, headers=headers)
