@@ -1,7 +1,7 @@
 """grids keep their geometry in Web Mercator too (a generated column), for vector tiles
 
-Revision ID: 0017_tile_geom
-Revises: 0016_facts
+Revision ID: 0019_tile_geom
+Revises: 0018_plan_submit
 Create Date: 2026-12-07 02:50:00
 
 A grid tile transformed every grid it drew from EPSG:4326 to 3857 on every request: ~15 % of
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0017_tile_geom"
-down_revision: str | None = "0016_facts"
+revision: str = "0019_tile_geom"
+down_revision: str | None = "0018_plan_submit"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
