@@ -71,7 +71,18 @@ class ResponderUnit(Base):
     """A unit that handles cases, with the town (or county) it has jurisdiction over."""
 
     __tablename__ = "responder_units"
-    __table_args__ = (check_in("platform", Platform), check_in("status", UnitStatus))
+    __table_args__ = (
+        check_in("platform", Platform),
+        check_in("status", UnitStatus),
+        # The unit choice's probes (gis.services.assignment.unit_choice): available units of a
+        # type in one jurisdiction.
+        sa.Index(
+            "ix_responder_units_available",
+            "jurisdiction_code",
+            "unit_type",
+            postgresql_where=sa.text("status = 'available'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     code: Mapped[str] = mapped_column(sa.String(40), unique=True)

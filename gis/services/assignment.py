@@ -96,14 +96,17 @@ def unit_choice(point: str, town: str, county: str, unit_type: str) -> str:
     town or county holds a few of a type, found through the jurisdiction index) and is gated on
     the earlier tiers having no available unit of the type (a one-time filter): tier 2, which
     ranks the units of every town of the county, runs only for a case that needs it — at ×100
-    (125 towns a county) ranking all three tiers for each of 1.2M demo cases took hours."""
+    (125 towns a county) ranking all three tiers for each of 1.2M demo cases took hours. Tiers 0
+    and 1 and the gates are probes of the partial index of available units by (jurisdiction,
+    type)."""
     available = f"u.unit_type = {unit_type} AND u.status = 'available'"
     distance = f"ST_Distance(u.geom::geography, ({point})::geography)"
 
-    def none_in(codes: str) -> str:
+    def none_in(code: str) -> str:
+        # An index-only probe of ix_responder_units_available (jurisdiction, type).
         return (
-            "NOT EXISTS (SELECT FROM responder_units AS x WHERE x.jurisdiction_code IN "
-            f"({codes}) AND x.unit_type = {unit_type} AND x.status = 'available')"
+            "NOT EXISTS (SELECT FROM responder_units AS x WHERE x.jurisdiction_code = "
+            f"{code} AND x.unit_type = {unit_type} AND x.status = 'available')"
         )
 
     return f"""SELECT c.id, c.d, c.tier FROM (
@@ -121,7 +124,7 @@ def unit_choice(point: str, town: str, county: str, unit_type: str) -> str:
            FROM regions AS r
            JOIN responder_units AS u ON u.jurisdiction_code = r.code
           WHERE r.parent_code = {county} AND r.code IS DISTINCT FROM {town} AND {available}
-            AND {none_in(f"{town}, {county}")}
+            AND {none_in(town)} AND {none_in(county)}
           ORDER BY 2, u.id LIMIT 1)
       ) AS c
      ORDER BY c.tier
