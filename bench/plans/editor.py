@@ -134,8 +134,10 @@ def scale_village(client: TestClient, engine: sa.Engine, village: str) -> None:
     _log(f"village {village} scaled to {len(plan['balance']['grids'])} grids")
 
 
-def shared_vertex(plan: dict[str, Any]) -> tuple[list[float], list[float]]:
-    """A vertex inside the village shared by ≥ 2 grids, and a spot 5 m away to move it to."""
+def shared_vertices(plan: dict[str, Any]) -> list[tuple[list[float], list[float]]]:
+    """Vertices inside the village shared by ≥ 3 grids (northernmost first), each with a spot
+    ~5 m away to move it to. Some moves make a narrow neighbour invalid (the editor refuses
+    them): the bench moves the first one the editor takes."""
     from collections import Counter
 
     from shapely.geometry import shape
@@ -144,8 +146,12 @@ def shared_vertex(plan: dict[str, Any]) -> tuple[list[float], list[float]]:
     for feature in plan["proposed"]["features"]:
         for xy in set(map(tuple, _coords(shape(feature["geometry"])))):
             seen[xy] += 1
-    xy = max((p for p, n in seen.items() if n >= 3), key=lambda p: (p[1], p[0]))
-    return [xy[0], xy[1]], [xy[0] + 0.00005, xy[1] + 0.00003]
+    shared = sorted((p for p, n in seen.items() if n >= 3), key=lambda p: (-p[1], -p[0]))
+    return [
+        ([x, y], [x + dx, y + dy])
+        for x, y in shared
+        for dx, dy in ((0.00005, 0.00003), (-0.00005, -0.00003), (0.00003, -0.00005))
+    ]
 
 
 def _coords(geom: Any) -> list[tuple[float, float]]:
@@ -170,8 +176,14 @@ def one_round(client: TestClient, village: str) -> dict[str, float]:
     plan = gesture(
         "split", {"op": "split", "grid": code, "line": _cut_through_centroid(plan, code, 1)}
     )
-    old, new = shared_vertex(plan)
-    plan = gesture("move_vertex", {"op": "move_vertex", "from": old, "to": new})
+    for old, new in shared_vertices(plan):
+        try:
+            plan = gesture("move_vertex", {"op": "move_vertex", "from": old, "to": new})
+        except RuntimeError as refused:  # the move would make a grid invalid: try another
+            if "invalid_gesture" not in str(refused):
+                raise
+            continue
+        break
     added = plan["impact"]["grids"]["added"][0]
     plan = gesture("merge", {"op": "merge", "grids": [code, added]})
     feature = next(f for f in plan["proposed"]["features"] if f["properties"]["code"] == code)
