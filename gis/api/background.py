@@ -48,12 +48,19 @@ class Background:
             self._task = None
 
     async def stop(self) -> None:
-        """Stop and wait until stopped."""
+        """Stop and wait until stopped.
+
+        Cancelled again until it is done: on Python 3.11 ``asyncio.wait_for`` can swallow a
+        cancellation that arrives as the awaited event is set (fixed in 3.12), and the loop
+        then runs on — a shutdown that waited for it hung (seen in the suite, intermittently).
+        """
         if self._task is not None:
             task, self._task = self._task, None
-            task.cancel()
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=1.0)
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                task.result()
 
     async def step(self) -> None:
         """One round of the job's work."""
