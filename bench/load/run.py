@@ -9,6 +9,11 @@ p50/p99 latency; exits non-zero if any request failed.
     python -m bench.load.run --database-url postgresql+psycopg://…/gis_load --seconds 60
 
 The database must hold the demo county (``gis sample load``); an admin token is made for the run.
+Each server first gets ``--warmup-seconds`` of the same mix, not counted (connection pools, JIT
+compilation, page and statistics caches: a command room's service runs all day). With
+``--baseline-ref`` the baseline is served from a temporary worktree on a database of its own
+(``<database>_baseline``), migrated and filled by the baseline's own code, so each version runs
+on the schema it was written for.
 """
 
 from __future__ import annotations
@@ -24,11 +29,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+import aiohttp
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from bench.server import ROOT, admin_token, baseline_checkout, serve
+from bench.server import ROOT, admin_token, baseline_checkout, provision_demo, serve
 
 # (name, weight): what a command room's day looks like — mostly reports and lookups.
 MIX = [
@@ -77,7 +82,7 @@ def prepare(url: str) -> tuple[str, list[tuple[float, float]], list[str]]:
 def request_for(
     kind: str, rng: random.Random, points: list[tuple[float, float]], towns: list[str]
 ) -> tuple[str, str, dict[str, object], int]:
-    """(method, path, httpx kwargs, expected status) for one request of ``kind``."""
+    """(method, path, request keywords, expected status) for one request of ``kind``."""
     lon, lat = rng.choice(points)
     if kind == "intake":
         body = {
@@ -128,21 +133,29 @@ async def client(
     deadline: float,
     results: Results,
 ) -> None:
-    """Send requests back to back until the deadline."""
+    """Send requests back to back on one keep-alive connection until the deadline.
+
+    aiohttp, not httpx: the load generator shares the 2 cores with the servers it measures, and
+    httpx cost ~1.6 ms of CPU per request here (a third of all the CPU a request of the mix took,
+    server and PostgreSQL included); aiohttp's C parser a fraction of it."""
     rng = random.Random(worker)
     kinds = [k for k, _ in MIX]
     weights = [w for _, w in MIX]
-    async with httpx.AsyncClient(
-        base_url=base, timeout=60, headers={"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(
+        base,
+        connector=aiohttp.TCPConnector(limit=1),
+        timeout=aiohttp.ClientTimeout(total=60),
+        headers={"Authorization": f"Bearer {token}"},
     ) as http:
         while time.monotonic() < deadline:
             kind = rng.choices(kinds, weights)[0]
             method, path, kwargs, expected = request_for(kind, rng, points, towns)
             started = time.perf_counter()
             try:
-                response = await http.request(method, path, **kwargs)  # type: ignore[arg-type]
-                status, text = response.status_code, response.text[:200]
-            except httpx.HTTPError as error:
+                async with http.request(method, path, **kwargs) as response:  # type: ignore[arg-type]
+                    body = await response.read()
+                status, text = response.status, body[:200].decode(errors="replace")
+            except (aiohttp.ClientError, TimeoutError) as error:
                 status, text = -1, repr(error)
             results.latencies[kind].append(time.perf_counter() - started)
             if status != expected:
@@ -163,21 +176,27 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
+        "--warmup-seconds",
+        type=float,
+        default=20,
+        help="the same mix, not counted, before each measured run",
+    )
+    parser.add_argument(
         "--baseline-ref",
         help="also run the same load, first, against this git ref (e.g. main) checked out into "
         "a temporary worktree, and print the ratios",
     )
     args = parser.parse_args()
 
-    token, points, towns = prepare(args.database_url)
-    env = {"GIS_DATABASE_URL": args.database_url, "GIS_DB_POOL_SIZE": "20"}
     if args.baseline_ref:
         with baseline_checkout(args.baseline_ref) as root:
-            print(f"== baseline: {args.baseline_ref} ({root})")
-            before = load(args, env, token, points, towns, root)
+            url = baseline_database(args.database_url)
+            print(f"== baseline: {args.baseline_ref} ({root}, {url.rsplit('/', 1)[-1]})")
+            provision_demo(root, url)
+            before = load(args, url, root)
             report(args, *before)
     print("== this checkout")
-    after = load(args, env, token, points, towns, ROOT)
+    after = load(args, args.database_url, ROOT)
     code = report(args, *after)
     if args.baseline_ref:
         (b_results, b_elapsed), (a_results, a_elapsed) = before, after
@@ -191,31 +210,42 @@ def main() -> int:
     return code
 
 
-def load(
-    args: argparse.Namespace,
-    env: dict[str, str],
-    token: str,
-    points: list[tuple[float, float]],
-    towns: list[str],
-    root: Path,
-) -> tuple[Results, float]:
-    """Serve ``root``'s code and run the mix against it; the results and the seconds taken."""
+def baseline_database(url: str) -> str:
+    """The baseline's own database beside ``url``: ``<name>_baseline``."""
+    base, _, query = url.partition("?")
+    return f"{base}_baseline" + (f"?{query}" if query else "")
+
+
+def load(args: argparse.Namespace, url: str, root: Path) -> tuple[Results, float]:
+    """Serve ``root``'s code on ``url`` and run the mix against it (after the warm-up); the
+    results and the seconds taken."""
+    token, points, towns = prepare(url)
+    env = {"GIS_DATABASE_URL": url, "GIS_DB_POOL_SIZE": "20"}
     with serve(env, workers=args.workers, root=root) as server:
-        base = server.base
-        results = Results()
-        started = time.monotonic()
-        deadline = started + args.seconds
 
-        async def run_all() -> None:
-            await asyncio.gather(
-                *(
-                    client(i, base, token, points, towns, deadline, results)
-                    for i in range(args.concurrency)
+        def run(seconds: float, results: Results) -> float:
+            started = time.monotonic()
+            deadline = started + seconds
+
+            async def run_all() -> None:
+                await asyncio.gather(
+                    *(
+                        client(i, server.base, token, points, towns, deadline, results)
+                        for i in range(args.concurrency)
+                    )
                 )
-            )
 
-        asyncio.run(run_all())
-        return results, time.monotonic() - started
+            asyncio.run(run_all())
+            return time.monotonic() - started
+
+        if args.warmup_seconds > 0:
+            warm = Results()
+            run(args.warmup_seconds, warm)
+            done = sum(len(v) for v in warm.latencies.values())
+            failed = sum(len(v) for v in warm.failures.values())
+            print(f"warm-up: {done} requests in {args.warmup_seconds:.0f} s, {failed} failed")
+        results = Results()
+        return results, run(args.seconds, results)
 
 
 def report(args: argparse.Namespace, results: Results, elapsed: float) -> int:
