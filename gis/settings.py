@@ -360,6 +360,14 @@ class Settings(BaseSettings):
         5.0, gt=0, le=120, description="Seconds a webhook receiver has to answer a delivery."
     )
     # The live feed (GET /events/stream, docs/live.md).
+    live_poll_s: float = Field(
+        0.1,
+        gt=0,
+        le=10,
+        description="Seconds between two reads of the feed by each API process's hub (writers "
+        "do not NOTIFY: a NOTIFY makes every commit wait for the others'). Adds at most this "
+        "to an event's way to the screens.",
+    )
     live_heartbeat_s: float = Field(
         15.0, gt=0, le=300, description="Seconds between heartbeat comments on an idle stream."
     )

@@ -23,7 +23,6 @@ from gis.api.routes import discover_routers
 from gis.api.webhooks import WebhookSender
 from gis.db import make_engine, make_sessionmaker
 from gis.db_async import AsyncDatabase
-from gis.layers.live import LIVE_CHANNEL
 from gis.replicas import ReadRouter
 from gis.services.access import TOKENS_CHANNEL
 from gis.services.media import MAX_UPLOADS
@@ -76,9 +75,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if pool is not None:
             await pool.open()
             app.state.database = pool
-        # The live feed's reader; with a database handed in, it runs only while streams do.
-        hub = app.state.hub = Hub(app.state.database, settings, always=pool is not None)
-        if pool is not None:
+        # The live feed's reader (it polls the feed, gis.api.live); with a database handed in,
+        # it runs only while streams do. The webhook sender is woken when it reads new events.
+        sender = None if pool is None else WebhookSender(pool, settings)
+        hub = app.state.hub = Hub(
+            app.state.database,
+            settings,
+            always=pool is not None,
+            on_events=None if sender is None else sender.wake,
+        )
+        if pool is not None and sender is not None:
             token_cache = app.state.token_cache
 
             def tokens_changed() -> None:
@@ -86,14 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 hub.tokens_changed()
 
             # One LISTEN connection per process: a revoked token is forgotten at once by every
-            # worker (gis.services.access), and new feed events reach the hub (gis.api.live).
-            sender = WebhookSender(pool, settings)
-
-            def published() -> None:
-                hub.wake()
-                sender.wake()
-
-            pool.listen({TOKENS_CHANNEL: tokens_changed, LIVE_CHANNEL: published})
+            # worker (gis.services.access).
+            pool.listen({TOKENS_CHANNEL: tokens_changed})
             hub.start()
             sender.start()
         # Background jobs (long analyses) run in this process; a dead one's jobs are failed now.
@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await asyncio.to_thread(runner.stop)
             await hub.stop()
-            if pool is not None:
+            if sender is not None:
                 await sender.stop()
             if pool is not None:
                 await pool.close()

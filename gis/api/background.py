@@ -1,5 +1,5 @@
 """Jobs an API process runs beside its requests (the live feed's hub, the webhook sender):
-one step at a time, woken at once by ``wake()`` (a NOTIFY) and otherwise every ``TICK_S``."""
+one step at a time, woken at once by ``wake()`` and otherwise every ``tick_s``."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from gis.errors import GisError
 
 log = logging.getLogger(__name__)
 
-# Seconds between steps when nothing wakes the job (a lost NOTIFY costs at most this), and at
-# least between two steps: under load a NOTIFY comes with every report, and one read per
-# burst serves them all (measured with bench/load: a read per notice cost every worker two
-# queries per report).
+# Seconds between steps when nothing wakes the job (a job may tick faster: the live feed's hub
+# polls), and at least between two steps: one read per burst serves them all (measured with
+# bench/load: a read per report cost every worker two queries per report).
 TICK_S = 1.0
 MIN_INTERVAL_S = 0.05
 
@@ -23,6 +22,7 @@ class Background:
     """A background job: subclasses say what one ``step`` does."""
 
     name = "background job"
+    tick_s = TICK_S
 
     def __init__(self) -> None:
         self._wake = asyncio.Event()
@@ -76,5 +76,5 @@ class Background:
                 log.exception("%s failed", self.name)
             await asyncio.sleep(MIN_INTERVAL_S)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), TICK_S - MIN_INTERVAL_S)
+                await asyncio.wait_for(self._wake.wait(), max(self.tick_s - MIN_INTERVAL_S, 0.0))
             self._wake.clear()

@@ -1,10 +1,11 @@
 """Live updates fanned out in each process: one reader of the feed, many streams.
 
-``Hub`` reads ``live_events`` (``gis.services.live``) when the one LISTEN connection of the
-process (``AsyncDatabase.listen``) hears a NOTIFY — the payload is only an id — or once a second
-if a notice was lost, and offers each event to every subscriber whose role, towns and filters
-admit it. After the listener reconnects it wakes the hub too, which then catches up from its
-cursor: nothing committed while the connection was down is missed. A reconnecting browser
+``Hub`` reads ``live_events`` (``gis.services.live``) every ``GIS_LIVE_POLL_S`` (0.1 s) — one
+indexed read per process, however many streams it serves — and offers each event to every
+subscriber whose role, towns and filters admit it. Writers do not NOTIFY: a transaction that
+NOTIFYs holds a database-wide lock through its commit's WAL flush, which queued every report
+behind the others' (migration 0021). A hub that could not read (the database away) catches up
+from its cursor at the next read: nothing committed meanwhile is missed. A reconnecting browser
 replays from the database, not from memory (``Stream``).
 """
 
@@ -95,10 +96,20 @@ class Hub(Background):
 
     name = "live feed"
 
-    def __init__(self, database: Database, settings: Settings, *, always: bool = True) -> None:
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        *,
+        always: bool = True,
+        on_events: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__()
         self.database = database
         self.settings = settings
+        self.tick_s = settings.live_poll_s
+        # Told when new events were read (the webhook sender: their outbox rows are committed).
+        self.on_events = on_events
         # False: read only while somebody listens (a database handed in by the tests, which
         # must not be queried behind their back).
         self.always = always
@@ -170,10 +181,13 @@ class Hub(Background):
                 return
 
     def _offer(self, events: Iterable[FeedEvent]) -> None:
+        cursor = self.cursor
         for event in events:
             for subscriber in self.subscribers:
                 subscriber.offer(event)
             self.cursor = event.id
+        if self.cursor != cursor and self.on_events is not None:
+            self.on_events()
 
 
 @dataclass
@@ -194,8 +208,10 @@ class Stream:
         subscriber = self.hub.subscribe(self.subscription)
         try:
             await self.hub.ready.wait()
-            yield "retry: 2000\n\n"
+            # Where this stream starts is fixed before its first line: a client that has read
+            # it gets every event committed afterwards.
             last = self.hub.cursor if self.last_id is None else self.last_id
+            yield "retry: 2000\n\n"
             try:
                 async for missed in self._replay(last, self.hub.cursor):
                     if isinstance(missed, str):  # reload

@@ -20,8 +20,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from gis.layers.base import Base, TZDateTime, check_in, utcnow
 
-# NOTIFY channel of the feed: the payload is the last id written, never the event itself.
-LIVE_CHANNEL = "gis_live"
 # Every transaction writing live_events holds this shared advisory lock until it ends, so a
 # reader that meets a gap in the ids can tell "still being written" from "rolled back".
 LIVE_LOCK = (2026, 13)

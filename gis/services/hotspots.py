@@ -797,6 +797,7 @@ def _side(
 # --- Warm-up -------------------------------------------------------------------------------------
 
 _cached = threading.Event()
+_cache_lock = threading.Lock()
 _warm = threading.Event()
 _warm_lock = threading.Lock()
 _warm_thread: list[threading.Thread] = []
@@ -811,15 +812,20 @@ def _cache_kernels() -> None:
     """
     if _cached.is_set():
         return
-    import esda.crand
-    import esda.getisord
-    from numba.core.registry import CPUDispatcher
+    # One thread at a time (the warm-up thread and a page build can both get here), and over a
+    # copy of each module's names: importing esda's kernels adds names as it goes.
+    with _cache_lock:
+        if _cached.is_set():
+            return
+        import esda.crand
+        import esda.getisord
+        from numba.core.registry import CPUDispatcher
 
-    for module in (esda.crand, esda.getisord):
-        for kernel in vars(module).values():
-            if isinstance(kernel, CPUDispatcher) and not kernel.overloads:
-                kernel.enable_caching()
-    _cached.set()
+        for module in (esda.crand, esda.getisord):
+            for kernel in list(vars(module).values()):
+                if isinstance(kernel, CPUDispatcher) and not kernel.overloads:
+                    kernel.enable_caching()
+        _cached.set()
 
 
 def warm_up() -> None:

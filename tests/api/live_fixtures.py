@@ -117,13 +117,19 @@ class SseStream:
     status: int | None = None
     ended: threading.Event = field(default_factory=threading.Event)
     opened: threading.Event = field(default_factory=threading.Event)
+    # The stream's first line (``retry:``): the service has subscribed it by then, so every
+    # event committed afterwards reaches it (the headers alone come before the subscription).
+    listening: threading.Event = field(default_factory=threading.Event)
     heartbeats: int = 0
     response_headers: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> SseStream:
-        """Open the stream in a thread; returns once the response headers arrived."""
+        """Open the stream in a thread; returns once the response headers arrived and, for a
+        stream that was accepted, once it is listening."""
         threading.Thread(target=self._read, daemon=True).start()
         assert self.opened.wait(10), "the stream did not open"
+        if self.status == 200:
+            assert self.listening.wait(10), "the stream did not start listening"
         return self
 
     def _read(self) -> None:
@@ -139,7 +145,9 @@ class SseStream:
                 self.opened.set()
                 kind, ident, data = "message", None, ""
                 for line in response.iter_lines():
-                    if line.startswith(":"):
+                    if line.startswith("retry:"):
+                        self.listening.set()
+                    elif line.startswith(":"):
                         self.heartbeats += 1
                     elif line.startswith("event: "):
                         kind = line[7:]
@@ -154,6 +162,7 @@ class SseStream:
             pass
         finally:
             self.opened.set()
+            self.listening.set()
             self.ended.set()
 
     def wait_for(self, count: int, seconds: float = 5.0) -> list[Event]:

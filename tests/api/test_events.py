@@ -178,12 +178,30 @@ def test_the_listener_reconnects_and_catches_up_from_the_database(
         conn.execute(
             sa.text("SELECT pg_terminate_backend(pid) FROM unnest(:p) AS pid"), {"p": killed}
         )
-    incident = report(live, a)  # its NOTIFY goes nowhere
+    incident = report(live, a)  # the hub reads the feed by itself: no notice is needed
     assert [e.data["incident_id"] for e in watching.wait_for(2, seconds=6)] == [incident] * 2
     deadline = time.monotonic() + 10
     while not (set(listener_pids(engine)) - set(killed)):
         assert time.monotonic() < deadline, "the listener did not come back"
         time.sleep(0.2)
+
+
+def test_writing_the_feed_notifies_nobody(
+    live: dict[str, Any], towns: list[Town], settings: Settings
+) -> None:
+    """A NOTIFY makes the writer's commit take a database-wide lock until its WAL is flushed,
+    so every report would wait for the others' (migration 0021): the hubs poll instead, and a
+    report still reaches a stream."""
+    import psycopg
+
+    a, _ = towns
+    watching = stream(live, "live-room-a")
+    url = settings.database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url, autocommit=True) as listener:
+        listener.execute("LISTEN gis_live")
+        incident = report(live, a)
+        assert [e.data["incident_id"] for e in watching.wait_for(2, seconds=6)] == [incident] * 2
+        assert list(listener.notifies(timeout=0.5)) == []
 
 
 def test_a_revoked_token_closes_its_stream(
