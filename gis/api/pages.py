@@ -42,19 +42,21 @@ class PageCache:
         newest: int | None = None,
         max_behind: int | None = None,
     ) -> Page:
-        """The cached page of ``key``, or ``build()``'s, one build at a time per key. While one
-        caller rebuilds an expired page, the others get the expired one at once (its live
-        updates bring it up to date) instead of waiting. A page more than ``max_behind`` feed
-        events behind ``newest`` is never served: its live updates could not replay that many
-        (they would reload it, again and again)."""
+        """The cached page of ``key``, or ``build()``'s, one build at a time per key.
+
+        A page more than ``max_behind`` feed events behind ``newest`` is never served: its live
+        updates could not replay that many (they would reload it, again and again). It is
+        rebuilt before that: once it has expired or is half that far behind, the first caller
+        rebuilds it while the others get it as it is at once (its live updates bring it up to
+        date). Callers wait only when there is no page they may be given.
+        """
         if self.ttl_s <= 0:
             return build()
         hit = self._pages.get(key)
-        usable = hit is not None and (
-            newest is None or max_behind is None or newest - hit[1].after <= max_behind
-        )
-        if hit is not None and usable and hit[0] >= time.monotonic():
+        if hit is not None and _fresh(hit, newest, max_behind):
             return hit[1]
+        behind = 0 if hit is None or newest is None else newest - hit[1].after
+        usable = hit is not None and (max_behind is None or behind <= max_behind)
         with self._lock:
             building = self._building.setdefault(key, threading.Lock())
         if hit is not None and usable:
@@ -75,6 +77,14 @@ class PageCache:
         finally:
             building.release()
 
+    def peek(
+        self, key: Hashable, *, newest: int | None = None, max_behind: int | None = None
+    ) -> Page | None:
+        """The page ``get_or_build`` would give at once without building (fresh and near
+        enough to the feed), or None: for the paths that answer before the router."""
+        hit = self._pages.get(key)
+        return hit[1] if hit is not None and _fresh(hit, newest, max_behind) else None
+
     def _drop_expired(self) -> None:
         now = time.monotonic()
         for key in [k for k, (until, _) in self._pages.items() if until < now]:
@@ -82,3 +92,11 @@ class PageCache:
             self._building.pop(key, None)
         if len(self._pages) >= self.max_entries:  # all fresh: start over rather than grow
             self._pages.clear()
+
+
+def _fresh(hit: tuple[float, Page], newest: int | None, max_behind: int | None) -> bool:
+    """Whether a cached page is served as it is: not expired, and at most half as far behind
+    the feed as its live updates can replay."""
+    if hit[0] < time.monotonic():
+        return False
+    return newest is None or max_behind is None or 2 * (newest - hit[1].after) <= max_behind

@@ -41,11 +41,49 @@ def test_a_page_is_rebuilt_after_its_time_and_never_kept_with_zero() -> None:
     assert cache.get_or_build("a", build).html == "0"
     time.sleep(0.06)
     assert cache.get_or_build("a", build).html == "1"
-    # Too far behind the feed for its live updates to catch up: built anew.
-    assert cache.get_or_build("a", build, newest=150, max_behind=50).html == "1"
-    assert cache.get_or_build("a", build, newest=151, max_behind=50).html == "2"
+    # Up to half as far behind the feed as its live updates can replay: served as it is.
+    assert cache.get_or_build("a", build, newest=125, max_behind=50).html == "1"
+    # Further: the caller rebuilds it (and while it does, the others get it as it is: below).
+    assert cache.get_or_build("a", build, newest=126, max_behind=50).html == "2"
     off = PageCache(ttl_s=0)
     assert [off.get_or_build("a", build).html for _ in range(2)] == ["3", "4"]
+
+
+def test_a_page_too_far_behind_is_never_served() -> None:
+    cache = PageCache(ttl_s=60)
+    count = iter(range(100))
+
+    def build() -> Page:
+        return Page(str(next(count)), after=100)
+
+    assert cache.get_or_build("a", build).html == "0"
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow() -> Page:
+        started.set()
+        assert release.wait(2)
+        return Page("slow", after=200)
+
+    # Half-way behind: one caller rebuilds, another gets the old page at once.
+    builder = threading.Thread(
+        target=lambda: cache.get_or_build("a", slow, newest=130, max_behind=50)
+    )
+    builder.start()
+    assert started.wait(2)
+    assert cache.get_or_build("a", build, newest=130, max_behind=50).html == "0"
+    # Past the bound its live updates could replay: this caller waits for the rebuilt page.
+    got: list[str] = []
+    waiter = threading.Thread(
+        target=lambda: got.append(cache.get_or_build("a", build, newest=151, max_behind=50).html)
+    )
+    waiter.start()
+    time.sleep(0.1)
+    assert got == []
+    release.set()
+    builder.join()
+    waiter.join()
+    assert got == ["slow"]
 
 
 def test_a_full_cache_drops_what_expired_first() -> None:

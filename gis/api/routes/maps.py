@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from gis.api.deps import SessionDep, SettingsDep, StaleReadOk
 from gis.api.errors import CATEGORY, ERROR_RESPONSES, WINDOW, domain_errors
+from gis.api.hot import fast_path
 from gis.api.pages import Page, PageCache
 from gis.api.schemas.maps import (
     DEFAULTS,
@@ -37,8 +38,8 @@ from gis.api.schemas.maps import (
     UntilQuery,
     VillageQuery,
 )
-from gis.api.security import WATCH, Watcher, allow, check_town, token_of
-from gis.errors import BasemapUnavailableError, NotFoundError, ValidationError
+from gis.api.security import WATCH, Watcher, allow, authorize, check_town, token_of
+from gis.errors import BasemapUnavailableError, GisError, NotFoundError, ValidationError
 from gis.layers.regions import RegionLevel, get_region
 from gis.maps import Basemap, GridMetric, build_command_room_map, build_village_grids_map, render
 from gis.maps.assets import assets_dir_for, choose_assets_url
@@ -129,11 +130,49 @@ class MapPage:
 MapPageDep = Annotated[MapPage, Depends(MapPage)]
 
 
+def _command_room_key(request: Request, assets_url: str | None) -> tuple[object, ...]:
+    """What a command-room page is kept by: its parameters as given (they shape everything on
+    it; access is checked first — the town is one of them) and where it loads Leaflet from."""
+    return ("command-room", tuple(sorted(request.query_params.multi_items())), assets_url)
+
+
+def _feed(request: Request) -> dict[str, int | None]:
+    """How far the live feed is, and how far behind it a page may be served: its live updates
+    replay at most ``GIS_LIVE_MAX_REPLAY`` events, half of that leaves room for a rebuild."""
+    hub = getattr(request.app.state, "hub", None)
+    settings: Settings = request.app.state.settings
+    return {
+        "newest": hub.cursor if hub is not None else None,
+        "max_behind": settings.live_max_replay // 2,
+    }
+
+
+_WATCHERS = frozenset(WATCH)
+
+
+async def _fast_command_room(request: Request) -> HTMLResponse | None:
+    """A command-room page still in the cache, answered before the router (``gis.api.hot``) in
+    the event loop: a wall of screens reloading costs no worker thread and no session. A miss,
+    or a town outside the caller's scope, is declined to ``command_room``, which answers."""
+    principal = await authorize(request, _WATCHERS)
+    town = request.query_params.get("town")
+    if town is None or (principal is not None and not principal.sees_town(town)):
+        return None
+    settings: Settings = request.app.state.settings
+    try:
+        assets_url = page_assets_url(request, settings)
+    except GisError:
+        return None
+    page = _pages(request).peek(_command_room_key(request, assets_url), **_feed(request))
+    return None if page is None else _page(page.html)
+
+
 @router.get(
     "/command-room",
     response_class=HTMLResponse,
     responses={**ERROR_RESPONSES, **domain_errors(CATEGORY, WINDOW, *BASEMAP_ERRORS)},
 )
+@fast_path(_fast_command_room)
 def command_room(
     page: MapPageDep,
     town: TownQuery,
@@ -179,14 +218,8 @@ def command_room(
         )
         return Page(page.render(m), feed.after)
 
-    key = ("command-room", town, since, until, platform, category, basemap, metric, cell_m,
-           step, max_markers, page.assets_url, kiosk)  # fmt: skip
-    hub = getattr(page.request.app.state, "hub", None)
     return page.reply(
-        key,
-        build,
-        newest=hub.cursor if hub is not None else None,
-        max_behind=settings.live_max_replay // 2,
+        _command_room_key(page.request, page.assets_url), build, **_feed(page.request)
     )
 
 
