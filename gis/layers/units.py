@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from geoalchemy2 import Geography, WKBElement
@@ -22,6 +22,8 @@ from gis.layers.base import (
     utcnow,
 )
 from gis.layers.categories import Platform
+
+T = TypeVar("T")
 
 # A plain ``geography`` cast. geoalchemy2's default ``Geography`` renders
 # ``geography(GEOMETRY,-1)``, an expression the ``(geom::geography)`` GiST index does not match,
@@ -156,11 +158,19 @@ def unit_track(
     return list(reversed(list(session.scalars(query))))
 
 
-@lru_cache(maxsize=16)
+# The columns of a unit in a plain nearest-units row (``nearest_units_query(plain=True)``),
+# besides ``lon``, ``lat`` and ``distance_m``.
+PLAIN_UNIT_COLUMNS = (
+    "id", "code", "name", "platform", "unit_type", "status", "jurisdiction_code", "phone",
+)  # fmt: skip
+
+
+@lru_cache(maxsize=32)
 def _nearest_query(
-    by_type: bool, by_platform: bool, by_jurisdiction: bool, available_only: bool
+    by_type: bool, by_platform: bool, by_jurisdiction: bool, available_only: bool, plain: bool
 ) -> sa.Select[Any]:
-    """The nearest-units statement for one combination of filters, built once.
+    """The nearest-units statement for one combination of filters, built once: units as ORM
+    objects, or (``plain``) as plain columns with ``lon``/``lat`` for the asyncpg flows.
 
     Built with bound parameters and reused: building and compiling it on every call cost ten
     times the query itself (bench/dispatch).
@@ -181,7 +191,16 @@ def _nearest_query(
     # (A nested version let the planner pick a scan of every unit with a sort: 20x slower with
     # 2,000 units, bench/dispatch.)
     distance = sa.func.ST_Distance(unit_geog, point, sa.true()).label("distance_m")
-    query = sa.select(ResponderUnit, distance)
+    if plain:
+        table = ResponderUnit.__table__
+        query = sa.select(
+            *(table.c[name] for name in PLAIN_UNIT_COLUMNS),
+            sa.func.ST_X(ResponderUnit.geom).label("lon"),
+            sa.func.ST_Y(ResponderUnit.geom).label("lat"),
+            distance,
+        )
+    else:
+        query = sa.select(ResponderUnit, distance)
     if by_type:
         query = query.where(ResponderUnit.unit_type == sa.bindparam("unit_type", type_=sa.String))
     if by_platform:
@@ -195,6 +214,48 @@ def _nearest_query(
     return query.order_by(unit_geog.op("<->")(point)).limit(sa.bindparam("pool", type_=sa.Integer))
 
 
+def nearest_units_query(
+    lon: float,
+    lat: float,
+    *,
+    k: int = 1,
+    unit_type: str | None = None,
+    platform: str | None = None,
+    jurisdiction_codes: Sequence[str] | None = None,
+    available_only: bool = True,
+    plain: bool = False,
+) -> tuple[sa.Select[Any], dict[str, Any]]:
+    """The statement and parameters of ``nearest_units`` (``plain``: rows of plain columns).
+
+    Candidates come from the KNN operator on ``geom::geography`` (served by its GiST index; the
+    sphere distance); they are re-ranked by the exact spheroid distance (``nearest_first``),
+    which can swap two units whose distances differ by less than ~0.3 %, so a few more than
+    ``k`` are fetched.
+    """
+    query = _nearest_query(
+        unit_type is not None,
+        platform is not None,
+        jurisdiction_codes is not None,
+        available_only,
+        plain,
+    )
+    params = {
+        "lon": float(lon),
+        "lat": float(lat),
+        "pool": k + 5,
+        "unit_type": unit_type,
+        "platform": platform,
+        "jurisdiction_codes": list(jurisdiction_codes or ()),
+    }
+    return query, params
+
+
+def nearest_first(rows: list[T], k: int, key: Callable[[T], tuple[float, int]]) -> list[T]:
+    """The ``k`` rows nearest first by ``key`` (distance, unit id): ties by id."""
+    rows.sort(key=key)
+    return rows[:k]
+
+
 def nearest_units(
     session: Session,
     lon: float,
@@ -206,26 +267,16 @@ def nearest_units(
     jurisdiction_codes: Sequence[str] | None = None,
     available_only: bool = True,
 ) -> list[tuple[ResponderUnit, float]]:
-    """The ``k`` nearest units to a WGS84 point with their distance in metres, nearest first.
-
-    Candidates come from the KNN operator on ``geom::geography`` (served by its GiST index; the
-    sphere distance); they are re-ranked by the exact spheroid distance, which can swap two
-    units whose distances differ by less than ~0.3 %, so a few more than ``k`` are fetched.
-    """
-    query = _nearest_query(
-        unit_type is not None,
-        platform is not None,
-        jurisdiction_codes is not None,
-        available_only,
+    """The ``k`` nearest units to a WGS84 point with their distance in metres, nearest first
+    (``nearest_units_query``)."""
+    query, params = nearest_units_query(
+        lon,
+        lat,
+        k=k,
+        unit_type=unit_type,
+        platform=platform,
+        jurisdiction_codes=jurisdiction_codes,
+        available_only=available_only,
     )
-    params = {
-        "lon": float(lon),
-        "lat": float(lat),
-        "pool": k + 5,
-        "unit_type": unit_type,
-        "platform": platform,
-        "jurisdiction_codes": list(jurisdiction_codes or ()),
-    }
     rows = [(unit, float(distance)) for unit, distance in session.execute(query, params).all()]
-    rows.sort(key=lambda row: (row[1], row[0].id))
-    return rows[:k]
+    return nearest_first(rows, k, lambda row: (row[1], row[0].id))

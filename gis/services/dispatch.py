@@ -29,8 +29,11 @@ from gis.layers.units import (
     UnitType,
     get_unit,
     latest_fix_at,
+    nearest_first,
     nearest_units,
+    nearest_units_query,
 )
+from gis.queries import Flow, Query, Row
 from gis.services.clock import check_device_time
 from gis.services.routing import RouteOptions, drive_times, route_lines
 
@@ -153,6 +156,32 @@ def nearest_responders(
         lines = route_lines(session, [routes[r.unit.id] for r in ranked])
         ranked = [replace(r, route=lines.get(r.unit.id)) for r in ranked]
     return NearestResult(lon, lat, by, ranked, len(found))
+
+
+def nearest_by_distance_flow(
+    lon: float,
+    lat: float,
+    *,
+    k: int = 5,
+    platform: Platform | None = None,
+    unit_type: UnitType | None = None,
+    available_only: bool = True,
+) -> Flow[list[Row]]:
+    """``nearest_responders`` by distance as a flow (``gis.queries``) that the API runs on
+    asyncpg: the ``k`` nearest units as plain rows (``PLAIN_UNIT_COLUMNS``, ``lon``, ``lat``,
+    ``distance_m``), nearest first."""
+    check_k(k)
+    statement, params = nearest_units_query(
+        lon,
+        lat,
+        k=k,
+        unit_type=unit_type.value if unit_type else None,
+        platform=platform.value if platform else None,
+        available_only=available_only,
+        plain=True,
+    )
+    rows: list[Row] = yield Query(statement, params, many=True, reused=True)
+    return nearest_first(rows, k, lambda row: (float(row["distance_m"]), row["id"]))
 
 
 def town_jurisdiction(session: Session, town_code: str) -> list[str]:

@@ -59,6 +59,42 @@ def test_nearest_by_distance_filters_by_unit_type_and_availability(
     assert everyone["units"][0]["id"] == place["busy"]
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"k": 2},
+        {"k": 50, "available_only": "false"},
+        {"unit_type": "police_station", "platform": "governance", "k": 3},
+        {"platform": "market"},
+    ],
+)
+def test_the_fast_nearest_answers_exactly_as_the_route(
+    dispatcher: TestClient,
+    place: dict[str, int],
+    params: dict[str, object],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The common question (by distance) is answered before the router on asyncpg; a parameter
+    it does not take (here include_route, false as by default) sends it through the route: the
+    two replies are the same bytes."""
+    from gis.services import dispatch
+
+    lon, lat = lonlat(300, 10)
+    with monkeypatch.context() as patch:
+
+        def routed_service(*args: object, **kwargs: object) -> None:
+            raise AssertionError("the common question went through the route")
+
+        patch.setattr(dispatch, "nearest_responders", routed_service)
+        fast = dispatcher.get("/dispatch/nearest", params={"lon": lon, "lat": lat, **params})
+    routed = dispatcher.get(
+        "/dispatch/nearest", params={"lon": lon, "lat": lat, **params, "include_route": "false"}
+    )
+    assert fast.status_code == routed.status_code == 200, (fast.text, routed.text)
+    assert fast.json()["units"], "the places have units nearby"
+    assert fast.content == routed.content
+
+
 def test_nearest_by_drive_time_reports_eta_and_route(
     dispatcher: TestClient, place: dict[str, int]
 ) -> None:
