@@ -88,19 +88,24 @@ def admin_token(session: Session, name: str) -> str:
     return access.issue_token(session, access.add_user(session, name=name, role=Role.ADMIN))
 
 
+def run_cli(root: Path, url: str, *args: str) -> None:
+    """``gis ARGS`` by ``root``'s own code on the database ``url``."""
+    env = {**os.environ, "PYTHONPATH": str(root), "GIS_DATABASE_URL": url}
+    cli = [sys.executable, "-c", "from gis.cli import app; app()"]
+    subprocess.run([*cli, *args], cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
 def provision_demo(root: Path, url: str) -> None:
     """Create, migrate and fill ``url`` with the demo county by ``root``'s own code (its
     migrations, its loader): a baseline version is measured on the schema it was written for,
     not on this checkout's."""
-    env = {**os.environ, "PYTHONPATH": str(root), "GIS_DATABASE_URL": url}
-    cli = [sys.executable, "-c", "from gis.cli import app; app()"]
     for args in (
         ["db", "up"],
         ["db", "migrate"],
         ["sample", "load", "--if-empty", "--no-progress"],
         ["stats", "refresh"],
     ):
-        subprocess.run([*cli, *args], cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
+        run_cli(root, url, *args)
 
 
 @contextmanager
