@@ -372,7 +372,7 @@ class Settings(BaseSettings):
         15.0, gt=0, le=300, description="Seconds between heartbeat comments on an idle stream."
     )
     live_max_replay: int = Field(
-        5_000,
+        20_000,
         ge=0,
         le=1_000_000,
         description="A stream reconnecting more than this many feed events behind (ids of "
