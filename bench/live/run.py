@@ -10,8 +10,12 @@ must both be 0.
 
     python -m bench.live.run --database-url postgresql+psycopg://…/gis_bench --seconds 30
 
-(A PostgreSQL restart in the middle is not part of this run: the database server is shared on
-the machine this was written on. ``bench.outage.run`` stops it for the outage drill.)
+With ``--restart-postgres`` the run uses the outage drill's own cluster (``bench.outage``: port
+5433, created on first use, the demo county loaded into it), which it restarts three quarters of
+the way through (stopped in fast mode for ``--down-seconds``): reports refused meanwhile (503)
+are counted apart, and every event committed before and after must still reach every subscriber
+exactly once. The clients are aiohttp: the load generator shares the cores with the service,
+and httpx's line reader could not keep up with 200 streams.
 """
 
 from __future__ import annotations
@@ -27,11 +31,11 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import httpx
+import aiohttp
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from bench.server import admin_token, serve
+from bench.server import ROOT, admin_token, provision_demo, serve
 
 
 @dataclass
@@ -65,20 +69,25 @@ def prepare(url: str) -> tuple[str, dict[str, list[tuple[float, float]]], int]:
 
 
 async def listen(
-    http: httpx.AsyncClient, sub: Subscriber, after: int, stop: asyncio.Event, cut: asyncio.Event
+    http: aiohttp.ClientSession,
+    sub: Subscriber,
+    after: int,
+    stop: asyncio.Event,
+    cut: asyncio.Event,
 ) -> None:
     """Read the stream until ``stop``; when ``cut`` is set, drop it once and reconnect with
-    Last-Event-ID."""
+    Last-Event-ID (as a browser does after any break)."""
     last = after
     dropped = False
     while not stop.is_set():
         headers = {"Last-Event-ID": str(last)}
         try:
-            async with http.stream(
-                "GET", "/events/stream", params={"town": sub.town}, headers=headers
+            async with http.get(
+                "/events/stream", params={"town": sub.town}, headers=headers
             ) as response:
                 kind = ""
-                async for line in response.aiter_lines():
+                async for raw in response.content:
+                    line = raw.decode().rstrip("\n")
                     if line.startswith("event: "):
                         kind = line[7:]
                     elif line.startswith("data: ") and kind.startswith(("case.", "unit.")):
@@ -91,7 +100,7 @@ async def listen(
                         sub.errors.append("reload")
                     if stop.is_set() or (cut.is_set() and not dropped):
                         break
-        except httpx.HTTPError as error:
+        except (aiohttp.ClientError, TimeoutError) as error:
             sub.errors.append(repr(error))
             await asyncio.sleep(0.5)
         if cut.is_set() and not dropped:
@@ -99,17 +108,28 @@ async def listen(
             sub.reconnects += 1
 
 
+@dataclass
+class Sent:
+    """What the reporter sent: how many, refused while the database was down, failed."""
+
+    count: int = 0
+    refused: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
 async def report_loop(
-    http: httpx.AsyncClient,
+    http: aiohttp.ClientSession,
     rate: float,
     points: dict[str, list[tuple[float, float]]],
     deadline: float,
     rng: random.Random,
-    failures: list[str],
-) -> int:
+    sent: Sent,
+    down: list[float],
+) -> None:
     """POST reports at Poisson arrivals averaging ``rate`` per second until ``deadline``, each
     sent without waiting for the ones before (an open loop: a slow reply does not slow the
-    offered rate)."""
+    offered rate). A 503 while the database is down (``down``: [from, until], monotonic) is
+    a refusal, not a failure."""
     towns = sorted(points)
 
     async def one(lon: float, lat: float) -> None:
@@ -118,49 +138,66 @@ async def report_loop(
             "location": {"lon": lon, "lat": lat},
             "reporter": {"kind": "grid_member", "id": "bench-live"},
         }
+        started = time.monotonic()
         try:
-            response = await http.post("/incidents", json=body)
-            if response.status_code != 201:
-                failures.append(f"{response.status_code}: {response.text[:100]}")
-        except httpx.HTTPError as error:
-            failures.append(repr(error))
+            async with http.post("/incidents", json=body) as response:
+                text = await response.text()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as error:
+            status, text = -1, repr(error)
+        if status == 201:
+            return
+        if status == 503 and down and down[0] - 1 <= started <= down[1] + 30:
+            sent.refused += 1
+        else:
+            sent.failures.append(f"{status}: {text[:100]}")
 
     tasks = []
     while time.monotonic() < deadline:
         await asyncio.sleep(rng.expovariate(rate))
         tasks.append(asyncio.create_task(one(*rng.choice(points[rng.choice(towns)]))))
     await asyncio.gather(*tasks)
-    return len(tasks)
+    sent.count = len(tasks)
 
 
-async def loop_in(
-    pool: ProcessPoolExecutor,
+def reports_process(
     base: str,
     token: str,
     rate: float,
     points: dict[str, list[tuple[float, float]]],
     seconds: float,
-) -> tuple[int, list[str]]:
-    """``report_loop`` in another process."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(pool, reports_process, base, token, rate, points, seconds)
+    restart: tuple[float, float] | None,
+) -> Sent:
+    """Send the reports (run in a process of its own); with ``restart`` = (after s, down s),
+    stop the drill cluster that long after that long, and start it again."""
+    sent = Sent()
+    down: list[float] = []
 
+    async def outage(after_s: float, down_s: float) -> None:
+        from bench.outage.run import cluster_start, cluster_stop
 
-def reports_process(
-    base: str, token: str, rate: float, points: dict[str, list[tuple[float, float]]], seconds: float
-) -> tuple[int, list[str]]:
-    """Send the reports (run in a process of its own)."""
-    failures: list[str] = []
+        await asyncio.sleep(after_s)
+        down.extend([time.monotonic(), time.monotonic() + down_s])
+        await asyncio.to_thread(cluster_stop)
+        await asyncio.sleep(down_s)
+        await asyncio.to_thread(cluster_start)
+        down[1] = time.monotonic()
 
-    async def run() -> int:
-        limits = httpx.Limits(max_connections=256)
-        async with httpx.AsyncClient(
-            base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30, limits=limits
+    async def run() -> None:
+        async with aiohttp.ClientSession(
+            base,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=aiohttp.ClientTimeout(total=30),
+            connector=aiohttp.TCPConnector(limit=256),
         ) as http:
             deadline = time.monotonic() + seconds
-            return await report_loop(http, rate, points, deadline, random.Random(13), failures)
+            jobs = [report_loop(http, rate, points, deadline, random.Random(13), sent, down)]
+            if restart is not None:
+                jobs.append(outage(*restart))
+            await asyncio.gather(*jobs)
 
-    return asyncio.run(run()), failures
+    asyncio.run(run())
+    return sent
 
 
 def newest_per_town(url: str, start: int) -> dict[str, int]:
@@ -187,28 +224,48 @@ def pct(values: list[float], q: float) -> float:
 def main() -> int:
     """Run and print the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--database-url", help="default: the drill cluster with --restart-postgres")
     parser.add_argument("--subscribers", type=int, default=200)
     parser.add_argument("--rate", type=float, default=100.0, help="reports per second")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--no-reconnect", action="store_true")
+    parser.add_argument(
+        "--restart-postgres",
+        action="store_true",
+        help="restart the outage drill's own cluster (port --drill-port) 3/4 of the way through",
+    )
+    parser.add_argument("--drill-port", type=int, default=5433)
+    parser.add_argument("--down-seconds", type=float, default=2.0)
     args = parser.parse_args()
 
-    token, points, start = prepare(args.database_url)
+    url = args.database_url
+    if args.restart_postgres:
+        from bench.outage.run import ensure_cluster
+
+        ensure_cluster(args.drill_port)
+        url = url or (
+            f"postgresql+psycopg://postgres:postgres@127.0.0.1:{args.drill_port}/gis_bench_live"
+        )
+        if f":{args.drill_port}/" not in url:
+            parser.error("--restart-postgres restarts the drill cluster: its database only")
+        provision_demo(ROOT, url)
+    if url is None:
+        parser.error("--database-url is required without --restart-postgres")
+
+    token, points, start = prepare(url)
     towns = sorted(points)
-    env = {"GIS_DATABASE_URL": args.database_url, "GIS_DB_POOL_SIZE": "20"}
+    env = {"GIS_DATABASE_URL": url, "GIS_DB_POOL_SIZE": "20"}
     subs = [Subscriber(towns[i % len(towns)]) for i in range(args.subscribers)]
-    failures: list[str] = []
+    restart = (args.seconds * 3 / 4, args.down_seconds) if args.restart_postgres else None
     with serve(env, workers=1) as server:
 
-        async def run() -> int:
-            limits = httpx.Limits(max_connections=args.subscribers + 64)
-            auth = {"Authorization": f"Bearer {token}"}
-            async with (
-                httpx.AsyncClient(
-                    base_url=server.base, headers=auth, timeout=httpx.Timeout(30), limits=limits
-                ) as streams,
-            ):
+        async def run() -> Sent:
+            async with aiohttp.ClientSession(
+                server.base,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
+                connector=aiohttp.TCPConnector(limit=args.subscribers + 64),
+            ) as streams:
                 stop, cut = asyncio.Event(), asyncio.Event()
                 listeners = [
                     asyncio.create_task(listen(streams, s, start, stop, cut)) for s in subs
@@ -220,12 +277,13 @@ def main() -> int:
                 # The reports come from a process of their own: parsing 200 streams here
                 # must not slow the offered rate.
                 with ProcessPoolExecutor(1) as pool:
-                    sent, errors = await loop_in(pool, server.base, token, args.rate, points,
-                                                 args.seconds)  # fmt: skip
-                failures.extend(errors)
+                    sent = await asyncio.get_running_loop().run_in_executor(
+                        pool, reports_process, server.base, token, args.rate, points,
+                        args.seconds, restart,
+                    )  # fmt: skip
                 # Wait (up to a minute) for every subscriber to reach the feed's last event of
                 # its town: "missed" below counts losses, not latency.
-                newest = await asyncio.to_thread(newest_per_town, args.database_url, start)
+                newest = await asyncio.to_thread(newest_per_town, url, start)
                 for _ in range(600):
                     if all(s.ids and s.ids[-1] >= newest.get(s.town, 0) for s in subs):
                         break
@@ -238,7 +296,7 @@ def main() -> int:
 
         sent = asyncio.run(run())
 
-    engine = sa.create_engine(args.database_url)
+    engine = sa.create_engine(url)
     with engine.connect() as conn:
         expected: dict[str, list[int]] = defaultdict(list)
         for town, ident in conn.execute(
@@ -260,9 +318,10 @@ def main() -> int:
         latencies += sub.latencies
     reloads = sum(s.errors.count("reload") for s in subs)
     print(
-        f"{args.subscribers} subscribers on 1 worker, {sent} reports in {args.seconds:.0f} s "
-        f"({sent / args.seconds:.1f}/s), {os.cpu_count()} cores, "
-        f"reconnect of every subscriber half-way: {not args.no_reconnect}"
+        f"{args.subscribers} subscribers on 1 worker, {sent.count} reports in "
+        f"{args.seconds:.0f} s ({sent.count / args.seconds:.1f}/s), {os.cpu_count()} cores, "
+        f"reconnect of every subscriber half-way: {not args.no_reconnect}, "
+        f"PostgreSQL restarted: {args.restart_postgres}"
     )
     print(f"events in the feed: {sum(len(v) for v in expected.values())}; received {received}")
     print(
@@ -270,11 +329,12 @@ def main() -> int:
     )
     print(
         f"missed {missed}, duplicated {duplicated}, reloads {reloads}, "
-        f"intake errors {len(failures)}"
+        f"reports refused while PostgreSQL was down {sent.refused}, "
+        f"intake errors {len(sent.failures)}"
     )
-    for failure in failures[:3]:
+    for failure in sent.failures[:3]:
         print("FAIL", failure)
-    return 1 if missed or duplicated or failures else 0
+    return 1 if missed or duplicated or sent.failures else 0
 
 
 if __name__ == "__main__":
