@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from gis.api.background import Background
 from gis.api.security import READ_CASES, WATCH
@@ -38,6 +39,9 @@ from gis.settings import Settings
 
 # Events read per query; the hub reads again at once while a batch comes back full.
 BATCH = 500
+# Seconds a replayed batch is kept for other streams asking for the same one: when every
+# screen reconnects at once (a proxy restart), they replay the same ids.
+REPLAY_KEEP_S = 5.0
 # Seconds between checks that a gap's writers have finished, and between prunes of the feed.
 GAP_POLL_S = 0.01
 PRUNE_EVERY_S = 600.0
@@ -110,6 +114,8 @@ class Hub(Background):
         self.tick_s = settings.live_poll_s
         # Told when new events were read (the webhook sender: their outbox rows are committed).
         self.on_events = on_events
+        # Reads shared by streams replaying at the same time (``replay_batch``, ``bounds``).
+        self._shared: dict[object, asyncio.Future[Any]] = {}
         # False: read only while somebody listens (a database handed in by the tests, which
         # must not be queried behind their back).
         self.always = always
@@ -179,6 +185,38 @@ class Hub(Background):
                 continue
             if len(events) < BATCH:
                 return
+
+    async def bounds(self) -> tuple[int, int]:
+        """The oldest and newest ids kept; streams starting together share one read."""
+        return await self._share("bounds", bounds_flow, keep_s=0.0)
+
+    async def replay_batch(self, after: int, upto: int) -> list[FeedEvent]:
+        """Up to ``BATCH`` events in (after, upto], read from the database; ``upto`` is at most
+        the cursor, so every id up to it is settled and the batch is the same for every stream
+        asking — one read serves them all for ``REPLAY_KEEP_S``."""
+
+        def read() -> Any:
+            events = yield from events_after_flow(after, BATCH)
+            return [e for e in events if e.id <= upto]
+
+        return await self._share(("replay", after, upto), read, keep_s=REPLAY_KEEP_S)
+
+    async def _share(self, key: object, flow: Callable[[], Any], *, keep_s: float) -> Any:
+        future = self._shared.get(key)
+        if future is None:
+            future = asyncio.ensure_future(self.database.run(flow()))
+            self._shared[key] = future
+            loop = asyncio.get_running_loop()
+
+            def forget(done: asyncio.Future[Any]) -> None:
+                if done.cancelled() or done.exception() is not None or keep_s <= 0:
+                    self._shared.pop(key, None)
+                else:
+                    loop.call_later(keep_s, self._shared.pop, key, None)
+
+            future.add_done_callback(forget)
+        # One stream going away must not cancel the read the others wait for.
+        return await asyncio.shield(future)
 
     def _offer(self, events: Iterable[FeedEvent]) -> None:
         cursor = self.cursor
@@ -271,7 +309,7 @@ class Stream:
     async def _replay(self, after: int, upto: int) -> AsyncIterator[FeedEvent | str]:
         """The wanted events in (after, upto] from the database, or one ``reload`` when they
         are no longer kept or too many."""
-        oldest, newest = await self.hub.database.run(bounds_flow())
+        oldest, newest = await self.hub.bounds()
         if after >= max(upto, newest):
             return
         if oldest == 0 or after < oldest - 1:
@@ -283,8 +321,7 @@ class Stream:
             yield _reload("too many events missed")
             return
         while after < upto:
-            events = await self.hub.database.run(events_after_flow(after, BATCH))
-            events = [e for e in events if e.id <= upto]
+            events = await self.hub.replay_batch(after, upto)
             if not events:
                 return
             for event in events:

@@ -3,6 +3,7 @@ its LISTEN connection, streams read as a browser reads them."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -140,6 +141,40 @@ def test_reconnect_with_last_event_id_replays_exactly_what_was_missed(
     time.sleep(0.3)
     assert [e.id for e in again.events] == expected
     assert {e.data["incident_id"] for e in got} == {missed[0], missed[2]}
+
+
+def test_streams_reconnecting_together_share_their_replay_reads(
+    live: dict[str, Any], towns: list[Town], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every screen reconnecting at once (a proxy restart) asks for the same ids: each batch
+    is read from the database once and every stream still gets exactly what it missed."""
+    a, b = towns
+    before = stream(live, "live-room-a")
+    report(live, a)
+    seen = before.wait_for(2)[-1].id
+    missed = [report(live, a), report(live, b), report(live, a)]
+    time.sleep(0.5)  # the hub has read them: the cursor is past them
+    hub = live["app"].state.hub
+    reads: list[str] = []
+    run = hub.database.run
+
+    async def counted(flow: Any) -> Any:
+        reads.append(getattr(flow, "__name__", str(flow)))
+        return await run(flow)
+
+    monkeypatch.setattr(hub.database, "run", counted)
+    headers = {**live["headers"]["live-room-a"], "Last-Event-ID": str(seen)}
+    again = [SseStream(live["url"], headers) for _ in range(8)]
+    threads = [threading.Thread(target=s.start) for s in again]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for other in again:
+        got = other.wait_for(4)
+        assert {e.data["incident_id"] for e in got} == {missed[0], missed[2]}
+    replays = [name for name in reads if name == "read"]
+    assert 1 <= len(replays) < len(again), reads
 
 
 def test_a_gap_is_not_passed_while_its_writer_may_still_commit(
