@@ -65,6 +65,9 @@ export class ConsoleMap {
     for (const layer of [this.town, this.area, this.views, this.routes, this.units, this.cameras, this.marker]) {
       layer.addTo(this.map);
     }
+    // Leaflet sizes its canvas when it is told: a panel that gets its height after the map was
+    // built (the phone layout) would show a stretched, blurred canvas otherwise.
+    new ResizeObserver(() => this.map.invalidateSize()).observe(this.element);
     for (const name of DRAW_ORDER) {
       if (this.pending.has(name)) this[name](...this.pending.get(name));
     }
@@ -80,7 +83,7 @@ export class ConsoleMap {
     this.town.clearLayers();
     this.town.addData(feature);
     const bounds = this.town.getBounds();
-    if (bounds.isValid()) this.map.fitBounds(bounds);
+    if (bounds.isValid()) this.map.fitBounds(bounds, { maxZoom: 16 });
   }
 
   showUnits(units) {
@@ -112,7 +115,7 @@ export class ConsoleMap {
     })
       .bindTooltip(`#${item.id} ${escapeHtml(item.category_zh)}`)
       .addTo(this.marker);
-    this.map.setView([item.lat, item.lon], Math.max(this.map.getZoom(), 14));
+    this.map.setView([item.lat, item.lon], Math.min(Math.max(this.map.getZoom(), 14), 17));
   }
 
   showArea(village, grids, gridCode) {
