@@ -73,6 +73,8 @@ class Subscription:
             return (p.role is Role.ADMIN or p.role in READ_CASES) and p.sees_case(
                 event.town_code, event.grid_code, event.unit_id
             )
+        if event.type == EventType.CASES_MOVED:  # a count per town, no case: its readers
+            return (p.role is Role.ADMIN or p.role in READ_CASES) and p.sees_town(event.town_code)
         return (p.role is Role.ADMIN or p.role in WATCH) and p.sees_town(event.town_code)
 
 
