@@ -6,8 +6,9 @@ the change they describe: a case event (``incident_events``), a unit that moved 
 a camera that went on- or offline. Every code path that changes those tables is covered, and a
 rolled-back change publishes nothing. One exception, in the same transaction too: a bulk
 re-assignment (``gis.services.reassign``) writes its case events with the trigger off and one
-``cases.moved`` row per affected town instead, which tells that town's screens to reload. The same trigger writes one ``webhook_deliveries`` row per
-matching webhook, so a delivery is never lost or invented by a crash.
+``cases.moved`` row per affected town instead, which tells that town's screens to reload. For
+every feed row a trigger writes one ``webhook_deliveries`` row per matching webhook, so a delivery
+is never lost or invented by a crash.
 """
 
 from __future__ import annotations
