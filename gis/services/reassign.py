@@ -51,17 +51,21 @@ REASSIGN_ACTION = "reassign_grid"
 # events behind is sent ``reload`` anyway, and the per-case feed rows cost a fifth of a county's
 # write-back (docs/bench-plans.md). A village redraw (~1,000 cases) keeps its per-case events.
 LIVE_PER_CASE_MAX = 1_000
-# The towns a bulk write-back's moved cases left or entered, one feed event each (the tail of
-# ``write_back``'s statement, reading its ``changed`` rows).
+# The towns a bulk write-back's moved cases entered or left, one feed event each with how many
+# of its cases moved (the tail of ``write_back``'s statement, reading its ``changed`` rows). The
+# town left is the old grid's; ``OFFSET 0`` keeps the planner from probing the grids' index once
+# per moved case (it estimates ``changed`` at a few rows): one hash of the grids instead.
 _TOWN_SUMMARY = """
 INSERT INTO live_events (type, town_code, data)
 SELECT :type, t.town_code,
-       jsonb_build_object('action', :action, 'moved', count(DISTINCT t.id), 'reason', :reason,
+       jsonb_build_object('action', :action, 'moved', count(*), 'reason', :reason,
                           'plan_id', CAST(:plan_id AS integer))
-  FROM (SELECT c.id, c.town_code FROM changed c WHERE c.to_code IS DISTINCT FROM c.from_code
+  FROM (SELECT c.town_code FROM changed c WHERE c.to_code IS DISTINCT FROM c.from_code
         UNION ALL
-        SELECT c.id, g.town_code FROM changed c JOIN grids g ON g.id = c.from_grid_id
-         WHERE c.to_code IS DISTINCT FROM c.from_code) t
+        SELECT g.town_code
+          FROM changed c JOIN (SELECT id, town_code FROM grids OFFSET 0) g ON g.id = c.from_grid_id
+         WHERE c.to_code IS DISTINCT FROM c.from_code
+           AND g.town_code IS DISTINCT FROM c.town_code) t
  WHERE t.town_code IS NOT NULL
  GROUP BY t.town_code
  ORDER BY t.town_code
