@@ -245,3 +245,61 @@ def test_a_reported_case_appears_on_the_open_command_room_page_without_a_reload(
         )
         assert errors == []
         page.close()
+
+
+def test_a_bulk_reassignment_reloads_the_open_command_room_page(
+    browser: Any, service: dict[str, Any], engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write-back of many moves publishes ``cases.moved`` for the town instead of an event per
+    case: the open page fetches itself again and shows the cases where they are now."""
+    from sqlalchemy.orm import Session
+
+    from gis.services import reassign
+
+    url, town = service["url"], service["town"]
+    token = service["headers"]["page-room"]["Authorization"].split(" ", 1)[1]
+    page, errors = _open(
+        browser,
+        f"{url}/maps/command-room?town={town.code}",
+        url,
+        cookies=[{"name": "gis_token", "value": token, "url": url}],
+    )
+    page.wait_for_selector("#gis-live[data-state=connected]", timeout=15_000)
+    reply = httpx.post(
+        url + "/incidents",
+        headers=service["headers"]["page-county"],
+        json={
+            "category": "public_security_hazard",
+            "location": {"lon": town.lon, "lat": town.lat},
+            "reporter": {"kind": "citizen"},
+        },
+        timeout=10,
+    )
+    assert reply.status_code == 201
+    case = reply.json()["id"]
+    page.wait_for_function(f"window.gisLive.cases.has({case})", timeout=LIVE_WAIT_MS)
+    page.evaluate("window.gisBeforeReload = true")  # gone once the page has loaded again
+    with Session(engine) as session:
+        # The case stands in another grid of the town (stale); the write-back moves it home.
+        session.execute(
+            sa.text(
+                "UPDATE incidents AS i SET grid_id = g.id, grid_code = g.code, "
+                "village_code = g.village_code FROM grids AS g "
+                "WHERE g.id = (SELECT id FROM grids WHERE town_code = :town AND code <> :code "
+                "AND valid_to IS NULL ORDER BY code LIMIT 1) AND i.id = :id"
+            ),
+            {"town": town.code, "code": town.grid_code, "id": case},
+        )
+        monkeypatch.setattr(reassign, "LIVE_PER_CASE_MAX", 0)
+        around = sa.text("SELECT ST_AsBinary(ST_Buffer(ST_MakePoint(:lon, :lat), 1e-6))")
+        area = bytes(session.scalar(around, {"lon": town.lon, "lat": town.lat}))
+        result = reassign.reassign_cases(
+            session, actor="test", reason="reload", scope=reassign.CaseScope(area_wkb=area)
+        )
+        session.commit()
+    assert result.moved == 1
+    page.wait_for_function("window.gisBeforeReload === undefined", timeout=LIVE_WAIT_MS)
+    page.wait_for_selector("#gis-live[data-state=connected]", timeout=15_000)
+    assert page.evaluate(f"window.gisLive.cases.has({case})")
+    assert errors == []
+    page.close()
