@@ -1,7 +1,7 @@
 """the live feed's ``cases.moved``: one event per town for a bulk re-assignment
 
-Revision ID: 0021_writeback_moved
-Revises: 0020_units_pick
+Revision ID: 0022_writeback_moved
+Revises: 0021_live_poll
 Create Date: 2026-12-07 05:30:00
 
 A county or province re-assignment moves hundreds of thousands of cases at once. One
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0021_writeback_moved"
-down_revision: str | None = "0020_units_pick"
+revision: str = "0022_writeback_moved"
+down_revision: str | None = "0021_live_poll"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
