@@ -261,10 +261,16 @@ def test_a_bulk_reassignment_tells_each_affected_towns_screens_once(
     from gis.services import reassign
 
     a, b = towns
-    incident = report(live, a)
     room_a, room_b, county, planner = (
         stream(live, u) for u in ("live-room-a", "live-room-b", "live-county", "live-planner-a")
     )
+    incident = report(live, a)
+    # Its own events first (created, assigned), then nothing but the write-back's.
+    room_a.wait_for(2)
+    county.wait_for(2)
+    time.sleep(0.3)
+    for screen in (room_a, room_b, county, planner):
+        screen.events.clear()
     # The case stands in town B's grid (a stale assignment); the write-back moves it home to A.
     with Session(engine) as session:
         session.execute(
