@@ -22,7 +22,13 @@ from gis.api import create_app
 from gis.layers.users import Role
 from gis.maps import command_room as cr
 from gis.settings import Settings
-from tests.api.live_fixtures import committed_users, demo_towns, live_settings, serve
+from tests.api.live_fixtures import (
+    committed_users,
+    demo_towns,
+    live_settings,
+    report_case,
+    serve,
+)
 from tests.browser import closed_network
 from tests.maps.town import TOWN, VILLAGE_1
 
@@ -198,18 +204,7 @@ def test_a_reported_case_appears_on_the_open_command_room_page_without_a_reload(
         before = _count(page, "open_now")
         grid = f"window.gisLive.grids.get({town.grid_code!r}).feature.properties"
         grid_before = page.evaluate(f"[{grid}.open_now, {grid}.received]")
-        reply = httpx.post(
-            url + "/incidents",
-            headers=county,
-            json={
-                "category": "public_security_hazard",
-                "location": {"lon": town.lon, "lat": town.lat},
-                "reporter": {"kind": "citizen"},
-            },
-            timeout=10,
-        )
-        assert reply.status_code == 201
-        case = reply.json()["id"]
+        case = report_case(url, county, town.lon, town.lat)
         # Pushed, not polled (the page has no timer that reloads cases). How fast is measured
         # by bench/live (≤ 2 s is the bar), not here: a loaded CI machine is no clock.
         page.wait_for_function(f"window.gisLive.cases.has({case})", timeout=LIVE_WAIT_MS)
@@ -265,18 +260,7 @@ def test_a_bulk_reassignment_reloads_the_open_command_room_page(
         cookies=[{"name": "gis_token", "value": token, "url": url}],
     )
     page.wait_for_selector("#gis-live[data-state=connected]", timeout=15_000)
-    reply = httpx.post(
-        url + "/incidents",
-        headers=service["headers"]["page-county"],
-        json={
-            "category": "public_security_hazard",
-            "location": {"lon": town.lon, "lat": town.lat},
-            "reporter": {"kind": "citizen"},
-        },
-        timeout=10,
-    )
-    assert reply.status_code == 201
-    case = reply.json()["id"]
+    case = report_case(url, service["headers"]["page-county"], town.lon, town.lat)
     page.wait_for_function(f"window.gisLive.cases.has({case})", timeout=LIVE_WAIT_MS)
     page.evaluate("window.gisBeforeReload = true")  # gone once the page has loaded again
     with Session(engine) as session:
