@@ -1,9 +1,12 @@
 """Bulk re-assignment, end to end (join + write-back), four ways on the same data, same run.
 
-    python -m bench.plans.bulk --baseline-ref main --database-url …/gis_bench_bulk
+    python -m bench.plans.bulk --database-url …/gis_bench_bulk
 
-- ``main``: the current version (``--baseline-ref``, checked out into a temporary worktree and
-  run in a subprocess): its ``compute_assignments`` + ``write_back``.
+- ``main``: the version before issue #20's write-back (``--baseline-ref``, default ``PRE_20``:
+  commit 3ca47ff, the parent of the staged write-back 66ab779; ``main`` itself now holds this
+  work), checked out into a temporary worktree and run in a subprocess: its
+  ``compute_assignments`` + ``write_back`` (every open case's row rewritten, one live feed row
+  per moved case).
 - ``update_from``: a hand-written PostGIS ``UPDATE incidents … FROM grids`` join that gives
   the open cases whose grid code changes their new grid (no events, no snapping, no tie rule:
   the least any re-assignment must do).
@@ -32,15 +35,19 @@ from sqlalchemy.orm import Session
 from bench.plans.run import DEFAULT_URL, SNAP_M, counts, vacuum
 from bench.server import baseline_checkout
 from gis.db import make_engine
+from gis.migrations.api import upgrade
 from gis.settings import Settings
 
 _FINAL = "('closed', 'cancelled', 'duplicate')"
+# The version before issue #20's write-back: the parent of 66ab779 (staged write-back).
+PRE_20 = "3ca47ff01cace4d9b696545abb92fe75ffb11d3f"
 
 # Run inside the baseline worktree: its own reassign service, timed, rolled back.
 _BASELINE = """
 import json, sys, time
 from sqlalchemy.orm import Session
 from gis.db import make_engine
+from gis.migrations.api import upgrade
 from gis.settings import Settings
 from gis.services import reassign
 engine = make_engine(Settings(database_url=sys.argv[1], db_statement_timeout_ms=7_200_000,
@@ -64,6 +71,11 @@ UPDATE incidents AS i
  WHERE g.valid_to IS NULL AND ST_Covers(g.geom, i.geom)
    AND i.status NOT IN {_FINAL} AND i.grid_code IS DISTINCT FROM g.code
 """
+
+
+_LAST_LIVE = "SELECT coalesce(max(id), 0) FROM live_events"
+_EVENTS = "SELECT count(*) FROM incident_events WHERE action = 'reassign_grid' AND actor = 'bench'"
+_LIVE_AFTER = "SELECT type, count(*) FROM live_events WHERE id > :after GROUP BY type ORDER BY type"
 
 
 # What the intake thread inserts (rolled back) while the write-back runs.
@@ -136,12 +148,16 @@ def run_service(engine: sa.Engine, *, dask: bool) -> dict[str, Any]:
             reassign.compute_assignments(session, snap_m=SNAP_M)
             table = "reassign_moves"
         t_join = time.perf_counter() - started
+        last_live = session.execute(sa.text(_LAST_LIVE)).scalar_one()
         intake = _Intake(engine)
         intake.start()
         result = reassign.write_back(session, actor="bench", reason="bench", table=table)
         t_write = time.perf_counter() - started - t_join
         intake.stop.set()
         intake.join()
+        # What the write-back left in the log and the feed (not timed): one event per moved case.
+        events = session.execute(sa.text(_EVENTS)).scalar_one()
+        live = session.execute(sa.text(_LIVE_AFTER), {"after": last_live}).all()
         session.rollback()
     return {
         "cluster_s": t_cluster,
@@ -150,6 +166,8 @@ def run_service(engine: sa.Engine, *, dask: bool) -> dict[str, Any]:
         "total_s": t_join + t_write,
         "moved": result.moved,
         "version_only": result.version_only,
+        "events": events,
+        "live_events": {kind: count for kind, count in live},
         "intake_max_s": max(intake.latencies, default=0.0),
         "intake_inserts": len(intake.latencies),
     }
@@ -159,12 +177,13 @@ def main(argv: list[str] | None = None) -> None:
     """Run the chosen methods once each on the same data and print the ratios."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--database-url", default=DEFAULT_URL)
-    parser.add_argument("--baseline-ref", default="main")
+    parser.add_argument("--baseline-ref", default=PRE_20)
     parser.add_argument("--methods", default="service,dask,update_from,main")
     args = parser.parse_args(argv)
     settings = Settings(
         database_url=args.database_url, db_statement_timeout_ms=7_200_000, _env_file=None
     )  # type: ignore[call-arg]
+    upgrade(args.database_url)  # the data are bench.plans.run's (--setup); the schema is ours
     engine = make_engine(settings)
     grids, cases = counts(engine)
     _log(f"data: {grids:,} current grids, {cases:,} open cases; load {os.getloadavg()}")

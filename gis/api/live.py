@@ -73,6 +73,8 @@ class Subscription:
             return (p.role is Role.ADMIN or p.role in READ_CASES) and p.sees_case(
                 event.town_code, event.grid_code, event.unit_id
             )
+        if event.type == EventType.CASES_MOVED:  # a count per town, no case: its readers
+            return (p.role is Role.ADMIN or p.role in READ_CASES) and p.sees_town(event.town_code)
         return (p.role is Role.ADMIN or p.role in WATCH) and p.sees_town(event.town_code)
 
 
@@ -122,6 +124,9 @@ class Hub(Background):
         self.subscribers: set[Subscriber] = set()
         # Every event with an id up to ``cursor`` has been offered, and no other can appear.
         self.cursor = 0
+        # The newest ``cases.moved`` offered: a page built before it must not be served from
+        # the page cache (gis.api.pages), since its live updates would only reload it.
+        self.reset_after = 0
         self.ready = asyncio.Event()
         # Bumped when a revocation is heard: streams check their token at once.
         self.token_epoch = 0
@@ -221,6 +226,8 @@ class Hub(Background):
     def _offer(self, events: Iterable[FeedEvent]) -> None:
         cursor = self.cursor
         for event in events:
+            if event.type == EventType.CASES_MOVED:
+                self.reset_after = event.id  # before any screen is told to reload
             for subscriber in self.subscribers:
                 subscriber.offer(event)
             self.cursor = event.id

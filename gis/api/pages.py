@@ -5,7 +5,9 @@ see its town (access is checked before the cache is asked). Under load, one buil
 period serves every screen that opens it; concurrent misses of one page wait for a single build
 instead of each building it. A page from the cache is not stale on screen: it carries the feed id
 its data is as of, and its live updates replay every event after it (gis.maps.live), which is why
-pages are not dropped on each event — at a report every few ms they would never be reused.
+pages are not dropped on each event — at a report every few ms they would never be reused. The
+exception is ``cases.moved`` (a bulk re-assignment), which tells a page to reload rather than
+replay: a page built before the newest such event (the hub's ``reset_after``) is never served.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class PageCache:
         *,
         newest: int | None = None,
         max_behind: int | None = None,
+        reset_after: int = 0,
     ) -> Page:
         """The cached page of ``key``, or ``build()``'s, one build at a time per key.
 
@@ -48,15 +51,20 @@ class PageCache:
         updates could not replay that many (they would reload it, again and again). It is
         rebuilt before that: once it has expired or is half that far behind, the first caller
         rebuilds it while the others get it as it is at once (its live updates bring it up to
-        date). Callers wait only when there is no page they may be given.
+        date). Callers wait only when there is no page they may be given. A page built before
+        feed event ``reset_after`` (the newest ``cases.moved``) is never served either.
         """
         if self.ttl_s <= 0:
             return build()
         hit = self._pages.get(key)
-        if hit is not None and _fresh(hit, newest, max_behind):
+        if hit is not None and _fresh(hit, newest, max_behind, reset_after):
             return hit[1]
         behind = 0 if hit is None or newest is None else newest - hit[1].after
-        usable = hit is not None and (max_behind is None or behind <= max_behind)
+        usable = (
+            hit is not None
+            and (max_behind is None or behind <= max_behind)
+            and hit[1].after >= reset_after
+        )
         with self._lock:
             building = self._building.setdefault(key, threading.Lock())
         if hit is not None and usable:
@@ -78,12 +86,18 @@ class PageCache:
             building.release()
 
     def peek(
-        self, key: Hashable, *, newest: int | None = None, max_behind: int | None = None
+        self,
+        key: Hashable,
+        *,
+        newest: int | None = None,
+        max_behind: int | None = None,
+        reset_after: int = 0,
     ) -> Page | None:
         """The page ``get_or_build`` would give at once without building (fresh and near
         enough to the feed), or None: for the paths that answer before the router."""
         hit = self._pages.get(key)
-        return hit[1] if hit is not None and _fresh(hit, newest, max_behind) else None
+        fresh = hit is not None and _fresh(hit, newest, max_behind, reset_after)
+        return hit[1] if hit is not None and fresh else None
 
     def _drop_expired(self) -> None:
         now = time.monotonic()
@@ -94,9 +108,11 @@ class PageCache:
             self._pages.clear()
 
 
-def _fresh(hit: tuple[float, Page], newest: int | None, max_behind: int | None) -> bool:
-    """Whether a cached page is served as it is: not expired, and at most half as far behind
-    the feed as its live updates can replay."""
-    if hit[0] < time.monotonic():
+def _fresh(
+    hit: tuple[float, Page], newest: int | None, max_behind: int | None, reset_after: int = 0
+) -> bool:
+    """Whether a cached page is served as it is: not expired, built after the newest
+    ``cases.moved``, and at most half as far behind the feed as its live updates can replay."""
+    if hit[0] < time.monotonic() or hit[1].after < reset_after:
         return False
     return newest is None or max_behind is None or 2 * (newest - hit[1].after) <= max_behind

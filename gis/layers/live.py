@@ -4,8 +4,11 @@ that receive it (``webhooks``, ``webhook_deliveries``, the outbox).
 Rows of ``live_events`` are written only by triggers (migration 0010_live) in the transaction of
 the change they describe: a case event (``incident_events``), a unit that moved or changed state,
 a camera that went on- or offline. Every code path that changes those tables is covered, and a
-rolled-back change publishes nothing. The same trigger writes one ``webhook_deliveries`` row per
-matching webhook, so a delivery is never lost or invented by a crash.
+rolled-back change publishes nothing. One exception, in the same transaction too: a bulk
+re-assignment (``gis.services.reassign``) writes its case events with the trigger off and one
+``cases.moved`` row per affected town instead, which tells that town's screens to reload. For
+every feed row a trigger writes one ``webhook_deliveries`` row per matching webhook, so a delivery
+is never lost or invented by a crash.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ class EventType(StrEnum):
     UNIT_MOVED = "unit.moved"
     UNIT_STATUS = "unit.status"
     CAMERA_STATUS = "camera.status"
+    # Many cases of a town changed grid at once (a bulk re-assignment): reload, don't redraw.
+    CASES_MOVED = "cases.moved"
 
 
 class LiveEvent(Base):

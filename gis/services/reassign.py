@@ -42,9 +42,34 @@ from sqlalchemy.orm import Session
 from gis.errors import ValidationError
 from gis.layers.base import utcnow
 from gis.layers.incidents import FINAL_STATUSES
+from gis.layers.live import EventType
 from gis.services import assignment
 
 REASSIGN_ACTION = "reassign_grid"
+# Above this many moved cases a write-back publishes one ``cases.moved`` feed event per town
+# (its screens reload) instead of one per case: a subscriber falling ``GIS_LIVE_QUEUE`` (2,000)
+# events behind is sent ``reload`` anyway, and the per-case feed rows cost a fifth of a county's
+# write-back (docs/bench-plans.md). A village redraw (~1,000 cases) keeps its per-case events.
+LIVE_PER_CASE_MAX = 1_000
+# The towns a bulk write-back's moved cases entered or left, one feed event each with how many
+# of its cases moved (the tail of ``write_back``'s statement, reading its ``changed`` rows). The
+# town left is the old grid's; ``OFFSET 0`` keeps the planner from probing the grids' index once
+# per moved case (it estimates ``changed`` at a few rows): one hash of the grids instead.
+_TOWN_SUMMARY = """
+INSERT INTO live_events (type, town_code, data)
+SELECT :type, t.town_code,
+       jsonb_build_object('action', :action, 'moved', count(*), 'reason', :reason,
+                          'plan_id', CAST(:plan_id AS integer))
+  FROM (SELECT c.town_code FROM changed c WHERE c.to_code IS DISTINCT FROM c.from_code
+        UNION ALL
+        SELECT g.town_code
+          FROM changed c JOIN (SELECT id, town_code FROM grids OFFSET 0) g ON g.id = c.from_grid_id
+         WHERE c.to_code IS DISTINCT FROM c.from_code
+           AND g.town_code IS DISTINCT FROM c.town_code) t
+ WHERE t.town_code IS NOT NULL
+ GROUP BY t.town_code
+ ORDER BY t.town_code
+"""
 _FINAL = sorted(status.value for status in FINAL_STATUSES)
 # Table names are interpolated into SQL (identifiers cannot be bound), so they must match this.
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -298,6 +323,14 @@ def write_back(
         {"incident_id": r[0], "status": r[1], "from": r[2], "to": r[3], "quality": r[4]}
         for r in rows
     ]
+    summary = result.moved > LIVE_PER_CASE_MAX
+    if summary:
+        # The feed's per-case trigger off for this statement only (restored below): the
+        # statement publishes one ``cases.moved`` per town instead.
+        previous = session.execute(
+            sa.text("SELECT current_setting('gis.live', true)")
+        ).scalar_one_or_none()
+        session.execute(sa.text("SELECT set_config('gis.live', 'off', true)"))
     # One statement: the rows really changing are updated, and the same rows (RETURNING) get
     # their events, so the two cannot disagree even when cases move or close meanwhile.
     session.execute(
@@ -322,9 +355,9 @@ def write_back(
                         OR i.location_quality IS DISTINCT FROM m.quality
                         OR i.village_code IS DISTINCT FROM COALESCE(m.to_village, i.village_code)
                         OR i.town_code IS DISTINCT FROM COALESCE(m.to_town, i.town_code))
-             RETURNING i.id, m.status, m.from_code, m.to_code, m.from_member, m.to_member,
-                       m.quality
-            )
+             RETURNING i.id, i.town_code, m.from_grid_id, m.status, m.from_code, m.to_code,
+                       m.from_member, m.to_member, m.quality
+            ), events AS (
             INSERT INTO incident_events
                    (incident_id, at, actor, action, from_status, to_status, note, data)
             SELECT c.id, :now, :actor, :action, c.status, c.status, :reason,
@@ -333,6 +366,8 @@ def write_back(
                                       'quality', c.quality, 'plan_id', CAST(:plan_id AS integer))
               FROM changed c
              WHERE c.to_code IS DISTINCT FROM c.from_code
+            )
+            {_TOWN_SUMMARY if summary else "SELECT 1"}
             """  # noqa: S608
         ),
         {
@@ -342,8 +377,13 @@ def write_back(
             "reason": reason,
             "plan_id": plan_id,
             "final": _FINAL,
+            "type": EventType.CASES_MOVED.value,
         },
     )
+    if summary:
+        session.execute(
+            sa.text("SELECT set_config('gis.live', :previous, true)"), {"previous": previous or ""}
+        )
     return result
 
 

@@ -69,6 +69,22 @@ FROM grids AS g WHERE g.valid_to IS NULL ORDER BY g.town_code, g.code LIMIT 2
     return [Town(r.town_code, r.lon, r.lat, r.code) for r in rows]
 
 
+def report_case(url: str, headers: dict[str, str], lon: float, lat: float) -> int:
+    """POST a citizen's case at (lon, lat) to the service at ``url``; returns its id."""
+    reply = httpx.post(
+        url + "/incidents",
+        headers=headers,
+        json={
+            "category": "public_security_hazard",
+            "location": {"lon": lon, "lat": lat},
+            "reporter": {"kind": "citizen"},
+        },
+        timeout=10,
+    )
+    assert reply.status_code == 201, reply.text
+    return int(reply.json()["id"])
+
+
 @contextmanager
 def committed_users(
     engine: Engine, specs: dict[str, tuple[Role, list[str]]]

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -250,6 +251,61 @@ def test_a_revoked_token_closes_its_stream(
             admin.commit()
         assert revoked.ended.wait(5), "the stream outlived its token"
         assert [e.type for e in revoked.events] == ["revoked"]
+
+
+def test_a_bulk_reassignment_tells_each_affected_towns_screens_once(
+    live: dict[str, Any], towns: list[Town], engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write-back above ``LIVE_PER_CASE_MAX`` moves: one ``cases.moved`` per town, to the
+    readers of that town's cases (the page reloads on it, gis/web/common/live.js)."""
+    from gis.services import reassign
+
+    a, b = towns
+    room_a, room_b, county, planner = (
+        stream(live, u) for u in ("live-room-a", "live-room-b", "live-county", "live-planner-a")
+    )
+    incident = report(live, a)
+    # Its own events first (created, assigned), then nothing but the write-back's.
+    room_a.wait_for(2)
+    county.wait_for(2)
+    time.sleep(0.3)
+    for screen in (room_a, room_b, county, planner):
+        screen.events.clear()
+    # The case stands in town B's grid (a stale assignment); the write-back moves it home to A.
+    with Session(engine) as session:
+        session.execute(
+            sa.text(
+                "UPDATE incidents AS i SET grid_id = g.id, grid_code = g.code, "
+                "village_code = g.village_code, town_code = g.town_code FROM grids AS g "
+                "WHERE g.code = :code AND g.valid_to IS NULL AND i.id = :id"
+            ),
+            {"code": b.grid_code, "id": incident},
+        )
+        monkeypatch.setattr(reassign, "LIVE_PER_CASE_MAX", 0)
+        around = shapely.to_wkb(shapely.Point(a.lon, a.lat).buffer(1e-6))
+        result = reassign.reassign_cases(
+            session, actor="test", reason="reload", scope=reassign.CaseScope(area_wkb=around)
+        )
+        session.commit()
+    assert result.moved == 1
+    expected = {"action": "reassign_grid", "moved": 1, "reason": "reload", "plan_id": None}
+    for screen, town in ((room_a, a), (room_b, b)):
+        (moved,) = screen.wait_for(1)
+        assert (moved.type, moved.data["town"]) == ("cases.moved", town.code)
+        assert {k: moved.data[k] for k in expected} == expected
+    assert sorted(e.data["town"] for e in county.wait_for(2)) == sorted([a.code, b.code])
+    time.sleep(0.3)  # nothing more is coming: no per-case event, nothing for a planner
+    assert len(room_a.events) == len(room_b.events) == 1 and len(county.events) == 2
+    assert planner.events == []
+    with engine.connect() as conn:
+        logged = conn.scalar(
+            sa.text(
+                "SELECT count(*) FROM incident_events WHERE incident_id = :id "
+                "AND action = 'reassign_grid'"
+            ),
+            {"id": incident},
+        )
+    assert logged == 1  # the history still has the case's own event
 
 
 @pytest.mark.parametrize(

@@ -113,3 +113,15 @@ def test_while_one_caller_rebuilds_an_expired_page_the_others_get_it_at_once() -
     assert time.monotonic() - began < 0.1
     builder.join()
     assert rebuilt == ["new"] and cache.get_or_build("a", slow).html == "new"
+
+
+def test_a_page_built_before_a_bulk_move_is_never_served() -> None:
+    """``cases.moved`` (event 8) tells a page to reload: a page built as of event 5 would get it
+    again on replay and reload again, so it is rebuilt, and the rebuilt one is served."""
+    cache = PageCache(ttl_s=60)
+    cache.get_or_build("a", lambda: Page("before", after=5))
+    assert cache.peek("a", newest=8, max_behind=100) is not None
+    assert cache.peek("a", newest=8, max_behind=100, reset_after=8) is None
+    rebuilt = cache.get_or_build("a", lambda: Page("after", after=8), newest=8, reset_after=8)
+    assert rebuilt.html == "after"
+    assert cache.get_or_build("a", lambda: Page("again", after=9), reset_after=8).html == "after"

@@ -22,7 +22,13 @@ from gis.api import create_app
 from gis.layers.users import Role
 from gis.maps import command_room as cr
 from gis.settings import Settings
-from tests.api.live_fixtures import committed_users, demo_towns, live_settings, serve
+from tests.api.live_fixtures import (
+    committed_users,
+    demo_towns,
+    live_settings,
+    report_case,
+    serve,
+)
 from tests.browser import closed_network
 from tests.maps.town import TOWN, VILLAGE_1
 
@@ -198,18 +204,7 @@ def test_a_reported_case_appears_on_the_open_command_room_page_without_a_reload(
         before = _count(page, "open_now")
         grid = f"window.gisLive.grids.get({town.grid_code!r}).feature.properties"
         grid_before = page.evaluate(f"[{grid}.open_now, {grid}.received]")
-        reply = httpx.post(
-            url + "/incidents",
-            headers=county,
-            json={
-                "category": "public_security_hazard",
-                "location": {"lon": town.lon, "lat": town.lat},
-                "reporter": {"kind": "citizen"},
-            },
-            timeout=10,
-        )
-        assert reply.status_code == 201
-        case = reply.json()["id"]
+        case = report_case(url, county, town.lon, town.lat)
         # Pushed, not polled (the page has no timer that reloads cases). How fast is measured
         # by bench/live (≤ 2 s is the issue's bar), not here: a loaded CI machine is no clock.
         page.wait_for_function(f"window.gisLive.cases.has({case})", timeout=LIVE_WAIT_MS)
@@ -245,3 +240,50 @@ def test_a_reported_case_appears_on_the_open_command_room_page_without_a_reload(
         )
         assert errors == []
         page.close()
+
+
+def test_a_bulk_reassignment_reloads_the_open_command_room_page(
+    browser: Any, service: dict[str, Any], engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write-back of many moves publishes ``cases.moved`` for the town instead of an event per
+    case: the open page fetches itself again and shows the cases where they are now."""
+    from sqlalchemy.orm import Session
+
+    from gis.services import reassign
+
+    url, town = service["url"], service["town"]
+    token = service["headers"]["page-room"]["Authorization"].split(" ", 1)[1]
+    page, errors = _open(
+        browser,
+        f"{url}/maps/command-room?town={town.code}",
+        url,
+        cookies=[{"name": "gis_token", "value": token, "url": url}],
+    )
+    page.wait_for_selector("#gis-live[data-state=connected]", timeout=15_000)
+    case = report_case(url, service["headers"]["page-county"], town.lon, town.lat)
+    page.wait_for_function(f"window.gisLive.cases.has({case})", timeout=LIVE_WAIT_MS)
+    page.evaluate("window.gisBeforeReload = true")  # gone once the page has loaded again
+    with Session(engine) as session:
+        # The case stands in another grid of the town (stale); the write-back moves it home.
+        session.execute(
+            sa.text(
+                "UPDATE incidents AS i SET grid_id = g.id, grid_code = g.code, "
+                "village_code = g.village_code FROM grids AS g "
+                "WHERE g.id = (SELECT id FROM grids WHERE town_code = :town AND code <> :code "
+                "AND valid_to IS NULL ORDER BY code LIMIT 1) AND i.id = :id"
+            ),
+            {"town": town.code, "code": town.grid_code, "id": case},
+        )
+        monkeypatch.setattr(reassign, "LIVE_PER_CASE_MAX", 0)
+        around = sa.text("SELECT ST_AsBinary(ST_Buffer(ST_MakePoint(:lon, :lat), 1e-6))")
+        area = bytes(session.scalar(around, {"lon": town.lon, "lat": town.lat}))
+        result = reassign.reassign_cases(
+            session, actor="test", reason="reload", scope=reassign.CaseScope(area_wkb=area)
+        )
+        session.commit()
+    assert result.moved == 1
+    page.wait_for_function("window.gisBeforeReload === undefined", timeout=LIVE_WAIT_MS)
+    page.wait_for_selector("#gis-live[data-state=connected]", timeout=15_000)
+    assert page.evaluate(f"window.gisLive.cases.has({case})")
+    assert errors == []
+    page.close()

@@ -227,3 +227,105 @@ def test_a_resolved_case_is_open_and_follows_its_grid(session: Session, village:
     assert (result.considered, result.moved) == (3, 1)
     moved = _incident(session, resolved.id)
     assert (moved.grid_code, moved.status) == (village.east, "resolved")
+
+
+def _feed_after(session: Session, after: int) -> list[tuple[str, str | None, dict[str, object]]]:
+    """(type, town, data) of the feed rows written after id ``after`` in this transaction."""
+    rows = session.execute(
+        sa.text("SELECT type, town_code, data FROM live_events WHERE id > :a ORDER BY id"),
+        {"a": after},
+    ).all()
+    return [(r.type, r.town_code, r.data) for r in rows]
+
+
+def _newest_feed_id(session: Session) -> int:
+    return int(session.scalar(sa.text("SELECT coalesce(max(id), 0) FROM live_events")) or 0)
+
+
+def test_a_small_write_back_publishes_each_moved_case(session: Session, village: Village) -> None:
+    _redraw(
+        session, village, {village.west: (WEST, WEST + 0.003), village.east: (WEST + 0.003, EAST)}
+    )
+    start = _newest_feed_id(session)
+    result = reassign.reassign_cases(
+        session, actor="t", reason="r", scope=reassign.CaseScope(area_wkb=AREA), now=T1
+    )
+    assert result.moved == 1 <= reassign.LIVE_PER_CASE_MAX
+    ((kind, town, data),) = _feed_after(session, start)
+    assert (kind, town) == ("case.status", village.town)
+    assert (data["action"], data["incident_id"]) == (
+        reassign.REASSIGN_ACTION,
+        village.cases["open_west_moving"],
+    )
+
+
+def test_a_bulk_write_back_logs_every_move_and_tells_each_town_once(
+    session: Session, village: Village, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A second moving case, so that the town's one feed event stands for two moves.
+    grids = {
+        g.code: g
+        for g in session.scalars(sa.select(Grid).where(Grid.village_code == village.village))
+    }
+    second = add_case(session, 118.8045, 28.9055, "assigned", grids[village.west], village.member_w)
+    monkeypatch.setattr(reassign, "LIVE_PER_CASE_MAX", 1)  # two moves make it a bulk job
+    _redraw(
+        session, village, {village.west: (WEST, WEST + 0.003), village.east: (WEST + 0.003, EAST)}
+    )
+    start = _newest_feed_id(session)
+    result = reassign.reassign_cases(
+        session, actor="bulk", reason="reload", scope=reassign.CaseScope(area_wkb=AREA), now=T1
+    )
+    moved = sorted([village.cases["open_west_moving"], second])
+    assert result.moved == 2
+    # History: one event per moved case, as always.
+    logged = session.scalars(
+        sa.select(IncidentEvent.incident_id)
+        .where(IncidentEvent.action == reassign.REASSIGN_ACTION, IncidentEvent.actor == "bulk")
+        .order_by(IncidentEvent.incident_id)
+    ).all()
+    assert logged == moved
+    # The feed: no row per case, one for the town, saying how many moved.
+    assert _feed_after(session, start) == [
+        (
+            "cases.moved",
+            village.town,
+            {"action": reassign.REASSIGN_ACTION, "moved": 2, "reason": "reload", "plan_id": None},
+        )
+    ]
+    # The per-case trigger is on again for the rest of the transaction.
+    from gis.services.workflow import apply_action
+
+    staying = village.cases["open_west_staying"]
+    start = _newest_feed_id(session)
+    apply_action(session, staying, "resolve", actor="t", now=datetime.now(T1.tzinfo))
+    assert [(kind, data["incident_id"]) for kind, _, data in _feed_after(session, start)] == [
+        ("case.status", staying)
+    ]
+
+
+def test_a_bulk_write_back_that_fails_leaves_nothing(
+    session: Session, village: Village, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reassign, "LIVE_PER_CASE_MAX", 0)
+    _redraw(
+        session, village, {village.west: (WEST, WEST + 0.003), village.east: (WEST + 0.003, EAST)}
+    )
+    before = _incident(session, village.cases["open_west_moving"]).grid_code
+    start = _newest_feed_id(session)
+    reassign.compute_assignments(session, scope=reassign.CaseScope(area_wkb=AREA))
+    # A staged row pointing at a grid that does not exist: the foreign key refuses the statement.
+    session.execute(
+        sa.text(
+            "UPDATE reassign_moves SET to_grid_id = -1 WHERE to_code IS DISTINCT FROM from_code"
+        )
+    )
+    savepoint = session.begin_nested()
+    with pytest.raises(sa.exc.IntegrityError, match="fk_incidents_grid_id_grids"):
+        reassign.write_back(session, actor="bulk", reason="r")
+    savepoint.rollback()
+    assert _incident(session, village.cases["open_west_moving"]).grid_code == before
+    assert _feed_after(session, start) == []
+    assert not session.scalar(
+        sa.select(sa.func.count()).select_from(IncidentEvent).where(IncidentEvent.actor == "bulk")
+    )

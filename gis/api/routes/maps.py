@@ -136,14 +136,16 @@ def _command_room_key(request: Request, assets_url: str | None) -> tuple[object,
     return ("command-room", tuple(sorted(request.query_params.multi_items())), assets_url)
 
 
-def _feed(request: Request) -> dict[str, int | None]:
+def _feed(request: Request) -> dict[str, Any]:
     """How far the live feed is, and how far behind it a page may be served: its live updates
-    replay at most ``GIS_LIVE_MAX_REPLAY`` events, half of that leaves room for a rebuild."""
+    replay at most ``GIS_LIVE_MAX_REPLAY`` events, half of that leaves room for a rebuild; and
+    no page built before the newest ``cases.moved``, which would only reload it."""
     hub = getattr(request.app.state, "hub", None)
     settings: Settings = request.app.state.settings
     return {
         "newest": hub.cursor if hub is not None else None,
         "max_behind": settings.live_max_replay // 2,
+        "reset_after": hub.reset_after if hub is not None else 0,
     }
 
 

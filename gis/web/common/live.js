@@ -191,8 +191,9 @@ export class LiveMap {
 // Listen to the event stream: `onEvent(type, id, data)` for each of `types`, the indicator
 // (#gis-live) kept current. The browser's EventSource reconnects by itself and sends
 // Last-Event-ID; the service replays what was missed or says `reload`, which calls `onReload`
-// (default: reload the page, at most once a minute). Any page may use it (the command room, the
-// dispatcher's console); returns the EventSource.
+// (default: reload the page, at most once a minute), as does `cases.moved` (a bulk
+// re-assignment). Any page may use it (the command room, the dispatcher's console); returns the
+// EventSource.
 export function connectStream({ stream, after, types, onEvent, onReload }) {
   const indicator = document.getElementById('gis-live');
   const url = new URL(stream, window.location.href);
@@ -207,7 +208,7 @@ export function connectStream({ stream, after, types, onEvent, onReload }) {
   source.addEventListener('error', () => {
     setState(indicator, source.readyState === EventSource.CLOSED ? 'offline' : 'reconnecting');
   });
-  source.addEventListener('reload', () => {
+  const reload = () => {
     if (onReload) {
       onReload();
       return;
@@ -222,7 +223,10 @@ export function connectStream({ stream, after, types, onEvent, onReload }) {
     }
     sessionStorage.setItem('gis-live-reload', String(Date.now()));
     window.location.reload();
-  });
+  };
+  source.addEventListener('reload', reload);
+  // A bulk re-assignment moved many of the town's cases at once: fetch the page again.
+  source.addEventListener('cases.moved', reload);
   source.addEventListener('revoked', () => {
     source.close();
     setState(indicator, 'offline');
