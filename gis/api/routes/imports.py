@@ -13,10 +13,10 @@ from gis.api.deps import SessionDep, SettingsDep, read_upload
 from gis.api.errors import ERROR_RESPONSES, domain_errors
 from gis.api.security import allow
 from gis.errors import UnknownCodeError, ValidationError
-from gis.ingest.ledgers import LedgerKind, commit_import, plan_import
-from gis.ingest.tables import read_table
 from gis.layers.users import Role
 from gis.services.access import Principal
+from gis.services.ledger_tables import read_table
+from gis.services.ledgers import LedgerKind, commit_import, plan_import
 
 router = APIRouter(prefix="/imports", tags=["imports"])
 

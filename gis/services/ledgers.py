@@ -23,8 +23,6 @@ from sqlalchemy.orm import Session
 
 from gis.errors import ValidationError
 from gis.geo import Crs, gcj02_to_wgs84, geodesic_distance_m
-from gis.ingest.points import Points, parse_point_crs, resolve_points
-from gis.ingest.tables import HEADERS, RowError, Table, cell_text
 from gis.layers.base import point_lonlat, utcnow
 from gis.layers.cameras import Camera, CameraKind, CameraStatus
 from gis.layers.categories import Category, Platform
@@ -34,6 +32,8 @@ from gis.layers.regions import Region, RegionLevel, region_code
 from gis.layers.units import ResponderUnit, UnitStatus, UnitType
 from gis.layers.users import Role, User
 from gis.services.cameras import check_view, refresh_view
+from gis.services.ledger_points import Points, parse_point_crs, resolve_points
+from gis.services.ledger_tables import HEADERS, RowError, Table, cell_text
 
 
 class LedgerKind(StrEnum):
