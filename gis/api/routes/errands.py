@@ -17,7 +17,7 @@ from gis.api.schemas.errands import (
     Member,
     ServiceRead,
 )
-from gis.api.schemas.types import MAX_ID
+from gis.api.schemas.types import MAX_ID, read_from
 from gis.api.security import (
     READ_CASES,
     REPORT,
@@ -56,28 +56,13 @@ def errand_read(session: Session, errand: Errand) -> ErrandRead:
     """The reply for an errand, with its member, home point and log."""
     detail = errand_service.errand_detail(session, errand)
     member = detail.member
-    return ErrandRead(
-        id=errand.id,
+    return read_from(
+        ErrandRead,
+        errand,
+        detail,
         service=errand.service_code,
-        service_name=detail.service_name,
-        status=errand.status,
-        applicant_name=errand.applicant_name,
-        applicant_phone=errand.applicant_phone,
         home={"lon": detail.lon, "lat": detail.lat},
-        location_quality=errand.location_quality,
-        grid_code=errand.grid_code,
-        village_code=errand.village_code,
-        town_code=errand.town_code,
-        member=None
-        if member is None
-        else Member(id=member.id, name=member.name, phone=member.phone),
-        requested_at=errand.requested_at,
-        due_at=errand.due_at,
-        submitted_at=errand.submitted_at,
-        decided_at=errand.decided_at,
-        delivered_at=errand.delivered_at,
-        applicant_trips=errand.applicant_trips,
-        allowed_actions=detail.allowed_actions,
+        member=None if member is None else read_from(Member, member),
         events=[ErrandEventRead.model_validate(e) for e in detail.events],
     )
 

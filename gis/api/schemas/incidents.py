@@ -7,7 +7,15 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, WithJsonSchema
 
-from gis.api.schemas.types import CRS_NAMES, Latitude, Longitude, StrictFloat, Time, one_of
+from gis.api.schemas.types import (
+    CRS_NAMES,
+    Latitude,
+    Longitude,
+    StrictFloat,
+    Time,
+    one_of,
+    read_from,
+)
 from gis.layers.incidents import IncidentListed, LocationQuality
 from gis.services.assignment import Location
 from gis.services.intake import (
@@ -213,31 +221,20 @@ class IncidentRead(BaseModel):
                 phone=d.unit_phone,
                 distance_m=d.unit_distance_m,
             )
-        return cls(
-            id=d.id,
-            status=d.status,
+        # id, status, platform, description, photos, unit_note and the times: d's own fields.
+        return read_from(
+            cls,
+            d,
             category=Named(code=d.category_code, name=d.category_name),
-            platform=d.platform,
-            description=d.description,
             reporter=Reporter(kind=d.reporter_kind, id=d.reporter_id),
-            photos=d.photos,
             location=LonLat(lon=d.lon, lat=d.lat),
             source=SourcePoint(crs=d.source_crs, lon=d.source_lon, lat=d.source_lat),
             location_quality=LocationQuality(d.location_quality),
-            snap_distance_m=d.snap_distance_m,
             grid=_grid(d.grid_id, d.grid_code, d.grid_name, d.member_id, d.member_name),
             village=_named(d.village_code, d.village_name),
             town=_named(d.town_code, d.town_name),
             county=_named(d.county_code, d.county_name),
             unit=unit,
-            unit_note=d.unit_note,
-            occurred_at=d.occurred_at,
-            reported_at=d.reported_at,
-            assigned_at=d.assigned_at,
-            due_at=d.due_at,
-            resolved_at=d.resolved_at,
-            closed_at=d.closed_at,
-            updated_at=d.updated_at,
             cameras=[CameraRef.model_validate(c) for c in d.cameras],
             possible_duplicates=[DuplicateRef.model_validate(p) for p in d.possible_duplicates],
         )

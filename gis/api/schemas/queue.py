@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from gis.api.schemas.dispatch import NearestRead, SuggestedUnitsRead, UnitFields
+from gis.api.schemas.types import read_from
 from gis.layers.base import point_lonlat
 from gis.services.dispatch import CaseResponders, ExcludedUnit, Exclusion
 from gis.services.queue import Bucket
@@ -106,18 +107,13 @@ class RespondersRead(SuggestedUnitsRead):
     @classmethod
     def of_case(cls, found: CaseResponders) -> RespondersRead:
         """The reply for a service result."""
-        base = NearestRead.of(found.result)
         incident = found.incident
-        return cls(
-            lon=base.lon,
-            lat=base.lat,
-            by=base.by,
-            candidates=base.candidates,
-            units=base.units,
+        return read_from(
+            cls,
+            NearestRead.of(found.result),
+            found,
+            incident,
             incident_id=incident.id,
-            category_code=incident.category_code,
-            town_code=incident.town_code,
             current_unit_id=incident.unit_id,
-            jurisdiction=found.jurisdiction,
             excluded=[ExcludedUnitRead.of(e) for e in found.excluded],
         )
