@@ -81,6 +81,13 @@ class LogEntry:
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
 
 
+def same_columns(model: type[Base], source: object) -> dict[str, Any]:
+    """``source``'s attributes that ``model`` has a column of the same name for, by name: what a
+    row keeps of a request as sent."""
+    names = (attribute.key for attribute in sa.inspect(model).column_attrs)
+    return {name: getattr(source, name) for name in names if hasattr(source, name)}
+
+
 def query_point(lon: float, lat: float) -> sa.ColumnElement[Any]:
     """A WGS84 point built server-side from bound parameters (never formatted into SQL)."""
     return sa.func.ST_SetSRID(sa.func.ST_MakePoint(lon, lat), SRID)

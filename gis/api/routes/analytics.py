@@ -5,7 +5,7 @@ The same readers and the same town scope as /stats. Replies are GeoJSON whose fe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Annotated, Any
 
@@ -285,17 +285,7 @@ def start_camera_siting(
 ) -> JSONResponse:
     """Where k new cameras would see the most cases (MCLP); the result is a GeoJSON layer with a
     summary (GET /jobs/{id}/result) and a CSV (GET /jobs/{id}/result.csv)."""
-    (town,) = towns_in_scope(principal, body.town) or (body.town,)
-    query = siting.CameraSitingQuery(
-        town_code=town,
-        k=body.k,
-        range_m=body.range_m,
-        spacing_m=body.spacing_m,
-        since=body.since,
-        until=body.until,
-        time_limit_s=body.time_limit_s,
-    )
-    return start_job(request, session, principal, siting.KIND, query.params())
+    return _start_siting(request, session, principal, body, siting.CameraSitingQuery, siting.KIND)
 
 
 @router.post(
@@ -311,14 +301,20 @@ def start_station_siting(
     network) to its cases of the year, with the mean and 90th-percentile drive time before and
     after; the result is a GeoJSON layer with a summary (GET /jobs/{id}/result) and a CSV (GET
     /jobs/{id}/result.csv)."""
-    (town,) = towns_in_scope(principal, body.town) or (body.town,)
-    query = stations.StationSitingQuery(
-        town_code=town,
-        platform=body.platform,
-        k=body.k,
-        since=body.since,
-        until=body.until,
-        max_candidates=body.max_candidates,
-        time_limit_s=body.time_limit_s,
+    return _start_siting(
+        request, session, principal, body, stations.StationSitingQuery, stations.KIND
     )
-    return start_job(request, session, principal, stations.KIND, query.params())
+
+
+def _start_siting(
+    request: Request,
+    session: SessionDep,
+    principal: Principal | None,
+    body: CameraSitingCreate | StationSitingCreate,
+    query: Callable[..., siting.CameraSitingQuery | stations.StationSitingQuery],
+    kind: str,
+) -> JSONResponse:
+    """Queue a siting job of the body's town, checked against the caller's jurisdiction."""
+    (town,) = towns_in_scope(principal, body.town) or (body.town,)
+    params = query(**body.model_dump(exclude={"town"}), town_code=town).params()
+    return start_job(request, session, principal, kind, params)

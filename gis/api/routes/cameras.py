@@ -130,16 +130,9 @@ def create_camera(
     with translate_db_errors():
         created = camera_service.create_camera(
             session,
-            code=body.code,
-            name=body.name,
+            **body.model_dump(exclude={"lon", "lat", "crs"}),
             lon=lon,
             lat=lat,
-            kind=body.kind,
-            status=body.status,
-            heading_deg=body.heading_deg,
-            fov_deg=body.fov_deg,
-            range_m=body.range_m,
-            town_code=body.town_code,
             max_outside_m=settings.dispatch_max_outside_m,
         )
         session.commit()
