@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Required, TypedDict, Unpack
 
 import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
@@ -348,26 +348,20 @@ def _duplicate_params(settings: Settings) -> dict[str, float]:
     }
 
 
+class ReportOptions(TypedDict, total=False):
+    """The keyword arguments of ``report_flow``, forwarded by ``report_incident``."""
+
+    settings: Required[Settings]
+    now: datetime | None
+    idempotency_key: str | None
+    uploader: int | None
+
+
 def report_incident(
-    session: Session,
-    report: IncidentReport,
-    *,
-    settings: Settings,
-    now: datetime | None = None,
-    idempotency_key: str | None = None,
-    uploader: int | None = None,
+    session: Session, report: IncidentReport, **options: Unpack[ReportOptions]
 ) -> IntakeResult:
     """Save a report with its grid, platform, unit and deadline, and its first events."""
-    return run(
-        session,
-        report_flow(
-            report,
-            settings=settings,
-            now=now,
-            idempotency_key=idempotency_key,
-            uploader=uploader,
-        ),
-    )
+    return run(session, report_flow(report, **options))
 
 
 def report_flow(
