@@ -135,6 +135,16 @@ class Upload:
     fields: dict[str, str | None]
 
 
+def upload_body(**fields: dict[str, Any]) -> dict[str, Any]:
+    """``openapi_extra`` documenting a multipart body: the required ``file`` and ``fields`` (the
+    JSON Schema of each), as ``read_upload`` reads it."""
+    properties = {"file": {"type": "string", "format": "binary"}, **fields}
+    schema = {"type": "object", "required": ["file"], "properties": properties}
+    return {
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+    }
+
+
 async def read_upload(request: Request, settings: Settings, what: str, default_name: str) -> Upload:
     """The multipart upload of a request: 422 unless it is multipart with a ``file`` field, 413
     past ``GIS_IMPORT_MAX_BYTES``."""
