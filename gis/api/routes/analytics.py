@@ -33,7 +33,7 @@ from gis.api.schemas.jobs import (
     RedistrictingCreate,
     StationSitingCreate,
 )
-from gis.api.schemas.types import Time
+from gis.api.schemas.types import Time, read_from
 from gis.api.security import PLAN, WATCH, allow, check_town
 from gis.errors import UnknownCodeError, ValidationError
 from gis.layers.plans import PlanScope
@@ -149,20 +149,12 @@ def get_hotspots(
         band_m=band_m,
     )
     result = hotspots.find_hotspots(session, query)
-    return HotspotCollection(
+    return read_from(
+        HotspotCollection,
+        result,
+        result.period,
         **_per_grid(HotspotProperties, result.grids),
-        town_code=result.town_code,
-        since=result.period.since,
-        until=result.period.until,
-        permutations=result.permutations,
-        seed=result.seed,
-        cases=result.cases,
         fdr_cutoffs={str(level): cutoff for level, cutoff in result.cutoffs.items()},
-        summary=result.summary,
-        unit=result.unit,
-        cell_m=result.cell_m,
-        weights=result.weights,
-        band_m=result.band_m,
     )
 
 
@@ -177,13 +169,11 @@ def get_emerging(
 ) -> EmergingCollection:
     """Emerging hotspots: Gi* per week or month and a Mann–Kendall trend per grid."""
     result = hotspots.find_emerging(session, query, step=step, level=level)
-    return EmergingCollection(
+    return read_from(
+        EmergingCollection,
+        result,
         **_per_grid(EmergingProperties, result.grids),
-        town_code=result.town_code,
         step=result.step.value,
-        slices=result.slices,
-        level=result.level,
-        summary=result.summary,
     )
 
 
@@ -222,13 +212,7 @@ def get_recurring(
         )
         for group in result.groups
     ]
-    return RecurringCollection(
-        **_all(features),
-        since=result.since,
-        until=result.until,
-        radius_m=result.radius_m,
-        min_cases=result.min_cases,
-    )
+    return read_from(RecurringCollection, result, **_all(features))
 
 
 # --- proposals: long analyses run as background jobs (GET /jobs/{id}) -------------------------
@@ -245,16 +229,20 @@ PROPOSAL_ERRORS = {
         ),
     ),
 }
+# What a route that starts a job answers: 202 and the job, or why it was not queued.
+QUEUED: dict[str, Any] = {
+    "status_code": 202,
+    "response_model": JobRead,
+    "responses": {
+        **PROPOSAL_ERRORS,
+        202: {"description": "Queued; poll the Location (/jobs/{id})"},
+    },
+}
 Planner = Annotated[Principal | None, Depends(allow(*PLAN))]
 Siter = Annotated[Principal | None, Depends(allow(*PLAN, *WATCH))]
 
 
-@router.post(
-    "/redistricting",
-    status_code=202,
-    response_model=JobRead,
-    responses={**PROPOSAL_ERRORS, 202: {"description": "Queued; poll the Location (/jobs/{id})"}},
-)
+@router.post("/redistricting", **QUEUED)
 def start_redistricting(
     request: Request, session: SessionDep, principal: Planner, body: RedistrictingCreate
 ) -> JSONResponse:
@@ -274,12 +262,7 @@ def start_redistricting(
     )
 
 
-@router.post(
-    "/camera-siting",
-    status_code=202,
-    response_model=JobRead,
-    responses={**PROPOSAL_ERRORS, 202: {"description": "Queued; poll the Location (/jobs/{id})"}},
-)
+@router.post("/camera-siting", **QUEUED)
 def start_camera_siting(
     request: Request, session: SessionDep, principal: Siter, body: CameraSitingCreate
 ) -> JSONResponse:
@@ -288,12 +271,7 @@ def start_camera_siting(
     return _start_siting(request, session, principal, body, siting.CameraSitingQuery, siting.KIND)
 
 
-@router.post(
-    "/station-siting",
-    status_code=202,
-    response_model=JobRead,
-    responses={**PROPOSAL_ERRORS, 202: {"description": "Queued; poll the Location (/jobs/{id})"}},
-)
+@router.post("/station-siting", **QUEUED)
 def start_station_siting(
     request: Request, session: SessionDep, principal: Siter, body: StationSitingCreate
 ) -> JSONResponse:
