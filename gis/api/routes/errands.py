@@ -23,10 +23,10 @@ from gis.api.security import (
     REPORT,
     CaseActor,
     CaseReader,
+    acted_by,
     allow,
     check_town,
     errand_filter,
-    uploader_of,
 )
 from gis.errors import UnknownCodeError, ValidationError
 from gis.layers.errands import Errand, ErrandStatus, get_errand, list_errands, list_services
@@ -163,12 +163,8 @@ def act_on_errand(
         session,
         errand_id,
         body.action,
-        actor=principal.name if principal is not None else (body.actor or ""),
-        note=body.note,
-        applicant_trips=body.applicant_trips,
-        member_id=body.member_id,
-        photos=body.photos,
-        uploader=uploader_of(principal),
+        **body.model_dump(exclude={"action", "actor"}),
+        **acted_by(principal, body.actor),
         now=now,
     )
     reply = errand_read(session, result.errand)
