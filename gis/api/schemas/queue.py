@@ -10,33 +10,15 @@ from gis.api.schemas.dispatch import NearestRead, SuggestedUnitsRead, UnitFields
 from gis.api.schemas.types import read_from
 from gis.layers.base import point_lonlat
 from gis.services.dispatch import CaseResponders, ExcludedUnit, Exclusion
-from gis.services.queue import Bucket
+from gis.services.queue import Bucket, QueueItem
 
 
-class QueueItemRead(BaseModel):
+class QueueItemRead(QueueItem):
     """A case of the queue and the buckets it is in."""
 
     model_config = ConfigDict(from_attributes=True)
 
-    id: int
-    status: str
-    category: str
-    category_zh: str
-    category_en: str
-    platform: str
-    description: str
-    location_quality: str
-    reporter_kind: str
-    grid_code: str | None
-    village_code: str | None
-    town_code: str | None
-    unit_id: int | None
-    unit_name: str | None
-    reported_at: datetime
-    due_at: datetime | None
-    buckets: list[Bucket] = Field(description="Why the case needs a person")
-    lon: float
-    lat: float
+    buckets: list[Bucket] = Field(description="Why the case needs a person")  # type: ignore[assignment]
 
 
 class QueueRead(BaseModel):
