@@ -647,10 +647,7 @@ def town_hotspots(
         result = hotspots.find_hotspots(session, query)
     except ValidationError as error:
         return {"hotspots": [], "hotspots_note": error.detail}
-    cells = [
-        HotspotCell(g.code, g.name, g.geom, g.count, g.z, g.p, g.label, g.colour)
-        for g in result.grids
-    ]
+    cells: list[HotspotCell] = list(result.grids)
     return {"hotspots": cells, "hotspots_note": ""}
 
 
