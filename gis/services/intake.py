@@ -36,6 +36,7 @@ from gis.queries import Flow, Query, run
 from gis.services.assignment import (
     LOCATE_CTES,
     POINT_SQL,
+    Placement,
     locate_flow,
     locate_params,
     unit_choice,
@@ -125,8 +126,8 @@ class IncidentReport(BaseModel):
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-@dataclass
-class IncidentDetail:
+@dataclass(frozen=True)
+class IncidentDetail(Placement):
     """An incident with everything a reply shows: grid, places, member, unit, cameras…"""
 
     id: int
@@ -145,17 +146,6 @@ class IncidentDetail:
     source_lat: float
     location_quality: str
     snap_distance_m: float | None
-    grid_id: int | None
-    grid_code: str | None
-    grid_name: str | None
-    member_id: int | None
-    member_name: str | None
-    village_code: str | None
-    village_name: str | None
-    town_code: str | None
-    town_name: str | None
-    county_code: str | None
-    county_name: str | None
     unit_id: int | None
     unit_code: str | None
     unit_name: str | None
