@@ -10,7 +10,7 @@ import shapely
 import sqlalchemy as sa
 from geoalchemy2 import Geometry, WKBElement
 from geoalchemy2.shape import to_shape
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from gis.errors import NotFoundError, UnknownCodeError
@@ -49,6 +49,28 @@ def check_in(column: str, values: type) -> sa.CheckConstraint:
 
 
 TZDateTime = sa.DateTime(timezone=True)
+
+
+class CatalogEntry:
+    """Columns of an entry of a catalog file (a case category, a service): its code and its
+    Chinese and English names; ``load_by_code`` writes the file's entries."""
+
+    # First, as in the tables (sort_order: mixin columns would otherwise come last).
+    code: Mapped[str] = mapped_column(sa.String(50), primary_key=True, sort_order=-1)
+    name_zh: Mapped[str] = mapped_column(sa.String(100), sort_order=-1)
+    name_en: Mapped[str] = mapped_column(sa.String(200), sort_order=-1)
+
+
+def load_by_code(session: Session, model: Any, rows: list[dict[str, Any]]) -> int:
+    """Insert or update catalog entries (rows with the same columns) by code; returns how many
+    were written."""
+    statement = insert(model).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=[model.code],
+        set_={column: statement.excluded[column] for column in rows[0] if column != "code"},
+    )
+    session.execute(statement)
+    return len(rows)
 
 
 class LocatedPoint:
