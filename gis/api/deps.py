@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Header, Query, Request
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, UploadFile
 
@@ -124,6 +124,17 @@ def get_platform(
 
 
 PlatformDep = Annotated[Platform | None, Depends(get_platform)]
+
+# The header that makes a report (from a phone, a camera alert, an Open311 client) retry-safe.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="Any unique string per report; a retry with the same key and body "
+        "returns the first answer and writes nothing",
+    ),
+]
 
 
 @dataclass(frozen=True)
