@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import sqlalchemy as sa
@@ -230,6 +231,9 @@ def _error(plan: ImportPlan, table: Table, row: int, column: str, value: Any, wh
     plan.errors.append(RowError(row, header, cell_text(value), why))
 
 
+W = TypeVar("W")
+
+
 @dataclass(frozen=True)
 class _Line:
     """A row of the file being checked: its number and cells, and the plan its errors go to
@@ -247,6 +251,20 @@ class _Line:
     def error(self, column: str, value: Any, why: str) -> None:
         """Record why the cell of ``column`` (``value``) is refused."""
         _error(self.plan, self.table, self.number, column, value, why)
+
+    def lookup(
+        self, column: str, words: Mapping[str, W], what: str, known: str
+    ) -> W | Literal[False] | None:
+        """What the cell of ``column`` names in ``words`` (lower-cased or as written): None
+        when blank, False after recording that it is an unknown ``what`` (one of ``known``)."""
+        text = self.text(column)
+        if text is None:
+            return None
+        found = words.get(text.lower()) or words.get(text)
+        if found is None:
+            self.error(column, text, f"unknown {what}; one of: {known}")
+            return False
+        return found
 
 
 def _required(line: _Line) -> bool:
@@ -437,21 +455,13 @@ def _unit_record(
     session: Session, line: _Line, lonlat: tuple[float, float] | None, town: str
 ) -> Record | None:
     ok = _required(line)
-    type_text = line.text("type") or ""
-    unit_type = UNIT_TYPES.get(type_text.lower()) or UNIT_TYPES.get(type_text)
-    if type_text and unit_type is None:
-        known = ", ".join(t.value for t in UnitType)
-        line.error("type", type_text, f"unknown unit type; one of: {known}")
-        ok = False
-    platform_text = line.text("platform")
-    platform = PLATFORMS.get((platform_text or "").lower()) if platform_text else None
-    if platform_text and platform is None:
-        known = ", ".join(p.value for p in Platform)
-        line.error("platform", platform_text, f"unknown platform; one of: {known}")
-        ok = False
+    unit_type = line.lookup("type", UNIT_TYPES, "unit type", ", ".join(t.value for t in UnitType))
+    platform = line.lookup("platform", PLATFORMS, "platform", ", ".join(p.value for p in Platform))
     phone = _phone(line)
     jurisdiction = _town_given(session, line)
-    if not ok or phone is False or jurisdiction is False or unit_type is None or lonlat is None:
+    if not ok or not unit_type or platform is False or phone is False or jurisdiction is False:
+        return None
+    if lonlat is None:
         return None
     jurisdiction = jurisdiction or town
     if not jurisdiction:
@@ -460,7 +470,7 @@ def _unit_record(
     platform = platform or platform_of(session, unit_type)
     if platform is None:
         why = "no category of the catalog is handled by this unit type: give 平台/platform"
-        line.error("type", type_text, why)
+        line.error("type", line.text("type"), why)
         return None
     return Record(
         line.number,
@@ -502,27 +512,14 @@ def _camera_record(
     session: Session, line: _Line, lonlat: tuple[float, float] | None, town: str
 ) -> Record | None:
     ok = _required(line)
-    kind_text = line.text("type")
-    kind = CameraKind.FIXED
-    if kind_text is not None:
-        found = CAMERA_KINDS.get(kind_text.lower()) or CAMERA_KINDS.get(kind_text)
-        if found is None:
-            known = "fixed/枪机, dome/球机, ptz/云台"
-            line.error("type", kind_text, f"unknown camera type; one of: {known}")
-            ok = False
-        else:
-            kind = found
-    status_text = line.text("status")
-    status = None
-    if status_text is not None:
-        status = CAMERA_STATUSES.get(status_text.lower()) or CAMERA_STATUSES.get(status_text)
-        if status is None:
-            known = "online/在线, offline/离线, maintenance/维修"
-            line.error("status", status_text, f"unknown status; one of: {known}")
-            ok = False
+    kind = line.lookup("type", CAMERA_KINDS, "camera type", "fixed/枪机, dome/球机, ptz/云台")
+    status = line.lookup(
+        "status", CAMERA_STATUSES, "status", "online/在线, offline/离线, maintenance/维修"
+    )
     values = {c: _float(line, c) for c in ("bearing", "fov", "range")}
-    if not ok or any(v is False for v in values.values()):
+    if not ok or kind is False or status is False or any(v is False for v in values.values()):
         return None
+    kind = kind or CameraKind.FIXED
     fov_default, range_default = CAMERA_DEFAULTS[kind]
     given = {c: float(v) for c, v in values.items() if v is not None}
     heading = given.get("bearing", 0.0)
