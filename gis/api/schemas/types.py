@@ -134,6 +134,7 @@ Latitude = Annotated[StrictFloat, Field(json_schema_extra=LAT_RANGE)]
 
 
 M = TypeVar("M", bound=BaseModel)
+_ABSENT = object()
 
 
 def read_from(model: type[M], *sources: object, **given: Any) -> M:
@@ -143,11 +144,13 @@ def read_from(model: type[M], *sources: object, **given: Any) -> M:
     The same as spelling out ``model(a=row.a, b=row.b, …)``: validated alike, but a field added to
     the reply and the row needs no third line here."""
     values = dict(given)
-    for name in model.model_fields.keys() - values.keys():
-        for source in sources:
-            if hasattr(source, name):
-                values[name] = getattr(source, name)
-                break
+    for name in model.model_fields:
+        if name not in values:
+            for source in sources:
+                value = getattr(source, name, _ABSENT)
+                if value is not _ABSENT:
+                    values[name] = value
+                    break
     return model.model_validate(values)
 
 
