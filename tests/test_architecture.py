@@ -22,6 +22,9 @@ ALLOWED = {
     "db_async": {"db", "queries"},
     "replicas": {"db", "db_async", "queries"},
     "queries": set(),
+    "api": {"layers", "services", "maps", "web", "db", "db_async", "queries", "replicas"},
+    "commands": {"services", "ingest", "maps", "layers", "sample", "db"},
+    "cli": {"commands", "layers", "sample", "migrations", "provision"},
 }
 
 

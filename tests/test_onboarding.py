@@ -27,7 +27,7 @@ from gis.geo import wgs84_to_gcj02
 from gis.settings import Settings, get_settings
 from tests.conftest import TEST_DATABASE_URL
 from tests.ingest.test_boundaries import realdata
-from tests.ingest.test_tables import xlsx
+from tests.services.test_ledger_tables import xlsx
 
 runner = CliRunner()
 # Around 大洲镇 (330803110) in 衢江区, WGS84.

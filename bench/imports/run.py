@@ -31,12 +31,12 @@ from sqlalchemy.orm import Session
 
 from gis import provision
 from gis.db import make_engine
-from gis.ingest.ledgers import LedgerKind, commit_import, plan_import
-from gis.ingest.tables import read_table
 from gis.layers.cameras import CameraKind
 from gis.layers.categories import load_catalog
 from gis.migrations.api import upgrade
 from gis.services.cameras import view_polygon
+from gis.services.ledger_tables import read_table
+from gis.services.ledgers import LedgerKind, commit_import, plan_import
 from gis.settings import Settings
 
 DEFAULT_URL = "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/gis_bench_onboard"

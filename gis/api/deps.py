@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Header, Query, Request
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, UploadFile
 
@@ -125,6 +125,17 @@ def get_platform(
 
 PlatformDep = Annotated[Platform | None, Depends(get_platform)]
 
+# The header that makes a report (from a phone, a camera alert, an Open311 client) retry-safe.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="Any unique string per report; a retry with the same key and body "
+        "returns the first answer and writes nothing",
+    ),
+]
+
 
 @dataclass(frozen=True)
 class Upload:
@@ -133,6 +144,16 @@ class Upload:
     filename: str
     data: bytes
     fields: dict[str, str | None]
+
+
+def upload_body(**fields: dict[str, Any]) -> dict[str, Any]:
+    """``openapi_extra`` documenting a multipart body: the required ``file`` and ``fields`` (the
+    JSON Schema of each), as ``read_upload`` reads it."""
+    properties = {"file": {"type": "string", "format": "binary"}, **fields}
+    schema = {"type": "object", "required": ["file"], "properties": properties}
+    return {
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+    }
 
 
 async def read_upload(request: Request, settings: Settings, what: str, default_name: str) -> Upload:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import exc as sa_exc
@@ -204,3 +205,27 @@ def validation_error(error: PydanticValidationError, where: str) -> RequestValid
     return RequestValidationError(
         [{**e, "loc": (where, *e["loc"])} for e in error.errors(include_url=False)]
     )
+
+
+class InterfaceRoute(APIRoute):
+    """A route of a standard interface that answers its errors in that interface's own format
+    (OGC's exceptions, GeoReport's errors): subclasses say how in ``answer_error``."""
+
+    def answer_error(self, request: Request, error: Exception) -> Response | None:
+        """The reply for ``error`` in the interface's format; None leaves it to the app."""
+        raise NotImplementedError
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The endpoint's handler, wrapped to answer its errors with ``answer_error``."""
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Exception as error:
+                reply = self.answer_error(request, error)
+                if reply is None:
+                    raise
+                return reply
+
+        return route

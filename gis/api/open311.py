@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -18,10 +18,10 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gis.api.errors import InterfaceRoute
 from gis.db import translate
 from gis.errors import AuthenticationError, GisError, status_code_for
 
@@ -147,22 +147,14 @@ def error_for(error: Exception) -> tuple[int, str] | None:
     return None
 
 
-class Open311Route(APIRoute):
+class Open311Route(InterfaceRoute):
     """A route whose errors, of any kind, come back in GeoReport's error format."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        """The route's handler, wrapped to answer every error as GeoReport does."""
-        handler = super().get_route_handler()
-
-        async def open311_handler(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except Exception as error:
-                answer = error_for(error)
-                if answer is None:
-                    log.exception("unexpected error in an Open311 request", exc_info=error)
-                    answer = (500, "internal error; it has been logged")
-                status, description = answer
-                return error_reply(format_of(request), status, description)
-
-        return open311_handler
+    def answer_error(self, request: Request, error: Exception) -> Response:
+        """``error`` as GeoReport answers it; anything unexpected is logged and a 500."""
+        answer = error_for(error)
+        if answer is None:
+            log.exception("unexpected error in an Open311 request", exc_info=error)
+            answer = (500, "internal error; it has been logged")
+        status, description = answer
+        return error_reply(format_of(request), status, description)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
@@ -240,3 +240,17 @@ def uploader_of(principal: Principal | None) -> int | None:
     if principal is None or principal.role is Role.ADMIN:
         return None
     return principal.user_id
+
+
+class ActedBy(TypedDict):
+    """Who performs a case action, and whose photos it may name."""
+
+    actor: str
+    uploader: int | None
+
+
+def acted_by(principal: Principal | None, actor: str | None) -> ActedBy:
+    """The ``actor`` and ``uploader`` of an action on a case or errand: a token names the actor;
+    the body's ``actor`` is for unauthenticated local setups."""
+    name = principal.name if principal is not None else (actor or "")
+    return ActedBy(actor=name, uploader=uploader_of(principal))

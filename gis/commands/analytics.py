@@ -31,7 +31,7 @@ def _in_session(
     printer: Callable[[Sequence[str], Sequence[Sequence[Any]], str], None] | None = None,
 ) -> None:
     """Run ``work`` in a session and print its columns and rows; a domain error exits 2."""
-    from gis.cli import fail
+    from gis.commands import fail
     from gis.db import make_engine, session_scope
     from gis.errors import GisError, ValidationError
     from gis.settings import get_settings

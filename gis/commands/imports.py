@@ -54,8 +54,8 @@ def _run(
 ) -> None:
     from gis.commands import command_engine
     from gis.db import session_scope
-    from gis.ingest.ledgers import commit_import, parse_kind, plan_import
-    from gis.ingest.tables import read_table_file
+    from gis.services.ledger_tables import read_table_file
+    from gis.services.ledgers import commit_import, parse_kind, plan_import
     from gis.settings import get_settings
 
     settings = get_settings()
@@ -95,7 +95,7 @@ def _run(
 
 def print_plan(plan: object, show: int) -> None:
     """The outcome table and every row-level error of an import plan."""
-    from gis.ingest.ledgers import ImportPlan
+    from gis.services.ledgers import ImportPlan
 
     assert isinstance(plan, ImportPlan)
     out = Console() if sys.stdout.isatty() else Console(width=160)
@@ -195,8 +195,8 @@ def template(
     out: Path | None = typer.Option(None, help="Where to write (default: <kind>-template.xlsx)"),
 ) -> None:
     """Write an .xlsx with the kind's headers, one example row and a notes sheet."""
-    from gis.ingest.ledgers import COLUMNS, EXAMPLES, NOTES, parse_kind
-    from gis.ingest.tables import write_table
+    from gis.services.ledger_tables import write_table
+    from gis.services.ledgers import COLUMNS, EXAMPLES, NOTES, parse_kind
 
     try:
         chosen = parse_kind(kind)
@@ -209,8 +209,8 @@ def template(
 
 def _export(kind: str, out: Path) -> None:
     from gis.commands import command_session
-    from gis.ingest.ledgers import COLUMNS, export_rows, parse_kind
-    from gis.ingest.tables import write_table
+    from gis.services.ledger_tables import write_table
+    from gis.services.ledgers import COLUMNS, export_rows, parse_kind
 
     with command_session() as session:
         chosen = parse_kind(kind)

@@ -50,6 +50,7 @@ from gis.layers.base import SRID, utcnow
 from gis.layers.grids import Grid
 from gis.layers.regions import Region, region_code
 from gis.services import grid_versions
+from gis.services.ledger_tables import cell_text
 
 # Rough bounding box of China (as in gis.geo): converted boundaries must fall inside it.
 _CHINA = (72.0, 0.8, 137.9, 55.9)
@@ -149,15 +150,6 @@ def _default_encoding(path: Path) -> str | None:
     return None
 
 
-def _as_text(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)  # adcodes stored as numbers
-    text = str(value).strip()
-    return text or None
-
-
 def _as_count(value: Any) -> int | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
@@ -209,7 +201,7 @@ def read_boundaries(
     if progress and len(rows) > PROGRESS_ABOVE:
         iterator = tqdm(iterator, total=len(rows), unit="feature", desc=f"checking {path.name}")
     for index, row in iterator:
-        code = _as_text(row.get(code_col))
+        code = cell_text(row.get(code_col))
         if code is None:
             result.rejected.append(Problem(index, None, f"no value in field {code_col!r}"))
             continue
@@ -227,9 +219,9 @@ def read_boundaries(
             BoundaryFeature(
                 index=index,
                 code=code,
-                name=(_as_text(row.get(name_col)) or code)[:100],
+                name=(cell_text(row.get(name_col)) or code)[:100],
                 geom=geom,
-                parent_code=_as_text(row.get(parent_field)) if parent_field else None,
+                parent_code=cell_text(row.get(parent_field)) if parent_field else None,
                 households=_as_count(row.get(households_field)) if households_field else None,
                 population=_as_count(row.get(population_field)) if population_field else None,
                 repair=repair,

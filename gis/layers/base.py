@@ -10,7 +10,7 @@ import shapely
 import sqlalchemy as sa
 from geoalchemy2 import Geometry, WKBElement
 from geoalchemy2.shape import to_shape
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from gis.errors import NotFoundError, UnknownCodeError
@@ -51,6 +51,28 @@ def check_in(column: str, values: type) -> sa.CheckConstraint:
 TZDateTime = sa.DateTime(timezone=True)
 
 
+class CatalogEntry:
+    """Columns of an entry of a catalog file (a case category, a service): its code and its
+    Chinese and English names; ``load_by_code`` writes the file's entries."""
+
+    # First, as in the tables (sort_order: mixin columns would otherwise come last).
+    code: Mapped[str] = mapped_column(sa.String(50), primary_key=True, sort_order=-1)
+    name_zh: Mapped[str] = mapped_column(sa.String(100), sort_order=-1)
+    name_en: Mapped[str] = mapped_column(sa.String(200), sort_order=-1)
+
+
+def load_by_code(session: Session, model: Any, rows: list[dict[str, Any]]) -> int:
+    """Insert or update catalog entries (rows with the same columns) by code; returns how many
+    were written."""
+    statement = insert(model).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=[model.code],
+        set_={column: statement.excluded[column] for column in rows[0] if column != "code"},
+    )
+    session.execute(statement)
+    return len(rows)
+
+
 class LocatedPoint:
     """Columns of a row placed by point → grid (a case, an errand): the point in WGS84, what the
     sender gave beside it, and the grid, regions and member the point was assigned to."""
@@ -79,6 +101,13 @@ class LogEntry:
     to_status: Mapped[str | None] = mapped_column(sa.String(20))
     note: Mapped[str | None] = mapped_column(sa.Text)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+
+
+def same_columns(model: type[Base], source: object) -> dict[str, Any]:
+    """``source``'s attributes that ``model`` has a column of the same name for, by name: what a
+    row keeps of a request as sent."""
+    names = (attribute.key for attribute in sa.inspect(model).column_attrs)
+    return {name: getattr(source, name) for name in names if hasattr(source, name)}
 
 
 def query_point(lon: float, lat: float) -> sa.ColumnElement[Any]:

@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gis.errors import UnknownCodeError
-from gis.layers.base import Base, check_in, parse_key
+from gis.layers.base import Base, CatalogEntry, check_in, load_by_code, parse_key
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 CATEGORIES_FILE = DATA_DIR / "categories.json"
@@ -42,7 +41,7 @@ PLATFORM_NAMES_ZH = {
 }
 
 
-class Category(Base):
+class Category(CatalogEntry, Base):
     """One kind of case and how it is handled."""
 
     __tablename__ = "categories"
@@ -51,9 +50,6 @@ class Category(Base):
         sa.CheckConstraint("time_limit_hours > 0", name="positive_time_limit"),
     )
 
-    code: Mapped[str] = mapped_column(sa.String(50), primary_key=True)
-    name_zh: Mapped[str] = mapped_column(sa.String(100))
-    name_en: Mapped[str] = mapped_column(sa.String(200))
     platform: Mapped[str] = mapped_column(sa.String(20), index=True)
     unit_type: Mapped[str] = mapped_column(sa.String(50))
     time_limit_hours: Mapped[float] = mapped_column(sa.Float)
@@ -73,14 +69,7 @@ def read_catalog(path: Path = CATEGORIES_FILE) -> list[dict[str, Any]]:
 
 def load_catalog(session: Session, path: Path = CATEGORIES_FILE) -> int:
     """Insert or update every category of the catalog file; returns how many were written."""
-    rows = read_catalog(path)
-    statement = insert(Category).values(rows)
-    statement = statement.on_conflict_do_update(
-        index_elements=[Category.code],
-        set_={column: statement.excluded[column] for column in rows[0] if column != "code"},
-    )
-    session.execute(statement)
-    return len(rows)
+    return load_by_code(session, Category, read_catalog(path))
 
 
 def get_category(session: Session, code: str) -> Category:

@@ -9,18 +9,20 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gis.errors import UnknownCodeError, ValidationError
 from gis.layers.base import (
     Base,
+    CatalogEntry,
     LocatedPoint,
     LogEntry,
     TZDateTime,
     check_in,
     events_of,
     get_or_raise,
+    load_by_code,
     utcnow,
 )
 from gis.layers.categories import DATA_DIR
@@ -49,7 +51,7 @@ class ErrandStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-class Service(Base):
+class Service(CatalogEntry, Base):
     """One administrative service a grid member can (or cannot) run for a resident."""
 
     __tablename__ = "services"
@@ -58,9 +60,6 @@ class Service(Base):
         sa.CheckConstraint("time_limit_days > 0", name="positive_time_limit"),
     )
 
-    code: Mapped[str] = mapped_column(sa.String(50), primary_key=True)
-    name_zh: Mapped[str] = mapped_column(sa.String(100))
-    name_en: Mapped[str] = mapped_column(sa.String(200))
     approving_level: Mapped[str] = mapped_column(sa.String(10))
     approver: Mapped[str] = mapped_column(sa.String(200))
     proxy_allowed: Mapped[bool] = mapped_column(sa.Boolean)
@@ -144,14 +143,7 @@ def read_services(path: Path = SERVICES_FILE) -> list[dict[str, Any]]:
 
 def load_services(session: Session, path: Path = SERVICES_FILE) -> int:
     """Insert or update every service of the catalog file; returns how many were written."""
-    rows = read_services(path)
-    statement = insert(Service).values(rows)
-    statement = statement.on_conflict_do_update(
-        index_elements=[Service.code],
-        set_={column: statement.excluded[column] for column in _SERVICE_FIELDS - {"code"}},
-    )
-    session.execute(statement)
-    return len(rows)
+    return load_by_code(session, Service, read_services(path))
 
 
 def list_services(session: Session, *, proxy_allowed: bool | None = None) -> list[Service]:

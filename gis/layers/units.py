@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 import sqlalchemy as sa
 from geoalchemy2 import Geography, WKBElement
@@ -214,16 +214,18 @@ def _nearest_query(
     return query.order_by(unit_geog.op("<->")(point)).limit(sa.bindparam("pool", type_=sa.Integer))
 
 
+class UnitFilters(TypedDict, total=False):
+    """Which units ``nearest_units`` considers: of a type, of a platform, with jurisdiction over
+    one of some regions (None or left out: any), and only available ones (the default)."""
+
+    unit_type: str | None
+    platform: str | None
+    jurisdiction_codes: Sequence[str] | None
+    available_only: bool
+
+
 def nearest_units_query(
-    lon: float,
-    lat: float,
-    *,
-    k: int = 1,
-    unit_type: str | None = None,
-    platform: str | None = None,
-    jurisdiction_codes: Sequence[str] | None = None,
-    available_only: bool = True,
-    plain: bool = False,
+    lon: float, lat: float, *, k: int = 1, plain: bool = False, **filters: Unpack[UnitFilters]
 ) -> tuple[sa.Select[Any], dict[str, Any]]:
     """The statement and parameters of ``nearest_units`` (``plain``: rows of plain columns).
 
@@ -232,11 +234,14 @@ def nearest_units_query(
     which can swap two units whose distances differ by less than ~0.3 %, so a few more than
     ``k`` are fetched.
     """
+    unit_type = filters.get("unit_type")
+    platform = filters.get("platform")
+    jurisdiction_codes = filters.get("jurisdiction_codes")
     query = _nearest_query(
         unit_type is not None,
         platform is not None,
         jurisdiction_codes is not None,
-        available_only,
+        filters.get("available_only", True),
         plain,
     )
     params = {
@@ -257,26 +262,10 @@ def nearest_first(rows: list[T], k: int, key: Callable[[T], tuple[float, int]]) 
 
 
 def nearest_units(
-    session: Session,
-    lon: float,
-    lat: float,
-    *,
-    k: int = 1,
-    unit_type: str | None = None,
-    platform: str | None = None,
-    jurisdiction_codes: Sequence[str] | None = None,
-    available_only: bool = True,
+    session: Session, lon: float, lat: float, *, k: int = 1, **filters: Unpack[UnitFilters]
 ) -> list[tuple[ResponderUnit, float]]:
     """The ``k`` nearest units to a WGS84 point with their distance in metres, nearest first
     (``nearest_units_query``)."""
-    query, params = nearest_units_query(
-        lon,
-        lat,
-        k=k,
-        unit_type=unit_type,
-        platform=platform,
-        jurisdiction_codes=jurisdiction_codes,
-        available_only=available_only,
-    )
+    query, params = nearest_units_query(lon, lat, k=k, **filters)
     rows = [(unit, float(distance)) for unit, distance in session.execute(query, params).all()]
     return nearest_first(rows, k, lambda row: (row[1], row[0].id))

@@ -288,8 +288,9 @@ LEFT JOIN grid_members AS m ON m.id = loc.member_id
 
 
 @dataclass(frozen=True)
-class Location:
-    """Where a point belongs; grid fields are None when the quality is ``outside``."""
+class Placement:
+    """The grid a point or case belongs to, its member, and its village, town and county (codes
+    and names); the grid's fields are None outside every grid."""
 
     grid_id: int | None
     grid_code: str | None
@@ -302,6 +303,12 @@ class Location:
     county_name: str | None
     member_id: int | None
     member_name: str | None
+
+
+@dataclass(frozen=True)
+class Location(Placement):
+    """Where a point belongs; the grid's fields are None when the quality is ``outside``."""
+
     quality: LocationQuality
     snap_distance_m: float | None
     # Metres to the queue's town when the point lies outside every town (0 inside one).

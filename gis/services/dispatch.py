@@ -24,6 +24,7 @@ from gis.layers.incidents import Incident, get_incident
 from gis.layers.regions import Region, RegionLevel
 from gis.layers.units import (
     ResponderUnit,
+    UnitFilters,
     UnitPosition,
     UnitStatus,
     UnitType,
@@ -118,19 +119,19 @@ def nearest_responders(
     ``jurisdiction_codes`` only units with jurisdiction over one of them are considered.
     """
     check_k(k)
-    filters = {
-        "unit_type": unit_type.value if unit_type else None,
-        "platform": platform.value if platform else None,
-        "available_only": available_only,
-        "jurisdiction_codes": jurisdiction_codes,
-    }
+    filters = UnitFilters(
+        unit_type=unit_type.value if unit_type else None,
+        platform=platform.value if platform else None,
+        available_only=available_only,
+        jurisdiction_codes=jurisdiction_codes,
+    )
     if by is RankBy.DISTANCE:
-        found = nearest_units(session, lon, lat, k=k, **filters)  # type: ignore[arg-type]
+        found = nearest_units(session, lon, lat, k=k, **filters)
         ranked = [RankedUnit(unit, distance) for unit, distance in found]
         return NearestResult(lon, lat, by, ranked, len(found))
 
     pool = min(max(CANDIDATES_PER_K * k, MIN_CANDIDATES), MAX_CANDIDATES)
-    found = nearest_units(session, lon, lat, k=pool, **filters)  # type: ignore[arg-type]
+    found = nearest_units(session, lon, lat, k=pool, **filters)
     routes = drive_times(session, lon, lat, [unit.id for unit, _ in found], options=options)
     ranked = [
         RankedUnit(

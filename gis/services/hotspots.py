@@ -45,6 +45,7 @@ from sqlalchemy.orm import Session
 from gis.errors import ValidationError
 from gis.layers.categories import get_category, parse_platform
 from gis.layers.regions import RegionLevel, get_region
+from gis.maps.data import HotspotCell
 from gis.services.mapdata import LOCAL_TZ, Period, resolve_period
 
 if TYPE_CHECKING:
@@ -195,19 +196,11 @@ class GiStar:
 
 
 @dataclass(frozen=True)
-class HotspotGrid:
-    """One grid of the answer."""
+class HotspotGrid(HotspotCell):
+    """One grid of the answer: what the command-room map draws, with its confidence class."""
 
-    code: str
-    name: str
-    geom: BaseGeometry
-    count: int
-    z: float
-    p: float
     confidence: int
     spot: SpotClass
-    colour: str
-    label: str
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Required, TypedDict, Unpack
 
 import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
@@ -36,6 +36,7 @@ from gis.queries import Flow, Query, run
 from gis.services.assignment import (
     LOCATE_CTES,
     POINT_SQL,
+    Placement,
     locate_flow,
     locate_params,
     unit_choice,
@@ -125,8 +126,8 @@ class IncidentReport(BaseModel):
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-@dataclass
-class IncidentDetail:
+@dataclass(frozen=True)
+class IncidentDetail(Placement):
     """An incident with everything a reply shows: grid, places, member, unit, cameras…"""
 
     id: int
@@ -145,17 +146,6 @@ class IncidentDetail:
     source_lat: float
     location_quality: str
     snap_distance_m: float | None
-    grid_id: int | None
-    grid_code: str | None
-    grid_name: str | None
-    member_id: int | None
-    member_name: str | None
-    village_code: str | None
-    village_name: str | None
-    town_code: str | None
-    town_name: str | None
-    county_code: str | None
-    county_name: str | None
     unit_id: int | None
     unit_code: str | None
     unit_name: str | None
@@ -348,26 +338,20 @@ def _duplicate_params(settings: Settings) -> dict[str, float]:
     }
 
 
+class ReportOptions(TypedDict, total=False):
+    """The keyword arguments of ``report_flow``, forwarded by ``report_incident``."""
+
+    settings: Required[Settings]
+    now: datetime | None
+    idempotency_key: str | None
+    uploader: int | None
+
+
 def report_incident(
-    session: Session,
-    report: IncidentReport,
-    *,
-    settings: Settings,
-    now: datetime | None = None,
-    idempotency_key: str | None = None,
-    uploader: int | None = None,
+    session: Session, report: IncidentReport, **options: Unpack[ReportOptions]
 ) -> IntakeResult:
     """Save a report with its grid, platform, unit and deadline, and its first events."""
-    return run(
-        session,
-        report_flow(
-            report,
-            settings=settings,
-            now=now,
-            idempotency_key=idempotency_key,
-            uploader=uploader,
-        ),
-    )
+    return run(session, report_flow(report, **options))
 
 
 def report_flow(

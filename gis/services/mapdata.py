@@ -152,15 +152,35 @@ class _Binning:
         )
 
 
-def _incident_filters(
-    town_code: str, platform: str | None, category: str | None
-) -> list[sa.ColumnElement[bool]]:
-    filters: list[sa.ColumnElement[bool]] = [Incident.town_code == town_code]
-    if platform is not None:
-        filters.append(Incident.platform == platform)
-    if category is not None:
-        filters.append(Incident.category_code == category)
-    return filters
+@dataclass(frozen=True)
+class CaseFilter:
+    """Which of a town's cases a map counts: one platform's and/or one category's (None: all)."""
+
+    platform: str | None = None
+    category: str | None = None
+
+    def check(self, session: Session) -> None:
+        """Refuse an unknown platform or category, or a category of another platform."""
+        parse_platform(self.platform)
+        if self.category is not None:
+            found = get_category(session, self.category)
+            if self.platform is not None and found.platform != self.platform:
+                raise ValidationError(
+                    f"category {self.category!r} belongs to platform {found.platform!r}, not "
+                    f"{self.platform!r}; drop one of the two filters"
+                )
+
+    def of_town(self, town_code: str) -> list[sa.ColumnElement[bool]]:
+        """The conditions on ``incidents`` that select these cases of the town."""
+        filters: list[sa.ColumnElement[bool]] = [Incident.town_code == town_code]
+        if self.platform is not None:
+            filters.append(Incident.platform == self.platform)
+        if self.category is not None:
+            filters.append(Incident.category_code == self.category)
+        return filters
+
+
+ALL_CASES = CaseFilter()
 
 
 def _in_period(period: Period) -> list[sa.ColumnElement[bool]]:
@@ -229,8 +249,7 @@ def period_figures(
     period: Period,
     step: TimeStep,
     cell_m: float = DEFAULT_CELL_M,
-    platform: str | None = None,
-    category: str | None = None,
+    cases: CaseFilter = ALL_CASES,
     time_budget: int = TIME_VIEW_BUDGET,
 ) -> PeriodFigures:
     """Cases of the period per ``cell_m`` cell (the heatmap) and per coarser cell and local day
@@ -254,7 +273,7 @@ def period_figures(
     ).label("bucket")
     query = (
         sa.select(bucket, ix, iy, sa.func.count())
-        .where(*_incident_filters(area.code, platform, category), *_in_period(period))
+        .where(*cases.of_town(area.code), *_in_period(period))
         .group_by(sa.text("1"), sa.text("2"), sa.text("3"))
     )
     fine: dict[tuple[int, int], int] = {}
@@ -303,8 +322,7 @@ def period_stats(
     town_code: str,
     period: Period,
     as_of: datetime | None,
-    platform: str | None = None,
-    category: str | None = None,
+    cases: CaseFilter = ALL_CASES,
 ) -> tuple[dict[str, CaseFigures], CaseFigures]:
     """The statistics' figures of the town's cases of the period, by grid code and for the whole
     town, from ``gis.services.stats`` in one pass (``as_of`` as there: None reads the stored
@@ -315,8 +333,8 @@ def period_stats(
         as_of,
         group_by=("grid",),
         town_codes=(town_code,),
-        platform=platform,
-        category=category,
+        platform=cases.platform,
+        category=cases.category,
         with_total=True,
     )
     by_grid: dict[str, CaseFigures] = {}
@@ -336,8 +354,7 @@ def grid_stats(
     period: Period,
     now: datetime,
     figures: dict[str, CaseFigures],
-    platform: str | None = None,
-    category: str | None = None,
+    cases: CaseFilter = ALL_CASES,
 ) -> list[GridStat]:
     """Every current grid of the town with its figures of the period (``figures``, by grid
     code) and its cases open and overdue now."""
@@ -348,7 +365,7 @@ def grid_stats(
             sa.func.count().filter(_overdue_now(now)).label("overdue"),
         )
         .where(
-            *_incident_filters(town_code, platform, category),
+            *cases.of_town(town_code),
             Incident.status.in_(_OPEN),
             Incident.reported_at < period.until,
         )
@@ -393,14 +410,13 @@ def open_cases(
     now: datetime,
     overdue: bool,
     limit: int = DEFAULT_MAX_MARKERS,
-    platform: str | None = None,
-    category: str | None = None,
+    cases: CaseFilter = ALL_CASES,
 ) -> Capped:
     """Cases open now (reported before ``until``), overdue now or not, most urgent first,
     capped."""
     late = _overdue_now(now)
     where = [
-        *_incident_filters(town_code, platform, category),
+        *cases.of_town(town_code),
         Incident.status.in_(_OPEN),
         Incident.reported_at < until,
         late if overdue else sa.not_(late),
@@ -533,17 +549,6 @@ def towns_with_cases(session: Session) -> list[str]:
     return list(session.scalars(query))
 
 
-def _check_filters(session: Session, platform: str | None, category: str | None) -> None:
-    parse_platform(platform)
-    if category is not None:
-        found = get_category(session, category)
-        if platform is not None and found.platform != platform:
-            raise ValidationError(
-                f"category {category!r} belongs to platform {found.platform!r}, not {platform!r}; "
-                "drop one of the two filters"
-            )
-
-
 def command_room_data(
     session: Session,
     *,
@@ -570,13 +575,13 @@ def command_room_data(
         raise ValidationError(f"cell_m must be between {MIN_CELL_M:g} and {MAX_CELL_M:g} metres")
     if not 0 <= max_markers <= MAX_MARKERS:
         raise ValidationError(f"max_markers must be between 0 and {MAX_MARKERS}")
-    _check_filters(session, platform, category)
+    counted = CaseFilter(platform, category)
+    counted.check(session)
     area = get_town_area(session, town_code)
     _check_cell_count(area, cell_m)
     chosen = choose_step(period, step)
-    common: dict[str, Any] = {"platform": platform, "category": category}
     figures = period_figures(
-        session, area=area, period=period, step=chosen, cell_m=cell_m, **common
+        session, area=area, period=period, step=chosen, cell_m=cell_m, cases=counted
     )
     as_of = (
         now
@@ -584,10 +589,10 @@ def command_room_data(
         else stats.choose_as_of(session, None, now=now, stale_after=stale_after)
     )
     by_grid, by_town = period_stats(
-        session, town_code=area.code, period=period, as_of=as_of, **common
+        session, town_code=area.code, period=period, as_of=as_of, cases=counted
     )
     grids = grid_stats(
-        session, town_code=area.code, period=period, now=now, figures=by_grid, **common
+        session, town_code=area.code, period=period, now=now, figures=by_grid, cases=counted
     )
     cases = {
         late: open_cases(
@@ -597,7 +602,7 @@ def command_room_data(
             now=now,
             overdue=late,
             limit=max_markers,
-            **common,
+            cases=counted,
         )
         for late in (False, True)
     }
@@ -620,7 +625,7 @@ def command_room_data(
         total_incidents=sum(cell.count for cell in figures.heat),
         town_figures=by_town,
         figures_as_of=as_of if as_of is not None else stats.last_refresh(session),
-        **town_hotspots(session, area.code, period, **common),
+        **town_hotspots(session, area.code, period, counted),
     )
 
 
@@ -632,25 +637,20 @@ def town_hotspots(
     session: Session,
     town_code: str,
     period: Period,
-    *,
-    platform: str | None,
-    category: str | None,
+    cases: CaseFilter,
 ) -> dict[str, Any]:
     """The map's hotspot layer: Gi* classes of the town's grids for the period
     (``gis.services.hotspots``), or none and the reason when inference is not possible."""
     from gis.services import hotspots
 
     query = hotspots.HotspotQuery(
-        town_code, period.since, period.until, platform, category, seed=HOTSPOT_SEED
+        town_code, period.since, period.until, cases.platform, cases.category, seed=HOTSPOT_SEED
     )
     try:
         result = hotspots.find_hotspots(session, query)
     except ValidationError as error:
         return {"hotspots": [], "hotspots_note": error.detail}
-    cells = [
-        HotspotCell(g.code, g.name, g.geom, g.count, g.z, g.p, g.label, g.colour)
-        for g in result.grids
-    ]
+    cells: list[HotspotCell] = list(result.grids)
     return {"hotspots": cells, "hotspots_note": ""}
 
 

@@ -137,51 +137,65 @@ _coverage = (
 )
 
 
-_regions = Region.__table__
-_region_props = _props(Region, "code", "name", "name_en", "parent_code", "households", "population")
+def _layer(
+    rows: Any,
+    *,
+    id_column: str,
+    properties: tuple[str, ...],
+    table: sa.FromClause | None = None,
+    geom: str = "geom",
+    **rest: Any,
+) -> Collection:
+    """A collection of ``rows`` (a model, or a subquery's ``.c`` with its ``table``): its id
+    column (the id's type read from it), geometry and named properties."""
+    key: Column = getattr(rows, id_column)
+    return Collection(
+        table=rows.__table__ if table is None else table,
+        id_column=key,
+        id_type=key.type.python_type,
+        geom=getattr(rows, geom),
+        properties=_props(rows, *properties),
+        **rest,
+    )
+
+
+_REGION_PROPERTIES = ("code", "name", "name_en", "parent_code", "households", "population")
 
 COLLECTIONS: dict[str, Collection] = {
     c.id: c
     for c in (
-        Collection(
+        _layer(
+            Region,
             id="towns",
             title="Towns 乡镇/街道",
             description="Towns and sub-districts with their boundaries.",
-            table=_regions,
-            id_column=Region.code,
-            id_type=str,
-            geom=Region.geom,
+            id_column="code",
             geometry_type="MultiPolygon",
-            properties=_region_props,
+            properties=_REGION_PROPERTIES,
             base=Region.level == RegionLevel.TOWN.value,
             tile_properties=("code", "name"),
         ),
-        Collection(
+        _layer(
+            Region,
             id="villages",
             title="Villages 行政村/社区",
             description="Villages and communities with their boundaries.",
-            table=_regions,
-            id_column=Region.code,
-            id_type=str,
-            geom=Region.geom,
+            id_column="code",
             geometry_type="MultiPolygon",
-            properties=_region_props,
+            properties=_REGION_PROPERTIES,
             base=Region.level == RegionLevel.VILLAGE.value,
             tile_properties=("code", "name", "parent_code"),
             min_zoom=8,
         ),
-        Collection(
+        _layer(
+            Grid,
             id="grids",
             title="Grids 网格",
             description="Grids in force now; with `datetime`, the versions in force then "
             "(an instant) or during an interval.",
-            table=Grid.__table__,
-            id_column=Grid.code,
-            id_type=str,
-            geom=Grid.geom,
+            id_column="code",
             geometry_type="MultiPolygon",
-            properties=_props(
-                Grid,
+            properties=(
                 "code",
                 "version",
                 "name",
@@ -198,17 +212,14 @@ COLLECTIONS: dict[str, Collection] = {
             min_zoom=8,
             tile_geom=Grid.geom_3857,
         ),
-        Collection(
+        _layer(
+            Incident,
             id="incidents",
             title="Incidents 事件",
             description="Cases, as the caller may see them (town, grid or unit scope).",
-            table=Incident.__table__,
-            id_column=Incident.id,
-            id_type=int,
-            geom=Incident.geom,
+            id_column="id",
             geometry_type="Point",
-            properties=_props(
-                Incident,
+            properties=(
                 "category_code",
                 "platform",
                 "status",
@@ -228,17 +239,15 @@ COLLECTIONS: dict[str, Collection] = {
             tile_properties=("category_code", "platform", "status", "reported_at"),
             min_zoom=10,
         ),
-        Collection(
+        _layer(
+            Camera,
             id="cameras",
             title="Cameras 天眼",
             description="Surveillance cameras with their view sectors (the geometry).",
-            table=Camera.__table__,
-            id_column=Camera.code,
-            id_type=str,
-            geom=Camera.view,
+            id_column="code",
+            geom="view",
             geometry_type="Polygon",
-            properties=_props(
-                Camera,
+            properties=(
                 "code",
                 "name",
                 "kind",
@@ -253,17 +262,14 @@ COLLECTIONS: dict[str, Collection] = {
             tile_properties=("code", "kind", "status"),
             min_zoom=10,
         ),
-        Collection(
+        _layer(
+            ResponderUnit,
             id="units",
             title="Responder units 处置单位",
             description="Units at their last known position, with their status.",
-            table=ResponderUnit.__table__,
-            id_column=ResponderUnit.id,
-            id_type=int,
-            geom=ResponderUnit.geom,
+            id_column="id",
             geometry_type="Point",
-            properties=_props(
-                ResponderUnit,
+            properties=(
                 "code",
                 "name",
                 "platform",
@@ -275,31 +281,27 @@ COLLECTIONS: dict[str, Collection] = {
             instant="updated_at",
             tile_properties=("code", "name", "platform", "status"),
         ),
-        Collection(
+        _layer(
+            Road,
             id="roads",
             title="Roads 道路",
             description="The road network used for drive times.",
-            table=Road.__table__,
-            id_column=Road.id,
-            id_type=int,
-            geom=Road.geom,
+            id_column="id",
             geometry_type="LineString",
-            properties=_props(Road, "name", "road_class", "speed_kmh", "oneway", "length_m"),
+            properties=("name", "road_class", "speed_kmh", "oneway", "length_m"),
             tile_properties=("name", "road_class"),
             min_zoom=10,
         ),
-        Collection(
+        _layer(
+            _members.c,
+            table=_members,
             id="members",
             title="Grid members 网格员",
             description="Active grid members with the current grids they serve (one feature "
             "per member and grid, id `grid:member`); personal data, scoped like cases.",
-            table=_members,
-            id_column=_members.c.id,
-            id_type=str,
-            geom=_members.c.geom,
+            id_column="id",
             geometry_type="MultiPolygon",
-            properties=_props(
-                _members.c,
+            properties=(
                 "member_id",
                 "name",
                 "phone",
@@ -311,18 +313,16 @@ COLLECTIONS: dict[str, Collection] = {
             tile_properties=("member_id", "name", "grid_code"),
             min_zoom=10,
         ),
-        Collection(
+        _layer(
+            _coverage.c,
+            table=_coverage,
             id="coverage",
             title="Camera coverage per grid 网格天眼覆盖",
             description="Each current grid with the online cameras whose views touch it and "
             "the share of its area they see (measured in its UTM zone).",
-            table=_coverage,
-            id_column=_coverage.c.code,
-            id_type=str,
-            geom=_coverage.c.geom,
+            id_column="code",
             geometry_type="MultiPolygon",
-            properties=_props(
-                _coverage.c,
+            properties=(
                 "code",
                 "name",
                 "village_code",

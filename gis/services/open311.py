@@ -10,7 +10,7 @@ event log as every other case. Formats (XML, JSON) are the API's business, not t
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,7 +19,7 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.orm import Session
 
 from gis.errors import NotFoundError, ValidationError
-from gis.layers.base import utcnow
+from gis.layers.base import same_columns, utcnow
 from gis.layers.categories import PLATFORM_NAMES_ZH, Category, Platform
 from gis.layers.incidents import FINAL_STATUSES, Incident, IncidentEvent, IncidentStatus
 from gis.layers.open311 import Open311Request, Open311Update
@@ -263,18 +263,12 @@ def submit_request(
 def _extras(
     incident_id: int, submission: Submission, jurisdiction: Jurisdiction | None, user_id: int | None
 ) -> Open311Request:
+    # The contact fields, address and attributes, as sent.
     return Open311Request(
+        **same_columns(Open311Request, submission),
         incident_id=incident_id,
         jurisdiction_id=jurisdiction.code if jurisdiction else None,
         user_id=user_id,
-        email=submission.email,
-        phone=submission.phone,
-        device_id=submission.device_id,
-        account_id=submission.account_id,
-        first_name=submission.first_name,
-        last_name=submission.last_name,
-        address_string=submission.address_string,
-        attributes=submission.attributes,
     )
 
 
@@ -465,13 +459,8 @@ def list_updates(
         event.at >= filters.start if filters.start else sa.true(),
         event.at <= filters.end if filters.end else sa.true(),
     ]
-    window_free = RequestFilter(
-        ids=filters.ids,
-        service_codes=filters.service_codes,
-        jurisdiction=filters.jurisdiction,
-        scope=filters.scope,
-        hidden_platforms=filters.hidden_platforms,
-    )
+    # The window is the events' own; the requests' report times and statuses do not narrow it.
+    window_free = replace(filters, start=None, end=None, statuses=())
     query = (
         sa.select(
             event.id,
@@ -560,15 +549,12 @@ def post_update(
     )
     session.add(
         Open311Update(
+            **same_columns(Open311Update, post),  # the contact fields and media_url, as sent
             client_update_id=post.update_id,
             incident_id=incident.id,
             event_id=result.event.id,
             event_at=result.event.at,
             user_id=user_id,
-            email=post.email,
-            first_name=post.first_name,
-            last_name=post.last_name,
-            media_url=post.media_url,
             client_updated_at=post.updated_datetime,
         )
     )

@@ -53,6 +53,7 @@ from gis.geo import area_m2
 from gis.layers.grids import list_members
 from gis.layers.plans import Plan, PlanScope
 from gis.services import ogc_plans, planning
+from gis.services.ledger_tables import cell_text
 from gis.services.ogc_crs import supported
 from gis.settings import Settings
 
@@ -212,15 +213,6 @@ def _member_ids(value: Any, what: str) -> list[int]:
     return sorted(set(ids))
 
 
-def _text(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)  # a numeric code column
-    text = str(value).strip()
-    return text or None
-
-
 def _checked(geom: BaseGeometry | None, what: str) -> BaseGeometry:
     if geom is None or geom.is_empty:
         raise InvalidGeometryError(f"{what} has no geometry")
@@ -261,7 +253,7 @@ def read_proposal(
     geoms = frame.geometry.values
     features = []
     for index, row in enumerate(frame.drop(columns="geometry").to_dict("records")):
-        code = _text(row.get("code"))
+        code = cell_text(row.get("code"))
         what = f"feature {index + 1}" + (f" (grid {code})" if code else "")
         if code is None:
             raise ValidationError(f"{what} has no code")
@@ -275,7 +267,7 @@ def read_proposal(
                 grid=code,
             )
         props: dict[str, Any] = {"code": code}
-        name_value = _text(row.get("name"))
+        name_value = cell_text(row.get("name"))
         if name_value is not None:
             props["name"] = name_value[:100]
         for field in ("households", "population"):

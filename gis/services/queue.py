@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session
 
 from gis.errors import ValidationError
@@ -46,9 +47,10 @@ class QueueSort(StrEnum):
     AGE = "age"
 
 
-@dataclass(frozen=True)
-class QueueItem:
-    """One case of the queue with the buckets it is in."""
+class QueueItem(BaseModel):
+    """One case of the queue with the buckets it is in (a model: the API's reply extends it)."""
+
+    model_config = ConfigDict(frozen=True)
 
     id: int
     status: str

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 import shapely.wkb
 import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.orm import Session
 
@@ -44,9 +45,11 @@ class RecurringQuery:
     category: str | None = None
 
 
-@dataclass(frozen=True)
-class RecurringGroup:
-    """Closed cases of one category that keep coming back at one place."""
+class RecurringCases(BaseModel):
+    """Closed cases of one category that keep coming back at one place (a model: the API's
+    properties of a group extend it)."""
+
+    model_config = ConfigDict(frozen=True)
 
     category_code: str
     category_name: str
@@ -57,8 +60,15 @@ class RecurringGroup:
     case_ids: list[int]
     first_reported_at: datetime
     last_reported_at: datetime
-    centre: BaseGeometry
     spread_m: float  # the farthest case from the centre
+
+
+class RecurringGroup(RecurringCases):
+    """Recurring cases and the centre of their place."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    centre: BaseGeometry
 
 
 @dataclass(frozen=True)

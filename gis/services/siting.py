@@ -278,7 +278,8 @@ def greedy(reduced: Reduced, k: int) -> npt.NDArray[np.int64]:
 
 @dataclass(frozen=True)
 class Solution:
-    """Chosen columns of the reduced problem, its objective, bound and gap."""
+    """A solved siting problem (camera sites here, stations in ``gis.services.stations``): the
+    chosen candidates, the objective, HiGHS's bound, the gap, the solver's status and time."""
 
     chosen: npt.NDArray[np.int64]
     objective: float

@@ -44,7 +44,14 @@ from gis.layers.categories import Platform, parse_platform
 from gis.layers.regions import RegionLevel, get_region
 from gis.services import jobs, routing
 from gis.services.jobs import Progress, no_progress
-from gis.services.siting import grid_of, highs_model, site_layer, stored_time, year_period
+from gis.services.siting import (
+    Solution,
+    grid_of,
+    highs_model,
+    site_layer,
+    stored_time,
+    year_period,
+)
 from gis.settings import Settings, get_settings
 
 FloatArray = npt.NDArray[np.float64]
@@ -318,18 +325,6 @@ def greedy(reduced: Reduced, k: int) -> npt.NDArray[np.int64]:
         chosen.append(j)
         best = np.minimum(best, reduced.costs[:, j])
     return np.array(chosen, dtype=np.int64)
-
-
-@dataclass(frozen=True)
-class Solution:
-    """Chosen candidates, the reduced objective (upper bound), HiGHS's lower bound, the gap."""
-
-    chosen: npt.NDArray[np.int64]
-    objective: float
-    bound: float
-    gap: float
-    status: str
-    seconds: float
 
 
 def solve_pmedian(

@@ -12,9 +12,9 @@ from gis.layers.cameras import Camera
 from gis.layers.imports import ImportRun
 from gis.layers.users import Role
 from gis.services import access
-from tests.ingest.ledger_town import TOWN, make_town
-from tests.ingest.test_ledgers import CAMERA_HEADER, camera_rows
-from tests.ingest.test_tables import xlsx
+from tests.services.ledger_town import TOWN, make_town
+from tests.services.test_ledger_tables import xlsx
+from tests.services.test_ledgers import CAMERA_HEADER, camera_rows
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 

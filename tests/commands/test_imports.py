@@ -10,8 +10,8 @@ from openpyxl import load_workbook
 from typer.testing import CliRunner
 
 from gis.cli import app
-from gis.ingest.ledgers import COLUMNS, LedgerKind
-from gis.ingest.tables import read_table_file
+from gis.services.ledger_tables import read_table_file
+from gis.services.ledgers import COLUMNS, LedgerKind
 
 runner = CliRunner()
 

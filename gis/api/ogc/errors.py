@@ -8,16 +8,15 @@ that shape. Statuses come from the one table (``gis.errors``) except that bad pa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gis.api.errors import InterfaceRoute
 from gis.db import translate
 from gis.errors import GisError, status_code_for
 
@@ -70,23 +69,12 @@ def ogc_response_for(error: Exception) -> JSONResponse | None:
     return None
 
 
-class OgcRoute(APIRoute):
+class OgcRoute(InterfaceRoute):
     """A route whose errors are answered as OGC exceptions."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        """The endpoint's handler, wrapped to answer its errors in the OGC shape."""
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except Exception as error:
-                response = ogc_response_for(error)
-                if response is None:
-                    raise
-                return response
-
-        return route
+    def answer_error(self, request: Request, error: Exception) -> Response | None:
+        """The OGC exception for ``error`` (None: not one of ours, a 500)."""
+        return ogc_response_for(error)
 
     @staticmethod
     async def hot_error_response(request: Request, error: Exception) -> Response | None:

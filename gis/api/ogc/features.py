@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from gis.api.deps import SessionDep, SettingsDep, database_of, settings_of
 from gis.api.hot import fast_path
 from gis.api.ogc.access import ReadingDep, readable, reading_by
+from gis.api.ogc.documents import GEOJSON, base_url, collection_document
 from gis.api.ogc.plans import plan_collections
 from gis.api.ogc.router import router
 from gis.api.reads import stale_read_ok
@@ -24,11 +25,10 @@ from gis.errors import ValidationError
 from gis.queries import Flow, run
 from gis.services import ogc
 from gis.services.ogc_collections import Collection
-from gis.services.ogc_crs import CRS84, crs_uris, parse_crs
+from gis.services.ogc_crs import parse_crs
 from gis.services.ogc_filter import filter_condition
 from gis.settings import Settings
 
-GEOJSON = "application/geo+json"
 _OGC = "http://www.opengis.net/spec/"
 # Declared only for what tests/ogc checks, one test per class.
 CONFORMANCE = [
@@ -53,11 +53,6 @@ CONFORMANCE = [
     _OGC + "ogcapi-features-4/1.0/conf/create-replace-delete",
     _OGC + "ogcapi-features-4/1.0/conf/update",
 ]
-
-
-def base_url(request: Request) -> str:
-    """The absolute URL of ``/ogc`` as the client reached it."""
-    return str(request.base_url).rstrip("/") + "/ogc"
 
 
 def _json(body: Any, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -114,33 +109,28 @@ def _collection_json(
     request: Request, collection: Collection, extent: list[float] | None
 ) -> dict[str, Any]:
     base = f"{base_url(request)}/collections/{collection.id}"
-    body: dict[str, Any] = {
-        "id": collection.id,
-        "title": collection.title,
-        "description": collection.description,
-        "itemType": "feature",
-        "crs": crs_uris(),
-        "storageCrs": CRS84,
-        "links": [
-            {"href": base, "rel": "self", "type": "application/json"},
-            {"href": base + "/items", "rel": "items", "type": GEOJSON},
-            {
-                "href": base + "/queryables",
-                "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
-                "type": "application/schema+json",
-            },
-            # The pre-1.0 relation GDAL < 3.7 follows to learn what it may filter on.
-            {"href": base + "/queryables", "rel": "queryables", "type": "application/json"},
-            {
-                "href": base + "/tiles",
-                "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
-                "type": "application/json",
-            },
-        ],
-    }
-    if extent is not None:
-        body["extent"] = {"spatial": {"bbox": [extent], "crs": CRS84}}
-    return body
+    more_links = (
+        {
+            "href": base + "/queryables",
+            "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+            "type": "application/schema+json",
+        },
+        # The pre-1.0 relation GDAL < 3.7 follows to learn what it may filter on.
+        {"href": base + "/queryables", "rel": "queryables", "type": "application/json"},
+        {
+            "href": base + "/tiles",
+            "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
+            "type": "application/json",
+        },
+    )
+    return collection_document(
+        base,
+        collection.id,
+        title=collection.title,
+        description=collection.description,
+        extent=extent,
+        more_links=more_links,
+    )
 
 
 @router.get("/collections", summary="The collections")

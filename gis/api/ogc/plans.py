@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from shapely.geometry import shape
 
 from gis.api.deps import SessionDep, SettingsDep, settings_of
+from gis.api.ogc.documents import GEOJSON, base_url, collection_document
 from gis.api.ogc.errors import ogc_error
 from gis.api.ogc.router import router
 from gis.api.security import PLAN, admit, allow, check_town, town_filter
@@ -21,9 +22,8 @@ from gis.layers.plans import Plan, PlanScope
 from gis.services import ogc, ogc_plans, planning
 from gis.services.access import Principal
 from gis.services.ogc_collections import get_collection
-from gis.services.ogc_crs import CRS84, crs_uris, parse_crs
+from gis.services.ogc_crs import parse_crs
 
-GEOJSON = "application/geo+json"
 READ_ONLY = "GET, OPTIONS"
 EDITABLE_ITEMS = "GET, POST, OPTIONS"
 EDITABLE_ITEM = "GET, PUT, PATCH, DELETE, OPTIONS"
@@ -38,10 +38,6 @@ ContentCrs = Annotated[
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=500)]
 
 
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + "/ogc"
-
-
 def _plan(session: SessionDep, principal: Principal | None, plan_id: int, **kw: Any) -> Plan:
     plan = ogc_plans.draft_plan(session, plan_id, **kw)
     town = planning.scope_town(session, PlanScope(plan.scope_level), plan.scope_code)
@@ -52,28 +48,21 @@ def _plan(session: SessionDep, principal: Principal | None, plan_id: int, **kw: 
 def plan_collection_json(request: Request, plan: Plan) -> dict[str, Any]:
     """The collection document of a draft plan's grids."""
     cid = ogc_plans.collection_id(plan.id)
-    href = f"{_base(request)}/collections/{cid}"
-    body: dict[str, Any] = {
-        "id": cid,
-        "title": f"Plan {plan.id} grids (draft) 规划网格草案 — {plan.title or plan.scope_code}",
-        "description": f"The grids draft plan {plan.id} proposes for {plan.scope_level} "
-        f"{plan.scope_code}; editable by its town's planners. Applying the plan "
-        "(POST /plans/{id}/apply) is what changes the current grids.",
-        "itemType": "feature",
-        "crs": crs_uris(),
-        "storageCrs": CRS84,
-        "links": [
-            {"href": href, "rel": "self", "type": "application/json"},
-            {"href": href + "/items", "rel": "items", "type": GEOJSON},
-        ],
-    }
     shapes = [shape(f["geometry"]) for f in ogc_plans.features(plan) if f.get("geometry")]
+    extent = None
     if shapes:
         bounds = [s.bounds for s in shapes]
         extent = [min(b[0] for b in bounds), min(b[1] for b in bounds)]
         extent += [max(b[2] for b in bounds), max(b[3] for b in bounds)]
-        body["extent"] = {"spatial": {"bbox": [extent], "crs": CRS84}}
-    return body
+    return collection_document(
+        f"{base_url(request)}/collections/{cid}",
+        cid,
+        title=f"Plan {plan.id} grids (draft) 规划网格草案 — {plan.title or plan.scope_code}",
+        description=f"The grids draft plan {plan.id} proposes for {plan.scope_level} "
+        f"{plan.scope_code}; editable by its town's planners. Applying the plan "
+        "(POST /plans/{id}/apply) is what changes the current grids.",
+        extent=extent,
+    )
 
 
 def plan_collections(
@@ -94,7 +83,7 @@ def _feature_response(
 ) -> Response:
     crs = parse_crs(crs_uri, "crs")
     served = ogc_plans.in_crs(feature, crs)
-    href = f"{_base(request)}/collections/{ogc_plans.collection_id(plan.id)}"
+    href = f"{base_url(request)}/collections/{ogc_plans.collection_id(plan.id)}"
     served["links"] = [
         {"href": f"{href}/items/{feature['id']}", "rel": "self", "type": GEOJSON},
         {"href": href, "rel": "collection", "type": "application/json"},
@@ -140,7 +129,7 @@ def plan_items(
         within = parse_crs(bbox_crs, "bbox-crs")
         found = [f for f in found if ogc_plans.intersects_bbox(f, area, within)]
     page = found[offset : offset + limit]
-    href = f"{_base(request)}/collections/{ogc_plans.collection_id(plan_id)}/items"
+    href = f"{base_url(request)}/collections/{ogc_plans.collection_id(plan_id)}/items"
     links = [{"href": f"{href}?limit={limit}&offset={offset}", "rel": "self", "type": GEOJSON}]
     if offset + limit < len(found):
         next_page = f"{href}?limit={limit}&offset={offset + limit}"

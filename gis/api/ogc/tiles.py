@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from gis.api.deps import SessionDep, database_of, settings_of
 from gis.api.hot import fast_path
 from gis.api.ogc.access import READERS, SCOPES, Reading, ReadingDep, reading_by
-from gis.api.ogc.features import base_url
+from gis.api.ogc.documents import base_url
 from gis.api.ogc.router import router
 from gis.api.reads import stale_read_ok
 from gis.api.routes.incidents import use_autocommit

@@ -5,7 +5,7 @@ The same readers and the same town scope as /stats. Replies are GeoJSON whose fe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Annotated, Any
 
@@ -33,7 +33,7 @@ from gis.api.schemas.jobs import (
     RedistrictingCreate,
     StationSitingCreate,
 )
-from gis.api.schemas.types import Time
+from gis.api.schemas.types import Time, read_from
 from gis.api.security import PLAN, WATCH, allow, check_town
 from gis.errors import UnknownCodeError, ValidationError
 from gis.layers.plans import PlanScope
@@ -149,20 +149,12 @@ def get_hotspots(
         band_m=band_m,
     )
     result = hotspots.find_hotspots(session, query)
-    return HotspotCollection(
+    return read_from(
+        HotspotCollection,
+        result,
+        result.period,
         **_per_grid(HotspotProperties, result.grids),
-        town_code=result.town_code,
-        since=result.period.since,
-        until=result.period.until,
-        permutations=result.permutations,
-        seed=result.seed,
-        cases=result.cases,
         fdr_cutoffs={str(level): cutoff for level, cutoff in result.cutoffs.items()},
-        summary=result.summary,
-        unit=result.unit,
-        cell_m=result.cell_m,
-        weights=result.weights,
-        band_m=result.band_m,
     )
 
 
@@ -177,13 +169,11 @@ def get_emerging(
 ) -> EmergingCollection:
     """Emerging hotspots: Gi* per week or month and a Mann–Kendall trend per grid."""
     result = hotspots.find_emerging(session, query, step=step, level=level)
-    return EmergingCollection(
+    return read_from(
+        EmergingCollection,
+        result,
         **_per_grid(EmergingProperties, result.grids),
-        town_code=result.town_code,
         step=result.step.value,
-        slices=result.slices,
-        level=result.level,
-        summary=result.summary,
     )
 
 
@@ -222,13 +212,7 @@ def get_recurring(
         )
         for group in result.groups
     ]
-    return RecurringCollection(
-        **_all(features),
-        since=result.since,
-        until=result.until,
-        radius_m=result.radius_m,
-        min_cases=result.min_cases,
-    )
+    return read_from(RecurringCollection, result, **_all(features))
 
 
 # --- proposals: long analyses run as background jobs (GET /jobs/{id}) -------------------------
@@ -245,16 +229,20 @@ PROPOSAL_ERRORS = {
         ),
     ),
 }
+# What a route that starts a job answers: 202 and the job, or why it was not queued.
+QUEUED: dict[str, Any] = {
+    "status_code": 202,
+    "response_model": JobRead,
+    "responses": {
+        **PROPOSAL_ERRORS,
+        202: {"description": "Queued; poll the Location (/jobs/{id})"},
+    },
+}
 Planner = Annotated[Principal | None, Depends(allow(*PLAN))]
 Siter = Annotated[Principal | None, Depends(allow(*PLAN, *WATCH))]
 
 
-@router.post(
-    "/redistricting",
-    status_code=202,
-    response_model=JobRead,
-    responses={**PROPOSAL_ERRORS, 202: {"description": "Queued; poll the Location (/jobs/{id})"}},
-)
+@router.post("/redistricting", **QUEUED)
 def start_redistricting(
     request: Request, session: SessionDep, principal: Planner, body: RedistrictingCreate
 ) -> JSONResponse:
@@ -274,36 +262,16 @@ def start_redistricting(
     )
 
 
-@router.post(
-    "/camera-siting",
-    status_code=202,
-    response_model=JobRead,
-    responses={**PROPOSAL_ERRORS, 202: {"description": "Queued; poll the Location (/jobs/{id})"}},
-)
+@router.post("/camera-siting", **QUEUED)
 def start_camera_siting(
     request: Request, session: SessionDep, principal: Siter, body: CameraSitingCreate
 ) -> JSONResponse:
     """Where k new cameras would see the most cases (MCLP); the result is a GeoJSON layer with a
     summary (GET /jobs/{id}/result) and a CSV (GET /jobs/{id}/result.csv)."""
-    (town,) = towns_in_scope(principal, body.town) or (body.town,)
-    query = siting.CameraSitingQuery(
-        town_code=town,
-        k=body.k,
-        range_m=body.range_m,
-        spacing_m=body.spacing_m,
-        since=body.since,
-        until=body.until,
-        time_limit_s=body.time_limit_s,
-    )
-    return start_job(request, session, principal, siting.KIND, query.params())
+    return _start_siting(request, session, principal, body, siting.CameraSitingQuery, siting.KIND)
 
 
-@router.post(
-    "/station-siting",
-    status_code=202,
-    response_model=JobRead,
-    responses={**PROPOSAL_ERRORS, 202: {"description": "Queued; poll the Location (/jobs/{id})"}},
-)
+@router.post("/station-siting", **QUEUED)
 def start_station_siting(
     request: Request, session: SessionDep, principal: Siter, body: StationSitingCreate
 ) -> JSONResponse:
@@ -311,14 +279,20 @@ def start_station_siting(
     network) to its cases of the year, with the mean and 90th-percentile drive time before and
     after; the result is a GeoJSON layer with a summary (GET /jobs/{id}/result) and a CSV (GET
     /jobs/{id}/result.csv)."""
-    (town,) = towns_in_scope(principal, body.town) or (body.town,)
-    query = stations.StationSitingQuery(
-        town_code=town,
-        platform=body.platform,
-        k=body.k,
-        since=body.since,
-        until=body.until,
-        max_candidates=body.max_candidates,
-        time_limit_s=body.time_limit_s,
+    return _start_siting(
+        request, session, principal, body, stations.StationSitingQuery, stations.KIND
     )
-    return start_job(request, session, principal, stations.KIND, query.params())
+
+
+def _start_siting(
+    request: Request,
+    session: SessionDep,
+    principal: Principal | None,
+    body: CameraSitingCreate | StationSitingCreate,
+    query: Callable[..., siting.CameraSitingQuery | stations.StationSitingQuery],
+    kind: str,
+) -> JSONResponse:
+    """Queue a siting job of the body's town, checked against the caller's jurisdiction."""
+    (town,) = towns_in_scope(principal, body.town) or (body.town,)
+    params = query(**body.model_dump(exclude={"town"}), town_code=town).params()
+    return start_job(request, session, principal, kind, params)

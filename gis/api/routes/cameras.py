@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 
-from gis.api.deps import PageDep, SessionDep, SettingsDep, StaleReadOk
+from gis.api.deps import IdempotencyKey, PageDep, SessionDep, SettingsDep, StaleReadOk
 from gis.api.errors import CATEGORY, OUTSIDE, SWAPPED, domain_errors
 from gis.api.geojson import FeatureCollection, feature_collection, geometry_json
 from gis.api.routes.incidents import REPLAY_HEADER
@@ -130,16 +130,9 @@ def create_camera(
     with translate_db_errors():
         created = camera_service.create_camera(
             session,
-            code=body.code,
-            name=body.name,
+            **body.model_dump(exclude={"lon", "lat", "crs"}),
             lon=lon,
             lat=lat,
-            kind=body.kind,
-            status=body.status,
-            heading_deg=body.heading_deg,
-            fov_deg=body.fov_deg,
-            range_m=body.range_m,
-            town_code=body.town_code,
             max_outside_m=settings.dispatch_max_outside_m,
         )
         session.commit()
@@ -182,10 +175,7 @@ def raise_alert(
     code: CameraCode,
     body: AlertCreate,
     response: Response,
-    idempotency_key: Annotated[
-        str | None,
-        Header(alias="Idempotency-Key", max_length=200, description="Retry-safe key"),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> IncidentRead:
     """Raise a case from a camera: it is reported at the centre of the camera's view."""
     with translate_db_errors():

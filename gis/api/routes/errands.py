@@ -17,16 +17,16 @@ from gis.api.schemas.errands import (
     Member,
     ServiceRead,
 )
-from gis.api.schemas.types import MAX_ID
+from gis.api.schemas.types import MAX_ID, read_from
 from gis.api.security import (
     READ_CASES,
     REPORT,
     CaseActor,
     CaseReader,
+    acted_by,
     allow,
     check_town,
     errand_filter,
-    uploader_of,
 )
 from gis.errors import UnknownCodeError, ValidationError
 from gis.layers.errands import Errand, ErrandStatus, get_errand, list_errands, list_services
@@ -56,28 +56,13 @@ def errand_read(session: Session, errand: Errand) -> ErrandRead:
     """The reply for an errand, with its member, home point and log."""
     detail = errand_service.errand_detail(session, errand)
     member = detail.member
-    return ErrandRead(
-        id=errand.id,
+    return read_from(
+        ErrandRead,
+        errand,
+        detail,
         service=errand.service_code,
-        service_name=detail.service_name,
-        status=errand.status,
-        applicant_name=errand.applicant_name,
-        applicant_phone=errand.applicant_phone,
         home={"lon": detail.lon, "lat": detail.lat},
-        location_quality=errand.location_quality,
-        grid_code=errand.grid_code,
-        village_code=errand.village_code,
-        town_code=errand.town_code,
-        member=None
-        if member is None
-        else Member(id=member.id, name=member.name, phone=member.phone),
-        requested_at=errand.requested_at,
-        due_at=errand.due_at,
-        submitted_at=errand.submitted_at,
-        decided_at=errand.decided_at,
-        delivered_at=errand.delivered_at,
-        applicant_trips=errand.applicant_trips,
-        allowed_actions=detail.allowed_actions,
+        member=None if member is None else read_from(Member, member),
         events=[ErrandEventRead.model_validate(e) for e in detail.events],
     )
 
@@ -178,12 +163,8 @@ def act_on_errand(
         session,
         errand_id,
         body.action,
-        actor=principal.name if principal is not None else (body.actor or ""),
-        note=body.note,
-        applicant_trips=body.applicant_trips,
-        member_id=body.member_id,
-        photos=body.photos,
-        uploader=uploader_of(principal),
+        **body.model_dump(exclude={"action", "actor"}),
+        **acted_by(principal, body.actor),
         now=now,
     )
     reply = errand_read(session, result.errand)

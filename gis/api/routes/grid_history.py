@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from gis.api.deps import SessionDep, StaleReadOk
 from gis.api.geojson import geometry_json
-from gis.api.schemas.plans import GridColumns, GridVersionRead
+from gis.api.schemas.plans import GridVersionRead
+from gis.api.schemas.types import read_from
 from gis.api.security import PLAN, WATCH, allow, check_town
 from gis.services import grid_versions
 from gis.services.access import Principal
@@ -29,16 +30,8 @@ def grid_history(
     history = grid_versions.grid_history(session, code, with_geometry=geometry)
     check_town(principal, history[-1].grid.town_code, f"grid with code {code!r}")
     return [
-        GridVersionRead(
-            **GridColumns.model_validate(v.grid).model_dump(),
-            area_m2=v.area_m2,
-            created_by=v.grid.created_by,
-            created_at=v.grid.created_at,
-            retired_by=v.retired_by,
-            plan_id=v.plan_id,
-            retired_by_plan_id=v.retired_by_plan_id,
-            note=v.grid.note,
-            geometry=geometry_json(v.geojson) if geometry else None,
+        read_from(
+            GridVersionRead, v, v.grid, geometry=geometry_json(v.geojson) if geometry else None
         )
         for v in history
     ]

@@ -9,14 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
-from gis.api.deps import SessionDep, SettingsDep, read_upload
+from gis.api.deps import SessionDep, SettingsDep, read_upload, upload_body
 from gis.api.errors import ERROR_RESPONSES, domain_errors
 from gis.api.security import allow
 from gis.errors import UnknownCodeError, ValidationError
-from gis.ingest.ledgers import LedgerKind, commit_import, plan_import
-from gis.ingest.tables import read_table
 from gis.layers.users import Role
 from gis.services.access import Principal
+from gis.services.ledger_tables import read_table
+from gis.services.ledgers import LedgerKind, commit_import, plan_import
 
 router = APIRouter(prefix="/imports", tags=["imports"])
 
@@ -87,21 +87,6 @@ async def import_form(request: Request, settings: SettingsDep) -> ImportForm:
     )
 
 
-_FORM_SCHEMA = {
-    "type": "object",
-    "required": ["file"],
-    "properties": {
-        "file": {"type": "string", "format": "binary"},
-        "crs": {"type": "string"},
-        "sheet": {"type": "string"},
-        "encoding": {"type": "string"},
-        "commit": {"type": "boolean", "default": False},
-        "retire_missing": {"type": "boolean", "default": False},
-        "with_users": {"type": "boolean", "default": False},
-    },
-}
-
-
 @router.post(
     "/{kind}",
     response_model=ImportRead,
@@ -112,12 +97,14 @@ _FORM_SCHEMA = {
             (UnknownCodeError, "the kind is not units, cameras or members"),
         ),
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"multipart/form-data": {"schema": _FORM_SCHEMA}},
-        }
-    },
+    openapi_extra=upload_body(
+        crs={"type": "string"},
+        sheet={"type": "string"},
+        encoding={"type": "string"},
+        commit={"type": "boolean", "default": False},
+        retire_missing={"type": "boolean", "default": False},
+        with_users={"type": "boolean", "default": False},
+    ),
 )
 def import_ledger(
     session: SessionDep,

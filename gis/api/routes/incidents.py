@@ -6,11 +6,12 @@ import math
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from gis.api.deps import (
+    IdempotencyKey,
     PageDep,
     SessionDep,
     SettingsDep,
@@ -87,15 +88,7 @@ async def create_incident(
     body: IncidentCreate,
     request: Request,
     principal: Annotated[Principal | None, Depends(allow_hot(*REPORT))],
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            max_length=200,
-            description="Any unique string per report; a retry with the same key and body "
-            "returns the first answer and writes nothing",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Report a case: it is saved with its grid, platform, unit and deadline in one go."""
     flow = report_flow(

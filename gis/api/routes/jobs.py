@@ -14,6 +14,7 @@ from gis.api.deps import SessionDep, settings_of
 from gis.api.errors import ERROR_RESPONSES, domain_errors
 from gis.api.jobs import JobRunner
 from gis.api.schemas.jobs import JobRead
+from gis.api.schemas.types import read_from
 from gis.api.security import PLAN, WATCH, allow
 from gis.errors import ConflictError, NotFoundError
 from gis.layers.jobs import Job, JobStatus
@@ -49,20 +50,7 @@ def result_url(job: Job) -> str | None:
 
 def job_read(job: Job) -> JobRead:
     """The reply for ``job``."""
-    return JobRead(
-        id=job.id,
-        kind=job.kind,
-        status=job.status,
-        progress=job.progress,
-        message=job.message,
-        cancel_requested=job.cancel_requested,
-        result_url=result_url(job),
-        error=job.error,
-        params=job.params,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-    )
+    return read_from(JobRead, job, result_url=result_url(job))
 
 
 def start_job(

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from gis.api.deps import SessionDep, StaleReadOk
 from gis.api.geojson import Feature, FeatureCollection, feature_collection, geometry_json
 from gis.api.schemas.plans import GridColumns
-from gis.api.schemas.types import Time
+from gis.api.schemas.types import Time, read_from
 from gis.api.security import allow
 from gis.layers import grids as grid_layer
 from gis.layers.categories import Platform, list_categories
@@ -44,17 +44,7 @@ def categories(
 ) -> list[CategoryRead]:
     """The category catalog: category → platform → unit type, time limit, priority."""
     return [
-        CategoryRead(
-            code=c.code,
-            name_zh=c.name_zh,
-            name_en=c.name_en,
-            platform=Platform(c.platform),
-            unit_type=c.unit_type,
-            time_limit_hours=c.time_limit_hours,
-            working_hours=c.working_hours,
-            priority=c.priority,
-            initials=initials(c.name_zh),
-        )
+        read_from(CategoryRead, c, platform=Platform(c.platform), initials=initials(c.name_zh))
         for c in list_categories(session, platform=platform)
     ]
 

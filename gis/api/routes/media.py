@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request, Response, status
 from pydantic import BaseModel, Field
 
-from gis.api.deps import SessionDep, SettingsDep, multipart_file
+from gis.api.deps import SessionDep, SettingsDep, multipart_file, upload_body
 from gis.api.errors import ERROR_RESPONSES, domain_errors
 from gis.api.schemas.incidents import LonLat
 from gis.api.security import ACT_ON_CASES, REPORT, CaseReader, allow
@@ -57,20 +57,7 @@ async def uploaded_file(request: Request) -> bytes:
         **ERROR_RESPONSES,
         **domain_errors((ValidationError, "the file is not a JPEG, PNG, WebP or HEIC image")),
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {"file": {"type": "string", "format": "binary"}},
-                    }
-                }
-            },
-        }
-    },
+    openapi_extra=upload_body(),
 )
 def upload(
     session: SessionDep,

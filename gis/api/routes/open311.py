@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, Security
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, Security
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials
 from starlette.datastructures import UploadFile
 
 from gis import __version__
 from gis.api.deps import (
     ClockDep,
+    IdempotencyKey,
     SessionDep,
     SettingsDep,
     primary_database_of,
@@ -361,10 +362,7 @@ def service_definition(
 )
 def create_request(
     post: PostDep,
-    idempotency_key: Annotated[
-        str | None,
-        Header(alias="Idempotency-Key", max_length=200, description="Extension: retry safely"),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,  # an extension of GeoReport
 ) -> Response:
     """File a request: it is assigned like any report (grid, unit, deadline) before the reply."""
     fields = post.fields

@@ -4,12 +4,12 @@ draft of the editor (``/plans/editor/imports``)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import Response
 
-from gis.api.deps import SessionDep, SettingsDep, Upload, read_upload
+from gis.api.deps import SessionDep, SettingsDep, Upload, read_upload, upload_body
 from gis.api.errors import ERROR_RESPONSES, domain_errors
 from gis.api.routes.plan_editor import editor_read, town_check
 from gis.api.routes.plans import PlanId, Planner, Reader, _actor, _read, _visible_plan
@@ -102,16 +102,6 @@ def export_plan(
     )
 
 
-_FORM_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["file"],
-    "properties": {
-        "file": {"type": "string", "format": "binary"},
-        "title": {"type": "string", "maxLength": 200},
-    },
-}
-
-
 async def upload(request: Request, settings: SettingsDep) -> Upload:
     """The uploaded file (field ``file``) and the optional ``title``."""
     return await read_upload(request, settings, "file", "upload.gpkg")
@@ -133,12 +123,7 @@ async def upload(request: Request, settings: SettingsDep) -> Upload:
             (InvalidCoordinatesError, "coordinates are not lon/lat (a wrong CRS)"),
         ),
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"multipart/form-data": {"schema": _FORM_SCHEMA}},
-        }
-    },
+    openapi_extra=upload_body(title={"type": "string", "maxLength": 200}),
 )
 def import_plan(
     session: SessionDep,

@@ -18,7 +18,7 @@ from gis.api.schemas.plans import (
     PlanRead,
     PlanSummary,
 )
-from gis.api.schemas.types import one_of
+from gis.api.schemas.types import one_of, read_from
 from gis.api.security import PLAN, WATCH, allow, check_town
 from gis.errors import (
     InvalidCoordinatesError,
@@ -70,15 +70,7 @@ def plan_base(
         Feature[BaseGridProperties](
             id=g.code,
             geometry=geometry_json(g.geom),
-            properties=BaseGridProperties(
-                code=g.code,
-                version=g.version,
-                name=g.name,
-                village=g.village_code,
-                households=g.households,
-                population=g.population,
-                valid_from=g.valid_from,
-            ),
+            properties=read_from(BaseGridProperties, g, village=g.village_code),
         )
         for g in grids
     ]

@@ -21,9 +21,9 @@ from gis.api.schemas.workflow import (
 from gis.api.security import (
     CaseActor,
     CaseReader,
+    acted_by,
     allow,
     check_case,
-    uploader_of,
 )
 from gis.errors import ValidationError
 from gis.layers.incidents import get_incident, list_events
@@ -70,16 +70,8 @@ def act(
         session,
         incident_id,
         body.action,
-        # A token names the actor; the body's actor is for unauthenticated local setups.
-        actor=principal.name if principal is not None else (body.actor or ""),
-        note=body.note,
-        reason=body.reason,
-        unit_id=body.unit_id,
-        due_at=body.due_at,
-        duplicate_of=body.duplicate_of,
-        photos=body.photos,
-        uploader=uploader_of(principal),
-        expected_unit_id=body.expected_unit_id,
+        **body.model_dump(exclude={"action", "actor"}),
+        **acted_by(principal, body.actor),
         now=now,
     )
     reply = ActionRead(

@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from gis.api.geojson import FeatureCollection
+from gis.services.recurring import RecurringCases
 
 
 class HotspotProperties(BaseModel):
@@ -65,18 +66,9 @@ class EmergingCollection(FeatureCollection[EmergingProperties]):
     summary: dict[str, int] = Field(description="Grids per category")
 
 
-class RecurringProperties(BaseModel):
+class RecurringProperties(RecurringCases):
     """A group of closed cases of one category that keep coming back at one place."""
 
-    category_code: str
-    category_name: str
-    platform: str
-    town_code: str | None
-    grid_codes: list[str]
-    cases: int
-    case_ids: list[int]
-    first_reported_at: datetime
-    last_reported_at: datetime
     spread_m: float = Field(description="Distance from the centre to the farthest case")
 
 

@@ -16,6 +16,7 @@ from gis.api.schemas.types import (
     StrictFloat,
     Time,
     one_of,
+    read_from,
 )
 from gis.layers.base import point_lonlat
 from gis.layers.units import ResponderUnit, UnitStatus
@@ -91,13 +92,7 @@ class NearestRead(BaseModel):
     @classmethod
     def of(cls, result: NearestResult) -> NearestRead:
         """The response for a service result."""
-        return cls(
-            lon=result.lon,
-            lat=result.lat,
-            by=result.by,
-            candidates=result.candidates,
-            units=[NearestUnit.of(r) for r in result.units],
-        )
+        return read_from(cls, result, units=[NearestUnit.of(r) for r in result.units])
 
 
 class SuggestedUnitsRead(NearestRead):

@@ -7,9 +7,17 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, WithJsonSchema
 
-from gis.api.schemas.types import CRS_NAMES, Latitude, Longitude, StrictFloat, Time, one_of
+from gis.api.schemas.types import (
+    CRS_NAMES,
+    Latitude,
+    Longitude,
+    StrictFloat,
+    Time,
+    one_of,
+    read_from,
+)
 from gis.layers.incidents import IncidentListed, LocationQuality
-from gis.services.assignment import Location
+from gis.services.assignment import Location, Placement
 from gis.services.intake import (
     IncidentDetail,
     IncidentReport,
@@ -157,17 +165,19 @@ def _named(code: str | None, name: str | None) -> Named | None:
     return None if code is None else Named(code=code, name=name)
 
 
-def _grid(
-    grid_id: int | None,
-    code: str | None,
-    name: str | None,
-    member_id: int | None,
-    member_name: str | None,
-) -> GridRef | None:
-    if grid_id is None or code is None:
-        return None
-    member = None if member_id is None else MemberRef(id=member_id, name=member_name)
-    return GridRef(id=grid_id, code=code, name=name, member=member)
+def _placed(p: Placement) -> dict[str, Any]:
+    """The grid (with its member), village, town and county of a case or point, as the reply
+    fields ``grid``, ``village``, ``town`` and ``county``."""
+    grid = None
+    if p.grid_id is not None and p.grid_code is not None:
+        member = None if p.member_id is None else MemberRef(id=p.member_id, name=p.member_name)
+        grid = GridRef(id=p.grid_id, code=p.grid_code, name=p.grid_name, member=member)
+    return {
+        "grid": grid,
+        "village": _named(p.village_code, p.village_name),
+        "town": _named(p.town_code, p.town_name),
+        "county": _named(p.county_code, p.county_name),
+    }
 
 
 class IncidentRead(BaseModel):
@@ -213,31 +223,17 @@ class IncidentRead(BaseModel):
                 phone=d.unit_phone,
                 distance_m=d.unit_distance_m,
             )
-        return cls(
-            id=d.id,
-            status=d.status,
+        # id, status, platform, description, photos, unit_note and the times: d's own fields.
+        return read_from(
+            cls,
+            d,
             category=Named(code=d.category_code, name=d.category_name),
-            platform=d.platform,
-            description=d.description,
             reporter=Reporter(kind=d.reporter_kind, id=d.reporter_id),
-            photos=d.photos,
             location=LonLat(lon=d.lon, lat=d.lat),
             source=SourcePoint(crs=d.source_crs, lon=d.source_lon, lat=d.source_lat),
             location_quality=LocationQuality(d.location_quality),
-            snap_distance_m=d.snap_distance_m,
-            grid=_grid(d.grid_id, d.grid_code, d.grid_name, d.member_id, d.member_name),
-            village=_named(d.village_code, d.village_name),
-            town=_named(d.town_code, d.town_name),
-            county=_named(d.county_code, d.county_name),
+            **_placed(d),
             unit=unit,
-            unit_note=d.unit_note,
-            occurred_at=d.occurred_at,
-            reported_at=d.reported_at,
-            assigned_at=d.assigned_at,
-            due_at=d.due_at,
-            resolved_at=d.resolved_at,
-            closed_at=d.closed_at,
-            updated_at=d.updated_at,
             cameras=[CameraRef.model_validate(c) for c in d.cameras],
             possible_duplicates=[DuplicateRef.model_validate(p) for p in d.possible_duplicates],
         )
@@ -275,8 +271,5 @@ class LocateRead(BaseModel):
             quality=loc.quality,
             snap_distance_m=loc.snap_distance_m,
             outside_distance_m=loc.outside_distance_m,
-            grid=_grid(loc.grid_id, loc.grid_code, loc.grid_name, loc.member_id, loc.member_name),
-            village=_named(loc.village_code, loc.village_name),
-            town=_named(loc.town_code, loc.town_name),
-            county=_named(loc.county_code, loc.county_name),
+            **_placed(loc),
         )

@@ -7,35 +7,18 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from gis.api.schemas.dispatch import NearestRead, SuggestedUnitsRead, UnitFields
+from gis.api.schemas.types import read_from
 from gis.layers.base import point_lonlat
 from gis.services.dispatch import CaseResponders, ExcludedUnit, Exclusion
-from gis.services.queue import Bucket
+from gis.services.queue import Bucket, QueueItem
 
 
-class QueueItemRead(BaseModel):
+class QueueItemRead(QueueItem):
     """A case of the queue and the buckets it is in."""
 
     model_config = ConfigDict(from_attributes=True)
 
-    id: int
-    status: str
-    category: str
-    category_zh: str
-    category_en: str
-    platform: str
-    description: str
-    location_quality: str
-    reporter_kind: str
-    grid_code: str | None
-    village_code: str | None
-    town_code: str | None
-    unit_id: int | None
-    unit_name: str | None
-    reported_at: datetime
-    due_at: datetime | None
-    buckets: list[Bucket] = Field(description="Why the case needs a person")
-    lon: float
-    lat: float
+    buckets: list[Bucket] = Field(description="Why the case needs a person")  # type: ignore[assignment]
 
 
 class QueueRead(BaseModel):
@@ -106,18 +89,13 @@ class RespondersRead(SuggestedUnitsRead):
     @classmethod
     def of_case(cls, found: CaseResponders) -> RespondersRead:
         """The reply for a service result."""
-        base = NearestRead.of(found.result)
         incident = found.incident
-        return cls(
-            lon=base.lon,
-            lat=base.lat,
-            by=base.by,
-            candidates=base.candidates,
-            units=base.units,
+        return read_from(
+            cls,
+            NearestRead.of(found.result),
+            found,
+            incident,
             incident_id=incident.id,
-            category_code=incident.category_code,
-            town_code=incident.town_code,
             current_unit_id=incident.unit_id,
-            jurisdiction=found.jurisdiction,
             excluded=[ExcludedUnitRead.of(e) for e in found.excluded],
         )

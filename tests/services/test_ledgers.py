@@ -14,14 +14,6 @@ from sqlalchemy.orm import Session
 
 from gis.errors import ValidationError
 from gis.geo import geodesic_distance_m, wgs84_to_gcj02
-from gis.ingest.ledgers import (
-    COLUMNS,
-    LedgerKind,
-    commit_import,
-    export_rows,
-    plan_import,
-)
-from gis.ingest.tables import read_table, read_table_file, write_table
 from gis.layers.base import point_lonlat
 from gis.layers.cameras import Camera
 from gis.layers.grids import GridMember, GridMemberGrid
@@ -30,8 +22,16 @@ from gis.layers.regions import Region
 from gis.layers.units import ResponderUnit
 from gis.layers.users import User
 from gis.services import access
-from tests.ingest.ledger_town import GRID_E, GRID_W, ROAD_LATS, ROAD_LONS, TOWN, make_town
-from tests.ingest.test_tables import xlsx
+from gis.services.ledger_tables import read_table, read_table_file, write_table
+from gis.services.ledgers import (
+    COLUMNS,
+    LedgerKind,
+    commit_import,
+    export_rows,
+    plan_import,
+)
+from tests.services.ledger_town import GRID_E, GRID_W, ROAD_LATS, ROAD_LONS, TOWN, make_town
+from tests.services.test_ledger_tables import xlsx
 
 CAMERA_HEADER = ["编号", "名称", "类型", "朝向", "视角", "距离", "经度", "纬度"]
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from gis.errors import InvalidCoordinatesError, UnknownCrsError
 from gis.geo import Crs, check_lonlat, parse_crs, to_wgs84
-from gis.ingest.tables import RowError, Table, cell_text
+from gis.services.ledger_tables import RowError, Table, cell_text
 
 # Names in ledgers that gis.geo.parse_crs does not know, lower-cased.
 _LEDGER_CRS = {

@@ -14,8 +14,8 @@ from shapely.geometry import Point
 
 from gis.errors import UnknownCrsError, ValidationError
 from gis.geo import wgs84_to_gcj02
-from gis.ingest.points import parse_point_crs, resolve_points
-from gis.ingest.tables import column_of, read_table, read_table_file
+from gis.services.ledger_points import parse_point_crs, resolve_points
+from gis.services.ledger_tables import column_of, read_table, read_table_file
 
 LON, LAT = 121.05, 30.04
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import sqlalchemy as sa
@@ -23,8 +24,6 @@ from sqlalchemy.orm import Session
 
 from gis.errors import ValidationError
 from gis.geo import Crs, gcj02_to_wgs84, geodesic_distance_m
-from gis.ingest.points import Points, parse_point_crs, resolve_points
-from gis.ingest.tables import HEADERS, RowError, Table, cell_text
 from gis.layers.base import point_lonlat, utcnow
 from gis.layers.cameras import Camera, CameraKind, CameraStatus
 from gis.layers.categories import Category, Platform
@@ -34,6 +33,8 @@ from gis.layers.regions import Region, RegionLevel, region_code
 from gis.layers.units import ResponderUnit, UnitStatus, UnitType
 from gis.layers.users import Role, User
 from gis.services.cameras import check_view, refresh_view
+from gis.services.ledger_points import Points, parse_point_crs, resolve_points
+from gis.services.ledger_tables import HEADERS, RowError, Table, cell_text
 
 
 class LedgerKind(StrEnum):
@@ -207,7 +208,8 @@ def plan_import(
         for number, row in table.rows:
             # Rows without a usable position are checked too: every error of the file at once.
             located = points.lonlat.get(number) if number in towns else None
-            record = build(session, number, row, table, located, towns.get(number, ""), plan)
+            line = _Line(plan, table, number, row)
+            record = build(session, line, located, towns.get(number, ""))
             if record is not None:
                 records.append(record)
     _drop_duplicates(records, table, kind, plan)
@@ -229,16 +231,52 @@ def _error(plan: ImportPlan, table: Table, row: int, column: str, value: Any, wh
     plan.errors.append(RowError(row, header, cell_text(value), why))
 
 
-def _required(plan: ImportPlan, table: Table, number: int, row: dict[str, Any]) -> bool:
+W = TypeVar("W")
+
+
+@dataclass(frozen=True)
+class _Line:
+    """A row of the file being checked: its number and cells, and the plan its errors go to
+    (named by the file's own headers)."""
+
+    plan: ImportPlan
+    table: Table
+    number: int
+    row: dict[str, Any]
+
+    def text(self, column: str) -> str | None:
+        """The cell of ``column`` as text (None: blank)."""
+        return _text(self.row, column)
+
+    def error(self, column: str, value: Any, why: str) -> None:
+        """Record why the cell of ``column`` (``value``) is refused."""
+        _error(self.plan, self.table, self.number, column, value, why)
+
+    def lookup(
+        self, column: str, words: Mapping[str, W], what: str, known: str
+    ) -> W | Literal[False] | None:
+        """What the cell of ``column`` names in ``words`` (lower-cased or as written): None
+        when blank, False after recording that it is an unknown ``what`` (one of ``known``)."""
+        text = self.text(column)
+        if text is None:
+            return None
+        found = words.get(text.lower()) or words.get(text)
+        if found is None:
+            self.error(column, text, f"unknown {what}; one of: {known}")
+            return False
+        return found
+
+
+def _required(line: _Line) -> bool:
     ok = True
-    for column in REQUIRED[plan.kind]:
-        if _text(row, column) is None:
-            _error(plan, table, number, column, None, "required")
+    for column in REQUIRED[line.plan.kind]:
+        if line.text(column) is None:
+            line.error(column, None, "required")
             ok = False
     for column, limit in (("code", 40), ("name", 100)):
-        value = _text(row, column)
+        value = line.text(column)
         if value is not None and len(value) > limit:
-            _error(plan, table, number, column, value, f"longer than {limit} characters")
+            line.error(column, value, f"longer than {limit} characters")
             ok = False
     return ok
 
@@ -249,16 +287,14 @@ def check_phone(text: str) -> str | None:
     return digits if _PHONE.match(digits) else None
 
 
-def _phone(plan: ImportPlan, table: Table, number: int, row: dict[str, Any]) -> str | bool | None:
+def _phone(line: _Line) -> str | bool | None:
     """The row's phone (None: blank), or False after recording why it is not a phone."""
-    text = _text(row, "phone")
+    text = line.text("phone")
     if text is None:
         return None
     phone = check_phone(text)
     if phone is None:
-        _error(
-            plan, table, number, "phone", text, "not a phone number (11-digit mobile or landline)"
-        )
+        line.error("phone", text, "not a phone number (11-digit mobile or landline)")
         return False
     return phone
 
@@ -388,12 +424,10 @@ def _suspect_gcj(session: Session, points: Points, crs: str | None, plan: Import
         )
 
 
-def _town_given(
-    session: Session, plan: ImportPlan, table: Table, number: int, row: dict[str, Any]
-) -> str | bool | None:
+def _town_given(session: Session, line: _Line) -> str | bool | None:
     """The jurisdiction the row names (code or name of a town or county), None when blank,
     False after recording an error."""
-    text = _text(row, "town")
+    text = line.text("town")
     if text is None:
         return None
     if text.isdigit():
@@ -413,50 +447,36 @@ def _town_given(
         )
         if named is not None:
             return named
-    _error(plan, table, number, "town", text, "no town or county with this code or name")
+    line.error("town", text, "no town or county with this code or name")
     return False
 
 
 def _unit_record(
-    session: Session,
-    number: int,
-    row: dict[str, Any],
-    table: Table,
-    lonlat: tuple[float, float] | None,
-    town: str,
-    plan: ImportPlan,
+    session: Session, line: _Line, lonlat: tuple[float, float] | None, town: str
 ) -> Record | None:
-    ok = _required(plan, table, number, row)
-    type_text = _text(row, "type") or ""
-    unit_type = UNIT_TYPES.get(type_text.lower()) or UNIT_TYPES.get(type_text)
-    if type_text and unit_type is None:
-        known = ", ".join(t.value for t in UnitType)
-        _error(plan, table, number, "type", type_text, f"unknown unit type; one of: {known}")
-        ok = False
-    platform_text = _text(row, "platform")
-    platform = PLATFORMS.get((platform_text or "").lower()) if platform_text else None
-    if platform_text and platform is None:
-        known = ", ".join(p.value for p in Platform)
-        _error(plan, table, number, "platform", platform_text, f"unknown platform; one of: {known}")
-        ok = False
-    phone = _phone(plan, table, number, row)
-    jurisdiction = _town_given(session, plan, table, number, row)
-    if not ok or phone is False or jurisdiction is False or unit_type is None or lonlat is None:
+    ok = _required(line)
+    unit_type = line.lookup("type", UNIT_TYPES, "unit type", ", ".join(t.value for t in UnitType))
+    platform = line.lookup("platform", PLATFORMS, "platform", ", ".join(p.value for p in Platform))
+    phone = _phone(line)
+    jurisdiction = _town_given(session, line)
+    if not ok or not unit_type or platform is False or phone is False or jurisdiction is False:
+        return None
+    if lonlat is None:
         return None
     jurisdiction = jurisdiction or town
     if not jurisdiction:
-        _error(plan, table, number, "town", None, "no town covers the point: give 所属乡镇/town")
+        line.error("town", None, "no town covers the point: give 所属乡镇/town")
         return None
     platform = platform or platform_of(session, unit_type)
     if platform is None:
         why = "no category of the catalog is handled by this unit type: give 平台/platform"
-        _error(plan, table, number, "type", type_text, why)
+        line.error("type", line.text("type"), why)
         return None
     return Record(
-        number,
-        str(_text(row, "code")),
+        line.number,
+        str(line.text("code")),
         {
-            "name": _text(row, "name"),
+            "name": line.text("name"),
             "unit_type": unit_type.value,
             "platform": platform.value,
             "jurisdiction_code": jurisdiction,
@@ -477,50 +497,29 @@ def platform_of(session: Session, unit_type: UnitType) -> Platform | None:
     return Platform(platforms.pop()) if len(platforms) == 1 else None
 
 
-def _float(
-    plan: ImportPlan, table: Table, number: int, row: dict[str, Any], column: str
-) -> float | bool | None:
-    text = _text(row, column)
+def _float(line: _Line, column: str) -> float | bool | None:
+    text = line.text(column)
     if text is None:
         return None
     try:
         return float(text.rstrip("°度米m"))
     except ValueError:
-        _error(plan, table, number, column, text, "not a number")
+        line.error(column, text, "not a number")
         return False
 
 
 def _camera_record(
-    session: Session,
-    number: int,
-    row: dict[str, Any],
-    table: Table,
-    lonlat: tuple[float, float] | None,
-    town: str,
-    plan: ImportPlan,
+    session: Session, line: _Line, lonlat: tuple[float, float] | None, town: str
 ) -> Record | None:
-    ok = _required(plan, table, number, row)
-    kind_text = _text(row, "type")
-    kind = CameraKind.FIXED
-    if kind_text is not None:
-        found = CAMERA_KINDS.get(kind_text.lower()) or CAMERA_KINDS.get(kind_text)
-        if found is None:
-            known = "fixed/枪机, dome/球机, ptz/云台"
-            _error(plan, table, number, "type", kind_text, f"unknown camera type; one of: {known}")
-            ok = False
-        else:
-            kind = found
-    status_text = _text(row, "status")
-    status = None
-    if status_text is not None:
-        status = CAMERA_STATUSES.get(status_text.lower()) or CAMERA_STATUSES.get(status_text)
-        if status is None:
-            known = "online/在线, offline/离线, maintenance/维修"
-            _error(plan, table, number, "status", status_text, f"unknown status; one of: {known}")
-            ok = False
-    values = {c: _float(plan, table, number, row, c) for c in ("bearing", "fov", "range")}
-    if not ok or any(v is False for v in values.values()):
+    ok = _required(line)
+    kind = line.lookup("type", CAMERA_KINDS, "camera type", "fixed/枪机, dome/球机, ptz/云台")
+    status = line.lookup(
+        "status", CAMERA_STATUSES, "status", "online/在线, offline/离线, maintenance/维修"
+    )
+    values = {c: _float(line, c) for c in ("bearing", "fov", "range")}
+    if not ok or kind is False or status is False or any(v is False for v in values.values()):
         return None
+    kind = kind or CameraKind.FIXED
     fov_default, range_default = CAMERA_DEFAULTS[kind]
     given = {c: float(v) for c, v in values.items() if v is not None}
     heading = given.get("bearing", 0.0)
@@ -532,12 +531,12 @@ def _camera_record(
         column = {"heading_deg": "bearing", "fov_deg": "fov", "range_m": "range"}[
             error.detail.split(" ", 1)[0]
         ]
-        _error(plan, table, number, column, row.get(column), error.detail)
+        line.error(column, line.row.get(column), error.detail)
         return None
     if lonlat is None:
         return None
     fields: dict[str, Any] = {
-        "name": _text(row, "name"),
+        "name": line.text("name"),
         "kind": kind.value,
         "heading_deg": heading,
         "fov_deg": fov,
@@ -547,7 +546,7 @@ def _camera_record(
     }
     if status is not None:
         fields["status"] = status.value
-    return Record(number, str(_text(row, "code")), fields)
+    return Record(line.number, str(line.text("code")), fields)
 
 
 def _member_records(session: Session, table: Table, plan: ImportPlan) -> list[Record]:
@@ -562,11 +561,12 @@ def _member_records(session: Session, table: Table, plan: ImportPlan) -> list[Re
         by_name.setdefault(each.name, []).append(each)
     records: list[Record] = []
     for number, row in table.rows:
-        ok = _required(plan, table, number, row)
-        phone = _phone(plan, table, number, row)
-        village = _text(row, "village")
+        line = _Line(plan, table, number, row)
+        ok = _required(line)
+        phone = _phone(line)
+        village = line.text("village")
         found: list[Grid] = []
-        for part in _SPLIT.split(_text(row, "grid") or ""):
+        for part in _SPLIT.split(line.text("grid") or ""):
             if not part:
                 continue
             grid: Grid | None = by_code.get(part)
@@ -579,22 +579,16 @@ def _member_records(session: Session, table: Table, plan: ImportPlan) -> list[Re
                 if len(named) == 1:
                     grid = named[0]
                 elif len(named) > 1:
-                    _error(
-                        plan, table, number, "grid", part,
+                    line.error(
+                        "grid",
+                        part,
                         "more than one grid has this name: give 所属村社/village or the grid code",
-                    )  # fmt: skip
+                    )
                     ok = False
                     continue
             if grid is None:
                 where = f" in village {village}" if village else ""
-                _error(
-                    plan,
-                    table,
-                    number,
-                    "grid",
-                    part,
-                    f"no current grid with this code or name{where}",
-                )
+                line.error("grid", part, f"no current grid with this code or name{where}")
                 ok = False
                 continue
             found.append(grid)
@@ -602,14 +596,14 @@ def _member_records(session: Session, table: Table, plan: ImportPlan) -> list[Re
             continue
         towns = {g.town_code for g in found}
         if len(towns) > 1:
-            _error(plan, table, number, "grid", _text(row, "grid"), "grids of different towns")
+            line.error("grid", line.text("grid"), "grids of different towns")
             continue
         records.append(
             Record(
                 number,
                 phone,
                 {
-                    "name": _text(row, "name"),
+                    "name": line.text("name"),
                     "phone": phone,
                     "town_code": towns.pop(),
                     "grids": sorted({g.code for g in found}),

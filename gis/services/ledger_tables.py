@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,9 +87,9 @@ def column_of(header: str) -> str | None:
 
 
 def cell_text(value: Any) -> str | None:
-    """A cell as text: None for blank, integral floats without ".0" (Excel stores 13800000000
-    and codes as numbers)."""
-    if value is None:
+    """A cell as text: None for blank (or NaN, a missing number of a GIS layer), integral floats
+    without ".0" (Excel and GIS layers store 13800000000 and codes as numbers)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
