@@ -20,9 +20,10 @@ esda's permutation kernels are numba functions compiled on their first call in a
 (~30 s of CPU on this machine). They are compiled once per installation, not per process: esda
 does not ask numba to cache them, so ``_cache_kernels`` does, and a later process (a worker, a
 notebook's kernel, a test run) loads the machine code from numba's cache (``__pycache__`` beside
-esda, or ``NUMBA_CACHE_DIR``) in a few seconds. ``warm_up`` compiles or loads them on a tiny
-lattice; the API runs it in a background thread at startup (``GIS_ANALYTICS_WARMUP``) so that
-no request pays for it.
+esda, or ``NUMBA_CACHE_DIR``) — all but the one that takes another kernel as an argument
+(``_NOT_CACHEABLE``), which each process compiles: ~5 s in all. ``warm_up`` compiles or loads
+them on a tiny lattice; the API runs it in a background thread at startup
+(``GIS_ANALYTICS_WARMUP``) so that no request pays for it.
 """
 
 from __future__ import annotations
@@ -790,6 +791,11 @@ def _side(
 # --- Warm-up -------------------------------------------------------------------------------------
 
 _cached = threading.Event()
+# Kernels that take another kernel as an argument (``stat_func``): numba keys their cache by that
+# kernel's type, which names the function object of one process, so every process added an
+# entry to the index and, once it held one of a process gone, saving it failed ("underlying
+# object has vanished") and took the Gi* computation down with it. They compile per process.
+_NOT_CACHEABLE = frozenset({"compute_chunk"})
 _cache_lock = threading.Lock()
 _warm = threading.Event()
 _warm_lock = threading.Lock()
@@ -815,8 +821,10 @@ def _cache_kernels() -> None:
         from numba.core.registry import CPUDispatcher
 
         for module in (esda.crand, esda.getisord):
-            for kernel in list(vars(module).values()):
-                if isinstance(kernel, CPUDispatcher) and not kernel.overloads:
+            for name, kernel in list(vars(module).items()):
+                if name in _NOT_CACHEABLE or not isinstance(kernel, CPUDispatcher):
+                    continue
+                if not kernel.overloads:
                     kernel.enable_caching()
         _cached.set()
 
