@@ -85,13 +85,16 @@ SELECT coalesce(min(id), 0) AS oldest,
 FROM live_events
 """
 )
-# Transactions (other than ours) that may still commit feed rows.
+# Transactions (other than ours) that may still commit feed rows — of this database: pg_locks
+# lists the whole server's, and a writer of another database on the same server (a staging
+# copy, a test worker) must not hold this feed back.
 _WRITERS_SQL = sa.text(
     f"""
 SELECT coalesce(array_agg(virtualtransaction ORDER BY virtualtransaction), '{{}}') AS writers
 FROM pg_locks
 WHERE locktype = 'advisory' AND classid = {LIVE_LOCK[0]} AND objid = {LIVE_LOCK[1]}
   AND objsubid = 2 AND pid <> pg_backend_pid()
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 """  # noqa: S608 -- module constants only
 )
 _PRUNE_SQL = sa.text(

@@ -411,6 +411,7 @@ def _settled_watermark(session: Session, table: str, timeout_s: float) -> tuple[
         SELECT DISTINCT virtualtransaction FROM pg_locks
          WHERE locktype = 'relation' AND mode = 'RowExclusiveLock' AND granted
            AND pid <> pg_backend_pid()
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
            AND relation IN (SELECT CAST(:t AS regclass) UNION ALL
                             SELECT inhrelid FROM pg_inherits
                              WHERE inhparent = CAST(:t AS regclass))

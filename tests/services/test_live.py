@@ -139,3 +139,30 @@ def test_delivery_stops_at_a_gap_until_it_is_settled() -> None:
     assert [e.id for e in ready] == [5, 6, 8, 9] and not gap
     ready, gap = live.deliverable(events(7, 9), after=4, settled=7)
     assert [e.id for e in ready] == [7] and gap
+
+
+def test_a_writer_of_another_database_does_not_hold_the_feed_back(
+    engine: sa.Engine, settings: object
+) -> None:
+    """pg_locks lists the whole server's locks: the feed's writers are those of its own
+    database (a test worker or a staging copy beside it must not stall the hubs)."""
+    from sqlalchemy.engine import make_url
+
+    from gis.layers.live import LIVE_LOCK
+    from gis.queries import run
+
+    here = make_url(engine.url)
+    elsewhere = sa.create_engine(here.set(database="postgres"))
+    lock = sa.text("SELECT pg_advisory_xact_lock_shared(:a, :b)")
+    try:
+        with elsewhere.connect() as other, other.begin():
+            other.execute(lock, {"a": LIVE_LOCK[0], "b": LIVE_LOCK[1]})
+            with engine.connect() as mine, mine.begin():
+                with Session(bind=mine) as session:
+                    assert run(session, live.writers_flow()) == frozenset()
+                with engine.connect() as writer, writer.begin():
+                    writer.execute(lock, {"a": LIVE_LOCK[0], "b": LIVE_LOCK[1]})
+                    with Session(bind=mine) as session:
+                        assert len(run(session, live.writers_flow())) == 1
+    finally:
+        elsewhere.dispose()
