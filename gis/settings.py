@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from typing import Literal
 
@@ -416,6 +417,12 @@ class Settings(BaseSettings):
         description="A running job whose heartbeat is older than this (its process died) is "
         "marked failed when read or at startup.",
     )
+
+    @property
+    def stats_stale_after(self) -> timedelta:
+        """How old the stored statistics facts may be before figures are computed exactly
+        (``stats_stale_after_s``): one reading for /stats, the command-room map and the CLI."""
+        return timedelta(seconds=self.stats_stale_after_s)
 
     @field_validator("database_url")
     @classmethod

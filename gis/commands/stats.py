@@ -49,7 +49,6 @@ def _run(
     output: str,
 ) -> None:
     import json
-    from datetime import timedelta
 
     from rich.table import Table
 
@@ -76,7 +75,7 @@ def _run(
             session,
             clock,
             now=now,
-            stale_after=timedelta(seconds=settings.stats_stale_after_s),
+            stale_after=settings.stats_stale_after,
         )
         if kind == "cases":
             dims = stats.parse_group_by(group_by)

@@ -68,7 +68,7 @@ class Window:
         self._as_of = as_of
         self._now = now
         self._session = session
-        self._stale_after = timedelta(seconds=settings.stats_stale_after_s)
+        self._stale_after = settings.stats_stale_after
         self.format = _reply_format(request, format)
 
     @cached_property
