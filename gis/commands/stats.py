@@ -56,7 +56,6 @@ def _run(
     from gis.errors import ValidationError
     from gis.layers.base import utcnow
     from gis.services import stats
-    from gis.services.deadlines import SHANGHAI
     from gis.settings import get_settings
 
     settings = get_settings()
@@ -65,9 +64,7 @@ def _run(
     with command_session(settings) as session:
         now = utcnow()
         stop = parse_moment(end, "to") or now
-        begin = parse_moment(start, "from") or datetime(
-            stop.astimezone(SHANGHAI).year, 1, 1, tzinfo=SHANGHAI
-        )
+        begin = parse_moment(start, "from") or stats.default_start(stop)
         clock = parse_moment(as_of, "as-of")
         towns = None if town is None else (town,)
         # None: the stored facts, unless they are stale (then exact as of now).

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from gis.errors import ConflictError, ValidationError
 from gis.layers.categories import PLATFORM_NAMES_ZH, Platform, parse_platform
+from gis.services.deadlines import SHANGHAI
 
 # Grouping dimensions: name → SQL expression over the ``facts`` CTE.
 # A whitelist: only these identifiers ever reach the SQL text.
@@ -588,6 +589,13 @@ def refresh_facts(
         events_watermark=keep_events,
         waited_s=waited,
     )
+
+
+def default_start(end: datetime) -> datetime:
+    """Where a window without a start begins: 1 January (China Standard Time) of ``end``'s
+    year, or the day before ``end`` when ``end`` is that very instant (never an empty window)."""
+    start = datetime(end.astimezone(SHANGHAI).year, 1, 1, tzinfo=SHANGHAI)
+    return start if start < end else end - timedelta(days=1)
 
 
 def choose_as_of(
