@@ -18,6 +18,12 @@ DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/gi
 BASEMAP_CRS_PATTERN = "^(wgs84|gcj02)$"
 
 
+# The defaults of GIS_SNAP_METERS and GIS_COVERAGE_MARGIN_M, and of the services that place a
+# point (``snap_m``, ``coverage_margin_m``) when their caller passes none: one figure each.
+DEFAULT_SNAP_M = 50.0
+DEFAULT_COVERAGE_MARGIN_M = 50_000.0
+
+
 class Settings(BaseSettings):
     """Every setting of the service; each is documented in the README."""
 
@@ -88,7 +94,10 @@ class Settings(BaseSettings):
         "the check.",
     )
     snap_meters: float = Field(
-        50.0, ge=0, le=5_000, description="A point this close to a grid is snapped into it."
+        DEFAULT_SNAP_M,
+        ge=0,
+        le=5_000,
+        description="A point this close to a grid is snapped into it.",
     )
     dask_scheduler: str | None = Field(
         None,
@@ -96,7 +105,7 @@ class Settings(BaseSettings):
         "unset: a local cluster.",
     )
     coverage_margin_m: float = Field(
-        50_000.0,
+        DEFAULT_COVERAGE_MARGIN_M,
         ge=0,
         le=500_000,
         description="A report outside every town but this close to one (metres) goes to that "
