@@ -45,6 +45,9 @@ from gis.layers.regions import RegionLevel, get_region
 from gis.services import jobs, routing
 from gis.services.jobs import Progress, no_progress
 from gis.services.siting import (
+    DEFAULT_TIME_LIMIT_S,
+    TIME_LIMIT_S,
+    Bounds,
     Solution,
     grid_of,
     highs_model,
@@ -61,7 +64,9 @@ MAX_K = 50
 MIN_CASES = 10
 DEFAULT_MAX_CANDIDATES = 300
 MAX_CANDIDATES = 1_000
-DEFAULT_TIME_LIMIT_S = 50.0
+# A station-siting job's parameters besides the solver's time limit (``siting.TIME_LIMIT_S``).
+K = Bounds(1, MAX_K)
+CANDIDATES = Bounds(10, MAX_CANDIDATES)
 # Candidates each demand point may be assigned to in the MILP (the rest priced by a fallback).
 NEAREST = 25
 # Cases on one segment within this share of its length are one demand point.
@@ -116,12 +121,9 @@ def check_query(session: Session, query: StationSitingQuery) -> Platform:
     platform = parse_platform(query.platform)
     if platform is None:
         raise ValidationError("give a platform")
-    if not 1 <= query.k <= MAX_K:
-        raise ValidationError(f"k must be between 1 and {MAX_K}")
-    if not 10 <= query.max_candidates <= MAX_CANDIDATES:
-        raise ValidationError(f"max_candidates must be between 10 and {MAX_CANDIDATES}")
-    if not 1 <= query.time_limit_s <= 600:
-        raise ValidationError("time_limit_s must be between 1 and 600")
+    K.check("k", query.k)
+    CANDIDATES.check("max_candidates", query.max_candidates)
+    TIME_LIMIT_S.check("time_limit_s", query.time_limit_s)
     query.period()
     return platform
 
