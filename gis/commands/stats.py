@@ -26,7 +26,7 @@ FormatOpt = Annotated[str, typer.Option("--format", help=FORMAT_HELP)]
 
 def parse_moment(text: str | None, name: str) -> datetime | None:
     from gis.errors import ValidationError
-    from gis.services.deadlines import SHANGHAI
+    from gis.layers.base import LOCAL_TZ
 
     if text is None:
         return None
@@ -35,7 +35,7 @@ def parse_moment(text: str | None, name: str) -> datetime | None:
     except ValueError:
         raise ValidationError(f"--{name} {text!r} is not ISO 8601 (e.g. 2026-03-01)") from None
     # A bare date or time is read as China Standard Time, as the towns read their reports.
-    return moment if moment.tzinfo else moment.replace(tzinfo=SHANGHAI)
+    return moment if moment.tzinfo else moment.replace(tzinfo=LOCAL_TZ)
 
 
 def _run(

@@ -37,8 +37,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gis.errors import ConflictError, ValidationError
+from gis.layers.base import LOCAL_TZ
 from gis.layers.categories import PLATFORM_NAMES_ZH, Platform, parse_platform
-from gis.services.deadlines import SHANGHAI
 
 # Grouping dimensions: name → SQL expression over the ``facts`` CTE.
 # A whitelist: only these identifiers ever reach the SQL text.
@@ -594,7 +594,7 @@ def refresh_facts(
 def default_start(end: datetime) -> datetime:
     """Where a window without a start begins: 1 January (China Standard Time) of ``end``'s
     year, or the day before ``end`` when ``end`` is that very instant (never an empty window)."""
-    start = datetime(end.astimezone(SHANGHAI).year, 1, 1, tzinfo=SHANGHAI)
+    start = datetime(end.astimezone(LOCAL_TZ).year, 1, 1, tzinfo=LOCAL_TZ)
     return start if start < end else end - timedelta(days=1)
 
 
