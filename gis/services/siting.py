@@ -95,8 +95,7 @@ class CameraSitingQuery:
             k=int(params["k"]),
             range_m=float(params.get("range_m") or DEFAULT_RANGE_M),
             spacing_m=float(params.get("spacing_m") or DEFAULT_SPACING_M),
-            since=stored_time(params.get("since")),
-            until=stored_time(params.get("until")),
+            **stored_period(params),
             time_limit_s=float(params.get("time_limit_s") or DEFAULT_TIME_LIMIT_S),
         )
 
@@ -107,8 +106,7 @@ class CameraSitingQuery:
             "k": self.k,
             "range_m": self.range_m,
             "spacing_m": self.spacing_m,
-            "since": None if self.since is None else self.since.isoformat(),
-            "until": None if self.until is None else self.until.isoformat(),
+            **period_params(self.since, self.until),
             "time_limit_s": self.time_limit_s,
         }
 
@@ -126,9 +124,20 @@ def year_period(since: datetime | None, until: datetime | None) -> tuple[datetim
     return since, until
 
 
-def stored_time(value: Any) -> datetime | None:
-    """A time a job stored in its params (ISO 8601), or None."""
-    return None if value is None else datetime.fromisoformat(str(value))
+def stored_period(params: dict[str, Any]) -> dict[str, datetime | None]:
+    """``since`` and ``until`` as ``period_params`` stored them in a job's params."""
+    return {
+        key: None if params.get(key) is None else datetime.fromisoformat(str(params[key]))
+        for key in ("since", "until")
+    }
+
+
+def period_params(since: datetime | None, until: datetime | None) -> dict[str, str | None]:
+    """``since`` and ``until`` as a job stores them in its params (ISO 8601, or None)."""
+    return {
+        "since": None if since is None else since.isoformat(),
+        "until": None if until is None else until.isoformat(),
+    }
 
 
 @dataclass(frozen=True)

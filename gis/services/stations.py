@@ -51,8 +51,9 @@ from gis.services.siting import (
     Solution,
     grid_of,
     highs_model,
+    period_params,
     site_layer,
-    stored_time,
+    stored_period,
     year_period,
 )
 from gis.settings import Settings, get_settings
@@ -92,8 +93,7 @@ class StationSitingQuery:
             town_code=str(params["town"]),
             platform=str(params["platform"]),
             k=int(params["k"]),
-            since=stored_time(params.get("since")),
-            until=stored_time(params.get("until")),
+            **stored_period(params),
             max_candidates=int(params.get("max_candidates") or DEFAULT_MAX_CANDIDATES),
             time_limit_s=float(params.get("time_limit_s") or DEFAULT_TIME_LIMIT_S),
         )
@@ -104,8 +104,7 @@ class StationSitingQuery:
             "town": self.town_code,
             "platform": self.platform,
             "k": self.k,
-            "since": None if self.since is None else self.since.isoformat(),
-            "until": None if self.until is None else self.until.isoformat(),
+            **period_params(self.since, self.until),
             "max_candidates": self.max_candidates,
             "time_limit_s": self.time_limit_s,
         }
