@@ -51,7 +51,7 @@ from gis.layers.grids import Grid
 from gis.layers.regions import Region, region_code
 from gis.services import grid_versions
 from gis.services.ledger_tables import cell_text
-from gis.settings import DEFAULT_SNAP_M
+from gis.settings import DEFAULT_PLAN_LOCK_TIMEOUT_S, DEFAULT_SNAP_M
 
 # Rough bounding box of China (as in gis.geo): converted boundaries must fall inside it.
 _CHINA = (72.0, 0.8, 137.9, 55.9)
@@ -545,7 +545,7 @@ def commit_import(
     *,
     actor: str,
     now: datetime | None = None,
-    lock_timeout_s: float = 10.0,
+    lock_timeout_s: float = DEFAULT_PLAN_LOCK_TIMEOUT_S,
     snap_m: float = DEFAULT_SNAP_M,
 ) -> dict[str, int]:
     """Write an import plan in the caller's transaction (grids: new dated versions; open cases
