@@ -10,12 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from gis.api.schemas.types import PLATFORMS, Omittable, StrictInt, Time, one_of
 from gis.services import siting, stations
 
-_TIME_LIMIT = Field(
-    siting.DEFAULT_TIME_LIMIT_S,
-    ge=siting.TIME_LIMIT_S.low,
-    le=siting.TIME_LIMIT_S.high,
-    description="Solver time limit (s)",
-)
+TimeLimit = Annotated[
+    float,
+    Field(
+        ge=siting.TIME_LIMIT_S.low, le=siting.TIME_LIMIT_S.high, description="Solver time limit (s)"
+    ),
+]
 
 
 class JobRead(BaseModel):
@@ -103,7 +103,7 @@ class CameraSitingCreate(BaseModel):
     )
     since: Time | None = Field(None, description="Cases from (default: a year before until)")
     until: Time | None = Field(None, description="…until before (default: now)")
-    time_limit_s: float = _TIME_LIMIT
+    time_limit_s: TimeLimit = siting.DEFAULT_TIME_LIMIT_S
 
 
 class StationSitingCreate(BaseModel):
@@ -129,4 +129,4 @@ class StationSitingCreate(BaseModel):
         le=stations.CANDIDATES.high,
         description="Road nodes kept as candidate sites (thinned above)",
     )
-    time_limit_s: float = _TIME_LIMIT
+    time_limit_s: TimeLimit = siting.DEFAULT_TIME_LIMIT_S
