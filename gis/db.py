@@ -51,15 +51,21 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session whose transaction commits on success and rolls back on any error."""
-    with make_sessionmaker(engine)() as session:
-        try:
-            with translate_db_errors():
-                yield session
-                session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    """A session whose transaction commits on success and rolls back on any error (driver errors,
+    the commit's too, raised as domain errors)."""
+    with make_sessionmaker(engine)() as session, translate_db_errors(), committing(session):
+        yield session
+
+
+@contextmanager
+def committing(session: Session) -> Iterator[Session]:
+    """Commit what the block wrote; on any error roll it back (locks released now) and re-raise."""
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
 
 
 _PG_UNIQUE_VIOLATION = "23505"

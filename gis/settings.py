@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from typing import Literal
 
@@ -15,6 +16,17 @@ PlatformName = Literal["governance", "market", "enforcement", "service"]
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/gis"
 # The coordinates a configured basemap's tiles are drawn in (gis.maps.tiles.BASEMAP_CRS_NAMES).
 BASEMAP_CRS_PATTERN = "^(wgs84|gcj02)$"
+
+
+# Defaults of settings that are also the defaults of a service's parameter when its caller passes
+# none (a test, the demo loader, a library call): one figure each, the README's.
+DEFAULT_SNAP_M = 50.0  # GIS_SNAP_METERS
+DEFAULT_COVERAGE_MARGIN_M = 50_000.0  # GIS_COVERAGE_MARGIN_M
+DEFAULT_PLAN_LOCK_TIMEOUT_S = 10.0  # GIS_PLAN_LOCK_TIMEOUT_S
+DEFAULT_DISPATCH_MAX_OUTSIDE_M = 20_000.0  # GIS_DISPATCH_MAX_OUTSIDE_M
+DEFAULT_ROUTE_SNAP_SPEED_KMH = 5.0  # GIS_ROUTE_SNAP_SPEED_KMH
+DEFAULT_ROUTE_MAX_SNAP_M = 1_000.0  # GIS_ROUTE_MAX_SNAP_M
+DEFAULT_ROUTE_MARGIN_M = 3_000.0  # GIS_ROUTE_MARGIN_M
 
 
 class Settings(BaseSettings):
@@ -87,7 +99,10 @@ class Settings(BaseSettings):
         "the check.",
     )
     snap_meters: float = Field(
-        50.0, ge=0, le=5_000, description="A point this close to a grid is snapped into it."
+        DEFAULT_SNAP_M,
+        ge=0,
+        le=5_000,
+        description="A point this close to a grid is snapped into it.",
     )
     dask_scheduler: str | None = Field(
         None,
@@ -95,7 +110,7 @@ class Settings(BaseSettings):
         "unset: a local cluster.",
     )
     coverage_margin_m: float = Field(
-        50_000.0,
+        DEFAULT_COVERAGE_MARGIN_M,
         ge=0,
         le=500_000,
         description="A report outside every town but this close to one (metres) goes to that "
@@ -131,7 +146,7 @@ class Settings(BaseSettings):
         False, description="Boundary-plan warnings (repairs, imbalance…) also block apply."
     )
     plan_lock_timeout_s: float = Field(
-        10.0,
+        DEFAULT_PLAN_LOCK_TIMEOUT_S,
         gt=0,
         le=300,
         description="How long applying a plan waits for a concurrent change to the same "
@@ -202,25 +217,25 @@ class Settings(BaseSettings):
         description="Coordinates GIS_BASEMAP_FILE's tiles are drawn in: wgs84 or gcj02.",
     )
     dispatch_max_outside_m: float = Field(
-        20_000.0,
+        DEFAULT_DISPATCH_MAX_OUTSIDE_M,
         gt=0,
         description="A unit (AVL) or camera position farther than this from every town is "
         "rejected (m).",
     )
     route_snap_speed_kmh: float = Field(
-        5.0,
+        DEFAULT_ROUTE_SNAP_SPEED_KMH,
         gt=0,
         le=60,
         description="Speed of the off-road leg between a point and its nearest road (km/h).",
     )
     route_max_snap_m: float = Field(
-        1_000.0,
+        DEFAULT_ROUTE_MAX_SNAP_M,
         gt=0,
         le=20_000,
         description="A point farther than this from every road is unreachable by road (m).",
     )
     route_margin_m: float = Field(
-        3_000.0,
+        DEFAULT_ROUTE_MARGIN_M,
         ge=0,
         le=100_000,
         description="Roads this far beyond the box around incident and candidate units are "
@@ -416,6 +431,12 @@ class Settings(BaseSettings):
         description="A running job whose heartbeat is older than this (its process died) is "
         "marked failed when read or at startup.",
     )
+
+    @property
+    def stats_stale_after(self) -> timedelta:
+        """How old the stored statistics facts may be before figures are computed exactly
+        (``stats_stale_after_s``): one reading for /stats, the command-room map and the CLI."""
+        return timedelta(seconds=self.stats_stale_after_s)
 
     @field_validator("database_url")
     @classmethod

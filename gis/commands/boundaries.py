@@ -78,7 +78,11 @@ def import_boundaries(
         if dry_run(session, commit):
             return
         written = commit_import(
-            session, plan, actor=actor, lock_timeout_s=settings.plan_lock_timeout_s
+            session,
+            plan,
+            actor=actor,
+            lock_timeout_s=settings.plan_lock_timeout_s,
+            snap_m=settings.snap_meters,
         )
     console.print(f"[green]committed[/green]: {written}")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -85,7 +85,7 @@ def command_room(
             step=time_step,
             max_markers=max_markers,
             # The figures as /stats reads them (stored facts while fresh).
-            stale_after=timedelta(seconds=settings.stats_stale_after_s),
+            stale_after=settings.stats_stale_after,
         )
         m = build_command_room_map(
             data, basemap=chosen, metric=grid_metric, tianditu_key=settings.tianditu_key

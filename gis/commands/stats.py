@@ -26,7 +26,7 @@ FormatOpt = Annotated[str, typer.Option("--format", help=FORMAT_HELP)]
 
 def parse_moment(text: str | None, name: str) -> datetime | None:
     from gis.errors import ValidationError
-    from gis.services.deadlines import SHANGHAI
+    from gis.layers.base import LOCAL_TZ
 
     if text is None:
         return None
@@ -35,7 +35,7 @@ def parse_moment(text: str | None, name: str) -> datetime | None:
     except ValueError:
         raise ValidationError(f"--{name} {text!r} is not ISO 8601 (e.g. 2026-03-01)") from None
     # A bare date or time is read as China Standard Time, as the towns read their reports.
-    return moment if moment.tzinfo else moment.replace(tzinfo=SHANGHAI)
+    return moment if moment.tzinfo else moment.replace(tzinfo=LOCAL_TZ)
 
 
 def _run(
@@ -49,7 +49,6 @@ def _run(
     output: str,
 ) -> None:
     import json
-    from datetime import timedelta
 
     from rich.table import Table
 
@@ -57,7 +56,6 @@ def _run(
     from gis.errors import ValidationError
     from gis.layers.base import utcnow
     from gis.services import stats
-    from gis.services.deadlines import SHANGHAI
     from gis.settings import get_settings
 
     settings = get_settings()
@@ -66,9 +64,7 @@ def _run(
     with command_session(settings) as session:
         now = utcnow()
         stop = parse_moment(end, "to") or now
-        begin = parse_moment(start, "from") or datetime(
-            stop.astimezone(SHANGHAI).year, 1, 1, tzinfo=SHANGHAI
-        )
+        begin = parse_moment(start, "from") or stats.default_start(stop)
         clock = parse_moment(as_of, "as-of")
         towns = None if town is None else (town,)
         # None: the stored facts, unless they are stale (then exact as of now).
@@ -76,7 +72,7 @@ def _run(
             session,
             clock,
             now=now,
-            stale_after=timedelta(seconds=settings.stats_stale_after_s),
+            stale_after=settings.stats_stale_after,
         )
         if kind == "cases":
             dims = stats.parse_group_by(group_by)

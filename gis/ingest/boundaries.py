@@ -51,6 +51,7 @@ from gis.layers.grids import Grid
 from gis.layers.regions import Region, region_code
 from gis.services import grid_versions
 from gis.services.ledger_tables import cell_text
+from gis.settings import DEFAULT_PLAN_LOCK_TIMEOUT_S, DEFAULT_SNAP_M
 
 # Rough bounding box of China (as in gis.geo): converted boundaries must fall inside it.
 _CHINA = (72.0, 0.8, 137.9, 55.9)
@@ -544,11 +545,15 @@ def commit_import(
     *,
     actor: str,
     now: datetime | None = None,
-    lock_timeout_s: float = 10.0,
+    lock_timeout_s: float = DEFAULT_PLAN_LOCK_TIMEOUT_S,
+    snap_m: float = DEFAULT_SNAP_M,
 ) -> dict[str, int]:
-    """Write an import plan in the caller's transaction (grids: new dated versions)."""
+    """Write an import plan in the caller's transaction (grids: new dated versions; open cases
+    re-assigned with the snap distance ``snap_m``, as a plan apply does)."""
     if plan.level is Level.GRID:
-        return _commit_grids(session, plan, actor=actor, now=now, lock_timeout_s=lock_timeout_s)
+        return _commit_grids(
+            session, plan, actor=actor, now=now, lock_timeout_s=lock_timeout_s, snap_m=snap_m
+        )
     for feature in plan.added:
         session.add(
             Region(
@@ -584,6 +589,7 @@ def _commit_grids(
     actor: str,
     now: datetime | None,
     lock_timeout_s: float,
+    snap_m: float,
 ) -> dict[str, int]:
     # The same locks as a plan apply, so an import and an apply on one village never interleave.
     grid_versions.lock_regions(session, plan.parents, lock_timeout_s=lock_timeout_s)
@@ -623,6 +629,7 @@ def _commit_grids(
             source="import",
             note="boundary import",
             reason="grid boundaries re-imported",
+            snap_m=snap_m,
         ),
         now=now,
     )

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
 import folium
 from branca.element import MacroElement
 from folium import plugins
 from folium.template import Template
 
+from gis.layers.base import LOCAL_TZ
 from gis.layers.categories import PLATFORM_NAMES_ZH, Platform
 from gis.layers.units import unit_type_names
 from gis.maps.base import (
@@ -29,8 +29,6 @@ from gis.maps.base import (
 )
 from gis.maps.data import CameraView, Capped, CommandRoomData, GridStat, UnitPoint
 from gis.maps.live import LiveFeed, add_live_updates
-
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 
 HEAT_LAYER = "热力图 Heatmap"
 TIME_LAYER = "时序热力 Heatmap over time"

@@ -28,6 +28,7 @@ from gis.sample.names import person_names
 from gis.sample.places import STREAM_MEMBERS, Plan, stream
 from gis.services.assignment import grid_member, place_points, unit_choice
 from gis.services.partitions import Month, ensure_partitions
+from gis.settings import DEFAULT_SNAP_M
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,6 @@ LAYER_TABLES = (
 ID_TABLES = (
     "incident_events", "incidents", "grid_members", "grids", "cameras", "responder_units", "roads",
 )  # fmt: skip
-# The snap distance of a point drawn just outside every grid (the service's default).
-SNAP_M = 50.0
 # Grids existed a while before the first case of the history.
 GRIDS_VALID_BEFORE_HISTORY = timedelta(days=30)
 
@@ -541,7 +540,11 @@ def assign_cases(session: Session, bar: tqdm[Any] | None = None) -> None:
     ``sample_nearest`` (unit: ``unit_choice``, as intake)."""
     _execute_script(session, _POINTS)
     place_points(
-        session, "sample_points", into="sample_hits", params={"snap_m": SNAP_M}, grids_first=True
+        session,
+        "sample_points",
+        into="sample_hits",
+        params={"snap_m": DEFAULT_SNAP_M},
+        grids_first=True,
     )
     if bar is not None:
         bar.update(2)

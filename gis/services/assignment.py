@@ -33,8 +33,7 @@ from sqlalchemy.orm import Session
 from gis.errors import OutsideCoverageError
 from gis.layers.incidents import LocationQuality
 from gis.queries import Flow, Query, run
-
-DEFAULT_COVERAGE_MARGIN_M = 50_000.0
+from gis.settings import DEFAULT_COVERAGE_MARGIN_M, DEFAULT_SNAP_M
 
 # The query point, built server-side from bound parameters. Spelled inline (not joined from a
 # CTE) wherever an index should serve it: the planner can only use a GiST index, and KNN
@@ -357,7 +356,7 @@ def locate(
     lat: float,
     *,
     at: datetime | None = None,
-    snap_m: float = 50.0,
+    snap_m: float = DEFAULT_SNAP_M,
     coverage_margin_m: float = DEFAULT_COVERAGE_MARGIN_M,
 ) -> Location:
     """The grid, village, town, county and member of a WGS84 point as of ``at`` (default now)."""
@@ -371,7 +370,7 @@ def locate_flow(
     lat: float,
     *,
     at: datetime | None = None,
-    snap_m: float = 50.0,
+    snap_m: float = DEFAULT_SNAP_M,
     coverage_margin_m: float = DEFAULT_COVERAGE_MARGIN_M,
 ) -> Flow[Location]:
     """``locate`` as a flow (``gis.queries``): the API runs it on asyncpg."""

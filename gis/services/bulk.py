@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from gis.errors import BulkJobError
 from gis.layers.incidents import FINAL_STATUSES
 from gis.services import reassign
+from gis.settings import DEFAULT_SNAP_M
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -188,7 +189,7 @@ def stage_on_dask(
     client: Client,
     *,
     partitions: int | None = None,
-    snap_m: float = 50.0,
+    snap_m: float = DEFAULT_SNAP_M,
     progress: bool = True,
     table: str = reassign.STAGE_PREFIX,
     on_partition: Callable[[int], None] | None = None,

@@ -26,7 +26,7 @@ from gis.layers.base import point_lonlat, utcnow
 from gis.layers.cameras import Camera, CameraKind, CameraStatus, find_camera, get_camera
 from gis.layers.incidents import ReporterKind
 from gis.layers.regions import Region, RegionLevel
-from gis.services.dispatch import DEFAULT_MAX_OUTSIDE_M, check_near_county
+from gis.services.dispatch import check_near_county
 from gis.services.intake import (
     IncidentReport,
     IntakeResult,
@@ -34,7 +34,7 @@ from gis.services.intake import (
     ReportLocation,
     report_incident,
 )
-from gis.settings import Settings
+from gis.settings import DEFAULT_DISPATCH_MAX_OUTSIDE_M, Settings
 
 MAX_RANGE_M = 5_000.0
 # Vertices along a view's arc: with 64 the chord of a full circle falls short of the range by
@@ -126,7 +126,7 @@ def create_camera(
     fov_deg: float | None = None,
     range_m: float = 100.0,
     town_code: str | None = None,
-    max_outside_m: float = DEFAULT_MAX_OUTSIDE_M,
+    max_outside_m: float = DEFAULT_DISPATCH_MAX_OUTSIDE_M,
 ) -> Camera:
     """Add a camera at a WGS84 point, with its view computed; a used code is a conflict."""
     if fov_deg is None:
@@ -158,7 +158,7 @@ def update_camera(
     code: str,
     changes: dict[str, Any],
     *,
-    max_outside_m: float = DEFAULT_MAX_OUTSIDE_M,
+    max_outside_m: float = DEFAULT_DISPATCH_MAX_OUTSIDE_M,
 ) -> Camera:
     """Change a camera's fields (name, kind, status, heading, fov, range, position, town);
     the view is recomputed whenever what it depends on changes."""

@@ -17,8 +17,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from gis.errors import ValidationError
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+from gis.layers.base import LOCAL_TZ
 
 # More than ten years of working days: a bound that only a corrupt calendar could reach.
 _MAX_DAYS = 4_000
@@ -30,7 +29,7 @@ class WorkingCalendar:
 
     start: time = time(8, 30)
     end: time = time(17, 30)
-    tz: ZoneInfo = SHANGHAI
+    tz: ZoneInfo = LOCAL_TZ
     weekdays: frozenset[int] = frozenset({0, 1, 2, 3, 4})  # Monday = 0
     holidays: frozenset[date] = field(default_factory=frozenset)
     workdays: frozenset[date] = field(default_factory=frozenset)  # weekend make-up days (调休)

@@ -37,6 +37,7 @@ from gis.layers.units import (
 from gis.queries import Flow, Query, Row
 from gis.services.clock import check_device_time
 from gis.services.routing import RouteOptions, drive_times, route_lines
+from gis.settings import DEFAULT_DISPATCH_MAX_OUTSIDE_M
 
 MAX_K = 50
 # Drive time is computed for this many straight-line-nearest candidates per unit asked for.
@@ -47,7 +48,6 @@ MAX_K = 50
 CANDIDATES_PER_K = 6
 MIN_CANDIDATES = 20
 MAX_CANDIDATES = 200
-DEFAULT_MAX_OUTSIDE_M = 20_000.0
 
 
 class RankBy(StrEnum):
@@ -400,7 +400,11 @@ _NEAR_TOWN_SQL = sa.text(
 
 
 def check_near_county(
-    session: Session, lon: float, lat: float, *, max_outside_m: float = DEFAULT_MAX_OUTSIDE_M
+    session: Session,
+    lon: float,
+    lat: float,
+    *,
+    max_outside_m: float = DEFAULT_DISPATCH_MAX_OUTSIDE_M,
 ) -> None:
     """Reject a WGS84 position farther than ``max_outside_m`` from every town.
 
@@ -427,7 +431,7 @@ def update_unit(
     position: tuple[float, float] | None = None,
     source_crs: str = "EPSG:4326",
     recorded_at: datetime | None = None,
-    max_outside_m: float = DEFAULT_MAX_OUTSIDE_M,
+    max_outside_m: float = DEFAULT_DISPATCH_MAX_OUTSIDE_M,
     now: datetime | None = None,
     clock_skew_s: float = 0.0,
 ) -> tuple[ResponderUnit, bool]:

@@ -35,6 +35,7 @@ from gis.layers.grids import Grid
 from gis.layers.plans import GridChange, GridChangeKind
 from gis.layers.regions import Region
 from gis.services import reassign
+from gis.settings import DEFAULT_SNAP_M
 
 PROGRESS_ABOVE = 2_000  # new versions; smaller writes finish before a bar would be readable
 # Above this many touched codes the open cases are re-assigned county-wide in one join, cheaper
@@ -68,7 +69,7 @@ class GridWrite:
     plan_id: int | None = None
     # Where open cases may change grid; default: the new shapes (retired codes are always in).
     cases_area: BaseGeometry | None = None
-    snap_m: float = 50.0
+    snap_m: float = DEFAULT_SNAP_M
 
 
 @dataclass(frozen=True)

@@ -44,10 +44,11 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy.orm import Session
 
 from gis.errors import ValidationError
+from gis.layers.base import LOCAL_TZ
 from gis.layers.categories import get_category, parse_platform
 from gis.layers.regions import RegionLevel, get_region
 from gis.maps.data import HotspotCell
-from gis.services.mapdata import LOCAL_TZ, Period, resolve_period
+from gis.services.mapdata import Period, resolve_period
 
 if TYPE_CHECKING:
     from libpysal.weights import W

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from geoalchemy2.shape import to_shape
@@ -26,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from gis.errors import ValidationError
 from gis.geo import geodesic_distance_m
+from gis.layers.base import LOCAL_TZ
 from gis.layers.cameras import Camera
 from gis.layers.categories import Category, get_category, parse_platform
 from gis.layers.grids import Grid, member_names_by_grid
@@ -50,7 +50,6 @@ from gis.maps.data import (
 from gis.services import stats
 
 # Command rooms count days and weeks in China Standard Time, whatever the server's zone.
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 DEFAULT_PERIOD = timedelta(days=30)
 DEFAULT_CELL_M = 250.0
 MIN_CELL_M, MAX_CELL_M = 25.0, 5_000.0

@@ -27,13 +27,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gis.errors import ConflictError, NotFoundError, ValidationError
+from gis.layers.base import LOCAL_TZ
 from gis.layers.incidents import (
     EVENT_PARTITION,
     EVENT_PARTITIONS_OF,
     FINAL_STATUSES,
     event_partition_name,
 )
-from gis.services.deadlines import SHANGHAI
 
 ARCHIVE_SCHEMA = "archive"
 DEFAULT_PARTITION = f"{EVENT_PARTITIONS_OF}_default"
@@ -62,7 +62,7 @@ class Month:
     @classmethod
     def of(cls, moment: datetime) -> Month:
         """The month ``moment`` falls in, China Standard Time."""
-        local = moment.astimezone(SHANGHAI)
+        local = moment.astimezone(LOCAL_TZ)
         return cls(local.year, local.month)
 
     def plus(self, months: int) -> Month:
@@ -73,7 +73,7 @@ class Month:
     @property
     def start(self) -> datetime:
         """Its first instant (China Standard Time, aware)."""
-        return datetime(self.year, self.month, 1, tzinfo=SHANGHAI)
+        return datetime(self.year, self.month, 1, tzinfo=LOCAL_TZ)
 
     @property
     def end(self) -> datetime:

@@ -44,6 +44,7 @@ from gis.layers.base import utcnow
 from gis.layers.incidents import FINAL_STATUSES
 from gis.layers.live import EventType
 from gis.services import assignment
+from gis.settings import DEFAULT_SNAP_M
 
 REASSIGN_ACTION = "reassign_grid"
 # Above this many moved cases a write-back publishes one ``cases.moved`` feed event per town
@@ -135,7 +136,7 @@ def compute_assignments(
     *,
     scope: CaseScope = CaseScope(),
     include_historic: bool = False,
-    snap_m: float = 50.0,
+    snap_m: float = DEFAULT_SNAP_M,
     table: str = "reassign_moves",
 ) -> int:
     """Fill temp table ``table`` with every in-scope case's grid under the current grids.
@@ -239,7 +240,9 @@ def copy_into_stage(session: Session, table: str, rows_csv: str) -> None:
         copy.write(rows_csv)
 
 
-def finish_stage(session: Session, *, table: str = STAGE_PREFIX, snap_m: float = 50.0) -> int:
+def finish_stage(
+    session: Session, *, table: str = STAGE_PREFIX, snap_m: float = DEFAULT_SNAP_M
+) -> int:
     """Index the staged rows, snap the uncovered ones and add the new members; the row count.
 
     A staged row without ``quality`` had no covering grid: it gets the nearest grid within
@@ -394,7 +397,7 @@ def reassign_cases(
     reason: str,
     scope: CaseScope = CaseScope(),
     include_historic: bool = False,
-    snap_m: float = 50.0,
+    snap_m: float = DEFAULT_SNAP_M,
     plan_id: int | None = None,
     now: datetime | None = None,
 ) -> ReassignResult:

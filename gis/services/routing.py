@@ -36,7 +36,12 @@ from shapely.ops import substring
 from sqlalchemy.orm import Session
 
 from gis.geo import utm_crs_for
-from gis.settings import Settings
+from gis.settings import (
+    DEFAULT_ROUTE_MARGIN_M,
+    DEFAULT_ROUTE_MAX_SNAP_M,
+    DEFAULT_ROUTE_SNAP_SPEED_KMH,
+    Settings,
+)
 
 # Degrees of latitude per metre (mean); used only to size a search box, never to measure.
 _DEG_PER_M_LAT = 1.0 / 111_320.0
@@ -46,9 +51,9 @@ _DEG_PER_M_LAT = 1.0 / 111_320.0
 class RouteOptions:
     """How places are joined to the network and how far around them routes are searched."""
 
-    snap_speed_kmh: float = 5.0
-    max_snap_m: float = 1_000.0
-    margin_m: float = 3_000.0
+    snap_speed_kmh: float = DEFAULT_ROUTE_SNAP_SPEED_KMH
+    max_snap_m: float = DEFAULT_ROUTE_MAX_SNAP_M
+    margin_m: float = DEFAULT_ROUTE_MARGIN_M
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RouteOptions:

@@ -26,7 +26,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -51,7 +51,28 @@ KIND = "camera_siting"
 MAX_K = 100
 MIN_CASES = 10
 MAX_CANDIDATES = 20_000
+
+
+class Bounds(NamedTuple):
+    """The inclusive range of a job parameter: checked here, declared by the API schema."""
+
+    low: int
+    high: int
+
+    def check(self, name: str, value: float) -> None:
+        """``ValidationError`` unless ``value`` is within the bounds."""
+        if not self.low <= value <= self.high:
+            raise ValidationError(f"{name} must be between {self.low} and {self.high}")
+
+
+# A siting job's parameters: defaults and bounds for the service, the API schema and the CLI.
+K = Bounds(1, MAX_K)
+DEFAULT_RANGE_M = 100.0
+RANGE_M = Bounds(10, 5_000)
+DEFAULT_SPACING_M = 50.0
+SPACING_M = Bounds(5, 1_000)
 DEFAULT_TIME_LIMIT_S = 50.0
+TIME_LIMIT_S = Bounds(1, 600)
 
 
 @dataclass(frozen=True)
@@ -60,8 +81,8 @@ class CameraSitingQuery:
 
     town_code: str
     k: int
-    range_m: float = 100.0
-    spacing_m: float = 50.0
+    range_m: float = DEFAULT_RANGE_M
+    spacing_m: float = DEFAULT_SPACING_M
     since: datetime | None = None
     until: datetime | None = None
     time_limit_s: float = DEFAULT_TIME_LIMIT_S
@@ -72,10 +93,9 @@ class CameraSitingQuery:
         return cls(
             town_code=str(params["town"]),
             k=int(params["k"]),
-            range_m=float(params.get("range_m") or 100.0),
-            spacing_m=float(params.get("spacing_m") or 50.0),
-            since=stored_time(params.get("since")),
-            until=stored_time(params.get("until")),
+            range_m=float(params.get("range_m") or DEFAULT_RANGE_M),
+            spacing_m=float(params.get("spacing_m") or DEFAULT_SPACING_M),
+            **stored_period(params),
             time_limit_s=float(params.get("time_limit_s") or DEFAULT_TIME_LIMIT_S),
         )
 
@@ -86,8 +106,7 @@ class CameraSitingQuery:
             "k": self.k,
             "range_m": self.range_m,
             "spacing_m": self.spacing_m,
-            "since": None if self.since is None else self.since.isoformat(),
-            "until": None if self.until is None else self.until.isoformat(),
+            **period_params(self.since, self.until),
             "time_limit_s": self.time_limit_s,
         }
 
@@ -105,9 +124,20 @@ def year_period(since: datetime | None, until: datetime | None) -> tuple[datetim
     return since, until
 
 
-def stored_time(value: Any) -> datetime | None:
-    """A time a job stored in its params (ISO 8601), or None."""
-    return None if value is None else datetime.fromisoformat(str(value))
+def stored_period(params: dict[str, Any]) -> dict[str, datetime | None]:
+    """``since`` and ``until`` as ``period_params`` stored them in a job's params."""
+    return {
+        key: None if params.get(key) is None else datetime.fromisoformat(str(params[key]))
+        for key in ("since", "until")
+    }
+
+
+def period_params(since: datetime | None, until: datetime | None) -> dict[str, str | None]:
+    """``since`` and ``until`` as a job stores them in its params (ISO 8601, or None)."""
+    return {
+        "since": None if since is None else since.isoformat(),
+        "until": None if until is None else until.isoformat(),
+    }
 
 
 @dataclass(frozen=True)
@@ -499,14 +529,10 @@ def grid_of(session: Session, lon: float, lat: float) -> str | None:
 def check_query(session: Session, query: CameraSitingQuery) -> None:
     """Cheap checks before a job is queued (unknown town, k or range out of bounds, period)."""
     get_region(session, query.town_code, level=RegionLevel.TOWN)
-    if not 1 <= query.k <= MAX_K:
-        raise ValidationError(f"k must be between 1 and {MAX_K}")
-    if not 10 <= query.range_m <= 5_000:
-        raise ValidationError("range_m must be between 10 and 5000")
-    if not 5 <= query.spacing_m <= 1_000:
-        raise ValidationError("spacing_m must be between 5 and 1000")
-    if not 1 <= query.time_limit_s <= 600:
-        raise ValidationError("time_limit_s must be between 1 and 600")
+    K.check("k", query.k)
+    RANGE_M.check("range_m", query.range_m)
+    SPACING_M.check("spacing_m", query.spacing_m)
+    TIME_LIMIT_S.check("time_limit_s", query.time_limit_s)
     query.period()
 
 

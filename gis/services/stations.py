@@ -45,11 +45,15 @@ from gis.layers.regions import RegionLevel, get_region
 from gis.services import jobs, routing
 from gis.services.jobs import Progress, no_progress
 from gis.services.siting import (
+    DEFAULT_TIME_LIMIT_S,
+    TIME_LIMIT_S,
+    Bounds,
     Solution,
     grid_of,
     highs_model,
+    period_params,
     site_layer,
-    stored_time,
+    stored_period,
     year_period,
 )
 from gis.settings import Settings, get_settings
@@ -61,7 +65,9 @@ MAX_K = 50
 MIN_CASES = 10
 DEFAULT_MAX_CANDIDATES = 300
 MAX_CANDIDATES = 1_000
-DEFAULT_TIME_LIMIT_S = 50.0
+# A station-siting job's parameters besides the solver's time limit (``siting.TIME_LIMIT_S``).
+K = Bounds(1, MAX_K)
+CANDIDATES = Bounds(10, MAX_CANDIDATES)
 # Candidates each demand point may be assigned to in the MILP (the rest priced by a fallback).
 NEAREST = 25
 # Cases on one segment within this share of its length are one demand point.
@@ -87,8 +93,7 @@ class StationSitingQuery:
             town_code=str(params["town"]),
             platform=str(params["platform"]),
             k=int(params["k"]),
-            since=stored_time(params.get("since")),
-            until=stored_time(params.get("until")),
+            **stored_period(params),
             max_candidates=int(params.get("max_candidates") or DEFAULT_MAX_CANDIDATES),
             time_limit_s=float(params.get("time_limit_s") or DEFAULT_TIME_LIMIT_S),
         )
@@ -99,8 +104,7 @@ class StationSitingQuery:
             "town": self.town_code,
             "platform": self.platform,
             "k": self.k,
-            "since": None if self.since is None else self.since.isoformat(),
-            "until": None if self.until is None else self.until.isoformat(),
+            **period_params(self.since, self.until),
             "max_candidates": self.max_candidates,
             "time_limit_s": self.time_limit_s,
         }
@@ -116,12 +120,9 @@ def check_query(session: Session, query: StationSitingQuery) -> Platform:
     platform = parse_platform(query.platform)
     if platform is None:
         raise ValidationError("give a platform")
-    if not 1 <= query.k <= MAX_K:
-        raise ValidationError(f"k must be between 1 and {MAX_K}")
-    if not 10 <= query.max_candidates <= MAX_CANDIDATES:
-        raise ValidationError(f"max_candidates must be between 10 and {MAX_CANDIDATES}")
-    if not 1 <= query.time_limit_s <= 600:
-        raise ValidationError("time_limit_s must be between 1 and 600")
+    K.check("k", query.k)
+    CANDIDATES.check("max_candidates", query.max_candidates)
+    TIME_LIMIT_S.check("time_limit_s", query.time_limit_s)
     query.period()
     return platform
 

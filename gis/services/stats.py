@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gis.errors import ConflictError, ValidationError
+from gis.layers.base import LOCAL_TZ
 from gis.layers.categories import PLATFORM_NAMES_ZH, Platform, parse_platform
 
 # Grouping dimensions: name → SQL expression over the ``facts`` CTE.
@@ -589,6 +590,13 @@ def refresh_facts(
         events_watermark=keep_events,
         waited_s=waited,
     )
+
+
+def default_start(end: datetime) -> datetime:
+    """Where a window without a start begins: 1 January (China Standard Time) of ``end``'s
+    year, or the day before ``end`` when ``end`` is that very instant (never an empty window)."""
+    start = datetime(end.astimezone(LOCAL_TZ).year, 1, 1, tzinfo=LOCAL_TZ)
+    return start if start < end else end - timedelta(days=1)
 
 
 def choose_as_of(

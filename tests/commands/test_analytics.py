@@ -3,6 +3,7 @@ bad input."""
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
+from gis.commands.analytics import camera_siting_command, station_siting_command
+from gis.services import siting, stations
 from gis.settings import Settings, get_settings
 from tests.conftest import SAMPLE_END
 
@@ -102,3 +105,15 @@ def test_station_siting_prints_a_csv_and_the_drive_times(demo_town: str, tmp_pat
     assert len(json.loads(layer.read_text())["features"]) == 2
     bad = _run("station-siting", "--town", demo_town, "--platform", "police", "--k", "2")
     assert bad.exit_code == 2 and "unknown platform" in bad.output
+
+
+def test_siting_commands_default_to_the_services_figures() -> None:
+    # The CLI spells its defaults out (it imports the solvers only when a command runs).
+    def default(command: Any, name: str) -> Any:
+        return inspect.signature(command).parameters[name].default.default
+
+    assert default(camera_siting_command, "range_m") == siting.DEFAULT_RANGE_M
+    assert default(camera_siting_command, "spacing_m") == siting.DEFAULT_SPACING_M
+    assert default(station_siting_command, "max_candidates") == stations.DEFAULT_MAX_CANDIDATES
+    for command in (camera_siting_command, station_siting_command):
+        assert default(command, "time_limit_s") == siting.DEFAULT_TIME_LIMIT_S

@@ -562,3 +562,24 @@ def test_a_short_parent_code_finds_its_twelve_digit_town(
     assert [(f.code, f.parent_code) for f in plan.added] == [("330899001002", village.town)]
     with pytest.raises(ValidationError, match="town code '3308990' has 7 digits"):
         plan_import(session, read, level=Level.VILLAGE, parent="3308990")
+
+
+@pytest.mark.parametrize("snap_m", [50.0, 10.0])
+def test_grid_import_snaps_moved_cases_within_the_given_distance(
+    session: Session, village: Village, tmp_path: Path, snap_m: float
+) -> None:
+    # The east grid shrinks to end ~29 m west of the open east case (lon 118.8090).
+    frame = gpd.GeoDataFrame(
+        {"code": [village.west, village.east], "name": ["西片", "东片"], "hh": [200, 200]},
+        geometry=[box(WEST, SOUTH, MID, NORTH), box(MID, SOUTH, 118.8087, NORTH)],
+        crs="EPSG:4326",
+    )
+    read = read_boundaries(_write(frame, tmp_path / "g.geojson"), households_field="hh")
+    plan = plan_import(session, read, level=Level.GRID, parent=village.village)
+    commit_import(session, plan, actor="importer", now=NOW, snap_m=snap_m)
+    case = session.get(Incident, village.cases["open_east_staying"])
+    assert case is not None
+    session.refresh(case)
+    assert (case.grid_code, case.location_quality) == (
+        (village.east, "snapped") if snap_m == 50.0 else (None, "outside")
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from gis.cli import app
+from gis.commands.map import command_room
+from gis.services import mapdata
 from gis.settings import get_settings
 from tests.conftest import SAMPLE_END
 
@@ -78,3 +81,10 @@ def test_bad_input_exits_2_with_the_reason_and_writes_nothing(
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
     assert not output.exists()
+
+
+def test_command_room_command_defaults_to_the_services_figures() -> None:
+    # The CLI spells its defaults out (it imports the map services only when a command runs).
+    options = inspect.signature(command_room).parameters
+    assert options["cell_m"].default.default == mapdata.DEFAULT_CELL_M
+    assert options["max_markers"].default.default == mapdata.DEFAULT_MAX_MARKERS

@@ -9,10 +9,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gis.errors import NotFoundError, UnknownCodeError, ValidationError
+from gis.layers.base import LOCAL_TZ
 from gis.layers.incidents import Incident, IncidentEvent, IncidentStatus
 from gis.maps.data import CaseFigures
 from gis.services.mapdata import (
-    LOCAL_TZ,
     TimeStep,
     choose_step,
     command_room_data,

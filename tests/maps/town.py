@@ -23,12 +23,12 @@ from shapely.geometry import MultiPolygon, Point, box
 from sqlalchemy.orm import Session
 
 from gis.geo import sector_polygon
+from gis.layers.base import LOCAL_TZ
 from gis.layers.cameras import Camera
 from gis.layers.grids import Grid, GridMember, GridMemberGrid
 from gis.layers.incidents import Incident, IncidentEvent
 from gis.layers.regions import Region
 from gis.layers.units import ResponderUnit
-from gis.services.mapdata import LOCAL_TZ
 
 COUNTY = "980100"
 TOWN = "980100001000"

@@ -21,10 +21,10 @@ from geoalchemy2.shape import from_shape
 from shapely.geometry import MultiPolygon, box
 from sqlalchemy.orm import Session
 
+from gis.layers.base import LOCAL_TZ
 from gis.layers.grids import Grid
 from gis.layers.incidents import Incident
 from gis.layers.regions import Region
-from gis.services.mapdata import LOCAL_TZ
 
 COUNTY = "970100"
 TOWN = "970100001000"

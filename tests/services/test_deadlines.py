@@ -7,9 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from gis.errors import ValidationError
-from gis.services.deadlines import SHANGHAI, calendar_with, due_at
+from gis.layers.base import LOCAL_TZ
+from gis.services.deadlines import calendar_with, due_at
 
-FRIDAY_20H = datetime(2026, 3, 6, 20, 0, tzinfo=SHANGHAI)
+FRIDAY_20H = datetime(2026, 3, 6, 20, 0, tzinfo=LOCAL_TZ)
 
 
 def test_clock_hours_ignore_the_weekend() -> None:
@@ -19,43 +20,43 @@ def test_clock_hours_ignore_the_weekend() -> None:
 def test_working_time_skips_the_weekend() -> None:
     # 4 h left on Friday, Saturday and Sunday skipped, 20 h of Monday.
     assert due_at(FRIDAY_20H, 24, working_hours=True) == datetime(
-        2026, 3, 9, 20, 0, tzinfo=SHANGHAI
+        2026, 3, 9, 20, 0, tzinfo=LOCAL_TZ
     )
 
 
 def test_120_working_hours_are_five_working_days() -> None:
-    monday = datetime(2026, 3, 2, 10, 0, tzinfo=SHANGHAI)
-    assert due_at(monday, 120, working_hours=True) == datetime(2026, 3, 9, 10, 0, tzinfo=SHANGHAI)
+    monday = datetime(2026, 3, 2, 10, 0, tzinfo=LOCAL_TZ)
+    assert due_at(monday, 120, working_hours=True) == datetime(2026, 3, 9, 10, 0, tzinfo=LOCAL_TZ)
 
 
 def test_report_on_a_saturday_starts_counting_on_monday() -> None:
-    saturday = datetime(2026, 3, 7, 15, 0, tzinfo=SHANGHAI)
-    assert due_at(saturday, 2, working_hours=True) == datetime(2026, 3, 9, 2, 0, tzinfo=SHANGHAI)
+    saturday = datetime(2026, 3, 7, 15, 0, tzinfo=LOCAL_TZ)
+    assert due_at(saturday, 2, working_hours=True) == datetime(2026, 3, 9, 2, 0, tzinfo=LOCAL_TZ)
 
 
 def test_weekend_is_judged_in_shanghai_not_utc() -> None:
     # Friday 23:00 UTC is already Saturday 07:00 in Shanghai: nothing counts until Monday.
     friday_utc = datetime(2026, 3, 6, 23, 0, tzinfo=UTC)
-    assert due_at(friday_utc, 1, working_hours=True) == datetime(2026, 3, 9, 1, 0, tzinfo=SHANGHAI)
+    assert due_at(friday_utc, 1, working_hours=True) == datetime(2026, 3, 9, 1, 0, tzinfo=LOCAL_TZ)
 
 
 def test_holidays_are_skipped_and_make_up_days_count() -> None:
     calendar = calendar_with(holidays=[date(2026, 3, 9)], workdays=[date(2026, 3, 7)])
     # Friday 20:00 + 24 h: Friday 4 h, Saturday (make-up day) 20 h.
     assert due_at(FRIDAY_20H, 24, working_hours=True, calendar=calendar) == datetime(
-        2026, 3, 7, 20, 0, tzinfo=SHANGHAI
+        2026, 3, 7, 20, 0, tzinfo=LOCAL_TZ
     )
     # Friday 20:00 + 30 h: Saturday full (24 h), Sunday off, Monday holiday, Tuesday 2 h.
     assert due_at(FRIDAY_20H, 30, working_hours=True, calendar=calendar) == datetime(
-        2026, 3, 10, 2, 0, tzinfo=SHANGHAI
+        2026, 3, 10, 2, 0, tzinfo=LOCAL_TZ
     )
 
 
 def test_working_days_end_at_close_of_office() -> None:
     calendar = calendar_with()
-    assert calendar.add_working_days(FRIDAY_20H, 1) == datetime(2026, 3, 9, 17, 30, tzinfo=SHANGHAI)
+    assert calendar.add_working_days(FRIDAY_20H, 1) == datetime(2026, 3, 9, 17, 30, tzinfo=LOCAL_TZ)
     assert calendar.add_working_days(FRIDAY_20H, 5) == datetime(
-        2026, 3, 13, 17, 30, tzinfo=SHANGHAI
+        2026, 3, 13, 17, 30, tzinfo=LOCAL_TZ
     )
 
 

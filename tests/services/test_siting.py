@@ -4,9 +4,11 @@ small instance, the reductions keep the optimum, bad input is refused."""
 from __future__ import annotations
 
 import itertools
+import json
 import subprocess
 import sys
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,6 +19,7 @@ from sqlalchemy.orm import Session
 from gis.errors import NotFoundError, ValidationError
 from gis.services import siting
 from gis.services.siting import CameraSitingQuery
+from gis.services.stations import StationSitingQuery
 from tests.services.analytics_fixtures import ONE_GRID_TOWN, TOWN, WEEK_0
 from tests.services.proposal_fixtures import add_roads, uneven_village
 
@@ -120,3 +123,11 @@ def test_the_solver_prints_nothing_on_standard_output() -> None:
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout == "csv\n" and "HiGHS" in run.stderr
+
+
+@pytest.mark.parametrize("period", [PERIOD, {"since": None, "until": PERIOD["until"]}, {}])
+def test_a_siting_query_stored_as_job_params_reads_back_the_same(period: dict[str, Any]) -> None:
+    camera = CameraSitingQuery(TOWN, k=3, range_m=150, **period)
+    assert CameraSitingQuery.from_params(json.loads(json.dumps(camera.params()))) == camera
+    station = StationSitingQuery(TOWN, "market", 2, max_candidates=50, **period)
+    assert StationSitingQuery.from_params(json.loads(json.dumps(station.params()))) == station

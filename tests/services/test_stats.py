@@ -37,6 +37,7 @@ from gis.services.stats import (
     METRICS,
     StatsQuery,
     case_figures,
+    default_start,
     grid_figures,
     last_refresh,
     parse_group_by,
@@ -387,3 +388,14 @@ def test_both_ways_of_reading_the_events_agree(
     scanned = case_figures(session, query)
     assert probed == scanned
     assert sum(row["closed"] for row in scanned) == 6
+
+
+def test_window_without_start_begins_on_1_january_china_time() -> None:
+    # 2025-12-31 17:00 UTC is already 2026-01-01 01:00 in China: the window starts that day.
+    shanghai_new_year = datetime(2025, 12, 31, 16, tzinfo=UTC)
+    assert default_start(datetime(2025, 12, 31, 17, tzinfo=UTC)) == shanghai_new_year
+    assert default_start(datetime(2025, 12, 31, 15, tzinfo=UTC)) == datetime(
+        2024, 12, 31, 16, tzinfo=UTC
+    )
+    # Ending at the new year itself: the day before, never an empty window.
+    assert default_start(shanghai_new_year) == shanghai_new_year - timedelta(days=1)

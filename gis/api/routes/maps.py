@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
@@ -208,7 +207,7 @@ def command_room(
             step=step,
             max_markers=max_markers,
             # The figures as /stats reads them (stored facts while fresh): one number on both.
-            stale_after=timedelta(seconds=settings.stats_stale_after_s),
+            stale_after=settings.stats_stale_after,
         )
         m = build_command_room_map(
             data,

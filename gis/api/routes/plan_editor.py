@@ -16,6 +16,7 @@ from gis.api.routes.maps import page_assets_url
 from gis.api.routes.plans import PlanId, Planner, _actor, _read, _visible_plan
 from gis.api.schemas.plan_editor import DraftStart, EditorRead, EditRequest
 from gis.api.security import check_town
+from gis.db import committing
 from gis.errors import (
     ConflictError,
     InvalidCoordinatesError,
@@ -151,12 +152,8 @@ def edit_plan(
 
 
 def _undo(session: SessionDep, settings: SettingsDep, plan_id: int, *, redo: bool) -> EditorRead:
-    try:
+    with committing(session):
         plan = plan_editor.undo(session, plan_id, settings=settings, redo=redo)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     return editor_read(session, plan)
 
 

@@ -15,6 +15,7 @@ from gis.api.routes.plan_editor import editor_read, town_check
 from gis.api.routes.plans import PlanId, Planner, Reader, _actor, _read, _visible_plan
 from gis.api.schemas.plan_editor import EditorRead
 from gis.api.schemas.plans import PlanRead
+from gis.db import committing
 from gis.errors import (
     ConflictError,
     InvalidCoordinatesError,
@@ -41,12 +42,8 @@ def submit_plan(session: SessionDep, principal: Planner, plan_id: PlanId) -> Pla
     applied or rejected from here. 409 (with ``changed``) if the village changed since its
     base: rebase it first."""
     _visible_plan(session, principal, plan_id)
-    try:
+    with committing(session):
         plan = plan_review.submit(session, plan_id, actor=_actor(principal))
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     return _read(plan)
 
 
@@ -140,7 +137,7 @@ def import_plan(
     and nothing is saved."""
     town_check(session, principal, village)
     title = (file.fields.get("title") or "")[:200] or None
-    try:
+    with committing(session):
         plan = plan_files.import_draft(
             session,
             village=village,
@@ -150,8 +147,4 @@ def import_plan(
             settings=settings,
             title=title,
         )
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     return editor_read(session, plan)

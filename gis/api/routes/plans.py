@@ -20,6 +20,7 @@ from gis.api.schemas.plans import (
 )
 from gis.api.schemas.types import one_of, read_from
 from gis.api.security import PLAN, WATCH, allow, check_town
+from gis.db import committing
 from gis.errors import (
     InvalidCoordinatesError,
     InvalidGeometryError,
@@ -186,12 +187,8 @@ def apply_plan(
     it is not a draft, 422 if it has validation errors; otherwise the new grid versions are in
     force from now and open cases have moved (one ``reassign_grid`` event each)."""
     _visible_plan(session, principal, plan_id)
-    try:
+    with committing(session):
         applied = planning.apply_plan(session, plan_id, actor=_actor(principal), settings=settings)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     return _read(applied)
 
 

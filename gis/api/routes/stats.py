@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
@@ -25,7 +25,6 @@ from gis.layers.base import utcnow
 from gis.layers.users import Role
 from gis.services import stats
 from gis.services.access import Principal
-from gis.services.deadlines import SHANGHAI
 
 router = APIRouter(prefix="/stats", tags=["statistics"], dependencies=[StaleReadOk])
 
@@ -62,13 +61,11 @@ class Window:
     ) -> None:
         now = utcnow()
         self.end = end or now
-        self.start = start or datetime(self.end.astimezone(SHANGHAI).year, 1, 1, tzinfo=SHANGHAI)
-        if self.start >= self.end:
-            self.start = self.end - timedelta(days=1) if start is None else self.start
+        self.start = start or stats.default_start(self.end)
         self._as_of = as_of
         self._now = now
         self._session = session
-        self._stale_after = timedelta(seconds=settings.stats_stale_after_s)
+        self._stale_after = settings.stats_stale_after
         self.format = _reply_format(request, format)
 
     @cached_property

@@ -8,6 +8,14 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gis.api.schemas.types import PLATFORMS, Omittable, StrictInt, Time, one_of
+from gis.services import siting, stations
+
+TimeLimit = Annotated[
+    float,
+    Field(
+        ge=siting.TIME_LIMIT_S.low, le=siting.TIME_LIMIT_S.high, description="Solver time limit (s)"
+    ),
+]
 
 
 class JobRead(BaseModel):
@@ -80,12 +88,22 @@ class CameraSitingCreate(BaseModel):
     )
 
     town: str = Field(max_length=12, description="Town code")
-    k: StrictInt = Field(ge=1, le=100, description="New cameras")
-    range_m: float = Field(100.0, ge=10, le=5000, description="How far a new camera sees (m)")
-    spacing_m: float = Field(50.0, ge=5, le=1000, description="Candidate sites every … m of road")
+    k: StrictInt = Field(ge=siting.K.low, le=siting.K.high, description="New cameras")
+    range_m: float = Field(
+        siting.DEFAULT_RANGE_M,
+        ge=siting.RANGE_M.low,
+        le=siting.RANGE_M.high,
+        description="How far a new camera sees (m)",
+    )
+    spacing_m: float = Field(
+        siting.DEFAULT_SPACING_M,
+        ge=siting.SPACING_M.low,
+        le=siting.SPACING_M.high,
+        description="Candidate sites every … m of road",
+    )
     since: Time | None = Field(None, description="Cases from (default: a year before until)")
     until: Time | None = Field(None, description="…until before (default: now)")
-    time_limit_s: float = Field(50.0, ge=1, le=600, description="Solver time limit (s)")
+    time_limit_s: TimeLimit = siting.DEFAULT_TIME_LIMIT_S
 
 
 class StationSitingCreate(BaseModel):
@@ -102,10 +120,13 @@ class StationSitingCreate(BaseModel):
         description="The platform whose units are sited (its cases are the demand)",
         json_schema_extra=one_of(PLATFORMS),
     )
-    k: StrictInt = Field(ge=1, le=50, description="Units to place")
+    k: StrictInt = Field(ge=stations.K.low, le=stations.K.high, description="Units to place")
     since: Time | None = Field(None, description="Cases from (default: a year before until)")
     until: Time | None = Field(None, description="…until before (default: now)")
     max_candidates: StrictInt = Field(
-        300, ge=10, le=1000, description="Road nodes kept as candidate sites (thinned above)"
+        stations.DEFAULT_MAX_CANDIDATES,
+        ge=stations.CANDIDATES.low,
+        le=stations.CANDIDATES.high,
+        description="Road nodes kept as candidate sites (thinned above)",
     )
-    time_limit_s: float = Field(50.0, ge=1, le=600, description="Solver time limit (s)")
+    time_limit_s: TimeLimit = siting.DEFAULT_TIME_LIMIT_S
