@@ -22,11 +22,10 @@ from gis.api.schemas.queue import (
 )
 from gis.api.schemas.types import (
     MAX_ID,
-    UNIT_TYPES,
     CrsQuery,
     LatQuery,
     LonQuery,
-    one_of,
+    unit_type_query,
 )
 from gis.api.security import DISPATCH, allow, authorize, case_filter, check_case, check_town
 from gis.errors import UnknownCodeError
@@ -168,10 +167,7 @@ def nearest(
     lon: LonQuery,
     lat: LatQuery,
     crs: CrsQuery = None,
-    unit_type: Annotated[
-        str | None,
-        Query(max_length=60, description="Unit type", json_schema_extra=one_of(UNIT_TYPES)),
-    ] = None,
+    unit_type: Annotated[str | None, unit_type_query()] = None,
     jurisdiction: Annotated[
         str | None,
         Query(
