@@ -153,7 +153,8 @@ class _Binning:
 
 @dataclass(frozen=True)
 class CaseFilter:
-    """Which of a town's cases a map counts: one platform's and/or one category's (None: all)."""
+    """Which of a town's cases a map counts or the dispatch queue lists: one platform's and/or
+    one category's (None: all)."""
 
     platform: str | None = None
     category: str | None = None

@@ -38,6 +38,7 @@ from gis.services import dispatch, queue
 from gis.services.access import Principal
 from gis.services.dispatch import MAX_K, RankBy
 from gis.services.live import feed_position
+from gis.services.mapdata import CaseFilter
 from gis.services.queue import MAX_QUEUE, QueueSort
 from gis.services.routing import RouteOptions
 from gis.settings import Settings
@@ -289,8 +290,7 @@ def dispatch_queue(
         session,
         town_code=code,
         now=now,
-        platform=platform.value if platform else None,
-        category=category,
+        cases=CaseFilter(platform.value if platform else None, category),
         sort=sort,
         limit=limit,
         scope=case_filter(principal, Incident),
