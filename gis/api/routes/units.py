@@ -60,8 +60,7 @@ def units(
         unit_type=unit_type.value if unit_type else None,
         status=unit_status.value if unit_status else None,
         jurisdiction_code=town,
-        limit=page.limit,
-        offset=page.offset,
+        page=page,
     )
     return feature_collection(UnitProperties, rows, id_of=lambda u: u.id, number_matched=total)
 
