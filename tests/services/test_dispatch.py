@@ -101,7 +101,15 @@ def test_nearest_by_distance_equals_brute_force_geodesic(
     for _ in range(15):
         lon, lat = lonlat(rng.uniform(-8000, 8000), rng.uniform(-8000, 8000))
         k = rng.choice([1, 3, 5, 12, 50])
-        result = dispatch.nearest_responders(session, lon=lon, lat=lat, k=k, **filters)  # type: ignore[arg-type]
+        kind = dispatch.UnitKind(filters["platform"], filters["unit_type"])  # type: ignore[arg-type]
+        result = dispatch.nearest_responders(
+            session,
+            lon=lon,
+            lat=lat,
+            k=k,
+            kind=kind,
+            available_only=bool(filters["available_only"]),
+        )
         expected = brute_force(session, lon, lat, k=k, **filters)  # type: ignore[arg-type]
         assert [r.unit.id for r in result.units] == [unit_id for unit_id, _ in expected]
         for ranked, (_, distance) in zip(result.units, expected, strict=True):

@@ -132,8 +132,9 @@ async def _fast_nearest(request: Request) -> Response | None:
             wgs_lon,
             wgs_lat,
             k=query.k,
-            platform=parse_platform(query.platform),
-            unit_type=dispatch.parse_unit_type(query.unit_type),
+            kind=dispatch.UnitKind(
+                parse_platform(query.platform), dispatch.parse_unit_type(query.unit_type)
+            ),
             available_only=query.available_only,
         )
     )
@@ -185,8 +186,7 @@ def nearest(
         session,
         lon=wgs_lon,
         lat=wgs_lat,
-        platform=platform,
-        unit_type=dispatch.parse_unit_type(unit_type),
+        kind=dispatch.UnitKind(platform, dispatch.parse_unit_type(unit_type)),
         jurisdiction_codes=(
             None if jurisdiction is None else dispatch.town_jurisdiction(session, jurisdiction)
         ),
