@@ -177,9 +177,6 @@ class Page:
         return query if self.limit is None else query.limit(self.limit)
 
 
-ALL_ROWS = Page()
-
-
 def matching_page(
     session: Session,
     model: type[RowT],

@@ -12,16 +12,7 @@ from geoalchemy2 import WKBElement
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gis.errors import NotFoundError
-from gis.layers.base import (
-    ALL_ROWS,
-    Base,
-    Page,
-    TZDateTime,
-    check_in,
-    geometry,
-    matching_page,
-    utcnow,
-)
+from gis.layers.base import Base, Page, TZDateTime, check_in, geometry, matching_page, utcnow
 from gis.layers.units import GEOGRAPHY
 
 
@@ -119,7 +110,7 @@ def list_cameras(
     town_code: str | None = None,
     status: str | None = None,
     kind: str | None = None,
-    page: Page = ALL_ROWS,
+    page: Page,
 ) -> tuple[list[Camera], int]:
     """Cameras matching the filters, by code, with the total number matching."""
     equal = {Camera.town_code: town_code, Camera.status: status, Camera.kind: kind}

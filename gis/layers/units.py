@@ -13,7 +13,6 @@ from geoalchemy2 import Geography, WKBElement
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gis.layers.base import (
-    ALL_ROWS,
     Base,
     Page,
     TZDateTime,
@@ -128,7 +127,7 @@ def list_units(
     unit_type: str | None = None,
     status: str | None = None,
     jurisdiction_code: str | None = None,
-    page: Page = ALL_ROWS,
+    page: Page,
 ) -> tuple[list[ResponderUnit], int]:
     """Units matching the filters, by code, with the total number matching."""
     unit = ResponderUnit
