@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -18,6 +19,8 @@ from gis.errors import (
     ValidationError,
 )
 from gis.settings import Settings, get_settings
+
+DriverErrorT = TypeVar("DriverErrorT", bound=Exception)
 
 
 def make_engine(settings: Settings | None = None, *, url: str | None = None) -> Engine:
@@ -128,15 +131,24 @@ def translate_state(
 
 
 @contextmanager
-def translate_db_errors() -> Iterator[None]:
-    """Re-raise driver errors as domain errors; the only place that knows SQLSTATE codes."""
+def translating(
+    errors: type[DriverErrorT], translate: Callable[[DriverErrorT], GisError | None]
+) -> Iterator[None]:
+    """Re-raise ``errors`` as the domain error ``translate`` finds for them (as they are when it
+    finds none): the one boundary for SQLAlchemy's errors here and asyncpg's in ``gis.db_async``.
+    """
     try:
         yield
-    except sa_exc.SQLAlchemyError as error:
+    except errors as error:
         domain = translate(error)
         if domain is None:
             raise
         raise domain from error
+
+
+def translate_db_errors() -> AbstractContextManager[None]:
+    """Re-raise driver errors as domain errors; the only place that knows SQLSTATE codes."""
+    return translating(sa_exc.SQLAlchemyError, translate)
 
 
 def _sqlstate(error: sa_exc.DBAPIError) -> str | None:

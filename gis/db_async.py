@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import TextClause
 
-from gis.db import translate_db_errors, translate_state
+from gis.db import translate_db_errors, translate_state, translating
 from gis.errors import DatabaseUnavailableError, GisError
 from gis.queries import Flow, Query, run
 from gis.settings import Settings
@@ -232,21 +232,17 @@ class AsyncDatabase:
         if self._pool is None:
             raise RuntimeError("AsyncDatabase.open() was not called")
         try:
-            async with self._pool.acquire(timeout=self._settings.db_pool_timeout_s) as conn:
-                try:
-                    value = await self._run_on(conn, flow)
-                except _BROKEN:
-                    # A connection cut under a statement can be left mid-protocol (asyncpg's
-                    # "cannot switch to state …"): never hand it back to the pool for reuse.
-                    conn.terminate()
-                    raise
+            with translating(asyncpg.PostgresError, translate_asyncpg):
+                async with self._pool.acquire(timeout=self._settings.db_pool_timeout_s) as conn:
+                    try:
+                        value = await self._run_on(conn, flow)
+                    except _BROKEN:
+                        # A connection cut under a statement can be left mid-protocol (asyncpg's
+                        # "cannot switch to state …"): never hand it back to the pool for reuse.
+                        conn.terminate()
+                        raise
         except GisError:
             raise
-        except asyncpg.PostgresError as error:
-            domain = translate_asyncpg(error)
-            if domain is None:
-                raise
-            raise domain from error
         except _UNAVAILABLE as error:
             # Refused, reset or timed out connecting, a closed or broken connection, an
             # exhausted pool.

@@ -14,7 +14,7 @@ from starlette.datastructures import FormData, UploadFile
 from gis.api.openapi import setting_maximum
 from gis.api.reads import replica_for, stale_read_ok
 from gis.db_async import Database
-from gis.layers.base import utcnow
+from gis.layers.base import Page, utcnow
 from gis.layers.categories import Platform, parse_platform
 from gis.settings import Settings
 
@@ -73,14 +73,6 @@ ClockDep = Annotated[datetime, Depends(server_clock)]
 # A route's (or router's) declaration that its reads may come from a read replica:
 # ``APIRouter(dependencies=[StaleReadOk])`` or ``@router.get(..., dependencies=[StaleReadOk])``.
 StaleReadOk = Depends(stale_read_ok)
-
-
-class Page:
-    """Limit/offset paging with a limit capped by ``GIS_MAX_PAGE_SIZE``."""
-
-    def __init__(self, limit: int, offset: int) -> None:
-        self.limit = limit
-        self.offset = offset
 
 
 def get_page(

@@ -62,7 +62,7 @@ def command_room(
     """Write the command-room map of a town (heat, grids, open cases, units, cameras)."""
     from gis.errors import ValidationError
     from gis.maps import GridMetric, build_command_room_map, render
-    from gis.services.mapdata import TimeStep, command_room_data
+    from gis.services.mapdata import CaseFilter, TimeStep, command_room_data
     from gis.settings import get_settings
 
     settings = get_settings()
@@ -79,8 +79,7 @@ def command_room(
             town_code=town,
             since=since,
             until=until,
-            platform=platform,
-            category=category,
+            cases=CaseFilter(platform, category),
             cell_m=cell_m,
             step=time_step,
             max_markers=max_markers,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -130,6 +131,7 @@ def point_lonlat(geom: WKBElement) -> tuple[float, float]:
 
 KeyT = TypeVar("KeyT", bound=StrEnum)
 RowT = TypeVar("RowT")
+SelectT = TypeVar("SelectT", bound=sa.Select[*tuple[Any, ...]])
 
 
 def parse_key(
@@ -161,14 +163,27 @@ def events_of(session: Session, event: Any, owner: Any, key: Any) -> list[Any]:
     return list(session.scalars(query))
 
 
+@dataclass(frozen=True)
+class Page:
+    """Which rows of a listing: at most ``limit`` (None: no limit) after the first ``offset``;
+    the API builds it once per request (``gis.api.deps.PageDep``)."""
+
+    limit: int | None = None
+    offset: int = 0
+
+    def of(self, query: SelectT) -> SelectT:
+        """``query`` cut to this page (it must already be in a stable order)."""
+        query = query.offset(self.offset)
+        return query if self.limit is None else query.limit(self.limit)
+
+
 def matching_page(
     session: Session,
     model: type[RowT],
     equal: dict[Any, Any],
     *,
     order_by: Any,
-    limit: int | None,
-    offset: int,
+    page: Page,
 ) -> tuple[list[RowT], int]:
     """One page of the rows of ``model`` whose columns equal the given values (a None value is
     no filter), in ``order_by`` order, and how many rows match in all."""
@@ -176,7 +191,4 @@ def matching_page(
         *(col == value for col, value in equal.items() if value is not None)
     )
     total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
-    query = query.order_by(order_by).offset(offset)
-    if limit is not None:
-        query = query.limit(limit)
-    return list(session.scalars(query)), int(total)
+    return list(session.scalars(page.of(query.order_by(order_by)))), int(total)

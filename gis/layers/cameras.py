@@ -12,7 +12,7 @@ from geoalchemy2 import WKBElement
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gis.errors import NotFoundError
-from gis.layers.base import Base, TZDateTime, check_in, geometry, matching_page, utcnow
+from gis.layers.base import Base, Page, TZDateTime, check_in, geometry, matching_page, utcnow
 from gis.layers.units import GEOGRAPHY
 
 
@@ -110,9 +110,8 @@ def list_cameras(
     town_code: str | None = None,
     status: str | None = None,
     kind: str | None = None,
-    limit: int | None = None,
-    offset: int = 0,
+    page: Page,
 ) -> tuple[list[Camera], int]:
     """Cameras matching the filters, by code, with the total number matching."""
     equal = {Camera.town_code: town_code, Camera.status: status, Camera.kind: kind}
-    return matching_page(session, Camera, equal, order_by=Camera.code, limit=limit, offset=offset)
+    return matching_page(session, Camera, equal, order_by=Camera.code, page=page)

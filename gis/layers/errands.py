@@ -18,6 +18,7 @@ from gis.layers.base import (
     CatalogEntry,
     LocatedPoint,
     LogEntry,
+    Page,
     TZDateTime,
     check_in,
     events_of,
@@ -178,17 +179,20 @@ def list_errand_events(session: Session, errand_id: int) -> list[ErrandEvent]:
     return events_of(session, ErrandEvent, ErrandEvent.errand_id, errand_id)
 
 
+# Without a page from the caller: the newest 50.
+FIRST_50 = Page(limit=50)
+
+
 def list_errands(
     session: Session,
     *,
     scope: sa.ColumnElement[bool],
     statuses: tuple[str, ...] = (),
-    limit: int = 50,
-    offset: int = 0,
+    page: Page = FIRST_50,
 ) -> list[Errand]:
     """Errands inside ``scope`` (a WHERE clause), optionally of some statuses, newest first."""
     query = sa.select(Errand).where(scope)
     if statuses:
         query = query.where(Errand.status.in_(statuses))
     query = query.order_by(Errand.requested_at.desc(), Errand.id.desc())
-    return list(session.scalars(query.limit(limit).offset(offset)))
+    return list(session.scalars(page.of(query)))

@@ -16,6 +16,7 @@ from gis.layers.base import (
     Base,
     LocatedPoint,
     LogEntry,
+    Page,
     TZDateTime,
     check_in,
     events_of,
@@ -253,7 +254,7 @@ class IncidentSummary(IncidentListed):
 
 
 def list_incidents(
-    session: Session, filters: IncidentFilter, *, limit: int, offset: int
+    session: Session, filters: IncidentFilter, page: Page
 ) -> tuple[list[IncidentSummary], int]:
     """Incidents matching ``filters``, newest first, one page of them and how many match."""
     inc = Incident
@@ -278,7 +279,7 @@ def list_incidents(
     if filters.scope is not None:
         conditions.append(filters.scope)
     total = session.execute(sa.select(sa.func.count()).select_from(inc).where(*conditions))
-    query = (
+    query = page.of(
         sa.select(
             inc.id,
             inc.status,
@@ -299,8 +300,6 @@ def list_incidents(
         )
         .where(*conditions)
         .order_by(inc.reported_at.desc(), inc.id.desc())
-        .limit(limit)
-        .offset(offset)
     )
     rows = [IncidentSummary(**row._asdict()) for row in session.execute(query)]
     return rows, int(total.scalar_one())

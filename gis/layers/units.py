@@ -14,6 +14,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gis.layers.base import (
     Base,
+    Page,
     TZDateTime,
     check_in,
     geometry,
@@ -126,8 +127,7 @@ def list_units(
     unit_type: str | None = None,
     status: str | None = None,
     jurisdiction_code: str | None = None,
-    limit: int | None = None,
-    offset: int = 0,
+    page: Page,
 ) -> tuple[list[ResponderUnit], int]:
     """Units matching the filters, by code, with the total number matching."""
     unit = ResponderUnit
@@ -137,7 +137,7 @@ def list_units(
         unit.status: status,
         unit.jurisdiction_code: jurisdiction_code,
     }
-    return matching_page(session, unit, equal, order_by=unit.code, limit=limit, offset=offset)
+    return matching_page(session, unit, equal, order_by=unit.code, page=page)
 
 
 def latest_fix_at(session: Session, unit_id: int) -> datetime | None:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Unpack
 
 import sqlalchemy as sa
 from geoalchemy2.shape import from_shape
@@ -91,6 +91,26 @@ def parse_status(value: str | None) -> UnitStatus | None:
     return parse_key(UnitStatus, value, "unit status", "unit statuses")
 
 
+@dataclass(frozen=True)
+class UnitKind:
+    """The kind of unit a search for the nearest wants: of a platform and/or of a type (None:
+    any); a case wants its category's."""
+
+    platform: Platform | None = None
+    unit_type: UnitType | None = None
+
+    def filters(self, **more: Unpack[UnitFilters]) -> UnitFilters:
+        """As ``nearest_units`` takes them, with ``more`` of its filters."""
+        return UnitFilters(
+            unit_type=self.unit_type.value if self.unit_type else None,
+            platform=self.platform.value if self.platform else None,
+            **more,
+        )
+
+
+ANY_KIND = UnitKind()
+
+
 def check_k(k: int) -> None:
     """Reject a result size outside 1–50."""
     if not 1 <= k <= MAX_K:
@@ -102,8 +122,7 @@ def nearest_responders(
     *,
     lon: float,
     lat: float,
-    platform: Platform | None = None,
-    unit_type: UnitType | None = None,
+    kind: UnitKind = ANY_KIND,
     k: int = 5,
     available_only: bool = True,
     by: RankBy = RankBy.DISTANCE,
@@ -111,7 +130,7 @@ def nearest_responders(
     with_routes: bool = False,
     jurisdiction_codes: Sequence[str] | None = None,
 ) -> NearestResult:
-    """The ``k`` units nearest to a WGS84 point, by geodesic distance or by drive time.
+    """The ``k`` units of ``kind`` nearest to a WGS84 point, by geodesic distance or by drive time.
 
     By drive time, the straight-line-nearest candidates are routed and re-ranked; reachable
     units come first by ETA, then the unreachable ones by distance (ETA null). With
@@ -119,12 +138,7 @@ def nearest_responders(
     ``jurisdiction_codes`` only units with jurisdiction over one of them are considered.
     """
     check_k(k)
-    filters = UnitFilters(
-        unit_type=unit_type.value if unit_type else None,
-        platform=platform.value if platform else None,
-        available_only=available_only,
-        jurisdiction_codes=jurisdiction_codes,
-    )
+    filters = kind.filters(available_only=available_only, jurisdiction_codes=jurisdiction_codes)
     if by is RankBy.DISTANCE:
         found = nearest_units(session, lon, lat, k=k, **filters)
         ranked = [RankedUnit(unit, distance) for unit, distance in found]
@@ -164,8 +178,7 @@ def nearest_by_distance_flow(
     lat: float,
     *,
     k: int = 5,
-    platform: Platform | None = None,
-    unit_type: UnitType | None = None,
+    kind: UnitKind = ANY_KIND,
     available_only: bool = True,
 ) -> Flow[list[Row]]:
     """``nearest_responders`` by distance as a flow (``gis.queries``) that the API runs on
@@ -173,13 +186,7 @@ def nearest_by_distance_flow(
     ``distance_m``), nearest first."""
     check_k(k)
     statement, params = nearest_units_query(
-        lon,
-        lat,
-        k=k,
-        unit_type=unit_type.value if unit_type else None,
-        platform=platform.value if platform else None,
-        available_only=available_only,
-        plain=True,
+        lon, lat, k=k, plain=True, **kind.filters(available_only=available_only)
     )
     rows: list[Row] = yield Query(statement, params, many=True, reused=True)
     return nearest_first(rows, k, lambda row: (float(row["distance_m"]), row["id"]))
@@ -343,8 +350,7 @@ def _nearest_for_case(
         session,
         lon=lon,
         lat=lat,
-        unit_type=parse_unit_type(category.unit_type),
-        platform=Platform(category.platform),
+        kind=UnitKind(Platform(category.platform), parse_unit_type(category.unit_type)),
         jurisdiction_codes=jurisdiction_codes,
         **ranking,
     )

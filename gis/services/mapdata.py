@@ -153,7 +153,8 @@ class _Binning:
 
 @dataclass(frozen=True)
 class CaseFilter:
-    """Which of a town's cases a map counts: one platform's and/or one category's (None: all)."""
+    """Which of a town's cases a map counts or the dispatch queue lists: one platform's and/or
+    one category's (None: all)."""
 
     platform: str | None = None
     category: str | None = None
@@ -554,15 +555,15 @@ def command_room_data(
     town_code: str,
     since: datetime | None = None,
     until: datetime | None = None,
-    platform: str | None = None,
-    category: str | None = None,
+    cases: CaseFilter = ALL_CASES,
     cell_m: float = DEFAULT_CELL_M,
     step: TimeStep = TimeStep.AUTO,
     max_markers: int = DEFAULT_MAX_MARKERS,
     now: datetime | None = None,
     stale_after: timedelta | None = None,
 ) -> CommandRoomData:
-    """Everything the command-room map of a town shows, aggregated in PostGIS.
+    """Everything the command-room map of a town shows, aggregated in PostGIS; ``cases`` narrows
+    every figure and marker to one platform's and/or one category's cases.
 
     The period's figures are read as ``/stats`` reads them (``stats.choose_as_of``): from the
     stored facts while they are fresher than ``stale_after``, else exactly as of ``now``;
@@ -574,13 +575,12 @@ def command_room_data(
         raise ValidationError(f"cell_m must be between {MIN_CELL_M:g} and {MAX_CELL_M:g} metres")
     if not 0 <= max_markers <= MAX_MARKERS:
         raise ValidationError(f"max_markers must be between 0 and {MAX_MARKERS}")
-    counted = CaseFilter(platform, category)
-    counted.check(session)
+    cases.check(session)
     area = get_town_area(session, town_code)
     _check_cell_count(area, cell_m)
     chosen = choose_step(period, step)
     figures = period_figures(
-        session, area=area, period=period, step=chosen, cell_m=cell_m, cases=counted
+        session, area=area, period=period, step=chosen, cell_m=cell_m, cases=cases
     )
     as_of = (
         now
@@ -588,12 +588,12 @@ def command_room_data(
         else stats.choose_as_of(session, None, now=now, stale_after=stale_after)
     )
     by_grid, by_town = period_stats(
-        session, town_code=area.code, period=period, as_of=as_of, cases=counted
+        session, town_code=area.code, period=period, as_of=as_of, cases=cases
     )
     grids = grid_stats(
-        session, town_code=area.code, period=period, now=now, figures=by_grid, cases=counted
+        session, town_code=area.code, period=period, now=now, figures=by_grid, cases=cases
     )
-    cases = {
+    open_now = {
         late: open_cases(
             session,
             town_code=area.code,
@@ -601,7 +601,7 @@ def command_room_data(
             now=now,
             overdue=late,
             limit=max_markers,
-            cases=counted,
+            cases=cases,
         )
         for late in (False, True)
     }
@@ -610,21 +610,21 @@ def command_room_data(
         since=period.since,
         until=period.until,
         now=now,
-        platform=platform,
-        category=category,
+        platform=cases.platform,
+        category=cases.category,
         cell_m=cell_m,
         heat=figures.heat,
         time_step=chosen.value,
         frames=figures.frames,
         grids=grids,
-        open_cases=cases[False],
-        overdue_cases=cases[True],
+        open_cases=open_now[False],
+        overdue_cases=open_now[True],
         units=town_units(session, town_code=area.code),
         cameras=town_cameras(session, town_code=area.code),
         total_incidents=sum(cell.count for cell in figures.heat),
         town_figures=by_town,
         figures_as_of=as_of if as_of is not None else stats.last_refresh(session),
-        **town_hotspots(session, area.code, period, counted),
+        **town_hotspots(session, area.code, period, cases),
     )
 
 

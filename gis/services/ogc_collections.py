@@ -159,31 +159,33 @@ def _layer(
     )
 
 
-_REGION_PROPERTIES = ("code", "name", "name_en", "parent_code", "households", "population")
+def _regions(level: RegionLevel, **rest: Any) -> Collection:
+    """The regions of one level (towns, villages): the same table, columns and properties."""
+    return _layer(
+        Region,
+        id_column="code",
+        geometry_type="MultiPolygon",
+        properties=("code", "name", "name_en", "parent_code", "households", "population"),
+        base=Region.level == level.value,
+        **rest,
+    )
+
 
 COLLECTIONS: dict[str, Collection] = {
     c.id: c
     for c in (
-        _layer(
-            Region,
+        _regions(
+            RegionLevel.TOWN,
             id="towns",
             title="Towns 乡镇/街道",
             description="Towns and sub-districts with their boundaries.",
-            id_column="code",
-            geometry_type="MultiPolygon",
-            properties=_REGION_PROPERTIES,
-            base=Region.level == RegionLevel.TOWN.value,
             tile_properties=("code", "name"),
         ),
-        _layer(
-            Region,
+        _regions(
+            RegionLevel.VILLAGE,
             id="villages",
             title="Villages 行政村/社区",
             description="Villages and communities with their boundaries.",
-            id_column="code",
-            geometry_type="MultiPolygon",
-            properties=_REGION_PROPERTIES,
-            base=Region.level == RegionLevel.VILLAGE.value,
             tile_properties=("code", "name", "parent_code"),
             min_zoom=8,
         ),

@@ -20,7 +20,7 @@ from gis.errors import ValidationError
 from gis.layers.categories import Category
 from gis.layers.incidents import Incident, LocationQuality, ReporterKind, is_active
 from gis.layers.units import ResponderUnit, UnitPosition, unit_type_names
-from gis.services.mapdata import units_of_town
+from gis.services.mapdata import ALL_CASES, CaseFilter, units_of_town
 
 MAX_QUEUE = 500
 # "Newest": cases reported within this window, whatever else they are.
@@ -113,24 +113,20 @@ def dispatch_queue(
     *,
     town_code: str,
     now: datetime,
-    platform: str | None = None,
-    category: str | None = None,
+    cases: CaseFilter = ALL_CASES,
     sort: QueueSort = QueueSort.DEADLINE,
     limit: int = 200,
     scope: sa.ColumnElement[bool] | None = None,
 ) -> Queue:
-    """The active cases of a town that need a person, with the count of each bucket.
+    """The active cases of a town that need a person (of ``cases``' platform and category), with
+    the count of each bucket.
 
     ``scope`` is the caller's case filter (``gis.api.security.case_filter``)."""
     if not 1 <= limit <= MAX_QUEUE:
         raise ValidationError(f"limit must be between 1 and {MAX_QUEUE}, got {limit}")
     inc = Incident
     flags = _flags(now)
-    where = [inc.town_code == town_code, is_active(inc.status)]
-    if platform is not None:
-        where.append(inc.platform == platform)
-    if category is not None:
-        where.append(inc.category_code == category)
+    where = [*cases.of_town(town_code), is_active(inc.status)]
     if scope is not None:
         where.append(scope)
     any_bucket = sa.or_(*flags.values())

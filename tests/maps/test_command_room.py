@@ -27,7 +27,7 @@ from gis.maps import (
 from gis.maps import command_room as cr
 from gis.maps.assets import LOCAL_PATHS
 from gis.maps.data import CommandRoomData
-from gis.services.mapdata import command_room_data, village_grids_data
+from gis.services.mapdata import CaseFilter, command_room_data, village_grids_data
 from tests.conftest import count
 from tests.maps.town import (
     EXPECTED,
@@ -266,7 +266,12 @@ def test_local_assets_replace_every_cdn_link(session: Session, town: dict[str, i
 
 def test_empty_town_renders_with_empty_layers(session: Session, town: dict[str, int]) -> None:
     data = command_room_data(
-        session, town_code=TOWN, since=SINCE, until=UNTIL, now=NOW, category="land_dispute"
+        session,
+        town_code=TOWN,
+        since=SINCE,
+        until=UNTIL,
+        now=NOW,
+        cases=CaseFilter(category="land_dispute"),
     )
     counts = feature_counts(build_command_room_map(data))
     assert counts[cr.HEAT_LAYER] == 0 and counts[cr.OPEN_LAYER] == 0
@@ -295,7 +300,7 @@ def test_a_town_without_grids_cameras_units_or_cases_still_renders(
     session: Session, town: dict[str, int]
 ) -> None:
     data = dataclasses.replace(
-        _data(session, category="land_dispute"), grids=[], cameras=[], units=[]
+        _data(session, cases=CaseFilter(category="land_dispute")), grids=[], cameras=[], units=[]
     )
     m = build_command_room_map(data)
     assert set(feature_counts(m).values()) == {0, 1}  # only the town boundary has a feature

@@ -13,6 +13,7 @@ from gis.layers.base import LOCAL_TZ
 from gis.layers.incidents import Incident, IncidentEvent, IncidentStatus
 from gis.maps.data import CaseFigures
 from gis.services.mapdata import (
+    CaseFilter,
     TimeStep,
     choose_step,
     command_room_data,
@@ -139,14 +140,14 @@ def test_markers_are_capped_most_urgent_first_and_the_total_is_kept(
 
 
 def test_platform_filter_limits_every_layer(session: Session, town: dict[str, int]) -> None:
-    data = _data(session, platform="market")
+    data = _data(session, cases=CaseFilter(platform="market"))
     assert data.total_incidents == 2
     assert data.open_cases.total + data.overdue_cases.total == 2
     assert sum(g.figures.received for g in data.grids) == 2
 
 
 def test_category_filter_limits_the_cases(session: Session, town: dict[str, int]) -> None:
-    data = _data(session, category="noise_nuisance")
+    data = _data(session, cases=CaseFilter(category="noise_nuisance"))
     assert data.total_incidents == 1
     assert data.overdue_cases.total == 1 and data.open_cases.total == 0
 
@@ -203,11 +204,11 @@ def test_unknown_category_and_mismatched_platform_are_rejected(
     session: Session, town: dict[str, int]
 ) -> None:
     with pytest.raises(UnknownCodeError, match="unknown category"):
-        _data(session, category="no_such_thing")
+        _data(session, cases=CaseFilter(category="no_such_thing"))
     with pytest.raises(ValidationError, match="belongs to platform"):
-        _data(session, platform="market", category="noise_nuisance")
+        _data(session, cases=CaseFilter("market", "noise_nuisance"))
     with pytest.raises(UnknownCodeError, match="unknown platform"):
-        _data(session, platform="weather")
+        _data(session, cases=CaseFilter(platform="weather"))
 
 
 def test_out_of_range_cell_size_is_rejected(session: Session, town: dict[str, int]) -> None:

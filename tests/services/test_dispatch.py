@@ -60,16 +60,15 @@ def brute_force(
     lat: float,
     *,
     k: int,
-    platform: Platform | None,
-    unit_type: UnitType | None,
+    kind: dispatch.UnitKind,
     available_only: bool,
 ) -> list[tuple[int, float]]:
     """Every unit in the database that passes the filters, ranked by pyproj's geodesic."""
     ranked = []
     for unit in session.scalars(sa.select(ResponderUnit)):
-        if platform is not None and unit.platform != platform.value:
+        if kind.platform is not None and unit.platform != kind.platform.value:
             continue
-        if unit_type is not None and unit.unit_type != unit_type.value:
+        if kind.unit_type is not None and unit.unit_type != kind.unit_type.value:
             continue
         if available_only and unit.status != UnitStatus.AVAILABLE.value:
             continue
@@ -80,29 +79,39 @@ def brute_force(
     return [(unit_id, distance) for distance, unit_id in ranked[:k]]
 
 
+# (the kind of unit, available only)
 FILTERS = [
-    {"platform": None, "unit_type": None, "available_only": True},
-    {"platform": None, "unit_type": None, "available_only": False},
-    {"platform": Platform.GOVERNANCE, "unit_type": None, "available_only": True},
-    {"platform": Platform.MARKET, "unit_type": None, "available_only": False},
-    {"platform": None, "unit_type": UnitType.POLICE_STATION, "available_only": True},
-    {"platform": None, "unit_type": UnitType.SERVICE_CENTRE, "available_only": False},
-    {"platform": Platform.GOVERNANCE, "unit_type": UnitType.TRAFFIC_POLICE, "available_only": True},
+    (dispatch.UnitKind(None, None), True),
+    (dispatch.UnitKind(None, None), False),
+    (dispatch.UnitKind(Platform.GOVERNANCE, None), True),
+    (dispatch.UnitKind(Platform.MARKET, None), False),
+    (dispatch.UnitKind(None, UnitType.POLICE_STATION), True),
+    (dispatch.UnitKind(None, UnitType.SERVICE_CENTRE), False),
+    (dispatch.UnitKind(Platform.GOVERNANCE, UnitType.TRAFFIC_POLICE), True),
     # Contradictory filters: nothing matches, and that is an empty answer, not an error.
-    {"platform": Platform.MARKET, "unit_type": UnitType.POLICE_STATION, "available_only": False},
+    (dispatch.UnitKind(Platform.MARKET, UnitType.POLICE_STATION), False),
 ]
 
 
-@pytest.mark.parametrize("filters", FILTERS, ids=lambda f: "-".join(map(str, f.values())))
+@pytest.mark.parametrize(
+    ("kind", "available_only"),
+    FILTERS,
+    ids=[f"{kind.platform}-{kind.unit_type}-{available}" for kind, available in FILTERS],
+)
 def test_nearest_by_distance_equals_brute_force_geodesic(
-    session: Session, random_units: list[ResponderUnit], filters: dict[str, object]
+    session: Session,
+    random_units: list[ResponderUnit],
+    kind: dispatch.UnitKind,
+    available_only: bool,
 ) -> None:
     rng = random.Random(7)
     for _ in range(15):
         lon, lat = lonlat(rng.uniform(-8000, 8000), rng.uniform(-8000, 8000))
         k = rng.choice([1, 3, 5, 12, 50])
-        result = dispatch.nearest_responders(session, lon=lon, lat=lat, k=k, **filters)  # type: ignore[arg-type]
-        expected = brute_force(session, lon, lat, k=k, **filters)  # type: ignore[arg-type]
+        result = dispatch.nearest_responders(
+            session, lon=lon, lat=lat, k=k, kind=kind, available_only=available_only
+        )
+        expected = brute_force(session, lon, lat, k=k, kind=kind, available_only=available_only)
         assert [r.unit.id for r in result.units] == [unit_id for unit_id, _ in expected]
         for ranked, (_, distance) in zip(result.units, expected, strict=True):
             assert ranked.distance_m == pytest.approx(distance, abs=0.01)

@@ -71,8 +71,7 @@ def cameras(
         town_code=town,
         status=status_.value if status_ else None,
         kind=kind.value if kind else None,
-        limit=page.limit,
-        offset=page.offset,
+        page=page,
     )
     return feature_collection(
         CameraProperties,

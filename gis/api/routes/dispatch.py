@@ -22,11 +22,10 @@ from gis.api.schemas.queue import (
 )
 from gis.api.schemas.types import (
     MAX_ID,
-    UNIT_TYPES,
     CrsQuery,
     LatQuery,
     LonQuery,
-    one_of,
+    unit_type_query,
 )
 from gis.api.security import DISPATCH, allow, authorize, case_filter, check_case, check_town
 from gis.errors import UnknownCodeError
@@ -39,6 +38,7 @@ from gis.services import dispatch, queue
 from gis.services.access import Principal
 from gis.services.dispatch import MAX_K, RankBy
 from gis.services.live import feed_position
+from gis.services.mapdata import CaseFilter
 from gis.services.queue import MAX_QUEUE, QueueSort
 from gis.services.routing import RouteOptions
 from gis.settings import Settings
@@ -132,8 +132,9 @@ async def _fast_nearest(request: Request) -> Response | None:
             wgs_lon,
             wgs_lat,
             k=query.k,
-            platform=parse_platform(query.platform),
-            unit_type=dispatch.parse_unit_type(query.unit_type),
+            kind=dispatch.UnitKind(
+                parse_platform(query.platform), dispatch.parse_unit_type(query.unit_type)
+            ),
             available_only=query.available_only,
         )
     )
@@ -168,10 +169,7 @@ def nearest(
     lon: LonQuery,
     lat: LatQuery,
     crs: CrsQuery = None,
-    unit_type: Annotated[
-        str | None,
-        Query(max_length=60, description="Unit type", json_schema_extra=one_of(UNIT_TYPES)),
-    ] = None,
+    unit_type: Annotated[str | None, unit_type_query()] = None,
     jurisdiction: Annotated[
         str | None,
         Query(
@@ -188,8 +186,7 @@ def nearest(
         session,
         lon=wgs_lon,
         lat=wgs_lat,
-        platform=platform,
-        unit_type=dispatch.parse_unit_type(unit_type),
+        kind=dispatch.UnitKind(platform, dispatch.parse_unit_type(unit_type)),
         jurisdiction_codes=(
             None if jurisdiction is None else dispatch.town_jurisdiction(session, jurisdiction)
         ),
@@ -293,8 +290,7 @@ def dispatch_queue(
         session,
         town_code=code,
         now=now,
-        platform=platform.value if platform else None,
-        category=category,
+        cases=CaseFilter(platform.value if platform else None, category),
         sort=sort,
         limit=limit,
         scope=case_filter(principal, Incident),

@@ -120,8 +120,7 @@ def errands(
         session,
         scope=errand_filter(principal, Errand),
         statuses=tuple(s.value for s in status_ or ()),
-        limit=page.limit,
-        offset=page.offset,
+        page=page,
     )
     return [errand_read(session, errand) for errand in rows]
 

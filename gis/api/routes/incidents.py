@@ -188,7 +188,7 @@ def incidents(
     )
     use_autocommit(session)
     with translate_db_errors():
-        rows, total = list_incidents(session, filters, limit=page.limit, offset=page.offset)
+        rows, total = list_incidents(session, filters, page)
     return feature_collection(
         IncidentProperties,
         rows,

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import json
-from string import Template
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
@@ -14,6 +12,7 @@ from gis.api.deps import SessionDep, SettingsDep
 from gis.api.errors import domain_errors
 from gis.api.routes.maps import page_assets_url
 from gis.api.routes.plans import PlanId, Planner, _actor, _read, _visible_plan
+from gis.api.routes.web import web_page
 from gis.api.schemas.plan_editor import DraftStart, EditorRead, EditRequest
 from gis.api.security import check_town
 from gis.db import committing
@@ -24,14 +23,11 @@ from gis.errors import (
     ValidationError,
 )
 from gis.layers.plans import Plan, PlanScope
-from gis.maps.assets import asset_url
 from gis.services import plan_editor, plan_review, planning
 from gis.services.access import Principal
-from gis.web import WEB_DIR, web_url
 
 router = APIRouter(prefix="/plans", tags=["plans"])
 PAGE = "editor"
-_JSDELIVR = "https://cdn.jsdelivr.net/npm"
 TOWN_PLAN = (plan_editor.GestureError, "the plan redraws a town: the editor redraws one village")
 GESTURE_ERRORS = domain_errors(
     (plan_editor.GestureError, "the gesture cannot be applied (the detail says why)"),
@@ -81,15 +77,13 @@ def editor_page(
     assert village is not None
     town_check(session, principal, village)
     root = request.scope.get("root_path", "")
-    base = page_assets_url(request, settings)
-    html = Template((WEB_DIR / PAGE / "page.html").read_text(encoding="utf-8")).substitute(
-        leaflet_css=asset_url(f"{_JSDELIVR}/leaflet@1.9.3/dist/leaflet.css", base),
-        leaflet_js=asset_url(f"{_JSDELIVR}/leaflet@1.9.3/dist/leaflet.js", base),
-        page_css=web_url(root, PAGE, "editor.css"),
-        page_js=web_url(root, PAGE, "editor.js"),
-        config=json.dumps(
-            {"root": root, "village": village, "plan": plan, "debounce_ms": 250}
-        ).replace("<", "\\u003c"),
+    html = web_page(
+        root,
+        PAGE,
+        assets_url=page_assets_url(request, settings),
+        css="editor.css",
+        js="editor.js",
+        config={"root": root, "village": village, "plan": plan, "debounce_ms": 250},
     )
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 

@@ -10,7 +10,7 @@ from gis.api.deps import ClockDep, PageDep, PlatformDep, SessionDep, SettingsDep
 from gis.api.errors import OUTSIDE, SWAPPED, domain_errors
 from gis.api.geojson import FeatureCollection, feature_collection
 from gis.api.schemas.dispatch import FixProperties, UnitProperties, UnitRead, UnitUpdate
-from gis.api.schemas.types import UNIT_STATUSES, UNIT_TYPES, Time, one_of
+from gis.api.schemas.types import UNIT_STATUSES, Time, one_of, unit_type_query
 from gis.api.security import DISPATCH, WATCH, allow, check_unit
 from gis.errors import PermissionDeniedError
 from gis.geo import checked_wgs84, parse_crs
@@ -33,15 +33,7 @@ def units(
     page: PageDep,
     _: Watcher,
     platform: PlatformDep,
-    type_: Annotated[
-        str | None,
-        Query(
-            alias="type",
-            max_length=60,
-            description="Unit type",
-            json_schema_extra=one_of(UNIT_TYPES),
-        ),
-    ] = None,
+    type_: Annotated[str | None, unit_type_query(alias="type")] = None,
     status: Annotated[
         str | None,
         Query(
@@ -68,8 +60,7 @@ def units(
         unit_type=unit_type.value if unit_type else None,
         status=unit_status.value if unit_status else None,
         jurisdiction_code=town,
-        limit=page.limit,
-        offset=page.offset,
+        page=page,
     )
     return feature_collection(UnitProperties, rows, id_of=lambda u: u.id, number_matched=total)
 

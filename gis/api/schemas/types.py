@@ -164,6 +164,15 @@ PLATFORMS = [p.value for p in Platform]
 UNIT_TYPES = [t.value for t in UnitType]
 UNIT_STATUSES = [s.value for s in UnitStatus]
 
+
+def unit_type_query(*, alias: str | None = None) -> Any:
+    """The unit-type filter of a query (``/units``, ``/dispatch/nearest``), under its own name
+    or ``alias``."""
+    return Query(
+        alias=alias, max_length=60, description="Unit type", json_schema_extra=one_of(UNIT_TYPES)
+    )
+
+
 # The place of a query (dispatch, cameras): lon/lat in `crs`, WGS84 unless said.
 LonQuery = Annotated[
     float, Query(description="Longitude of the place, in `crs`", json_schema_extra=LON_RANGE)

@@ -40,7 +40,7 @@ function el(id) {
 }
 
 function status(text) {
-  el("ed-status").textContent = text;
+  el("gis-status").textContent = text;
 }
 
 export async function start(config) {
@@ -544,7 +544,7 @@ export async function start(config) {
   resetBefore();
   show(plan);
   map.fitBounds(state.layers.grids.getBounds());
-  el("ed-title").textContent = `网格规划编辑器 Grid plan editor — ${plan.scope_code}`;
+  el("gis-title").textContent = `网格规划编辑器 Grid plan editor — ${plan.scope_code}`;
   el("ed-hint").textContent = HINTS.select;
   await listPlans();
   status("就绪 Ready");
