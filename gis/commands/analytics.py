@@ -174,20 +174,22 @@ class Towns:
         """The town codes, in the order given (``--town``) or in code order; ``NotFoundError``
         for an unknown town or county."""
         from gis.errors import ValidationError
-        from gis.layers.regions import RegionLevel, get_region, list_regions
+        from gis.layers.regions import RegionLevel, get_region, list_regions, region_code
 
         if sum((bool(self.codes), self.county is not None, self.every)) != 1:
             raise ValidationError("give --town (repeatable), --county or --all-towns")
         if self.codes:
-            codes = list(dict.fromkeys(self.codes))
+            # A real file's 9-digit town code (330803110) is our 330803110000.
+            codes = list(dict.fromkeys(region_code(code, "town") for code in self.codes))
             for code in codes:
                 get_region(session, code, level=RegionLevel.TOWN)
             return codes
-        if self.county is not None:
-            get_region(session, self.county, level=RegionLevel.COUNTY)
-        towns = list_regions(session, level=RegionLevel.TOWN, parent_code=self.county)
+        county = None if self.county is None else region_code(self.county, "county")
+        if county is not None:
+            get_region(session, county, level=RegionLevel.COUNTY)
+        towns = list_regions(session, level=RegionLevel.TOWN, parent_code=county)
         if not towns:
-            raise ValidationError(f"no town in {self.county or 'the database'}")
+            raise ValidationError(f"no town in {county or 'the database'}")
         return [town.code for town in towns]
 
 
