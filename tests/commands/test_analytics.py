@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -189,7 +190,10 @@ def test_a_scheduler_killed_mid_job_fails_cleanly_and_a_rerun_succeeds(
     from tests.dask_fixtures import kill
 
     address, process = scheduler
-    query = HotspotQuery("", until=SAMPLE_END, permutations=99, seed=3)
+    # A window of one hour: each town's job counts its cases in the database on the worker and
+    # is skipped for too few, which spares this worker process compiling Gi*'s kernels (the
+    # test above runs Gi* on Dask); what is tested here is the cluster dying mid-job.
+    query = HotspotQuery("", since=SAMPLE_END - timedelta(hours=1), until=SAMPLE_END)
     job = partial(hotspots_of_town, query)
     with Session(engine) as session:
         towns = towns_with_cases(session)[:3]
@@ -201,4 +205,4 @@ def test_a_scheduler_killed_mid_job_fails_cleanly_and_a_rerun_succeeds(
         rerun = run_per_town(session, towns, job, client=local_client)
         assert rerun == run_per_town(session, towns, job)
         assert [outcome.town for outcome in rerun] == towns
-        assert all(outcome.skipped is None for outcome in rerun)
+        assert all("case(s) match" in (outcome.skipped or "") for outcome in rerun)
