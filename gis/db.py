@@ -21,6 +21,8 @@ from gis.errors import (
 from gis.settings import Settings, get_settings
 
 DriverErrorT = TypeVar("DriverErrorT", bound=Exception)
+A = TypeVar("A")
+T = TypeVar("T")
 
 
 def make_engine(settings: Settings | None = None, *, url: str | None = None) -> Engine:
@@ -58,6 +60,18 @@ def session_scope(engine: Engine) -> Iterator[Session]:
     the commit's too, raised as domain errors)."""
     with make_sessionmaker(engine)() as session, translate_db_errors(), committing(session):
         yield session
+
+
+def in_own_session(url: str, work: Callable[[Session, A], T], arg: A) -> T:
+    """``work(session, arg)`` on a session of a new engine on ``url``, rolled back and the engine
+    disposed afterwards: how a task on a Dask worker reads the database (a session is never
+    shipped to a worker; each task opens its own connection)."""
+    engine = make_engine(url=url)
+    try:
+        with make_sessionmaker(engine)() as session, translate_db_errors():
+            return work(session, arg)  # closing the session rolls back: the task only reads
+    finally:
+        engine.dispose()
 
 
 @contextmanager

@@ -24,8 +24,9 @@ from gis.errors import GisError
 from gis.migrations.api import upgrade
 from gis.settings import Settings
 
-# The headless-Chromium fixtures (browser, assets_dir), shared by tests/maps and tests/ogc.
-pytest_plugins = ("tests.browser",)
+# The headless-Chromium fixtures (browser, assets_dir), shared by tests/maps and tests/ogc; the
+# Dask clusters (local_client, scheduler) of the bulk-job tests.
+pytest_plugins = ("tests.browser", "tests.dask_fixtures")
 
 TEST_DATABASE_URL = os.environ.get(
     "GIS_TEST_DATABASE_URL", "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/gis_test"

@@ -22,12 +22,24 @@ from rich.table import Table
 from gis.errors import GisError
 
 if TYPE_CHECKING:
+    from distributed import Client
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session
 
     from gis.settings import Settings
 
 errors = Console(stderr=True)
+
+# The options of the bulk jobs that can run on Dask (reassign, boundary import, many-town
+# analytics): ``dask_cluster`` turns them into a client.
+DaskOption = typer.Option(
+    False,
+    "--dask",
+    help="Run on a Dask cluster: GIS_DASK_SCHEDULER's, else a local one (pip install '.[dask]')",
+)
+SchedulerOption = typer.Option(
+    None, help="Dask scheduler of a real cluster, e.g. tcp://10.0.0.5:8786 (implies --dask)"
+)
 
 
 def register_all(app: typer.Typer) -> None:
@@ -82,6 +94,25 @@ def command_session(settings: Settings | None = None) -> Iterator[Session]:
 
     with command_engine(settings) as engine, session_scope(engine) as session:
         yield session
+
+
+@contextmanager
+def dask_cluster(
+    dask: bool, scheduler: str | None, settings: Settings | None = None
+) -> Iterator[Client | None]:
+    """The Dask client a command runs on — the scheduler at ``scheduler``, or with ``dask`` the
+    one of GIS_DASK_SCHEDULER or else a new local cluster — or ``None``: run in-process. The
+    cluster's address goes to stderr; a bad or unreachable address is a ``BulkJobError``."""
+    if not dask and scheduler is None:
+        yield None
+        return
+    from gis.services import bulk
+    from gis.settings import get_settings
+
+    address = scheduler or (settings or get_settings()).dask_scheduler
+    with bulk.dask_client(address) as client:
+        errors.print(f"Dask: {client.scheduler_info().get('address', address)}")
+        yield client
 
 
 def dry_run(session: Session, commit: bool, note: str = "nothing written") -> bool:

@@ -1,24 +1,40 @@
 """`gis analytics`: hotspots (Gi*), emerging hotspots, recurring problems and the proposals
-(redistricting, camera and station siting) as tables."""
+(redistricting, camera and station siting) as tables.
+
+Hotspots and emerging hotspots run for one town or many (``--town`` repeated, ``--county``,
+``--all-towns``): one job per town (``run_per_town``), in this process one after the other, or
+with ``--dask``/``--scheduler`` one task per town on a Dask cluster, each task on a database
+session of its own; the results come back in town order either way.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from gis.commands import command_group
+from gis.commands import DaskOption, SchedulerOption, command_group
 from gis.commands.stats import parse_moment as moment
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from gis.services.hotspots import HotspotQuery, SliceStep
 
 analytics_app = command_group(
     "analytics", "Spatial statistics: hotspots, emerging hotspots, recurring problems."
 )
 
+TOWNS_HELP = "A town (code); repeatable"
+COUNTY_HELP = "…or every town of this county (code)"
+ALL_TOWNS_HELP = "…or every town"
 SINCE_HELP = "Cases reported from, ISO 8601 (default: 30 days before --until; CST if no zone)"
 UNTIL_HELP = "…until before, ISO 8601 (default: now)"
 FORMAT_HELP = "table or json"
@@ -81,9 +97,164 @@ def _query(
     )
 
 
+@dataclass(frozen=True)
+class TownOutcome:
+    """One town's result of a many-town job, or why the town was skipped."""
+
+    town: str
+    result: Any = None
+    skipped: str | None = None
+
+
+def town_outcome(job: Callable[[Session, str], Any], session: Session, town: str) -> TownOutcome:
+    """``job(session, town)``; a town whose data do not allow it (a ``ValidationError``: too
+    few grids or cases) is skipped with the reason, and the other towns still run."""
+    from gis.errors import ValidationError
+
+    try:
+        return TownOutcome(town, job(session, town))
+    except ValidationError as error:
+        return TownOutcome(town, skipped=error.detail)
+
+
+def run_per_town(
+    session: Session,
+    towns: Sequence[str],
+    job: Callable[[Session, str], Any],
+    *,
+    client: Client | None = None,
+    progress: bool = False,
+    on_done: Callable[[int], None] | None = None,
+) -> list[TownOutcome]:
+    """``job`` for every town, in town order: one after the other on ``session``, or with a
+    Dask ``client`` one task per town, each opening its own session on ``session``'s database
+    (``gis.db.in_own_session``; ``job`` must be picklable: a module function or a partial of
+    one). A progress bar on stderr if ``progress``; ``BulkJobError`` if the cluster fails."""
+    from tqdm import tqdm
+
+    work = partial(town_outcome, job)
+    if client is None:
+        outcomes = []
+        for k, town in enumerate(tqdm(towns, desc="towns", unit="town", disable=not progress)):
+            outcomes.append(work(session, town))
+            if on_done is not None:
+                on_done(k)
+        return outcomes
+    from gis.db import in_own_session
+    from gis.services import bulk
+
+    url = session.get_bind().engine.url.render_as_string(hide_password=False)
+    outcomes = bulk.run_tasks(
+        client,
+        in_own_session,
+        [(url, work, town) for town in towns],
+        progress=progress,
+        desc="towns on Dask",
+        unit="town",
+        on_done=on_done,
+    )
+    return outcomes
+
+
+@dataclass(frozen=True)
+class Towns:
+    """The towns a command was asked for: ``--town`` (repeatable), ``--county`` or
+    ``--all-towns``."""
+
+    codes: list[str]
+    county: str | None
+    every: bool
+
+    @property
+    def many(self) -> bool:
+        """Whether the answer names each row's town (all but a single ``--town``)."""
+        return self.county is not None or self.every or len(self.codes) > 1
+
+    def resolve(self, session: Session) -> list[str]:
+        """The town codes, in the order given (``--town``) or in code order; ``NotFoundError``
+        for an unknown town or county."""
+        from gis.errors import ValidationError
+        from gis.layers.regions import RegionLevel, get_region, list_regions, region_code
+
+        if sum((bool(self.codes), self.county is not None, self.every)) != 1:
+            raise ValidationError("give --town (repeatable), --county or --all-towns")
+        if self.codes:
+            # A real file's 9-digit town code (330803110) is our 330803110000.
+            codes = list(dict.fromkeys(region_code(code, "town") for code in self.codes))
+            for code in codes:
+                get_region(session, code, level=RegionLevel.TOWN)
+            return codes
+        county = None if self.county is None else region_code(self.county, "county")
+        if county is not None:
+            get_region(session, county, level=RegionLevel.COUNTY)
+        towns = list_regions(session, level=RegionLevel.TOWN, parent_code=county)
+        if not towns:
+            raise ValidationError(f"no town in {county or 'the database'}")
+        return [town.code for town in towns]
+
+
+def _for_towns(
+    session: Session,
+    towns: Towns,
+    query: HotspotQuery,
+    job: Callable[[Session, str], Any],
+    table: Callable[[Any], tuple[list[str], list[list[Any]], str | None]],
+    *,
+    dask: bool,
+    scheduler: str | None,
+) -> tuple[list[str], list[list[Any]]]:
+    """Check ``query`` for every town (bad parameters and unknown towns fail here, before any
+    town runs), run ``job`` for the towns (on Dask if asked) and join the ``table`` of each
+    result (columns, rows, a summary line for stderr), with a town column when there are many."""
+    from dataclasses import replace
+
+    from gis.commands import dask_cluster
+    from gis.errors import ValidationError
+    from gis.services import hotspots
+
+    codes = towns.resolve(session)
+    for code in codes:
+        hotspots.check_query(session, replace(query, town_code=code))
+    with dask_cluster(dask, scheduler) as client:
+        outcomes = run_per_town(session, codes, job, client=client, progress=len(codes) > 1)
+    done = [outcome for outcome in outcomes if outcome.skipped is None]
+    if not done:
+        if not towns.many:
+            raise ValidationError(outcomes[0].skipped or "")
+        reasons = "; ".join(f"{o.town}: {o.skipped}" for o in outcomes)
+        raise ValidationError(f"no town could be analysed: {reasons}")
+    notes = Console(stderr=True)
+    columns: list[str] = []
+    rows: list[list[Any]] = []
+    for outcome in outcomes:
+        if outcome.skipped is not None:
+            notes.print(f"town {outcome.town} skipped: {outcome.skipped}", highlight=False)
+            continue
+        columns, town_rows, summary = table(outcome.result)
+        prefix = f"town {outcome.town}: " if towns.many else ""
+        if summary is not None:
+            notes.print(prefix + summary, highlight=False)
+        if towns.many:
+            rows.extend([outcome.town, *row] for row in town_rows)
+        else:
+            rows = town_rows
+    return (["town", *columns] if towns.many else columns), rows
+
+
+def hotspots_of_town(query: HotspotQuery, session: Session, town: str) -> Any:
+    """The hotspots of ``query`` for ``town`` (a many-town job)."""
+    from dataclasses import replace
+
+    from gis.services import hotspots
+
+    return hotspots.find_hotspots(session, replace(query, town_code=town))
+
+
 @analytics_app.command("hotspots")
 def hotspots_command(
-    town: str = typer.Option(..., help="The town (code)"),
+    town: list[str] = typer.Option([], help=TOWNS_HELP),
+    county: str | None = typer.Option(None, help=COUNTY_HELP),
+    all_towns: bool = typer.Option(False, "--all-towns", help=ALL_TOWNS_HELP),
     since: str | None = typer.Option(None, help=SINCE_HELP),
     until: str | None = typer.Option(None, help=UNTIL_HELP),
     platform: str | None = typer.Option(None, help="Only this platform"),
@@ -96,22 +267,15 @@ def hotspots_command(
         None, help="queen (default for grids) or distance (default for cells)"
     ),
     band_m: float | None = typer.Option(None, help="Distance band (m; default 1.5 cells)"),
+    dask: bool = DaskOption,
+    scheduler: str | None = SchedulerOption,
     output: str = typer.Option("table", "--format", help=FORMAT_HELP),
 ) -> None:
     """Getis-Ord Gi* hot and cold spots of a town's grids (or square cells), FDR-corrected
-    (热点)."""
+    (热点); for many towns one job per town, on Dask with --dask/--scheduler."""
     from dataclasses import replace
 
-    from gis.services import hotspots
-
-    def work(session: Session) -> tuple[list[str], list[list[Any]]]:
-        query = replace(
-            _query(town, since, until, platform, category, permutations, seed),
-            cell_m=cell_m,
-            weights=weights,
-            band_m=band_m,
-        )
-        result = hotspots.find_hotspots(session, query)
+    def table(result: Any) -> tuple[list[str], list[list[Any]], str | None]:
         grids = sorted(result.grids, key=lambda g: (-g.confidence, -g.z))
         rows = [
             [g.code, g.name, g.count, g.z, g.p, g.spot.value]
@@ -119,18 +283,42 @@ def hotspots_command(
             if g.confidence or not significant
         ]
         counts = ", ".join(f"{k} {v}" for k, v in result.summary.items() if v)
-        Console(stderr=True).print(
+        summary = (
             f"{result.cases} cases in {len(result.grids)} {result.unit}s ({result.weights}), "
             f"{result.period.since:%Y-%m-%d}–{result.period.until:%Y-%m-%d}: {counts}"
         )
-        return [result.unit, "name", "cases", "z", "p", "class"], rows
+        return [result.unit, "name", "cases", "z", "p", "class"], rows, summary
+
+    def work(session: Session) -> tuple[list[str], list[list[Any]]]:
+        query = replace(
+            _query("", since, until, platform, category, permutations, seed),
+            cell_m=cell_m,
+            weights=weights,
+            band_m=band_m,
+        )
+        job = partial(hotspots_of_town, query)
+        towns = Towns(town, county, all_towns)
+        return _for_towns(session, towns, query, job, table, dask=dask, scheduler=scheduler)
 
     _in_session(work, output)
 
 
+def emerging_of_town(
+    query: HotspotQuery, step: SliceStep, level: int, session: Session, town: str
+) -> Any:
+    """The emerging hotspots of ``query`` for ``town`` (a many-town job)."""
+    from dataclasses import replace
+
+    from gis.services import hotspots
+
+    return hotspots.find_emerging(session, replace(query, town_code=town), step=step, level=level)
+
+
 @analytics_app.command("emerging")
 def emerging_command(
-    town: str = typer.Option(..., help="The town (code)"),
+    town: list[str] = typer.Option([], help=TOWNS_HELP),
+    county: str | None = typer.Option(None, help=COUNTY_HELP),
+    all_towns: bool = typer.Option(False, "--all-towns", help=ALL_TOWNS_HELP),
     since: str | None = typer.Option(None, help=SINCE_HELP),
     until: str | None = typer.Option(None, help=UNTIL_HELP),
     step: str = typer.Option("week", help="week or month"),
@@ -139,24 +327,31 @@ def emerging_command(
     category: str | None = typer.Option(None, help="Only this category"),
     permutations: int = typer.Option(999, help="Random permutations for the p-values"),
     seed: int | None = typer.Option(None, help="Fix the permutations (repeatable results)"),
+    dask: bool = DaskOption,
+    scheduler: str | None = SchedulerOption,
     output: str = typer.Option("table", "--format", help=FORMAT_HELP),
 ) -> None:
-    """Emerging hotspots: Gi* per week or month and a Mann–Kendall trend per grid."""
+    """Emerging hotspots: Gi* per week or month and a Mann–Kendall trend per grid; for many
+    towns one job per town, on Dask with --dask/--scheduler."""
     from gis.errors import ValidationError
     from gis.services import hotspots
+
+    def table(result: Any) -> tuple[list[str], list[list[Any]], str | None]:
+        rows = [
+            [g.code, g.name, g.category.value, sum(g.counts), g.trend_tau, g.trend_p]
+            for g in sorted(result.grids, key=lambda g: (g.category.value, g.code))
+        ]
+        return ["grid", "name", "category", "cases", "trend_tau", "trend_p"], rows, None
 
     def work(session: Session) -> tuple[list[str], list[list[Any]]]:
         try:
             slice_step = hotspots.SliceStep(step)
         except ValueError:
             raise ValidationError(f"--step {step!r}: use week or month") from None
-        query = _query(town, since, until, platform, category, permutations, seed)
-        result = hotspots.find_emerging(session, query, step=slice_step, level=level)
-        rows = [
-            [g.code, g.name, g.category.value, sum(g.counts), g.trend_tau, g.trend_p]
-            for g in sorted(result.grids, key=lambda g: (g.category.value, g.code))
-        ]
-        return ["grid", "name", "category", "cases", "trend_tau", "trend_p"], rows
+        query = _query("", since, until, platform, category, permutations, seed)
+        job = partial(emerging_of_town, query, slice_step, level)
+        towns = Towns(town, county, all_towns)
+        return _for_towns(session, towns, query, job, table, dask=dask, scheduler=scheduler)
 
     _in_session(work, output)
 

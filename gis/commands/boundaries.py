@@ -8,7 +8,16 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from gis.commands import command_group, command_session, dry_run, outcome_table, sample
+from gis.commands import (
+    DaskOption,
+    SchedulerOption,
+    command_group,
+    command_session,
+    dask_cluster,
+    dry_run,
+    outcome_table,
+    sample,
+)
 
 console = Console(stderr=True)
 boundaries_app = command_group(
@@ -44,10 +53,16 @@ def import_boundaries(
     encoding: str | None = typer.Option(None, help="Text encoding of a Shapefile (UTF-8, GBK…)"),
     actor: str = typer.Option("import", help="Recorded as the author of new grid versions"),
     show: int = typer.Option(20, help="Rows listed per outcome"),
+    dask: bool = DaskOption,
+    scheduler: str | None = SchedulerOption,
     commit: bool = typer.Option(False, "--commit", help="Write the changes (default: dry run)"),
 ) -> None:
     """Compare a boundary file with the database and print what would be added, changed and
-    retired; write it only with --commit (grids get new dated versions; open cases follow)."""
+    retired; write it only with --commit (grids get new dated versions; open cases follow).
+
+    With --dask/--scheduler the file is read, converted and checked in partitions on a Dask
+    cluster (whose workers must see the file at the same path); the comparison and the write
+    stay in PostgreSQL, in one transaction, as without."""
     from gis.ingest.boundaries import Level, commit_import, plan_import, read_boundaries
     from gis.settings import get_settings
 
@@ -57,18 +72,20 @@ def import_boundaries(
         raise typer.BadParameter("level must be county, town, village or grid") from None
     settings = get_settings()
     with command_session(settings) as session:
-        read = read_boundaries(
-            file,
-            crs=crs,
-            code_field=code_field,
-            name_field=name_field,
-            parent_field=parent_field,
-            households_field=households_field,
-            population_field=population_field,
-            layer=layer,
-            encoding=encoding,
-            progress=True,
-        )
+        with dask_cluster(dask, scheduler, settings) as client:
+            read = read_boundaries(
+                file,
+                crs=crs,
+                code_field=code_field,
+                name_field=name_field,
+                parent_field=parent_field,
+                households_field=households_field,
+                population_field=population_field,
+                layer=layer,
+                encoding=encoding,
+                progress=True,
+                client=client,
+            )
         console.print(
             f"read {len(read.features) + len(read.rejected)} features from {file} "
             f"(CRS: {read.source_crs}; the file declares {read.declared_crs or 'none'})"
@@ -139,14 +156,8 @@ def reassign(
         "table (analysis only: historic cases keep their grid)",
     ),
     actor: str = typer.Option("reassign", help="Recorded on each case event"),
-    dask: bool = typer.Option(
-        False, "--dask", help="Join on a Dask cluster (a local one unless --scheduler)"
-    ),
-    scheduler: str | None = typer.Option(
-        None,
-        help="Dask scheduler of a real cluster, e.g. tcp://10.0.0.5:8786 (implies --dask; "
-        "default GIS_DASK_SCHEDULER)",
-    ),
+    dask: bool = DaskOption,
+    scheduler: str | None = SchedulerOption,
     commit: bool = typer.Option(False, "--commit", help="Write the changes (default: dry run)"),
 ) -> None:
     """Re-assign open cases to the grids in force now (set-based), e.g. after a county reload.
@@ -160,7 +171,6 @@ def reassign(
     from gis.settings import get_settings
 
     settings = get_settings()
-    scheduler = scheduler or settings.dask_scheduler
     on_dask = dask or scheduler is not None
     if on_dask and (town is not None or historic_table is not None):
         raise typer.BadParameter("--dask joins every open case: drop --town and --historic-table")
@@ -217,8 +227,8 @@ def _reassign_on_dask(scheduler: str | None, *, actor: str, commit: bool) -> Non
 
     settings = get_settings()
     started = time.perf_counter()
-    with command_session(settings) as session, bulk.dask_client(scheduler) as client:
-        console.print(f"Dask: {client.scheduler_info().get('address', scheduler)}")
+    with command_session(settings) as session, dask_cluster(True, scheduler, settings) as client:
+        assert client is not None
         bulk.stage_on_dask(session, client, snap_m=settings.snap_meters)
         result = service.write_back(
             session,

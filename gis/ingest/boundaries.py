@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import shapely
@@ -53,12 +53,17 @@ from gis.services import grid_versions
 from gis.services.ledger_tables import cell_text
 from gis.settings import DEFAULT_PLAN_LOCK_TIMEOUT_S, DEFAULT_SNAP_M
 
+if TYPE_CHECKING:
+    from distributed import Client
+
 # Rough bounding box of China (as in gis.geo): converted boundaries must fall inside it.
 _CHINA = (72.0, 0.8, 137.9, 55.9)
 CODE_FIELDS = ("code", "adcode", "CODE", "ADCODE", "gid", "id", "编码", "代码")
 NAME_FIELDS = ("name", "NAME", "Name", "名称", "mc", "MC")
 FORMATS = {"geojson": "GeoJSON", "gpkg": "GPKG", "shp": "ESRI Shapefile"}
 PROGRESS_ABOVE = 2_000  # features; smaller files finish before a bar would be readable
+# Features per Dask task when the caller does not say how many partitions (--dask).
+PARTITION_FEATURES = 10_000
 
 
 class Level(StrEnum):
@@ -161,6 +166,29 @@ def _as_count(value: Any) -> int | None:
     return count if count >= 0 else None
 
 
+@dataclass(frozen=True)
+class _Fields:
+    """Which field holds what, and the CRS the geometries are read in (``--crs`` or the
+    file's): all a partition of the file needs to be checked on its own."""
+
+    code: str
+    name: str
+    parent: str | None
+    households: str | None
+    population: str | None
+    declared: CRS | None
+    override: str | None
+
+
+@dataclass
+class _Checked:
+    """The features of one part of a file that passed, and the problems of the others."""
+
+    features: list[BoundaryFeature] = field(default_factory=list)
+    repaired: list[Problem] = field(default_factory=list)
+    rejected: list[Problem] = field(default_factory=list)
+
+
 def read_boundaries(
     path: Path,
     *,
@@ -173,61 +201,62 @@ def read_boundaries(
     layer: str | None = None,
     encoding: str | None = None,
     progress: bool = False,
+    client: Client | None = None,
+    partitions: int | None = None,
+    on_partition: Callable[[int], None] | None = None,
 ) -> ReadResult:
-    """Read a GeoJSON/Shapefile/GeoPackage of boundaries into valid WGS84 MultiPolygons."""
+    """Read a GeoJSON/Shapefile/GeoPackage of boundaries into valid WGS84 MultiPolygons; with
+    a Dask ``client``, read and check it in ``partitions`` slices on the cluster (the same
+    result; ``on_partition`` is called with each slice's position as it finishes)."""
     import pyogrio
 
     path = Path(path)
     if not path.exists():
         raise ValidationError(f"no such file: {path}")
-    try:
-        frame = pyogrio.read_dataframe(
-            path, layer=layer, encoding=encoding or _default_encoding(path)
-        )
-    except Exception as error:  # pyogrio raises DataSourceError, DataLayerError, OSError…
-        raise ValidationError(f"cannot read {path}: {error}") from error
-    declared = frame.crs.to_string() if frame.crs is not None else None
-    columns = [str(c) for c in frame.columns if c != "geometry"]
+    encoding = encoding or _default_encoding(path)
+    frame = None
+    if client is None:
+        frame = _read_slice(path, layer, encoding)
+        declared, columns, total = frame.crs, list(frame.columns), len(frame)
+    else:
+        try:
+            info = pyogrio.read_info(path, layer=layer, encoding=encoding, force_feature_count=True)
+        except Exception as error:  # as in _read_slice
+            raise ValidationError(f"cannot read {path}: {error}") from error
+        # The CRS geopandas would give the whole frame (pyogrio's string, through pyproj).
+        declared = CRS.from_user_input(info["crs"]) if info["crs"] else None
+        columns, total = list(info["fields"]), int(info["features"])
+    columns = [str(c) for c in columns if c != "geometry"]
     code_col = _pick_field(columns, code_field, CODE_FIELDS, "code")
     name_col = _pick_field(columns, name_field, (*NAME_FIELDS, code_col), "name")
     for wanted in (parent_field, households_field, population_field):
         if wanted is not None:
             _pick_field(columns, wanted, (), "field")
-
-    geoms = np.asarray(frame.geometry.values, dtype=object)
-    source, convert = _converter(frame.crs, crs, geoms)
-    result = ReadResult(path=path, source_crs=source, declared_crs=declared, features=[])
-    rows = frame.drop(columns="geometry").to_dict("records")
-    iterator: Iterable[tuple[int, dict[str, Any]]] = enumerate(rows)
-    if progress and len(rows) > PROGRESS_ABOVE:
-        iterator = tqdm(iterator, total=len(rows), unit="feature", desc=f"checking {path.name}")
-    for index, row in iterator:
-        code = cell_text(row.get(code_col))
-        if code is None:
-            result.rejected.append(Problem(index, None, f"no value in field {code_col!r}"))
-            continue
-        if len(code) > 20:
-            result.rejected.append(Problem(index, code, "the code is longer than 20 characters"))
-            continue
-        checked = _checked_geometry(geoms[index], convert)
-        if isinstance(checked, str):
-            result.rejected.append(Problem(index, code, checked))
-            continue
-        geom, repair = checked
-        if repair:
-            result.repaired.append(Problem(index, code, repair))
-        result.features.append(
-            BoundaryFeature(
-                index=index,
-                code=code,
-                name=(cell_text(row.get(name_col)) or code)[:100],
-                geom=geom,
-                parent_code=cell_text(row.get(parent_field)) if parent_field else None,
-                households=_as_count(row.get(households_field)) if households_field else None,
-                population=_as_count(row.get(population_field)) if population_field else None,
-                repair=repair,
-            )
+    fields = _Fields(
+        code=code_col,
+        name=name_col,
+        parent=parent_field,
+        households=households_field,
+        population=population_field,
+        declared=declared,
+        override=crs,
+    )
+    source, _ = _converter(declared, crs)  # an unknown CRS fails here, before any work
+    bar = progress and total > PROGRESS_ABOVE
+    if client is None:
+        parts = [_check_slice(frame, fields, desc=f"checking {path.name}" if bar else None)]
+    else:
+        parts = _check_on_dask(
+            client, path, layer, encoding, fields, total, partitions, bar, on_partition
         )
+    result = ReadResult(
+        path=path,
+        source_crs=source,
+        declared_crs=declared.to_string() if declared is not None else None,
+        features=[f for part in parts for f in part.features],
+        repaired=[p for part in parts for p in part.repaired],
+        rejected=[p for part in parts for p in part.rejected],
+    )
     duplicates = [c for c, n in Counter(f.code for f in result.features).items() if n > 1]
     if duplicates:
         for feature in [f for f in result.features if f.code in set(duplicates)]:
@@ -238,7 +267,106 @@ def read_boundaries(
     return result
 
 
-def _converter(declared: CRS | None, override: str | None, geoms: np.ndarray) -> tuple[str, Any]:
+def _read_slice(
+    path: Path, layer: str | None, encoding: str | None, start: int = 0, count: int | None = None
+) -> Any:
+    """Features ``start`` … ``start + count`` of the file (all by default) as a GeoDataFrame."""
+    import pyogrio
+
+    try:
+        return pyogrio.read_dataframe(
+            path, layer=layer, encoding=encoding, skip_features=start, max_features=count
+        )
+    except Exception as error:  # pyogrio raises DataSourceError, DataLayerError, OSError…
+        raise ValidationError(f"cannot read {path}: {error}") from error
+
+
+def _check_slice(
+    frame: Any, fields: _Fields, *, start: int = 0, desc: str | None = None
+) -> _Checked:
+    """Check the features of ``frame``, the file's features from ``start`` on: a code, and a
+    valid polygonal WGS84 geometry (``_checked_geometry``); a progress bar if ``desc``."""
+    _, convert = _converter(fields.declared, fields.override)
+    geoms = np.asarray(frame.geometry.values, dtype=object)
+    rows = frame.drop(columns="geometry").to_dict("records")
+    checked = _Checked()
+    iterator: Iterable[tuple[int, dict[str, Any]]] = enumerate(rows)
+    if desc is not None:
+        iterator = tqdm(iterator, total=len(rows), unit="feature", desc=desc)
+    for position, row in iterator:
+        index = start + position
+        code = cell_text(row.get(fields.code))
+        if code is None:
+            checked.rejected.append(Problem(index, None, f"no value in field {fields.code!r}"))
+            continue
+        if len(code) > 20:
+            checked.rejected.append(Problem(index, code, "the code is longer than 20 characters"))
+            continue
+        outcome = _checked_geometry(geoms[position], convert)
+        if isinstance(outcome, str):
+            checked.rejected.append(Problem(index, code, outcome))
+            continue
+        geom, repair = outcome
+        if repair:
+            checked.repaired.append(Problem(index, code, repair))
+        checked.features.append(
+            BoundaryFeature(
+                index=index,
+                code=code,
+                name=(cell_text(row.get(fields.name)) or code)[:100],
+                geom=geom,
+                parent_code=cell_text(row.get(fields.parent)) if fields.parent else None,
+                households=_as_count(row.get(fields.households)) if fields.households else None,
+                population=_as_count(row.get(fields.population)) if fields.population else None,
+                repair=repair,
+            )
+        )
+    return checked
+
+
+def read_and_check_slice(
+    path: Path, layer: str | None, encoding: str | None, start: int, count: int, fields: _Fields
+) -> _Checked:
+    """Read and check features ``start`` … ``start + count`` of a file: a Dask task."""
+    return _check_slice(_read_slice(path, layer, encoding, start, count), fields, start=start)
+
+
+def _check_on_dask(
+    client: Client,
+    path: Path,
+    layer: str | None,
+    encoding: str | None,
+    fields: _Fields,
+    total: int,
+    partitions: int | None,
+    progress: bool,
+    on_partition: Callable[[int], None] | None,
+) -> list[_Checked]:
+    """The file read and checked in slices on the cluster, in file order.
+
+    Each task reads its own slice with pyogrio (``skip_features``/``max_features``, as
+    ``dask_geopandas.read_file`` does, which does not take pyogrio's ``encoding``: Chinese
+    Shapefiles without a .cpg need it), so the workers must see the file at the same path."""
+    from gis.services import bulk
+
+    count = partitions or max(1, math.ceil(total / PARTITION_FEATURES))
+    size = max(1, math.ceil(total / count))
+    starts = list(range(0, total, size))
+    sizes = [min(size, total - start) for start in starts]
+    parts: list[_Checked] = bulk.run_tasks(
+        client,
+        read_and_check_slice,
+        [(path, layer, encoding, start, n, fields) for start, n in zip(starts, sizes, strict=True)],
+        progress=progress,
+        desc=f"checking {path.name} on Dask",
+        unit="feature",
+        sizes=sizes,
+        on_done=on_partition,
+    )
+    return parts
+
+
+def _converter(declared: CRS | None, override: str | None) -> tuple[str, Any]:
     """The CRS to read the file in and a function converting one geometry to WGS84."""
     if override is not None:
         label, crs = describe_crs(override)

@@ -1,4 +1,9 @@
-"""Bulk jobs on Dask: the point-in-grid join of a whole county's (or province's) open cases.
+"""Bulk jobs on Dask: the cluster, the run of a job's tasks, and the point-in-grid join of a
+whole county's (or province's) open cases.
+
+The other bulk jobs run their tasks with ``run_tasks`` / ``as_finished`` from here: the boundary
+import (``gis.ingest.boundaries``: reading and checking a file in partitions) and the many-town
+analytics (``gis.commands.analytics``: one task per town, each opening its own database session).
 
 Where Dask helps, and where it does not (measured: docs/bench-plans.md): the spatial join of a
 million points to 100k polygons splits into independent partitions of points, each joined
@@ -9,9 +14,9 @@ history, the foreign keys and the all-or-nothing transaction are PostgreSQL's.
 
 The cluster: a ``distributed.LocalCluster`` of worker processes on this machine by default, or
 a running scheduler (``tcp://host:8786``) for a real cluster. Either way the job shows a progress
-bar (``distributed.progress``). If the scheduler or the workers disappear mid-job, the job raises
-``BulkJobError``; the caller rolls back, which drops the staging table, and the cases keep their
-grids; a re-run starts from scratch.
+bar on stderr (tqdm, as tasks finish; stdout stays the command's output). If the scheduler or the
+workers disappear mid-job, the job raises ``BulkJobError``; the caller rolls back, which drops the
+staging table, and the cases keep their grids; a re-run starts from scratch.
 
 The grid rule on a worker is the one of ``gis.services.assignment`` for covered points: the
 grids in force that cover the point (an edge counts), the lowest code on a tie (``on_edge``).
@@ -22,7 +27,7 @@ rule to it in SQL (``assignment.snapped_grid``): few points, one home for that r
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +42,7 @@ from gis.settings import DEFAULT_SNAP_M
 if TYPE_CHECKING:
     import geopandas as gpd
     import pandas as pd
-    from distributed import Client
+    from distributed import Client, Future
 
 _FINAL = sorted(status.value for status in FINAL_STATUSES)
 # How long a client waits for a scheduler that went away before the job fails (seconds).
@@ -73,6 +78,78 @@ def dask_client(
         Client(cluster, timeout=timeout_s) as client,
     ):
         yield client
+
+
+def _cluster_lost(error: BaseException) -> bool:
+    """Whether ``error`` says the cluster went away: a cancelled future, a closed client or a
+    comm error (an error a task raised itself is re-raised as it is)."""
+    return isinstance(error, OSError | TimeoutError) or type(error).__module__.startswith(
+        ("distributed", "concurrent", "asyncio")
+    )
+
+
+@contextmanager
+def cluster_failures() -> Iterator[None]:
+    """Raise ``BulkJobError`` when the cluster fails inside the block."""
+    try:
+        yield
+    except BulkJobError:
+        raise
+    except Exception as error:
+        if not _cluster_lost(error):
+            raise
+        raise BulkJobError(f"the Dask cluster failed mid-job: {error!r}") from error
+
+
+def as_finished(
+    futures: Sequence[Future],
+    *,
+    progress: bool = True,
+    desc: str = "",
+    unit: str = "task",
+    sizes: Sequence[int] | None = None,
+) -> Iterator[tuple[int, Any]]:
+    """The position and result of each of ``futures`` as it finishes, with a progress bar on
+    stderr (counting ``sizes[position]`` per future, else 1); ``BulkJobError`` when the
+    cluster fails."""
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    position = {future.key: k for k, future in enumerate(futures)}
+    total = sum(sizes) if sizes is not None else len(futures)
+    with (
+        tqdm(total=total, desc=desc, unit=unit, disable=not progress) as bar,
+        cluster_failures(),
+    ):
+        for future in as_completed(futures):
+            k = position[future.key]
+            result = future.result()
+            bar.update(sizes[k] if sizes is not None else 1)
+            yield k, result
+
+
+def run_tasks(
+    client: Client,
+    task: Callable[..., Any],
+    arguments: Sequence[tuple[Any, ...]],
+    *,
+    progress: bool = True,
+    desc: str = "",
+    unit: str = "task",
+    sizes: Sequence[int] | None = None,
+    on_done: Callable[[int], None] | None = None,
+) -> list[Any]:
+    """``task(*args)`` for each of ``arguments`` on the cluster of ``client``, the results in
+    the order of ``arguments`` (``on_done`` is called with each position as it finishes);
+    ``BulkJobError`` when the cluster fails (no result is returned then)."""
+    with cluster_failures():
+        futures = [client.submit(task, *args, pure=False) for args in arguments]
+    results: list[Any] = [None] * len(futures)
+    for k, result in as_finished(futures, progress=progress, desc=desc, unit=unit, sizes=sizes):
+        results[k] = result
+        if on_done is not None:
+            on_done(k)
+    return results
 
 
 def read_open_cases(session: Session) -> pd.DataFrame:
@@ -202,8 +279,6 @@ def stage_on_dask(
     the caller's transaction, so rolling back drops it."""
     import dask_geopandas
     import geopandas as gpd
-    from distributed import as_completed
-    from distributed import progress as progress_bar
 
     cases = read_open_cases(session)
     grids = read_current_grids(session)
@@ -217,27 +292,24 @@ def stage_on_dask(
         count = partitions or max(1, len(cases) // 100_000)
         frame = dask_geopandas.from_geopandas(points, npartitions=count)
         try:
-            grids_on_workers = client.scatter(grids, broadcast=True)
-            futures = client.compute(
-                frame.map_partitions(join_partition, grids_on_workers, meta=_meta()).to_delayed()
-            )
-            if progress:
-                progress_bar(futures)
-            for future in as_completed(futures):
-                part: Any = future.result()
+            with cluster_failures():
+                grids_on_workers = client.scatter(grids, broadcast=True)
+                futures = client.compute(
+                    frame.map_partitions(
+                        join_partition, grids_on_workers, meta=_meta()
+                    ).to_delayed()
+                )
+            # Each partition is COPYed as soon as it is done, while the others still run.
+            for _, part in as_finished(
+                futures, progress=progress, desc="joining cases", unit="partition"
+            ):
                 buffer = io.StringIO()
                 part.to_csv(buffer, index=False, header=False, na_rep="\\N")
                 reassign.copy_into_stage(session, table, buffer.getvalue())
                 if on_partition is not None:
                     on_partition(len(part))
-        except Exception as error:
-            # A lost scheduler surfaces as a cancelled future, a closed client or a comm error.
-            lost = isinstance(error, OSError | TimeoutError) or type(error).__module__.startswith(
-                ("distributed", "concurrent", "asyncio")
-            )
-            if not lost:
-                raise
+        except BulkJobError:
             # Nothing half-written: the staged rows go now (the rollback would drop them too).
             session.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
-            raise BulkJobError(f"the Dask cluster failed mid-job: {error!r}") from error
+            raise
     return reassign.finish_stage(session, table=table, snap_m=snap_m)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -117,3 +118,91 @@ def test_siting_commands_default_to_the_services_figures() -> None:
     assert default(station_siting_command, "max_candidates") == stations.DEFAULT_MAX_CANDIDATES
     for command in (camera_siting_command, station_siting_command):
         assert default(command, "time_limit_s") == siting.DEFAULT_TIME_LIMIT_S
+
+
+# --- many towns, in-process and on Dask ---------------------------------------------------------
+
+
+def _rows_by_town(stdout: str) -> dict[str, list[dict[str, Any]]]:
+    by_town: dict[str, list[dict[str, Any]]] = {}
+    for row in json.loads(stdout.strip().splitlines()[-1]):
+        by_town.setdefault(row.pop("town"), []).append(row)
+    return by_town
+
+
+def _json_rows(stdout: str) -> list[dict[str, Any]]:
+    return list(json.loads(stdout.strip().splitlines()[-1]))
+
+
+def test_many_towns_on_dask_and_in_process_equal_each_single_town_run(
+    demo_town: str, engine: Any, local_client: Any
+) -> None:
+    from gis.services.mapdata import towns_with_cases
+
+    with Session(engine) as session:
+        towns = towns_with_cases(session)[:2]
+    common = ["--until", UNTIL, "--since", "2026-06-01", "--seed", "7", "--permutations", "99",
+              "--format", "json"]  # fmt: skip
+    address = local_client.scheduler.address
+    many = [arg for town in towns for arg in ("--town", town)]
+    for command, extra in (("hotspots", []), ("emerging", ["--step", "month"])):
+        single = {}
+        for town in towns:
+            result = _run(command, "--town", town, *common, *extra)
+            assert result.exit_code == 0, result.output
+            single[town] = _json_rows(result.stdout)
+        on_dask = _run(command, *many, "--scheduler", address, *common, *extra)
+        assert on_dask.exit_code == 0, on_dask.output
+        assert f"Dask: {address}" in on_dask.output and "2/2" in on_dask.output
+        assert _rows_by_town(on_dask.stdout) == single
+        in_process = _run(command, *many, *common, *extra)
+        assert in_process.exit_code == 0 and _rows_by_town(in_process.stdout) == single
+    # Every town of a county, in code order; a town with too few cases would be skipped.
+    county = _run("hotspots", "--county", towns[0][:6], *common)  # 330803: the county's adcode
+    assert county.exit_code == 0, county.output
+    assert list(_rows_by_town(county.stdout)) == sorted(_rows_by_town(county.stdout))
+
+
+def test_many_town_bad_input_exits_2_with_the_reason(demo_town: str) -> None:
+    for args, reason in (
+        (["--town", demo_town, "--town", "330899999000"], "no town with code '330899999000'"),
+        ([], "give --town (repeatable), --county or --all-towns"),
+        (["--town", demo_town, "--all-towns"], "give --town (repeatable), --county or"),
+        (["--county", "330899000000"], "no county with code"),
+        (["--all-towns", "--scheduler", "127.0.0.1:8786"], "must be an address like tcp://"),
+    ):
+        result = _run("hotspots", *args, "--until", UNTIL)
+        assert result.exit_code == 2 and reason in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_a_scheduler_killed_mid_job_fails_cleanly_and_a_rerun_succeeds(
+    demo_town: str, engine: Any, scheduler: Any, local_client: Any
+) -> None:
+    from functools import partial
+
+    from distributed import Client
+
+    from gis.commands.analytics import hotspots_of_town, run_per_town
+    from gis.errors import BulkJobError
+    from gis.services.hotspots import HotspotQuery
+    from gis.services.mapdata import towns_with_cases
+    from tests.dask_fixtures import kill
+
+    address, process = scheduler
+    # A window of one hour: each town's job counts its cases in the database on the worker and
+    # is skipped for too few, which spares this worker process compiling Gi*'s kernels (the
+    # test above runs Gi* on Dask); what is tested here is the cluster dying mid-job.
+    query = HotspotQuery("", since=SAMPLE_END - timedelta(hours=1), until=SAMPLE_END)
+    job = partial(hotspots_of_town, query)
+    with Session(engine) as session:
+        towns = towns_with_cases(session)[:3]
+        with (
+            pytest.raises(BulkJobError, match="failed mid-job"),
+            Client(address, timeout=30) as client,
+        ):
+            run_per_town(session, towns, job, client=client, on_done=lambda _: kill(process))
+        rerun = run_per_town(session, towns, job, client=local_client)
+        assert rerun == run_per_town(session, towns, job)
+        assert [outcome.town for outcome in rerun] == towns
+        assert all("case(s) match" in (outcome.skipped or "") for outcome in rerun)

@@ -3,14 +3,7 @@ processes on loopback, one of which is killed mid-job."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -20,10 +13,9 @@ from sqlalchemy.orm import Session
 from gis.errors import BulkJobError
 from gis.layers.grids import Grid
 from gis.services import bulk, reassign
+from tests.dask_fixtures import Scheduler, free_port, kill
 from tests.services.planfixtures import EAST, WEST, Village, add_case, make_village
 from tests.services.test_reassign import _redraw
-
-DASK = Path(sys.executable).with_name("dask")
 
 
 @pytest.fixture
@@ -70,13 +62,6 @@ def _grids_of(session: Session, village: Village) -> dict[int, tuple[object, ...
     return {row[0]: tuple(row[1:]) for row in rows}
 
 
-@pytest.fixture(scope="module")
-def local_client() -> Iterator[Client]:
-    """A real distributed LocalCluster of two worker processes."""
-    with bulk.dask_client(None, workers=2) as client:
-        yield client
-
-
 def test_dask_join_stages_exactly_what_the_postgis_join_computes(
     session: Session, village: Village, local_client: Client
 ) -> None:
@@ -105,55 +90,14 @@ def test_dask_reassignment_writes_moves_and_events_like_the_postgis_one(
     assert events == result.moved
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def scheduler() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A real ``dask scheduler`` and one ``dask worker`` process on loopback."""
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    # The workers run this checkout's gis (a real cluster installs the same package).
-    root = str(Path(__file__).resolve().parents[2])
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
-        "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "5s",
-    }
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
-    sched = subprocess.Popen(
-        [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-         "--dashboard-address", ":0"],
-        **quiet,  # type: ignore[call-overload]
-    )  # fmt: skip
-    worker = subprocess.Popen(
-        [str(DASK), "worker", address, "--nthreads", "1", "--nworkers", "1",
-         "--no-dashboard", "--no-nanny", "--death-timeout", "10"],
-        **quiet,  # type: ignore[call-overload]
-    )  # fmt: skip
-    try:
-        with Client(address, timeout=30) as probe:
-            probe.wait_for_workers(1, timeout=300)
-        yield address, sched
-    finally:
-        for process in (worker, sched):
-            if process.poll() is None:
-                process.send_signal(signal.SIGKILL)
-            process.wait(timeout=30)
-
-
 def test_a_scheduler_killed_mid_job_fails_cleanly_and_a_rerun_succeeds(
-    session: Session, village: Village, scheduler: tuple[str, subprocess.Popen[bytes]]
+    session: Session, village: Village, scheduler: Scheduler, local_client: Client
 ) -> None:
     address, process = scheduler
     before = _grids_of(session, village)
 
     def kill_scheduler(rows: int) -> None:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
+        kill(process)
 
     started = time.perf_counter()
     with (
@@ -168,8 +112,7 @@ def test_a_scheduler_killed_mid_job_fails_cleanly_and_a_rerun_succeeds(
     assert session.execute(sa.text("SELECT to_regclass('reassign_stage')")).scalar_one() is None
     assert _grids_of(session, village) == before
 
-    with bulk.dask_client(None, workers=1) as client:
-        bulk.stage_on_dask(session, client, partitions=2, progress=False)
+    bulk.stage_on_dask(session, local_client, partitions=2, progress=False)
     result = reassign.write_back(session, actor="rerun", reason="r", table=reassign.STAGE_PREFIX)
     assert result.moved == 2
     assert _grids_of(session, village) != before
@@ -178,7 +121,7 @@ def test_a_scheduler_killed_mid_job_fails_cleanly_and_a_rerun_succeeds(
 def test_an_unreachable_scheduler_is_a_clear_error() -> None:
     with (
         pytest.raises(BulkJobError, match="no Dask scheduler"),
-        bulk.dask_client(f"tcp://127.0.0.1:{_free_port()}", timeout_s=2),
+        bulk.dask_client(f"tcp://127.0.0.1:{free_port()}", timeout_s=2),
     ):
         pass
     with pytest.raises(BulkJobError, match="must be an address"), bulk.dask_client("nonsense"):
