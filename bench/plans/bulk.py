@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -174,11 +175,13 @@ def run_service(engine: sa.Engine, *, dask: bool) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the chosen methods once each on the same data and print the ratios."""
+    """Run the chosen methods in interleaved rounds on the same data and print the medians and
+    the median of each round's ratios (one machine, noisy: a single pair of runs can be 2× off)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--database-url", default=DEFAULT_URL)
     parser.add_argument("--baseline-ref", default=PRE_20)
     parser.add_argument("--methods", default="service,dask,update_from,main")
+    parser.add_argument("--rounds", type=int, default=1, help="Each method once per round")
     args = parser.parse_args(argv)
     settings = Settings(
         database_url=args.database_url, db_statement_timeout_ms=7_200_000, _env_file=None
@@ -187,23 +190,32 @@ def main(argv: list[str] | None = None) -> None:
     engine = make_engine(settings)
     grids, cases = counts(engine)
     _log(f"data: {grids:,} current grids, {cases:,} open cases; load {os.getloadavg()}")
-    results: dict[str, dict[str, Any]] = {}
-    for method in args.methods.split(","):
-        if method == "main":
-            results[method] = run_main(args.database_url, args.baseline_ref)
-        elif method == "update_from":
-            results[method] = run_update_from(engine)
-        else:
-            results[method] = run_service(engine, dask=method == "dask")
-        vacuum(engine)
-        _log(f"{method}: {json.dumps(results[method])}; load {os.getloadavg()}")
-    for method, result in results.items():
-        _log(f"{method:12s} {result['total_s']:8.1f} s  {cases / result['total_s']:10,.0f} cases/s")
+    methods = args.methods.split(",")
+    rounds: list[dict[str, dict[str, Any]]] = []
+    for number in range(1, args.rounds + 1):
+        results: dict[str, dict[str, Any]] = {}
+        for method in methods:
+            if method == "main":
+                results[method] = run_main(args.database_url, args.baseline_ref)
+            elif method == "update_from":
+                results[method] = run_update_from(engine)
+            else:
+                results[method] = run_service(engine, dask=method == "dask")
+            vacuum(engine)
+            _log(f"round {number} {method}: {json.dumps(results[method])}; load {os.getloadavg()}")
+        rounds.append(results)
+    for method in methods:
+        total = statistics.median(r[method]["total_s"] for r in rounds)
+        _log(f"{method:12s} {total:8.1f} s  {cases / total:10,.0f} cases/s (median)")
     for ours in ("service", "dask"):
         for theirs in ("main", "update_from"):
-            if ours in results and theirs in results:
-                ratio = results[theirs]["total_s"] / results[ours]["total_s"]
-                _log(f"throughput {ours} / {theirs} = {ratio:.2f}x")
+            if ours in methods and theirs in methods:
+                ratios = [r[theirs]["total_s"] / r[ours]["total_s"] for r in rounds]
+                spread = ", ".join(f"{ratio:.2f}" for ratio in ratios)
+                _log(
+                    f"throughput {ours} / {theirs} = {statistics.median(ratios):.2f}x "
+                    f"(median of rounds: {spread})"
+                )
     engine.dispose()
 
 
