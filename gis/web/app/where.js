@@ -32,12 +32,24 @@ function shift(lon, lat) {
   ];
 }
 
+/** Within SAME_SPOT_M of each other, in the same coordinates (equirectangular: metres apart). */
+const SAME_SPOT_M = 30;
+
+function sameSpot(a, b) {
+  if (!a || !b || (a.crs || 'WGS84') !== (b.crs || 'WGS84')) return false;
+  const metresPerDegree = 111320;
+  const dx = (a.lon - b.lon) * metresPerDegree * Math.cos((a.lat * Math.PI) / 180);
+  const dy = (a.lat - b.lat) * metresPerDegree;
+  return Math.hypot(dx, dy) <= SAME_SPOT_M;
+}
+
 export class Where {
   constructor(element, basemap, onChange) {
     this.gcj = Boolean(basemap.gcj02);
     this.onChange = onChange;
     this.location = null; // {lon, lat, crs?, accuracy_m?, method}
     this.grid = undefined; // undefined: not known yet; null: outside every grid
+    this.gridAt = null; // the location this.grid was found for
     this.map = L.map(element, { zoomControl: true, attributionControl: true }).setView([29.0, 118.9], 12);
     L.tileLayer(basemap.url, {
       subdomains: basemap.subdomains, attribution: basemap.attribution, maxZoom: basemap.maxZoom,
@@ -86,8 +98,12 @@ export class Where {
       const found = await call(`/locate?${query}`);
       if (this.location !== location) return;
       this.grid = found.grid || null;
+      this.gridAt = location;
     } catch {
-      this.grid = undefined; // unknown: offline, or outside the service area
+      if (this.location !== location) return;
+      // Offline, or outside the service area: unknown, unless this is the spot the grid was
+      // last found for (a member standing still keeps seeing the grid when the signal drops).
+      if (!sameSpot(this.gridAt, location)) this.grid = undefined;
     }
     this.onChange();
   }
@@ -106,6 +122,7 @@ export class Where {
   clear() {
     this.location = null;
     this.grid = undefined;
+    this.gridAt = null;
     this.marker.remove();
     this.circle.remove();
   }
