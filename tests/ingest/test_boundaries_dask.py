@@ -69,12 +69,10 @@ def test_a_large_grid_file_checked_on_dask_gives_the_same_features_and_problems(
     grid_file: Path, local_client: Client
 ) -> None:
     options = {"households_field": "households"}
-    started = time.perf_counter()
     here = read_boundaries(grid_file, **options)
-    in_process_s = time.perf_counter() - started
     on_dask = read_boundaries(grid_file, client=local_client, partitions=7, **options)
     assert on_dask == here
-    assert len(here.features) == CELLS - 5 and in_process_s < 30
+    assert len(here.features) == CELLS - 5
     assert [p.index for p in here.repaired] == [CELLS // 3]
     reasons = {p.index: p.reason for p in here.rejected}
     assert "LineString" in reasons[CELLS // 2] and "outside China" in reasons[7]
