@@ -52,8 +52,9 @@ def serve(
 class OneAtATime:
     """An ASGI wrapper answering one HTTP request at a time: for an app whose sessions are the
     test's one session (``tests.conftest.use_session``), which the concurrent requests of a
-    browser must not share. Event streams are let through (they would hold the turn forever);
-    their work on the session is brief and done before they stream."""
+    browser must not share. An event stream holds the turn only until its response starts (it
+    would hold it forever): its work on the session (the login check, the first reads) is done
+    by then, and done in turn — a page's other request used to meet it on the session."""
 
     STREAMS = ("/events/stream",)
 
@@ -62,8 +63,27 @@ class OneAtATime:
         self.lock = asyncio.Lock()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"].endswith(self.STREAMS):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        async with self.lock:
-            await self.app(scope, receive, send)
+        if not scope["path"].endswith(self.STREAMS):
+            async with self.lock:
+                await self.app(scope, receive, send)
+            return
+        await self.lock.acquire()
+        turn = {"held": True}
+
+        def give_back() -> None:
+            if turn["held"]:
+                turn["held"] = False
+                self.lock.release()
+
+        async def send_then_give_back(message: Any) -> None:
+            await send(message)
+            if message["type"] == "http.response.start":
+                give_back()
+
+        try:
+            await self.app(scope, receive, send_then_give_back)
+        finally:
+            give_back()
