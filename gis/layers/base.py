@@ -40,9 +40,11 @@ def geometry(kind: str) -> Geometry:
 
 
 # The local time of every date a person reads or a figure is grouped by (China Standard Time).
-# SQL spells it 'Asia/Shanghai' in its text, as the stored facts of the migrations do (0005b,
-# 0009): changing the zone is a migration, not this line alone.
+# The services' SQL writes it as LOCAL_TZ_SQL; the stored facts of the migrations (0005b, 0009)
+# spell it out: changing the zone is a migration, not these lines alone.
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+# ``LOCAL_TZ`` as an SQL literal, for ``AT TIME ZONE`` in the services' statements.
+LOCAL_TZ_SQL = f"'{LOCAL_TZ.key}'"
 
 
 def utcnow() -> datetime:

@@ -44,7 +44,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy.orm import Session
 
 from gis.errors import ValidationError
-from gis.layers.base import LOCAL_TZ
+from gis.layers.base import LOCAL_TZ, LOCAL_TZ_SQL
 from gis.layers.categories import get_category, parse_platform
 from gis.layers.regions import RegionLevel, get_region
 from gis.maps.data import HotspotCell
@@ -633,8 +633,8 @@ class EmergingResult:
     summary: dict[str, int]
 
 
-_SLICE_COUNTS_SQL = """
-SELECT i.grid_code, date_trunc(:step, i.reported_at AT TIME ZONE 'Asia/Shanghai') AS slice,
+_SLICE_COUNTS_SQL = f"""
+SELECT i.grid_code, date_trunc(:step, i.reported_at AT TIME ZONE {LOCAL_TZ_SQL}) AS slice,
        count(*) AS cases
 FROM incidents AS i
 WHERE i.town_code = :town AND i.reported_at >= :since AND i.reported_at < :until
@@ -642,7 +642,7 @@ WHERE i.town_code = :town AND i.reported_at >= :since AND i.reported_at < :until
   AND (CAST(:platform AS text) IS NULL OR i.platform = :platform)
   AND (CAST(:category AS text) IS NULL OR i.category_code = :category)
 GROUP BY 1, 2
-"""
+"""  # noqa: S608 -- a module constant only; values are bound parameters
 
 
 def slice_starts(period: Period, step: SliceStep) -> list[datetime]:

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gis.errors import ConflictError, NotFoundError, ValidationError
-from gis.layers.base import LOCAL_TZ
+from gis.layers.base import LOCAL_TZ, LOCAL_TZ_SQL
 from gis.layers.incidents import (
     EVENT_PARTITION,
     EVENT_PARTITIONS_OF,
@@ -171,8 +171,8 @@ def _default_months(session: Session, before: datetime | None = None) -> list[Mo
     """The months of the rows the default partition holds (all, or those before a time)."""
     rows = session.execute(
         sa.text(
-            "SELECT DISTINCT date_part('year', at AT TIME ZONE 'Asia/Shanghai')::int, "  # noqa: S608
-            "       date_part('month', at AT TIME ZONE 'Asia/Shanghai')::int "
+            f"SELECT DISTINCT date_part('year', at AT TIME ZONE {LOCAL_TZ_SQL})::int, "  # noqa: S608
+            f"       date_part('month', at AT TIME ZONE {LOCAL_TZ_SQL})::int "
             f"FROM {DEFAULT_PARTITION} "
             "WHERE CAST(:before AS timestamptz) IS NULL OR at < CAST(:before AS timestamptz) "
             "ORDER BY 1, 2"

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gis.errors import ValidationError
+from gis.layers.base import LOCAL_TZ_SQL
 from gis.services.workflow import ACTIVE, Action
 
 _ACTIVE = [state.value for state in ACTIVE]
@@ -43,7 +44,7 @@ WITH due AS ({_locked(_DUE)}), flagged AS (
 )
 INSERT INTO incident_events (incident_id, at, actor, action, from_status, to_status, note, data)
 SELECT id, :now, :actor, :action, status, status,
-       'past the deadline ' || to_char(due_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD HH24:MI'),
+       'past the deadline ' || to_char(due_at AT TIME ZONE {LOCAL_TZ_SQL}, 'YYYY-MM-DD HH24:MI'),
        jsonb_build_object('due_at', due_at)
 FROM flagged ORDER BY id
 RETURNING incident_id
@@ -63,7 +64,7 @@ WITH late AS ({_locked(_LATE)}), escalated AS (
 INSERT INTO incident_events (incident_id, at, actor, action, from_status, to_status, note, data)
 SELECT id, :now, :actor, :action, status, 'escalated',
        'overdue by more than ' || CAST(:threshold_text AS text) || ' h (deadline '
-           || to_char(due_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD HH24:MI') || ')',
+           || to_char(due_at AT TIME ZONE {LOCAL_TZ_SQL}, 'YYYY-MM-DD HH24:MI') || ')',
        jsonb_build_object('due_at', due_at, 'threshold_hours', CAST(:threshold_h AS float8),
                           'level', escalation_level,
                           'overdue_hours',

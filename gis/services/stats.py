@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gis.errors import ConflictError, ValidationError
-from gis.layers.base import LOCAL_TZ
+from gis.layers.base import LOCAL_TZ, LOCAL_TZ_SQL
 from gis.layers.categories import PLATFORM_NAMES_ZH, Platform, parse_platform
 
 # Grouping dimensions: name → SQL expression over the ``facts`` CTE.
@@ -86,9 +86,9 @@ def _fact_columns(case: str) -> str:
     """The derived columns of a case's facts (calendar periods, outcomes, the deadline in force)
     over the case alias ``case`` and the event CTEs ``cl``, ``rs``, ``r``, ``le``, ``fe``: one
     definition for the exact figures and the stored facts."""
-    return f"""({case}.reported_at AT TIME ZONE 'Asia/Shanghai')::date AS reported_day,
-       date_trunc('week', {case}.reported_at AT TIME ZONE 'Asia/Shanghai')::date AS reported_week,
-       date_trunc('month', {case}.reported_at AT TIME ZONE 'Asia/Shanghai')::date AS reported_month,
+    return f"""({case}.reported_at AT TIME ZONE {LOCAL_TZ_SQL})::date AS reported_day,
+       date_trunc('week', {case}.reported_at AT TIME ZONE {LOCAL_TZ_SQL})::date AS reported_week,
+       date_trunc('month', {case}.reported_at AT TIME ZONE {LOCAL_TZ_SQL})::date AS reported_month,
        CASE WHEN cl.last_close IS NOT NULL
                  AND (r.last_reopen IS NULL OR r.last_reopen < cl.last_close)
             THEN extract(epoch FROM cl.last_close - {case}.reported_at) / 3600 END
@@ -500,8 +500,8 @@ def refresh_facts(
         town_months = int(
             session.scalar(
                 sa.text(
-                    "SELECT count(*) FROM (SELECT DISTINCT i.town_code, date_trunc('month', "
-                    "i.reported_at AT TIME ZONE 'Asia/Shanghai') FROM incidents i "
+                    "SELECT count(*) FROM (SELECT DISTINCT i.town_code, date_trunc('month', "  # noqa: S608
+                    f"i.reported_at AT TIME ZONE {LOCAL_TZ_SQL}) FROM incidents i "
                     "WHERE i.id = ANY(ARRAY(SELECT incident_id FROM facts_changed))) t"
                 )
             )
@@ -745,7 +745,7 @@ def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
 
 
 # Errands (跑小二): grouping dimensions over the ``facts`` CTE below.
-_ERRAND_LOCAL = "(requested_at AT TIME ZONE 'Asia/Shanghai')"
+_ERRAND_LOCAL = f"(requested_at AT TIME ZONE {LOCAL_TZ_SQL})"
 ERRAND_DIMENSIONS: Mapping[str, tuple[str, str]] = {
     "town": ("town_code", "town_code"),
     "village": ("village_code", "village_code"),
