@@ -214,7 +214,7 @@ def read_boundaries(
     if not path.exists():
         raise ValidationError(f"no such file: {path}")
     encoding = encoding or _default_encoding(path)
-    frame = None
+    frame, driver = None, ""
     if client is None:
         frame = _read_slice(path, layer, encoding)
         declared, columns, total = frame.crs, list(frame.columns), len(frame)
@@ -226,6 +226,7 @@ def read_boundaries(
         # The CRS geopandas would give the whole frame (pyogrio's string, through pyproj).
         declared = CRS.from_user_input(info["crs"]) if info["crs"] else None
         columns, total = list(info["fields"]), int(info["features"])
+        driver = str(info.get("driver") or "")
     columns = [str(c) for c in columns if c != "geometry"]
     code_col = _pick_field(columns, code_field, CODE_FIELDS, "code")
     name_col = _pick_field(columns, name_field, (*NAME_FIELDS, code_col), "name")
@@ -247,7 +248,7 @@ def read_boundaries(
         parts = [_check_slice(frame, fields, desc=f"checking {path.name}" if bar else None)]
     else:
         parts = _check_on_dask(
-            client, path, layer, encoding, fields, total, partitions, bar, on_partition
+            client, path, layer, encoding, fields, total, partitions, bar, on_partition, driver
         )
     result = ReadResult(
         path=path,
@@ -331,6 +332,16 @@ def read_and_check_slice(
     return _check_slice(_read_slice(path, layer, encoding, start, count), fields, start=start)
 
 
+def check_slice(frame: Any, fields: _Fields, start: int) -> _Checked:
+    """Check features read elsewhere (``frame``, the file's from ``start`` on): a Dask task."""
+    return _check_slice(frame, fields, start=start)
+
+
+# Formats GDAL cannot start reading in the middle of: a slice would parse the file up to it, so
+# they are read once here and only the checking is sent to the workers.
+READ_ONCE_DRIVERS = frozenset({"GeoJSON", "GeoJSONSeq", "TopoJSON"})
+
+
 def _check_on_dask(
     client: Client,
     path: Path,
@@ -341,22 +352,36 @@ def _check_on_dask(
     partitions: int | None,
     progress: bool,
     on_partition: Callable[[int], None] | None,
+    driver: str = "",
 ) -> list[_Checked]:
     """The file read and checked in slices on the cluster, in file order.
 
     Each task reads its own slice with pyogrio (``skip_features``/``max_features``, as
     ``dask_geopandas.read_file`` does, which does not take pyogrio's ``encoding``: Chinese
-    Shapefiles without a .cpg need it), so the workers must see the file at the same path."""
+    Shapefiles without a .cpg need it), so the workers must see the file at the same path. A
+    file of ``READ_ONCE_DRIVERS`` (GeoJSON: DataV's format) is read once in this process and its
+    slices are sent to the workers instead: each slice read on a worker would parse the whole
+    file up to it."""
     from gis.services import bulk
 
     count = partitions or max(1, math.ceil(total / PARTITION_FEATURES))
     size = max(1, math.ceil(total / count))
     starts = list(range(0, total, size))
     sizes = [min(size, total - start) for start in starts]
+    slices = list(zip(starts, sizes, strict=True))
+    if driver in READ_ONCE_DRIVERS:
+        frame = _read_slice(path, layer, encoding)
+        task: Callable[..., _Checked] = check_slice
+        arguments: list[tuple[Any, ...]] = [
+            (frame.iloc[start : start + n], fields, start) for start, n in slices
+        ]
+    else:
+        task = read_and_check_slice
+        arguments = [(path, layer, encoding, start, n, fields) for start, n in slices]
     parts: list[_Checked] = bulk.run_tasks(
         client,
-        read_and_check_slice,
-        [(path, layer, encoding, start, n, fields) for start, n in zip(starts, sizes, strict=True)],
+        task,
+        arguments,
         progress=progress,
         desc=f"checking {path.name} on Dask",
         unit="feature",

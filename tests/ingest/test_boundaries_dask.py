@@ -101,6 +101,25 @@ def test_real_files_read_on_dask_equal_the_in_process_read(
     )
 
 
+def test_a_geojson_file_is_read_once_and_only_its_checking_goes_to_the_workers(
+    grid_file: Path, local_client: Client, tmp_path: Path
+) -> None:
+    # GDAL cannot start a GeoJSON in the middle: a slice read on a worker would parse the file
+    # up to it. The file is gone once the first slice is done; every later slice still checks.
+    path = tmp_path / "grids.geojson"
+    gpd.read_file(grid_file, engine="pyogrio").head(3_000).to_file(
+        path, driver="GeoJSON", engine="pyogrio"
+    )
+    here = read_boundaries(path)
+    on_dask = read_boundaries(
+        path, client=local_client, partitions=8, on_partition=lambda _: path.unlink(missing_ok=True)
+    )
+    assert not path.exists()
+    assert on_dask == here
+    # Of the first 3,000 features only the square in Europe (feature 7) is refused.
+    assert len(here.features) == 3_000 - 1 and [p.index for p in here.rejected] == [7]
+
+
 def test_a_scheduler_killed_mid_read_fails_cleanly_and_a_rerun_commits(
     session: Session,
     village: Village,
