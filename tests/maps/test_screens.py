@@ -336,6 +336,32 @@ def test_kiosk_says_on_screen_when_its_login_expired_and_stays_on_the_map(
     screen.close()
 
 
+@pytest.mark.parametrize("server_settings", [{"auth_required": True}], indirect=True)
+def test_kiosk_asks_again_soon_when_a_login_check_fails(
+    browser: Any, server: str, session: Session
+) -> None:
+    # The first check (at load) fails: without an answer the wall would wait a whole minute for
+    # the next; it asks again within seconds, learns the expiry time and shows the notice then.
+    user = access.add_user(session, name="wall-retry", role=Role.COMMAND_ROOM, town_codes=[TOWN])
+    token = access.issue_token(session, user, valid_for=timedelta(seconds=20))
+    screen = Screen(browser, server, LAPTOP)
+    screen.context.add_cookies([{"name": "gis_token", "value": token, "url": server}])
+    checks: list[int] = []
+
+    def fail_first(route: Any) -> None:
+        checks.append(1)
+        if len(checks) == 1:
+            route.fulfill(status=503, body="busy")
+        else:
+            route.continue_()
+
+    screen.page.route("**/maps/session*", fail_first)
+    page = screen.open(COMMAND_ROOM + "&kiosk=1")
+    page.wait_for_selector("#gis-expired", state="visible", timeout=45_000)
+    assert len(checks) >= 2
+    screen.close()
+
+
 @pytest.mark.parametrize("server_settings", [{"basemap": "osm"}], indirect=True)
 def test_a_public_basemap_the_network_cannot_reach_is_announced_not_a_silent_grey(
     browser: Any, server: str, tmp_path: Path

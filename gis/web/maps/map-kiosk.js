@@ -7,6 +7,9 @@
  */
 
 const CHECK_EVERY_MS = 60000;
+// After a check that got no answer about the login (no network, a busy or failing service): the
+// next one comes this soon instead of a whole CHECK_EVERY_MS later.
+const RETRY_AFTER_MS = 10000;
 const CHINA_TIME = 'Asia/Shanghai';
 
 /** Turns the page into the wall's view: clock, live indicator, login watch. */
@@ -53,16 +56,21 @@ function showTime(clock) {
   clock.append(date);
 }
 
-/** Asks the service every `every` ms (and when the token is due to expire) if the login holds. */
+/** Asks the service every `every` ms (and when the token is due to expire, and soon again after
+ * a check that got no answer) if the login holds. */
 function watchLogin(doc, url, every, loadedAt) {
   let timer = null;
   let expiry = null;
+  let retry = null;
   const check = async () => {
+    clearTimeout(retry);
     let response;
     try {
       response = await fetch(url, { credentials: 'same-origin', cache: 'no-store' });
     } catch {
-      return; // the network, not the login: the live indicator tells that story
+      // The network, not the login: the live indicator tells that story; ask again soon.
+      retry = setTimeout(check, RETRY_AFTER_MS);
+      return;
     }
     if (response.status === 401) {
       clearInterval(timer);
@@ -70,7 +78,10 @@ function watchLogin(doc, url, every, loadedAt) {
       showExpired(doc, loadedAt);
       return;
     }
-    if (!response.ok) return;
+    if (!response.ok) {
+      retry = setTimeout(check, RETRY_AFTER_MS);
+      return;
+    }
     const session = await response.json();
     clearTimeout(expiry);
     if (session.expires_at) {
