@@ -214,8 +214,8 @@ def read_boundaries(
     if not path.exists():
         raise ValidationError(f"no such file: {path}")
     encoding = encoding or _default_encoding(path)
-    frame, driver = None, ""
-    if client is None:
+    frame = None
+    if client is None or path.suffix.lower() in READ_ONCE_SUFFIXES:
         frame = _read_slice(path, layer, encoding)
         declared, columns, total = frame.crs, list(frame.columns), len(frame)
     else:
@@ -226,7 +226,6 @@ def read_boundaries(
         # The CRS geopandas would give the whole frame (pyogrio's string, through pyproj).
         declared = CRS.from_user_input(info["crs"]) if info["crs"] else None
         columns, total = list(info["fields"]), int(info["features"])
-        driver = str(info.get("driver") or "")
     columns = [str(c) for c in columns if c != "geometry"]
     code_col = _pick_field(columns, code_field, CODE_FIELDS, "code")
     name_col = _pick_field(columns, name_field, (*NAME_FIELDS, code_col), "name")
@@ -248,7 +247,7 @@ def read_boundaries(
         parts = [_check_slice(frame, fields, desc=f"checking {path.name}" if bar else None)]
     else:
         parts = _check_on_dask(
-            client, path, layer, encoding, fields, total, partitions, bar, on_partition, driver
+            client, path, layer, encoding, fields, total, partitions, bar, on_partition, frame
         )
     result = ReadResult(
         path=path,
@@ -337,9 +336,9 @@ def check_slice(frame: Any, fields: _Fields, start: int) -> _Checked:
     return _check_slice(frame, fields, start=start)
 
 
-# Formats GDAL cannot start reading in the middle of: a slice would parse the file up to it, so
-# they are read once here and only the checking is sent to the workers.
-READ_ONCE_DRIVERS = frozenset({"GeoJSON", "GeoJSONSeq", "TopoJSON"})
+# Files GDAL cannot start reading in the middle of (GeoJSON and its kin): a slice read on a
+# worker would parse the file up to it, so they are read once by the caller even with Dask.
+READ_ONCE_SUFFIXES = frozenset({".geojson", ".json", ".geojsonl", ".geojsons", ".topojson"})
 
 
 def _check_on_dask(
@@ -352,16 +351,15 @@ def _check_on_dask(
     partitions: int | None,
     progress: bool,
     on_partition: Callable[[int], None] | None,
-    driver: str = "",
+    frame: Any = None,
 ) -> list[_Checked]:
     """The file read and checked in slices on the cluster, in file order.
 
     Each task reads its own slice with pyogrio (``skip_features``/``max_features``, as
     ``dask_geopandas.read_file`` does, which does not take pyogrio's ``encoding``: Chinese
     Shapefiles without a .cpg need it), so the workers must see the file at the same path. A
-    file of ``READ_ONCE_DRIVERS`` (GeoJSON: DataV's format) is read once in this process and its
-    slices are sent to the workers instead: each slice read on a worker would parse the whole
-    file up to it."""
+    ``frame`` already read (a GeoJSON, DataV's format: ``READ_ONCE_SUFFIXES``) is cut into
+    slices sent to the workers instead, which only check them."""
     from gis.services import bulk
 
     count = partitions or max(1, math.ceil(total / PARTITION_FEATURES))
@@ -369,8 +367,7 @@ def _check_on_dask(
     starts = list(range(0, total, size))
     sizes = [min(size, total - start) for start in starts]
     slices = list(zip(starts, sizes, strict=True))
-    if driver in READ_ONCE_DRIVERS:
-        frame = _read_slice(path, layer, encoding)
+    if frame is not None:
         task: Callable[..., _Checked] = check_slice
         arguments: list[tuple[Any, ...]] = [
             (frame.iloc[start : start + n], fields, start) for start, n in slices
