@@ -71,7 +71,14 @@ def setup(engine: sa.Engine, grids: int, cases: int) -> None:
     _log(f"setup: {villages} villages × 100 grids, {cases:,} open cases")
     with Session(engine) as session:
         load_catalog(session)
-        for table in ("incident_events", "incidents", "grid_changes", "plans", "grids"):
+        for table in (
+            "incident_events",
+            "incidents",
+            "incident_keys",
+            "grid_changes",
+            "plans",
+            "grids",
+        ):
             session.execute(sa.text(f"TRUNCATE {table} CASCADE"))
         session.execute(sa.text("DELETE FROM regions WHERE code LIKE :p"), {"p": f"{COUNTY}%"})
         params = {"x0": X0, "y0": Y0, "c": CELL, "across": across, "down": down, "county": COUNTY}

@@ -41,7 +41,7 @@ def setup(engine: sa.Engine, cases: int) -> None:
     with Session(engine) as session:
         load_catalog(session)
         session.execute(sa.text("SET LOCAL gis.live = 'off'"))
-        session.execute(sa.text("TRUNCATE incident_events, incidents CASCADE"))
+        session.execute(sa.text("TRUNCATE incident_events, incidents, incident_keys CASCADE"))
         session.execute(sa.text("DELETE FROM regions WHERE code LIKE '33%'"))
         session.execute(
             sa.text(

@@ -1,4 +1,5 @@
-"""`gis partitions`: the event log's monthly partitions (ensure ahead from a timer, list);
+"""`gis partitions`: the monthly partitions of the cases and the event log (ensure ahead from a
+timer, list);
 `gis archive`: detach old months into the archive schema, and restore one.
 See docs/partitioning.md."""
 
@@ -16,13 +17,13 @@ if TYPE_CHECKING:
     from gis.services.partitions import Partition
 
 partitions_app = command_group(
-    "partitions", "Monthly partitions of the event log (docs/partitioning.md)."
+    "partitions", "Monthly partitions of the cases and the event log (docs/partitioning.md)."
 )
 archive_app = command_group(
     "archive",
-    "Old months of the event log: `gis archive --before 2024-01` detaches every month "
-    "before January 2024 into the `archive` schema; `gis archive restore 2023-12` attaches one "
-    "again; `gis archive list` shows them.",
+    "Old months of the cases and the event log: `gis archive --before 2024-01` detaches every "
+    "month before January 2024 into the `archive` schema; `gis archive restore 2023-12` "
+    "attaches one again; `gis archive list` shows them.",
     invoke_without_command=True,
     no_args_is_help=False,
 )
@@ -51,7 +52,7 @@ def ensure_command(
     ),
 ) -> None:
     """Create the missing monthly partitions (idempotent: run it daily from cron or a systemd
-    timer). Events a month has caught in the default partition move into it."""
+    timer). Cases and events a month has caught in a default partition move into it."""
     from gis.commands import command_session
     from gis.layers.base import utcnow
     from gis.services import partitions
@@ -67,13 +68,14 @@ def ensure_command(
 
 @partitions_app.command("list")
 def list_command() -> None:
-    """Every partition of the event log, attached and archived, with its row estimate."""
+    """Every partition of the cases and the event log, attached and archived, with its row
+    estimate."""
     from gis.commands import command_session
     from gis.services import partitions
 
     with command_session() as session:
         found = partitions.list_partitions(session)
-    _table([p for p in found if not p.archived], "incident_events: attached partitions")
+    _table([p for p in found if not p.archived], "attached partitions")
     archived = [p for p in found if p.archived]
     if archived:
         _table(archived, "archived (gis archive restore YYYY-MM attaches one)")
@@ -86,7 +88,7 @@ def archive_command(
         None, help="Archive every month before this one, YYYY-MM (e.g. 2024-01)"
     ),
 ) -> None:
-    """Detach old months of the event log into the `archive` schema."""
+    """Detach old months of the cases and the event log into the `archive` schema."""
     if context.invoked_subcommand is not None:
         return
     from gis.commands import command_session, fail
@@ -107,13 +109,14 @@ def archive_command(
 def restore_command(
     month: str = typer.Argument(..., help="The archived month to attach again, YYYY-MM"),
 ) -> None:
-    """Attach an archived month to the event log again."""
+    """Attach an archived month of the cases and the event log again."""
     from gis.commands import command_session
     from gis.services import partitions
 
     with command_session() as session:
-        part = partitions.restore_month(session, partitions.Month.parse(month))
-    Console().print(f"restored {part.month}: {part.name}, {part.rows:,} events")
+        restored = partitions.restore_month(session, partitions.Month.parse(month))
+    for part in restored:
+        Console().print(f"restored {part.month}: {part.name}, {part.rows:,} rows")
 
 
 @archive_app.command("list")

@@ -80,8 +80,32 @@ class ReporterKind(StrEnum):
     SYSTEM = "system"
 
 
+class IncidentKey(Base):
+    """Every case's keys, in one small plain table (migration 0023, docs/partitioning.md).
+
+    ``incidents`` is partitioned by month of ``reported_at``, so PostgreSQL lets no foreign key
+    point at its ``id`` and no unique key hold ``idempotency_key`` alone. Those live here: what
+    points at a case points at its row here, intake arbitrates retries on ``idempotency_key``
+    here, and ``reported_at`` names the month a case is in. Triggers on ``incidents`` keep it in
+    step (a row per case inserted, updated and deleted with it)."""
+
+    __tablename__ = "incident_keys"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    reported_at: Mapped[datetime] = mapped_column(TZDateTime)
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(200), unique=True)
+
+
+# The cases are partitioned by month of ``reported_at`` (docs/partitioning.md).
+CASE_PARTITIONS_OF = "incidents"
+
+
 class Incident(LocatedPoint, Base):
-    """One case: where, what, who handles it, and by when."""
+    """One case: where, what, who handles it, and by when.
+
+    Partitioned by month of ``reported_at`` (migration 0023): the table's primary key must hold
+    the partition key, so it is ``(id, reported_at)``; ``id`` alone still names a case (one
+    identity sequence, and ``incident_keys``' primary key), so the mapper's identity is ``id``."""
 
     __tablename__ = "incidents"
     __table_args__ = (
@@ -124,6 +148,7 @@ class Incident(LocatedPoint, Base):
             "duplicate_of_id",
             postgresql_where=sa.text("duplicate_of_id IS NOT NULL"),
         ),
+        {"postgresql_partition_by": "RANGE (reported_at)"},
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
@@ -138,13 +163,13 @@ class Incident(LocatedPoint, Base):
     unit_distance_m: Mapped[float | None] = mapped_column(sa.Float)
     unit_note: Mapped[str | None] = mapped_column(sa.Text)
     occurred_at: Mapped[datetime | None] = mapped_column(TZDateTime)
-    reported_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    reported_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow, primary_key=True)
     assigned_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     due_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
-    duplicate_of_id: Mapped[int | None] = mapped_column(sa.ForeignKey("incidents.id"))
+    duplicate_of_id: Mapped[int | None] = mapped_column(sa.ForeignKey("incident_keys.id"))
     # Workflow bookkeeping (gis.services.workflow keeps these in step with the event log).
     overdue_at: Mapped[datetime | None] = mapped_column(TZDateTime)  # when the sweep flagged it
     escalation_level: Mapped[int] = mapped_column(sa.SmallInteger, default=0, server_default="0")
@@ -152,19 +177,39 @@ class Incident(LocatedPoint, Base):
     extension_count: Mapped[int] = mapped_column(sa.SmallInteger, default=0, server_default="0")
     reassign_count: Mapped[int] = mapped_column(sa.SmallInteger, default=0, server_default="0")
     return_count: Mapped[int] = mapped_column(sa.SmallInteger, default=0, server_default="0")
-    idempotency_key: Mapped[str | None] = mapped_column(sa.String(200), unique=True)
+    # Unique in ``incident_keys`` (a unique key here would have to hold ``reported_at``).
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(200))
     request_hash: Mapped[str | None] = mapped_column(sa.String(64))
 
-
-# The event log is partitioned by month of ``at`` (docs/partitioning.md): one partition per month,
-# named like this, and a default partition for anything no month partition covers yet.
-EVENT_PARTITIONS_OF = "incident_events"
-EVENT_PARTITION = re.compile(r"^incident_events_(y\d{4}m\d{2}|default)$")
+    __mapper_args__ = {"primary_key": [id]}  # noqa: RUF012 -- SQLAlchemy's declarative hook
 
 
-def event_partition_name(year: int, month: int) -> str:
-    """The name of the event log's partition for one calendar month (China Standard Time)."""
-    return f"{EVENT_PARTITIONS_OF}_y{year:04d}m{month:02d}"
+# The cases and the event log are partitioned by calendar month (China Standard Time,
+# docs/partitioning.md): one partition per month, named ``<table>_y2026m03``, and a default
+# partition, ``<table>_default``, for anything no month partition covers yet.
+@dataclass(frozen=True)
+class MonthlyTable:
+    """A table partitioned by month of one column."""
+
+    name: str
+    key: str  # the partition key: when the row's month is
+    rows: str  # what its rows are, for messages ("cases", "events")
+
+    def partition(self, year: int, month: int) -> str:
+        """The name of its partition for one calendar month."""
+        return f"{self.name}_y{year:04d}m{month:02d}"
+
+    @property
+    def default(self) -> str:
+        """The name of its default partition."""
+        return f"{self.name}_default"
+
+
+CASE_MONTHS = MonthlyTable(CASE_PARTITIONS_OF, "reported_at", "cases")
+EVENT_MONTHS = MonthlyTable("incident_events", "at", "events")
+MONTHLY_TABLES = (CASE_MONTHS, EVENT_MONTHS)
+# A partition of either, by name: the table, and the month (or "default").
+PARTITION = re.compile(r"^(incidents|incident_events)_(y\d{4}m\d{2}|default)$")
 
 
 class IncidentEvent(LogEntry, Base):
@@ -189,7 +234,7 @@ class IncidentEvent(LogEntry, Base):
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow, primary_key=True)
-    incident_id: Mapped[int] = mapped_column(sa.ForeignKey("incidents.id", ondelete="CASCADE"))
+    incident_id: Mapped[int] = mapped_column(sa.ForeignKey("incident_keys.id", ondelete="CASCADE"))
 
 
 def is_active(status: sa.ColumnElement[str] | InstrumentedAttribute[str]) -> sa.ColumnElement[bool]:

@@ -22,7 +22,7 @@ class Open311Request(Base):
     __tablename__ = "open311_requests"
 
     incident_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
+        sa.ForeignKey("incident_keys.id", ondelete="CASCADE"), primary_key=True
     )
     jurisdiction_id: Mapped[str | None] = mapped_column(sa.String(12))
     # The API user whose api_key filed it.
@@ -56,7 +56,7 @@ class Open311Update(Base):
     # The client's id of the update (FixMyStreet's comment id): a repeat is refused.
     client_update_id: Mapped[str] = mapped_column(sa.String(100), unique=True)
     incident_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+        sa.ForeignKey("incident_keys.id", ondelete="CASCADE"), index=True
     )
     # The event's key is (id, at): the log is partitioned by month of ``at`` (migration 0012).
     event_id: Mapped[int] = mapped_column(sa.BigInteger, unique=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 from geoalchemy2 import alembic_helpers
 
-from gis.layers.incidents import EVENT_PARTITION
+from gis.layers.incidents import PARTITION
 
 # Expression and materialized-view indexes live in migrations only (SQLAlchemy cannot
 # reflect ``(geom::geography)`` expressions back into the models).
@@ -33,17 +33,13 @@ def include_object(
     """Alembic's filter: skip PostGIS/pgRouting tables and SQL-only indexes."""
     if type_ == "table" and name in FOREIGN_TABLES:
         return False
-    # The event log's monthly partitions are made by migration 0012 and `gis partitions
-    # ensure`, not by a model: the model is the partitioned table.
-    if type_ == "table" and reflected and name is not None and EVENT_PARTITION.match(name):
+    # The monthly partitions of the cases and the event log are made by migrations 0012 and
+    # 0023 and `gis partitions ensure`, not by a model: the model is the partitioned table.
+    if type_ == "table" and reflected and name is not None and PARTITION.match(name):
         return False
     # A foreign key to a partitioned table is also listed once per partition (PostgreSQL keeps
     # one internal constraint for each); the model declares the one on the partitioned table.
-    if (
-        type_ == "foreign_key_constraint"
-        and reflected
-        and EVENT_PARTITION.match(obj.referred_table.name)
-    ):
+    if type_ == "foreign_key_constraint" and reflected and PARTITION.match(obj.referred_table.name):
         return False
     if type_ == "index" and name in SQL_ONLY_INDEXES:
         return False

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 LAYER_TABLES = (
     "incident_events",
     "incidents",
+    "incident_keys",  # every case's keys (written by a trigger on incidents)
     "grid_member_grids",
     "grid_members",
     "grids",

@@ -5,9 +5,11 @@ the coordinates in Python, reads the category, then runs ONE statement that loca
 (``gis.services.assignment.LOCATE_CTES``), picks the unit, inserts the incident and its first
 events and returns the whole reply. The caller owns the transaction.
 
-Idempotency: the insert is ``ON CONFLICT (idempotency_key) DO NOTHING``. A retry of a committed
-report inserts nothing and the first answer is read back; a concurrent retry waits on the unique
-index until the first commits, then does the same. The same key with a different body is 409.
+Idempotency: the case's row in ``incident_keys`` is inserted first, ``ON CONFLICT
+(idempotency_key) DO NOTHING``, and the case only with it (``incidents`` is partitioned by month,
+so the key is unique there, not here: docs/partitioning.md). A retry of a committed report
+inserts nothing and the first answer is read back; a concurrent retry waits on the unique index
+until the first commits, then does the same. The same key with a different body is 409.
 """
 
 from __future__ import annotations
@@ -248,14 +250,25 @@ _INTAKE_SQL = sa.text(
     f"""
 WITH {LOCATE_CTES},
 {_UNIT_CTE},
+key AS (
+    -- The case's keys first (``incident_keys``): retries are arbitrated here, where the
+    -- idempotency key is unique on its own (docs/partitioning.md).
+    INSERT INTO incident_keys (id, reported_at, idempotency_key)
+    SELECT nextval('incidents_id_seq'), CAST(:now AS timestamptz),
+           CAST(:idempotency_key AS text)
+    FROM loc
+    WHERE loc.covered
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id
+),
 ins AS (
     INSERT INTO incidents (
-        category_code, platform, status, description, reporter_kind, reporter_id, photos,
+        id, category_code, platform, status, description, reporter_kind, reporter_id, photos,
         geom, source_crs, source_lon, source_lat, location_quality, grid_id, grid_code,
         village_code, town_code, county_code, member_id, unit_id, unit_distance_m, unit_note,
         occurred_at, reported_at, assigned_at, due_at, updated_at, idempotency_key,
         request_hash)
-    SELECT CAST(:category AS text), CAST(:platform AS text),
+    SELECT key.id, CAST(:category AS text), CAST(:platform AS text),
            CASE WHEN unit.id IS NULL THEN 'reported' ELSE 'assigned' END,
            CAST(:description AS text), CAST(:reporter_kind AS text),
            CAST(:reporter_id AS text), CAST(:photos AS jsonb),
@@ -280,9 +293,9 @@ ins AS (
            CAST(:due_at AS timestamptz), CAST(:now AS timestamptz),
            CAST(:idempotency_key AS text), CAST(:request_hash AS text)
     FROM loc
+    JOIN key ON true
     LEFT JOIN unit ON true
     WHERE loc.covered
-    ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING *
 ),
 events AS (
@@ -310,8 +323,22 @@ events AS (
 """  # noqa: S608 -- only module constants are interpolated; values are bound parameters
 )
 
-_BY_ID_SQL = sa.text(_reply_sql("incidents", "WHERE src.id = :incident_id"))
-_BY_KEY_SQL = sa.text(_reply_sql("incidents", "WHERE src.idempotency_key = :idempotency_key"))
+# A case by id, or by idempotency key, found through ``incident_keys``: its month then names the
+# one partition of ``incidents`` to read (run-time pruning), not one probe per month.
+_BY_ID_SQL = sa.text(
+    _reply_sql(
+        "incidents",
+        "WHERE src.id = :incident_id AND src.reported_at = "
+        "(SELECT k.reported_at FROM incident_keys AS k WHERE k.id = :incident_id)",
+    )
+)
+_BY_KEY_SQL = sa.text(
+    _reply_sql(
+        "incidents",
+        "WHERE (src.id, src.reported_at) = (SELECT k.id, k.reported_at FROM incident_keys AS k "
+        "WHERE k.idempotency_key = :idempotency_key)",
+    )
+)
 _CATEGORY_SQL = sa.text(
     "SELECT platform, unit_type, time_limit_hours, working_hours FROM categories WHERE code = :code"
 )

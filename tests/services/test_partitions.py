@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gis.errors import ConflictError, NotFoundError, ValidationError
+from gis.layers.incidents import CASE_MONTHS
 from gis.services.intake import report_incident
 from gis.services.partitions import (
     Month,
@@ -59,7 +60,8 @@ def test_month_parsing_and_arithmetic() -> None:
     assert Month.parse("2024-01") == Month(2024, 1)
     assert Month(2024, 1).plus(-1) == Month(2023, 12)
     assert Month(2023, 12).plus(14) == Month(2025, 2)
-    assert Month(2024, 1).partition == "incident_events_y2024m01"
+    assert Month(2024, 1).partition() == "incident_events_y2024m01"
+    assert Month(2024, 1).partition(CASE_MONTHS) == "incidents_y2024m01"
     # Midnight of 1 January in Beijing is still December in UTC.
     assert Month.of(datetime(2023, 12, 31, 16, 30, tzinfo=UTC)) == Month(2024, 1)
     assert months_ahead(datetime(2026, 11, 20, tzinfo=UTC), 2) == (Month(2026, 11), Month(2027, 1))
@@ -144,9 +146,13 @@ def test_archive_detaches_old_months_and_restore_brings_every_row_back(
     )
     assert count == 2  # report and assign
 
+    case_row = session.scalar(
+        sa.text("SELECT md5(i::text) FROM incidents AS i WHERE id = :id"), {"id": case}
+    )
+
     moved = archive_before(session, Month(2019, 4))
 
-    assert [p.name for p in moved] == ["incident_events_y2019m03"]
+    assert sorted(p.name for p in moved) == ["incident_events_y2019m03", "incidents_y2019m03"]
     assert _partition_of(session, case) == set()
     archived = session.scalar(
         sa.text("SELECT count(*) FROM archive.incident_events_y2019m03 WHERE incident_id = :id"),
@@ -154,15 +160,26 @@ def test_archive_detaches_old_months_and_restore_brings_every_row_back(
     )
     assert archived == count
     assert any(p.archived and p.month == Month(2019, 3) for p in list_partitions(session))
-    # The case stays; the archived rows keep their key to it (deleting it would cascade there).
-    assert session.scalar(sa.text("SELECT status FROM incidents WHERE id = :id"), {"id": case})
+    # The case leaves the live cases with its month; its keys stay, and the archived rows keep
+    # their keys to them (deleting the case's keys would cascade there).
+    assert (
+        session.scalar(sa.text("SELECT count(*) FROM incidents WHERE id = :id"), {"id": case}) == 0
+    )
+    archived_case = session.scalar(
+        sa.text("SELECT md5(i::text) FROM archive.incidents_y2019m03 AS i WHERE id = :id"),
+        {"id": case},
+    )
+    assert archived_case == case_row
+    assert session.scalar(
+        sa.text("SELECT count(*) FROM incident_keys WHERE id = :id"), {"id": case}
+    )
     keys = session.scalars(
         sa.text(
             "SELECT confrelid::regclass::text FROM pg_constraint WHERE contype = 'f' "
             "AND conrelid = 'archive.incident_events_y2019m03'::regclass"
         )
     ).all()
-    assert keys == ["incidents"]
+    assert keys == ["incident_keys"]
     # A late event for the archived month waits in the default partition…
     session.execute(
         sa.text(
@@ -174,16 +191,22 @@ def test_archive_detaches_old_months_and_restore_brings_every_row_back(
     with pytest.raises(ConflictError, match="restore it first"):
         archive_before(session, Month(2019, 4))
 
-    restored = restore_month(session, Month(2019, 3))
+    restored = {p.table: p for p in restore_month(session, Month(2019, 3))}
 
     # …and joins its month when the month comes back.
-    assert restored.rows == count + 1
+    assert restored["incident_events"].rows == count + 1
+    assert restored["incidents"].rows == 1
     assert _partition_of(session, case) == {"incident_events_y2019m03"}
     session.execute(
         sa.text("DELETE FROM incident_events WHERE incident_id = :id AND action = 'comment'"),
         {"id": case},
     )
     assert session.scalar(sa.text(EVENT_ROWS), {"ids": [case]}) == before
+    restored_case = session.execute(
+        sa.text("SELECT tableoid::regclass::text, md5(i::text) FROM incidents AS i WHERE id = :id"),
+        {"id": case},
+    ).one()
+    assert tuple(restored_case) == ("incidents_y2019m03", case_row)
     with pytest.raises(NotFoundError, match="not in the archive"):
         restore_month(session, Month(2019, 3))
 
@@ -240,7 +263,11 @@ def test_exact_statistics_of_a_window_skip_the_months_before_it(
     query = StatsQuery(Month(2026, 6).start, Month(2026, 7).start, as_of=Month(2026, 8).start)
     statement, params = case_figures_sql(query)
     plan = _plan(session, str(statement), params)
-    names = {p.month: p.name for p in list_partitions(session) if p.month is not None}
+    names = {
+        p.month: p.name
+        for p in list_partitions(session)
+        if p.month is not None and p.table == "incident_events"
+    }
     history = [month for month in names if Month(2025, 12) <= month <= Month(2026, 10)]
     assert len(history) == 11, names  # the demo's year has its months
     read = {month for month in history if names[month] in plan}
@@ -282,3 +309,106 @@ def test_moving_an_event_to_another_month_carries_the_open311_update_with_it(
         )
         == earlier
     )
+
+
+def _case_partition(session: Session, incident_id: int) -> str | None:
+    return session.scalar(
+        sa.text("SELECT tableoid::regclass::text FROM incidents WHERE id = :id"),
+        {"id": incident_id},
+    )
+
+
+def _keys(session: Session, incident_id: int) -> tuple[datetime, str | None] | None:
+    row = session.execute(
+        sa.text("SELECT reported_at, idempotency_key FROM incident_keys WHERE id = :id"),
+        {"id": incident_id},
+    ).one_or_none()
+    return None if row is None else (row.reported_at, row.idempotency_key)
+
+
+def test_a_case_keeps_its_keys_when_it_changes_month_and_loses_them_when_deleted(
+    session: Session, area: Area, settings: Settings
+) -> None:
+    case = report_incident(
+        session, make_report(110.015, 30.005), settings=settings, now=OLD, idempotency_key="k-1"
+    ).incident.id
+    assert _case_partition(session, case) == "incidents_default"
+    assert _keys(session, case) == (OLD, "k-1")
+    assert ensure_partitions(session, first=Month(2019, 2), last=Month(2019, 3)) == [
+        Month(2019, 2),
+        Month(2019, 3),
+    ]
+    assert _case_partition(session, case) == "incidents_y2019m03"
+    events = session.scalar(sa.text(EVENT_ROWS), {"ids": [case]})
+
+    # A report time corrected into February moves the row; its keys follow, its events stay.
+    earlier = datetime(2019, 2, 27, tzinfo=UTC)
+    session.execute(
+        sa.text("UPDATE incidents SET reported_at = :at WHERE id = :id"),
+        {"at": earlier, "id": case},
+    )
+    assert _case_partition(session, case) == "incidents_y2019m02"
+    assert _keys(session, case) == (earlier, "k-1")
+    assert session.scalar(sa.text(EVENT_ROWS), {"ids": [case]}) == events
+
+    # Another writer's case with the same idempotency key is refused, as before partitioning.
+    with (
+        pytest.raises(sa.exc.IntegrityError, match="uq_incident_keys_idempotency_key"),
+        session.begin_nested(),
+    ):
+        session.execute(
+            sa.text(
+                "INSERT INTO incidents (category_code, platform, status, description, "
+                "reporter_kind, photos, geom, source_crs, source_lon, source_lat, "
+                "location_quality, reported_at, updated_at, idempotency_key) "
+                "SELECT category_code, platform, status, description, reporter_kind, "
+                "photos, geom, source_crs, source_lon, source_lat, location_quality, "
+                "reported_at, updated_at, idempotency_key FROM incidents WHERE id = :id"
+            ),
+            {"id": case},
+        )
+
+    # Deleting the case deletes its keys, and with them what pointed at it (its events).
+    session.execute(sa.text("DELETE FROM incidents WHERE id = :id"), {"id": case})
+    assert _keys(session, case) is None
+    assert (
+        session.scalar(
+            sa.text("SELECT count(*) FROM incident_events WHERE incident_id = :id"), {"id": case}
+        )
+        == 0
+    )
+
+
+def test_a_period_query_on_cases_reads_only_its_months(
+    session: Session, demo: dict[str, object]
+) -> None:
+    plan = _plan(
+        session,
+        "SELECT status, count(*) FROM incidents "
+        "WHERE reported_at >= :start AND reported_at < :end GROUP BY status",
+        {"start": Month(2026, 3).start, "end": Month(2026, 4).start},
+    )
+    scanned = {p.name for p in list_partitions(session) if p.name in plan}
+    assert scanned == {"incidents_y2026m03"}, plan
+
+
+def test_a_case_read_by_id_reads_one_month(session: Session, demo: dict[str, object]) -> None:
+    """``GET /incidents/{id}``'s reply finds the case's month in ``incident_keys`` first: every
+    other month's partition is pruned while the query runs (never executed)."""
+    from gis.services.intake import _BY_ID_SQL
+
+    case = session.scalar(
+        sa.text("SELECT id FROM incidents WHERE reported_at >= :t ORDER BY id LIMIT 1"),
+        {"t": Month(2026, 5).start},
+    )
+    rows = session.execute(
+        sa.text(f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {_BY_ID_SQL.text}"),
+        {"incident_id": case, "dup_radius_m": 100.0, "dup_window_s": 3600.0},
+    ).scalars()
+    lines = [line for line in rows if " on incidents_" in line]
+    read = {line.split(" on ")[1].split()[0] for line in lines if "never executed" not in line}
+    month = _case_partition(session, case)
+    assert month is not None and month in read, lines
+    # The duplicate search reads the hour before the report: its month (and maybe the one
+    # before, at a month's first hour), never the whole year.
+    assert len(read) <= 2, read
