@@ -81,6 +81,8 @@ def create_app() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
                 "source_lon": lon,
                 "source_lat": lat,
                 "occurred_at": None,
+                "accuracy_m": report["location"].get("accuracy_m"),
+                "location_method": report["location"].get("method"),
                 "now": now,
                 "due_at": now + timedelta(hours=category["time_limit_hours"]),
                 "idempotency_key": key.decode() if key else None,

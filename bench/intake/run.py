@@ -242,6 +242,12 @@ def main(argv: list[str] | None = None) -> None:
         help="requests/s the clients offer together in paced runs (latency under load); "
         "one paced run per rate",
     )
+    parser.add_argument(
+        "--bare-database-url",
+        help="the database the bare app writes to (default: --database-url); give it a copy "
+        "of the same county so that its reports do not grow the service's database and slow "
+        "the service's duplicate search",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
         "--baseline-ref",
@@ -263,6 +269,8 @@ def main(argv: list[str] | None = None) -> None:
     engines = [engine]
     if args.baseline_database_url:
         engines.append(sa.create_engine(args.baseline_database_url))
+    if args.bare_database_url:
+        engines.append(sa.create_engine(args.bare_database_url))
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         points = tmp / "points.txt"
@@ -300,7 +308,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         bare = stack.enter_context(
             serve(
-                {"BENCH_DATABASE_URL": args.database_url},
+                {"BENCH_DATABASE_URL": args.bare_database_url or args.database_url},
                 app="bench.intake.bare:create_app",
                 workers=args.workers,
                 ready_s=READY_S,
@@ -322,15 +330,16 @@ def main(argv: list[str] | None = None) -> None:
         try:
             runs = (("POST /incidents", "intake.lua"), ("GET /locate", "locate.lua"))
             # Rounds alternate baseline and service so that load from elsewhere on the machine
-            # hits both alike; the CPU time each server process spends per request is the
-            # figure least disturbed by such load.
+            # hits both alike, in the opposite order every other round (the first of a round
+            # met a database the previous run had just grown); the CPU time each server process
+            # spends per request is the figure least disturbed by such load.
             # Saturated runs measure throughput; at c=32 flat out, latency is queueing (Little's
             # law: mean latency = 32 / throughput). Paced runs measure latency under a steady
             # load the service carries, as a command room would see it.
             for round_ in range(1, args.rounds + 1):
                 for endpoint, script in runs:
                     for rate in (0, *args.paced_rate):
-                        for target, server in targets:
+                        for target, server in targets if round_ % 2 else targets[::-1]:
                             os.environ["BENCH_TOKEN"] = tokens[target]
                             r = measure(server, script, target, endpoint, args, rate=rate)
                             results.append(r)

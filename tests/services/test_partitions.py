@@ -412,3 +412,36 @@ def test_a_case_read_by_id_reads_one_month(session: Session, demo: dict[str, obj
     # The duplicate search reads the hour before the report: its month (and maybe the one
     # before, at a month's first hour), never the whole year.
     assert len(read) <= 2, read
+
+
+def test_the_live_feed_finds_the_cases_of_events_in_any_month(
+    session: Session, area: Area, settings: Settings
+) -> None:
+    """The live feed's trigger reads only the months of the cases a statement's events belong
+    to (migration 0023): one statement with events of a 2019 case and of a case of now still
+    publishes one row for each, with each case's own data."""
+    old = _old_case(session, settings)
+    new = report_incident(session, make_report(110.016, 30.006), settings=settings).incident.id
+    assert _case_partition(session, old) == "incidents_default"
+    assert _case_partition(session, new) != "incidents_default"
+    last = session.scalar(sa.text("SELECT coalesce(max(id), 0) FROM live_events"))
+    session.execute(
+        sa.text(
+            "INSERT INTO incident_events (incident_id, at, actor, action, data) "
+            "SELECT id, now(), 'test', 'comment', '{}' FROM incidents WHERE id IN (:a, :b)"
+        ),
+        {"a": old, "b": new},
+    )
+    published = session.execute(
+        sa.text(
+            "SELECT incident_id, data ->> 'status' FROM live_events WHERE id > :last "
+            "ORDER BY incident_id"
+        ),
+        {"last": last},
+    ).all()
+    statuses = dict(
+        session.execute(
+            sa.text("SELECT id, status FROM incidents WHERE id IN (:a, :b)"), {"a": old, "b": new}
+        ).all()
+    )
+    assert [tuple(row) for row in published] == sorted(statuses.items())
