@@ -35,6 +35,7 @@ from gis import provision
 from gis.db import make_engine
 from gis.layers.categories import load_catalog
 from gis.migrations.api import upgrade
+from gis.services.partitions import Month, ensure_partitions
 from gis.settings import Settings
 
 DEFAULT_URL = "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/gis_bench_plans"
@@ -182,6 +183,12 @@ def setup(engine: sa.Engine, grids: int, cases: int) -> None:
         )
         for _, definition in indexes:
             session.execute(sa.text(definition))
+        # The cases' months get their partitions, as `gis partitions ensure --from` would on a
+        # server: the rows leave the default partition for their months.
+        first, last = session.execute(
+            sa.text("SELECT min(reported_at), max(reported_at) FROM incidents")
+        ).one()
+        ensure_partitions(session, first=Month.of(first), last=Month.of(last))
         session.commit()
     with engine.connect() as connection:
         connection.execution_options(isolation_level="AUTOCOMMIT").execute(
