@@ -90,10 +90,19 @@ class IncidentKey(Base):
     step (a row per case inserted, updated and deleted with it)."""
 
     __tablename__ = "incident_keys"
+    __table_args__ = (
+        # Partial: most reports carry no key, and their inserts then touch no entry of it.
+        sa.Index(
+            "uq_incident_keys_idempotency_key",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
     reported_at: Mapped[datetime] = mapped_column(TZDateTime)
-    idempotency_key: Mapped[str | None] = mapped_column(sa.String(200), unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(200))
 
 
 # The cases are partitioned by month of ``reported_at`` (docs/partitioning.md).

@@ -272,7 +272,7 @@ key AS (
            CAST(:idempotency_key AS text)
     FROM loc
     WHERE loc.covered
-    ON CONFLICT (idempotency_key) DO NOTHING
+    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id
 ),
 ins AS (

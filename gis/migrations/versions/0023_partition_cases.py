@@ -57,9 +57,11 @@ CREATE TABLE incident_keys (
     id bigint NOT NULL,
     reported_at timestamp with time zone NOT NULL,
     idempotency_key character varying(200),
-    CONSTRAINT pk_incident_keys PRIMARY KEY (id),
-    CONSTRAINT uq_incident_keys_idempotency_key UNIQUE (idempotency_key)
-)
+    CONSTRAINT pk_incident_keys PRIMARY KEY (id)
+);
+-- Partial: most reports carry no key, and their inserts then touch no entry of this index.
+CREATE UNIQUE INDEX uq_incident_keys_idempotency_key ON incident_keys (idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
 """
 
 TRIGGERS_SQL = """
