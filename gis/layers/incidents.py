@@ -105,10 +105,6 @@ class IncidentKey(Base):
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(200))
 
 
-# The cases are partitioned by month of ``reported_at`` (docs/partitioning.md).
-CASE_PARTITIONS_OF = "incidents"
-
-
 class Incident(LocatedPoint, Base):
     """One case: where, what, who handles it, and by when.
 
@@ -214,11 +210,13 @@ class MonthlyTable:
         return f"{self.name}_default"
 
 
-CASE_MONTHS = MonthlyTable(CASE_PARTITIONS_OF, "reported_at", "cases")
+CASE_MONTHS = MonthlyTable("incidents", "reported_at", "cases")
 EVENT_MONTHS = MonthlyTable("incident_events", "at", "events")
 MONTHLY_TABLES = (CASE_MONTHS, EVENT_MONTHS)
 # A partition of either, by name: the table, and the month (or "default").
-PARTITION = re.compile(r"^(incidents|incident_events)_(y\d{4}m\d{2}|default)$")
+PARTITION = re.compile(
+    rf"^({'|'.join(table.name for table in MONTHLY_TABLES)})_(y\d{{4}}m\d{{2}}|default)$"
+)
 
 
 class IncidentEvent(LogEntry, Base):

@@ -81,7 +81,7 @@ class Month:
         """The first instant of the next month."""
         return self.plus(1).start
 
-    def partition(self, table: MonthlyTable = EVENT_MONTHS) -> str:
+    def partition(self, table: MonthlyTable) -> str:
         """The name of its partition of ``table``."""
         return table.partition(self.year, self.month)
 
@@ -139,10 +139,6 @@ def list_partitions(session: Session) -> list[Partition]:
         partitions,
         key=lambda p: (p.table, p.month is None, p.month or Month(1, 1), p.schema),
     )
-
-
-def _months(session: Session, table: MonthlyTable) -> set[Month]:
-    return {p.month for p in list_partitions(session) if p.table == table.name and p.month}
 
 
 def _checked_span(first: Month, last: Month) -> list[Month]:
@@ -240,11 +236,11 @@ def ensure_partitions(session: Session, *, first: Month, last: Month) -> list[Mo
     cases and of the event log, and return the months that got one; months that exist or are
     archived are left alone. Idempotent."""
     months = _checked_span(first, last)
+    present = {(p.table, p.month) for p in list_partitions(session)}
     created: set[Month] = set()
     for table in MONTHLY_TABLES:
-        present = _months(session, table)
         for month in months:
-            if month not in present:
+            if (table.name, month) not in present:
                 _create(session, table, month)
                 created.add(month)
     return sorted(created)

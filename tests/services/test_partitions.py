@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gis.errors import ConflictError, NotFoundError, ValidationError
-from gis.layers.incidents import CASE_MONTHS
+from gis.layers.incidents import CASE_MONTHS, EVENT_MONTHS
 from gis.services.intake import report_incident
 from gis.services.partitions import (
     Month,
@@ -60,7 +60,7 @@ def test_month_parsing_and_arithmetic() -> None:
     assert Month.parse("2024-01") == Month(2024, 1)
     assert Month(2024, 1).plus(-1) == Month(2023, 12)
     assert Month(2023, 12).plus(14) == Month(2025, 2)
-    assert Month(2024, 1).partition() == "incident_events_y2024m01"
+    assert Month(2024, 1).partition(EVENT_MONTHS) == "incident_events_y2024m01"
     assert Month(2024, 1).partition(CASE_MONTHS) == "incidents_y2024m01"
     # Midnight of 1 January in Beijing is still December in UTC.
     assert Month.of(datetime(2023, 12, 31, 16, 30, tzinfo=UTC)) == Month(2024, 1)
