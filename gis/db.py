@@ -25,6 +25,14 @@ A = TypeVar("A")
 T = TypeVar("T")
 
 
+def session_settings(settings: Settings) -> dict[str, str]:
+    """The server settings of every connection the service opens (SQLAlchemy's and asyncpg's)."""
+    return {
+        "statement_timeout": str(settings.db_statement_timeout_ms),
+        "jit": "on" if settings.db_jit else "off",
+    }
+
+
 def make_engine(settings: Settings | None = None, *, url: str | None = None) -> Engine:
     """One engine per process, with timeouts that make an outage fail fast instead of hang."""
     settings = settings or get_settings()
@@ -43,7 +51,7 @@ def make_engine(settings: Settings | None = None, *, url: str | None = None) -> 
         pool_reset_on_return="rollback",
         connect_args={
             "connect_timeout": settings.db_connect_timeout_s,
-            "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
+            "options": " ".join(f"-c {k}={v}" for k, v in session_settings(settings).items()),
             "application_name": "gis",
         },
     )

@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import TextClause
 
-from gis.db import translate_db_errors, translate_state, translating
+from gis.db import session_settings, translate_db_errors, translate_state, translating
 from gis.errors import DatabaseUnavailableError, GisError
 from gis.queries import Flow, Query, run
 from gis.settings import Settings
@@ -100,10 +100,7 @@ class AsyncDatabase:
             max_size=s.db_pool_size,
             timeout=s.db_connect_timeout_s,
             reset=_keep_session,
-            server_settings={
-                "statement_timeout": str(s.db_statement_timeout_ms),
-                "application_name": "gis",
-            },
+            server_settings={**session_settings(s), "application_name": "gis"},
         )
 
     def listen(self, channels: Mapping[str, Callable[[], None]]) -> None:

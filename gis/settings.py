@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(
         30_000, ge=100, description="Per-statement time limit inside the service (ms)."
     )
+    db_jit: bool = Field(
+        False,
+        description="Let PostgreSQL JIT-compile the service's queries (its `jit`, on by "
+        "default in PostgreSQL). Off: the decision is made on a plan's estimated cost, and a "
+        "cached plan over the monthly partitions is costed with every month, so with five "
+        "years attached a case read by id (1.8 ms) was compiled on every call for 1.2 s "
+        "(docs/partitioning.md).",
+    )
     read_database_urls: tuple[str, ...] = Field(
         (),
         max_length=16,

@@ -24,7 +24,7 @@ from gis.errors import DatabaseUnavailableError, OutsideCoverageError, Validatio
 from gis.layers.grids import GridMember
 from gis.layers.incidents import Incident
 from gis.layers.users import Role, User
-from gis.queries import run
+from gis.queries import Flow, Query, run
 from gis.services import access
 from gis.services.assignment import locate_flow
 from gis.services.intake import find_incident_by_key, report_flow
@@ -102,6 +102,28 @@ def test_locate_answers_the_same_on_asyncpg_and_on_a_session(
         "outside",
     ]
     assert [f.grid_code for f in found[:3]] == [GRID_A, GRID_A, GRID_A]
+
+
+def _session_settings_flow() -> Flow[dict[str, Any]]:
+    row = yield Query(
+        sa.text(
+            "SELECT current_setting('jit') AS jit, "
+            "current_setting('statement_timeout') AS statement_timeout"
+        )
+    )
+    return dict(row)
+
+
+def test_both_drivers_open_connections_with_the_same_server_settings(
+    session: Session, settings: Settings
+) -> None:
+    """jit off and the statement timeout, on the pool the API's flows run on and on the
+    sessions (``gis.db.session_settings``, GIS_DB_JIT)."""
+    on_pool = on_asyncpg(settings, lambda database: database.run(_session_settings_flow()))
+    on_session = run(session, _session_settings_flow())
+    assert on_pool == on_session
+    assert on_pool["jit"] == "off"
+    assert on_pool["statement_timeout"] == "30s"
 
 
 def test_outside_the_service_area_is_the_same_error_on_asyncpg(
