@@ -506,9 +506,9 @@ def camera_siting_command(
             k,
             range_m,
             spacing_m,
-            moment(since, "since"),
-            moment(until, "until"),
-            time_limit_s,
+            since=moment(since, "since"),
+            until=moment(until, "until"),
+            time_limit_s=time_limit_s,
         )
         result = siting.site_cameras(session, query, progress=_progress).result()
         summary = result["summary"]
@@ -544,10 +544,10 @@ def station_siting_command(
             town,
             platform,
             k,
-            moment(since, "since"),
-            moment(until, "until"),
             max_candidates,
-            time_limit_s,
+            since=moment(since, "since"),
+            until=moment(until, "until"),
+            time_limit_s=time_limit_s,
         )
         result = stations.site_stations(session, query, progress=_progress).result()
         summary = result["summary"]

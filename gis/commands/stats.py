@@ -85,8 +85,7 @@ def _run(
             rows = stats.town_summaries(
                 session, start=begin, end=stop, as_of=clock, town_codes=towns
             )
-            columns = ["town_code", "town_name", "received", "closed", "closure_rate"]
-            columns += ["on_time_rate", "overdue_open", "summary"]
+            columns = list(stats.TOWN_COLUMNS)
         else:
             rows = stats.errand_figures(
                 session,

@@ -24,7 +24,7 @@ import os
 import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -76,68 +76,79 @@ TIME_LIMIT_S = Bounds(1, 600)
 
 
 @dataclass(frozen=True)
-class CameraSitingQuery:
-    """Where, how many cameras, how far they see, which cases count."""
+class SitingQuery:
+    """What every siting job asks: the town, the period of its cases (``[since, until)``, by
+    default the 365 days before now) and the solver's time limit. The period and the limit are
+    keyword-only, after each kind's own parameters."""
 
     town_code: str
-    k: int
-    range_m: float = DEFAULT_RANGE_M
-    spacing_m: float = DEFAULT_SPACING_M
+    _: KW_ONLY
     since: datetime | None = None
     until: datetime | None = None
     time_limit_s: float = DEFAULT_TIME_LIMIT_S
+
+    @staticmethod
+    def stored(params: dict[str, Any]) -> dict[str, Any]:
+        """The town, period and time limit a job stored, as keyword arguments of a query."""
+        return {
+            "town_code": str(params["town"]),
+            **{
+                key: None if params.get(key) is None else datetime.fromisoformat(str(params[key]))
+                for key in ("since", "until")
+            },
+            "time_limit_s": float(params.get("time_limit_s") or DEFAULT_TIME_LIMIT_S),
+        }
+
+    def params(self) -> dict[str, Any]:
+        """The JSON a job stores (the period in ISO 8601, or None)."""
+        return {
+            "town": self.town_code,
+            "since": None if self.since is None else self.since.isoformat(),
+            "until": None if self.until is None else self.until.isoformat(),
+            "time_limit_s": self.time_limit_s,
+        }
+
+    def period(self) -> tuple[datetime, datetime]:
+        """``[since, until)``: by default the 365 days before ``until`` (now)."""
+        until = self.until or utcnow()
+        since = self.since or until - timedelta(days=365)
+        if since >= until:
+            raise ValidationError("since must be before until")
+        return since, until
+
+    def check(self, session: Session) -> None:
+        """Cheap checks of what every siting asks: a known town, the time limit, the period."""
+        get_region(session, self.town_code, level=RegionLevel.TOWN)
+        TIME_LIMIT_S.check("time_limit_s", self.time_limit_s)
+        self.period()
+
+
+@dataclass(frozen=True)
+class CameraSitingQuery(SitingQuery):
+    """Where, how many cameras, how far they see, which cases count."""
+
+    k: int
+    range_m: float = DEFAULT_RANGE_M
+    spacing_m: float = DEFAULT_SPACING_M
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> CameraSitingQuery:
         """The query a job stored."""
         return cls(
-            town_code=str(params["town"]),
             k=int(params["k"]),
             range_m=float(params.get("range_m") or DEFAULT_RANGE_M),
             spacing_m=float(params.get("spacing_m") or DEFAULT_SPACING_M),
-            **stored_period(params),
-            time_limit_s=float(params.get("time_limit_s") or DEFAULT_TIME_LIMIT_S),
+            **SitingQuery.stored(params),
         )
 
     def params(self) -> dict[str, Any]:
         """The JSON a job stores."""
         return {
-            "town": self.town_code,
+            **super().params(),
             "k": self.k,
             "range_m": self.range_m,
             "spacing_m": self.spacing_m,
-            **period_params(self.since, self.until),
-            "time_limit_s": self.time_limit_s,
         }
-
-    def period(self) -> tuple[datetime, datetime]:
-        """``[since, until)``: by default the 365 days before now."""
-        return year_period(self.since, self.until)
-
-
-def year_period(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
-    """``[since, until)`` of a siting: by default the 365 days before now (``until``)."""
-    until = until or utcnow()
-    since = since or until - timedelta(days=365)
-    if since >= until:
-        raise ValidationError("since must be before until")
-    return since, until
-
-
-def stored_period(params: dict[str, Any]) -> dict[str, datetime | None]:
-    """``since`` and ``until`` as ``period_params`` stored them in a job's params."""
-    return {
-        key: None if params.get(key) is None else datetime.fromisoformat(str(params[key]))
-        for key in ("since", "until")
-    }
-
-
-def period_params(since: datetime | None, until: datetime | None) -> dict[str, str | None]:
-    """``since`` and ``until`` as a job stores them in its params (ISO 8601, or None)."""
-    return {
-        "since": None if since is None else since.isoformat(),
-        "until": None if until is None else until.isoformat(),
-    }
 
 
 @dataclass(frozen=True)
@@ -528,12 +539,10 @@ def grid_of(session: Session, lon: float, lat: float) -> str | None:
 
 def check_query(session: Session, query: CameraSitingQuery) -> None:
     """Cheap checks before a job is queued (unknown town, k or range out of bounds, period)."""
-    get_region(session, query.town_code, level=RegionLevel.TOWN)
+    query.check(session)
     K.check("k", query.k)
     RANGE_M.check("range_m", query.range_m)
     SPACING_M.check("spacing_m", query.spacing_m)
-    TIME_LIMIT_S.check("time_limit_s", query.time_limit_s)
-    query.period()
 
 
 def site_cameras(

@@ -31,7 +31,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -41,20 +40,15 @@ from sqlalchemy.orm import Session
 
 from gis.errors import GisError, ValidationError
 from gis.layers.categories import Platform, parse_platform
-from gis.layers.regions import RegionLevel, get_region
 from gis.services import jobs, routing
 from gis.services.jobs import Progress, no_progress
 from gis.services.siting import (
-    DEFAULT_TIME_LIMIT_S,
-    TIME_LIMIT_S,
     Bounds,
+    SitingQuery,
     Solution,
     grid_of,
     highs_model,
-    period_params,
     site_layer,
-    stored_period,
-    year_period,
 )
 from gis.settings import Settings, get_settings
 
@@ -75,55 +69,41 @@ BUCKETS = 10
 
 
 @dataclass(frozen=True)
-class StationSitingQuery:
+class StationSitingQuery(SitingQuery):
     """Where, which platform, how many units, which cases count."""
 
-    town_code: str
     platform: str
     k: int
-    since: datetime | None = None
-    until: datetime | None = None
     max_candidates: int = DEFAULT_MAX_CANDIDATES
-    time_limit_s: float = DEFAULT_TIME_LIMIT_S
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> StationSitingQuery:
         """The query a job stored."""
         return cls(
-            town_code=str(params["town"]),
             platform=str(params["platform"]),
             k=int(params["k"]),
-            **stored_period(params),
             max_candidates=int(params.get("max_candidates") or DEFAULT_MAX_CANDIDATES),
-            time_limit_s=float(params.get("time_limit_s") or DEFAULT_TIME_LIMIT_S),
+            **SitingQuery.stored(params),
         )
 
     def params(self) -> dict[str, Any]:
         """The JSON a job stores."""
         return {
-            "town": self.town_code,
+            **super().params(),
             "platform": self.platform,
             "k": self.k,
-            **period_params(self.since, self.until),
             "max_candidates": self.max_candidates,
-            "time_limit_s": self.time_limit_s,
         }
-
-    def period(self) -> tuple[datetime, datetime]:
-        """``[since, until)``: by default the 365 days before now."""
-        return year_period(self.since, self.until)
 
 
 def check_query(session: Session, query: StationSitingQuery) -> Platform:
     """Cheap checks before a job is queued (unknown town or platform, bounds, period)."""
-    get_region(session, query.town_code, level=RegionLevel.TOWN)
+    query.check(session)
     platform = parse_platform(query.platform)
     if platform is None:
         raise ValidationError("give a platform")
     K.check("k", query.k)
     CANDIDATES.check("max_candidates", query.max_candidates)
-    TIME_LIMIT_S.check("time_limit_s", query.time_limit_s)
-    query.period()
     return platform
 
 

@@ -662,6 +662,13 @@ def _ratio(numerator: int, denominator: int) -> float | None:
     return None if not denominator else round(numerator / denominator, 4)
 
 
+# The figures published per town and per grid (the towns' sentences, the command-room map),
+# and the columns of those tables.
+AREA_FIGURES = ("received", "closed", "closure_rate", "on_time_rate", "overdue_open")
+GRID_COLUMNS = ("grid_code", *AREA_FIGURES)
+TOWN_COLUMNS = ("town_code", "town_name", *AREA_FIGURES, "summary")
+
+
 def grid_figures(
     session: Session,
     *,
@@ -670,12 +677,11 @@ def grid_figures(
     as_of: datetime | None,
     town_codes: tuple[str, ...] | None = None,
 ) -> list[dict[str, Any]]:
-    """Per-grid rows for the command-room choropleth: grid_code, received, closed,
-    closure_rate, on_time_rate, overdue_open (cases outside every grid are left out)."""
+    """Per-grid rows for the command-room choropleth: ``GRID_COLUMNS`` (cases outside every
+    grid are left out)."""
     query = StatsQuery(start, end, as_of, group_by=("grid",), town_codes=town_codes)
-    keys = ("grid_code", "received", "closed", "closure_rate", "on_time_rate", "overdue_open")
     return [
-        {key: row[key] for key in keys}
+        {key: row[key] for key in GRID_COLUMNS}
         for row in case_figures(session, query)
         if row["grid_code"] is not None
     ]
@@ -705,11 +711,7 @@ def town_summaries(
             {
                 "town_code": row["town_code"],
                 "town_name": name,
-                "received": row["received"],
-                "closed": row["closed"],
-                "closure_rate": row["closure_rate"],
-                "on_time_rate": row["on_time_rate"],
-                "overdue_open": row["overdue_open"],
+                **{key: row[key] for key in AREA_FIGURES},
                 "summary": town_sentence(name, row),
             }
         )

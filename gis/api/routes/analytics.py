@@ -289,7 +289,7 @@ def _start_siting(
     session: SessionDep,
     principal: Principal | None,
     body: CameraSitingCreate | StationSitingCreate,
-    query: Callable[..., siting.CameraSitingQuery | stations.StationSitingQuery],
+    query: Callable[..., siting.SitingQuery],
     kind: str,
 ) -> JSONResponse:
     """Queue a siting job of the body's town, checked against the caller's jurisdiction."""

@@ -234,19 +234,6 @@ def _as_of(session: Session, window: Window) -> datetime:
     return stats.figures_as_of(session, stats.StatsQuery(window.start, window.end, window.as_of))
 
 
-TOWN_COLUMNS = [
-    "town_code",
-    "town_name",
-    "received",
-    "closed",
-    "closure_rate",
-    "on_time_rate",
-    "overdue_open",
-    "summary",
-]
-GRID_COLUMNS = ["grid_code", "received", "closed", "closure_rate", "on_time_rate", "overdue_open"]
-
-
 @dataclass
 class TownScope:
     """A per-town or per-grid statistics request: its window and the towns in the caller's
@@ -290,14 +277,14 @@ TownScopeDep = Annotated[TownScope, Depends(TownScope)]
 @fast_path(_fast_cached)
 def town_stats(scope: TownScopeDep) -> StatsTable | Response:
     """Per-town figures with the sentence towns publish (受理 N 件，办结率 x%)."""
-    return scope.table(stats.town_summaries, "town", TOWN_COLUMNS)
+    return scope.table(stats.town_summaries, "town", stats.TOWN_COLUMNS)
 
 
 @router.get("/grids", response_model=StatsTable, responses=_CSV_RESPONSE)
 @fast_path(_fast_cached)
 def grid_stats(scope: TownScopeDep) -> StatsTable | Response:
     """Per-grid figures for the command-room choropleth (closure and on-time rates)."""
-    return scope.table(stats.grid_figures, "grid", GRID_COLUMNS)
+    return scope.table(stats.grid_figures, "grid", stats.GRID_COLUMNS)
 
 
 @router.get("/errands", response_model=StatsTable, responses=_CSV_RESPONSE)
