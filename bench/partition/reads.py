@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from bench.server import ROOT, Server, admin_token, baseline_checkout, serve
-from gis.layers.incidents import MONTHLY_TABLES
+from gis.layers.incidents import CASE_MONTHS, MONTHLY_TABLES
 from gis.services.partitions import ensure_partitions, list_partitions
 
 BENCH_USER = "bench-partition-reads"
@@ -178,13 +178,11 @@ def _more_months(url: str, extra: int) -> Iterator[int]:
         oldest = min(
             p.month
             for p in list_partitions(session)
-            if p.table == "incidents" and p.month is not None and p.schema == "public"
+            if p.table == CASE_MONTHS.name and p.month is not None and p.schema == "public"
         )
         added = ensure_partitions(session, first=oldest.plus(-extra), last=oldest.plus(-1))
         session.commit()
-        attached = sum(
-            1 for p in list_partitions(session) if p.table == "incidents" and p.schema == "public"
-        )
+        attached = _attached(session)
     _vacuum(url)
     try:
         yield attached
@@ -203,12 +201,17 @@ def _more_months(url: str, extra: int) -> Iterator[int]:
         engine.dispose()
 
 
+def _attached(session: Session) -> int:
+    """How many partitions of the cases are attached (the default one included)."""
+    return sum(
+        1 for p in list_partitions(session) if p.table == CASE_MONTHS.name and p.schema == "public"
+    )
+
+
 def _months(url: str) -> int:
     engine = sa.create_engine(url)
     with Session(engine) as session:
-        count = sum(
-            1 for p in list_partitions(session) if p.table == "incidents" and p.schema == "public"
-        )
+        count = _attached(session)
     engine.dispose()
     return count
 

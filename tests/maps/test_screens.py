@@ -338,7 +338,7 @@ def test_kiosk_says_on_screen_when_its_login_expired_and_stays_on_the_map(
 
 @pytest.mark.parametrize("server_settings", [{"auth_required": True}], indirect=True)
 def test_kiosk_asks_again_soon_when_a_login_check_fails(
-    browser: Any, server: str, session: Session
+    browser: Any, server: str, session: Session, tmp_path: Path
 ) -> None:
     # The first check (at load) fails: without an answer the wall would wait a whole minute for
     # the next; it asks again within seconds, learns the expiry time and shows the notice then.
@@ -359,6 +359,7 @@ def test_kiosk_asks_again_soon_when_a_login_check_fails(
     page = screen.open(COMMAND_ROOM + "&kiosk=1")
     page.wait_for_selector("#gis-expired", state="visible", timeout=45_000)
     assert len(checks) >= 2
+    screen.shot(tmp_path / "kiosk-expired-after-retry.png")
     screen.close()
 
 
