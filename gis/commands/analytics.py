@@ -478,11 +478,32 @@ def _csv_or(work: Callable[[Session], tuple[list[str], list[list[Any]]]], output
     _in_session(work, "table", printer=as_csv)
 
 
-def _write_layer(result: dict[str, Any], path: str | None) -> None:
-    if path:
-        layer = {"type": "FeatureCollection", "features": result["features"]}
-        with open(path, "w", encoding="utf-8") as out:
-            json.dump(layer, out, ensure_ascii=False)
+def _when(since: str | None, until: str | None, time_limit_s: float) -> dict[str, Any]:
+    """A siting command's period and time limit, as its query's keyword arguments."""
+    return {
+        "since": moment(since, "since"),
+        "until": moment(until, "until"),
+        "time_limit_s": time_limit_s,
+    }
+
+
+def _site(
+    answer: Callable[[Session], Any], headline: Callable[[dict[str, Any]], str], geojson: str | None
+) -> Callable[[Session], tuple[list[str], list[list[Any]]]]:
+    """The work of a siting command: solve (``answer``: the siting, with ``result()``), print
+    the summary's ``headline`` on stderr, write the sites as GeoJSON when asked, and give the
+    table of the sites."""
+
+    def work(session: Session) -> tuple[list[str], list[list[Any]]]:
+        result = answer(session).result()
+        Console(stderr=True).print(headline(result["summary"]), highlight=False)
+        if geojson:
+            layer = {"type": "FeatureCollection", "features": result["features"]}
+            with open(geojson, "w", encoding="utf-8") as out:
+                json.dump(layer, out, ensure_ascii=False)
+        return result["table"]["columns"], result["table"]["rows"]
+
+    return work
 
 
 @analytics_app.command("camera-siting")
@@ -500,27 +521,20 @@ def camera_siting_command(
     """Where k new cameras would see the most cases today's cameras miss (MCLP, HiGHS)."""
     from gis.services import siting
 
-    def work(session: Session) -> tuple[list[str], list[list[Any]]]:
+    def answer(session: Session) -> siting.CameraSiting:
         query = siting.CameraSitingQuery(
-            town,
-            k,
-            range_m,
-            spacing_m,
-            since=moment(since, "since"),
-            until=moment(until, "until"),
-            time_limit_s=time_limit_s,
+            town, k, range_m, spacing_m, **_when(since, until, time_limit_s)
         )
-        result = siting.site_cameras(session, query, progress=_progress).result()
-        summary = result["summary"]
-        Console(stderr=True).print(
+        return siting.site_cameras(session, query, progress=_progress)
+
+    def headline(summary: dict[str, Any]) -> str:
+        return (
             f"{summary['added_by_new_cameras']} more cases seen (of {summary['cases']}; "
             f"{summary['seen_by_current_cameras']} seen now); optimality gap "
             f"{summary['optimality_gap']:.2%}, {summary['solver_status']}"
         )
-        _write_layer(result, geojson)
-        return result["table"]["columns"], result["table"]["rows"]
 
-    _csv_or(work, output)
+    _csv_or(_site(answer, headline, geojson), output)
 
 
 @analytics_app.command("station-siting")
@@ -539,27 +553,19 @@ def station_siting_command(
     year (p-median by drive time on the road network, HiGHS)."""
     from gis.services import stations
 
-    def work(session: Session) -> tuple[list[str], list[list[Any]]]:
+    def answer(session: Session) -> stations.StationSiting:
         query = stations.StationSitingQuery(
-            town,
-            platform,
-            k,
-            max_candidates,
-            since=moment(since, "since"),
-            until=moment(until, "until"),
-            time_limit_s=time_limit_s,
+            town, platform, k, max_candidates, **_when(since, until, time_limit_s)
         )
-        result = stations.site_stations(session, query, progress=_progress).result()
-        summary = result["summary"]
+        return stations.site_stations(session, query, progress=_progress)
+
+    def headline(summary: dict[str, Any]) -> str:
         before, after = summary["before"], summary["after"]
-        Console(stderr=True).print(
+        return (
             f"{summary['cases']} cases; drive time mean {before['mean_s']} s → "
             f"{after['mean_s']} s, 90th percentile {before['p90_s']} s → {after['p90_s']} s "
             f"({len(summary['current_units'])} current units → {k}); optimality gap "
-            f"{summary['optimality_gap']:.2%}, {summary['solver_status']}",
-            highlight=False,
+            f"{summary['optimality_gap']:.2%}, {summary['solver_status']}"
         )
-        _write_layer(result, geojson)
-        return result["table"]["columns"], result["table"]["rows"]
 
-    _csv_or(work, output)
+    _csv_or(_site(answer, headline, geojson), output)

@@ -83,7 +83,7 @@ def _run(
             columns = [stats.DIMENSION_COLUMNS[d] for d in dims] + list(stats.METRICS)
         elif kind == "towns":
             rows = stats.town_summaries(
-                session, start=begin, end=stop, as_of=clock, town_codes=towns
+                session, stats.StatsQuery(begin, stop, clock, town_codes=towns)
             )
             columns = list(stats.TOWN_COLUMNS)
         else:

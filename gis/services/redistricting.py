@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import shapely
-import shapely.ops
 import sqlalchemy as sa
 from geoalchemy2.shape import to_shape
 from pyproj import Transformer
@@ -40,7 +39,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy.orm import Session
 
 from gis.errors import ValidationError
-from gis.geo import area_m2, utm_crs_for
+from gis.geo import area_m2, transform_geometry, utm_crs_for
 from gis.layers.base import utcnow
 from gis.layers.grids import Grid
 from gis.layers.plans import PlanScope
@@ -191,7 +190,7 @@ def building_blocks(village: BaseGeometry, k: int, cell_m: float | None = None) 
         # Area in m² on the ellipsoid, the same measure as the plan's balance table.
         cell_m = float(np.sqrt(area_m2(village) / (CELLS_PER_GRID * k)))
         cell_m = min(MAX_CELL_M, max(MIN_CELL_M, cell_m))
-    minx, miny, maxx, maxy = shapely.ops.transform(forward.transform, village).bounds
+    minx, miny, maxx, maxy = transform_geometry(village, forward.transform).bounds
     xs = np.arange(minx - cell_m / 2, maxx + cell_m, cell_m)
     ys = np.arange(miny - cell_m / 2, maxy + cell_m, cell_m)
     if (len(xs) - 1) * (len(ys) - 1) > MAX_UNITS * 4:

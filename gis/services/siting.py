@@ -31,7 +31,6 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 import shapely
-import shapely.ops
 import sqlalchemy as sa
 from pyproj import Transformer
 from scipy import sparse
@@ -39,7 +38,7 @@ from scipy.spatial import cKDTree
 from sqlalchemy.orm import Session
 
 from gis.errors import GisError, ValidationError
-from gis.geo import utm_crs_for
+from gis.geo import transform_geometry, utm_crs_for
 from gis.layers.base import utcnow
 from gis.layers.regions import RegionLevel, get_region
 from gis.services import jobs
@@ -232,7 +231,7 @@ def candidates(
     xy: list[FloatArray] = []
     road_ids: list[int] = []
     for road_id, wkb in session.execute(_ROADS_SQL, {"town": query.town_code}):
-        geom = shapely.ops.transform(forward.transform, shapely.from_wkb(bytes(wkb)))
+        geom = transform_geometry(shapely.from_wkb(bytes(wkb)), forward.transform)
         for line in shapely.get_parts(geom):
             if line.geom_type != "LineString" or line.length == 0:
                 continue
@@ -329,6 +328,14 @@ class Solution:
     status: str
     seconds: float
 
+    def summary(self) -> dict[str, Any]:
+        """How the problem was solved, as both siting jobs' summaries report it."""
+        return {
+            "optimality_gap": round(self.gap, 6),
+            "solver_status": self.status,
+            "solve_s": round(self.seconds, 3),
+        }
+
 
 def solve_mclp(reduced: Reduced, k: int, *, time_limit_s: float) -> Solution:
     """Solve the reduced MCLP with HiGHS (all kept candidates when k reaches their count)."""
@@ -411,6 +418,17 @@ class Site:
     cases: int  # cases unseen today within range
     only_here: int  # of those, seen by no other chosen site
 
+    def properties(self, range_m: float) -> dict[str, Any]:
+        """The site's feature properties (the CSV's columns but lon/lat, and the range)."""
+        return {
+            "rank": self.rank,
+            "road_id": self.road_id,
+            "grid": self.grid_code,
+            "cases_seen": self.cases,
+            "only_this_site": self.only_here,
+            "range_m": range_m,
+        }
+
 
 @dataclass(frozen=True)
 class CameraSiting:
@@ -427,29 +445,12 @@ class CameraSiting:
     candidates: int
     candidates_kept: int
     demand_points: int
-    gap: float
-    bound: float
-    status: str
-    solve_s: float
+    solution: Solution
 
     def result(self) -> dict[str, Any]:
         """The job's result: a GeoJSON layer of the sites, the summary, and a CSV table."""
         return site_layer(
-            [
-                (
-                    site.lon,
-                    site.lat,
-                    {
-                        "rank": site.rank,
-                        "road_id": site.road_id,
-                        "grid": site.grid_code,
-                        "cases_seen": site.cases,
-                        "only_this_site": site.only_here,
-                        "range_m": self.range_m,
-                    },
-                )
-                for site in self.sites
-            ],
+            [(site.lon, site.lat, site.properties(self.range_m)) for site in self.sites],
             {
                 "town": self.town_code,
                 "k": self.k,
@@ -461,10 +462,8 @@ class CameraSiting:
                 "candidates": self.candidates,
                 "candidates_after_pruning": self.candidates_kept,
                 "demand_points_after_aggregation": self.demand_points,
-                "optimality_gap": round(self.gap, 6),
-                "bound": self.bound,
-                "solver_status": self.status,
-                "solve_s": round(self.solve_s, 3),
+                "bound": self.solution.bound,
+                **self.solution.summary(),
             },
             ["rank", "lon", "lat", "road_id", "grid", "cases_seen", "only_this_site"],
         )
@@ -625,10 +624,7 @@ def _answer(
         candidates=len(sites.xy),
         candidates_kept=len(reduced.kept),
         demand_points=reduced.matrix.shape[0],
-        gap=solution.gap,
-        bound=solution.bound,
-        status=solution.status,
-        solve_s=solution.seconds,
+        solution=solution,
     )
 
 

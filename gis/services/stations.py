@@ -467,6 +467,17 @@ class Station:
     cases: int
     mean_s: float | None
 
+    def properties(self, platform: str) -> dict[str, Any]:
+        """The site's feature properties (the CSV's columns but lon/lat, and the platform)."""
+        return {
+            "rank": self.rank,
+            "node": self.node,
+            "grid": self.grid_code,
+            "cases": self.cases,
+            "mean_drive_s": self.mean_s,
+            "platform": platform,
+        }
+
 
 @dataclass(frozen=True)
 class StationSiting:
@@ -484,30 +495,12 @@ class StationSiting:
     nodes: int
     candidates: int
     demand_points: int
-    objective: float
-    bound: float
-    gap: float
-    status: str
-    solve_s: float
+    solution: Solution
 
     def result(self) -> dict[str, Any]:
         """The job's result: a GeoJSON layer of the sites, the summary, and a CSV table."""
         return site_layer(
-            [
-                (
-                    s.lon,
-                    s.lat,
-                    {
-                        "rank": s.rank,
-                        "node": s.node,
-                        "grid": s.grid_code,
-                        "cases": s.cases,
-                        "mean_drive_s": s.mean_s,
-                        "platform": self.platform,
-                    },
-                )
-                for s in self.stations
-            ],
+            [(s.lon, s.lat, s.properties(self.platform)) for s in self.stations],
             {
                 "town": self.town_code,
                 "platform": self.platform,
@@ -520,11 +513,9 @@ class StationSiting:
                 "road_nodes": self.nodes,
                 "candidates_after_pruning": self.candidates,
                 "demand_points_after_aggregation": self.demand_points,
-                "objective_s": round(self.objective, 1),
-                "bound_s": round(self.bound, 1),
-                "optimality_gap": round(self.gap, 6),
-                "solver_status": self.status,
-                "solve_s": round(self.solve_s, 3),
+                "objective_s": round(self.solution.objective, 1),
+                "bound_s": round(self.solution.bound, 1),
+                **self.solution.summary(),
             },
             ["rank", "node", "lon", "lat", "grid", "cases", "mean_drive_s"],
         )
@@ -601,11 +592,7 @@ def site_stations(
         nodes=n_nodes,
         candidates=len(nodes),
         demand_points=len(reduced.weights),
-        objective=solution.objective,
-        bound=solution.bound,
-        gap=solution.gap,
-        status=solution.status,
-        solve_s=solution.seconds,
+        solution=solution,
     )
 
 

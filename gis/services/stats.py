@@ -29,7 +29,7 @@ import csv
 import io
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -669,35 +669,17 @@ GRID_COLUMNS = ("grid_code", *AREA_FIGURES)
 TOWN_COLUMNS = ("town_code", "town_name", *AREA_FIGURES, "summary")
 
 
-def grid_figures(
-    session: Session,
-    *,
-    start: datetime,
-    end: datetime,
-    as_of: datetime | None,
-    town_codes: tuple[str, ...] | None = None,
-) -> list[dict[str, Any]]:
-    """Per-grid rows for the command-room choropleth: ``GRID_COLUMNS`` (cases outside every
-    grid are left out)."""
-    query = StatsQuery(start, end, as_of, group_by=("grid",), town_codes=town_codes)
-    return [
-        {key: row[key] for key in GRID_COLUMNS}
-        for row in case_figures(session, query)
-        if row["grid_code"] is not None
-    ]
+def grid_figures(session: Session, query: StatsQuery) -> list[dict[str, Any]]:
+    """Per-grid rows of ``query``'s cases (grouped by grid whatever it asks) for the
+    command-room choropleth: ``GRID_COLUMNS`` (cases outside every grid are left out)."""
+    rows = case_figures(session, replace(query, group_by=("grid",), with_total=False))
+    return [{key: row[key] for key in GRID_COLUMNS} for row in rows if row["grid_code"] is not None]
 
 
-def town_summaries(
-    session: Session,
-    *,
-    start: datetime,
-    end: datetime,
-    as_of: datetime | None,
-    town_codes: tuple[str, ...] | None = None,
-) -> list[dict[str, Any]]:
-    """Per-town figures with the sentence towns publish ("受理 7,766 件，办结率 99.8%")."""
-    query = StatsQuery(start, end, as_of, group_by=("town",), town_codes=town_codes)
-    rows = case_figures(session, query)
+def town_summaries(session: Session, query: StatsQuery) -> list[dict[str, Any]]:
+    """Per-town figures of ``query``'s cases (grouped by town whatever it asks) with the
+    sentence towns publish ("受理 7,766 件，办结率 99.8%")."""
+    rows = case_figures(session, replace(query, group_by=("town",), with_total=False))
     codes = [row["town_code"] for row in rows if row["town_code"] is not None]
     names: dict[str, str] = dict(
         session.execute(

@@ -22,7 +22,7 @@ from gis.services.mapdata import (
     resolve_period,
     village_grids_data,
 )
-from gis.services.stats import grid_figures
+from gis.services.stats import StatsQuery, grid_figures
 from tests.conftest import count
 from tests.maps.town import EXPECTED, NOW, SINCE, TOWN, UNTIL, VILLAGE_1
 
@@ -82,7 +82,7 @@ def test_grid_figures_are_the_statistics_and_the_now_counts_are_apart(
     assert g3.per_1000_households is None  # no households on record
     assert (g4.figures.received, g4.members) == (1, [])
     assert g1.members == ["李一"] and g3.members == ["王二"]
-    rows = grid_figures(session, start=SINCE, end=UNTIL, as_of=NOW, town_codes=(TOWN,))
+    rows = grid_figures(session, StatsQuery(SINCE, UNTIL, NOW, town_codes=(TOWN,)))
     assert {row.pop("grid_code"): CaseFigures(**row) for row in rows} == {
         code: grid.figures for code, grid in grids.items()
     }

@@ -57,7 +57,7 @@ def test_cases_seen_are_recomputed_in_postgis(session: Session, town: None) -> N
     assert abs(seen - result.added) <= 2
     assert sum(result.per_grid.values()) == result.added
     assert sum(s.cases for s in result.sites) >= result.added
-    assert result.gap <= 1e-6
+    assert result.solution.gap <= 1e-6
 
 
 def test_result_is_a_layer_and_a_table(session: Session, town: None) -> None:

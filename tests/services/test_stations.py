@@ -128,7 +128,8 @@ def test_sites_go_to_the_clusters_and_drives_get_shorter(
     assert result.after["mean_s"] < result.before["mean_s"]
     assert result.after["p90_s"] < result.before["p90_s"]
     assert result.current_units == ["98-MKT"] and result.cases == 112
-    assert result.gap <= 1e-6 and result.bound <= result.objective + 1e-6
+    assert result.solution.gap <= 1e-6
+    assert result.solution.bound <= result.solution.objective + 1e-6
     body = result.result()
     assert body["type"] == "FeatureCollection" and len(body["features"]) == 2
     assert body["table"]["columns"][:2] == ["rank", "node"] and len(body["table"]["rows"]) == 2

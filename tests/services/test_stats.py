@@ -157,7 +157,7 @@ def test_window_selects_the_cohort_by_report_time(
 
 
 def test_grid_rows_for_the_choropleth(session: Session, history: dict[str, int]) -> None:
-    rows = grid_figures(session, start=MARCH, end=APRIL, as_of=APRIL, town_codes=OURS)
+    rows = grid_figures(session, StatsQuery(MARCH, APRIL, APRIL, town_codes=OURS))
     assert rows == [
         {
             "grid_code": G1,
@@ -191,7 +191,7 @@ def test_town_summary_reads_like_the_towns_report(
 ) -> None:
     rows = {
         row["town_code"]: row
-        for row in town_summaries(session, start=MARCH, end=APRIL, as_of=APRIL, town_codes=OURS)
+        for row in town_summaries(session, StatsQuery(MARCH, APRIL, APRIL, town_codes=OURS))
     }
     assert rows[TOWN_1]["summary"] == "甲镇：受理 10 件，办结 5 件，办结率 62.5%，按期办结率 80.0%"
     assert rows[TOWN_2]["summary"] == "乙镇：受理 2 件，办结 1 件，办结率 50.0%，按期办结率 100.0%"
@@ -363,7 +363,7 @@ def test_demo_county_reads_like_the_towns_reports(session: Session, demo: object
     # The generated year (intake, workflow and the demo generator share the action names):
     # thousands of cases per town, closure rates above 99 %, on time mostly, a little rework.
     start, end = datetime(2025, 11, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
-    rows = town_summaries(session, start=start, end=end, as_of=end)
+    rows = town_summaries(session, StatsQuery(start, end, end))
     assert len(rows) == 5
     for row in rows:
         assert row["received"] > 1_000

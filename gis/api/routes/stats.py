@@ -250,7 +250,7 @@ class TownScope:
 
     def table(
         self,
-        figures: Callable[..., list[dict[str, Any]]],
+        figures: Callable[[Session, stats.StatsQuery], list[dict[str, Any]]],
         group_by: str,
         columns: Sequence[str],
     ) -> StatsTable | Response:
@@ -258,13 +258,8 @@ class TownScope:
         session, window = self.session, self.window
 
         def build() -> StatsTable | Response:
-            rows = figures(
-                session,
-                start=window.start,
-                end=window.end,
-                as_of=window.as_of,
-                town_codes=self.towns,
-            )
+            query = stats.StatsQuery(window.start, window.end, window.as_of, town_codes=self.towns)
+            rows = figures(session, query)
             return _reply(window, _as_of(session, window), [group_by], columns, rows)
 
         return _cached(self.request, window, self.towns, build)
