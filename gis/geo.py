@@ -94,7 +94,7 @@ _CHINA_LAT_MIN, _CHINA_LAT_MAX = 0.8293, 55.8271
 
 # Iterative inverses stop when the step is below this (degrees; 1e-12 deg is ~0.1 µm), far below
 # the 1e-9 deg target, and give up after _MAX_ITER steps (the contraction factor is ~3e-3, so
-# convergence takes 4-5 steps; the cap only guards against NaN input).
+# convergence takes 4-5 steps; the cap is only a guard: NaN and far points never iterate).
 _INVERSE_TOL_DEG = 1e-12
 _MAX_ITER = 30
 
@@ -128,6 +128,18 @@ def _out_of_china(lon: FloatArray, lat: FloatArray) -> npt.NDArray[np.bool_]:
 def out_of_china(lon: float, lat: float) -> bool:
     """True when the point is outside the rough China bounding box where GCJ-02 applies."""
     return bool(_out_of_china(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)))
+
+
+def _boxed(
+    lon: FloatArray, lat: FloatArray
+) -> tuple[npt.NDArray[np.bool_], FloatArray, FloatArray]:
+    """The points outside the China box, and the points with those replaced by one inside it.
+
+    The formulas below only mean something inside the box; near the poles they overflow, and the
+    inverses' iterations diverge there or never end on NaN. Points outside keep their input
+    (identity), so they are computed at a stand-in and dropped by the caller's ``np.where``."""
+    outside = _out_of_china(lon, lat)
+    return outside, np.where(outside, 105.0, lon), np.where(outside, 35.0, lat)
 
 
 def _gcj_delta(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -164,9 +176,9 @@ def _gcj_delta(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray
 
 def _wgs_to_gcj(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Array form of the forward GCJ-02 transform."""
-    d_lon, d_lat = _gcj_delta(lon, lat)
-    outside = _out_of_china(lon, lat)
-    return np.where(outside, lon, lon + d_lon), np.where(outside, lat, lat + d_lat)
+    outside, in_lon, in_lat = _boxed(lon, lat)
+    d_lon, d_lat = _gcj_delta(in_lon, in_lat)
+    return np.where(outside, lon, in_lon + d_lon), np.where(outside, lat, in_lat + d_lat)
 
 
 def _gcj_to_wgs(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -176,16 +188,15 @@ def _gcj_to_wgs(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArra
     # about 2.5 digits. Newton would need the Jacobian for no real gain.
     # Whether to transform at all is decided on the GCJ-02 input, the only point we know; the
     # box is rough anyway, so the few metres near its edge where this differs do not matter.
-    outside = _out_of_china(lon, lat)
-    w_lon, w_lat = lon.copy(), lat.copy()
+    outside, g_lon, g_lat = _boxed(lon, lat)
+    w_lon, w_lat = g_lon, g_lat
     for _ in range(_MAX_ITER):
         d_lon, d_lat = _gcj_delta(w_lon, w_lat)
-        new_lon = lon - d_lon
-        new_lat = lat - d_lat
+        new_lon = g_lon - d_lon
+        new_lat = g_lat - d_lat
         step = np.maximum(np.abs(new_lon - w_lon), np.abs(new_lat - w_lat))
         w_lon, w_lat = new_lon, new_lat
-        # nanmax: a NaN coordinate must not stop the others converging (or loop forever).
-        if step.size == 0 or not np.nanmax(step, initial=0.0) > _INVERSE_TOL_DEG:
+        if step.size == 0 or not step.max() > _INVERSE_TOL_DEG:
             break
     return np.where(outside, lon, w_lon), np.where(outside, lat, w_lat)
 
@@ -193,11 +204,11 @@ def _gcj_to_wgs(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArra
 def _gcj_to_bd(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Array form of GCJ-02 -> BD-09."""
     # BD-09 perturbs the polar form of GCJ-02 (radius and angle about 0,0) and then shifts it.
-    z = np.hypot(lon, lat) + 0.00002 * np.sin(lat * _X_PI)
-    theta = np.arctan2(lat, lon) + 0.000003 * np.cos(lon * _X_PI)
+    outside, g_lon, g_lat = _boxed(lon, lat)
+    z = np.hypot(g_lon, g_lat) + 0.00002 * np.sin(g_lat * _X_PI)
+    theta = np.arctan2(g_lat, g_lon) + 0.000003 * np.cos(g_lon * _X_PI)
     bd_lon = z * np.cos(theta) + 0.0065
     bd_lat = z * np.sin(theta) + 0.006
-    outside = _out_of_china(lon, lat)
     return np.where(outside, lon, bd_lon), np.where(outside, lat, bd_lat)
 
 
@@ -206,9 +217,9 @@ def _bd_to_gcj(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray
     # The widely published inverse evaluates the sin/cos perturbations at the BD-09 point instead
     # of the GCJ-02 one; that is wrong by up to ~0.25 m. Use it as the first guess and then solve
     # gcj_to_bd(g) = b exactly with the same contraction iteration as for GCJ-02.
-    outside = _out_of_china(lon, lat)
-    x = lon - 0.0065
-    y = lat - 0.006
+    outside, b_lon, b_lat = _boxed(lon, lat)
+    x = b_lon - 0.0065
+    y = b_lat - 0.006
     z = np.hypot(x, y) - 0.00002 * np.sin(y * _X_PI)
     theta = np.arctan2(y, x) - 0.000003 * np.cos(x * _X_PI)
     g_lon = z * np.cos(theta)
@@ -217,12 +228,12 @@ def _bd_to_gcj(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray
         # Unmasked forward: the iteration must not see the identity branch outside the box.
         z_f = np.hypot(g_lon, g_lat) + 0.00002 * np.sin(g_lat * _X_PI)
         theta_f = np.arctan2(g_lat, g_lon) + 0.000003 * np.cos(g_lon * _X_PI)
-        err_lon = z_f * np.cos(theta_f) + 0.0065 - lon
-        err_lat = z_f * np.sin(theta_f) + 0.006 - lat
+        err_lon = z_f * np.cos(theta_f) + 0.0065 - b_lon
+        err_lat = z_f * np.sin(theta_f) + 0.006 - b_lat
         g_lon = g_lon - err_lon
         g_lat = g_lat - err_lat
         step = np.maximum(np.abs(err_lon), np.abs(err_lat))
-        if step.size == 0 or not np.nanmax(step, initial=0.0) > _INVERSE_TOL_DEG:
+        if step.size == 0 or not step.max() > _INVERSE_TOL_DEG:
             break
     return np.where(outside, lon, g_lon), np.where(outside, lat, g_lat)
 

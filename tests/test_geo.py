@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -664,3 +665,17 @@ def test_a_sliver_between_coinciding_lon_lat_edges_has_no_area(end: tuple[float,
     sliver = Polygon([start, on_edge, end])
     assert abs(GEOD.geometry_area_perimeter(sliver)[0]) > 1.0  # the geodesic-edge measure
     assert geo.area_m2(sliver) < 1e-5
+
+
+@pytest.mark.parametrize("convert", ALL_TRANSFORMS, ids=lambda fn: fn.__name__)
+def test_far_and_non_finite_points_come_back_as_given_without_a_numpy_warning(convert: Any) -> None:
+    # The poles overflowed the GCJ-02 formulas and NaN ran the inverses' iterations to their cap
+    # (seen as RuntimeWarnings when the API fuzz sent /locate?lon=-180&lat=-90&crs=gcj02).
+    lon = np.array([-180.0, 0.0, np.nan, np.inf, 1e300, 118.87])
+    lat = np.array([-90.0, 90.0, 1.0, 0.0, 1e300, 28.93])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out_lon, out_lat = convert(lon, lat)
+    np.testing.assert_array_equal(out_lon[:5], lon[:5])
+    np.testing.assert_array_equal(out_lat[:5], lat[:5])
+    assert (out_lon[5], out_lat[5]) != (lon[5], lat[5])

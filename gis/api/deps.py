@@ -115,6 +115,8 @@ def get_platform(
     return parse_platform(platform)
 
 
+# Every route that takes a platform takes it through this. Among optional filters it may be
+# written ``platform: PlatformDep = None`` to keep its place: FastAPI still calls get_platform.
 PlatformDep = Annotated[Platform | None, Depends(get_platform)]
 
 # The header that makes a report (from a phone, a camera alert, an Open311 client) retry-safe.

@@ -47,21 +47,13 @@ def _in_session(
     printer: Callable[[Sequence[str], Sequence[Sequence[Any]], str], None] | None = None,
 ) -> None:
     """Run ``work`` in a session and print its columns and rows; a domain error exits 2."""
-    from gis.commands import fail
-    from gis.db import make_engine, session_scope
-    from gis.errors import GisError, ValidationError
-    from gis.settings import get_settings
+    from gis.commands import command_session, fail
+    from gis.errors import ValidationError
 
-    engine = make_engine(get_settings())
-    try:
-        if output not in ("table", "json"):
-            raise ValidationError(f"--format {output!r}: use table or json")
-        with session_scope(engine) as session:
-            columns, rows = work(session)
-    except GisError as error:
-        raise fail(error) from error
-    finally:
-        engine.dispose()
+    if output not in ("table", "json"):
+        raise fail(ValidationError(f"--format {output!r}: use table or json"))
+    with command_session() as session:
+        columns, rows = work(session)
     (printer or _print)(columns, rows, output)
 
 

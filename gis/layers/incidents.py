@@ -50,6 +50,10 @@ FINAL_STATUSES = frozenset(
 OPEN_STATUSES = frozenset(set(IncidentStatus) - FINAL_STATUSES)
 # active: open and waiting on its handlers (not resolved); its deadline runs and it can be overdue.
 ACTIVE_STATUSES = OPEN_STATUSES - {IncidentStatus.RESOLVED}
+# void: withdrawn (cancelled) or merged into another case (duplicate). Every other case is valid
+# (有效): it counts in the statistics (as of their clock, from the events: gis.services.stats)
+# and in the analytics, which read today's status (``valid_case``).
+VOID_STATUSES = frozenset({IncidentStatus.CANCELLED, IncidentStatus.DUPLICATE})
 # The predicate of the partial indexes on active cases (migration 0017); a query uses them when
 # it says ``status IN (…)`` with these values written into the SQL (``active_status``).
 ACTIVE_WHERE = "status IN ({})".format(", ".join(f"'{s.value}'" for s in sorted(ACTIVE_STATUSES)))
@@ -242,6 +246,12 @@ class IncidentEvent(LogEntry, Base):
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow, primary_key=True)
     incident_id: Mapped[int] = mapped_column(sa.ForeignKey("incident_keys.id", ondelete="CASCADE"))
+
+
+def valid_case(alias: str) -> str:
+    """SQL: the case ``alias`` (a table alias) is valid, not ``VOID_STATUSES``."""
+    void = ", ".join(f"'{s.value}'" for s in sorted(VOID_STATUSES))
+    return f"{alias}.status NOT IN ({void})"
 
 
 def is_active(status: sa.ColumnElement[str] | InstrumentedAttribute[str]) -> sa.ColumnElement[bool]:

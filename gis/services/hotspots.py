@@ -45,10 +45,10 @@ from sqlalchemy.orm import Session
 
 from gis.errors import ValidationError
 from gis.layers.base import LOCAL_TZ, LOCAL_TZ_SQL
-from gis.layers.categories import get_category, parse_platform
+from gis.layers.incidents import valid_case
 from gis.layers.regions import RegionLevel, get_region
 from gis.maps.data import HotspotCell
-from gis.services.mapdata import Period, resolve_period
+from gis.services.mapdata import CaseFilter, Period, resolve_period
 
 if TYPE_CHECKING:
     from libpysal.weights import W
@@ -226,9 +226,7 @@ class HotspotResult:
 def check_query(session: Session, query: HotspotQuery) -> Period:
     """The period of ``query`` after checking every parameter (4xx errors with the reason)."""
     get_region(session, query.town_code, level=RegionLevel.TOWN)
-    parse_platform(query.platform)
-    if query.category is not None:
-        get_category(session, query.category)
+    CaseFilter(query.platform, query.category).check(session)
     if not 9 <= query.permutations <= MAX_PERMUTATIONS:
         raise ValidationError(f"permutations must be between 9 and {MAX_PERMUTATIONS}")
     if query.cell_m is not None and not CELL_M[0] <= query.cell_m <= CELL_M[1]:
@@ -254,19 +252,18 @@ def check_years(*moments: datetime | None) -> None:
             )
 
 
-_COUNTS_SQL = """
+_COUNTS_SQL = f"""
 SELECT g.code, g.name, ST_AsBinary(g.geom) AS wkb, count(i.id) AS cases
 FROM grids AS g
 LEFT JOIN incidents AS i
        ON i.grid_code = g.code AND i.town_code = :town
       AND i.reported_at >= :since AND i.reported_at < :until
-      AND i.status NOT IN ('cancelled', 'duplicate')
-      AND (CAST(:platform AS text) IS NULL OR i.platform = :platform)
-      AND (CAST(:category AS text) IS NULL OR i.category_code = :category)
+      AND {valid_case("i")}
+      AND {CaseFilter.WHERE}
 WHERE g.town_code = :town AND g.valid_to IS NULL
 GROUP BY g.id
 ORDER BY g.code
-"""
+"""  # noqa: S608 -- module constants only
 
 
 def case_filters(query: HotspotQuery, period: Period) -> dict[str, object]:
@@ -294,14 +291,13 @@ def grid_counts(session: Session, query: HotspotQuery, period: Period) -> GridCo
     )
 
 
-_POINTS_SQL = """
+_POINTS_SQL = f"""
 SELECT ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat
 FROM incidents AS i
 WHERE i.town_code = :town AND i.reported_at >= :since AND i.reported_at < :until
-  AND i.status NOT IN ('cancelled', 'duplicate')
-  AND (CAST(:platform AS text) IS NULL OR i.platform = :platform)
-  AND (CAST(:category AS text) IS NULL OR i.category_code = :category)
-"""
+  AND {valid_case("i")}
+  AND {CaseFilter.WHERE}
+"""  # noqa: S608 -- module constants only
 
 
 def cell_counts(session: Session, query: HotspotQuery, period: Period) -> GridCounts:
@@ -638,9 +634,8 @@ SELECT i.grid_code, date_trunc(:step, i.reported_at AT TIME ZONE {LOCAL_TZ_SQL})
        count(*) AS cases
 FROM incidents AS i
 WHERE i.town_code = :town AND i.reported_at >= :since AND i.reported_at < :until
-  AND i.status NOT IN ('cancelled', 'duplicate')
-  AND (CAST(:platform AS text) IS NULL OR i.platform = :platform)
-  AND (CAST(:category AS text) IS NULL OR i.category_code = :category)
+  AND {valid_case("i")}
+  AND {CaseFilter.WHERE}
 GROUP BY 1, 2
 """  # noqa: S608 -- a module constant only; values are bound parameters
 

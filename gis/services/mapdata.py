@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from geoalchemy2.shape import to_shape
@@ -158,6 +158,13 @@ class CaseFilter:
 
     platform: str | None = None
     category: str | None = None
+
+    # The same selection as SQL text on ``incidents AS i``, for statements written out: bind the
+    # filter's platform and category as :platform and :category (None: all).
+    WHERE: ClassVar[str] = (
+        "(CAST(:platform AS text) IS NULL OR i.platform = :platform)"
+        " AND (CAST(:category AS text) IS NULL OR i.category_code = :category)"
+    )
 
     def check(self, session: Session) -> None:
         """Refuse an unknown platform or category, or a category of another platform."""

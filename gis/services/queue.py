@@ -18,7 +18,13 @@ from sqlalchemy.orm import Session
 
 from gis.errors import ValidationError
 from gis.layers.categories import Category
-from gis.layers.incidents import Incident, LocationQuality, ReporterKind, is_active
+from gis.layers.incidents import (
+    Incident,
+    IncidentStatus,
+    LocationQuality,
+    ReporterKind,
+    is_active,
+)
 from gis.layers.units import ResponderUnit, UnitPosition, unit_type_names
 from gis.services.mapdata import ALL_CASES, CaseFilter, units_of_town
 
@@ -93,15 +99,15 @@ def _flags(now: datetime) -> dict[Bucket, sa.ColumnElement[bool]]:
     return {
         Bucket.UNASSIGNED: inc.unit_id.is_(None),
         Bucket.OUTSIDE: sa.and_(inc.location_quality == LocationQuality.OUTSIDE.value, untouched),
-        Bucket.ESCALATED: inc.status == "escalated",
+        Bucket.ESCALATED: inc.status == IncidentStatus.ESCALATED.value,
         Bucket.OVERDUE: sa.and_(
             sa.or_(inc.overdue_at.is_not(None), inc.due_at < now),
             sa.or_(inc.assigned_at.is_(None), inc.assigned_at < late_since),
         ),
-        Bucket.REWORKED: inc.status == "returned",
+        Bucket.REWORKED: inc.status == IncidentStatus.RETURNED.value,
         Bucket.CAMERA: sa.and_(
             inc.reporter_kind == ReporterKind.CAMERA.value,
-            inc.status.in_(["reported", "assigned"]),
+            inc.status.in_([IncidentStatus.REPORTED.value, IncidentStatus.ASSIGNED.value]),
             untouched,
         ),
         Bucket.NEWEST: sa.and_(inc.reported_at >= now - NEWEST_WINDOW, untouched),

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 from gis.errors import GisError, ValidationError
 from gis.geo import transform_geometry, utm_crs_for
 from gis.layers.base import utcnow
+from gis.layers.incidents import valid_case
 from gis.layers.regions import RegionLevel, get_region
 from gis.services import jobs
 from gis.services.jobs import Progress, no_progress
@@ -170,15 +171,15 @@ class Candidates:
 
 
 _DEMAND_SQL = sa.text(
-    """
+    f"""
     SELECT i.id, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.grid_code,
            EXISTS (SELECT 1 FROM cameras c
                     WHERE c.status = 'online' AND ST_Covers(c.view, i.geom)) AS seen
     FROM incidents AS i
     WHERE i.town_code = :town AND i.reported_at >= :since AND i.reported_at < :until
-      AND i.status NOT IN ('cancelled', 'duplicate')
+      AND {valid_case("i")}
     ORDER BY i.id
-    """
+    """  # noqa: S608 -- module constants only
 )
 
 _ROADS_SQL = sa.text(

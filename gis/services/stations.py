@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from gis.errors import GisError, ValidationError
 from gis.layers.categories import Platform, parse_platform
+from gis.layers.incidents import valid_case
 from gis.services import jobs, routing
 from gis.services.jobs import Progress, no_progress
 from gis.services.siting import (
@@ -110,14 +111,14 @@ def check_query(session: Session, query: StationSitingQuery) -> Platform:
 # --- reading the town ---------------------------------------------------------------------------
 
 _CASES_SQL = sa.text(
-    """
+    f"""
     SELECT i.id, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat
     FROM incidents AS i
     WHERE i.town_code = :town AND i.platform = :platform
       AND i.reported_at >= :since AND i.reported_at < :until
-      AND i.status NOT IN ('cancelled', 'duplicate')
+      AND {valid_case("i")}
     ORDER BY i.id
-    """
+    """  # noqa: S608 -- module constants only
 )
 
 # Every node of the network inside the town, with how many road ends meet there.

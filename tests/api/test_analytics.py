@@ -93,6 +93,9 @@ def test_other_towns_and_other_roles_are_refused(app: Any, lattice: None) -> Non
         ({"town": TOWN, "since": "2025-01-01T00:00:00Z", "until": "2025-02-01T00:00:00Z"},
          422, "only 0 case"),
         ({"town": TOWN, **PERIOD, "permutations": 1}, 422, "permutations"),
+        # The map's rule for a platform and category that do not go together (CaseFilter).
+        ({"town": TOWN, **PERIOD, "platform": "market", "category": "noise_nuisance"},
+         422, "belongs to platform 'enforcement'"),
     ],
 )  # fmt: skip
 def test_bad_hotspot_requests_get_a_4xx_with_the_reason(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gis.api import create_app
+from gis.layers.categories import Platform
 from gis.settings import Settings
 
 
@@ -29,11 +30,23 @@ def test_categories_come_from_the_catalog(client: Any) -> None:
     assert only_market and all(c["platform"] == "market" for c in only_market)
 
 
-def test_unknown_platform_filter_is_422_with_reason(client: Any) -> None:
-    response = client.get("/categories", params={"platform": "fishing"})
-    assert response.status_code == 422
-    assert response.json()["code"] == "validation_error"
-    assert "platform" in response.json()["detail"]
+def test_unknown_platform_filter_is_422_with_reason(
+    client: Any, admin_headers: dict[str, str]
+) -> None:
+    # Every route takes its platform through one dependency (gis.api.deps.PlatformDep): the same
+    # code and the four platforms named, whether the route lists categories, cases or a map.
+    for path, params in [
+        ("/categories", {}),
+        ("/incidents", {}),
+        ("/analytics/hotspots", {"town": "330803001000"}),
+    ]:
+        response = client.get(path, params={**params, "platform": "fishing"}, headers=admin_headers)
+        assert response.status_code == 422, path
+        assert response.json()["code"] == "unknown_code", path
+        assert "fishing" in response.json()["detail"], path
+        assert all(p.value in response.json()["detail"] for p in Platform), path
+    response = client.get("/categories", params={"platform": "MARKET"})
+    assert response.status_code == 200 and {c["platform"] for c in response.json()} == {"market"}
 
 
 def test_oversized_body_is_413_before_parsing(settings: Settings) -> None:

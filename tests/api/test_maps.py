@@ -104,7 +104,7 @@ def test_tianditu_with_a_key_serves_its_tiles(
 @pytest.mark.parametrize(
     ("params", "status", "code"),
     [
-        ({"platform": "weather"}, 422, "validation_error"),
+        ({"platform": "weather"}, 422, "unknown_code"),
         ({"category": "no_such_category"}, 422, "unknown_code"),
         ({"cell_m": "1"}, 422, "validation_error"),
         ({"cell_m": "nan"}, 422, "validation_error"),

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from shapely.geometry import mapping
 
-from gis.api.deps import SessionDep, StaleReadOk
+from gis.api.deps import PlatformDep, SessionDep, StaleReadOk
 from gis.api.errors import CATEGORY, ERROR_RESPONSES, domain_errors
 from gis.api.geojson import Feature
 from gis.api.routes.jobs import owner_of, start_job
@@ -63,7 +63,6 @@ SinceQuery = Annotated[
     Time | None, Query(description="Cases reported from (default: 30 days before until)")
 ]
 UntilQuery = Annotated[Time | None, Query(description="…until before (default: now)")]
-PlatformQuery = Annotated[str | None, Query(max_length=20, description="Only this platform")]
 CategoryQuery = Annotated[str | None, Query(max_length=50, description="Only this category")]
 PermutationsQuery = Annotated[
     int,
@@ -81,7 +80,7 @@ def hotspot_query(
     town: TownQuery,
     since: SinceQuery = None,
     until: UntilQuery = None,
-    platform: PlatformQuery = None,
+    platform: PlatformDep = None,
     category: CategoryQuery = None,
     permutations: PermutationsQuery = hotspots.DEFAULT_PERMUTATIONS,
     seed: SeedQuery = None,
@@ -89,7 +88,13 @@ def hotspot_query(
     """The town (within the caller's jurisdiction), period, filters and inference asked for."""
     (town_code,) = towns_in_scope(principal, town) or (town,)
     return hotspots.HotspotQuery(
-        town_code, since, until, platform, category, permutations=permutations, seed=seed
+        town_code,
+        since,
+        until,
+        platform.value if platform else None,
+        category,
+        permutations=permutations,
+        seed=seed,
     )
 
 

@@ -7,10 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from gis.api.deps import database_of
+from gis.api.deps import PlatformDep, database_of
 from gis.api.errors import ERROR_RESPONSES, domain_errors
 from gis.api.live import Hub, Stream, Subscription
-from gis.api.schemas.maps import PlatformQuery
 from gis.api.security import READ_CASES, WATCH, allow, check_town, principal_of, token_of
 from gis.errors import UnknownCodeError
 from gis.layers.live import EventType
@@ -54,7 +53,7 @@ async def event_stream(
         str | None,
         Query(max_length=12, pattern=r"^[0-9]+$", description="Only this town's events"),
     ] = None,
-    platform: PlatformQuery = None,
+    platform: PlatformDep = None,
     types: Annotated[
         str | None,
         Query(max_length=200, description=f"Comma-separated event types: {_TYPES}"),

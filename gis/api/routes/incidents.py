@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from gis.api.deps import (
     IdempotencyKey,
     PageDep,
+    PlatformDep,
     SessionDep,
     SettingsDep,
     StaleReadOk,
@@ -36,7 +37,6 @@ from gis.api.security import (
 )
 from gis.db import translate_db_errors
 from gis.errors import InvalidCoordinatesError, ValidationError
-from gis.layers.categories import Platform
 from gis.layers.incidents import Incident, IncidentFilter, IncidentStatus, list_incidents
 from gis.services.access import Principal
 from gis.services.intake import get_incident_detail, report_flow
@@ -167,7 +167,7 @@ def incidents(
     bbox: BboxDep,
     principal: CaseReader,
     status_: Annotated[list[IncidentStatus] | None, status_query()] = None,
-    platform: Annotated[Platform | None, Query()] = None,
+    platform: PlatformDep = None,
     town: Annotated[str | None, Query(max_length=12, description="Town code")] = None,
     grid: Annotated[str | None, Query(max_length=20, description="Grid code")] = None,
     category: Annotated[str | None, Query(max_length=50, description="Category code")] = None,

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from gis.api.deps import SessionDep, StaleReadOk
+from gis.api.deps import PlatformDep, SessionDep, StaleReadOk
 from gis.api.geojson import Feature, FeatureCollection, feature_collection, geometry_json
 from gis.api.schemas.plans import GridColumns
 from gis.api.schemas.types import Time, read_from
@@ -39,9 +39,7 @@ class CategoryRead(BaseModel):
 
 
 @router.get("/categories", response_model=list[CategoryRead])
-def categories(
-    session: SessionDep, platform: Annotated[Platform | None, Query()] = None
-) -> list[CategoryRead]:
+def categories(session: SessionDep, platform: PlatformDep) -> list[CategoryRead]:
     """The category catalog: category → platform → unit type, time limit, priority."""
     return [
         read_from(CategoryRead, c, platform=Platform(c.platform), initials=initials(c.name_zh))

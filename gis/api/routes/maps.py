@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from gis.api.deps import SessionDep, SettingsDep, StaleReadOk
+from gis.api.deps import PlatformDep, SessionDep, SettingsDep, StaleReadOk
 from gis.api.errors import CATEGORY, ERROR_RESPONSES, WINDOW, domain_errors
 from gis.api.hot import fast_path
 from gis.api.pages import Page, PageCache
@@ -28,7 +28,6 @@ from gis.api.schemas.maps import (
     MapSession,
     MaxMarkersQuery,
     MetricQuery,
-    PlatformQuery,
     SinceQuery,
     StepQuery,
     TileXY,
@@ -179,7 +178,7 @@ def command_room(
     town: TownQuery,
     since: SinceQuery = None,
     until: UntilQuery = None,
-    platform: PlatformQuery = None,
+    platform: PlatformDep = None,
     category: CategoryQuery = None,
     basemap: BasemapQuery = None,
     metric: MetricQuery = GridMetric.LOAD,

@@ -9,7 +9,6 @@ from fastapi import Path, Query
 from pydantic import BaseModel, Field
 
 from gis.api.schemas.types import LocalTime
-from gis.layers.categories import Platform
 from gis.maps.base import Basemap
 from gis.maps.command_room import GridMetric
 from gis.services.mapdata import (
@@ -32,7 +31,6 @@ SinceQuery = Annotated[
 UntilQuery = Annotated[
     LocalTime | None, Query(description="End of the period, exclusive. Default: now")
 ]
-PlatformQuery = Annotated[Platform | None, Query(description="Only this platform's cases")]
 CategoryQuery = Annotated[
     str | None, Query(max_length=50, description="Only this category's cases (a catalog code)")
 ]
