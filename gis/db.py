@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import TypeVar
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
@@ -101,6 +102,7 @@ _PG_EXCLUSION = "23P01"
 _PG_SERIALIZATION = "40001"
 _PG_QUERY_CANCELED = "57014"
 _PG_LOCK_NOT_AVAILABLE = "55P03"
+_PG_UNDEFINED_TABLE = "42P01"
 # Raised by the trigger of migration 0008 on an event dated ahead of the database clock.
 _GIS_FUTURE_EVENT = "GIS01"
 
@@ -112,6 +114,13 @@ def translate(error: Exception) -> GisError | None:
     if isinstance(error, sa_exc.TimeoutError):  # pool exhausted: the server is slow or gone
         return DatabaseUnavailableError(
             "the database is overloaded or unreachable; retry in a few seconds"
+        )
+    if isinstance(error, psycopg.Error):  # raised by a raw cursor (COPY and the bulk paths)
+        return translate_state(
+            error.sqlstate,
+            str(error.diag.message_primary or error).strip(),
+            connection_lost=isinstance(error, psycopg.OperationalError),
+            data_error=isinstance(error, psycopg.DataError),
         )
     if not isinstance(error, sa_exc.DBAPIError):
         return None
@@ -136,6 +145,12 @@ def translate_state(
         )
     if state == _GIS_FUTURE_EVENT:
         return FutureEventError(f"refused by the database: {message}")
+    if state == _PG_UNDEFINED_TABLE:
+        # Every table the code names is made by a migration: one missing means the database is
+        # empty or older than this version (a server started before `gis db migrate`).
+        return DatabaseUnavailableError(
+            f"{message}: the database is not migrated to this version of gis; run `gis db migrate`"
+        )
     if state == _PG_QUERY_CANCELED:
         return DatabaseUnavailableError("the query took too long and was cancelled; retry later")
     # Connection exceptions (08…) and operator intervention such as a shutdown (57…).
@@ -154,10 +169,12 @@ def translate_state(
 
 @contextmanager
 def translating(
-    errors: type[DriverErrorT], translate: Callable[[DriverErrorT], GisError | None]
+    errors: type[DriverErrorT] | tuple[type[DriverErrorT], ...],
+    translate: Callable[[DriverErrorT], GisError | None],
 ) -> Iterator[None]:
     """Re-raise ``errors`` as the domain error ``translate`` finds for them (as they are when it
-    finds none): the one boundary for SQLAlchemy's errors here and asyncpg's in ``gis.db_async``.
+    finds none): the one boundary for SQLAlchemy's errors and raw psycopg cursors' here, and
+    asyncpg's in ``gis.db_async``.
     """
     try:
         yield
@@ -170,7 +187,7 @@ def translating(
 
 def translate_db_errors() -> AbstractContextManager[None]:
     """Re-raise driver errors as domain errors; the only place that knows SQLSTATE codes."""
-    return translating(sa_exc.SQLAlchemyError, translate)
+    return translating((sa_exc.SQLAlchemyError, psycopg.Error), translate)
 
 
 def _sqlstate(error: sa_exc.DBAPIError) -> str | None:

@@ -254,3 +254,37 @@ def test_partitioning_the_demo_county_keeps_every_row_both_ways(scratch_url: str
     before = before_mid
     assert before["incident_events"][0] > 5_000
     assert before["open311_updates"][0] == 1
+
+
+def test_an_unmigrated_database_says_to_migrate_in_the_cli_and_the_api(
+    scratch_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A command or a server started before `gis db migrate`: here the database has PostGIS and
+    # no table of ours. Both say what to do, in their own error format, instead of a traceback
+    # or a 500.
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from gis.api import create_app
+    from gis.cli import app
+    from gis.settings import Settings, get_settings
+
+    monkeypatch.setenv("GIS_DATABASE_URL", scratch_url)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["sample", "load"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2, result.output
+    assert "not migrated" in result.output and "gis db migrate" in result.output
+    assert "Traceback" not in result.output
+
+    settings = Settings(  # type: ignore[call-arg]
+        database_url=scratch_url, analytics_warmup=False, _env_file=None
+    )
+    with TestClient(create_app(settings)) as client:
+        reply = client.get("/categories")
+    assert reply.status_code == 503, reply.text
+    assert reply.json()["code"] == "database_unavailable"
+    assert "gis db migrate" in reply.json()["detail"]
+    assert _tables(scratch_url) == set()  # nothing was half-written on the way
