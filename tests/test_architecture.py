@@ -22,7 +22,17 @@ ALLOWED = {
     "db_async": {"db", "queries"},
     "replicas": {"db", "db_async", "queries"},
     "queries": set(),
-    "api": {"layers", "services", "maps", "web", "db", "db_async", "queries", "replicas"},
+    "api": {
+        "layers",
+        "services",
+        "maps",
+        "web",
+        "db",
+        "db_async",
+        "queries",
+        "replicas",
+        "migrations",
+    },
     "commands": {"services", "ingest", "maps", "layers", "sample", "db"},
     "cli": {"commands", "layers", "sample", "migrations", "provision"},
 }

@@ -283,8 +283,40 @@ def test_an_unmigrated_database_says_to_migrate_in_the_cli_and_the_api(
         database_url=scratch_url, analytics_warmup=False, _env_file=None
     )
     with TestClient(create_app(settings)) as client:
-        reply = client.get("/categories")
-    assert reply.status_code == 503, reply.text
-    assert reply.json()["code"] == "database_unavailable"
-    assert "gis db migrate" in reply.json()["detail"]
+        for path in ("/categories", "/health"):
+            reply = client.get(path)
+            assert reply.status_code == 503, reply.text
+            assert reply.json()["code"] == "database_unavailable"
+            assert "gis db migrate" in reply.json()["detail"]
     assert _tables(scratch_url) == set()  # nothing was half-written on the way
+
+
+def test_health_refuses_a_schema_older_than_the_code_and_serves_a_newer_one(
+    scratch_url: str,
+) -> None:
+    # A load balancer asks /health: an instance whose database is behind its code (deployed
+    # before `gis db migrate`) is taken out; one whose database a later version already migrated
+    # (a rolling upgrade) keeps serving.
+    from fastapi.testclient import TestClient
+
+    from gis.api import create_app
+    from gis.migrations.api import upgrade
+    from gis.settings import Settings
+
+    settings = Settings(  # type: ignore[call-arg]
+        database_url=scratch_url, analytics_warmup=False, _env_file=None
+    )
+    engine = sa.create_engine(scratch_url)
+    try:
+        upgrade(scratch_url, "0001")
+        with TestClient(create_app(settings)) as client:
+            reply = client.get("/health")
+            assert reply.status_code == 503, reply.text
+            assert "revision 0001, older than this version" in reply.json()["detail"]
+            with engine.begin() as connection:
+                connection.execute(sa.text("UPDATE alembic_version SET version_num = '9999_next'"))
+            reply = client.get("/health")
+            assert reply.status_code == 200, reply.text
+            assert reply.json()["schema_revision"] == "9999_next"
+    finally:
+        engine.dispose()

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
+
 from gis.api import create_app
 from gis.layers.categories import Platform
 from gis.settings import Settings
 
 
-def test_health_reports_postgis(client: Any) -> None:
+def test_health_reports_postgis(client: Any, engine: Any) -> None:
     response = client.get("/health")
     assert response.status_code == 200
     assert response.json()["postgis"].startswith("3.")
+    with engine.connect() as connection:
+        migrated = connection.scalar(sa.text("SELECT version_num FROM alembic_version"))
+    assert response.json()["schema_revision"] == migrated
 
 
 def test_unknown_route_uses_the_error_shape(client: Any) -> None:

@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 
 from gis import __version__
 from gis.api.deps import SessionDep
+from gis.errors import DatabaseUnavailableError
+from gis.migrations.api import schema_revision
 
 router = APIRouter(tags=["health"])
 
@@ -32,6 +34,7 @@ class Health(BaseModel):
     status: str
     version: str
     postgis: str
+    schema_revision: str = Field(description="The database's migration (Alembic revision)")
     replicas: list[ReplicaHealth] = Field(
         default_factory=list, description="Each read replica; empty without any"
     )
@@ -39,9 +42,16 @@ class Health(BaseModel):
 
 @router.get("/health", response_model=Health)
 def health(session: SessionDep, request: Request) -> Health:
-    """The service and database are up (503 when the database is not), and each read
-    replica's lag (a replica down does not make the service unhealthy: the primary serves)."""
+    """The service and database are up (503 when the database is not, or is not migrated to
+    this version), and each read replica's lag (a replica down does not make the service
+    unhealthy: the primary serves)."""
     postgis = session.execute(sa.text("SELECT postgis_lib_version()")).scalar_one()
+    revision, behind = schema_revision(session.connection())
+    if behind:
+        raise DatabaseUnavailableError(
+            f"the database's schema is at revision {revision}, older than this version of gis; "
+            "run `gis db migrate`"
+        )
     reads = getattr(request.app.state, "reads", None)
     replicas = [
         ReplicaHealth(
@@ -52,4 +62,10 @@ def health(session: SessionDep, request: Request) -> Health:
         )
         for r in (reads.replicas if reads is not None else ())
     ]
-    return Health(status="ok", version=__version__, postgis=str(postgis), replicas=replicas)
+    return Health(
+        status="ok",
+        version=__version__,
+        postgis=str(postgis),
+        schema_revision=revision,
+        replicas=replicas,
+    )
