@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 import sqlalchemy as sa
@@ -23,6 +23,9 @@ from gis.db import make_engine
 from gis.errors import GisError
 from gis.migrations.api import upgrade
 from gis.settings import Settings
+
+if TYPE_CHECKING:
+    from typer.testing import Result
 
 # The headless-Chromium fixtures (browser, assets_dir), shared by tests/maps and tests/ogc; the
 # Dask clusters (local_client, scheduler) of the bulk-job tests.
@@ -132,6 +135,55 @@ def session(connection: Connection) -> Iterator[Session]:
     """A session whose commits only release savepoints: nothing outlives the test."""
     with Session(bind=connection, join_transaction_mode="create_savepoint") as session:
         yield session
+
+
+class Cli(Protocol):
+    """What the ``cli`` fixture gives: ``cli("users", "add", "x")`` runs ``gis users add x``."""
+
+    def __call__(
+        self,
+        *args: str,
+        input: str | None = None,
+        env: Mapping[str, str | None] | None = None,
+        database_url: str | None = None,
+    ) -> Result: ...
+
+
+@pytest.fixture
+def cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
+    """Run the `gis` command in-process (``gis.cli.app`` under typer's ``CliRunner``) against the
+    test database, and return its ``Result`` (exit code, output) for the test to check.
+
+    ``GIS_DATABASE_URL`` names the test database from the fixture's start; each call points it
+    at its ``database_url`` instead if given (another database, e.g. a scratch one), and clears
+    ``gis.settings.get_settings``'s cache before and after, so the command reads its settings
+    afresh and leaves none cached. ``env`` is set for that call only (None
+    unsets a variable; ``{"COLUMNS": "200"}`` keeps rich's tables on one line); ``input`` is fed
+    to the command's stdin."""
+    from typer.testing import CliRunner
+
+    from gis.cli import app
+    from gis.settings import get_settings
+
+    test_database = database_url
+
+    def run(
+        *args: str,
+        input: str | None = None,
+        env: Mapping[str, str | None] | None = None,
+        database_url: str | None = None,
+    ) -> Result:
+        monkeypatch.setenv("GIS_DATABASE_URL", database_url or test_database)
+        get_settings.cache_clear()
+        try:
+            return CliRunner().invoke(app, list(args), input=input, env=env)
+        finally:
+            get_settings.cache_clear()
+
+    monkeypatch.setenv("GIS_DATABASE_URL", test_database)
+    get_settings.cache_clear()
+    yield run
+    get_settings.cache_clear()
 
 
 def count(session: Session, table: str) -> int:

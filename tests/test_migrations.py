@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 from gis import provision
 from gis.layers import Base
 from gis.migrations.api import downgrade, upgrade
+from tests.conftest import Cli
 
 
 def _quiet(_: str) -> None:
@@ -257,24 +258,17 @@ def test_partitioning_the_demo_county_keeps_every_row_both_ways(scratch_url: str
 
 
 def test_an_unmigrated_database_says_to_migrate_in_the_cli_and_the_api(
-    scratch_url: str, monkeypatch: pytest.MonkeyPatch
+    scratch_url: str, cli: Cli
 ) -> None:
     # A command or a server started before `gis db migrate`: here the database has PostGIS and
     # no table of ours. Both say what to do, in their own error format, instead of a traceback
     # or a 500.
     from fastapi.testclient import TestClient
-    from typer.testing import CliRunner
 
     from gis.api import create_app
-    from gis.cli import app
-    from gis.settings import Settings, get_settings
+    from gis.settings import Settings
 
-    monkeypatch.setenv("GIS_DATABASE_URL", scratch_url)
-    get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(app, ["sample", "load"])
-    finally:
-        get_settings.cache_clear()
+    result = cli("sample", "load", database_url=scratch_url)
     assert result.exit_code == 2, result.output
     assert "not migrated" in result.output and "gis db migrate" in result.output
     assert "Traceback" not in result.output

@@ -11,7 +11,7 @@ it lands in the member's grid with the town's police station.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -19,17 +19,14 @@ import pytest
 import sqlalchemy as sa
 from pyproj import Transformer
 from shapely.geometry import LineString, box
-from typer.testing import CliRunner
 
 from gis import provision
-from gis.cli import app
 from gis.geo import wgs84_to_gcj02
-from gis.settings import Settings, get_settings
-from tests.conftest import TEST_DATABASE_URL
+from gis.settings import Settings
+from tests.conftest import TEST_DATABASE_URL, Cli
 from tests.ingest.test_boundaries import realdata
 from tests.services.test_ledger_tables import xlsx
 
-runner = CliRunner()
 # Around 大洲镇 (330803110) in 衢江区, WGS84.
 LON, LAT = 118.9807, 28.8725
 W, E, S, N = LON - 0.02, LON + 0.02, LAT - 0.015, LAT + 0.015
@@ -50,11 +47,17 @@ def town_database(database_url: str) -> Iterator[str]:
     provision.drop_database(url, log=_quiet)
 
 
-def gis(*args: str) -> str:
-    """Run `gis …` and return what it printed; any failure fails the test with the output."""
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == 0, result.output
-    return result.output
+@pytest.fixture
+def gis(cli: Cli, town_database: str) -> Callable[..., str]:
+    """Run `gis …` on the town's database and return what it printed; any failure fails the test
+    with the output."""
+
+    def run(*args: str | Path) -> str:
+        result = cli(*(str(a) for a in args), database_url=town_database)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    return run
 
 
 def write_files(folder: Path) -> dict[str, Path]:
@@ -132,72 +135,65 @@ def write_files(folder: Path) -> dict[str, Path]:
 
 
 def test_a_town_goes_live_from_its_own_files(
-    town_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    town_database: str, tmp_path: Path, cli: Cli, gis: Callable[..., str]
 ) -> None:
-    monkeypatch.setenv("GIS_DATABASE_URL", town_database)
-    get_settings.cache_clear()
     county = realdata("datav/330800_full.json")
     files = write_files(tmp_path)
-    try:
-        gis("db", "up")
-        assert "categories" in gis("db", "migrate")
-        # 1. Counties: the real DataV file is GCJ-02 whatever it says.
-        gis("boundaries", "import", county, "--level", "county", "--crs", "GCJ-02",
-            "--code-field", "adcode", "--commit")  # fmt: skip
-        # 2. The town in GK metres (its CRS is in the GeoPackage), then village and grids.
-        gis(
-            "boundaries",
-            "import",
-            files["town"],
-            "--level",
-            "town",
-            "--parent",
-            "330803",
-            "--commit",
-        )
-        gis(
-            "boundaries",
-            "import",
-            files["village"],
-            "--level",
-            "village",
-            "--parent",
-            TOWN,
-            "--commit",
-        )
-        gis(
-            "boundaries",
-            "import",
-            files["grids"],
-            "--level",
-            "grid",
-            "--parent",
-            VILLAGE + "",
-            "--commit",
-        )
-        gis("roads", "import", files["roads"], "--commit")
-        # 3. Units: dry run, then commit; the second run changes nothing.
-        dry = gis("import", "units", files["units"])
-        assert "added" in dry and "DZ-police" in dry and "surveyors' order" in dry
-        gis("import", "units", files["units"], "--commit")
-        assert "0 added, 0 changed, 3 unchanged" in gis(
-            "import", "units", files["units"], "--commit"
-        )
-        # 4. Cameras: declared WGS84 the phone-map ledger is refused, with the fix named.
-        wrong = runner.invoke(app, ["import", "cameras", str(files["cameras"])])
-        assert wrong.exit_code == 1 and "--crs GCJ-02" in wrong.output
-        gis("import", "cameras", files["cameras"], "--crs", "GCJ-02", "--commit")
-        # 5. Members, with a user and token each, printed once.
-        out = gis("import", "members", files["members"], "--with-users", "--commit")
-        tokens = dict(line.split("\t") for line in out.splitlines() if "\t" in line)
-        assert set(tokens) == {"member-13900000011", "member-13900000012"}
-        # Export and re-import: nothing changes.
-        gis("export", "cameras", tmp_path / "cameras-out.xlsx")
-        again = gis("import", "cameras", tmp_path / "cameras-out.xlsx", "--commit")
-        assert "0 added, 0 changed, 8 unchanged" in again
-        report_lands_right(town_database, tokens["member-13900000012"])
-    finally:
-        get_settings.cache_clear()
+    gis("db", "up")
+    assert "categories" in gis("db", "migrate")
+    # 1. Counties: the real DataV file is GCJ-02 whatever it says.
+    gis("boundaries", "import", county, "--level", "county", "--crs", "GCJ-02",
+        "--code-field", "adcode", "--commit")  # fmt: skip
+    # 2. The town in GK metres (its CRS is in the GeoPackage), then village and grids.
+    gis(
+        "boundaries",
+        "import",
+        files["town"],
+        "--level",
+        "town",
+        "--parent",
+        "330803",
+        "--commit",
+    )
+    gis(
+        "boundaries",
+        "import",
+        files["village"],
+        "--level",
+        "village",
+        "--parent",
+        TOWN,
+        "--commit",
+    )
+    gis(
+        "boundaries",
+        "import",
+        files["grids"],
+        "--level",
+        "grid",
+        "--parent",
+        VILLAGE + "",
+        "--commit",
+    )
+    gis("roads", "import", files["roads"], "--commit")
+    # 3. Units: dry run, then commit; the second run changes nothing.
+    dry = gis("import", "units", files["units"])
+    assert "added" in dry and "DZ-police" in dry and "surveyors' order" in dry
+    gis("import", "units", files["units"], "--commit")
+    assert "0 added, 0 changed, 3 unchanged" in gis("import", "units", files["units"], "--commit")
+    # 4. Cameras: declared WGS84 the phone-map ledger is refused, with the fix named.
+    wrong = cli("import", "cameras", str(files["cameras"]), database_url=town_database)
+    assert wrong.exit_code == 1 and "--crs GCJ-02" in wrong.output
+    gis("import", "cameras", files["cameras"], "--crs", "GCJ-02", "--commit")
+    # 5. Members, with a user and token each, printed once.
+    out = gis("import", "members", files["members"], "--with-users", "--commit")
+    tokens = dict(line.split("\t") for line in out.splitlines() if "\t" in line)
+    assert set(tokens) == {"member-13900000011", "member-13900000012"}
+    # Export and re-import: nothing changes.
+    gis("export", "cameras", tmp_path / "cameras-out.xlsx")
+    again = gis("import", "cameras", tmp_path / "cameras-out.xlsx", "--commit")
+    assert "0 added, 0 changed, 8 unchanged" in again
+    report_lands_right(town_database, tokens["member-13900000012"])
 
 
 def report_lands_right(url: str, token: str) -> None:

@@ -87,6 +87,11 @@ SWAPPED: Rule = (
 OUTSIDE: Rule = (OutsideCoverageError, "the point is far outside every town the service covers")
 CATEGORY: Rule = (UnknownCodeError, "the category is not in the catalog (GET /categories)")
 WINDOW: Rule = (ValidationError, "the period is empty: its end is not after its start")
+DEVICE_CLOCK: Rule = (
+    ValidationError,
+    "a device's time (occurred_at, recorded_at) is ahead of the server's clock by more than "
+    "GIS_DEVICE_CLOCK_SKEW_S: the device's clock is wrong",
+)
 
 
 def _json_safe(value: Any) -> Any:

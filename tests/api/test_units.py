@@ -125,6 +125,10 @@ def test_a_fix_keeps_the_device_time_beside_the_server_time_within_the_skew(
     reply = dispatcher.patch(f"/units/{units['police']}", json=fix)
     assert reply.status_code == 422 and "in the future" in reply.json()["detail"]
     assert count(session, "unit_positions") == fixes
+    # The refusal is one the operation documents (a deeper schemathesis run found it was not).
+    patch = app.openapi()["paths"]["/units/{unit_id}"]["patch"]["responses"]["422"]
+    assert reply.json()["code"] in patch["x-domain-errors"]
+    assert "GIS_DEVICE_CLOCK_SKEW_S" in patch["description"]
 
 
 def test_patch_of_unknown_unit_is_404(dispatcher: TestClient) -> None:

@@ -5,106 +5,107 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy.orm import Session
 
 from gis.commands.analytics import camera_siting_command, station_siting_command
 from gis.services import siting, stations
-from gis.settings import Settings, get_settings
-from tests.conftest import SAMPLE_END
+from tests.conftest import SAMPLE_END, Cli
+
+if TYPE_CHECKING:
+    from typer.testing import Result
 
 
 @pytest.fixture
-def demo_town(
-    demo: dict[str, object], engine: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[str]:
+def demo_town(demo: dict[str, object], engine: Any) -> str:
     from gis.services.mapdata import towns_with_cases
 
-    monkeypatch.setenv("GIS_DATABASE_URL", settings.database_url)
-    get_settings.cache_clear()
     with Session(engine) as session:
-        town = towns_with_cases(session)[0]
-    try:
-        yield town
-    finally:
-        get_settings.cache_clear()
+        return towns_with_cases(session)[0]
 
 
-def _run(*args: str) -> Any:
-    from typer.testing import CliRunner
-
-    from gis.cli import app
-
-    return CliRunner().invoke(app, ["analytics", *args], env={"COLUMNS": "160"})
+@pytest.fixture
+def analytics(cli: Cli) -> Callable[..., Result]:
+    """Run `gis analytics …` on the test database, 160 columns wide."""
+    return lambda *args: cli("analytics", *args, env={"COLUMNS": "160"})
 
 
 UNTIL = SAMPLE_END.isoformat()
 
 
-def test_hotspots_print_one_row_per_grid(demo_town: str) -> None:
-    result = _run("hotspots", "--town", demo_town, "--until", UNTIL, "--seed", "1", "--format",
-                  "json")  # fmt: skip
+def test_hotspots_print_one_row_per_grid(demo_town: str, analytics: Callable[..., Result]) -> None:
+    result = analytics("hotspots", "--town", demo_town, "--until", UNTIL, "--seed", "1",
+                       "--format", "json")  # fmt: skip
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout.strip().splitlines()[-1])
     assert rows and set(rows[0]) == {"grid", "name", "cases", "z", "p", "class"}
-    table = _run("hotspots", "--town", demo_town, "--until", UNTIL, "--seed", "1")
+    table = analytics("hotspots", "--town", demo_town, "--until", UNTIL, "--seed", "1")
     assert table.exit_code == 0 and "class" in table.stdout
-    cells = _run("hotspots", "--town", demo_town, "--until", UNTIL, "--seed", "1", "--cell-m",
-                 "500", "--format", "json")  # fmt: skip
+    cells = analytics("hotspots", "--town", demo_town, "--until", UNTIL, "--seed", "1",
+                      "--cell-m", "500", "--format", "json")  # fmt: skip
     assert cells.exit_code == 0, cells.output
     rows = json.loads(cells.stdout.strip().splitlines()[-1])
     assert rows and rows[0]["cell"].startswith("C") and "(distance)" in cells.output
 
 
-def test_recurring_and_emerging_run(demo_town: str) -> None:
-    recurring = _run("recurring", "--town", demo_town, "--until", UNTIL, "--weeks", "12")
+def test_recurring_and_emerging_run(demo_town: str, analytics: Callable[..., Result]) -> None:
+    recurring = analytics("recurring", "--town", demo_town, "--until", UNTIL, "--weeks", "12")
     assert recurring.exit_code == 0, recurring.output
-    emerging = _run("emerging", "--town", demo_town, "--until", UNTIL, "--since",
-                    "2026-08-01", "--seed", "1")  # fmt: skip
+    emerging = analytics("emerging", "--town", demo_town, "--until", UNTIL, "--since",
+                         "2026-08-01", "--seed", "1")  # fmt: skip
     assert emerging.exit_code == 0, emerging.output
     assert "category" in emerging.stdout
 
 
-def test_bad_input_exits_2_with_the_reason(demo_town: str) -> None:
-    result = _run("hotspots", "--town", demo_town, "--platform", "police")
+def test_bad_input_exits_2_with_the_reason(
+    demo_town: str, analytics: Callable[..., Result]
+) -> None:
+    result = analytics("hotspots", "--town", demo_town, "--platform", "police")
     assert result.exit_code == 2 and "unknown platform" in result.output
-    result = _run("hotspots", "--town", demo_town, "--since", "yesterday")
+    result = analytics("hotspots", "--town", demo_town, "--since", "yesterday")
     assert result.exit_code == 2 and "not ISO 8601" in result.output
 
 
-def test_camera_siting_prints_a_csv_and_writes_a_layer(demo_town: str, tmp_path: Any) -> None:
+def test_camera_siting_prints_a_csv_and_writes_a_layer(
+    demo_town: str, analytics: Callable[..., Result], tmp_path: Any
+) -> None:
     layer = tmp_path / "sites.geojson"
-    result = _run("camera-siting", "--town", demo_town, "--k", "2", "--range-m", "150",
-                  "--spacing-m", "100", "--until", UNTIL, "--format", "csv",
-                  "--geojson", str(layer))  # fmt: skip
+    result = analytics("camera-siting", "--town", demo_town, "--k", "2", "--range-m", "150",
+                       "--spacing-m", "100", "--until", UNTIL, "--format", "csv",
+                       "--geojson", str(layer))  # fmt: skip
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stdout.splitlines() if line.startswith(("rank", "1,", "2,"))]
     assert lines[0].startswith("rank,lon,lat") and len(lines) == 3
     assert len(json.loads(layer.read_text())["features"]) == 2
 
 
-def test_redistrict_refuses_an_unknown_weight_column(demo_town: str) -> None:
-    result = _run("redistrict", "--town", demo_town, "--weight", "cameras=1")
+def test_redistrict_refuses_an_unknown_weight_column(
+    demo_town: str, analytics: Callable[..., Result]
+) -> None:
+    result = analytics("redistrict", "--town", demo_town, "--weight", "cameras=1")
     assert result.exit_code == 2 and "unknown weight column" in result.output
-    result = _run("redistrict", "--village", "x", "--town", demo_town)
+    result = analytics("redistrict", "--village", "x", "--town", demo_town)
     assert result.exit_code == 2 and "exactly one of" in result.output
 
 
-def test_station_siting_prints_a_csv_and_the_drive_times(demo_town: str, tmp_path: Any) -> None:
+def test_station_siting_prints_a_csv_and_the_drive_times(
+    demo_town: str, analytics: Callable[..., Result], tmp_path: Any
+) -> None:
     layer = tmp_path / "stations.geojson"
-    result = _run("station-siting", "--town", demo_town, "--platform", "market", "--k", "2",
-                  "--since", "2026-07-01", "--until", UNTIL, "--max-candidates", "40",
-                  "--format", "csv", "--geojson", str(layer))  # fmt: skip
+    result = analytics("station-siting", "--town", demo_town, "--platform", "market",
+                       "--k", "2", "--since", "2026-07-01", "--until", UNTIL,
+                       "--max-candidates", "40", "--format", "csv",
+                       "--geojson", str(layer))  # fmt: skip
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stdout.splitlines() if line.startswith(("rank", "1,", "2,"))]
     assert lines[0].startswith("rank,node,lon,lat") and len(lines) == 3
     assert "drive time mean" in result.output and "90th percentile" in result.output
     assert len(json.loads(layer.read_text())["features"]) == 2
-    bad = _run("station-siting", "--town", demo_town, "--platform", "police", "--k", "2")
+    bad = analytics("station-siting", "--town", demo_town, "--platform", "police", "--k", "2")
     assert bad.exit_code == 2 and "unknown platform" in bad.output
 
 
@@ -135,7 +136,7 @@ def _json_rows(stdout: str) -> list[dict[str, Any]]:
 
 
 def test_many_towns_on_dask_and_in_process_equal_each_single_town_run(
-    demo_town: str, engine: Any, local_client: Any
+    demo_town: str, engine: Any, local_client: Any, analytics: Callable[..., Result]
 ) -> None:
     from gis.services.mapdata import towns_with_cases
 
@@ -148,22 +149,24 @@ def test_many_towns_on_dask_and_in_process_equal_each_single_town_run(
     for command, extra in (("hotspots", []), ("emerging", ["--step", "month"])):
         single = {}
         for town in towns:
-            result = _run(command, "--town", town, *common, *extra)
+            result = analytics(command, "--town", town, *common, *extra)
             assert result.exit_code == 0, result.output
             single[town] = _json_rows(result.stdout)
-        on_dask = _run(command, *many, "--scheduler", address, *common, *extra)
+        on_dask = analytics(command, *many, "--scheduler", address, *common, *extra)
         assert on_dask.exit_code == 0, on_dask.output
         assert f"Dask: {address}" in on_dask.output and "2/2" in on_dask.output
         assert _rows_by_town(on_dask.stdout) == single
-        in_process = _run(command, *many, *common, *extra)
+        in_process = analytics(command, *many, *common, *extra)
         assert in_process.exit_code == 0 and _rows_by_town(in_process.stdout) == single
     # Every town of a county, in code order; a town with too few cases would be skipped.
-    county = _run("hotspots", "--county", towns[0][:6], *common)  # 330803: the county's adcode
+    county = analytics("hotspots", "--county", towns[0][:6], *common)  # 330803: the county's adcode
     assert county.exit_code == 0, county.output
     assert list(_rows_by_town(county.stdout)) == sorted(_rows_by_town(county.stdout))
 
 
-def test_many_town_bad_input_exits_2_with_the_reason(demo_town: str) -> None:
+def test_many_town_bad_input_exits_2_with_the_reason(
+    demo_town: str, analytics: Callable[..., Result]
+) -> None:
     for args, reason in (
         (["--town", demo_town, "--town", "330899999000"], "no town with code '330899999000'"),
         ([], "give --town (repeatable), --county or --all-towns"),
@@ -171,7 +174,7 @@ def test_many_town_bad_input_exits_2_with_the_reason(demo_town: str) -> None:
         (["--county", "330899000000"], "no county with code"),
         (["--all-towns", "--scheduler", "127.0.0.1:8786"], "must be an address like tcp://"),
     ):
-        result = _run("hotspots", *args, "--until", UNTIL)
+        result = analytics("hotspots", *args, "--until", UNTIL)
         assert result.exit_code == 2 and reason in result.output, (args, result.output)
         assert "Traceback" not in result.output
 

@@ -10,14 +10,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
-from typer.testing import CliRunner
 
-from gis.cli import app
 from gis.services.intake import report_incident
-from gis.settings import Settings, get_settings
+from gis.settings import Settings
+from tests.conftest import Cli
 from tests.services.intake_fixtures import committed_area, make_report
 
-runner = CliRunner()
 OLD = datetime(2018, 7, 9, 3, 0, tzinfo=UTC)
 
 
@@ -36,15 +34,10 @@ def _partitions(engine: Engine) -> set[str]:
 
 
 @pytest.fixture
-def cli_database(
-    database_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Engine]:
-    """The CLI on the test database; partitions the test made are dropped afterwards."""
-    monkeypatch.setenv("GIS_DATABASE_URL", database_url)
-    get_settings.cache_clear()
+def cli_database(engine: Engine) -> Iterator[Engine]:
+    """The test database for the CLI; partitions the test made are dropped afterwards."""
     existing = _partitions(engine)
     yield engine
-    get_settings.cache_clear()
     with engine.begin() as connection:
         for name in sorted(_partitions(engine) - existing):
             # A partition of a table that keys point at is detached before it is dropped.
@@ -57,24 +50,26 @@ def cli_database(
             connection.execute(sa.text(f"DROP TABLE IF EXISTS {name}, archive.{name}"))
 
 
-def test_ensure_creates_months_once_and_refuses_an_empty_span(cli_database: Engine) -> None:
-    first = runner.invoke(app, ["partitions", "ensure", "--months-ahead", "6"])
+def test_ensure_creates_months_once_and_refuses_an_empty_span(
+    cli_database: Engine, cli: Cli
+) -> None:
+    first = cli("partitions", "ensure", "--months-ahead", "6")
     assert first.exit_code == 0, first.output
-    again = runner.invoke(app, ["partitions", "ensure", "--months-ahead", "6"])
+    again = cli("partitions", "ensure", "--months-ahead", "6")
     assert again.exit_code == 0, again.output
     assert "created none (all present)" in again.output
-    listed = runner.invoke(app, ["partitions", "list"])
+    listed = cli("partitions", "list")
     assert listed.exit_code == 0 and "default" in listed.output, listed.output
 
-    empty = runner.invoke(app, ["partitions", "ensure", "--from", "2099-01"])
+    empty = cli("partitions", "ensure", "--from", "2099-01")
     assert empty.exit_code == 2
     assert "the span is empty" in empty.output
-    bad = runner.invoke(app, ["partitions", "ensure", "--from", "2024-13"])
+    bad = cli("partitions", "ensure", "--from", "2024-13")
     assert bad.exit_code == 2 and "YYYY-MM" in bad.output
 
 
 def test_archive_and_restore_a_month_of_a_closed_case(
-    cli_database: Engine, catalog: int, settings: Settings
+    cli_database: Engine, catalog: int, settings: Settings, cli: Cli
 ) -> None:
     engine = cli_database
     with committed_area(engine):
@@ -91,23 +86,23 @@ def test_archive_and_restore_a_month_of_a_closed_case(
         with engine.connect() as connection:
             assert connection.scalar(sa.text(live), {"id": case}) == 2
 
-        archived = runner.invoke(app, ["archive", "--before", "2018-08"])
+        archived = cli("archive", "--before", "2018-08")
         assert archived.exit_code == 0, archived.output
         assert "archive.incident_events_y2018m07" in archived.output
-        listed = runner.invoke(app, ["archive", "list"])
+        listed = cli("archive", "list")
         assert "2018-07" in listed.output, listed.output
         with engine.connect() as connection:
             assert connection.scalar(sa.text(live), {"id": case}) == 0
 
-        restored = runner.invoke(app, ["archive", "restore", "2018-07"])
+        restored = cli("archive", "restore", "2018-07")
         assert restored.exit_code == 0, restored.output
         assert "restored 2018-07" in restored.output
         with engine.connect() as connection:
             assert connection.scalar(sa.text(live), {"id": case}) == 2
 
-        again = runner.invoke(app, ["archive", "restore", "2018-07"])
+        again = cli("archive", "restore", "2018-07")
         assert again.exit_code == 2 and "not in the archive" in again.output
-        missing = runner.invoke(app, ["archive"])
+        missing = cli("archive")
         assert missing.exit_code == 2 and "--before" in missing.output
-        bad = runner.invoke(app, ["archive", "--before", "last year"])
+        bad = cli("archive", "--before", "last year")
         assert bad.exit_code == 2 and "YYYY-MM" in bad.output

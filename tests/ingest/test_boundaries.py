@@ -18,7 +18,6 @@ from geoalchemy2.shape import to_shape
 from pyproj import Transformer
 from shapely.geometry import LineString, Point, Polygon, box
 from sqlalchemy.orm import Session
-from typer.testing import CliRunner
 
 from gis.errors import UnknownCrsError, ValidationError
 from gis.geo import geodesic_distance_m, wgs84_to_gcj02
@@ -35,6 +34,7 @@ from gis.layers.grids import Grid, list_grids
 from gis.layers.incidents import Incident, IncidentEvent
 from gis.layers.plans import GridChange
 from gis.layers.regions import Region, region_code
+from tests.conftest import Cli
 from tests.services.planfixtures import EAST, MID, NORTH, SOUTH, WEST, Village, make_village
 
 REALDATA = Path(__file__).resolve().parents[2].parent / "shared" / "realdata"
@@ -358,54 +358,34 @@ def test_region_import_with_unknown_parent_is_reported_not_written(
     assert not plan.added and "pass --parent" in plan.unplaced[0].reason
 
 
-def test_cli_import_is_a_dry_run_unless_commit(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import typer
-
-    from gis.commands import boundaries
-    from gis.settings import get_settings
-
-    monkeypatch.setenv("GIS_DATABASE_URL", database_url)
-    get_settings.cache_clear()
-    app = typer.Typer()
-    boundaries.register(app)
+def test_cli_import_is_a_dry_run_unless_commit(database_url: str, tmp_path: Path, cli: Cli) -> None:
     path = _write(
         gpd.GeoDataFrame(
             {"adcode": ["339999"], "name": ["试验县"]}, geometry=[KNOWN], crs="EPSG:4326"
         ),
         tmp_path / "county.shp",
     )
-    try:
-        result = CliRunner().invoke(
-            app, ["boundaries", "import", str(path), "--level", "county", "--crs", "GCJ-02"]
+    result = cli("boundaries", "import", str(path), "--level", "county", "--crs", "GCJ-02")
+    assert result.exit_code == 0, result.output
+    assert "dry run" in result.output and "added" in result.output
+    engine = sa.create_engine(database_url)
+    with engine.connect() as connection:
+        assert (
+            connection.execute(
+                sa.text("SELECT count(*) FROM regions WHERE code = '339999000000'")
+            ).scalar_one()
+            == 0
         )
-        assert result.exit_code == 0, result.output
-        assert "dry run" in result.output and "added" in result.output
-        engine = sa.create_engine(database_url)
-        with engine.connect() as connection:
-            assert (
-                connection.execute(
-                    sa.text("SELECT count(*) FROM regions WHERE code = '339999000000'")
-                ).scalar_one()
-                == 0
-            )
-        engine.dispose()
-        bad = CliRunner().invoke(
-            app, ["boundaries", "import", str(tmp_path / "missing.gpkg"), "--level", "town"]
-        )
-        assert bad.exit_code == 2 and "no such file" in bad.output
-        target = tmp_path / "c.gpkg"
-        exported = CliRunner().invoke(
-            app, ["boundaries", "export", "--level", "town", "-o", str(target), "--format", "gpkg"]
-        )
-        # The session database holds only what committed fixtures left: maybe no town at all.
-        if exported.exit_code == 0:
-            assert target.exists() and "wrote" in exported.output
-        else:
-            assert exported.exit_code == 2 and "nothing to export" in exported.output
-    finally:
-        get_settings.cache_clear()
+    engine.dispose()
+    bad = cli("boundaries", "import", str(tmp_path / "missing.gpkg"), "--level", "town")
+    assert bad.exit_code == 2 and "no such file" in bad.output
+    target = tmp_path / "c.gpkg"
+    exported = cli("boundaries", "export", "--level", "town", "-o", str(target), "--format", "gpkg")
+    # The session database holds only what committed fixtures left: maybe no town at all.
+    if exported.exit_code == 0:
+        assert target.exists() and "wrote" in exported.output
+    else:
+        assert exported.exit_code == 2 and "nothing to export" in exported.output
 
 
 def test_geojson_written_by_export_is_plain_wgs84(
@@ -452,26 +432,13 @@ def test_datav_county_file_matches_the_demo_counties_by_code(
 
 
 def test_cli_reports_four_changed_and_two_added_for_the_datav_county_file(
-    database_url: str, demo: dict[str, object], monkeypatch: pytest.MonkeyPatch
+    demo: dict[str, object], cli: Cli
 ) -> None:
-    import typer
-
-    from gis.commands import boundaries
-    from gis.settings import get_settings
-
     path = realdata("datav/330800_full.json")
-    monkeypatch.setenv("GIS_DATABASE_URL", database_url)
-    monkeypatch.setenv("COLUMNS", "200")  # rich wraps the table to the terminal width
-    get_settings.cache_clear()
-    app = typer.Typer()
-    boundaries.register(app)
-    try:
-        result = CliRunner().invoke(
-            app,
-            ["boundaries", "import", str(path), "--level", "county", "--crs", "GCJ-02"],
-        )
-    finally:
-        get_settings.cache_clear()
+    result = cli(
+        "boundaries", "import", str(path), "--level", "county", "--crs", "GCJ-02",
+        env={"COLUMNS": "200"},  # rich wraps the table to the terminal width
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
             for line in result.output.splitlines() if line.count("│") >= 4}  # fmt: skip

@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from distributed import Client
 from shapely.geometry import LineString, Polygon
 from sqlalchemy.orm import Session
-from typer.testing import CliRunner
 
 from gis.errors import BulkJobError
 from gis.ingest.boundaries import Level, commit_import, plan_import, read_boundaries
+from tests.conftest import Cli
 from tests.dask_fixtures import Scheduler, kill
 from tests.ingest.test_boundaries import realdata
 from tests.services.planfixtures import EAST, NORTH, SOUTH, WEST, Village, make_village
@@ -150,27 +150,15 @@ def test_a_scheduler_killed_mid_read_fails_cleanly_and_a_rerun_commits(
 
 
 def test_cli_import_on_dask_prints_the_same_plan_and_refuses_a_bad_scheduler(
-    database_url: str, local_client: Client, monkeypatch: pytest.MonkeyPatch
+    local_client: Client, cli: Cli
 ) -> None:
-    import typer
-
-    from gis.commands import boundaries
-    from gis.settings import get_settings
-
     path = str(realdata("datav/330800_full.json"))
     address = local_client.scheduler.address
-    monkeypatch.setenv("GIS_DATABASE_URL", database_url)
-    monkeypatch.setenv("COLUMNS", "200")
-    app = typer.Typer()
-    boundaries.register(app)
+    wide = {"COLUMNS": "200"}
     command = ["boundaries", "import", path, "--level", "county", "--crs", "GCJ-02"]
 
     def run(*extra: str, env: dict[str, str] | None = None) -> tuple[int, list[str]]:
-        get_settings.cache_clear()
-        try:
-            result = CliRunner().invoke(app, [*command, *extra], env=env)
-        finally:
-            get_settings.cache_clear()
+        result = cli(*command, *extra, env={**wide, **(env or {})})
         # The plan's table, and which cluster ran the read.
         shown = [line for line in result.output.splitlines() if "│" in line or "Dask:" in line]
         return result.exit_code, shown
@@ -181,6 +169,6 @@ def test_cli_import_on_dask_prints_the_same_plan_and_refuses_a_bad_scheduler(
     assert run("--scheduler", address) == on_dask
     # --dask takes GIS_DASK_SCHEDULER's cluster (this one) rather than starting a local one.
     assert run("--dask", env={"GIS_DASK_SCHEDULER": address}) == on_dask
-    bad = CliRunner().invoke(app, [*command, "--scheduler", "localhost:8786"])
+    bad = cli(*command, "--scheduler", "localhost:8786", env=wide)
     assert bad.exit_code == 2 and "must be an address like tcp://" in bad.output
     assert "Traceback" not in bad.output

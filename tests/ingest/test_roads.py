@@ -18,6 +18,7 @@ from gis.geo import wgs84_to_gcj02
 from gis.ingest.roads import import_roads, parse_class, parse_oneway, parse_speed
 from gis.layers.roads import Road
 from gis.services.routing import RouteOptions, drive_times
+from tests.conftest import Cli
 from tests.services.dispatch_fixtures import UTM, add_regions, add_unit, lonlat, to_utm
 
 GEOD = Geod(ellps="WGS84")
@@ -201,26 +202,15 @@ def test_parse_class_and_oneway() -> None:
 
 
 def test_cli_import_is_a_dry_run_without_commit(
-    database_url: str, osm_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: Any
+    osm_file: Path, tmp_path: Path, cli: Cli, engine: Any
 ) -> None:
-    from typer.testing import CliRunner
-
-    from gis.cli import app
-    from gis.settings import get_settings
-
     with engine.connect() as connection:
         before = connection.execute(sa.text("SELECT count(*) FROM roads")).scalar_one()
-    monkeypatch.setenv("GIS_DATABASE_URL", database_url)
-    get_settings.cache_clear()
-    try:
-        runner = CliRunner()
-        result = runner.invoke(app, ["roads", "import", str(osm_file)])
-        assert result.exit_code == 0, result.output
-        assert "dry run" in result.output and "segments after noding" in result.output
-        bad = runner.invoke(app, ["roads", "import", str(tmp_path / "missing.geojson")])
-        assert bad.exit_code == 2 and "no such file" in bad.output
-    finally:
-        get_settings.cache_clear()
+    result = cli("roads", "import", str(osm_file))
+    assert result.exit_code == 0, result.output
+    assert "dry run" in result.output and "segments after noding" in result.output
+    bad = cli("roads", "import", str(tmp_path / "missing.geojson"))
+    assert bad.exit_code == 2 and "no such file" in bad.output
     with engine.connect() as connection:
         assert connection.execute(sa.text("SELECT count(*) FROM roads")).scalar_one() == before
 

@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from typer.testing import CliRunner
 
-from gis.cli import app
 from gis.commands.map import command_room
 from gis.services import mapdata
-from gis.settings import get_settings
-from tests.conftest import SAMPLE_END
+from tests.conftest import SAMPLE_END, Cli
 
-
-@pytest.fixture
-def cli_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The CLI pointed at the test database (its settings are cached per process)."""
-    monkeypatch.setenv("GIS_DATABASE_URL", database_url)
-    monkeypatch.delenv("GIS_TIANDITU_KEY", raising=False)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
+# No Tianditu key from the environment: the tianditu basemap must find it missing.
+NO_KEY: dict[str, str | None] = {"GIS_TIANDITU_KEY": None}
 
 
 def _first(engine: Engine, level: str) -> str:
@@ -38,16 +27,13 @@ def _first(engine: Engine, level: str) -> str:
 
 
 def test_command_room_map_is_written_for_a_demo_town(
-    demo: dict[str, object], engine: Engine, cli_env: None, tmp_path: Path
+    demo: dict[str, object], engine: Engine, cli: Cli, tmp_path: Path
 ) -> None:
     town = _first(engine, "town")
     output = tmp_path / "room.html"
-    result = CliRunner().invoke(
-        app,
-        [
-            "map", "command-room", "--town", town, "--until", SAMPLE_END.isoformat(),
-            "--metric", "closure", "-o", str(output),
-        ],
+    result = cli(
+        "map", "command-room", "--town", town, "--until", SAMPLE_END.isoformat(),
+        "--metric", "closure", "-o", str(output), env=NO_KEY,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     html = output.read_text(encoding="utf-8")
@@ -55,11 +41,11 @@ def test_command_room_map_is_written_for_a_demo_town(
 
 
 def test_village_grid_map_is_written(
-    demo: dict[str, object], engine: Engine, cli_env: None, tmp_path: Path
+    demo: dict[str, object], engine: Engine, cli: Cli, tmp_path: Path
 ) -> None:
     output = tmp_path / "village.html"
     village = _first(engine, "village")
-    result = CliRunner().invoke(app, ["map", "grids", "--village", village, "-o", str(output)])
+    result = cli("map", "grids", "--village", village, "-o", str(output), env=NO_KEY)
     assert result.exit_code == 0, result.output
     assert "网格图" in output.read_text(encoding="utf-8")
 
@@ -74,10 +60,10 @@ def test_village_grid_map_is_written(
     ],
 )
 def test_bad_input_exits_2_with_the_reason_and_writes_nothing(
-    cli_env: None, tmp_path: Path, arguments: list[str], message: str
+    cli: Cli, tmp_path: Path, arguments: list[str], message: str
 ) -> None:
     output = tmp_path / "room.html"
-    result = CliRunner().invoke(app, ["map", "command-room", *arguments, "-o", str(output)])
+    result = cli("map", "command-room", *arguments, "-o", str(output), env=NO_KEY)
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
     assert not output.exists()

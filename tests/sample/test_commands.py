@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from gis.sample.boundaries import BOUNDARIES_DIR, LAYER_FILES
 from gis.sample.commands import app
-from gis.settings import get_settings
-from tests.conftest import SAMPLE_SEED
+from tests.conftest import SAMPLE_SEED, Cli
 
+# The tests that need no database run `gis sample` on a runner of their own (the `cli` fixture
+# would make them need the test database).
 runner = CliRunner()
-
-
-@pytest.fixture
-def settings_of_test_database(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The CLI's settings pointed at the test database for one test."""
-    monkeypatch.setenv("GIS_DATABASE_URL", database_url)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def test_boundaries_command_writes_the_committed_files(tmp_path: Path) -> None:
@@ -33,10 +23,8 @@ def test_boundaries_command_writes_the_committed_files(tmp_path: Path) -> None:
         assert written == (BOUNDARIES_DIR / f"{layer}.geojson").read_bytes()
 
 
-def test_load_command_refuses_a_database_that_holds_data(
-    demo: dict[str, object], settings_of_test_database: None
-) -> None:
-    result = runner.invoke(app, ["load", "--seed", str(SAMPLE_SEED), "--no-progress"])
+def test_load_command_refuses_a_database_that_holds_data(demo: dict[str, object], cli: Cli) -> None:
+    result = cli("sample", "load", "--seed", str(SAMPLE_SEED), "--no-progress")
     assert result.exit_code == 2
     assert "already holds data" in result.output
     assert "--replace" in result.output
@@ -48,9 +36,7 @@ def test_load_command_rejects_a_bad_end_date() -> None:
     assert "ISO date" in result.output
 
 
-def test_load_if_empty_keeps_a_loaded_county(
-    demo: dict[str, object], settings_of_test_database: None
-) -> None:
-    result = runner.invoke(app, ["load", "--if-empty", "--no-progress"])
+def test_load_if_empty_keeps_a_loaded_county(demo: dict[str, object], cli: Cli) -> None:
+    result = cli("sample", "load", "--if-empty", "--no-progress")
     assert result.exit_code == 0, result.output
     assert "keeping it" in result.output

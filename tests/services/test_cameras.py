@@ -18,7 +18,7 @@ from gis.errors import (
 )
 from gis.layers.cameras import CameraKind, CameraStatus, cameras_seeing
 from gis.services import cameras
-from tests.conftest import count
+from tests.conftest import Cli, count
 from tests.services.dispatch_fixtures import (
     TOWN,
     add_grid,
@@ -227,25 +227,12 @@ def test_coverage_by_grid_lists_worst_first(session: Session, county: None) -> N
         cameras.grid_coverage(session, "99G-NOPE")
 
 
-def test_cli_coverage_prints_a_table_and_refuses_unknown_towns(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from typer.testing import CliRunner
-
-    from gis.cli import app
-    from gis.settings import get_settings
-
-    monkeypatch.setenv("GIS_DATABASE_URL", database_url)
-    get_settings.cache_clear()
-    try:
-        runner = CliRunner()
-        result = runner.invoke(app, ["cameras", "coverage", "--limit", "5"])
-        assert result.exit_code == 0, result.output
-        assert "worst first" in result.output
-        unknown = runner.invoke(app, ["cameras", "coverage", "--town", "nowhere"])
-        assert unknown.exit_code == 2 and "unknown town" in unknown.output
-    finally:
-        get_settings.cache_clear()
+def test_cli_coverage_prints_a_table_and_refuses_unknown_towns(cli: Cli) -> None:
+    result = cli("cameras", "coverage", "--limit", "5")
+    assert result.exit_code == 0, result.output
+    assert "worst first" in result.output
+    unknown = cli("cameras", "coverage", "--town", "nowhere")
+    assert unknown.exit_code == 2 and "unknown town" in unknown.output
 
 
 def test_demo_county_coverage_is_consistent(session: Session, demo: dict[str, object]) -> None:

@@ -15,6 +15,7 @@ from gis.errors import ValidationError
 from gis.layers.grids import Grid
 from gis.layers.incidents import Incident, IncidentEvent
 from gis.services import reassign
+from tests.conftest import Cli
 from tests.services.planfixtures import (
     EAST,
     MID,
@@ -190,27 +191,12 @@ def test_point_inside_after_snap_is_marked_inside_again(session: Session, villag
     assert Point(118.8095, 28.905).within(box(MID, SOUTH, EAST, NORTH))
 
 
-def test_cli_reassign_is_a_dry_run_unless_commit(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import typer
-    from typer.testing import CliRunner
-
-    from gis.commands import boundaries
-    from gis.settings import get_settings
-
-    monkeypatch.setenv("GIS_DATABASE_URL", database_url)
-    get_settings.cache_clear()
-    app = typer.Typer()
-    boundaries.register(app)
-    try:
-        result = CliRunner().invoke(app, ["reassign"])
-        assert result.exit_code == 0, result.output
-        assert "open cases" in result.output and "dry run" in result.output
-        bad = CliRunner().invoke(app, ["reassign", "--town", "999999999999"])
-        assert bad.exit_code == 2 and "no town" in bad.output
-    finally:
-        get_settings.cache_clear()
+def test_cli_reassign_is_a_dry_run_unless_commit(cli: Cli) -> None:
+    result = cli("reassign")
+    assert result.exit_code == 0, result.output
+    assert "open cases" in result.output and "dry run" in result.output
+    bad = cli("reassign", "--town", "999999999999")
+    assert bad.exit_code == 2 and "no town" in bad.output
 
 
 def test_a_resolved_case_is_open_and_follows_its_grid(session: Session, village: Village) -> None:

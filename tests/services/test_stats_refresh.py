@@ -12,14 +12,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
-from typer.testing import CliRunner
 
-from gis.cli import app
 from gis.commands.stats import REFRESH_BUSY_EXIT
 from gis.layers.base import utcnow
 from gis.services.stats import RefreshBusyError, refresh_facts
 from gis.services.workflow import apply_action
-from gis.settings import get_settings
+from tests.conftest import Cli
 from tests.services.workflow_fixtures import build_history, hours_after, inject_event
 
 
@@ -113,13 +111,8 @@ def test_a_second_refresh_is_refused_at_once_or_waits_for_the_first(
 
 
 def test_cli_refresh_says_a_refresh_is_running_and_exits_3(
-    database_url: str, catalog: int, holder: Session, monkeypatch: pytest.MonkeyPatch
+    catalog: int, holder: Session, cli: Cli
 ) -> None:
-    monkeypatch.setenv("GIS_DATABASE_URL", database_url)
-    get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(app, ["stats", "refresh"])
-    finally:
-        get_settings.cache_clear()
+    result = cli("stats", "refresh")
     assert result.exit_code == REFRESH_BUSY_EXIT == 3
     assert "refresh is running" in result.output

@@ -21,7 +21,7 @@ from gis.api.deps import (
     settings_of,
     status_query,
 )
-from gis.api.errors import CATEGORY, OUTSIDE, SWAPPED, domain_errors
+from gis.api.errors import CATEGORY, DEVICE_CLOCK, OUTSIDE, SWAPPED, domain_errors
 from gis.api.geojson import FeatureCollection, feature_collection
 from gis.api.responses import json_response
 from gis.api.schemas.incidents import IncidentCreate, IncidentProperties, IncidentRead
@@ -76,6 +76,7 @@ _BBOX = re.compile(BBOX_PATTERN)
             SWAPPED,
             OUTSIDE,
             CATEGORY,
+            DEVICE_CLOCK,
             (
                 ValidationError,
                 "a media: photo that was not uploaded first (POST /media), or that another "

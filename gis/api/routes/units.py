@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 
 from gis.api.deps import ClockDep, PageDep, PlatformDep, SessionDep, SettingsDep, StaleReadOk
-from gis.api.errors import OUTSIDE, SWAPPED, domain_errors
+from gis.api.errors import DEVICE_CLOCK, OUTSIDE, SWAPPED, domain_errors
 from gis.api.geojson import FeatureCollection, feature_collection
 from gis.api.schemas.dispatch import FixProperties, UnitProperties, UnitRead, UnitUpdate
 from gis.api.schemas.types import UNIT_STATUSES, Time, one_of, unit_type_query
@@ -72,7 +72,9 @@ def unit(session: SessionDep, _: Watcher, unit_id: UnitId) -> UnitRead:
 
 
 @router.patch(
-    "/units/{unit_id}", response_model=UnitRead, responses=domain_errors(SWAPPED, OUTSIDE)
+    "/units/{unit_id}",
+    response_model=UnitRead,
+    responses=domain_errors(SWAPPED, OUTSIDE, DEVICE_CLOCK),
 )
 def update_unit(
     session: SessionDep,
