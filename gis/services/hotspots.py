@@ -146,6 +146,11 @@ class HotspotQuery:
     band_m: float | None = None
 
     @property
+    def cases(self) -> CaseFilter:
+        """Its platform and category filter, as the command-room map has it."""
+        return CaseFilter(self.platform, self.category)
+
+    @property
     def unit(self) -> str:
         """``grid`` or ``cell``: what the statistics are computed on."""
         return "grid" if self.cell_m is None else "cell"
@@ -226,7 +231,7 @@ class HotspotResult:
 def check_query(session: Session, query: HotspotQuery) -> Period:
     """The period of ``query`` after checking every parameter (4xx errors with the reason)."""
     get_region(session, query.town_code, level=RegionLevel.TOWN)
-    CaseFilter(query.platform, query.category).check(session)
+    query.cases.check(session)
     if not 9 <= query.permutations <= MAX_PERMUTATIONS:
         raise ValidationError(f"permutations must be between 9 and {MAX_PERMUTATIONS}")
     if query.cell_m is not None and not CELL_M[0] <= query.cell_m <= CELL_M[1]:
@@ -272,8 +277,7 @@ def case_filters(query: HotspotQuery, period: Period) -> dict[str, object]:
         "town": query.town_code,
         "since": period.since,
         "until": period.until,
-        "platform": query.platform,
-        "category": query.category,
+        **query.cases.params(),
     }
 
 

@@ -159,12 +159,16 @@ class CaseFilter:
     platform: str | None = None
     category: str | None = None
 
-    # The same selection as SQL text on ``incidents AS i``, for statements written out: bind the
-    # filter's platform and category as :platform and :category (None: all).
+    # The same selection as SQL text on ``incidents AS i``, for statements written out, bound
+    # with ``params()``.
     WHERE: ClassVar[str] = (
         "(CAST(:platform AS text) IS NULL OR i.platform = :platform)"
         " AND (CAST(:category AS text) IS NULL OR i.category_code = :category)"
     )
+
+    def params(self) -> dict[str, str | None]:
+        """The bound parameters of ``WHERE`` (None: all)."""
+        return {"platform": self.platform, "category": self.category}
 
     def check(self, session: Session) -> None:
         """Refuse an unknown platform or category, or a category of another platform."""
